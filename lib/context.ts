@@ -1,0 +1,294 @@
+// Context: one sequence's KV cache and compute state. It offers the low-level layer-range decode
+// (early exit and partial-layer verification, from the patched llama.cpp) and `generate()`,
+// which runs plain or self-speculative decoding. One operation at a time per context.
+import { availableParallelism } from 'node:os';
+import { plainLoop } from './decoding/plain.js';
+import { DecodeSession } from './decoding/session.js';
+import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
+import { BusyError, ContextFullError, DisposedError, checkInteger } from './errors.js';
+import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
+import { native, type NativeContext, type NativeContextState, type NativeDecodeResult } from './native.js';
+import { resolveSampling, type SamplingOptions } from './sampling.js';
+import type { Model } from './model.js';
+
+export interface ContextOptions {
+  /** KV cache size in tokens (default: min(2048, the model's training context)). */
+  contextSize?: number;
+  /** Most tokens one decode call takes (default min(512, contextSize)). */
+  batchSize?: number;
+  /** Threads for single-token decoding (default: `defaultThreads()`). */
+  threads?: number;
+  /** Threads for prompt batches (default: `threads`). */
+  batchThreads?: number;
+  /** Flash attention: 'auto' (default), true or false. */
+  flashAttention?: boolean | 'auto';
+}
+
+/**
+ * The default thread count: every core up to 4. (node-llama-cpp's threading is pathological on
+ * 2 cores; ours runs llama.cpp's compute on one libuv worker plus llama.cpp's own threads, and
+ * `bench/threads.ts` measures the choice.)
+ */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+export interface DecodeLayersOptions {
+  /** Tokens, for a range that starts at layer 0. */
+  tokens?: readonly number[] | Int32Array;
+  /** Layer-start hidden states (rows of the embedding size) for a range that starts above 0; default: the drafts' cached states. */
+  hidden?: Float32Array;
+  /** With cached hidden states: how many pending drafts to verify (default all). */
+  count?: number;
+  /** First position (default: the next position, or the first unverified draft for a verification). */
+  position?: number;
+  /** Layers [start, end) to run (default all). start must be 0 or end must be the layer count. */
+  layers?: [number, number];
+  /** Which tokens produce logits (default 'last'). */
+  outputs?: 'last' | 'all' | 'none';
+  /** Return the logits rows (default false: only the argmax of each row). */
+  logits?: boolean;
+  /** Return each output row's top probability (softmax maximum). */
+  probs?: boolean;
+  /** Return the layer-end hidden states of every token (early-exit calls only). */
+  returnHidden?: boolean;
+}
+
+export type DecodeLayersResult = NativeDecodeResult;
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate (default 256). */
+  maxTokens?: number;
+  /** Stop when the text contains one of these (the stop string is not returned). */
+  stop?: readonly string[];
+  signal?: AbortSignal;
+  /** Add the model's BOS token before the prompt (default: the model's setting). */
+  addBos?: boolean;
+  /** Draft with the first layers, verify with the rest (LayerSkip); output is unchanged. */
+  selfSpeculative?: SelfSpeculativeOptions;
+}
+
+export class Context {
+  private running: string | null = null;
+  private isDisposed = false;
+  private readonly disposeHooks: (() => void)[] = [];
+  /** Tokens held at positions [0, prefix.length) when known, for prompt-prefix reuse; null when unknown. */
+  private prefix: number[] | null = [];
+
+  private constructor(
+    readonly model: Model,
+    /** @internal */ readonly handle: NativeContext,
+    readonly threads: number,
+  ) {}
+
+  /** @internal */
+  static async create(model: Model, o: ContextOptions): Promise<Context> {
+    const info = model.info;
+    const contextSize = checkInteger('contextSize', o.contextSize ?? Math.min(2048, info.trainContextLength || 2048), 1, 1 << 24);
+    const batchSize = checkInteger('batchSize', o.batchSize ?? Math.min(512, contextSize), 1, 1 << 16);
+    const threads = checkInteger('threads', o.threads ?? defaultThreads(), 1, 1024);
+    const batchThreads = checkInteger('batchThreads', o.batchThreads ?? threads, 1, 1024);
+    const fa = o.flashAttention === undefined || o.flashAttention === 'auto' ? -1 : o.flashAttention ? 1 : 0;
+    const handle = await native().createContext(model.handle, { contextSize, batchSize, threads, batchThreads, flashAttention: fa });
+    return new Context(model, handle, threads);
+  }
+
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /** Positions, draft state and sizes. */
+  state(): NativeContextState {
+    this.assertLive('state');
+    return this.handle.state();
+  }
+
+  get contextSize(): number {
+    return this.state().contextSize;
+  }
+
+  private assertLive(what: string): void {
+    if (this.isDisposed) throw new DisposedError(`${what} (context)`);
+  }
+
+  private acquire(what: string): () => void {
+    this.assertLive(what);
+    if (this.running) throw new BusyError(`${what} (running: ${this.running})`);
+    this.running = what;
+    return () => {
+      this.running = null;
+    };
+  }
+
+  /**
+   * Low-level: decode tokens through layers [start, end), or verify pending early-exit drafts with
+   * layers [E, N) from their cached layer-E hidden states. See the README's "Layer-range decoding".
+   */
+  async decodeLayers(options: DecodeLayersOptions): Promise<DecodeLayersResult> {
+    const release = this.acquire('decodeLayers');
+    this.prefix = null; // the caller now owns the cache contents
+    try {
+      return await this.handle.decode({
+        ...options,
+        tokens: options.tokens === undefined ? undefined : Int32Array.from(options.tokens),
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /** Removes positions [position, end) from the KV cache (rollback of rejected drafts). */
+  removeFrom(position: number): void {
+    const release = this.acquire('removeFrom');
+    try {
+      this.handle.removeFrom(position);
+      if (this.prefix) this.prefix.length = Math.min(this.prefix.length, position);
+    } finally {
+      release();
+    }
+  }
+
+  /** Empties the KV cache. */
+  clear(): void {
+    const release = this.acquire('clear');
+    try {
+      this.handle.clear();
+      this.prefix = [];
+    } finally {
+      release();
+    }
+  }
+
+  setThreads(threads: number, batchThreads = threads): void {
+    const release = this.acquire('setThreads');
+    try {
+      this.handle.setThreads(checkInteger('threads', threads, 1, 1024), checkInteger('batchThreads', batchThreads, 1, 1024));
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Generates text after `prompt` (a string, or token ids). Iterate the returned object for
+   * streamed chunks, or await `.result`. Throws at once for invalid options or a busy context.
+   */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
+    const release = this.acquire('generate');
+    try {
+      const sampling = resolveSampling(options);
+      const maxTokens = checkInteger('maxTokens', options.maxTokens ?? 256, 1, 1 << 24);
+      const stop = options.stop ?? [];
+      if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) {
+        throw new TypeError('stop must be an array of non-empty strings');
+      }
+      const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
+      const promptTokens = typeof prompt === 'string' ? this.model.tokenize(prompt, { addBos: options.addBos }) : Array.from(prompt);
+      if (promptTokens.length === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
+      const nVocab = this.model.info.vocabularySize;
+      for (const t of promptTokens) checkInteger('prompt token', t, 0, nVocab - 1);
+      const { contextSize } = this.handle.state();
+      if (promptTokens.length + 1 > contextSize) {
+        throw new ContextFullError(`generate: the prompt has ${promptTokens.length} tokens; the context holds ${contextSize}`);
+      }
+      options.signal?.throwIfAborted();
+      return new Generation((emit) => this.run(promptTokens, options, sampling, maxTokens, stop, spec, emit).finally(release));
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  private async run(
+    promptTokens: number[],
+    options: GenerateOptions,
+    sampling: ReturnType<typeof resolveSampling>,
+    maxTokens: number,
+    stop: readonly string[],
+    spec: ReturnType<typeof resolveSelfSpeculative> | null,
+    emit: (chunk: GenerationChunk) => void,
+  ): Promise<GenerationResult> {
+    const t0 = performance.now();
+    const session = new DecodeSession(this.model.handle, maxTokens, stop, emit, options.signal, () => this.isDisposed);
+    const nVocab = this.model.info.vocabularySize;
+    let reused = 0;
+    try {
+      // prompt: keep the cached common prefix, decode the rest with all layers
+      const cached = this.prefix ?? [];
+      while (reused < cached.length && reused < promptTokens.length && cached[reused] === promptTokens[reused]) reused++;
+      if (reused === promptTokens.length) reused--; // the last prompt token is decoded again for its logits
+      this.handle.removeFrom(this.prefix ? reused : 0);
+      if (!this.prefix) reused = 0;
+      this.prefix = promptTokens.slice(0, reused);
+      const { batchSize } = this.handle.state();
+      let first: NativeDecodeResult | undefined;
+      for (let i = reused; i < promptTokens.length; i += batchSize) {
+        session.check();
+        const chunk = promptTokens.slice(i, i + batchSize);
+        const last = i + batchSize >= promptTokens.length;
+        first = await this.handle.decode({
+          tokens: Int32Array.from(chunk),
+          outputs: last ? 'last' : 'none',
+          logits: last && sampling.temperature > 0,
+          probs: false,
+        });
+        this.prefix.push(...chunk);
+      }
+      const t1 = performance.now();
+      const onCached = (token: number) => this.prefix?.push(token);
+      const speculative = spec
+        ? await selfSpeculativeLoop(this.handle, first!, session, sampling, nVocab, spec, onCached)
+        : (await plainLoop(this.handle, first!, session, sampling, nVocab, onCached), undefined);
+      session.finish();
+      const t2 = performance.now();
+      const generateMs = t2 - t1;
+      return {
+        text: session.text,
+        tokens: session.tokens,
+        stopReason: session.stopReason ?? 'maxTokens',
+        timings: {
+          promptTokens: promptTokens.length,
+          reusedPromptTokens: reused,
+          generatedTokens: session.tokens.length,
+          promptMs: t1 - t0,
+          generateMs,
+          totalMs: t2 - t0,
+          tokensPerSecond: generateMs > 0 ? (session.tokens.length / generateMs) * 1000 : 0,
+        },
+        speculative,
+      };
+    } catch (e) {
+      // leave a consistent cache: drop unverified drafts; the prefix is what is verified
+      if (!this.isDisposed) {
+        try {
+          const st = this.handle.state();
+          if (!st.busy) {
+            this.handle.removeFrom(st.verifiedPosition);
+            if (this.prefix) this.prefix.length = Math.min(this.prefix.length, st.verifiedPosition);
+          } else {
+            this.prefix = null;
+          }
+        } catch {
+          this.prefix = null;
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** @internal */
+  onDispose(hook: () => void): void {
+    this.disposeHooks.push(hook);
+  }
+
+  /** Frees the KV cache. A running generation stops at its next step with an ERR_DISPOSED error. Idempotent. */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    this.handle.dispose();
+    for (const h of this.disposeHooks.splice(0)) h();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+}

@@ -1,0 +1,87 @@
+// Adaptive drafting: picks each round's draft length from the observed acceptance and the
+// measured costs of drafting and verifying, so that a model whose early exit rarely agrees with
+// the full model falls back to plain decoding (draft length 0) instead of running slower.
+//
+// Per-token acceptance a is estimated as accepted / (accepted + rejections) (the maximum-
+// likelihood estimate for a geometric run), with exponential forgetting. A round with draft
+// length d yields (1 - a^(d+1)) / (1 - a) tokens and costs d·draft + verify(d+1) (+ one
+// draft step for the bonus position); a plain step yields 1 token for one full decode.
+
+export class DraftPolicy {
+  private accepted = 2; // prior: a = 0.5 over a few observations
+  private rejected = 2;
+  private draftMs = NaN; // one early-exit step
+  private fullMs = NaN; // one plain full decode
+  private verifyBase = NaN; // verify(k) ≈ verifyBase + verifyPerToken · k
+  private verifyPerToken = NaN;
+  private plainSteps = 0;
+  private static readonly decay = 0.9;
+
+  constructor(
+    private readonly maxDraft: number,
+    private readonly exitFraction: number, // E / N, for cost guesses before measurements
+    private readonly probeEvery = 16,
+  ) {}
+
+  get acceptance(): number {
+    return this.accepted / (this.accepted + this.rejected);
+  }
+
+  /** The draft length for the next round: 0 means a plain full-model step. */
+  next(): number {
+    const a = Math.min(this.acceptance, 0.999);
+    const draft = Number.isNaN(this.draftMs) ? this.exitFraction : this.draftMs;
+    const full = Number.isNaN(this.fullMs) ? 1 : this.fullMs;
+    const verify = (k: number) =>
+      Number.isNaN(this.verifyBase) ? (1 - this.exitFraction) * (1 + 0.25 * (k - 1)) : this.verifyBase + this.verifyPerToken * k;
+    let best = 0;
+    let bestRate = 1 / full;
+    for (let d = 1; d <= this.maxDraft; d++) {
+      const tokens = (1 - a ** (d + 1)) / (1 - a);
+      const cost = (d + 1) * draft + verify(d + 1);
+      if (tokens / cost > bestRate) {
+        bestRate = tokens / cost;
+        best = d;
+      }
+    }
+    if (best === 0 && ++this.plainSteps >= this.probeEvery) {
+      this.plainSteps = 0;
+      return 1; // probe: acceptance may have changed with the text
+    }
+    return best;
+  }
+
+  observeRound(drafted: number, accepted: number): void {
+    const d = DraftPolicy.decay ** drafted;
+    this.accepted = this.accepted * d + accepted;
+    this.rejected = this.rejected * d + (accepted < drafted ? 1 : 0);
+  }
+
+  observeDraftStep(ms: number): void {
+    this.draftMs = Number.isNaN(this.draftMs) ? ms : 0.8 * this.draftMs + 0.2 * ms;
+  }
+
+  observeFullStep(ms: number): void {
+    this.fullMs = Number.isNaN(this.fullMs) ? ms : 0.8 * this.fullMs + 0.2 * ms;
+  }
+
+  private vSamples: [number, number][] = [];
+  observeVerify(tokens: number, ms: number): void {
+    // a least-squares line through the recent (tokens, ms) pairs
+    this.vSamples.push([tokens, ms]);
+    if (this.vSamples.length > 32) this.vSamples.shift();
+    const n = this.vSamples.length;
+    let sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (const [x, y] of this.vSamples) {
+      sx += x; sy += y; sxx += x * x; sxy += x * y;
+    }
+    const den = n * sxx - sx * sx;
+    if (n >= 3 && den > 1e-9) {
+      this.verifyPerToken = Math.max(0, (n * sxy - sx * sy) / den);
+      this.verifyBase = Math.max(0, (sy - this.verifyPerToken * sx) / n);
+    } else {
+      this.verifyPerToken = sy / sx / 4;
+      this.verifyBase = (sy - this.verifyPerToken * sx) / n;
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// What every decoding loop shares: accepting tokens one at a time (EOS, stop strings, token
+// limit, streaming text), abort checks, and timings. The loops (plain, self-speculative) only
+// decide which tokens come next.
+import { abortReason } from '../errors.js';
+import type { GenerationChunk, StopReason } from '../generation.js';
+import type { NativeModel } from '../native.js';
+import { TextOutput } from '../text-output.js';
+
+export class DecodeSession {
+  readonly tokens: number[] = [];
+  stopReason: StopReason | null = null;
+  private readonly out: TextOutput;
+  private readonly pendingTokens: number[] = [];
+
+  constructor(
+    private readonly model: NativeModel,
+    readonly maxTokens: number,
+    stopStrings: readonly string[],
+    private readonly emit: (chunk: GenerationChunk) => void,
+    private readonly signal: AbortSignal | undefined,
+    private readonly isDisposed: () => boolean,
+  ) {
+    this.out = new TextOutput(stopStrings);
+  }
+
+  isEog(token: number): boolean {
+    return this.model.isEog(token);
+  }
+
+  get done(): boolean {
+    return this.stopReason !== null;
+  }
+
+  get text(): string {
+    return this.out.text;
+  }
+
+  /** Throws the abort reason, or a disposed error, between decode steps. */
+  check(): void {
+    if (this.signal?.aborted) throw abortReason(this.signal);
+    if (this.isDisposed()) {
+      const e = new Error('generate: the context was disposed during generation');
+      (e as NodeJS.ErrnoException).code = 'ERR_DISPOSED';
+      throw e;
+    }
+  }
+
+  /** Appends one generated token; returns false when the generation must stop with it. */
+  accept(token: number): boolean {
+    if (this.done) return false;
+    if (this.model.isEog(token)) {
+      this.stopReason = 'eos';
+      return false;
+    }
+    this.tokens.push(token);
+    this.pendingTokens.push(token);
+    const text = this.out.push(this.model.tokenPiece(token, false));
+    if (text.length > 0 || this.out.stopped) this.flushChunk(text);
+    if (this.out.stopped) {
+      this.stopReason = 'stopString';
+      return false;
+    }
+    if (this.tokens.length >= this.maxTokens) {
+      this.stopReason = 'maxTokens';
+      return false;
+    }
+    return true;
+  }
+
+  stop(reason: StopReason): void {
+    if (!this.done) this.stopReason = reason;
+  }
+
+  /** End of generation: emits text that was held back. */
+  finish(): void {
+    const text = this.out.flush();
+    if (text.length > 0 || this.pendingTokens.length > 0) this.flushChunk(text);
+  }
+
+  private flushChunk(text: string): void {
+    this.emit({ text, tokens: this.pendingTokens.splice(0) });
+  }
+}

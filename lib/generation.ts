@@ -1,0 +1,110 @@
+// The object `generate()` returns: an async iterable of text chunks that is filled by a running
+// generation, plus `result`, a Promise of the final text, tokens, stop reason and timings.
+// The generation runs whether or not anyone iterates.
+
+export type StopReason = 'eos' | 'maxTokens' | 'stopString' | 'contextFull';
+
+export interface GenerationChunk {
+  /** Text that became final with this chunk (may be empty while a UTF-8 character or a possible stop string is pending). */
+  text: string;
+  /** The tokens this chunk adds. */
+  tokens: number[];
+}
+
+export interface SpeculativeStats {
+  exitLayer: number;
+  /** Draft tokens proposed by early exit. */
+  drafted: number;
+  /** Draft tokens the full model accepted. */
+  accepted: number;
+  /** Tokens the full model produced itself (a correction at the first disagreement, or the bonus token). */
+  corrections: number;
+  /** accepted / drafted (0 when nothing was drafted). */
+  acceptanceRate: number;
+  /** Draft / verify rounds. */
+  rounds: number;
+  /** Generated tokens per round. */
+  tokensPerRound: number;
+  draftMs: number;
+  verifyMs: number;
+  samplingMs: number;
+  /** The draft length of each round (adaptive drafting changes it). */
+  draftLengths: number[];
+}
+
+export interface GenerationTimings {
+  promptTokens: number;
+  /** Prompt tokens that were already in the KV cache (prefix reuse). */
+  reusedPromptTokens: number;
+  generatedTokens: number;
+  promptMs: number;
+  generateMs: number;
+  totalMs: number;
+  /** Generated tokens per second, prompt excluded. */
+  tokensPerSecond: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  tokens: number[];
+  stopReason: StopReason;
+  timings: GenerationTimings;
+  /** Present when self-speculative decoding ran. */
+  speculative?: SpeculativeStats;
+}
+
+export class Generation implements AsyncIterable<GenerationChunk> {
+  /** Settles when the generation ends: the final result, or the error that stopped it (an AbortError on abort). */
+  readonly result: Promise<GenerationResult>;
+  private readonly queue: GenerationChunk[] = [];
+  private wake: (() => void) | null = null;
+  private finished = false;
+  private failure: unknown = null;
+
+  /** @internal */
+  constructor(run: (emit: (chunk: GenerationChunk) => void) => Promise<GenerationResult>) {
+    this.result = run((chunk) => {
+      this.queue.push(chunk);
+      this.notify();
+    }).then(
+      (r) => {
+        this.finished = true;
+        this.notify();
+        return r;
+      },
+      (e) => {
+        this.finished = true;
+        this.failure = e;
+        this.notify();
+        throw e;
+      },
+    );
+    // a caller that only iterates must not see an unhandled rejection of `result`
+    this.result.catch(() => {});
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
+    for (;;) {
+      if (this.queue.length > 0) {
+        yield this.queue.shift()!;
+        continue;
+      }
+      if (this.finished) {
+        if (this.failure) throw this.failure;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** Waits for the end and returns the whole text. */
+  async text(): Promise<string> {
+    return (await this.result).text;
+  }
+}

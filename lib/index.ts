@@ -1,0 +1,23 @@
+// layerskip: self-speculative decoding (LayerSkip) for local LLMs on a patched llama.cpp.
+export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './model.js';
+export {
+  Context,
+  defaultThreads,
+  type ContextOptions,
+  type DecodeLayersOptions,
+  type DecodeLayersResult,
+  type GenerateOptions,
+} from './context.js';
+export {
+  Generation,
+  type GenerationChunk,
+  type GenerationResult,
+  type GenerationTimings,
+  type SpeculativeStats,
+  type StopReason,
+} from './generation.js';
+export type { SelfSpeculativeOptions } from './decoding/self-speculative.js';
+export type { SamplingOptions } from './sampling.js';
+export { BusyError, ContextFullError, DisposedError } from './errors.js';
+export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
+export { systemInfo } from './system.js';

@@ -1,0 +1,100 @@
+// Loads the native addon (a prebuilt binary from prebuilds/ or a source build in build/) through
+// node-gyp-build, and describes its interface. Everything else in lib/ goes through this module.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  layerCount: number;
+  embeddingSize: number;
+  headCount: number;
+  headCountKv: number;
+  vocabularySize: number;
+  trainContextLength: number;
+  parameterCount: number;
+  sizeBytes: number;
+  specialTokens: { bos: number; eos: number; eot: number; addBos: boolean };
+  chatTemplate: string | null;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, special: boolean): string;
+  tokenPiece(token: number, special: boolean): Uint8Array;
+  isEog(token: number): boolean;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeDecodeOptions {
+  tokens?: Int32Array;
+  hidden?: Float32Array;
+  count?: number;
+  position?: number;
+  layers?: [number, number];
+  outputs?: 'last' | 'all' | 'none';
+  logits?: boolean;
+  probs?: boolean;
+  returnHidden?: boolean;
+}
+
+export interface NativeDecodeResult {
+  argmax: Int32Array;
+  maxProb?: Float32Array;
+  logits?: Float32Array;
+  hidden?: Float32Array;
+}
+
+export interface NativeContextState {
+  contextSize: number;
+  batchSize: number;
+  nextPosition: number;
+  verifiedPosition: number;
+  draftLayer: number;
+  busy: boolean;
+  disposed: boolean;
+}
+
+export interface NativeContext {
+  decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
+  removeFrom(position: number): void;
+  clear(): void;
+  setThreads(threads: number, batchThreads?: number): void;
+  state(): NativeContextState;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): Promise<NativeModel>;
+  createContext(model: NativeModel, options: {
+    contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
+  }): Promise<NativeContext>;
+  quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
+  systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+let binding: NativeBinding | undefined;
+
+/** The native addon, loaded on first use. Throws a clear error when no binary fits this platform. */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+  try {
+    binding = load(packageRoot);
+  } catch (e) {
+    const err = new Error(
+      `layerskip: no native binary for ${process.platform}-${process.arch} (node ${process.version}). ` +
+        'Build it from source with `npm run build:native` (needs CMake, a C++17 compiler and the llama.cpp tree; ' +
+        `see the README). Cause: ${(e as Error).message}`,
+    );
+    (err as NodeJS.ErrnoException).code = 'ERR_LAYERSKIP_NO_BINARY';
+    throw err;
+  }
+  return binding;
+}

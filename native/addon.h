@@ -1,0 +1,10 @@
+#pragma once
+#include <napi.h>
+
+namespace layerskip {
+// Per-environment data (one per Node realm / worker thread).
+struct AddonData {
+    Napi::FunctionReference model_ctor;
+    Napi::FunctionReference context_ctor;
+};
+}  // namespace layerskip

@@ -1,0 +1,110 @@
+#include "common.h"
+
+#include "llama.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+namespace layerskip {
+
+namespace {
+thread_local std::string last_error;
+
+void log_callback(ggml_log_level level, const char * text, void *) {
+    if (level == GGML_LOG_LEVEL_ERROR && text) {
+        // keep the first line of the latest error: llama.cpp's reason for a failed call
+        std::string msg(text);
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        if (!msg.empty()) last_error = msg;
+    }
+    static const bool verbose = [] {
+        const char * v = std::getenv("LAYERSKIP_LOG");
+        return v && v[0] && v[0] != '0';
+    }();
+    if (verbose && text) {
+        std::fputs(text, stderr);
+    }
+}
+}  // namespace
+
+std::string take_last_llama_error() {
+    std::string msg;
+    msg.swap(last_error);
+    return msg;
+}
+
+void install_log_callback() {
+    llama_log_set(log_callback, nullptr);
+}
+
+Napi::Promise PromiseWorker::run(Napi::Env env, Work work, Done done, Finally finally) {
+    auto * worker = new PromiseWorker(env, std::move(work), std::move(done), std::move(finally));
+    auto promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+}
+
+PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done, Finally finally)
+    : Napi::AsyncWorker(env, "layerskip"), deferred_(Napi::Promise::Deferred::New(env)),
+      work_(std::move(work)), done_(std::move(done)), finally_(std::move(finally)) {}
+
+void PromiseWorker::Execute() {
+    try {
+        work_();
+    } catch (const std::exception & e) {
+        SetError(e.what());
+    } catch (...) {
+        SetError("unknown native error");
+    }
+}
+
+void PromiseWorker::OnOK() {
+    if (finally_) finally_();
+    Napi::Env env = Env();
+    try {
+        deferred_.Resolve(done_(env));
+    } catch (const Napi::Error & e) {
+        deferred_.Reject(e.Value());
+    }
+}
+
+void PromiseWorker::OnError(const Napi::Error & e) {
+    if (finally_) finally_();
+    deferred_.Reject(e.Value());
+}
+
+void throw_type(Napi::Env env, const std::string & message) {
+    throw Napi::TypeError::New(env, message);
+}
+
+void throw_range(Napi::Env env, const std::string & message) {
+    throw Napi::RangeError::New(env, message);
+}
+
+void throw_error(Napi::Env env, const std::string & message, const char * code) {
+    auto err = Napi::Error::New(env, message);
+    if (code) err.Set("code", Napi::String::New(env, code));
+    throw err;
+}
+
+int32_t get_int(Napi::Env env, const Napi::Object & obj, const char * key, int32_t fallback, int32_t lo, int32_t hi) {
+    if (!obj.Has(key)) return fallback;
+    Napi::Value v = obj.Get(key);
+    if (v.IsUndefined()) return fallback;
+    if (!v.IsNumber()) throw_type(env, std::string(key) + " must be a number");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != (double)(int64_t)d || d < lo || d > hi) {
+        throw_range(env, std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(d));
+    }
+    return (int32_t)d;
+}
+
+bool get_bool(const Napi::Object & obj, const char * key, bool fallback) {
+    if (!obj.Has(key)) return fallback;
+    Napi::Value v = obj.Get(key);
+    if (v.IsUndefined()) return fallback;
+    return v.ToBoolean().Value();
+}
+
+}  // namespace layerskip

@@ -1,0 +1,58 @@
+// Context: a llama_context (KV cache + compute) on one sequence, with the layer-range decode
+// that the patch adds. The addon tracks which positions hold all layers and which hold only the
+// draft's layers [0, E), and keeps the drafts' layer-E hidden states natively (the "exit query
+// cache") so a verification call does not copy them through JavaScript.
+#pragma once
+
+#include <napi.h>
+
+#include "llama.h"
+#include "model.h"
+
+#include <atomic>
+#include <vector>
+
+namespace layerskip {
+
+class Context : public Napi::ObjectWrap<Context> {
+public:
+    static Napi::Function define(Napi::Env env);
+    static Napi::Value create(const Napi::CallbackInfo & info);  // (model, options) => Promise<Context>
+
+    explicit Context(const Napi::CallbackInfo & info);
+    ~Context() override;
+
+private:
+    struct DecodeJob;
+
+    Napi::Value decode(const Napi::CallbackInfo & info);
+    Napi::Value remove_from(const Napi::CallbackInfo & info);
+    Napi::Value clear(const Napi::CallbackInfo & info);
+    Napi::Value set_threads(const Napi::CallbackInfo & info);
+    Napi::Value state(const Napi::CallbackInfo & info);
+    Napi::Value dispose(const Napi::CallbackInfo & info);
+
+    void check_usable(Napi::Env env, const char * what) const;
+    void free_now();
+    void run_decode(DecodeJob & job);  // worker thread
+
+    llama_context * ctx_ = nullptr;
+    Model * model_ = nullptr;
+    Napi::ObjectReference model_ref_;
+    llama_batch tok_batch_{};
+    llama_batch embd_batch_{};
+
+    int32_t n_layer_ = 0, n_embd_ = 0, n_vocab_ = 0, n_ctx_ = 0, n_batch_ = 0;
+
+    // positions [0, n_past_) are in the KV cache; [0, n_full_) hold all layers and
+    // [n_full_, n_past_) only layers [0, draft_layer_) (early-exit drafts awaiting verification)
+    int32_t n_past_ = 0, n_full_ = 0, draft_layer_ = 0;
+    std::vector<float> hidden_cache_;  // layer-draft_layer_ hidden states of [n_full_, n_past_)
+    int32_t hidden_layer_enabled_ = -1;  // the layer whose input llama.cpp extracts
+    int32_t range_start_ = 0, range_end_ = 0;
+
+    std::atomic<bool> busy_{false};
+    bool disposed_ = false;
+};
+
+}  // namespace layerskip

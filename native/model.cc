@@ -1,0 +1,264 @@
+#include "model.h"
+
+#include "addon.h"
+#include "common.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace layerskip {
+
+Napi::Function Model::define(Napi::Env env) {
+    return DefineClass(env, "NativeModel", {
+        InstanceMethod<&Model::info>("info"),
+        InstanceMethod<&Model::tokenize>("tokenize"),
+        InstanceMethod<&Model::detokenize>("detokenize"),
+        InstanceMethod<&Model::token_piece>("tokenPiece"),
+        InstanceMethod<&Model::is_eog>("isEog"),
+        InstanceMethod<&Model::dispose>("dispose"),
+        InstanceAccessor<&Model::disposed_getter>("disposed"),
+    });
+}
+
+Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+        throw_type(info.Env(), "NativeModel cannot be constructed directly: use loadModel()");
+    }
+    model_ = info[0].As<Napi::External<llama_model>>().Data();
+}
+
+Model::~Model() { free_now(); }
+
+void Model::free_now() {
+    if (model_) {
+        llama_model_free(model_);
+        model_ = nullptr;
+    }
+}
+
+void Model::release() {
+    if (--users_ == 0 && disposed_) free_now();
+}
+
+void Model::check_live(Napi::Env env, const char * what) const {
+    if (disposed_) throw_error(env, std::string(what) + ": the model is disposed", "ERR_DISPOSED");
+}
+
+Model * Model::unwrap_live(Napi::Env env, Napi::Value value, const char * what) {
+    auto * data = env.GetInstanceData<AddonData>();
+    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->model_ctor.Value())) {
+        throw_type(env, std::string(what) + ": expected a native model");
+    }
+    Model * m = Model::Unwrap(value.As<Napi::Object>());
+    m->check_live(env, what);
+    return m;
+}
+
+Napi::Value Model::load(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw_type(env, "loadModel: path must be a string");
+    std::string path = info[0].As<Napi::String>();
+    Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+
+    auto params = llama_model_default_params();
+    params.n_gpu_layers = get_int(env, opts, "gpuLayers", -1, -1, 100000);
+    params.load_mode = get_bool(opts, "mmap", true) ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
+    params.check_tensors = get_bool(opts, "checkTensors", false);
+
+    auto result = std::make_shared<llama_model *>(nullptr);
+    return PromiseWorker::run(env,
+        [path, params, result]() {
+            struct stat st;
+            if (stat(path.c_str(), &st) != 0) throw std::runtime_error("model file not found: " + path);
+            if (!S_ISREG(st.st_mode)) throw std::runtime_error("not a regular file: " + path);
+            FILE * f = std::fopen(path.c_str(), "rb");
+            if (!f) throw std::runtime_error("cannot open model file: " + path);
+            char magic[4] = {0};
+            size_t n = std::fread(magic, 1, 4, f);
+            std::fclose(f);
+            if (n != 4 || std::memcmp(magic, "GGUF", 4) != 0) {
+                throw std::runtime_error("not a GGUF file (bad magic): " + path);
+            }
+            take_last_llama_error();
+            *result = llama_model_load_from_file(path.c_str(), params);
+            if (!*result) {
+                std::string why = take_last_llama_error();
+                throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
+            }
+        },
+        [result](Napi::Env env) -> Napi::Value {
+            auto * data = env.GetInstanceData<AddonData>();
+            return data->model_ctor.New({Napi::External<llama_model>::New(env, *result)});
+        });
+}
+
+static std::string meta_string(const llama_model * model, const char * key) {
+    std::vector<char> buf(256);
+    int32_t n = llama_model_meta_val_str(model, key, buf.data(), buf.size());
+    if (n < 0) return {};
+    if ((size_t)n >= buf.size()) {
+        buf.resize(n + 1);
+        llama_model_meta_val_str(model, key, buf.data(), buf.size());
+    }
+    return std::string(buf.data());
+}
+
+Napi::Value Model::info(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "info");
+    const llama_vocab * v = vocab();
+    Napi::Object o = Napi::Object::New(env);
+    char desc[256];
+    llama_model_desc(model_, desc, sizeof(desc));
+    o.Set("architecture", meta_string(model_, "general.architecture"));
+    o.Set("name", meta_string(model_, "general.name"));
+    o.Set("description", std::string(desc));
+    o.Set("layerCount", llama_model_n_layer(model_));
+    o.Set("embeddingSize", llama_model_n_embd(model_));
+    o.Set("headCount", llama_model_n_head(model_));
+    o.Set("headCountKv", llama_model_n_head_kv(model_));
+    o.Set("vocabularySize", llama_vocab_n_tokens(v));
+    o.Set("trainContextLength", llama_model_n_ctx_train(model_));
+    o.Set("parameterCount", (double)llama_model_n_params(model_));
+    o.Set("sizeBytes", (double)llama_model_size(model_));
+    Napi::Object special = Napi::Object::New(env);
+    special.Set("bos", llama_vocab_bos(v));
+    special.Set("eos", llama_vocab_eos(v));
+    special.Set("eot", llama_vocab_eot(v));
+    special.Set("addBos", llama_vocab_get_add_bos(v));
+    o.Set("specialTokens", special);
+    const char * tmpl = llama_model_chat_template(model_, nullptr);
+    o.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
+    return o;
+}
+
+Napi::Value Model::tokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "tokenize");
+    if (info.Length() < 1 || !info[0].IsString()) throw_type(env, "tokenize: text must be a string");
+    std::string text = info[0].As<Napi::String>();
+    bool add_special = info.Length() > 1 && info[1].ToBoolean();
+    bool parse_special = info.Length() > 2 && info[2].ToBoolean();
+    std::vector<llama_token> tokens(text.size() + 8);
+    int32_t n = llama_tokenize(vocab(), text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
+    if (n < 0) {
+        tokens.resize(-n);
+        n = llama_tokenize(vocab(), text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
+    }
+    if (n < 0) throw_error(env, "tokenize failed");
+    auto out = Napi::Int32Array::New(env, n);
+    std::memcpy(out.Data(), tokens.data(), n * sizeof(llama_token));
+    return out;
+}
+
+static void check_tokens(Napi::Env env, const llama_vocab * v, const int32_t * t, size_t n, const char * what) {
+    const int32_t n_vocab = llama_vocab_n_tokens(v);
+    for (size_t i = 0; i < n; ++i) {
+        if (t[i] < 0 || t[i] >= n_vocab) {
+            throw_range(env, std::string(what) + ": token " + std::to_string(t[i]) + " at index " + std::to_string(i) +
+                " is outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
+        }
+    }
+}
+
+Napi::Value Model::detokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "detokenize");
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        throw_type(env, "detokenize: tokens must be an Int32Array");
+    }
+    auto tokens = info[0].As<Napi::Int32Array>();
+    bool special = info.Length() > 1 && info[1].ToBoolean();
+    check_tokens(env, vocab(), tokens.Data(), tokens.ElementLength(), "detokenize");
+    std::vector<char> buf(tokens.ElementLength() * 8 + 16);
+    int32_t n = llama_detokenize(vocab(), tokens.Data(), (int32_t)tokens.ElementLength(), buf.data(), (int32_t)buf.size(), false, special);
+    if (n < 0) {
+        buf.resize(-n);
+        n = llama_detokenize(vocab(), tokens.Data(), (int32_t)tokens.ElementLength(), buf.data(), (int32_t)buf.size(), false, special);
+    }
+    return Napi::String::New(env, buf.data(), n < 0 ? 0 : n);
+}
+
+// The bytes of one token (a UTF-8 character may span tokens, so the caller decodes a stream).
+Napi::Value Model::token_piece(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "tokenPiece");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw_type(env, "tokenPiece: token must be a number");
+    int32_t t = info[0].As<Napi::Number>().Int32Value();
+    bool special = info.Length() > 1 && info[1].ToBoolean();
+    check_tokens(env, vocab(), &t, 1, "tokenPiece");
+    char buf[256];
+    int32_t n = llama_token_to_piece(vocab(), t, buf, sizeof(buf), 0, special);
+    std::vector<char> big;
+    const char * src = buf;
+    if (n < 0) {
+        big.resize(-n);
+        n = llama_token_to_piece(vocab(), t, big.data(), (int32_t)big.size(), 0, special);
+        src = big.data();
+    }
+    if (n < 0) n = 0;
+    return Napi::Buffer<char>::Copy(env, src, n);
+}
+
+Napi::Value Model::is_eog(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "isEog");
+    int32_t t = info[0].As<Napi::Number>().Int32Value();
+    return Napi::Boolean::New(env, llama_vocab_is_eog(vocab(), t));
+}
+
+Napi::Value Model::dispose(const Napi::CallbackInfo & info) {
+    if (!disposed_) {
+        disposed_ = true;
+        if (users_ == 0) free_now();
+    }
+    return info.Env().Undefined();
+}
+
+Napi::Value Model::disposed_getter(const Napi::CallbackInfo & info) {
+    return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+Napi::Value Model::quantize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString()) {
+        throw_type(env, "quantizeModel: (source, destination, type) must be strings");
+    }
+    std::string src = info[0].As<Napi::String>(), dst = info[1].As<Napi::String>(), type = info[2].As<Napi::String>();
+    int32_t threads = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
+    static const std::pair<const char *, llama_ftype> types[] = {
+        {"F32", LLAMA_FTYPE_ALL_F32}, {"F16", LLAMA_FTYPE_MOSTLY_F16}, {"BF16", LLAMA_FTYPE_MOSTLY_BF16},
+        {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0}, {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0}, {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
+        {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0}, {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},
+        {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+        {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
+        {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M}, {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},
+    };
+    llama_ftype ftype = LLAMA_FTYPE_GUESSED;
+    std::string known;
+    for (auto & [name, ft] : types) {
+        if (type == name) ftype = ft;
+        known += known.empty() ? name : std::string(", ") + name;
+    }
+    if (ftype == LLAMA_FTYPE_GUESSED) throw_range(env, "quantizeModel: unknown type " + type + " (known: " + known + ")");
+    return PromiseWorker::run(env,
+        [src, dst, ftype, threads]() {
+            struct stat st;
+            if (stat(src.c_str(), &st) != 0) throw std::runtime_error("model file not found: " + src);
+            auto qp = llama_model_quantize_default_params();
+            qp.ftype = ftype;
+            qp.nthread = threads;
+            take_last_llama_error();
+            if (llama_model_quantize(src.c_str(), dst.c_str(), &qp) != 0) {
+                std::string why = take_last_llama_error();
+                throw std::runtime_error("quantization of " + src + " failed" + (why.empty() ? "" : ": " + why));
+            }
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}
+
+}  // namespace layerskip

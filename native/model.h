@@ -1,0 +1,44 @@
+// Model: a loaded GGUF model (llama_model) and its vocabulary; mirrors llama.cpp's model API.
+#pragma once
+
+#include <napi.h>
+
+#include "llama.h"
+
+namespace layerskip {
+
+class Model : public Napi::ObjectWrap<Model> {
+public:
+    static Napi::Function define(Napi::Env env);
+    static Napi::Value load(const Napi::CallbackInfo & info);      // (path, options) => Promise<Model>
+    static Napi::Value quantize(const Napi::CallbackInfo & info);  // (src, dst, type, threads) => Promise<void>
+
+    explicit Model(const Napi::CallbackInfo & info);
+    ~Model() override;
+
+    // a live Model, or a JavaScript error naming the call
+    static Model * unwrap_live(Napi::Env env, Napi::Value value, const char * what);
+
+    llama_model * get() const { return model_; }
+    const llama_vocab * vocab() const { return llama_model_get_vocab(model_); }
+    bool disposed() const { return disposed_; }
+    void retain() { ++users_; }
+    void release();
+
+private:
+    Napi::Value info(const Napi::CallbackInfo & info);
+    Napi::Value tokenize(const Napi::CallbackInfo & info);
+    Napi::Value detokenize(const Napi::CallbackInfo & info);
+    Napi::Value token_piece(const Napi::CallbackInfo & info);
+    Napi::Value is_eog(const Napi::CallbackInfo & info);
+    Napi::Value dispose(const Napi::CallbackInfo & info);
+    Napi::Value disposed_getter(const Napi::CallbackInfo & info);
+    void check_live(Napi::Env env, const char * what) const;
+    void free_now();
+
+    llama_model * model_ = nullptr;
+    bool disposed_ = false;
+    int users_ = 0;  // live contexts: the weights are freed when the last one goes
+};
+
+}  // namespace layerskip

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Source build of the native addon: prepares the patched llama.cpp tree, then runs cmake-js
+// (CMakeLists.txt) to build llama + ggml as static libraries and the N-API module in build/.
+//
+//   node scripts/build-native.mjs [--cuda] [--cuda-arch 90] [--portable] [--no-metal] [--debug]
+//
+// Environment equivalents: LAYERSKIP_CUDA=1, LAYERSKIP_CUDA_ARCHITECTURES=90,
+// LAYERSKIP_PORTABLE=1, LAYERSKIP_METAL=0, LAYERSKIP_BUILD_JOBS=N.
+import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { prepareLlama } from './prepare-llama.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (name, env) => args.includes(name) || ['1', 'on', 'true'].includes(String(process.env[env] ?? '').toLowerCase());
+const valueOf = (name, env) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : process.env[env];
+};
+
+const cuda = flag('--cuda', 'LAYERSKIP_CUDA');
+const cudaArch = valueOf('--cuda-arch', 'LAYERSKIP_CUDA_ARCHITECTURES');
+const portable = flag('--portable', 'LAYERSKIP_PORTABLE');
+const noMetal = args.includes('--no-metal') || process.env.LAYERSKIP_METAL === '0';
+const debug = args.includes('--debug');
+const jobs = process.env.LAYERSKIP_BUILD_JOBS ?? String(Math.max(1, cpus().length));
+
+prepareLlama();
+
+const cmakeArgs = [`--CDLAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`];
+if (cuda) cmakeArgs.push('--CDGGML_CUDA=ON');
+if (cuda && cudaArch) cmakeArgs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
+if (noMetal) cmakeArgs.push('--CDGGML_METAL=OFF');
+
+const require = createRequire(import.meta.url);
+const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+const build = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--parallel', jobs,
+  ...(debug ? ['--debug'] : []), ...cmakeArgs], { stdio: 'inherit', cwd: root });
+if (build.status !== 0) {
+  console.error('layerskip: native build failed (see the output above)');
+  process.exit(build.status ?? 1);
+}
+console.error(`layerskip: built ${join(root, 'build', debug ? 'Debug' : 'Release', 'layerskip.node')}`);
