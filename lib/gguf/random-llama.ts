@@ -38,6 +38,14 @@ export interface RandomLlamaSpec {
    * predict itself, since the input embedding survives in the residual stream.
    */
   logitStd?: number;
+  /**
+   * Extra gain on the init std of the matrices that write into the residual stream (attn_output,
+   * ffn_down), default 4. Every block reads its input through an RMS norm, so this only changes how
+   * much the raw token embedding weighs in the final hidden state relative to the blocks' outputs.
+   * With tied output a large embedding share makes the model predict its current input token again
+   * (greedy output degenerates into "x x x x").
+   */
+  residualGain?: number;
 }
 
 export interface RandomLlamaResult extends WriteGgufResult {
@@ -83,6 +91,9 @@ export function validateRandomLlamaSpec(spec: RandomLlamaSpec): void {
   if (spec.logitStd !== undefined && !(spec.logitStd > 0 && Number.isFinite(spec.logitStd))) {
     throw new Error(`RandomLlamaSpec.logitStd must be a positive number, got ${spec.logitStd}`);
   }
+  if (spec.residualGain !== undefined && !(spec.residualGain > 0 && Number.isFinite(spec.residualGain))) {
+    throw new Error(`RandomLlamaSpec.residualGain must be a positive number, got ${spec.residualGain}`);
+  }
   const lls = spec.lateLayerScale;
   if (lls !== undefined) {
     if (!Number.isInteger(lls.fromLayer) || lls.fromLayer < 0 || lls.fromLayer > spec.nLayer) {
@@ -95,6 +106,8 @@ export function validateRandomLlamaSpec(spec: RandomLlamaSpec): void {
 }
 
 const CHUNK_ELEMENTS = 1 << 20;
+const DEFAULT_LOGIT_STD = 4;
+const DEFAULT_RESIDUAL_GAIN = 4;
 
 /** Data source: N(0, std^2) values in the target type, seeded by (seed, tensor name). */
 function normalTensorData(
@@ -173,7 +186,7 @@ export function randomLlamaTensors(spec: RandomLlamaSpec): GgufTensorInput[] {
   const hd = nEmbd / spec.nHead;
   const nEmbdKv = hd * spec.nHeadKv;
   const wType = spec.tensorType === 'f16' ? GgmlType.F16 : GgmlType.F32;
-  const logitStd = spec.logitStd ?? 4;
+  const logitStd = spec.logitStd ?? DEFAULT_LOGIT_STD;
   const tensors: GgufTensorInput[] = [];
 
   const matrix = (name: string, shape: [number, number], std: number): void => {
@@ -187,7 +200,9 @@ export function randomLlamaTensors(spec: RandomLlamaSpec): GgufTensorInput[] {
 
   matrix('token_embd.weight', [nEmbd, nVocab], logitStd / Math.sqrt(nEmbd));
   for (let il = 0; il < spec.nLayer; il++) {
-    const scale = spec.lateLayerScale && il >= spec.lateLayerScale.fromLayer ? spec.lateLayerScale.scale : 1;
+    const scale =
+      (spec.residualGain ?? DEFAULT_RESIDUAL_GAIN) *
+      (spec.lateLayerScale && il >= spec.lateLayerScale.fromLayer ? spec.lateLayerScale.scale : 1);
     const p = `blk.${il}.`;
     norm(`${p}attn_norm.weight`);
     matrix(`${p}attn_q.weight`, [nEmbd, nEmbd], fanIn(nEmbd));

@@ -163,7 +163,8 @@ describe('writeRandomLlamaModel', () => {
     const read = (n: string) => readTensorF32(file, byName.get(n)!);
     expect(Array.from(read('blk.1.attn_norm.weight')).every((x) => x === 1)).toBe(true);
     expect(std(read('blk.0.attn_q.weight'))).toBeCloseTo(1 / 8, 2);
-    expect(std(read('blk.0.ffn_down.weight'))).toBeCloseTo(1 / Math.sqrt(96), 2);
+    expect(std(read('blk.0.ffn_down.weight'))).toBeCloseTo(4 / Math.sqrt(96), 2); // residualGain 4
+    expect(std(read('blk.0.attn_output.weight'))).toBeCloseTo(4 / 8, 2);
     expect(std(read('token_embd.weight'))).toBeCloseTo(4 / 8, 1);
     // lateLayerScale: layer 2 attn_output / ffn_down are 10x smaller than layer 1's
     expect(std(read('blk.2.attn_output.weight')) / std(read('blk.1.attn_output.weight'))).toBeCloseTo(0.1, 2);
@@ -215,6 +216,7 @@ describe('writeRandomLlamaModel', () => {
       /fromLayer must be an integer in \[0, nLayer=3\]/,
     );
     expect(() => writeRandomLlamaModel(f, { ...SPEC, tensorType: 'q8' as 'f16' })).toThrow(/tensorType/);
+    expect(() => writeRandomLlamaModel(f, { ...SPEC, residualGain: 0 })).toThrow(/residualGain must be a positive number/);
     expect(fs.existsSync(f)).toBe(false);
   });
 });
