@@ -22,6 +22,8 @@ export interface ContextOptions {
   batchThreads?: number;
   /** Flash attention: 'auto' (default), true or false. */
   flashAttention?: boolean | 'auto';
+  /** KV cache element type (default 'f16', as llama.cpp); 'f32' for bit-careful comparisons. */
+  kvCacheType?: 'f16' | 'f32' | 'q8_0';
 }
 
 /**
@@ -89,7 +91,9 @@ export class Context {
     const threads = checkInteger('threads', o.threads ?? defaultThreads(), 1, 1024);
     const batchThreads = checkInteger('batchThreads', o.batchThreads ?? threads, 1, 1024);
     const fa = o.flashAttention === undefined || o.flashAttention === 'auto' ? -1 : o.flashAttention ? 1 : 0;
-    const handle = await native().createContext(model.handle, { contextSize, batchSize, threads, batchThreads, flashAttention: fa });
+    const handle = await native().createContext(model.handle, {
+      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType: o.kvCacheType,
+    });
     return new Context(model, handle, threads);
   }
 

@@ -72,6 +72,7 @@ export interface NativeBinding {
   loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): Promise<NativeModel>;
   createContext(model: NativeModel, options: {
     contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
+    kvCacheType?: string;
   }): Promise<NativeContext>;
   quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
   systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };

@@ -87,6 +87,12 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
     params.no_perf = true;
     int32_t fa = get_int(env, opts, "flashAttention", -1, -1, 1);
     params.flash_attn_type = (llama_flash_attn_type)fa;
+    if (opts.Has("kvCacheType") && opts.Get("kvCacheType").IsString()) {
+        std::string kv = opts.Get("kvCacheType").As<Napi::String>();
+        ggml_type t = kv == "f32" ? GGML_TYPE_F32 : kv == "f16" ? GGML_TYPE_F16 : kv == "q8_0" ? GGML_TYPE_Q8_0 : GGML_TYPE_COUNT;
+        if (t == GGML_TYPE_COUNT) throw_range(env, "kvCacheType must be 'f16', 'f32' or 'q8_0'");
+        params.type_k = params.type_v = t;
+    }
 
     llama_model * lm = model->get();
     // the model stays referenced by the arguments of this call until the Promise settles;
