@@ -223,15 +223,6 @@ export function topSvd(m: Rows, k: number): TopSvd {
 /**
  * Thin SVD of a centred data matrix restricted to its numerical rank:
  * `Xc = U · diag(s) · Vᵀ` with `U: n × r`, `V: d × r`, `r ≤ min(n − 1, d)`.
- *
- * Computed from the eigendecomposition of the smaller of the Gram matrix
- * `Xc Xcᵀ` (`n × n`, used when `n ≤ d`) and the scatter matrix `Xcᵀ Xc`
- * (`d × d`), so the cost is `O(n · d · min(n, d))`: governed by the sample count
- * when samples are fewer than dimensions.
- *
- * Directions whose squared singular value is below `relTol` times the largest
- * are dropped (the one exactly-zero direction that centring creates when
- * `n ≤ d` is always among them).
  */
 export interface CentredSpan {
   /** Column means that were subtracted. */
@@ -255,7 +246,19 @@ export interface CentredSpan {
 /** Relative eigenvalue tolerance used by {@link centredSpan}. */
 export const RANK_REL_TOL = 1e-10;
 
-/** Centre `x` and compute its {@link CentredSpan}. */
+/**
+ * Centre `x` and compute its {@link CentredSpan}.
+ *
+ * Computed from the eigendecomposition of the smaller of the Gram matrix
+ * `Xc Xcᵀ` (`n × n`, used when `n ≤ d`) and the scatter matrix `Xcᵀ Xc`
+ * (`d × d`), so the cost is `O(n · d · min(n, d))`: governed by the sample count
+ * when samples are fewer than dimensions. Squaring the singular values limits
+ * the relative accuracy of the smallest ones, which is why directions whose
+ * squared singular value is below `relTol` (default {@link RANK_REL_TOL}) times
+ * the largest are dropped: the one exactly-zero direction that centring creates
+ * when `n ≤ d` is always among them, and so is any direction with a covariance
+ * condition number above 1e10 (plain CCA treats such data as singular).
+ */
 export function centredSpan(x: Rows, relTol = RANK_REL_TOL): CentredSpan {
   const n = x.length;
   const d = x[0].length;

@@ -277,7 +277,7 @@ function sweepSvg(rows: ReadonlyArray<SyntheticSweepRow>, o: Required<SyntheticS
       {
         title: 'Shared-subspace recovery',
         xLabel: 'training samples',
-        yLabel: 'mean cos² of principal angles to true shared loadings',
+        yLabel: 'mean cos² of principal angles to true loadings',
         series: series('subspaceQuality'),
         xLog: true,
         yRange: [0, 1],
