@@ -4,6 +4,7 @@
  * configuration (worst single seed noted next to each); each assertion averages
  * two models, so it holds with a wide margin for any seed, not just these.
  */
+import type { Matrix } from 'ml-matrix';
 import { describe, expect, it } from 'vitest';
 import {
   cca,
@@ -25,7 +26,7 @@ import {
 type Method = 'PCA' | 'PLS' | 'CCA' | 'rCCA';
 const SEEDS = [101, 102];
 
-function fit(method: Method, x: import('ml-matrix').Matrix, y: import('ml-matrix').Matrix, k: number): { x: LinearProjection; y: LinearProjection } {
+function fit(method: Method, x: Matrix, y: Matrix, k: number): { x: LinearProjection; y: LinearProjection } {
   switch (method) {
     case 'PCA':
       return { x: pca(x, { k }).projection, y: pca(y, { k }).projection };
