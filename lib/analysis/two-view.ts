@@ -31,9 +31,10 @@
  * unit-variance canonical variate, i.e. the feature-space pattern a component
  * stands for. For PLS this is the weight vector itself; for CCA it is the
  * classical structure (covariance) loading. In the SDR generative model
- * `x = A s + B z + noise` the population rCCA weights span `Rx^{-1} B` for every
- * coefficient, so the loadings span `B` itself: this is what subspace recovery
- * against the true shared loadings should compare.
+ * `x = A s + B z + noise`, with `k` equal to the number of shared signals, the
+ * population rCCA weights span `Rx^{-1} B` for every coefficient, so the
+ * loadings span `B` itself: this is what subspace recovery against the true
+ * shared loadings should compare.
  *
  * Plain CCA on rank-deficient data (in particular whenever `n ≤ d`) is refused
  * with a {@link SingularCovarianceError}: the covariance is singular, every
