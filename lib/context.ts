@@ -20,16 +20,19 @@ export interface ContextOptions {
   threads?: number;
   /** Threads for prompt batches (default: `threads`). */
   batchThreads?: number;
-  /** Flash attention: 'auto' (default), true or false. */
+  /**
+   * Flash attention: true, false or 'auto'. Default: false on CPU-only builds (llama.cpp's CPU
+   * flash attention rounds Q to F16 and ran 2.7x slower on stories260K), 'auto' with a GPU.
+   */
   flashAttention?: boolean | 'auto';
   /** KV cache element type (default 'f16', as llama.cpp); 'f32' for bit-careful comparisons. */
   kvCacheType?: 'f16' | 'f32' | 'q8_0';
 }
 
 /**
- * The default thread count: every core up to 4. (node-llama-cpp's threading is pathological on
- * 2 cores; ours runs llama.cpp's compute on one libuv worker plus llama.cpp's own threads, and
- * `bench/threads.ts` measures the choice.)
+ * The default thread count: every core, up to 4. Each context keeps a persistent ggml thread pool
+ * whose workers sleep between decodes, so a second thread never costs more than it brings (with
+ * OpenMP, as node-llama-cpp builds llama.cpp, 2 threads ran 5-45x slower than 1 on 2 cores).
  */
 export function defaultThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
@@ -90,7 +93,8 @@ export class Context {
     const batchSize = checkInteger('batchSize', o.batchSize ?? Math.min(512, contextSize), 1, 1 << 16);
     const threads = checkInteger('threads', o.threads ?? defaultThreads(), 1, 1024);
     const batchThreads = checkInteger('batchThreads', o.batchThreads ?? threads, 1, 1024);
-    const fa = o.flashAttention === undefined || o.flashAttention === 'auto' ? -1 : o.flashAttention ? 1 : 0;
+    const flash = o.flashAttention ?? (native().systemInfo().gpuOffload ? 'auto' : false);
+    const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
     const handle = await native().createContext(model.handle, {
       contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType: o.kvCacheType,
     });

@@ -54,16 +54,39 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     n_ctx_ = (int32_t)llama_n_ctx(ctx_);
     n_batch_ = (int32_t)llama_n_batch(ctx_);
     range_end_ = n_layer_;
+    attach_threads(llama_n_threads(ctx_), llama_n_threads_batch(ctx_));
     tok_batch_ = llama_batch_init(n_batch_, 0, 1);
     embd_batch_ = llama_batch_init(n_batch_, n_embd_, 1);
 }
 
 Context::~Context() { free_now(); }
 
+void Context::attach_threads(int32_t threads, int32_t batch_threads) {
+    ggml_threadpool * old = pool_;
+    ggml_threadpool * old_batch = pool_batch_;
+    // poll 0: workers sleep between graphs instead of spinning against the Node main thread
+    auto p = ggml_threadpool_params_default(threads);
+    p.poll = 0;
+    pool_ = ggml_threadpool_new(&p);
+    pool_batch_ = nullptr;
+    if (batch_threads != threads) {
+        auto pb = ggml_threadpool_params_default(batch_threads);
+        pb.poll = 0;
+        pool_batch_ = ggml_threadpool_new(&pb);
+    }
+    llama_attach_threadpool(ctx_, pool_, pool_batch_ ? pool_batch_ : pool_);
+    llama_set_n_threads(ctx_, threads, batch_threads);
+    if (old) ggml_threadpool_free(old);
+    if (old_batch) ggml_threadpool_free(old_batch);
+}
+
 void Context::free_now() {
     if (ctx_) {
         llama_free(ctx_);
         ctx_ = nullptr;
+        if (pool_) ggml_threadpool_free(pool_);
+        if (pool_batch_) ggml_threadpool_free(pool_batch_);
+        pool_ = pool_batch_ = nullptr;
         llama_batch_free(tok_batch_);
         llama_batch_free(embd_batch_);
         model_->release();
@@ -380,7 +403,7 @@ Napi::Value Context::set_threads(const Napi::CallbackInfo & info) {
     int32_t t = info[0].As<Napi::Number>().Int32Value();
     int32_t tb = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : t;
     if (t < 1 || tb < 1 || t > 1024 || tb > 1024) throw_range(env, "setThreads: thread counts must be in [1, 1024]");
-    llama_set_n_threads(ctx_, t, tb);
+    attach_threads(t, tb);
     return env.Undefined();
 }
 

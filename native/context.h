@@ -6,6 +6,7 @@
 
 #include <napi.h>
 
+#include "ggml-cpu.h"
 #include "llama.h"
 #include "model.h"
 
@@ -33,12 +34,18 @@ private:
     Napi::Value dispose(const Napi::CallbackInfo & info);
 
     void check_usable(Napi::Env env, const char * what) const;
+    void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
 
     llama_context * ctx_ = nullptr;
     Model * model_ = nullptr;
     Napi::ObjectReference model_ref_;
+    // persistent CPU thread pools: llama.cpp's compute threads live with the context, whichever
+    // libuv worker thread runs a decode (ggml is built without OpenMP, whose thread teams are
+    // per calling thread and spin on small machines)
+    ggml_threadpool * pool_ = nullptr;
+    ggml_threadpool * pool_batch_ = nullptr;
     llama_batch tok_batch_{};
     llama_batch embd_batch_{};
 
