@@ -55,7 +55,7 @@ export interface DecodeLayersOptions {
   logits?: boolean;
   /** Return each output row's top probability (softmax maximum). */
   probs?: boolean;
-  /** Return the layer-end hidden states of every token (early-exit calls only). */
+  /** Return the hidden states (residual stream, before the final norm) at layer `end` of every token; for end = N only with outputs 'all'. */
   returnHidden?: boolean;
 }
 

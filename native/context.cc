@@ -181,8 +181,8 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     job->want_logits = get_bool(o, "logits", false);
     job->want_probs = get_bool(o, "probs", false);
     job->want_hidden = get_bool(o, "returnHidden", false);
-    if (job->want_hidden && job->end == n_layer_) {
-        throw_range(env, "decode: hidden states are returned for early-exit calls (end < layer count)");
+    if (job->want_hidden && job->end == n_layer_ && job->outputs != 1) {
+        throw_range(env, "decode: the final hidden states are returned only with outputs: 'all'");
     }
 
     if (job->start == 0) {
@@ -321,8 +321,19 @@ void Context::run_decode(DecodeJob & job) {
         std::memcpy(b.embd, src, (size_t)n * n_embd_ * sizeof(float));
     }
 
+    // the final residual (before the norm) is extracted only for this call: every toggle costs a
+    // scheduler reserve, and it is valid only when every token is an output
+    const bool final_hidden = job.want_hidden && job.end == n_layer_;
+    if (final_hidden) llama_set_embeddings_layer_inp(ctx_, n_layer_, true);
     take_last_llama_error();
     const int32_t ret = llama_decode(ctx_, b);
+    if (final_hidden) {
+        if (ret == 0) {
+            const float * h = llama_get_embeddings_layer_inp(ctx_, n_layer_);
+            job.hidden_out.assign(h, h + (size_t)n * n_embd_);
+        }
+        llama_set_embeddings_layer_inp(ctx_, n_layer_, false);
+    }
     if (ret != 0) {
         std::string why = take_last_llama_error();
         // a failed decode leaves no cells for this batch (the KV cache restores them), except for

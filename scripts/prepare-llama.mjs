@@ -5,7 +5,8 @@
 // the patches' hash skips the work when nothing changed, so rebuilds stay incremental.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,6 +54,58 @@ function patchFiles() {
   return readdirSync(patchesDir).filter((f) => f.endsWith('.patch')).sort();
 }
 
+// Applies the patches to pristine copies of the files they touch (in a scratch folder), then
+// writes into deps/llama.cpp only the files whose content differs, so that the build system
+// recompiles only what a patch change really touches (a checkout would touch every patched file).
+function applyPatches(patches, log) {
+  const scratch = mkdtempSync(join(tmpdir(), 'layerskip-llama-'));
+  try {
+    const touched = new Set(git(['diff', '--name-only', 'HEAD']).split('\n').filter(Boolean));
+    for (const f of patches) {
+      for (const line of readFileSync(join(patchesDir, f), 'utf8').split('\n')) {
+        const m = /^\+\+\+ b\/(.+)$/.exec(line) ?? /^--- a\/(.+)$/.exec(line);
+        if (m) touched.add(m[1]);
+      }
+    }
+    for (const path of touched) {
+      let original = null;
+      try {
+        original = execFileSync('git', ['show', `${LLAMA_CPP_COMMIT}:${path}`], { cwd: target, maxBuffer: 1 << 28 });
+      } catch {
+        original = null; // a file the patches create
+      }
+      if (original !== null) {
+        mkdirSync(dirname(join(scratch, path)), { recursive: true });
+        writeFileSync(join(scratch, path), original);
+      }
+    }
+    for (const f of patches) {
+      try {
+        // outside any repository (git apply then works as a plain patch tool)
+        execFileSync('git', ['apply', '--whitespace=nowarn', join(patchesDir, f)], {
+          cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_CEILING_DIRECTORIES: dirname(scratch) },
+        });
+      } catch (e) {
+        fail(`patch ${join('patches', f)} does not apply to llama.cpp ${LLAMA_CPP_COMMIT}:\n${e.stderr || e.message}`);
+      }
+      log(`applied ${f}`);
+    }
+    for (const path of touched) {
+      const want = existsSync(join(scratch, path)) ? readFileSync(join(scratch, path)) : null;
+      const dest = join(target, path);
+      const have = existsSync(dest) ? readFileSync(dest) : null;
+      if (want === null) {
+        if (have !== null) rmSync(dest);
+      } else if (have === null || !have.equals(want)) {
+        mkdirSync(dirname(dest), { recursive: true });
+        writeFileSync(dest, want);
+      }
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 export function prepareLlama({ quiet = false } = {}) {
   const log = quiet ? () => {} : (m) => console.error(`layerskip: ${m}`);
   const patches = patchFiles();
@@ -72,20 +125,21 @@ export function prepareLlama({ quiet = false } = {}) {
     log(`cloning llama.cpp ${LLAMA_CPP_COMMIT.slice(0, 7)} from ${source}`);
     execFileSync('git', ['clone', '--quiet', '--no-checkout', source, target], { stdio: 'inherit' });
   }
-  try {
-    git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--force', '--detach', LLAMA_CPP_COMMIT]);
-  } catch (e) {
-    fail(`deps/llama.cpp does not contain commit ${LLAMA_CPP_COMMIT}; delete deps/llama.cpp and retry (${e.message})`);
-  }
-  git(['clean', '-fdq']);
-  for (const f of patches) {
+  const head = (() => {
     try {
-      git(['apply', '--whitespace=nowarn', join(patchesDir, f)]);
-    } catch (e) {
-      fail(`patch ${join('patches', f)} does not apply to llama.cpp ${LLAMA_CPP_COMMIT}:\n${e.stderr || e.message}`);
+      return git(['rev-parse', 'HEAD']);
+    } catch {
+      return '';
     }
-    log(`applied ${f}`);
+  })();
+  if (head !== LLAMA_CPP_COMMIT) {
+    try {
+      git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--force', '--detach', LLAMA_CPP_COMMIT]);
+    } catch (e) {
+      fail(`deps/llama.cpp does not contain commit ${LLAMA_CPP_COMMIT}; delete deps/llama.cpp and retry (${e.message})`);
+    }
   }
+  applyPatches(patches, log);
   writeFileSync(stampFile, stamp + '\n');
   return target;
 }
