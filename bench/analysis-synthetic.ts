@@ -6,19 +6,15 @@
  * Writes bench/results/analysis-synthetic.csv and .svg (paths relative to the
  * current directory; run from the repository root).
  *
- * Node 20 cannot run TypeScript directly and tsx is not a dependency; bundle it
- * with rolldown (already installed as part of vitest's toolchain) and run the
- * bundle:
- *
- *     npx rolldown bench/analysis-synthetic.ts -p node -e ml-matrix -o .cache/analysis-synthetic.mjs \
- *       && node .cache/analysis-synthetic.mjs [--repeats N] [--samples 10,20,50] [--dx D] [--dy D]
+ * Run it with `node bench/run.mjs analysis-synthetic [--repeats N] [--samples 10,20,50] [--dx D] [--dy D]`
+ * (bench/run.mjs compiles bench/*.ts with tsc; they import the built package as 'layerskip').
  *
  * The logic lives in lib/analysis/synthetic-sweep.ts (`runSyntheticSweep`), so
  * the compiled library (and a CLI wrapping it) produce the same output.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runSyntheticSweep, type SyntheticSweepOptions } from '../lib/analysis/index.js';
+import { runSyntheticSweep, type SyntheticSweepOptions } from 'layerskip/analysis';
 
 function parseArgs(argv: string[]): SyntheticSweepOptions {
   const options: SyntheticSweepOptions = {};

@@ -1,3 +1,5 @@
 // Commands of the CLI beyond generate/info/quantize (benchmark sweep, analysis).
-export const commands: Record<string, (argv: string[]) => Promise<void>> = {};
-export const usage = '';
+import { analyzeCommand, analyzeUsage } from './layer-analysis-cli.js';
+
+export const commands: Record<string, (argv: string[]) => Promise<void>> = { analyze: analyzeCommand };
+export const usage = analyzeUsage;

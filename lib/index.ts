@@ -21,3 +21,4 @@ export type { SamplingOptions } from './sampling.js';
 export { BusyError, ContextFullError, DisposedError } from './errors.js';
 export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
 export { systemInfo } from './system.js';
+export { analyzeLayers, formatLayerAnalysis, renderLayerAnalysisSvg, predictedSpeedup, DEFAULT_CALIBRATION_TEXTS, LAYER_ANALYSIS_RCCA_GRID, type LayerAnalysisOptions, type LayerAnalysisResult, type LayerAnalysisEntry, type LayerRecommendation } from './layer-analysis.js';

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// Runs a benchmark: compiles bench/*.ts (they import the built package as 'layerskip') and runs
+// the named one.   node bench/run.mjs <quick|full|threads|memory|sweep|analysis-synthetic> [args]
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const [name = 'quick', ...rest] = process.argv.slice(2);
+const scripts = { quick: 'suite.js', full: 'suite.js', threads: 'threads.js', memory: 'memory.js', 'analysis-synthetic': 'analysis-synthetic.js' };
+if (!scripts[name]) {
+  console.error(`unknown benchmark ${name}; one of ${Object.keys(scripts).join(', ')}`);
+  process.exit(2);
+}
+if (!existsSync(join(root, 'dist', 'index.js'))) execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
+execFileSync(process.execPath, [tsc, '-p', join(root, 'bench', 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+process.argv = [process.argv[0], scripts[name], ...(name === 'quick' || name === 'full' ? [name] : []), ...rest];
+await import(pathToFileURL(join(root, '.cache', 'bench', scripts[name])).href);

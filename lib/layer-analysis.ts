@@ -1,0 +1,507 @@
+// Layer analysis for self-speculative decoding: for each candidate exit layer l, measure on a
+// calibration text (teacher forcing) how often the early exit at l predicts the same next token as
+// the full model (the greedy per-token acceptance rate), how similar layer l's hidden states are to
+// the final ones (regularised CCA with cross-validated shrinkage, linear CKA), what drafting at l and
+// verifying with layers [l, N) cost, and from these the predicted speedup of self-speculative
+// decoding for draft lengths 1..maxDraft, with a recommended exit layer and draft length.
+import { linearCka, renderLineCharts, rccaCv, ShapeError } from './analysis/index.js';
+import type { Context } from './context.js';
+import { DisposedError, abortReason, checkInteger } from './errors.js';
+
+/** Built-in calibration text (simple English prose, as the small story models were trained on). */
+export const DEFAULT_CALIBRATION_TEXTS: readonly string[] = [
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. ' +
+    'One day, she saw a big red ball under a tree. She ran to the ball and picked it up. It was soft and round.',
+  'Tom had a small dog called Max. Every morning they walked to the river and looked at the fish. ' +
+    'Max liked to bark at the ducks, but the ducks were not scared. Tom laughed and said, "Max, be nice!"',
+  'The sun was warm and the sky was blue. Mom made a cake for the party, and everyone sang a happy song. ' +
+    'After the party, the children were tired, so they went to bed and dreamed about the cake.',
+];
+
+/** Default shrinkage grid for the rCCA cross-validation (small, for speed). */
+export const LAYER_ANALYSIS_RCCA_GRID: readonly number[] = [0.001, 0.01, 0.1, 0.5, 1];
+
+export interface LayerAnalysisOptions {
+  /** Candidate exit layers, each in [1, N - 1] (default: all of them). */
+  layers?: readonly number[];
+  /** Longest draft length to predict a speedup for (default 8). */
+  maxDraft?: number;
+  /** Most calibration tokens used, over all texts (default 512). */
+  maxTokens?: number;
+  /** Number of canonical correlations to report (default 4; fewer when the data have lower rank). */
+  canonicalPairs?: number;
+  /** rCCA shrinkage coefficients to cross-validate (default {@link LAYER_ANALYSIS_RCCA_GRID}). */
+  rccaGrid?: readonly number[];
+  /** Cross-validation folds for rCCA (default 3). */
+  rccaFolds?: number;
+  /**
+   * Timing repetitions per layer and draft length (default 3). 0 skips the measurements and uses a
+   * layer-proportional cost estimate (draft(l) = l/N, verify(l, k) = (N-l)/N · (1 + 0.25 (k-1)),
+   * in units of one full step), for when only the representation analysis matters.
+   */
+  timingRepeats?: number;
+  /** Called after every unit of work: `done` of `total`, with a short description of the stage. */
+  onProgress?: (done: number, total: number, stage: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The analysis of one candidate exit layer. */
+export interface LayerAnalysisEntry {
+  layer: number;
+  /** Fraction of positions where the early exit's top-1 equals the full model's (greedy acceptance). */
+  agreement: number;
+  /** Number of agreeing positions (out of `calibration.positions`). */
+  agreed: number;
+  /** Linear CKA between layer-l and final hidden states (rows = token positions), in [0, 1]; NaN if undefined. */
+  cka: number;
+  /**
+   * In-sample correlations of the top rCCA pairs, with the cross-validated shrinkage, in the order of
+   * the pairs (by regularised canonical correlation, so not always descending themselves).
+   */
+  canonicalCorrelations: number[];
+  /** The chosen rCCA shrinkage coefficient and its held-out mean correlation; null when rCCA failed (see `note`). */
+  rcca: { regularization: number; heldOutCorrelation: number; folds: number } | null;
+  /** One early-exit single-token step at this layer (ms, median). */
+  draftMs: number;
+  /** verifyMs[d - 1]: verifying d + 1 drafted positions with layers [l, N) (ms, median). */
+  verifyMs: number[];
+  /** speedup[d - 1]: predicted self-speculative speedup over plain decoding with draft length d. */
+  speedup: number[];
+  /** Draft length with the highest predicted speedup at this layer. */
+  bestDraft: number;
+  bestSpeedup: number;
+  /** Why a metric is missing, if one is. */
+  note?: string;
+}
+
+export type LayerRecommendation =
+  | { mode: 'self-speculative'; exitLayer: number; draftTokens: number; speedup: number }
+  | { mode: 'plain'; reason: string; bestSpeedup: number };
+
+export interface LayerAnalysisResult {
+  model: { name: string; layerCount: number; embeddingSize: number; vocabularySize: number };
+  calibration: {
+    texts: number;
+    /** Tokens decoded (BOS included; a BOS is added at the start of each extra segment of a long text). */
+    tokens: number;
+    /** Positions whose next-token predictions were compared (every decoded token). */
+    positions: number;
+    /** Rows of the representation analysis (the first position of each segment excluded: see below). */
+    analysisRows: number;
+    /** Pieces decoded from an empty cache (a text longer than the context is split). */
+    segments: number;
+  };
+  /** 'measured' (timed on this context) or 'estimated' (timingRepeats: 0). */
+  costSource: 'measured' | 'estimated';
+  /** One plain full-model single-token step (ms, median; 1 when estimated). */
+  fullMs: number;
+  threads: number;
+  maxDraft: number;
+  layers: LayerAnalysisEntry[];
+  /** The (layer, draft length) with the highest predicted speedup, whether above 1 or not. */
+  best: { layer: number; draft: number; speedup: number };
+  recommendation: LayerRecommendation;
+  elapsedMs: number;
+}
+
+/**
+ * Predicted speedup of self-speculative decoding over plain decoding, for per-token acceptance `a`
+ * and draft length d: a round yields (1 - a^(d+1)) / (1 - a) tokens and costs (d + 1) draft steps
+ * plus a verification of d + 1 positions; plain decoding yields one token per full step.
+ */
+export function predictedSpeedup(a: number, d: number, draftMs: number, verifyMs: number, fullMs: number): number {
+  const tokens = a >= 1 ? d + 1 : (1 - a ** (d + 1)) / (1 - a);
+  const cost = (d + 1) * draftMs + verifyMs;
+  return (tokens / cost) * fullMs;
+}
+
+interface Segment {
+  tokens: number[];
+}
+
+function median(v: number[]): number {
+  if (v.length === 0) return Number.NaN;
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function resolveLayers(layers: readonly number[] | undefined, n: number): number[] {
+  if (n < 2) throw new RangeError(`analyzeLayers: the model has ${n} layer(s); early exit needs at least 2`);
+  if (layers === undefined) return Array.from({ length: n - 1 }, (_, i) => i + 1);
+  if (!Array.isArray(layers) || layers.length === 0) throw new RangeError('analyzeLayers: layers must be a non-empty array of exit layers');
+  for (const l of layers) checkInteger('analyzeLayers: exit layer', l, 1, n - 1);
+  return [...new Set(layers)].sort((a, b) => a - b);
+}
+
+/**
+ * Analyses every candidate exit layer of `context`'s model on `texts` (teacher forcing: the model
+ * reads the text, each position's next-token prediction is compared). Clears the context's KV
+ * cache (before, between the stages and at the end). Hidden states of the first position of each
+ * segment (the BOS, attending only to itself) are left out of CKA and rCCA: such rows are far
+ * from all others in LLaMA models and would dominate both similarities.
+ */
+export async function analyzeLayers(
+  context: Context,
+  texts: readonly string[] = DEFAULT_CALIBRATION_TEXTS,
+  options: LayerAnalysisOptions = {},
+): Promise<LayerAnalysisResult> {
+  const t0 = performance.now();
+  if (context.disposed) throw new DisposedError('analyzeLayers (context)');
+  const model = context.model;
+  if (model.disposed) throw new DisposedError('analyzeLayers (model)');
+  if (!Array.isArray(texts) || texts.length === 0) throw new RangeError('analyzeLayers: texts is empty (give at least one calibration text)');
+  texts.forEach((t, i) => {
+    if (typeof t !== 'string') throw new TypeError(`analyzeLayers: texts[${i}] is not a string`);
+    if (t.trim().length === 0) throw new RangeError(`analyzeLayers: texts[${i}] is empty`);
+  });
+  const info = model.info;
+  const N = info.layerCount;
+  const nEmbd = info.embeddingSize;
+  const layers = resolveLayers(options.layers, N);
+  const maxDraft = checkInteger('analyzeLayers: maxDraft', options.maxDraft ?? 8, 1, 64);
+  const maxTokens = checkInteger('analyzeLayers: maxTokens', options.maxTokens ?? 512, 8, 1 << 20);
+  const pairs = checkInteger('analyzeLayers: canonicalPairs', options.canonicalPairs ?? 4, 1, 256);
+  const folds = checkInteger('analyzeLayers: rccaFolds', options.rccaFolds ?? 3, 2, 20);
+  const repeats = checkInteger('analyzeLayers: timingRepeats', options.timingRepeats ?? 3, 0, 1000);
+  const grid = options.rccaGrid ?? LAYER_ANALYSIS_RCCA_GRID;
+  if (!Array.isArray(grid) || grid.length === 0 || grid.some((c) => typeof c !== 'number' || !(c >= 0 && c <= 1))) {
+    throw new RangeError('analyzeLayers: rccaGrid must be a non-empty array of numbers in [0, 1]');
+  }
+  const { signal, onProgress } = options;
+  const check = () => {
+    if (signal?.aborted) throw abortReason(signal);
+    if (context.disposed) throw new DisposedError('analyzeLayers (context)');
+  };
+  check();
+
+  // tokenize and split into segments that fit the context; long texts continue with a fresh BOS
+  const { contextSize, batchSize } = context.state();
+  const bos = info.specialTokens.addBos ? info.specialTokens.bos : -1;
+  const segments: Segment[] = [];
+  let budget = maxTokens;
+  for (const text of texts) {
+    if (budget <= 0) break;
+    const toks = model.tokenize(text).slice(0, budget);
+    budget -= toks.length;
+    let i = 0;
+    while (i < toks.length) {
+      const fresh = i > 0 && bos >= 0;
+      const take = Math.min(toks.length - i, contextSize - (fresh ? 1 : 0));
+      const seg = (fresh ? [bos] : []).concat(toks.slice(i, i + take));
+      i += take;
+      if (seg.length >= 2) segments.push({ tokens: seg });
+    }
+  }
+  const positions = segments.reduce((s, g) => s + g.tokens.length, 0);
+  const analysisRows = positions - segments.length;
+  if (analysisRows < 8) {
+    throw new RangeError(`analyzeLayers: the calibration text is too short (${positions} tokens); at least 9 are needed`);
+  }
+  if (repeats > 0 && contextSize < maxDraft + 3) {
+    throw new RangeError(`analyzeLayers: timing drafts of up to ${maxDraft} tokens needs a context of at least ${maxDraft + 3} tokens, got ${contextSize}`);
+  }
+  const chunksPerPass = segments.reduce((s, g) => s + Math.ceil(g.tokens.length / batchSize), 0);
+
+  // progress: full pass, one pass per layer plus its analysis, timing (full + per layer)
+  const total = chunksPerPass * (1 + layers.length) + layers.length + (repeats > 0 ? 1 + layers.length : 0);
+  let done = 0;
+  const step = (stage: string) => {
+    done++;
+    onProgress?.(done, total, stage);
+  };
+
+  /** Decodes every segment with layers [0, end) (end = N: the full model): argmax per position, hidden rows. */
+  const pass = async (end: number, stage: string) => {
+    const argmax = new Int32Array(positions);
+    const rows: Float32Array[] = [];
+    let at = 0;
+    for (const seg of segments) {
+      context.clear();
+      for (let i = 0; i < seg.tokens.length; i += batchSize) {
+        check();
+        const chunk = seg.tokens.slice(i, i + batchSize);
+        const r = await context.decodeLayers({
+          tokens: chunk,
+          layers: end < N ? [0, end] : undefined,
+          outputs: 'all',
+          returnHidden: true,
+        });
+        if (r.argmax.length !== chunk.length || !r.hidden || r.hidden.length !== chunk.length * nEmbd) {
+          throw new Error(`analyzeLayers: unexpected decode result (${r.argmax.length} rows, hidden ${r.hidden?.length ?? 'missing'})`);
+        }
+        argmax.set(r.argmax, at);
+        for (let j = 0; j < chunk.length; j++) if (i + j > 0) rows.push(r.hidden.subarray(j * nEmbd, (j + 1) * nEmbd));
+        at += chunk.length;
+        step(stage);
+      }
+    }
+    context.clear();
+    return { argmax, rows };
+  };
+
+  try {
+    const full = await pass(N, 'full model');
+    const entries: LayerAnalysisEntry[] = [];
+    for (const l of layers) {
+      const exit = await pass(l, `layer ${l}: early exit`);
+      let agreed = 0;
+      for (let i = 0; i < positions; i++) if (exit.argmax[i] === full.argmax[i]) agreed++;
+      check();
+      const notes: string[] = [];
+      let cka = Number.NaN;
+      try {
+        cka = linearCka(exit.rows, full.rows);
+      } catch (e) {
+        if (!(e instanceof ShapeError)) throw e;
+        notes.push(`CKA: ${e.message}`);
+      }
+      let canonicalCorrelations: number[] = [];
+      let rcca: LayerAnalysisEntry['rcca'] = null;
+      // k at most the rank a training fold can have; halved when the data have lower rank
+      const k0 = Math.min(pairs, nEmbd, Math.floor((analysisRows * (folds - 1)) / folds) - 1);
+      for (let k = k0; k >= 1; k = k === 1 ? 0 : Math.max(1, k >> 1)) {
+        try {
+          const fit = rccaCv(exit.rows, full.rows, { k, grid, folds });
+          canonicalCorrelations = Array.from(fit.correlations);
+          const cv = fit.crossValidation;
+          rcca = { regularization: cv.best.x, heldOutCorrelation: cv.bestScore, folds: cv.folds };
+          break;
+        } catch (e) {
+          // pure computation on validated rows: a failure means degenerate data (rank too low)
+          if (k === 1) notes.push(`rCCA: ${(e as Error).message}`);
+        }
+      }
+      if (k0 < 1) notes.push('rCCA: too few rows');
+      step(`layer ${l}: CKA and rCCA`);
+      await new Promise((r) => setImmediate(r)); // the analysis is synchronous: let the event loop run
+      entries.push({
+        layer: l,
+        agreement: agreed / positions,
+        agreed,
+        cka,
+        canonicalCorrelations,
+        rcca,
+        draftMs: Number.NaN,
+        verifyMs: [],
+        speedup: [],
+        bestDraft: 0,
+        bestSpeedup: Number.NaN,
+        ...(notes.length ? { note: notes.join('; ') } : {}),
+      });
+    }
+
+    // costs
+    let fullMs = 1;
+    if (repeats > 0) {
+      fullMs = await timeCosts(context, segments[0].tokens, N, entries, maxDraft, repeats, check, step);
+    } else {
+      for (const e of entries) {
+        e.draftMs = e.layer / N;
+        e.verifyMs = Array.from({ length: maxDraft }, (_, i) => ((N - e.layer) / N) * (1 + 0.25 * (i + 1)));
+      }
+    }
+
+    let best = { layer: entries[0].layer, draft: 1, speedup: -Infinity };
+    for (const e of entries) {
+      e.speedup = e.verifyMs.map((v, i) => predictedSpeedup(e.agreement, i + 1, e.draftMs, v, fullMs));
+      e.bestDraft = 1;
+      e.bestSpeedup = e.speedup[0];
+      e.speedup.forEach((s, i) => {
+        if (s > e.bestSpeedup) {
+          e.bestSpeedup = s;
+          e.bestDraft = i + 1;
+        }
+      });
+      if (e.bestSpeedup > best.speedup) best = { layer: e.layer, draft: e.bestDraft, speedup: e.bestSpeedup };
+    }
+    const recommendation: LayerRecommendation =
+      best.speedup > 1
+        ? { mode: 'self-speculative', exitLayer: best.layer, draftTokens: best.draft, speedup: best.speedup }
+        : {
+            mode: 'plain',
+            reason: `no exit layer is predicted to beat plain decoding (best: layer ${best.layer}, draft ${best.draft}, ${best.speedup.toFixed(2)}x)`,
+            bestSpeedup: best.speedup,
+          };
+    return {
+      model: { name: info.name, layerCount: N, embeddingSize: nEmbd, vocabularySize: info.vocabularySize },
+      calibration: { texts: texts.length, tokens: positions, positions, analysisRows, segments: segments.length },
+      costSource: repeats > 0 ? 'measured' : 'estimated',
+      fullMs,
+      threads: context.threads,
+      maxDraft,
+      layers: entries,
+      best,
+      recommendation,
+      elapsedMs: performance.now() - t0,
+    };
+  } finally {
+    if (!context.disposed && !context.state().busy) {
+      try {
+        context.clear();
+      } catch {
+        // another operation holds the context: leave it
+      }
+    }
+  }
+}
+
+/**
+ * Times single-token full steps, single-token early-exit steps at each layer and verifications of
+ * d + 1 drafted positions (d = 1..maxDraft), after a short prefix, rolling back after each round so
+ * that the context length stays the same. Fills draftMs/verifyMs; returns the full step's median.
+ */
+async function timeCosts(
+  context: Context,
+  calibration: number[],
+  N: number,
+  entries: LayerAnalysisEntry[],
+  maxDraft: number,
+  repeats: number,
+  check: () => void,
+  step: (stage: string) => void,
+): Promise<number> {
+  const { contextSize, batchSize } = context.state();
+  const P = Math.max(1, Math.min(16, calibration.length - 1, contextSize - maxDraft - 2, batchSize));
+  const prefix = calibration.slice(0, P);
+  let next = 0;
+  const token = () => calibration[(P + next++) % calibration.length];
+  const timed = async (o: Parameters<Context['decodeLayers']>[0]) => {
+    const s = performance.now();
+    await context.decodeLayers(o);
+    return performance.now() - s;
+  };
+  context.clear();
+  await context.decodeLayers({ tokens: prefix, outputs: 'last' });
+  const fullTimes: number[] = [];
+  for (let r = -1; r < Math.max(4, repeats * 4); r++) {
+    check();
+    const ms = await timed({ tokens: [token()], outputs: 'last' });
+    if (r >= 0) fullTimes.push(ms); // r = -1: warm-up
+    context.removeFrom(P);
+  }
+  step('timing: full step');
+  for (const e of entries) {
+    const l = e.layer;
+    const draftTimes: number[] = [];
+    const verifyTimes: number[][] = Array.from({ length: maxDraft }, () => []);
+    for (let r = -1; r < repeats; r++) {
+      for (let d = 1; d <= maxDraft; d++) {
+        if (r < 0 && d > 2) break; // warm-up: build the graphs
+        check();
+        for (let j = 0; j <= d; j++) {
+          const ms = await timed({ tokens: [token()], layers: [0, l], outputs: 'last' });
+          if (r >= 0) draftTimes.push(ms);
+        }
+        const ms = await timed({ layers: [l, N], outputs: 'all' });
+        if (r >= 0) verifyTimes[d - 1].push(ms);
+        context.removeFrom(P);
+      }
+    }
+    e.draftMs = median(draftTimes);
+    e.verifyMs = verifyTimes.map(median);
+    step(`timing: layer ${l}`);
+  }
+  context.clear();
+  return median(fullTimes);
+}
+
+function fmt(v: number, digits: number, width: number): string {
+  return (Number.isFinite(v) ? v.toFixed(digits) : '-').padStart(width);
+}
+
+/** A plain-text table of a {@link LayerAnalysisResult}. */
+export function formatLayerAnalysis(result: LayerAnalysisResult): string {
+  const m = result.model;
+  const c = result.calibration;
+  const pairs = Math.max(1, ...result.layers.map((e) => e.canonicalCorrelations.length));
+  const D = result.maxDraft;
+  const lines: string[] = [];
+  lines.push(`model: ${m.name} (${m.layerCount} layers, embedding ${m.embeddingSize}, vocabulary ${m.vocabularySize})`);
+  lines.push(
+    `calibration: ${c.texts} text(s), ${c.tokens} tokens in ${c.segments} segment(s); ${c.analysisRows} rows for CKA/rCCA`,
+  );
+  lines.push(
+    result.costSource === 'measured'
+      ? `costs: measured with ${result.threads} thread(s); full step ${result.fullMs.toFixed(3)} ms`
+      : 'costs: estimated (layer-proportional, in units of one full step)',
+  );
+  lines.push('');
+  const unit = result.costSource === 'measured' ? 'ms' : '';
+  const head = [
+    'layer'.padStart(5),
+    'agree'.padStart(6),
+    'CKA'.padStart(6),
+    ...Array.from({ length: pairs }, (_, i) => `cc${i + 1}`.padStart(6)),
+    'rCCA c'.padStart(7),
+    'held-out'.padStart(8),
+    `draft${unit && ' ' + unit}`.padStart(9),
+    `ver(2)${unit && ' ' + unit}`.padStart(10),
+    `ver(${D + 1})${unit && ' ' + unit}`.padStart(10),
+    'best d'.padStart(6),
+    'speedup'.padStart(8),
+  ];
+  lines.push(head.join(' '));
+  for (const e of result.layers) {
+    lines.push(
+      [
+        String(e.layer).padStart(5),
+        fmt(e.agreement, 3, 6),
+        fmt(e.cka, 3, 6),
+        ...Array.from({ length: pairs }, (_, i) => fmt(e.canonicalCorrelations[i] ?? Number.NaN, 3, 6)),
+        (e.rcca ? String(e.rcca.regularization) : '-').padStart(7),
+        fmt(e.rcca?.heldOutCorrelation ?? Number.NaN, 3, 8),
+        fmt(e.draftMs, 3, 9),
+        fmt(e.verifyMs[0], 3, 10),
+        fmt(e.verifyMs[D - 1], 3, 10),
+        String(e.bestDraft).padStart(6),
+        `${fmt(e.bestSpeedup, 2, 7)}x`,
+      ].join(' '),
+    );
+  }
+  const notes = result.layers.filter((e) => e.note);
+  for (const e of notes) lines.push(`note (layer ${e.layer}): ${e.note}`);
+  lines.push('');
+  lines.push(
+    'agree: early-exit top-1 = full-model top-1 (greedy acceptance); cc: rCCA canonical correlations (in-sample) ' +
+      'between layer-l and final hidden states; speedup: predicted, best draft length d',
+  );
+  const r = result.recommendation;
+  lines.push(
+    r.mode === 'self-speculative'
+      ? `recommended: exit layer ${r.exitLayer}, draft ${r.draftTokens} tokens (predicted ${r.speedup.toFixed(2)}x)`
+      : `recommended: plain decoding; ${r.reason}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** An SVG chart of agreement, CKA, top canonical correlation and predicted best speedup versus exit layer. */
+export function renderLayerAnalysisSvg(result: LayerAnalysisResult): string {
+  const pts = (f: (e: LayerAnalysisEntry) => number) => result.layers.map((e) => ({ x: e.layer, y: f(e) }));
+  const speedup = { name: 'predicted best speedup', color: '#9467bd', points: pts((e) => e.bestSpeedup) };
+  const xLabel = `exit layer (of ${result.model.layerCount})`;
+  return renderLineCharts(
+    [
+      {
+        title: 'Early exit vs the full model',
+        xLabel,
+        yLabel: 'agreement / similarity',
+        yRange: [0, 1],
+        series: [
+          { name: 'top-1 agreement', color: '#1f77b4', points: pts((e) => e.agreement) },
+          { name: 'linear CKA', color: '#2ca02c', points: pts((e) => e.cka) },
+          { name: 'top canonical correlation (rCCA)', color: '#d62728', dashed: true, points: pts((e) => e.canonicalCorrelations[0] ?? Number.NaN) },
+          { ...speedup, points: [] }, // listed in the shared legend; drawn on the right
+        ],
+      },
+      {
+        title: 'Predicted self-speculative speedup',
+        xLabel,
+        yLabel: 'speedup over plain decoding (x)',
+        series: [speedup],
+        hLines: [{ y: 1, label: 'plain decoding' }],
+      },
+    ],
+    { title: `Layer analysis: ${result.model.name} (${result.calibration.tokens} calibration tokens)` },
+  );
+}
