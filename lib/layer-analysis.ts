@@ -35,7 +35,7 @@ export interface LayerAnalysisOptions {
   /** Cross-validation folds for rCCA (default 3). */
   rccaFolds?: number;
   /**
-   * Timing repetitions per layer and draft length (default 3). 0 skips the measurements and uses a
+   * Timing rounds per layer and draft length (default 3; each cost is the fastest round). 0 skips the measurements and uses a
    * layer-proportional cost estimate (draft(l) = l/N, verify(l, k) = (N-l)/N · (1 + 0.25 (k-1)),
    * in units of one full step), for when only the representation analysis matters.
    */
@@ -61,9 +61,11 @@ export interface LayerAnalysisEntry {
   canonicalCorrelations: number[];
   /** The chosen rCCA shrinkage coefficient and its held-out mean correlation; null when rCCA failed (see `note`). */
   rcca: { regularization: number; heldOutCorrelation: number; folds: number } | null;
-  /** One early-exit single-token step at this layer (ms, median). */
+  /** One plain full-model single-token step, timed interleaved with this layer's rounds (ms). */
+  fullMs: number;
+  /** One early-exit single-token step at this layer (ms). */
   draftMs: number;
-  /** verifyMs[d - 1]: verifying d + 1 drafted positions with layers [l, N) (ms, median). */
+  /** verifyMs[d - 1]: verifying d + 1 drafted positions with layers [l, N) (ms). */
   verifyMs: number[];
   /** speedup[d - 1]: predicted self-speculative speedup over plain decoding with draft length d. */
   speedup: number[];
@@ -93,7 +95,7 @@ export interface LayerAnalysisResult {
   };
   /** 'measured' (timed on this context) or 'estimated' (timingRepeats: 0). */
   costSource: 'measured' | 'estimated';
-  /** One plain full-model single-token step (ms, median; 1 when estimated). */
+  /** One plain full-model single-token step (ms, the fastest over all layers' rounds; 1 when estimated). */
   fullMs: number;
   threads: number;
   maxDraft: number;
@@ -117,13 +119,6 @@ export function predictedSpeedup(a: number, d: number, draftMs: number, verifyMs
 
 interface Segment {
   tokens: number[];
-}
-
-function median(v: number[]): number {
-  if (v.length === 0) return Number.NaN;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function resolveLayers(layers: readonly number[] | undefined, n: number): number[] {
@@ -204,7 +199,7 @@ export async function analyzeLayers(
   const chunksPerPass = segments.reduce((s, g) => s + Math.ceil(g.tokens.length / batchSize), 0);
 
   // progress: full pass, one pass per layer plus its analysis, timing (full + per layer)
-  const total = chunksPerPass * (1 + layers.length) + layers.length + (repeats > 0 ? 1 + layers.length : 0);
+  const total = chunksPerPass * (1 + layers.length) + layers.length + (repeats > 0 ? layers.length : 0);
   let done = 0;
   const step = (stage: string) => {
     done++;
@@ -282,6 +277,7 @@ export async function analyzeLayers(
         cka,
         canonicalCorrelations,
         rcca,
+        fullMs: Number.NaN,
         draftMs: Number.NaN,
         verifyMs: [],
         speedup: [],
@@ -292,11 +288,11 @@ export async function analyzeLayers(
     }
 
     // costs
-    let fullMs = 1;
     if (repeats > 0) {
-      fullMs = await timeCosts(context, segments[0].tokens, N, entries, maxDraft, repeats, check, step);
+      await timeCosts(context, segments[0].tokens, N, entries, maxDraft, repeats, check, step);
     } else {
       for (const e of entries) {
+        e.fullMs = 1;
         e.draftMs = e.layer / N;
         e.verifyMs = Array.from({ length: maxDraft }, (_, i) => ((N - e.layer) / N) * (1 + 0.25 * (i + 1)));
       }
@@ -304,7 +300,7 @@ export async function analyzeLayers(
 
     let best = { layer: entries[0].layer, draft: 1, speedup: -Infinity };
     for (const e of entries) {
-      e.speedup = e.verifyMs.map((v, i) => predictedSpeedup(e.agreement, i + 1, e.draftMs, v, fullMs));
+      e.speedup = e.verifyMs.map((v, i) => predictedSpeedup(e.agreement, i + 1, e.draftMs, v, e.fullMs));
       e.bestDraft = 1;
       e.bestSpeedup = e.speedup[0];
       e.speedup.forEach((s, i) => {
@@ -327,7 +323,7 @@ export async function analyzeLayers(
       model: { name: info.name, layerCount: N, embeddingSize: nEmbd, vocabularySize: info.vocabularySize },
       calibration: { texts: texts.length, tokens: positions, positions, analysisRows, segments: segments.length },
       costSource: repeats > 0 ? 'measured' : 'estimated',
-      fullMs,
+      fullMs: Math.min(...entries.map((e) => e.fullMs)),
       threads: context.threads,
       maxDraft,
       layers: entries,
@@ -347,9 +343,12 @@ export async function analyzeLayers(
 }
 
 /**
- * Times single-token full steps, single-token early-exit steps at each layer and verifications of
- * d + 1 drafted positions (d = 1..maxDraft), after a short prefix, rolling back after each round so
- * that the context length stays the same. Fills draftMs/verifyMs; returns the full step's median.
+ * Times, for each layer, rounds of: one single-token full step, d + 1 single-token early-exit steps
+ * and the verification of those d + 1 positions with layers [l, N) (d = 1..maxDraft, `repeats`
+ * times), after a short prefix, rolling back after each round so that the context length stays the
+ * same. Full steps are interleaved with the drafts so that both see the same machine load. Each
+ * cost is the fastest of its rounds (a draft round counts the mean of its steps): on a shared
+ * machine, noise only ever adds time, in bursts that can last longer than a median's window.
  */
 async function timeCosts(
   context: Context,
@@ -360,10 +359,9 @@ async function timeCosts(
   repeats: number,
   check: () => void,
   step: (stage: string) => void,
-): Promise<number> {
+): Promise<void> {
   const { contextSize, batchSize } = context.state();
   const P = Math.max(1, Math.min(16, calibration.length - 1, contextSize - maxDraft - 2, batchSize));
-  const prefix = calibration.slice(0, P);
   let next = 0;
   const token = () => calibration[(P + next++) % calibration.length];
   const timed = async (o: Parameters<Context['decodeLayers']>[0]) => {
@@ -372,38 +370,34 @@ async function timeCosts(
     return performance.now() - s;
   };
   context.clear();
-  await context.decodeLayers({ tokens: prefix, outputs: 'last' });
-  const fullTimes: number[] = [];
-  for (let r = -1; r < Math.max(4, repeats * 4); r++) {
-    check();
-    const ms = await timed({ tokens: [token()], outputs: 'last' });
-    if (r >= 0) fullTimes.push(ms); // r = -1: warm-up
-    context.removeFrom(P);
-  }
-  step('timing: full step');
+  await context.decodeLayers({ tokens: calibration.slice(0, P), outputs: 'last' });
   for (const e of entries) {
     const l = e.layer;
-    const draftTimes: number[] = [];
-    const verifyTimes: number[][] = Array.from({ length: maxDraft }, () => []);
+    const full: number[] = [];
+    const draft: number[] = [];
+    const verify: number[][] = Array.from({ length: maxDraft }, () => []);
     for (let r = -1; r < repeats; r++) {
       for (let d = 1; d <= maxDraft; d++) {
-        if (r < 0 && d > 2) break; // warm-up: build the graphs
+        if (r < 0 && d > 2) break; // warm-up round: build the graphs, wake the threads
         check();
-        for (let j = 0; j <= d; j++) {
-          const ms = await timed({ tokens: [token()], layers: [0, l], outputs: 'last' });
-          if (r >= 0) draftTimes.push(ms);
-        }
-        const ms = await timed({ layers: [l, N], outputs: 'all' });
-        if (r >= 0) verifyTimes[d - 1].push(ms);
+        const f = await timed({ tokens: [token()], outputs: 'last' });
         context.removeFrom(P);
+        let sum = 0;
+        for (let j = 0; j <= d; j++) sum += await timed({ tokens: [token()], layers: [0, l], outputs: 'last' });
+        const v = await timed({ layers: [l, N], outputs: 'all' });
+        context.removeFrom(P);
+        if (r < 0) continue;
+        full.push(f);
+        draft.push(sum / (d + 1));
+        verify[d - 1].push(v);
       }
     }
-    e.draftMs = median(draftTimes);
-    e.verifyMs = verifyTimes.map(median);
+    e.fullMs = Math.min(...full);
+    e.draftMs = Math.min(...draft);
+    e.verifyMs = verify.map((v) => Math.min(...v));
     step(`timing: layer ${l}`);
   }
   context.clear();
-  return median(fullTimes);
 }
 
 function fmt(v: number, digits: number, width: number): string {
@@ -423,7 +417,7 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
   );
   lines.push(
     result.costSource === 'measured'
-      ? `costs: measured with ${result.threads} thread(s); full step ${result.fullMs.toFixed(3)} ms`
+      ? `costs: measured with ${result.threads} thread(s); fastest full step ${result.fullMs.toFixed(3)} ms (each layer's costs are timed together with full steps)`
       : 'costs: estimated (layer-proportional, in units of one full step)',
   );
   lines.push('');
@@ -435,6 +429,7 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
     ...Array.from({ length: pairs }, (_, i) => `cc${i + 1}`.padStart(6)),
     'rCCA c'.padStart(7),
     'held-out'.padStart(8),
+    `full${unit && ' ' + unit}`.padStart(8),
     `draft${unit && ' ' + unit}`.padStart(9),
     `ver(2)${unit && ' ' + unit}`.padStart(10),
     `ver(${D + 1})${unit && ' ' + unit}`.padStart(10),
@@ -451,6 +446,7 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
         ...Array.from({ length: pairs }, (_, i) => fmt(e.canonicalCorrelations[i] ?? Number.NaN, 3, 6)),
         (e.rcca ? String(e.rcca.regularization) : '-').padStart(7),
         fmt(e.rcca?.heldOutCorrelation ?? Number.NaN, 3, 8),
+        fmt(e.fullMs, 3, 8),
         fmt(e.draftMs, 3, 9),
         fmt(e.verifyMs[0], 3, 10),
         fmt(e.verifyMs[D - 1], 3, 10),

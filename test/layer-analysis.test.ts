@@ -55,7 +55,7 @@ function checkInvariants(result: LayerAnalysisResult, N: number): void {
     expect(e.speedup.length).toBe(result.maxDraft);
     e.speedup.forEach((s, i) => {
       expect(s).toBeGreaterThan(0);
-      expect(s).toBeCloseTo(predictedSpeedup(e.agreement, i + 1, e.draftMs, e.verifyMs[i], result.fullMs), 12);
+      expect(s).toBeCloseTo(predictedSpeedup(e.agreement, i + 1, e.draftMs, e.verifyMs[i], e.fullMs), 12);
     });
     expect(e.bestSpeedup).toBe(Math.max(...e.speedup));
     expect(e.speedup[e.bestDraft - 1]).toBe(e.bestSpeedup);
@@ -98,6 +98,7 @@ describe('analyzeLayers: stories260K', () => {
     expect(result.costSource).toBe('measured');
     expect(result.fullMs).toBeGreaterThan(0);
     for (const e of result.layers) {
+      expect(e.fullMs).toBeGreaterThanOrEqual(result.fullMs);
       expect(e.draftMs).toBeGreaterThan(0);
       for (const v of e.verifyMs) expect(v).toBeGreaterThan(0);
     }
@@ -148,6 +149,7 @@ describe('analyzeLayers: stories260K', () => {
     const r = await analyzeLayers(ctx, DEFAULT_CALIBRATION_TEXTS, { layers: [2, 4, 2], timingRepeats: 0, maxDraft: 3 });
     expect(r.costSource).toBe('estimated');
     expect(r.fullMs).toBe(1);
+    for (const e of r.layers) expect(e.fullMs).toBe(1);
     expect(r.layers.map((e) => e.layer)).toEqual([2, 4]);
     for (const e of r.layers) {
       expect(e.draftMs).toBeCloseTo(e.layer / N, 12);
