@@ -1,5 +1,6 @@
 // Commands of the CLI beyond generate/info/quantize (benchmark sweep, analysis).
 import { analyzeCommand, analyzeUsage } from './layer-analysis-cli.js';
+import { sweepCommand, sweepUsage } from './sweep-cli.js';
 
-export const commands: Record<string, (argv: string[]) => Promise<void>> = { analyze: analyzeCommand };
-export const usage = analyzeUsage;
+export const commands: Record<string, (argv: string[]) => Promise<void>> = { analyze: analyzeCommand, sweep: sweepCommand };
+export const usage = analyzeUsage + sweepUsage;

@@ -22,3 +22,4 @@ export { BusyError, ContextFullError, DisposedError } from './errors.js';
 export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
 export { systemInfo } from './system.js';
 export { analyzeLayers, formatLayerAnalysis, renderLayerAnalysisSvg, predictedSpeedup, DEFAULT_CALIBRATION_TEXTS, LAYER_ANALYSIS_RCCA_GRID, type LayerAnalysisOptions, type LayerAnalysisResult, type LayerAnalysisEntry, type LayerRecommendation } from './layer-analysis.js';
+export { sweep, sweepToCsv, sweepToSvg, type SweepCell, type SweepOptions, type SweepResult } from './sweep.js';

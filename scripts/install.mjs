@@ -3,6 +3,7 @@
 // loads on this machine; otherwise build from source (scripts/build-native.mjs).
 // LAYERSKIP_BUILD_FROM_SOURCE=1 forces a source build.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,5 +18,22 @@ if (!process.env.LAYERSKIP_BUILD_FROM_SOURCE) {
     process.exit(0);
   }
 }
-const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs'), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+// a development checkout has cmake-js (devDependency) and builds with CMakeLists.txt; an installed
+// copy builds through binding.gyp with npm's own node-gyp
+let hasCmakeJs = true;
+try {
+  createRequire(import.meta.url).resolve('cmake-js/package.json');
+} catch {
+  hasCmakeJs = false;
+}
+const build = hasCmakeJs
+  ? spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs'), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+  : process.env.npm_config_node_gyp
+    ? spawnSync(process.execPath, [process.env.npm_config_node_gyp, 'rebuild'], { cwd: root, stdio: 'inherit' })
+    : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'inherit', shell: true });
+if (build.status !== 0) {
+  console.error('layerskip: no prebuilt binary fits this platform and the source build failed. A source build needs CMake, ' +
+    'a C++17 compiler and the llama.cpp tree: set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' +
+    '80fb11ac73e66d89eae2c6a91d8a77428fa733ed (see the README).');
+}
 process.exit(build.status ?? 1);

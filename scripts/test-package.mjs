@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Package test: packs the library, checks the tarball's contents, installs it into an empty
+// project with install scripts off (so only the prebuilt binary can make it work), and generates
+// text from stories260K there. Run `npm run build:prebuilt` first.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const stories = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(root, '..', 'shared', 'models', 'stories260K.gguf'));
+let passed = 0;
+let failed = 0;
+function check(name, fn) {
+  try {
+    fn();
+    passed++;
+    console.log(`  ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`  FAIL ${name}: ${e.message}`);
+  }
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+if (!existsSync(join(root, 'prebuilds'))) {
+  console.error('test-package: no prebuilds/ (run `npm run build:prebuilt` first)');
+  process.exit(1);
+}
+const work = mkdtempSync(join(tmpdir(), 'layerskip-package-'));
+try {
+  const [pack] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8' }));
+  const files = pack.files.map((f) => ({ path: f.path, size: f.size }));
+  console.log(`packed ${pack.filename}: ${files.length} files, ${(pack.size / 1e6).toFixed(1)} MB`);
+  check('no file over 50 MB', () => {
+    const big = files.filter((f) => f.size > 50e6);
+    assert(big.length === 0, big.map((f) => f.path).join(', '));
+  });
+  check('nothing from test/, bench/, build folders or llama.cpp sources', () => {
+    const bad = files.filter((f) => /^(test|bench|build|build-[^/]*|deps|models-generated|\.cache|node_modules)\//.test(f.path));
+    assert(bad.length === 0, bad.map((f) => f.path).join(', '));
+  });
+  check('the prebuilt binary, the compiled library and its types are in', () => {
+    assert(files.some((f) => /^prebuilds\/[^/]+\/.+\.node$/.test(f.path)), 'no prebuilds/*/*.node');
+    for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/gguf/index.js', 'dist/analysis/index.js']) {
+      assert(files.some((f) => f.path === p), `missing ${p}`);
+    }
+  });
+
+  const app = join(work, 'app');
+  execFileSync('mkdir', ['-p', app]);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }));
+  execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', join(work, pack.filename)], { cwd: app, stdio: 'inherit' });
+  check('installed without a build folder (scripts were off)', () => {
+    assert(!existsSync(join(app, 'node_modules', 'layerskip', 'build')), 'a build/ folder exists');
+  });
+  writeFileSync(join(app, 'run.mjs'), `
+import { loadModel, systemInfo } from 'layerskip';
+import { writeRandomLlamaModel } from 'layerskip/gguf';
+import { linearCka } from 'layerskip/analysis';
+const model = await loadModel(${JSON.stringify(stories)});
+const ctx = await model.createContext({ contextSize: 256 });
+const r = await ctx.generate('Once upon a time', { maxTokens: 24 }).result;
+const s = await ctx.generate('Once upon a time', { maxTokens: 24, selfSpeculative: { exitLayer: 4, draftTokens: 3 } }).result;
+console.log(JSON.stringify({ text: r.text, same: s.text === r.text, devices: systemInfo().devices.length,
+  gguf: typeof writeRandomLlamaModel, cka: typeof linearCka }));
+model.dispose();
+`);
+  const out = JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8' }).trim().split('\n').pop());
+  check('generates text from stories260K with the prebuilt binary', () => {
+    assert(out.text.startsWith(', there was a little girl named Lily'), JSON.stringify(out.text));
+    assert(out.same, 'self-speculative text differs');
+    assert(out.gguf === 'function' && out.cka === 'function', 'subpath exports');
+  });
+  check('the CLI runs from the installed package', () => {
+    const cli = execFileSync(join(app, 'node_modules', '.bin', 'layerskip'), ['info', '-m', stories], { encoding: 'utf8' });
+    assert(/layers\s+5/.test(cli), cli);
+  });
+  writeFileSync(join(app, 'req.cjs'), `try { require('layerskip'); console.log('loaded'); } catch (e) { console.log(e.message); }`);
+  check('CommonJS require fails with a clear message', () => {
+    const msg = execFileSync(process.execPath, ['req.cjs'], { cwd: app, encoding: 'utf8' });
+    assert(/ES module/.test(msg), msg);
+  });
+  check('types resolve under moduleResolution node16 and bundler', () => {
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    writeFileSync(join(app, 'use.ts'), `import { loadModel, type GenerationResult } from 'layerskip';\nimport { pca } from 'layerskip/analysis';\nexport const f: typeof loadModel = loadModel; export type R = GenerationResult; export const g = pca;\n`);
+    for (const [module, resolution] of [['node16', 'node16'], ['esnext', 'bundler']]) {
+      execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', module, '--moduleResolution', resolution, '--target', 'es2022', '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), 'use.ts'], { cwd: app, stdio: 'pipe' });
+    }
+  });
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(`\n${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
