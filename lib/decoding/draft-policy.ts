@@ -15,13 +15,18 @@ export class DraftPolicy {
   private verifyBase = NaN; // verify(k) ≈ verifyBase + verifyPerToken · k
   private verifyPerToken = NaN;
   private plainSteps = 0;
+  private probeInterval: number;
+  private probing = false;
   private static readonly decay = 0.9;
+  private static readonly maxProbeInterval = 512;
 
   constructor(
     private readonly maxDraft: number,
     private readonly exitFraction: number, // E / N, for cost guesses before measurements
     private readonly probeEvery = 16,
-  ) {}
+  ) {
+    this.probeInterval = probeEvery;
+  }
 
   get acceptance(): number {
     return this.accepted / (this.accepted + this.rejected);
@@ -44,14 +49,22 @@ export class DraftPolicy {
         best = d;
       }
     }
-    if (best === 0 && ++this.plainSteps >= this.probeEvery) {
+    // while plain steps win, probe now and then with one draft token (acceptance may change with
+    // the text); a probe that fails doubles the interval, so a model whose early exit never agrees
+    // pays for ever fewer probes
+    if (best === 0 && ++this.plainSteps >= this.probeInterval) {
       this.plainSteps = 0;
-      return 1; // probe: acceptance may have changed with the text
+      this.probing = true;
+      return 1;
     }
     return best;
   }
 
   observeRound(drafted: number, accepted: number): void {
+    if (this.probing) {
+      this.probing = false;
+      this.probeInterval = accepted > 0 ? this.probeEvery : Math.min(this.probeInterval * 2, DraftPolicy.maxProbeInterval);
+    }
     const d = DraftPolicy.decay ** drafted;
     this.accepted = this.accepted * d + accepted;
     this.rejected = this.rejected * d + (accepted < drafted ? 1 : 0);

@@ -1,0 +1,57 @@
+// The adaptive draft policy against simulated costs: it falls back to plain steps when drafting
+// cannot pay (and probes ever more rarely), and drafts long when acceptance is high and drafts are cheap.
+import { describe, expect, it } from 'vitest';
+import { DraftPolicy } from '../lib/decoding/draft-policy.js';
+
+/** Simulates generation: returns the expected time per token relative to plain decoding (1.0). */
+function simulate(acceptance: number, draftCost: number, verifyCost: (k: number) => number, tokens = 2000): { relTime: number; meanDraft: number } {
+  const policy = new DraftPolicy(8, 0.25);
+  let produced = 0;
+  let time = 0;
+  let rounds = 0;
+  let drafted = 0;
+  // a deterministic acceptance pattern with the given rate
+  let acc = 0;
+  while (produced < tokens) {
+    const d = policy.next();
+    rounds++;
+    if (d === 0) {
+      policy.observeFullStep(1);
+      time += 1;
+      produced += 1;
+      continue;
+    }
+    drafted += d;
+    let n = 0;
+    for (let j = 0; j < d; j++) {
+      acc += acceptance;
+      if (acc >= 1) {
+        acc -= 1;
+        n++;
+      } else break;
+    }
+    const cost = (d + 1) * draftCost + verifyCost(d + 1);
+    policy.observeDraftStep(draftCost);
+    policy.observeVerify(d + 1, verifyCost(d + 1));
+    policy.observeRound(d, n);
+    time += cost;
+    produced += n + 1;
+  }
+  return { relTime: time / produced, meanDraft: drafted / rounds };
+}
+
+describe('DraftPolicy', () => {
+  it('falls back to plain decoding when early exit never agrees (>= 0.95x plain speed)', () => {
+    const r = simulate(0, 0.35, (k) => 0.75 * (1 + 0.4 * (k - 1)));
+    expect(1 / r.relTime).toBeGreaterThan(0.95);
+  });
+  it('falls back when verification batches are expensive (CPU, compute bound)', () => {
+    const r = simulate(0.7, 0.36, (k) => 0.75 * k * 0.85);
+    expect(1 / r.relTime).toBeGreaterThan(0.95);
+  });
+  it('drafts long when acceptance is high and verification is cheap (memory bound)', () => {
+    const r = simulate(0.9, 0.3, (k) => 0.75 * (1 + 0.05 * (k - 1)));
+    expect(r.meanDraft).toBeGreaterThan(4);
+    expect(1 / r.relTime).toBeGreaterThan(1.5);
+  });
+});
