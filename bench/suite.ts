@@ -25,7 +25,7 @@ interface ModelCase {
 }
 
 const suiteName = process.argv[2] === 'full' ? 'full' : 'quick';
-const threads = Number(process.env.LAYERSKIP_BENCH_THREADS ?? defaultThreads());
+const threads = Number(process.env.LAYERSKIP_BENCH_THREADS ?? defaultThreads(1e12));
 const iterations = Number(process.env.LAYERSKIP_BENCH_ITERATIONS ?? (suiteName === 'full' ? 2 : 4));
 
 const quick: ModelCase[] = [
