@@ -2,7 +2,7 @@
 // Source build of the native addon: prepares the patched llama.cpp tree, then runs cmake-js
 // (CMakeLists.txt) to build llama + ggml as static libraries and the N-API module in build/.
 //
-//   node scripts/build-native.mjs [--cuda] [--cuda-arch 90] [--portable] [--no-metal] [--debug]
+//   node scripts/build-native.mjs [--cuda] [--cuda-arch 90] [--portable] [--no-metal] [--debug] [--out DIR]
 //
 // Environment equivalents: LAYERSKIP_CUDA=1, LAYERSKIP_CUDA_ARCHITECTURES=90,
 // LAYERSKIP_PORTABLE=1, LAYERSKIP_METAL=0, LAYERSKIP_BUILD_JOBS=N.
@@ -26,6 +26,7 @@ const cudaArch = valueOf('--cuda-arch', 'LAYERSKIP_CUDA_ARCHITECTURES');
 const portable = flag('--portable', 'LAYERSKIP_PORTABLE');
 const noMetal = args.includes('--no-metal') || process.env.LAYERSKIP_METAL === '0';
 const debug = args.includes('--debug');
+const out = valueOf('--out', 'LAYERSKIP_BUILD_DIR') ?? 'build';
 const jobs = process.env.LAYERSKIP_BUILD_JOBS ?? String(Math.max(1, cpus().length));
 
 prepareLlama();
@@ -37,10 +38,10 @@ if (noMetal) cmakeArgs.push('--CDGGML_METAL=OFF');
 
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const build = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--parallel', jobs,
+const build = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--out', out, '--parallel', jobs,
   ...(debug ? ['--debug'] : []), ...cmakeArgs], { stdio: 'inherit', cwd: root });
 if (build.status !== 0) {
   console.error('layerskip: native build failed (see the output above)');
   process.exit(build.status ?? 1);
 }
-console.error(`layerskip: built ${join(root, 'build', debug ? 'Debug' : 'Release', 'layerskip.node')}`);
+console.error(`layerskip: built ${join(root, out, debug ? 'Debug' : 'Release', 'layerskip.node')}`);

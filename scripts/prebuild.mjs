@@ -23,8 +23,11 @@ try {
     throw new Error(`no Node headers under ${nodedir}: set npm_config_nodedir`);
   }
   const prebuildify = join(dirname(createRequire(import.meta.url).resolve('prebuildify/package.json')), 'bin.js');
+  // node-gyp: the one npm ships (prebuildify looks for `node-gyp` on PATH otherwise)
+  const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   const t0 = performance.now();
-  execFileSync(process.execPath, [prebuildify, '--napi', '--strip'], {
+  // target: this Node (an N-API binary serves later Nodes and Electron too); its headers are local
+  execFileSync(process.execPath, [prebuildify, '--napi', '--strip', '--target', process.versions.node, '--node-gyp', nodeGyp], {
     cwd: scratch,
     stdio: 'inherit',
     env: { ...process.env, LAYERSKIP_ROOT: root, npm_config_nodedir: nodedir },
