@@ -25,7 +25,12 @@ export interface ContextOptions {
    * flash attention rounds Q to F16 and ran 2.7x slower on stories260K), 'auto' with a GPU.
    */
   flashAttention?: boolean | 'auto';
-  /** KV cache element type (default 'f16', as llama.cpp); 'f32' for bit-careful comparisons. */
+  /**
+   * KV cache element type. Default 'f32': with llama.cpp's F16 cache, a batched verification and a
+   * one-token decode round differently (~1e-4 relative), enough to flip near-ties, so greedy
+   * self-speculative output could differ from plain greedy output (measured: 1B-shape Q8_0, a
+   * 0.005 logit margin flipped at token 17). F32 costs 2x KV memory and no measurable speed here.
+   */
   kvCacheType?: 'f16' | 'f32' | 'q8_0';
 }
 
@@ -99,7 +104,7 @@ export class Context {
     const flash = o.flashAttention ?? (native().systemInfo().gpuOffload ? 'auto' : false);
     const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
     const handle = await native().createContext(model.handle, {
-      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType: o.kvCacheType,
+      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType: o.kvCacheType ?? 'f32',
     });
     return new Context(model, handle, threads);
   }

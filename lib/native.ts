@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DecodeLayersOptions } from './context.js';
 
 export interface NativeModelInfo {
   architecture: string;
@@ -30,17 +31,8 @@ export interface NativeModel {
   readonly disposed: boolean;
 }
 
-export interface NativeDecodeOptions {
-  tokens?: Int32Array;
-  hidden?: Float32Array;
-  count?: number;
-  position?: number;
-  layers?: [number, number];
-  outputs?: 'last' | 'all' | 'none';
-  logits?: boolean;
-  probs?: boolean;
-  returnHidden?: boolean;
-}
+/** The addon's view of `DecodeLayersOptions` (documented there): tokens travel as an Int32Array. */
+export type NativeDecodeOptions = Omit<DecodeLayersOptions, 'tokens'> & { tokens?: Int32Array };
 
 export interface NativeDecodeResult {
   argmax: Int32Array;

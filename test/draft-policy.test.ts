@@ -51,7 +51,7 @@ describe('DraftPolicy', () => {
   });
   it('drafts long when acceptance is high and verification is cheap (memory bound)', () => {
     const r = simulate(0.9, 0.3, (k) => 0.75 * (1 + 0.05 * (k - 1)));
-    expect(r.meanDraft).toBeGreaterThan(4);
+    expect(r.meanDraft).toBeGreaterThan(3); // rounds include the plain steps before the first probe
     expect(1 / r.relTime).toBeGreaterThan(1.5);
   });
 });

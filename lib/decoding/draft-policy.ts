@@ -10,8 +10,8 @@
 export class DraftPolicy {
   private accepted = 2; // prior: a = 0.5 over a few observations
   private rejected = 2;
-  private draftMs = NaN; // one early-exit step
-  private fullMs = NaN; // one plain full decode
+  private readonly draftSamples: number[] = []; // one early-exit step (recent)
+  private readonly fullSamples: number[] = []; // one plain full decode (recent)
   private verifyBase = NaN; // verify(k) ≈ verifyBase + verifyPerToken · k
   private verifyPerToken = NaN;
   private plainSteps = 0;
@@ -19,6 +19,7 @@ export class DraftPolicy {
   private probing = false;
   private static readonly decay = 0.9;
   private static readonly maxProbeInterval = 512;
+  private static readonly margin = 1.1;
 
   constructor(
     private readonly maxDraft: number,
@@ -35,12 +36,15 @@ export class DraftPolicy {
   /** The draft length for the next round: 0 means a plain full-model step. */
   next(): number {
     const a = Math.min(this.acceptance, 0.999);
-    const draft = Number.isNaN(this.draftMs) ? this.exitFraction : this.draftMs;
-    const full = Number.isNaN(this.fullMs) ? 1 : this.fullMs;
+    // medians of recent timings: single decodes on a busy machine have outliers both ways
+    const full = median(this.fullSamples) ?? 1;
+    const draft = median(this.draftSamples) ?? this.exitFraction * full;
     const verify = (k: number) =>
-      Number.isNaN(this.verifyBase) ? (1 - this.exitFraction) * (1 + 0.25 * (k - 1)) : this.verifyBase + this.verifyPerToken * k;
+      Number.isNaN(this.verifyBase) ? full * (1 - this.exitFraction) * (1 + 0.25 * (k - 1)) : this.verifyBase + this.verifyPerToken * k;
+    // drafting must beat plain decoding by a margin: cost estimates are noisy, and a split decode
+    // (draft + verify) that wins only on noise loses in reality
     let best = 0;
-    let bestRate = 1 / full;
+    let bestRate = DraftPolicy.margin / full;
     for (let d = 1; d <= this.maxDraft; d++) {
       const tokens = (1 - a ** (d + 1)) / (1 - a);
       const cost = (d + 1) * draft + verify(d + 1);
@@ -71,11 +75,11 @@ export class DraftPolicy {
   }
 
   observeDraftStep(ms: number): void {
-    this.draftMs = Number.isNaN(this.draftMs) ? ms : 0.8 * this.draftMs + 0.2 * ms;
+    pushRecent(this.draftSamples, ms);
   }
 
   observeFullStep(ms: number): void {
-    this.fullMs = Number.isNaN(this.fullMs) ? ms : 0.8 * this.fullMs + 0.2 * ms;
+    pushRecent(this.fullSamples, ms);
   }
 
   private vSamples: [number, number][] = [];
@@ -97,4 +101,15 @@ export class DraftPolicy {
       this.verifyBase = (sy - this.verifyPerToken * sx) / n;
     }
   }
+}
+
+function pushRecent(samples: number[], v: number, keep = 9): void {
+  samples.push(v);
+  if (samples.length > keep) samples.shift();
+}
+
+function median(samples: readonly number[]): number | undefined {
+  if (samples.length === 0) return undefined;
+  const s = [...samples].sort((a, b) => a - b);
+  return s[s.length >> 1];
 }
