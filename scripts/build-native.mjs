@@ -5,7 +5,7 @@
 //   node scripts/build-native.mjs [--cuda] [--cuda-arch 90] [--portable] [--no-metal] [--debug] [--out DIR]
 //
 // Environment equivalents: LAYERSKIP_CUDA=1, LAYERSKIP_CUDA_ARCHITECTURES=90,
-// LAYERSKIP_PORTABLE=1, LAYERSKIP_METAL=0, LAYERSKIP_BUILD_JOBS=N.
+// LAYERSKIP_PORTABLE=1, LAYERSKIP_METAL=0, LAYERSKIP_BUILD_JOBS=N, LAYERSKIP_CMAKE_ARGS="-DX=Y ...".
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -35,6 +35,11 @@ const cmakeArgs = [`--CDLAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`];
 if (cuda) cmakeArgs.push('--CDGGML_CUDA=ON');
 if (cuda && cudaArch) cmakeArgs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
 if (noMetal) cmakeArgs.push('--CDGGML_METAL=OFF');
+// extra CMake definitions, e.g. LAYERSKIP_CMAKE_ARGS="-DCUDA_cublas_LIBRARY=/path/libcublas.so"
+for (const def of (process.env.LAYERSKIP_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
+  if (!def.startsWith('-D')) throw new Error(`LAYERSKIP_CMAKE_ARGS: expected -DNAME=VALUE, got ${def}`);
+  cmakeArgs.push(`--CD${def.slice(2)}`);
+}
 
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');

@@ -2,11 +2,33 @@
 # Compile check of the CUDA build (no GPU needed): configures and builds llama.cpp with
 # GGML_CUDA=ON for one architecture, and the addon against it, into build-cuda/ (git-ignored).
 #   scripts/check-cuda-build.sh [ARCH]      (default 90; LAYERSKIP_BUILD_JOBS sets parallelism)
+# ggml-cuda needs cuBLAS. A toolkit without it (only nvcc and cudart) can take it from a folder
+# with include/ and lib/ given as LAYERSKIP_CUBLAS_DIR, e.g. the contents of NVIDIA's
+# nvidia-cublas wheel (nvidia/cu13/); the script finds such a wheel under /opt if none is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-90}"
 command -v nvcc >/dev/null || { echo "check-cuda-build: nvcc not found (install the CUDA toolkit)" >&2; exit 1; }
 nvcc --version | tail -1
+cuda_root="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"
+if [ ! -f "$cuda_root/include/cublas_v2.h" ] && [ -z "${LAYERSKIP_CUBLAS_DIR:-}" ]; then
+  wheel="$(find /opt -name 'nvidia_cublas-*.whl' 2>/dev/null | head -1 || true)"
+  [ -n "$wheel" ] || { echo "check-cuda-build: no cuBLAS in $cuda_root and no LAYERSKIP_CUBLAS_DIR" >&2; exit 1; }
+  mkdir -p build-cuda-deps
+  python3 -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])" "$wheel" build-cuda-deps
+  LAYERSKIP_CUBLAS_DIR="$(readlink -f "$(dirname "$(find build-cuda-deps -name cublas_v2.h | head -1)")/..")"
+  echo "check-cuda-build: cuBLAS from $wheel"
+fi
+if [ -n "${LAYERSKIP_CUBLAS_DIR:-}" ]; then
+  export CPATH="$LAYERSKIP_CUBLAS_DIR/include${CPATH:+:$CPATH}"
+  export LAYERSKIP_CMAKE_ARGS="-DCUDA_cublas_LIBRARY=$(ls "$LAYERSKIP_CUBLAS_DIR"/lib/libcublas.so* | head -1) -DCUDA_cublasLt_LIBRARY=$(ls "$LAYERSKIP_CUBLAS_DIR"/lib/libcublasLt.so* | head -1) ${LAYERSKIP_CMAKE_ARGS:-}"
+fi
+# without a driver library (no libcuda.so, not even the toolkit's stub), build without CUDA VMM,
+# the one feature that links libcuda directly
+if ! ldconfig -p | grep -q "libcuda.so" && [ ! -e "$cuda_root/lib64/stubs/libcuda.so" ]; then
+  export LAYERSKIP_CMAKE_ARGS="-DGGML_CUDA_NO_VMM=ON ${LAYERSKIP_CMAKE_ARGS:-}"
+  echo "check-cuda-build: no libcuda.so here: GGML_CUDA_NO_VMM=ON"
+fi
 start=$(date +%s)
 node scripts/build-native.mjs --cuda --cuda-arch "$arch" --out build-cuda
 end=$(date +%s)
