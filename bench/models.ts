@@ -34,7 +34,7 @@ export const SHAPE_1B: ShapeSpec = {
   name: '1b',
   spec: { nLayer: 16, nEmbd: 2048, nHead: 32, nHeadKv: 8, nFf: 8192, nVocab: 128256, nCtx: 4096, tiedOutput: true },
   lateFrom: 4,
-  lateScale: 0.05,
+  lateScale: 0.01,
 };
 
 export type Variant = 'plain' | 'late';
@@ -43,10 +43,15 @@ function log(msg: string): void {
   process.stderr.write(`[models] ${msg}\n`);
 }
 
+function fileStem(shape: ShapeSpec, variant: Variant): string {
+  // the scale is part of the name: a changed scale must not reuse an old file
+  return variant === 'late' && shape.lateScale !== 0.05 ? `${shape.name}-late${shape.lateScale}` : `${shape.name}-${variant}`;
+}
+
 /** The F16 source of a generated model (written once). */
 export function sourceModel(shape: ShapeSpec, variant: Variant): string {
   mkdirSync(MODELS_DIR, { recursive: true });
-  const path = join(MODELS_DIR, `${shape.name}-${variant}-f16.gguf`);
+  const path = join(MODELS_DIR, `${fileStem(shape, variant)}-f16.gguf`);
   if (!existsSync(path)) {
     log(`generating ${path}`);
     const tmp = `${path}.tmp`;
@@ -65,7 +70,7 @@ export function sourceModel(shape: ShapeSpec, variant: Variant): string {
 
 /** A quantized generated model (written once). */
 export async function benchModel(shape: ShapeSpec, variant: Variant, type: QuantizationType): Promise<string> {
-  const path = join(MODELS_DIR, `${shape.name}-${variant}-${type.toLowerCase()}.gguf`);
+  const path = join(MODELS_DIR, `${fileStem(shape, variant)}-${type.toLowerCase()}.gguf`);
   if (!existsSync(path)) {
     const src = sourceModel(shape, variant);
     log(`quantizing to ${type}: ${path}`);

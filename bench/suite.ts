@@ -186,7 +186,9 @@ async function runCase(c: ModelCase, llama: Llama): Promise<Row[]> {
 
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 const rows: Row[] = [];
-for (const c of suiteName === 'full' ? full : quick) rows.push(...(await runCase(c, llama)));
+// LAYERSKIP_BENCH_CASES: run only the cases whose label contains this text
+const only = process.env.LAYERSKIP_BENCH_CASES;
+for (const c of suiteName === 'full' ? full : quick) if (!only || c.label.includes(only)) rows.push(...(await runCase(c, llama)));
 
 const fmt = (v: number | undefined, d = 2) => (v === undefined ? '' : v.toFixed(d));
 const lines = [

@@ -73,13 +73,18 @@ export interface NativeBinding {
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 let binding: NativeBinding | undefined;
 
-/** The native addon, loaded on first use. Throws a clear error when no binary fits this platform. */
+/**
+ * The native addon, loaded on first use: `$LAYERSKIP_BINARY` if set, else the best match among
+ * prebuilds/ and build/ (node-gyp-build). Throws a clear error when no binary fits this platform.
+ */
 export function native(): NativeBinding {
   if (binding) return binding;
   const require = createRequire(import.meta.url);
   const load = require('node-gyp-build') as (dir: string) => NativeBinding;
   try {
-    binding = load(packageRoot);
+    // LAYERSKIP_BINARY: an explicit addon file (a packaged app's unpacked copy, or a build variant)
+    const explicit = process.env.LAYERSKIP_BINARY;
+    binding = explicit ? (require(explicit) as NativeBinding) : load(packageRoot);
   } catch (e) {
     const err = new Error(
       `layerskip: no native binary for ${process.platform}-${process.arch} (node ${process.version}). ` +
