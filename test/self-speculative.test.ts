@@ -172,3 +172,23 @@ describe('bad self-speculative options', () => {
     expect(r.tokens.length).toBe(3);
   });
 });
+
+describe('the KV cache after self-speculative generation', () => {
+  it('continuing from the generated text reuses the cache and matches a fresh context', async () => {
+    const model = await loadModel(STORIES);
+    const ctx = await model.createContext({ threads: 1, contextSize: 512 });
+    const fresh = await model.createContext({ threads: 1, contextSize: 512 });
+    for (const spec of [{ exitLayer: 4, draftTokens: 4 }, { exitLayer: 3, draftTokens: 8, adaptive: true }]) {
+      ctx.clear();
+      const prompt = model.tokenize('Once upon a time');
+      const first = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: spec }).result;
+      const continued = [...prompt, ...first.tokens];
+      const again = await ctx.generate(continued, { maxTokens: 30, selfSpeculative: spec }).result;
+      expect(again.timings.reusedPromptTokens).toBeGreaterThan(prompt.length);
+      fresh.clear();
+      const reference = await fresh.generate(continued, { maxTokens: 30 }).result;
+      expect(again.tokens).toEqual(reference.tokens);
+    }
+    model.dispose();
+  });
+});

@@ -16,7 +16,8 @@ export class DraftPolicy {
   private verifyPerToken = NaN;
   private plainSteps = 0;
   private probeInterval: number;
-  private probing = false;
+  /** The current round is a probe (one draft token while plain steps win). */
+  probing = false;
   private static readonly decay = 0.9;
   private static readonly maxProbeInterval = 512;
   private static readonly margin = 1.1;

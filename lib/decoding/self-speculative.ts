@@ -139,7 +139,8 @@ export async function selfSpeculativeLoop(
     const k = drafts.length;
     // a bonus row (the full model's token after the last draft) needs the last draft's position;
     // after an end-of-generation draft there is nothing to predict
-    const bonus = !isEogToken(session, drafts[k - 1]);
+    // (a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can)
+    const bonus = !isEogToken(session, drafts[k - 1]) && !policy?.probing;
     if (spec.verification === 'cached' && needsDraftDecode && bonus) {
       await ctx.decode({ tokens: Int32Array.of(drafts[k - 1]), layers: [0, E], outputs: 'none' });
     }
@@ -188,10 +189,14 @@ export async function selfSpeculativeLoop(
     if (next < 0 && nAcc < rows) next = pickToken(v, sampling, rng, nAcc, nVocab); // bonus: every draft agreed
     policy?.observeRound(k, nAcc);
 
-    // keep positions p .. p+nAcc (last and the accepted drafts), drop the rest
-    ctx.removeFrom(p + nAcc + 1);
+    // Verified positions p .. p+rows-1 hold `last` and drafts[0 .. rows-1). Keep `last` and the
+    // accepted drafts that have a position; with a full-model token (`next`) that is p .. p+nAcc.
+    // Without one (every draft accepted and no bonus row: an end-of-generation draft or a probe),
+    // the last accepted draft has no position yet and becomes the next round's `last`.
+    const kept = next >= 0 ? nAcc : nAcc - 1;
+    ctx.removeFrom(p + kept + 1);
     onCached(last);
-    for (let j = 0; j < nAcc; j++) onCached(drafts[j]);
+    for (let j = 0; j < kept; j++) onCached(drafts[j]);
     stats.samplingMs += performance.now() - tAccept;
 
     let ok = true;
@@ -201,7 +206,10 @@ export async function selfSpeculativeLoop(
       if (session.tokens.length > before) stats.accepted++;
     }
     if (!ok) break;
-    if (next < 0) break; // the drafts ended the generation (EOS / token limit) before a bonus row
+    if (next < 0) {
+      last = drafts[nAcc - 1];
+      continue;
+    }
     last = next;
     const before = session.tokens.length;
     session.accept(last);
