@@ -20,16 +20,18 @@ export async function plainLoop(
   const rng = new Rng(sampling.seed);
   const wantLogits = sampling.temperature > 0;
   let r = first;
-  const contextSize = ctx.state().contextSize;
+  const state = ctx.state(); // read once: this loop is the only writer while it runs
+  let position = state.nextPosition;
   for (;;) {
     const token = pickToken(r, sampling, rng, 0, nVocab);
     if (!session.accept(token)) return;
-    if (ctx.state().nextPosition >= contextSize) {
+    if (position >= state.contextSize) {
       session.stop('contextFull');
       return;
     }
     session.check();
     r = await ctx.decode({ tokens: Int32Array.of(token), logits: wantLogits });
+    position++;
     onCached(token);
   }
 }
