@@ -1,5 +1,6 @@
 // Loads the native addon (a prebuilt binary from prebuilds/ or a source build in build/) through
 // node-gyp-build, and describes its interface. Everything else in lib/ goes through this module.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,27 @@ export interface NativeBinding {
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The prebuilt binary for x64 CPUs without AVX2 (SSE4.2 only), when this CPU needs it and no
+ * source build exists: the main prebuilt binary requires AVX2/FMA/F16C.
+ * LAYERSKIP_CPU_VARIANT=baseline forces it (for testing).
+ */
+function baselineBinary(): string | undefined {
+  if (process.arch !== 'x64') return undefined;
+  const file = join(packageRoot, 'prebuilds', `${process.platform}-x64`, 'baseline', 'layerskip.node');
+  if (!existsSync(file)) return undefined;
+  if (process.env.LAYERSKIP_CPU_VARIANT === 'baseline') return file;
+  if (existsSync(join(packageRoot, 'build', 'Release', 'layerskip.node'))) return undefined; // a source build fits this CPU
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return undefined; // not Linux: no cheap way to read CPU flags; use the main binary
+  }
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
+  return has('avx2') && has('fma') && has('f16c') ? undefined : file;
+}
 let binding: NativeBinding | undefined;
 
 /**
@@ -83,7 +105,7 @@ export function native(): NativeBinding {
   const load = require('node-gyp-build') as (dir: string) => NativeBinding;
   try {
     // LAYERSKIP_BINARY: an explicit addon file (a packaged app's unpacked copy, or a build variant)
-    const explicit = process.env.LAYERSKIP_BINARY;
+    const explicit = process.env.LAYERSKIP_BINARY ?? baselineBinary();
     binding = explicit ? (require(explicit) as NativeBinding) : load(packageRoot);
   } catch (e) {
     const err = new Error(

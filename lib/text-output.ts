@@ -22,6 +22,15 @@ export class TextOutput {
     return this.release(false);
   }
 
+  /** Whether text held back plus these further token bytes would complete a stop string. */
+  wouldStop(extra: readonly Uint8Array[]): boolean {
+    if (this.stopStrings.length === 0) return false;
+    const d = new TextDecoder('utf-8');
+    let text = this.held;
+    for (const b of extra) text += d.decode(b, { stream: true });
+    return this.stopStrings.some((s) => text.includes(s));
+  }
+
   /** End of generation: returns what was held back. */
   flush(): string {
     if (this.stopped) return '';

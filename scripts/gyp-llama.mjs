@@ -14,7 +14,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(process.env.LAYERSKIP_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
 const llama = join(root, 'deps', 'llama.cpp');
-const build = join(root, 'build-llama-portable');
+// LAYERSKIP_CPU_VARIANT: 'avx2' (default: GGML_NATIVE=OFF, whose defaults are AVX/AVX2/FMA/F16C/BMI2)
+// or 'baseline' (x86-64 with SSE4.2 only, for CPUs without AVX2)
+const variant = process.env.LAYERSKIP_CPU_VARIANT ?? 'avx2';
+if (!['avx2', 'baseline'].includes(variant)) {
+  console.error(`gyp-llama: LAYERSKIP_CPU_VARIANT must be avx2 or baseline, got ${variant}`);
+  process.exit(2);
+}
+const build = join(root, variant === 'avx2' ? 'build-llama-portable' : `build-llama-portable-${variant}`);
+const variantFlags = variant === 'baseline'
+  ? ['-DGGML_AVX=OFF', '-DGGML_AVX2=OFF', '-DGGML_FMA=OFF', '-DGGML_F16C=OFF', '-DGGML_BMI2=OFF', '-DGGML_AVX512=OFF', '-DGGML_SSE42=ON']
+  : [];
 const what = process.argv[2];
 
 if (what === 'include') {
@@ -28,7 +38,7 @@ if (what === 'include') {
       '-DCMAKE_POSITION_INDEPENDENT_CODE=ON', '-DGGML_NATIVE=OFF', '-DGGML_OPENMP=OFF', '-DLLAMA_BUILD_TESTS=OFF',
       '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_TOOLS=OFF', '-DLLAMA_BUILD_SERVER=OFF', '-DLLAMA_BUILD_APP=OFF',
       '-DLLAMA_BUILD_COMMON=OFF', '-DLLAMA_OPENSSL=OFF', '-DLLAMA_CURL=OFF', '-DGGML_CCACHE=OFF',
-      ...(process.env.LAYERSKIP_CUDA === '1' ? ['-DGGML_CUDA=ON'] : [])], quiet);
+      ...variantFlags, ...(process.env.LAYERSKIP_CUDA === '1' ? ['-DGGML_CUDA=ON'] : [])], quiet);
   }
   execFileSync('cmake', ['--build', build, '--config', 'Release', '--target', 'llama', '--parallel', String(cpus().length)], quiet);
   const libs = process.platform === 'win32'

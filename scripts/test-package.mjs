@@ -69,12 +69,20 @@ console.log(JSON.stringify({ text: r.text, same: s.text === r.text, devices: sys
   gguf: typeof writeRandomLlamaModel, cka: typeof linearCka }));
 model.dispose();
 `);
-  const out = JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8' }).trim().split('\n').pop());
+  const run = (env = {}) => JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop());
+  const out = run();
   check('generates text from stories260K with the prebuilt binary', () => {
     assert(out.text.startsWith(', there was a little girl named Lily'), JSON.stringify(out.text));
     assert(out.same, 'self-speculative text differs');
     assert(out.gguf === 'function' && out.cka === 'function', 'subpath exports');
   });
+  if (process.arch === 'x64' && process.platform === 'linux') {
+    check('the baseline (no AVX2) binary is packed, loads, and gives the same text', () => {
+      assert(files.some((f) => f.path === 'prebuilds/linux-x64/baseline/layerskip.node'), 'no prebuilds/linux-x64/baseline/layerskip.node');
+      const base = run({ LAYERSKIP_CPU_VARIANT: 'baseline' });
+      assert(base.text === out.text && base.same, JSON.stringify(base));
+    });
+  }
   check('the CLI runs from the installed package', () => {
     const cli = execFileSync(join(app, 'node_modules', '.bin', 'layerskip'), ['info', '-m', stories], { encoding: 'utf8' });
     assert(/layers\s+5/.test(cli), cli);

@@ -85,6 +85,12 @@ describe('stories260K with default context settings', () => {
       const r = await ctx.generate('Once upon a time', { maxTokens: 200, selfSpeculative: { exitLayer: E, draftTokens: 6 } }).result;
       expect(r.text).toBe(plain.text);
     }
+    // stop strings end drafting and generation at the same place
+    const stop = ['Lily', 'park.'];
+    const plainStop = await ctx.generate('Once upon a time', { maxTokens: 200, stop }).result;
+    const specStop = await ctx.generate('Once upon a time', { maxTokens: 200, stop, selfSpeculative: { exitLayer: 4, draftTokens: 8 } }).result;
+    expect(specStop.text).toBe(plainStop.text);
+    expect(specStop.stopReason).toBe('stopString');
     model.dispose();
   });
 });

@@ -67,6 +67,7 @@ export async function selfSpeculativeLoop(
   const rng = new Rng(sampling.seed);
   const policy = spec.adaptive ? new DraftPolicy(spec.draftTokens, E / N) : null;
   const wantProbs = spec.minDraftProbability > 0;
+  const hasStops = session.hasStopStrings;
   const contextSize = ctx.state().contextSize;
   const stats: SpeculativeStats = {
     exitLayer: E, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
@@ -134,7 +135,7 @@ export async function selfSpeculativeLoop(
       drafts.push(tok);
       feed = tok;
       needsDraftDecode = true;
-      if (isEogToken(session, tok)) break;
+      if (isEogToken(session, tok) || (hasStops && session.wouldStop(drafts))) break; // drafting further is wasted
     }
     const k = drafts.length;
     // a bonus row (the full model's token after the last draft) needs the last draft's position;

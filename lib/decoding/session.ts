@@ -10,6 +10,7 @@ export class DecodeSession {
   readonly tokens: number[] = [];
   stopReason: StopReason | null = null;
   private readonly out: TextOutput;
+  readonly hasStopStrings: boolean;
   private readonly pendingTokens: number[] = [];
 
   constructor(
@@ -21,6 +22,12 @@ export class DecodeSession {
     private readonly isDisposed: () => boolean,
   ) {
     this.out = new TextOutput(stopStrings);
+    this.hasStopStrings = stopStrings.length > 0;
+  }
+
+  /** Whether accepting these tokens would complete a stop string (drafting stops there). */
+  wouldStop(tokens: readonly number[]): boolean {
+    return this.out.wouldStop(tokens.map((t) => this.model.tokenPiece(t, false)));
   }
 
   isEog(token: number): boolean {
