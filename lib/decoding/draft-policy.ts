@@ -12,6 +12,7 @@ export class DraftPolicy {
   private rejected = 2;
   private readonly draftSamples: number[] = []; // one early-exit step (recent)
   private readonly fullSamples: number[] = []; // one plain full decode (recent)
+  private readonly vSamples: [number, number][] = []; // (tokens, ms) of recent verifications
   private verifyBase = NaN; // verify(k) ≈ verifyBase + verifyPerToken · k
   private verifyPerToken = NaN;
   private plainSteps = 0;
@@ -83,7 +84,6 @@ export class DraftPolicy {
     pushRecent(this.fullSamples, ms);
   }
 
-  private vSamples: [number, number][] = [];
   observeVerify(tokens: number, ms: number): void {
     // a least-squares line through the recent (tokens, ms) pairs
     this.vSamples.push([tokens, ms]);

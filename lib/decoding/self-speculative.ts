@@ -135,13 +135,13 @@ export async function selfSpeculativeLoop(
       drafts.push(tok);
       feed = tok;
       needsDraftDecode = true;
-      if (isEogToken(session, tok) || (hasStops && session.wouldStop(drafts))) break; // drafting further is wasted
+      if (session.isEog(tok) || (hasStops && session.wouldStop(drafts))) break; // drafting further is wasted
     }
     const k = drafts.length;
     // a bonus row (the full model's token after the last draft) needs the last draft's position;
     // after an end-of-generation draft there is nothing to predict
     // (a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can)
-    const bonus = !isEogToken(session, drafts[k - 1]) && !policy?.probing;
+    const bonus = !session.isEog(drafts[k - 1]) && !policy?.probing;
     if (spec.verification === 'cached' && needsDraftDecode && bonus) {
       await ctx.decode({ tokens: Int32Array.of(drafts[k - 1]), layers: [0, E], outputs: 'none' });
     }
@@ -217,15 +217,6 @@ export async function selfSpeculativeLoop(
     if (session.tokens.length > before) stats.corrections++;
   }
   return finish();
-}
-
-const eogCache = new WeakMap<DecodeSession, Map<number, boolean>>();
-function isEogToken(session: DecodeSession, token: number): boolean {
-  let m = eogCache.get(session);
-  if (!m) eogCache.set(session, (m = new Map()));
-  let v = m.get(token);
-  if (v === undefined) m.set(token, (v = session.isEog(token)));
-  return v;
 }
 
 /** norm(max(0, p − q)): the distribution a rejected draft is resampled from. */
