@@ -63,24 +63,47 @@ export function distribution(logits: Float32Array, s: ResolvedSampling, offset =
   const filterK = s.topK > 0 && s.topK < nVocab;
   if (!filterK && s.topP >= 1) return p;
 
-  // sort candidate indices by probability (ties by index, so results are deterministic)
-  const idx = Array.from({ length: nVocab }, (_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
-  let keep = filterK ? s.topK : nVocab;
-  if (s.topP < 1) {
-    let kept = 0;
-    for (let j = 0; j < keep; j++) {
-      kept += p[idx[j]];
-      if (kept >= s.topP) {
-        keep = j + 1;
-        break;
-      }
-    }
-  }
+  const kept = nucleus(p, filterK ? s.topK : nVocab, s.topP);
   const out = new Float64Array(nVocab);
   let total = 0;
-  for (let j = 0; j < keep; j++) total += p[idx[j]];
-  for (let j = 0; j < keep; j++) out[idx[j]] = p[idx[j]] / total;
+  for (const i of kept) total += p[i];
+  for (const i of kept) out[i] = p[i] / total;
   return out;
+}
+
+/**
+ * The tokens that survive top-k then top-p: the first `keep` of the vocabulary sorted by
+ * probability (ties by index), where the top-p cut stops at the first prefix reaching `topP`.
+ * Sorting a 128k vocabulary for every draft and verify row would cost tens of milliseconds, so
+ * only the tokens at or above a threshold are sorted. Every token below the threshold ranks
+ * after every token above it, so the sorted candidates are exactly the head of the full sort;
+ * when that head is too short to decide the cut, the threshold drops and the search repeats.
+ */
+function nucleus(p: Float64Array, topK: number, topP: number): number[] {
+  const n = p.length;
+  let maxP = 0;
+  for (let i = 0; i < n; i++) if (p[i] > maxP) maxP = p[i];
+  let threshold = maxP / 1024;
+  for (;;) {
+    const candidates: number[] = [];
+    for (let i = 0; i < n; i++) if (p[i] >= threshold) candidates.push(i);
+    const complete = candidates.length === n; // the candidates are the whole vocabulary
+    // the top-k cut needs k candidates; a top-p cut may be reached with fewer
+    if (candidates.length >= topK || complete || topP < 1) {
+      candidates.sort((a, b) => p[b] - p[a] || a - b);
+      const keep = Math.min(topK, candidates.length);
+      if (topP >= 1) return candidates.slice(0, keep);
+      let cumulative = 0;
+      for (let j = 0; j < keep; j++) {
+        cumulative += p[candidates[j]];
+        if (cumulative >= topP) return candidates.slice(0, j + 1);
+      }
+      // not reached: the cut is all k tokens, or it needs tokens below the threshold (search on)
+      if (keep === topK || complete) return candidates.slice(0, keep);
+    }
+    // probabilities below ~1e-300 (or exact zeros) only matter once everything else is in
+    threshold = threshold > 1e-300 ? threshold / 1024 : 0;
+  }
 }
 
 /** Draws one token from a probability vector. */

@@ -52,6 +52,51 @@ describe('sampling distribution', () => {
     expect(p[2]).toBe(0);
     expect(p[0]).toBeCloseTo(full[0] / (full[0] + full[1]), 12);
   });
+  it('top-k / top-p equal a full sort of the vocabulary (random rows, ties, large vocabularies)', () => {
+    // the reference: sort the whole vocabulary, cut at k, then at the first prefix reaching p
+    const reference = (row: Float32Array, s: ReturnType<typeof resolveSampling>) => {
+      const full = distribution(row, resolveSampling({ temperature: s.temperature }));
+      const idx = Array.from(full.keys()).sort((a, b) => full[b] - full[a] || a - b);
+      let keep = s.topK > 0 ? Math.min(s.topK, idx.length) : idx.length;
+      let acc = 0;
+      for (let j = 0; j < keep && s.topP < 1; j++) {
+        acc += full[idx[j]];
+        if (acc >= s.topP) keep = j + 1;
+      }
+      const out = new Float64Array(full.length);
+      const total = idx.slice(0, keep).reduce((t, i) => t + full[i], 0);
+      for (const i of idx.slice(0, keep)) out[i] = full[i] / total;
+      return out;
+    };
+    const rng = new Rng(11);
+    let checked = 0;
+    const pick = <T,>(options: T[]) => options[Math.floor(rng.next() * options.length)];
+    for (const nVocab of [3, 50, 4096, 32000]) {
+      for (let trial = 0; trial < 25; trial++) {
+        // flat to very peaked rows; a flat row with one high logit puts most of the nucleus far
+        // below the top token; coarse rounding makes ties common
+        const spread = pick([0.5, 4, 16, 40]);
+        const row = Float32Array.from({ length: nVocab }, () => Math.round((rng.next() - 0.5) * spread * 4) / 4);
+        if (trial % 4 === 0) row[trial % nVocab] = spread * 4;
+        const s = resolveSampling({
+          temperature: pick([0.3, 1, 2.5]),
+          topK: pick([0, 0, 1, 5, 40, nVocab + 1]),
+          topP: pick([1, 0.5, 0.9, 0.999, 0.9999999]),
+        });
+        const got = distribution(row, s);
+        const want = reference(row, s);
+        // the same kept tokens exactly; the values up to the rounding of the renormalization
+        expect([...got].map((v) => v > 0)).toEqual([...want].map((v) => v > 0));
+        for (let i = 0; i < nVocab; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-12 * want[i]);
+        checked++;
+      }
+    }
+    expect(checked).toBe(100);
+    // probabilities that underflow to exactly 0 still count as tokens for top-k
+    const extreme = Float32Array.from({ length: 64 }, (_, i) => (i < 3 ? 0 : -1e4));
+    const s = resolveSampling({ temperature: 0.5, topK: 10 });
+    expect([...distribution(extreme, s)]).toEqual([...reference(extreme, s)]);
+  });
   it('sampling follows the distribution (seeded)', () => {
     const p = Float64Array.from([0.5, 0.3, 0.2]);
     const rng = new Rng(7);
