@@ -15,6 +15,14 @@ import { prepareLlama } from './prepare-llama.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
+const known = { '--cuda': 0, '--cuda-arch': 1, '--portable': 0, '--no-metal': 0, '--debug': 0, '--out': 1 };
+for (let i = 0; i < args.length; i++) {
+  if (!(args[i] in known) || (known[args[i]] === 1 && args[i + 1] === undefined)) {
+    console.error(`layerskip: unknown or incomplete build option ${args[i]}; options: ${Object.keys(known).join(' ')} (--cuda-arch and --out take a value)`);
+    process.exit(2);
+  }
+  i += known[args[i]];
+}
 const flag = (name, env) => args.includes(name) || ['1', 'on', 'true'].includes(String(process.env[env] ?? '').toLowerCase());
 const valueOf = (name, env) => {
   const i = args.indexOf(name);

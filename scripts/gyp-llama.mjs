@@ -7,9 +7,9 @@
 // LAYERSKIP_ROOT overrides the folder that holds deps/ and build-llama-portable/ (prebuild.mjs
 // runs node-gyp in a scratch copy of the package and points it back here).
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(process.env.LAYERSKIP_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
@@ -21,11 +21,59 @@ if (!['avx2', 'baseline'].includes(variant)) {
   console.error(`gyp-llama: LAYERSKIP_CPU_VARIANT must be avx2 or baseline, got ${variant}`);
   process.exit(2);
 }
-const build = join(root, variant === 'avx2' ? 'build-llama-portable' : `build-llama-portable-${variant}`);
+// backends: LAYERSKIP_CUDA=1 (+ LAYERSKIP_CUDA_ARCHITECTURES) adds CUDA; Metal is llama.cpp's
+// default on Apple (LAYERSKIP_METAL=0 turns it off); LAYERSKIP_CMAKE_ARGS passes more definitions
+const cuda = ['1', 'on', 'true'].includes(String(process.env.LAYERSKIP_CUDA ?? '').toLowerCase());
+const build = join(root, ['build-llama-portable', ...(variant === 'avx2' ? [] : [variant]), ...(cuda ? ['cuda'] : [])].join('-'));
 const variantFlags = variant === 'baseline'
   ? ['-DGGML_AVX=OFF', '-DGGML_AVX2=OFF', '-DGGML_FMA=OFF', '-DGGML_F16C=OFF', '-DGGML_BMI2=OFF', '-DGGML_AVX512=OFF', '-DGGML_SSE42=ON']
   : [];
+const backendFlags = [
+  ...(cuda ? ['-DGGML_CUDA=ON'] : []),
+  ...(cuda && process.env.LAYERSKIP_CUDA_ARCHITECTURES ? [`-DCMAKE_CUDA_ARCHITECTURES=${process.env.LAYERSKIP_CUDA_ARCHITECTURES}`] : []),
+  ...(process.env.LAYERSKIP_METAL === '0' ? ['-DGGML_METAL=OFF'] : []),
+  ...(process.env.LAYERSKIP_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean),
+];
 const what = process.argv[2];
+
+/** Static libraries in link order: llama, ggml, every backend that was built, ggml-base. */
+function staticLibraries() {
+  const ext = process.platform === 'win32' ? '.lib' : '.a';
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith(ext) && /^(lib)?(llama|ggml)/.test(entry.name)) found.push(path);
+    }
+  };
+  walk(join(build, 'src'));
+  walk(join(build, 'ggml', 'src'));
+  const rank = (path) => {
+    const name = basename(path).replace(/^lib/, '').replace(ext, '');
+    return name === 'llama' ? 0 : name === 'ggml' ? 1 : name === 'ggml-base' ? 3 : 2;
+  };
+  return found.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+/** What the backends link against, read from the CMake cache (the same libraries CMake found). */
+function systemLibraries() {
+  if (process.platform === 'darwin') {
+    return ['-framework Foundation', '-framework Metal', '-framework MetalKit', '-framework Accelerate'];
+  }
+  const out = process.platform === 'win32' ? [] : ['-lpthread'];
+  if (!cuda) return out;
+  const cache = readFileSync(join(build, 'CMakeCache.txt'), 'utf8');
+  const entry = (name) => cache.match(new RegExp(`^${name}:[A-Z]+=(.*)$`, 'm'))?.[1];
+  const noVmm = entry('GGML_CUDA_NO_VMM') === 'ON';
+  for (const name of ['cudart', 'cublas', 'cublasLt', ...(noVmm ? [] : ['cuda_driver'])]) {
+    const lib = entry(`CUDA_${name}_LIBRARY`);
+    if (!lib || lib.endsWith('NOTFOUND')) throw new Error(`gyp-llama: CMake found no CUDA ${name} library (see ${build}/CMakeCache.txt)`);
+    out.push(lib);
+    if (process.platform !== 'win32') out.push(`-Wl,-rpath,${dirname(lib)}`);
+  }
+  return out;
+}
 
 if (what === 'include') {
   console.log([join(llama, 'include'), join(llama, 'src'), join(llama, 'ggml', 'include')].join(' '));
@@ -38,13 +86,10 @@ if (what === 'include') {
       '-DCMAKE_POSITION_INDEPENDENT_CODE=ON', '-DGGML_NATIVE=OFF', '-DGGML_OPENMP=OFF', '-DLLAMA_BUILD_TESTS=OFF',
       '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_TOOLS=OFF', '-DLLAMA_BUILD_SERVER=OFF', '-DLLAMA_BUILD_APP=OFF',
       '-DLLAMA_BUILD_COMMON=OFF', '-DLLAMA_OPENSSL=OFF', '-DLLAMA_CURL=OFF', '-DGGML_CCACHE=OFF',
-      ...variantFlags, ...(process.env.LAYERSKIP_CUDA === '1' ? ['-DGGML_CUDA=ON'] : [])], quiet);
+      ...variantFlags, ...backendFlags], quiet);
   }
   execFileSync('cmake', ['--build', build, '--config', 'Release', '--target', 'llama', '--parallel', String(cpus().length)], quiet);
-  const libs = process.platform === 'win32'
-    ? ['src/Release/llama.lib', 'ggml/src/Release/ggml.lib', 'ggml/src/Release/ggml-cpu.lib', 'ggml/src/Release/ggml-base.lib']
-    : ['src/libllama.a', 'ggml/src/libggml.a', 'ggml/src/libggml-cpu.a', 'ggml/src/libggml-base.a'];
-  console.log(libs.map((l) => join(build, l)).join(' ') + (process.platform === 'darwin' ? ' -framework Accelerate -framework Metal -framework Foundation' : ' -lpthread'));
+  console.log([...staticLibraries(), ...systemLibraries()].join(' '));
 } else {
   console.error('usage: gyp-llama.mjs include|libs');
   process.exit(2);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm install hook: use a prebuilt binary (prebuilds/) or an earlier source build (build/) when one
 // loads on this machine; otherwise build from source (scripts/build-native.mjs).
-// LAYERSKIP_BUILD_FROM_SOURCE=1 forces a source build.
+// LAYERSKIP_BUILD_FROM_SOURCE=1 forces a source build, and so does asking for CUDA
+// (LAYERSKIP_CUDA=1): the prebuilt binaries are CPU-only.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -10,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const probe = `require('node-gyp-build')(${JSON.stringify(root)})`;
 
-if (!process.env.LAYERSKIP_BUILD_FROM_SOURCE) {
+const wantsCuda = ['1', 'on', 'true'].includes(String(process.env.LAYERSKIP_CUDA ?? '').toLowerCase());
+if (!process.env.LAYERSKIP_BUILD_FROM_SOURCE && !wantsCuda) {
   // in a child process: a binary for another platform or ABI must not crash this one
   const test = spawnSync(process.execPath, ['-e', probe], { cwd: root, stdio: 'pipe' });
   if (test.status === 0) {
