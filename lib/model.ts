@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { Context, type ContextOptions } from './context.js';
 import { DisposedError, checkInteger } from './errors.js';
-import { native, type NativeModel, type NativeModelInfo } from './native.js';
+import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 
 export type ModelInfo = NativeModelInfo;
 
@@ -26,7 +26,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   }
   if (!statSync(path).isFile()) throw new Error(`loadModel: not a file: ${path}`);
   if (options.gpuLayers !== undefined) checkInteger('gpuLayers', options.gpuLayers, -1, 100000);
-  const handle = await native().loadModel(path, {
+  const handle = await (await loadNative()).loadModel(path, {
     gpuLayers: options.gpuLayers,
     mmap: options.mmap,
     checkTensors: options.checkTensors,

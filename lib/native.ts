@@ -1,9 +1,11 @@
 // Loads the native addon (a prebuilt binary from prebuilds/ or a source build in build/) through
 // node-gyp-build, and describes its interface. Everything else in lib/ goes through this module.
 import { existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { DecodeLayersOptions } from './context.js';
 
 export interface NativeModelInfo {
@@ -94,19 +96,26 @@ function baselineBinary(): string | undefined {
   return has('avx2') && has('fma') && has('f16c') ? undefined : file;
 }
 let binding: NativeBinding | undefined;
+let warming: Promise<NativeBinding> | undefined;
+
+/** The binary to load: `$LAYERSKIP_BINARY`, the baseline prebuild this CPU needs, or node-gyp-build's pick. */
+function binaryPath(require: NodeJS.Require): string {
+  const explicit = process.env.LAYERSKIP_BINARY ?? baselineBinary();
+  if (explicit) return explicit;
+  const gypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  return gypBuild.resolve(packageRoot);
+}
 
 /**
  * The native addon, loaded on first use: `$LAYERSKIP_BINARY` if set, else the best match among
  * prebuilds/ and build/ (node-gyp-build). Throws a clear error when no binary fits this platform.
+ * Loading is synchronous; the async entry points use `loadNative()`, which keeps it off this thread.
  */
 export function native(): NativeBinding {
   if (binding) return binding;
   const require = createRequire(import.meta.url);
-  const load = require('node-gyp-build') as (dir: string) => NativeBinding;
   try {
-    // LAYERSKIP_BINARY: an explicit addon file (a packaged app's unpacked copy, or a build variant)
-    const explicit = process.env.LAYERSKIP_BINARY ?? baselineBinary();
-    binding = explicit ? (require(explicit) as NativeBinding) : load(packageRoot);
+    binding = require(binaryPath(require)) as NativeBinding;
   } catch (e) {
     const err = new Error(
       `layerskip: no native binary for ${process.platform}-${process.arch} (node ${process.version}). ` +
@@ -117,4 +126,49 @@ export function native(): NativeBinding {
     throw err;
   }
   return binding;
+}
+
+// Loads the addon in a worker thread, then (while that thread still holds it) on this one.
+// The first load maps the binary and its libraries and initializes llama.cpp's backends: ~10 ms
+// for a CPU build, but ~350 ms for a CUDA build without a GPU (the cuBLAS libraries alone) and
+// longer with one (CUDA device discovery). Done in the worker, the second load finds everything
+// in place and returns at once, so the event loop is not held up.
+const WARM_UP = `
+const { parentPort, workerData } = require('node:worker_threads');
+try {
+  require(workerData);
+  parentPort.postMessage('loaded');
+} catch (e) {
+  parentPort.postMessage('failed');
+}
+parentPort.once('message', () => parentPort.close()); // released once the main thread holds the addon
+`;
+
+/** `native()` without blocking the event loop: the async API (loadModel, quantizeModel) awaits this. */
+export async function loadNative(): Promise<NativeBinding> {
+  if (binding) return binding;
+  warming ??= (async () => {
+    let path: string;
+    try {
+      path = binaryPath(createRequire(import.meta.url));
+    } catch {
+      return native(); // no binary: native() throws the explanatory error
+    }
+    const worker = new Worker(WARM_UP, { eval: true, workerData: path });
+    try {
+      // the worker's message says whether it loaded; either way native() follows: it is immediate
+      // while the worker holds the library, and on failure it throws the explanatory error
+      await once(worker, 'message').catch(() => undefined);
+      return native();
+    } finally {
+      worker.postMessage('release');
+      worker.unref();
+    }
+  })();
+  try {
+    return await warming;
+  } finally {
+    // a failed load may succeed later (e.g. after a build): do not cache the failure
+    if (!binding) warming = undefined;
+  }
 }

@@ -1,6 +1,6 @@
 // Model quantization through llama.cpp (llama_model_quantize), off the main thread.
 import { existsSync } from 'node:fs';
-import { native } from './native.js';
+import { loadNative } from './native.js';
 
 export const QUANTIZATION_TYPES = [
   'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K',
@@ -13,5 +13,5 @@ export async function quantizeModel(source: string, destination: string, type: Q
   if (!(QUANTIZATION_TYPES as readonly string[]).includes(type)) {
     throw new RangeError(`quantizeModel: unknown type ${type}; one of ${QUANTIZATION_TYPES.join(', ')}`);
   }
-  await native().quantizeModel(source, destination, type, options.threads ?? 0);
+  await (await loadNative()).quantizeModel(source, destination, type, options.threads ?? 0);
 }
