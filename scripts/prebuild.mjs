@@ -4,6 +4,9 @@
 // the package, against llama.cpp built for a portable CPU (GGML_NATIVE=OFF: x86-64 with
 // AVX2/FMA/F16C, no -march=native); the result lands in prebuilds/<platform>-<arch>/. On x64 a
 // second binary for CPUs without AVX2 (SSE4.2 only) goes to prebuilds/<platform>-x64/baseline/.
+// LAYERSKIP_PREBUILD_OUT writes elsewhere than prebuilds/, LAYERSKIP_SKIP_BASELINE=1 skips the
+// second binary, and the backend variables of scripts/gyp-llama.mjs apply (LAYERSKIP_CUDA=1 ...):
+// scripts/check-cuda-build.sh uses them to check the node-gyp path of a CUDA build.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { prepareLlama } from './prepare-llama.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const out = resolve(root, process.env.LAYERSKIP_PREBUILD_OUT ?? 'prebuilds');
 prepareLlama();
 const prebuildify = join(dirname(createRequire(import.meta.url).resolve('prebuildify/package.json')), 'bin.js');
 // node-gyp needs Node's headers; offline, use the ones installed beside this node binary
@@ -42,8 +46,8 @@ const scratches = [];
 try {
   const main = prebuild('avx2');
   scratches.push(main);
-  rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
-  cpSync(join(main, 'prebuilds'), join(root, 'prebuilds'), { recursive: true });
+  rmSync(out, { recursive: true, force: true });
+  cpSync(join(main, 'prebuilds'), out, { recursive: true });
   // x64 CPUs without AVX2 get a second binary, in a subfolder node-gyp-build does not scan;
   // lib/native.ts picks it from the CPU's flags
   if (process.arch === 'x64' && !process.env.LAYERSKIP_SKIP_BASELINE) {
@@ -51,10 +55,10 @@ try {
     scratches.push(base);
     const dir = join(base, 'prebuilds', `${process.platform}-${process.arch}`);
     const file = readdirSync(dir).find((f) => f.endsWith('.node'));
-    mkdirSync(join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'baseline'), { recursive: true });
-    cpSync(join(dir, file), join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'baseline', 'layerskip.node'));
+    mkdirSync(join(out, `${process.platform}-${process.arch}`, 'baseline'), { recursive: true });
+    cpSync(join(dir, file), join(out, `${process.platform}-${process.arch}`, 'baseline', 'layerskip.node'));
   }
-  console.error(`layerskip: prebuilds/ written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.error(`layerskip: ${out} written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 } finally {
   for (const s of scratches) rmSync(s, { recursive: true, force: true });
 }
