@@ -2,7 +2,8 @@
 # Compile check of the CUDA build (no GPU needed): configures and builds llama.cpp with
 # GGML_CUDA=ON for one architecture, and the addon against it, into build-cuda/ (git-ignored),
 # then loads that binary and generates a few tokens (on the CPU when there is no GPU).
-# Measured on the 2-vCPU development VM, from scratch: 2129 s (143 CUDA objects, arch 90).
+# Measured on the 2-vCPU development VM, from scratch: 2129 s (143 CUDA objects, arch 90); the
+# gyp mode 2917 s while a CI run shared the CPU.
 #   scripts/check-cuda-build.sh [ARCH] [gyp]   (default 90; LAYERSKIP_BUILD_JOBS sets parallelism)
 # With `gyp` it builds through binding.gyp instead (the path of an installed copy, prebuildify and
 # @electron/rebuild): llama.cpp into build-llama-portable-cuda/, the addon into build-cuda-gyp/.
