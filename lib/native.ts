@@ -137,10 +137,10 @@ const WARM_UP = `
 const { parentPort, workerData } = require('node:worker_threads');
 try {
   require(workerData);
-  parentPort.postMessage('loaded');
-} catch (e) {
-  parentPort.postMessage('failed');
+} catch {
+  // the main thread's own load reports the failure, with the explanatory error
 }
+parentPort.postMessage('done');
 parentPort.once('message', () => parentPort.close()); // released once the main thread holds the addon
 `;
 
@@ -156,8 +156,8 @@ export async function loadNative(): Promise<NativeBinding> {
     }
     const worker = new Worker(WARM_UP, { eval: true, workerData: path });
     try {
-      // the worker's message says whether it loaded; either way native() follows: it is immediate
-      // while the worker holds the library, and on failure it throws the explanatory error
+      // then native(): immediate while the worker holds the library; on failure it throws the
+      // explanatory error (a worker that crashed instead of answering leads there too)
       await once(worker, 'message').catch(() => undefined);
       return native();
     } finally {

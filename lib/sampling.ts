@@ -63,7 +63,8 @@ export function distribution(logits: Float32Array, s: ResolvedSampling, offset =
   const filterK = s.topK > 0 && s.topK < nVocab;
   if (!filterK && s.topP >= 1) return p;
 
-  const kept = nucleus(p, filterK ? s.topK : nVocab, s.topP);
+  // the most likely token has exp(0) / sum
+  const kept = nucleus(p, 1 / sum, filterK ? s.topK : nVocab, s.topP);
   const out = new Float64Array(nVocab);
   let total = 0;
   for (const i of kept) total += p[i];
@@ -79,10 +80,8 @@ export function distribution(logits: Float32Array, s: ResolvedSampling, offset =
  * after every token above it, so the sorted candidates are exactly the head of the full sort;
  * when that head is too short to decide the cut, the threshold drops and the search repeats.
  */
-function nucleus(p: Float64Array, topK: number, topP: number): number[] {
+function nucleus(p: Float64Array, maxP: number, topK: number, topP: number): number[] {
   const n = p.length;
-  let maxP = 0;
-  for (let i = 0; i < n; i++) if (p[i] > maxP) maxP = p[i];
   let threshold = maxP / 1024;
   for (;;) {
     const candidates: number[] = [];

@@ -11,6 +11,7 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { backendDefinitions, envFlag } from './build-options.mjs';
 import { prepareLlama } from './prepare-llama.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,7 +24,7 @@ for (let i = 0; i < args.length; i++) {
   }
   i += known[args[i]];
 }
-const flag = (name, env) => args.includes(name) || ['1', 'on', 'true'].includes(String(process.env[env] ?? '').toLowerCase());
+const flag = (name, env) => args.includes(name) || envFlag(env);
 const valueOf = (name, env) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : process.env[env];
@@ -39,15 +40,8 @@ const jobs = process.env.LAYERSKIP_BUILD_JOBS ?? String(Math.max(1, cpus().lengt
 
 prepareLlama();
 
-const cmakeArgs = [`--CDLAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`];
-if (cuda) cmakeArgs.push('--CDGGML_CUDA=ON');
-if (cuda && cudaArch) cmakeArgs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
-if (noMetal) cmakeArgs.push('--CDGGML_METAL=OFF');
-// extra CMake definitions, e.g. LAYERSKIP_CMAKE_ARGS="-DCUDA_cublas_LIBRARY=/path/libcublas.so"
-for (const def of (process.env.LAYERSKIP_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
-  if (!def.startsWith('-D')) throw new Error(`LAYERSKIP_CMAKE_ARGS: expected -DNAME=VALUE, got ${def}`);
-  cmakeArgs.push(`--CD${def.slice(2)}`);
-}
+const cmakeArgs = [`LAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`, ...backendDefinitions({ cuda, cudaArch, metal: !noMetal })]
+  .map((def) => `--CD${def}`);
 
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');

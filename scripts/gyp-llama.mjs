@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { backendDefinitions, envFlag } from './build-options.mjs';
 
 const root = resolve(process.env.LAYERSKIP_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
 const llama = join(root, 'deps', 'llama.cpp');
@@ -23,17 +24,14 @@ if (!['avx2', 'baseline'].includes(variant)) {
 }
 // backends: LAYERSKIP_CUDA=1 (+ LAYERSKIP_CUDA_ARCHITECTURES) adds CUDA; Metal is llama.cpp's
 // default on Apple (LAYERSKIP_METAL=0 turns it off); LAYERSKIP_CMAKE_ARGS passes more definitions
-const cuda = ['1', 'on', 'true'].includes(String(process.env.LAYERSKIP_CUDA ?? '').toLowerCase());
+const cuda = envFlag('LAYERSKIP_CUDA');
 const build = join(root, ['build-llama-portable', ...(variant === 'avx2' ? [] : [variant]), ...(cuda ? ['cuda'] : [])].join('-'));
 const variantFlags = variant === 'baseline'
   ? ['-DGGML_AVX=OFF', '-DGGML_AVX2=OFF', '-DGGML_FMA=OFF', '-DGGML_F16C=OFF', '-DGGML_BMI2=OFF', '-DGGML_AVX512=OFF', '-DGGML_SSE42=ON']
   : [];
-const backendFlags = [
-  ...(cuda ? ['-DGGML_CUDA=ON'] : []),
-  ...(cuda && process.env.LAYERSKIP_CUDA_ARCHITECTURES ? [`-DCMAKE_CUDA_ARCHITECTURES=${process.env.LAYERSKIP_CUDA_ARCHITECTURES}`] : []),
-  ...(process.env.LAYERSKIP_METAL === '0' ? ['-DGGML_METAL=OFF'] : []),
-  ...(process.env.LAYERSKIP_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean),
-];
+const backendFlags = backendDefinitions({
+  cuda, cudaArch: process.env.LAYERSKIP_CUDA_ARCHITECTURES, metal: process.env.LAYERSKIP_METAL !== '0',
+}).map((def) => `-D${def}`);
 const what = process.argv[2];
 
 /** Static libraries in link order: llama, ggml, every backend that was built, ggml-base. */

@@ -7,12 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { envFlag } from './build-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const probe = `require('node-gyp-build')(${JSON.stringify(root)})`;
 
-const wantsCuda = ['1', 'on', 'true'].includes(String(process.env.LAYERSKIP_CUDA ?? '').toLowerCase());
-if (!process.env.LAYERSKIP_BUILD_FROM_SOURCE && !wantsCuda) {
+if (!process.env.LAYERSKIP_BUILD_FROM_SOURCE && !envFlag('LAYERSKIP_CUDA')) {
   // in a child process: a binary for another platform or ABI must not crash this one
   const test = spawnSync(process.execPath, ['-e', probe], { cwd: root, stdio: 'pipe' });
   if (test.status === 0) {

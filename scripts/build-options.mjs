@@ -1,0 +1,24 @@
+// The build options that the two native build paths share (scripts/build-native.mjs for cmake-js,
+// scripts/gyp-llama.mjs for node-gyp), so both turn them into the same llama.cpp CMake definitions.
+
+/** An on/off environment variable: 1, on or true (any case) turn it on. */
+export function envFlag(name) {
+  return ['1', 'on', 'true'].includes(String(process.env[name] ?? '').toLowerCase());
+}
+
+/**
+ * llama.cpp backend definitions (NAME=VALUE) for the chosen backends, then the extra definitions
+ * in LAYERSKIP_CMAKE_ARGS ("-DNAME=VALUE ..."). Metal is llama.cpp's default on Apple.
+ */
+export function backendDefinitions({ cuda = false, cudaArch, metal = true }) {
+  const defs = [];
+  if (cuda) defs.push('GGML_CUDA=ON');
+  if (cuda && cudaArch) defs.push(`CMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
+  if (!metal) defs.push('GGML_METAL=OFF');
+  // e.g. LAYERSKIP_CMAKE_ARGS="-DCUDA_cublas_LIBRARY=/path/libcublas.so"
+  for (const def of (process.env.LAYERSKIP_CMAKE_ARGS ?? '').split(/\s+/).filter(Boolean)) {
+    if (!def.startsWith('-D')) throw new Error(`LAYERSKIP_CMAKE_ARGS: expected -DNAME=VALUE, got ${def}`);
+    defs.push(def.slice(2));
+  }
+  return defs;
+}
