@@ -10,6 +10,8 @@ import { Generation, type GenerationChunk, type GenerationResult } from './gener
 import { native, type NativeContext, type NativeContextState, type NativeDecodeResult } from './native.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
+import { DraftHead } from './draft-head/draft-head.js';
+import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 
 export interface ContextOptions {
   /** KV cache size in tokens (default: min(2048, the model's training context)). */
@@ -87,6 +89,8 @@ export class Context {
   private readonly disposeHooks: (() => void)[] = [];
   /** Tokens held at positions [0, prefix.length) when known, for prompt-prefix reuse; null when unknown. */
   private prefix: number[] | null = [];
+  /** The draft head the addon has installed for early exits (null: the model's own exit). */
+  private head: DraftHead | null = null;
 
   private constructor(
     readonly model: Model,
@@ -153,6 +157,33 @@ export class Context {
     }
   }
 
+  /**
+   * Installs a fitted draft head (or its file) for early-exit decodes: its adapter maps the exit
+   * residual before the final norm, and its draft vocabulary restricts the early exit's LM head.
+   * null removes it. Full-model decodes and verification are unchanged.
+   */
+  async useDraftHead(head: DraftHead | string | null): Promise<void> {
+    const release = this.acquire('useDraftHead');
+    try {
+      await this.installHead(head === null ? null : resolveDraftHead(head, this.model));
+    } finally {
+      release();
+    }
+  }
+
+  /** The installed draft head, or null. */
+  get draftHead(): DraftHead | null {
+    return this.head;
+  }
+
+  private async installHead(head: DraftHead | null): Promise<void> {
+    if (head === this.head) return;
+    const parts = nativeDraftHead(head, this.model);
+    this.head = null;
+    await this.handle.setDraftHead(parts);
+    this.head = head;
+  }
+
   /** Removes positions [position, end) from the KV cache (rollback of rejected drafts). */
   removeFrom(position: number): void {
     const release = this.acquire('removeFrom');
@@ -198,6 +229,7 @@ export class Context {
         throw new TypeError('stop must be an array of non-empty strings');
       }
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
+      if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
       const promptTokens = typeof prompt === 'string' ? this.model.tokenize(prompt, { addBos: options.addBos }) : Array.from(prompt);
       if (promptTokens.length === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
       const nVocab = this.model.info.vocabularySize;
@@ -228,6 +260,7 @@ export class Context {
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
     try {
+      if (spec) await this.installHead((spec.draftHead as DraftHead | null) ?? null);
       // prompt: keep the cached common prefix, decode the rest with all layers
       const cached = this.prefix ?? [];
       while (reused < cached.length && reused < promptTokens.length && cached[reused] === promptTokens[reused]) reused++;

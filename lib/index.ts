@@ -23,3 +23,5 @@ export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quan
 export { systemInfo } from './system.js';
 export { analyzeLayers, formatLayerAnalysis, renderLayerAnalysisSvg, predictedSpeedup, DEFAULT_CALIBRATION_TEXTS, LAYER_ANALYSIS_RCCA_GRID, type LayerAnalysisOptions, type LayerAnalysisResult, type LayerAnalysisEntry, type LayerRecommendation } from './layer-analysis.js';
 export { sweep, sweepToCsv, sweepToSvg, type SweepCell, type SweepOptions, type SweepResult } from './sweep.js';
+export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
+export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './draft-head/fit.js';

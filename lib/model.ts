@@ -4,6 +4,8 @@ import { existsSync, statSync } from 'node:fs';
 import { Context, type ContextOptions } from './context.js';
 import { DisposedError, checkInteger } from './errors.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
+import { modelIdentity } from './draft-head/draft-head.js';
+import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
 
 export type ModelInfo = NativeModelInfo;
 
@@ -38,6 +40,8 @@ export class Model {
   /** Metadata read from the GGUF file. */
   readonly info: ModelInfo;
   private readonly contexts = new Set<Context>();
+  private header: GgufFileInfo | undefined;
+  private id: string | undefined;
 
   /** @internal */
   constructor(
@@ -45,6 +49,16 @@ export class Model {
     readonly path: string,
   ) {
     this.info = handle.info();
+  }
+
+  /** @internal The file's GGUF header (tensor infos and metadata), read once on first use. */
+  fileInfo(): GgufFileInfo {
+    return (this.header ??= readGgufInfo(this.path));
+  }
+
+  /** A hash of the model's tensor infos and key metadata: the model a draft head is bound to. */
+  get identity(): string {
+    return (this.id ??= modelIdentity(this.fileInfo()));
   }
 
   get layerCount(): number {

@@ -54,8 +54,62 @@ export interface NativeContextState {
   disposed: boolean;
 }
 
+/** One round's early-exit drafting in one call (the addon runs the token-to-token loop). */
+export interface NativeDraftOptions {
+  /** The token to feed first (the newest token, not yet in the KV cache). */
+  token: number;
+  /** Exit layer E: drafts come from layers [0, E). */
+  layer: number;
+  maxTokens: number;
+  /** Stop when a draft after the first has a top probability below this (that draft is dropped). */
+  minProbability?: number;
+  /** Also run the last draft through layers [0, E) (unless it ends the generation), for a bonus row. */
+  finish?: boolean;
+  /** 0: argmax drafts; > 0: sample softmax(logits / T) with one of `uniforms` per draft. */
+  temperature?: number;
+  uniforms?: Float64Array;
+}
+
+export interface NativeDraftResult {
+  tokens: Int32Array;
+  maxProb: Float32Array;
+  /** With temperature > 0: each draft's logits row (n_vocab wide; -Infinity outside a draft vocabulary). */
+  logits?: Float32Array;
+  /** The last draft's layers [0, E) are in the KV cache. */
+  lastDecoded: boolean;
+}
+
+/** The early exit's draft head as the addon installs it (every part optional; none removes the head). */
+export interface NativeDraftHead {
+  /** n_embd x n_embd, row-major: h' = W·h (+ bias). */
+  adapter?: Float32Array;
+  bias?: Float32Array;
+  /** The draft vocabulary and those tokens' LM-head rows in the output weight's GGUF type. */
+  tokenIds?: Int32Array;
+  rows?: Uint8Array;
+  rowType?: number;
+}
+
+export interface NativeTrainOptions {
+  hidden: Float32Array;
+  targets: Float32Array;
+  head: Float32Array;
+  norm: Float32Array;
+  adapter: Float32Array;
+  bias: Float32Array;
+  embeddingSize: number;
+  vocabularySize: number;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  eps: number;
+  threads: number;
+}
+
 export interface NativeContext {
   decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
+  draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
+  setDraftHead(head: NativeDraftHead): Promise<void>;
   removeFrom(position: number): void;
   clear(): void;
   setThreads(threads: number, batchThreads?: number): void;
@@ -71,6 +125,11 @@ export interface NativeBinding {
   }): Promise<NativeContext>;
   quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
   systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
+  trainExitAdapter(
+    options: NativeTrainOptions,
+    onProgress?: (step: number, loss: number) => void,
+  ): Promise<{ adapter: Float32Array; bias: Float32Array; losses: Float64Array }>;
+  dequantizeRows(rows: Uint8Array, type: number, rowLength: number): Float32Array;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

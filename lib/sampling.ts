@@ -2,6 +2,7 @@
 // with a seeded PRNG so that sampled generations are reproducible. The same `distribution()` is
 // used for the draft and the full model in speculative sampling, so both see identical filtering.
 import { checkInteger, checkNumber } from './errors.js';
+import type { NativeDecodeResult } from './native.js';
 
 export interface SamplingOptions {
   /** 0 (the default) is greedy decoding. */
@@ -118,4 +119,29 @@ export function sampleFrom(p: Float64Array, rng: Rng): number {
     }
   }
   return last; // rounding: u landed past the accumulated total
+}
+
+/** The token of one output row of a decode: its argmax when greedy, else a sample of `distribution()`. */
+export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: Rng, row = 0, nVocab = 0): number {
+  if (sampling.temperature === 0) return r.argmax[row];
+  return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
+}
+
+/**
+ * softmax(logits / T) of one row, without top-k/top-p: the distribution the addon's draft loop
+ * samples drafts from (computed the same way, in double precision). Speculative sampling is exact
+ * for any draft distribution, as long as it is the one the draft was sampled from.
+ */
+export function temperatureDistribution(logits: Float32Array, temperature: number, offset: number, nVocab: number): Float64Array {
+  const q = new Float64Array(nVocab);
+  let max = -Infinity;
+  for (let i = 0; i < nVocab; i++) if (logits[offset + i] > max) max = logits[offset + i];
+  let sum = 0;
+  for (let i = 0; i < nVocab; i++) {
+    const v = Math.exp((logits[offset + i] - max) / temperature);
+    q[i] = v;
+    sum += v;
+  }
+  for (let i = 0; i < nVocab; i++) q[i] /= sum;
+  return q;
 }

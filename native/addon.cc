@@ -2,6 +2,7 @@
 // and exports the native Model / Context classes plus the free functions.
 #include <napi.h>
 
+#include "adapter-trainer.h"
 #include "addon.h"
 #include "common.h"
 #include "context.h"
@@ -50,6 +51,8 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("createContext", Napi::Function::New<Context::create>(env, "createContext"));
     exports.Set("quantizeModel", Napi::Function::New<Model::quantize>(env, "quantizeModel"));
     exports.Set("systemInfo", Napi::Function::New<system_info>(env, "systemInfo"));
+    exports.Set("trainExitAdapter", Napi::Function::New<train_exit_adapter>(env, "trainExitAdapter"));
+    exports.Set("dequantizeRows", Napi::Function::New<dequantize_rows>(env, "dequantizeRows"));
     return exports;
 }
 

@@ -46,9 +46,25 @@ struct Context::DecodeJob {
     std::vector<float> hidden_out;
 };
 
+struct Context::DraftJob {
+    // inputs
+    int32_t token = 0, layer = 0, max_tokens = 0;
+    float min_prob = 0;          // stop when a draft's top probability falls below (not for the first)
+    bool finish = false;         // run the last draft through layers [0, layer) too (unless it is EOG)
+    double temperature = 0;      // 0: argmax; else sample softmax(logits / T) with `uniforms`
+    std::vector<double> uniforms;
+    // outputs
+    std::vector<int32_t> tokens;
+    std::vector<float> max_prob;
+    std::vector<float> logits;   // sampled drafts' rows, n_vocab wide (-inf outside a draft vocabulary)
+    bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
+};
+
 Napi::Function Context::define(Napi::Env env) {
     return DefineClass(env, "NativeContext", {
         InstanceMethod<&Context::decode>("decode"),
+        InstanceMethod<&Context::draft>("draft"),
+        InstanceMethod<&Context::set_draft_head>("setDraftHead"),
         InstanceMethod<&Context::remove_from>("removeFrom"),
         InstanceMethod<&Context::clear>("clear"),
         InstanceMethod<&Context::set_threads>("setThreads"),
@@ -164,8 +180,9 @@ void Context::check_usable(Napi::Env env, const char * what) const {
     if (busy_.load()) throw_error(env, std::string(what) + ": the context is busy with another operation", "ERR_BUSY");
 }
 
-// decode({ tokens?: Int32Array, hidden?: Float32Array, position?: number, layers?: [start, end],
-//          outputs?: 'last' | 'all' | 'none', logits?: boolean, probs?: boolean, hidden?: boolean })
+// decode({ tokens?: Int32Array, hidden?: Float32Array, count?: number, position?: number,
+//          layers?: [start, end], outputs?: 'last' | 'all' | 'none', logits?: boolean, probs?: boolean,
+//          returnHidden?: boolean })
 Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_usable(env, "decode");
@@ -313,19 +330,8 @@ void Context::run_decode(DecodeJob & job) {
     const bool draft = job.start == 0 && job.end < n_layer_;
     const bool verify = job.start > 0;
 
-    if (job.start != range_start_ || job.end != range_end_) {
-        if (llama_set_layer_range(ctx_, job.start, job.end == n_layer_ ? 0 : job.end) != 0) {
-            throw std::runtime_error("layer ranges are not supported for this model: " + take_last_llama_error());
-        }
-        range_start_ = job.start;
-        range_end_ = job.end;
-    }
-    // the draft's exit layer input is extracted by llama.cpp (one reserve when it changes)
-    if (draft && hidden_layer_enabled_ != job.end) {
-        if (hidden_layer_enabled_ >= 0) llama_set_embeddings_layer_inp(ctx_, hidden_layer_enabled_, false);
-        llama_set_embeddings_layer_inp(ctx_, job.end, true);
-        hidden_layer_enabled_ = job.end;
-    }
+    use_layer_range(job.start, job.end);
+    if (draft) use_exit_layer(job.end);
 
     llama_batch & b = verify ? embd_batch_ : tok_batch_;
     b.n_tokens = n;
@@ -367,18 +373,13 @@ void Context::run_decode(DecodeJob & job) {
         if (!b.logits[i]) continue;
         const float * row = llama_get_logits_ith(ctx_, i);
         if (!row) throw std::runtime_error("no logits for output " + std::to_string(i));
-        int32_t best = 0;
-        float mx = row[0];
-        for (int32_t t = 1; t < n_vocab_; ++t) {
-            if (row[t] > mx) { mx = row[t]; best = t; }
+        float max_prob = 0;
+        job.argmax.push_back(row_best(row, draft, job.want_probs ? &max_prob : nullptr));
+        if (job.want_probs) job.max_prob.push_back(max_prob);
+        if (job.want_logits) {
+            if (draft && !draft_vocab_.empty()) expand_draft_row(row, job.logits);
+            else job.logits.insert(job.logits.end(), row, row + n_vocab_);
         }
-        job.argmax.push_back(best);
-        if (job.want_probs) {
-            double sum = 0;
-            for (int32_t t = 0; t < n_vocab_; ++t) sum += std::exp((double)row[t] - mx);
-            job.max_prob.push_back((float)(1.0 / sum));
-        }
-        if (job.want_logits) job.logits.insert(job.logits.end(), row, row + n_vocab_);
     }
 
     if (draft) {
@@ -395,6 +396,269 @@ void Context::run_decode(DecodeJob & job) {
     } else {
         n_past_ = n_full_ = job.pos0 + n;
     }
+}
+
+void Context::use_layer_range(int32_t start, int32_t end) {
+    if (start == range_start_ && end == range_end_) return;
+    if (llama_set_layer_range(ctx_, start, end == n_layer_ ? 0 : end) != 0) {
+        throw std::runtime_error("layer ranges are not supported for this model: " + take_last_llama_error());
+    }
+    range_start_ = start;
+    range_end_ = end;
+}
+
+// the draft's exit layer input is extracted by llama.cpp (one reserve when it changes)
+void Context::use_exit_layer(int32_t layer) {
+    if (hidden_layer_enabled_ == layer) return;
+    if (hidden_layer_enabled_ >= 0) llama_set_embeddings_layer_inp(ctx_, hidden_layer_enabled_, false);
+    llama_set_embeddings_layer_inp(ctx_, layer, true);
+    hidden_layer_enabled_ = layer;
+}
+
+int32_t Context::row_best(const float * row, bool draft, float * max_prob) const {
+    const bool narrow = draft && !draft_vocab_.empty();
+    const int32_t width = narrow ? (int32_t)draft_vocab_.size() : n_vocab_;
+    int32_t best = 0;
+    float mx = row[0];
+    for (int32_t t = 1; t < width; ++t) {
+        if (row[t] > mx) { mx = row[t]; best = t; }
+    }
+    if (max_prob) {
+        double sum = 0;
+        for (int32_t t = 0; t < width; ++t) sum += std::exp((double)row[t] - mx);
+        *max_prob = (float)(1.0 / sum);
+    }
+    return narrow ? draft_vocab_[best] : best;
+}
+
+void Context::expand_draft_row(const float * row, std::vector<float> & out) const {
+    const size_t at = out.size();
+    out.resize(at + n_vocab_, -INFINITY);
+    for (size_t j = 0; j < draft_vocab_.size(); ++j) out[at + draft_vocab_[j]] = row[j];
+}
+
+// draft({ token, layer, maxTokens, minProbability?, finish?, temperature?, uniforms?: Float64Array })
+// Early-exit drafting with layers [0, layer) in one call: decodes `token` at the next position,
+// takes the draft's token (argmax, or a sample of softmax(logits / temperature) with the next
+// uniform), feeds it back, and repeats up to maxTokens drafts. It stops early at an end-of-generation
+// draft, or when a draft after the first has a top probability below minProbability (that draft is
+// dropped). With `finish`, the last draft goes through layers [0, layer) too, unless it ends the
+// generation, so a verification can score the position after it. Returns { tokens, maxProb,
+// logits? (sampled drafts' rows, n_vocab wide), lastDecoded }.
+Napi::Value Context::draft(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "draft");
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto job = std::make_shared<DraftJob>();
+    for (const char * key : {"token", "layer", "maxTokens"}) {
+        if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("draft: ") + key + " is required");
+    }
+    job->token = get_int(env, o, "token", -1, 0, n_vocab_ - 1);
+    job->layer = get_int(env, o, "layer", -1, 1, n_layer_ - 1);
+    job->max_tokens = get_int(env, o, "maxTokens", -1, 1, n_batch_);
+    if (o.Has("minProbability") && !o.Get("minProbability").IsUndefined()) {
+        if (!o.Get("minProbability").IsNumber()) throw_type(env, "draft: minProbability must be a number");
+        job->min_prob = o.Get("minProbability").As<Napi::Number>().FloatValue();
+        if (!(job->min_prob >= 0 && job->min_prob <= 1)) throw_range(env, "draft: minProbability must be in [0, 1]");
+    }
+    job->finish = get_bool(o, "finish", false);
+    if (o.Has("temperature") && !o.Get("temperature").IsUndefined()) {
+        if (!o.Get("temperature").IsNumber()) throw_type(env, "draft: temperature must be a number");
+        job->temperature = o.Get("temperature").As<Napi::Number>().DoubleValue();
+        if (!(job->temperature >= 0 && std::isfinite(job->temperature))) throw_range(env, "draft: temperature must be >= 0");
+    }
+    if (job->temperature > 0) {
+        Napi::Value uv = o.Get("uniforms");
+        if (!uv.IsTypedArray() || uv.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+            throw_type(env, "draft: sampling needs uniforms (a Float64Array)");
+        }
+        auto ua = uv.As<Napi::Float64Array>();
+        if ((int32_t)ua.ElementLength() < job->max_tokens) throw_range(env, "draft: sampling needs one uniform per draft");
+        job->uniforms.assign(ua.Data(), ua.Data() + job->max_tokens);
+    }
+    if (n_full_ < n_past_ && draft_layer_ != job->layer) {
+        throw_error(env, "draft: pending drafts were made with exit layer " + std::to_string(draft_layer_) +
+            ", not " + std::to_string(job->layer), "ERR_PENDING_DRAFT");
+    }
+    if (n_past_ + job->max_tokens > n_ctx_) {
+        throw_error(env, "draft: the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
+            " used, " + std::to_string(job->max_tokens) + " drafts requested)", "ERR_CONTEXT_FULL");
+    }
+
+    busy_ = true;
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
+    return PromiseWorker::run(env,
+        [this, job]() { run_draft(*job); },
+        [job](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            auto tk = Napi::Int32Array::New(env, job->tokens.size());
+            std::memcpy(tk.Data(), job->tokens.data(), job->tokens.size() * sizeof(int32_t));
+            r.Set("tokens", tk);
+            auto mp = Napi::Float32Array::New(env, job->max_prob.size());
+            std::memcpy(mp.Data(), job->max_prob.data(), job->max_prob.size() * sizeof(float));
+            r.Set("maxProb", mp);
+            if (job->temperature > 0) {
+                auto lg = Napi::Float32Array::New(env, job->logits.size());
+                std::memcpy(lg.Data(), job->logits.data(), job->logits.size() * sizeof(float));
+                r.Set("logits", lg);
+            }
+            r.Set("lastDecoded", job->last_decoded);
+            return r;
+        },
+        [this, self]() {
+            busy_ = false;
+            if (disposed_) free_now();
+        });
+}
+
+void Context::run_draft(DraftJob & job) {
+    FlushDenormals ftz;
+    use_layer_range(0, job.layer);
+    use_exit_layer(job.layer);
+    const llama_vocab * vocab = model_->vocab();
+    const bool sample = job.temperature > 0;
+    const bool want_probs = job.min_prob > 0;
+    if (n_full_ == n_past_) hidden_cache_.clear();
+
+    // one token through layers [0, layer) at the next position; its hidden state joins the cache
+    auto step = [&](int32_t token, bool output) -> const float * {
+        llama_batch & b = tok_batch_;
+        b.n_tokens = 1;
+        b.token[0] = token;
+        b.pos[0] = n_past_;
+        b.n_seq_id[0] = 1;
+        b.seq_id[0][0] = 0;
+        b.logits[0] = output;
+        take_last_llama_error();
+        const int32_t ret = llama_decode(ctx_, b);
+        if (ret != 0) {
+            std::string why = take_last_llama_error();
+            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_past_, -1);
+            throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
+        }
+        const float * h = llama_get_embeddings_layer_inp(ctx_, job.layer);
+        hidden_cache_.insert(hidden_cache_.end(), h, h + n_embd_);
+        draft_layer_ = job.layer;
+        ++n_past_;
+        return output ? llama_get_logits_ith(ctx_, 0) : nullptr;
+    };
+
+    int32_t feed = job.token;
+    bool pending = true;  // `feed` still has to go through layers [0, layer)
+    for (int32_t i = 0; i < job.max_tokens; ++i) {
+        const float * row = step(feed, true);
+        pending = false;
+        if (!row) throw std::runtime_error("no logits for the draft");
+        float max_prob = 0;
+        int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
+        if (want_probs && i > 0 && max_prob < job.min_prob) break;  // not confident: verify what we have
+        if (sample) {
+            // q = softmax(logits / T) over the draft's vocabulary; the verification accepts with
+            // min(1, p/q) against exactly this q (the rows go back to JavaScript)
+            const size_t at = job.logits.size();
+            if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
+            else job.logits.insert(job.logits.end(), row, row + n_vocab_);
+            const float * l = job.logits.data() + at;
+            double mx = -INFINITY;
+            for (int32_t t = 0; t < n_vocab_; ++t) mx = std::max(mx, (double)l[t]);
+            double sum = 0;
+            for (int32_t t = 0; t < n_vocab_; ++t) sum += std::exp(((double)l[t] - mx) / job.temperature);
+            double target = job.uniforms[i] * sum, acc = 0;
+            tok = -1;
+            int32_t last_nonzero = 0;
+            for (int32_t t = 0; t < n_vocab_; ++t) {
+                const double w = std::exp(((double)l[t] - mx) / job.temperature);
+                if (w <= 0) continue;
+                last_nonzero = t;
+                acc += w;
+                if (acc > target) { tok = t; break; }
+            }
+            if (tok < 0) tok = last_nonzero;  // rounding at the top end
+        }
+        job.tokens.push_back(tok);
+        job.max_prob.push_back(max_prob);
+        feed = tok;
+        pending = true;
+        if (llama_vocab_is_eog(vocab, tok)) break;  // drafting further is wasted
+        if (n_past_ >= n_ctx_) break;
+    }
+    if (job.finish && pending && !job.tokens.empty() && !llama_vocab_is_eog(vocab, feed) && n_past_ < n_ctx_) {
+        step(feed, false);
+        pending = false;
+    }
+    job.last_decoded = !pending;
+}
+
+// setDraftHead({ adapter?: Float32Array (n_embd x n_embd, row-major), bias?: Float32Array (n_embd),
+//                tokenIds?: Int32Array, rows?: Uint8Array (those tokens' LM-head rows), rowType?: number })
+// Installs (or with no parts, removes) the early exit's draft head; see llama_set_exit_head.
+Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "setDraftHead");
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "setDraftHead: options object expected");
+    Napi::Object o = info[0].As<Napi::Object>();
+    struct HeadJob {
+        std::vector<float> adapter, bias;
+        std::vector<int32_t> ids;
+        std::vector<uint8_t> rows;
+        int32_t type = -1;
+    };
+    auto job = std::make_shared<HeadJob>();
+    auto floats = [&](const char * key, size_t n, std::vector<float> & out) {
+        Napi::Value v = o.Get(key);
+        if (v.IsUndefined() || v.IsNull()) return;
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+            throw_type(env, std::string("setDraftHead: ") + key + " must be a Float32Array");
+        }
+        auto a = v.As<Napi::Float32Array>();
+        if (a.ElementLength() != n) {
+            throw_range(env, std::string("setDraftHead: ") + key + " has " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
+        }
+        out.assign(a.Data(), a.Data() + n);
+    };
+    floats("adapter", (size_t)n_embd_ * n_embd_, job->adapter);
+    floats("bias", (size_t)n_embd_, job->bias);
+    Napi::Value iv = o.Get("tokenIds");
+    if (!iv.IsUndefined() && !iv.IsNull()) {
+        if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "setDraftHead: tokenIds must be an Int32Array");
+        auto ia = iv.As<Napi::Int32Array>();
+        if (ia.ElementLength() == 0) throw_range(env, "setDraftHead: the draft vocabulary is empty");
+        job->ids.assign(ia.Data(), ia.Data() + ia.ElementLength());
+        for (int32_t t : job->ids) {
+            if (t < 0 || t >= n_vocab_) throw_range(env, "setDraftHead: token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(n_vocab_) + ")");
+        }
+        job->type = get_int(env, o, "rowType", -1, 0, GGML_TYPE_COUNT - 1);
+        Napi::Value rv = o.Get("rows");
+        if (!rv.IsTypedArray() || rv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw_type(env, "setDraftHead: rows must be a Uint8Array");
+        auto ra = rv.As<Napi::Uint8Array>();
+        const size_t want = job->ids.size() * ggml_row_size((ggml_type)job->type, n_embd_);
+        if (ggml_blck_size((ggml_type)job->type) <= 0 || ra.ElementLength() != want) {
+            throw_range(env, "setDraftHead: rows has " + std::to_string(ra.ElementLength()) + " bytes, expected " + std::to_string(want) +
+                " (" + std::to_string(job->ids.size()) + " rows of type " + ggml_type_name((ggml_type)job->type) + ")");
+        }
+        job->rows.assign(ra.Data(), ra.Data() + ra.ElementLength());
+    }
+
+    busy_ = true;
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
+    return PromiseWorker::run(env,
+        [this, job]() {
+            take_last_llama_error();
+            const int32_t ret = llama_set_exit_head(ctx_, job->adapter.empty() ? nullptr : job->adapter.data(),
+                job->bias.empty() ? nullptr : job->bias.data(), job->rows.empty() ? nullptr : job->rows.data(),
+                (int32_t)job->ids.size(), job->type < 0 ? GGML_TYPE_F32 : (ggml_type)job->type);
+            if (ret != 0) {
+                draft_vocab_.clear();
+                throw std::runtime_error("failed to install the draft head: " + take_last_llama_error());
+            }
+            draft_vocab_ = job->ids;
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); },
+        [this, self]() {
+            busy_ = false;
+            if (disposed_) free_now();
+        });
 }
 
 Napi::Value Context::remove_from(const Napi::CallbackInfo & info) {

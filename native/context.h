@@ -25,8 +25,11 @@ public:
 
 private:
     struct DecodeJob;
+    struct DraftJob;
 
     Napi::Value decode(const Napi::CallbackInfo & info);
+    Napi::Value draft(const Napi::CallbackInfo & info);
+    Napi::Value set_draft_head(const Napi::CallbackInfo & info);
     Napi::Value remove_from(const Napi::CallbackInfo & info);
     Napi::Value clear(const Napi::CallbackInfo & info);
     Napi::Value set_threads(const Napi::CallbackInfo & info);
@@ -37,6 +40,13 @@ private:
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
+    void run_draft(DraftJob & job);    // worker thread
+    void use_layer_range(int32_t start, int32_t end);  // worker thread
+    void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
+    // the token of the best of the first `width` values of an early-exit logits row (mapped through
+    // the draft vocabulary) and the softmax maximum when asked
+    int32_t row_best(const float * row, bool draft, float * max_prob) const;
+    void expand_draft_row(const float * row, std::vector<float> & out) const;  // to n_vocab, -inf outside
 
     llama_context * ctx_ = nullptr;
     Model * model_ = nullptr;
@@ -57,6 +67,9 @@ private:
     std::vector<float> hidden_cache_;  // layer-draft_layer_ hidden states of [n_full_, n_past_)
     int32_t hidden_layer_enabled_ = -1;  // the layer whose input llama.cpp extracts
     int32_t range_start_ = 0, range_end_ = 0;
+    // the draft vocabulary of the installed exit head (token of each early-exit logits column);
+    // empty: early-exit rows score the whole vocabulary
+    std::vector<int32_t> draft_vocab_;
 
     std::atomic<bool> busy_{false};
     bool disposed_ = false;

@@ -29,6 +29,7 @@ export {
 } from './rcca-cv.js';
 export { SingularCovarianceError, type TwoViewMethod, type TwoViewResult } from './two-view.js';
 export { linearCka } from './cka.js';
+export { DEFAULT_RIDGE_GRID, ridge, ridgeCv, ridgePredict, type RidgeCvResult, type RidgeResult } from './ridge.js';
 export { createRng, mulberry32, type Rng } from './random.js';
 export { createSdrModel, type SdrModel, type SdrModelOptions, type SdrSample } from './generative-model.js';
 export {

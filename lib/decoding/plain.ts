@@ -1,12 +1,13 @@
 // Plain autoregressive decoding: one full-model decode per token. Greedy uses the addon's
 // argmax (no logits copy); sampling copies the logits row and samples in TypeScript.
-import { distribution, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
+import { pickToken, Rng, type ResolvedSampling } from '../sampling.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import type { DecodeSession } from './session.js';
 
-export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: Rng, row = 0, nVocab = 0): number {
-  if (sampling.temperature === 0) return r.argmax[row];
-  return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
+/** One plain step: `token` through all layers at the next position; returns the full model's next token. */
+export async function plainStep(ctx: NativeContext, token: number, sampling: ResolvedSampling, rng: Rng, nVocab: number): Promise<number> {
+  const r = await ctx.decode({ tokens: Int32Array.of(token), logits: sampling.temperature > 0 });
+  return pickToken(r, sampling, rng, 0, nVocab);
 }
 
 export async function plainLoop(
@@ -18,20 +19,19 @@ export async function plainLoop(
   onCached: (token: number) => void,
 ): Promise<void> {
   const rng = new Rng(sampling.seed);
-  const wantLogits = sampling.temperature > 0;
-  let r = first;
   const state = ctx.state(); // read once: this loop is the only writer while it runs
   let position = state.nextPosition;
+  let token = pickToken(first, sampling, rng, 0, nVocab);
   for (;;) {
-    const token = pickToken(r, sampling, rng, 0, nVocab);
     if (!session.accept(token)) return;
     if (position >= state.contextSize) {
       session.stop('contextFull');
       return;
     }
     session.check();
-    r = await ctx.decode({ tokens: Int32Array.of(token), logits: wantLogits });
+    const next = await plainStep(ctx, token, sampling, rng, nVocab);
     position++;
     onCached(token);
+    token = next;
   }
 }

@@ -1,7 +1,8 @@
 // Self-speculative decoding (LayerSkip): draft with the first E layers (early exit through the
-// model's own norm and LM head), verify the drafts with layers [E, N) from their cached layer-E
-// hidden states in one call, accept the longest agreeing prefix plus the full model's own next
-// token, and roll the KV cache back to what was accepted.
+// model's own norm and LM head, or a fitted draft head), verify the drafts with layers [E, N) from
+// their cached layer-E hidden states in one call, accept the longest agreeing prefix plus the full
+// model's own next token, and roll the KV cache back to what was accepted. A round is two calls
+// into the addon: draft (its token-to-token loop runs natively) and verify.
 //
 // Greedy: a draft is accepted iff it equals the full model's argmax, so the output is the
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
@@ -9,9 +10,10 @@
 import { checkInteger, checkNumber } from '../errors.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
-import { distribution, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
+import { distribution, pickToken, Rng, sampleFrom, temperatureDistribution, type ResolvedSampling } from '../sampling.js';
+import type { DraftHead } from '../draft-head/draft-head.js';
 import { DraftPolicy } from './draft-policy.js';
-import { pickToken } from './plain.js';
+import { plainStep } from './plain.js';
 import type { DecodeSession } from './session.js';
 
 export interface SelfSpeculativeOptions {
@@ -25,6 +27,8 @@ export interface SelfSpeculativeOptions {
   minDraftProbability?: number;
   /** 'cached': verify from the drafts' cached layer-E hidden states (default); 'full': re-run all layers on the drafts. */
   verification?: 'cached' | 'full';
+  /** A fitted draft head (exit adapter and/or draft vocabulary) for this exit layer, or the path of its file. */
+  draftHead?: DraftHead | string;
 }
 
 export interface ResolvedSelfSpeculative {
@@ -34,6 +38,7 @@ export interface ResolvedSelfSpeculative {
   minDraftProbability: number;
   verification: 'cached' | 'full';
   layerCount: number;
+  draftHead: DraftHead | string | null;
 }
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
@@ -49,7 +54,33 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
   const minDraftProbability = checkNumber('selfSpeculative.minDraftProbability', o.minDraftProbability ?? (adaptive ? 0.3 : 0), 0, 1);
   const verification = o.verification ?? 'cached';
   if (verification !== 'cached' && verification !== 'full') throw new RangeError("selfSpeculative.verification must be 'cached' or 'full'");
-  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n };
+  const draftHead = o.draftHead ?? null;
+  if (draftHead !== null && typeof draftHead !== 'string' && (typeof draftHead !== 'object' || typeof draftHead.exitLayer !== 'number')) {
+    throw new TypeError('selfSpeculative.draftHead must be a DraftHead or the path of a draft head file');
+  }
+  if (typeof draftHead === 'string' && draftHead.length === 0) throw new TypeError('selfSpeculative.draftHead: the path is empty');
+  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead };
+}
+
+/** What one round's draft call produced. */
+interface Drafts {
+  tokens: number[];
+  /** Sampling: the distribution each draft was sampled from. */
+  dists: Float64Array[] | null;
+  /** The last draft's layers [0, E) are in the KV cache, so a verification can score the position after it. */
+  lastDecoded: boolean;
+}
+
+interface LoopState {
+  ctx: NativeContext;
+  session: DecodeSession;
+  sampling: ResolvedSampling;
+  nVocab: number;
+  spec: ResolvedSelfSpeculative;
+  rng: Rng;
+  policy: DraftPolicy | null;
+  stats: SpeculativeStats;
+  onCached: (token: number) => void;
 }
 
 export async function selfSpeculativeLoop(
@@ -61,34 +92,15 @@ export async function selfSpeculativeLoop(
   spec: ResolvedSelfSpeculative,
   onCached: (token: number) => void,
 ): Promise<SpeculativeStats> {
-  const E = spec.exitLayer;
-  const N = spec.layerCount;
-  const greedy = sampling.temperature === 0;
-  const rng = new Rng(sampling.seed);
-  const policy = spec.adaptive ? new DraftPolicy(spec.draftTokens, E / N) : null;
-  const wantProbs = spec.minDraftProbability > 0;
-  const hasStops = session.hasStopStrings;
-  const contextSize = ctx.state().contextSize;
-  const stats: SpeculativeStats = {
-    exitLayer: E, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
-    tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [],
-  };
-  const finish = () => {
-    stats.acceptanceRate = stats.drafted > 0 ? stats.accepted / stats.drafted : 0;
-    stats.tokensPerRound = stats.rounds > 0 ? session.tokens.length / stats.rounds : 0;
-    return stats;
-  };
-
-  // the first token comes from the prompt's full decode
-  let last = pickToken(first, sampling, rng, 0, nVocab);
-  if (!session.accept(last)) return (stats.corrections += session.tokens.length, finish());
-  stats.corrections++;
-
-  const drafts: number[] = [];
-  const draftDists: Float64Array[] = [];
+  const policy = spec.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
+  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec.exitLayer), onCached };
+  const { contextSize, nextPosition } = ctx.state();
+  let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
+  let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
+  if (!session.accept(last)) return finishStats(s, session.tokens.length);
+  s.stats.corrections++;
   while (!session.done) {
     session.check();
-    const p = ctx.state().nextPosition; // `last` goes here
     if (p >= contextSize) {
       session.stop('contextFull');
       break;
@@ -96,131 +108,167 @@ export async function selfSpeculativeLoop(
     // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
     const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
     const want = Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room));
-    stats.rounds++;
-
+    s.stats.rounds++;
     if (want === 0) {
-      // plain step: the full model's next token
-      const t0 = performance.now();
-      const r = await ctx.decode({ tokens: Int32Array.of(last), logits: !greedy });
-      const t1 = performance.now();
-      policy?.observeFullStep(t1 - t0);
-      stats.verifyMs += t1 - t0;
-      onCached(last);
-      const before = session.tokens.length;
-      last = pickToken(r, sampling, rng, 0, nVocab);
-      stats.samplingMs += performance.now() - t1;
-      stats.draftLengths.push(0);
-      if (session.accept(last)) stats.corrections++;
-      else stats.corrections += session.tokens.length - before;
+      last = await plainRound(s, last);
+      p++;
       continue;
     }
-
-    // draft: early exit at E, one token at a time
-    drafts.length = 0;
-    draftDists.length = 0;
-    let feed = last;
-    let needsDraftDecode = true; // the newest draft token still has to go through layers [0, E)
-    const tDraft = performance.now();
-    for (let i = 0; i < want; i++) {
-      const r = await ctx.decode({ tokens: Int32Array.of(feed), layers: [0, E], logits: !greedy, probs: wantProbs });
-      needsDraftDecode = false;
-      if (wantProbs && i > 0 && r.maxProb![0] < spec.minDraftProbability) break; // not confident: verify what we have
-      let tok: number;
-      if (greedy) tok = r.argmax[0];
-      else {
-        const q = distribution(r.logits!, sampling, 0, nVocab);
-        tok = sampleFrom(q, rng);
-        draftDists.push(q);
-      }
-      drafts.push(tok);
-      feed = tok;
-      needsDraftDecode = true;
-      if (session.isEog(tok) || (hasStops && session.wouldStop(drafts))) break; // drafting further is wasted
-    }
-    const k = drafts.length;
-    // a bonus row (the full model's token after the last draft) needs the last draft's position;
-    // after an end-of-generation draft there is nothing to predict
-    // (a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can)
-    const bonus = !session.isEog(drafts[k - 1]) && !policy?.probing;
-    if (spec.verification === 'cached' && needsDraftDecode && bonus) {
-      await ctx.decode({ tokens: Int32Array.of(drafts[k - 1]), layers: [0, E], outputs: 'none' });
-    }
-    const tVerify = performance.now();
-    stats.draftMs += tVerify - tDraft;
-    policy?.observeDraftStep((tVerify - tDraft) / (needsDraftDecode && !bonus ? k : k + 1));
-
-    // verify positions p .. p+k (or p+k-1 without a bonus position) with the full model
-    let rows: number;
-    let v: NativeDecodeResult;
-    if (spec.verification === 'cached') {
-      rows = bonus ? k + 1 : k;
-      v = await ctx.decode({ layers: [E, N], count: rows, outputs: 'all', logits: !greedy });
-    } else {
-      ctx.removeFrom(p);
-      const seq = [last, ...drafts.slice(0, bonus ? k : k - 1)];
-      rows = seq.length;
-      v = await ctx.decode({ tokens: Int32Array.from(seq), outputs: 'all', logits: !greedy });
-    }
-    const tAccept = performance.now();
-    stats.verifyMs += tAccept - tVerify;
-    policy?.observeVerify(rows, tAccept - tVerify);
-    stats.drafted += k;
-    stats.draftLengths.push(k);
-
-    // accept the agreeing prefix
-    let nAcc = 0;
-    let next = -1;
-    for (let j = 0; j < k; j++) {
-      if (greedy) {
-        if (v.argmax[j] !== drafts[j]) {
-          next = v.argmax[j];
-          break;
-        }
-      } else {
-        const pj = distribution(v.logits!, sampling, j * nVocab, nVocab);
-        const qj = draftDists[j];
-        const d = drafts[j];
-        if (rng.next() * qj[d] >= pj[d]) {
-          next = sampleFrom(residual(pj, qj), rng); // rejected: resample from norm(max(0, p - q))
-          break;
-        }
-      }
-      nAcc++;
-    }
-    if (next < 0 && nAcc < rows) next = pickToken(v, sampling, rng, nAcc, nVocab); // bonus: every draft agreed
-    policy?.observeRound(k, nAcc);
-
-    // Verified positions p .. p+rows-1 hold `last` and drafts[0 .. rows-1). Keep `last` and the
-    // accepted drafts that have a position; with a full-model token (`next`) that is p .. p+nAcc.
-    // Without one (every draft accepted and no bonus row: an end-of-generation draft or a probe),
-    // the last accepted draft has no position yet and becomes the next round's `last`.
-    const kept = next >= 0 ? nAcc : nAcc - 1;
-    ctx.removeFrom(p + kept + 1);
-    onCached(last);
-    for (let j = 0; j < kept; j++) onCached(drafts[j]);
-    stats.samplingMs += performance.now() - tAccept;
-
-    let ok = true;
-    for (let j = 0; j < nAcc && ok; j++) {
-      const before = session.tokens.length;
-      ok = session.accept(drafts[j]);
-      if (session.tokens.length > before) stats.accepted++;
-    }
-    if (!ok) break;
-    if (next < 0) {
-      last = drafts[nAcc - 1];
-      continue;
-    }
-    last = next;
-    const before = session.tokens.length;
-    session.accept(last);
-    if (session.tokens.length > before) stats.corrections++;
+    const t0 = performance.now();
+    const d = await draft(s, last, want);
+    const t1 = performance.now();
+    const v = await verify(s, p, last, d);
+    const t2 = performance.now();
+    const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
+    observeRound(s, d, v.argmax.length, accepted, t1 - t0, t2 - t1);
+    const after = commit(s, p, last, d.tokens, accepted, next);
+    s.stats.samplingMs += performance.now() - t2;
+    if (!after) break;
+    ({ p, last } = after);
   }
-  return finish();
+  return finishStats(s, 0);
+}
+
+/** A zero-length draft: one plain step with the full model. Returns the next `last`. */
+async function plainRound(s: LoopState, last: number): Promise<number> {
+  const t0 = performance.now();
+  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab);
+  const ms = performance.now() - t0;
+  s.policy?.observeFullStep(ms);
+  s.stats.verifyMs += ms;
+  s.stats.draftLengths.push(0);
+  s.onCached(last);
+  const before = s.session.tokens.length;
+  if (s.session.accept(next)) s.stats.corrections++;
+  else s.stats.corrections += s.session.tokens.length - before;
+  return next;
+}
+
+/** Up to `want` early-exit drafts after `last`, in one native call. */
+async function draft(s: LoopState, last: number, want: number): Promise<Drafts> {
+  const { spec, sampling, session } = s;
+  const greedy = sampling.temperature === 0;
+  // a bonus row (the full model's token after the last draft) needs the last draft's layers [0, E);
+  // a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can
+  const finish = spec.verification === 'cached' && !s.policy?.probing;
+  const r = await s.ctx.draft({
+    token: last, layer: spec.exitLayer, maxTokens: want, minProbability: spec.minDraftProbability, finish,
+    temperature: sampling.temperature, uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
+  });
+  let tokens = Array.from(r.tokens);
+  let lastDecoded = r.lastDecoded;
+  if (session.hasStopStrings) {
+    // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
+    const end = tokens.findIndex((_, j) => session.wouldStop(tokens.slice(0, j + 1)));
+    if (end >= 0 && end < tokens.length - 1) {
+      tokens = tokens.slice(0, end + 1);
+      lastDecoded = true;
+    }
+  }
+  const dists = greedy ? null : tokens.map((_, j) => temperatureDistribution(r.logits!, sampling.temperature, j * s.nVocab, s.nVocab));
+  return { tokens, dists, lastDecoded };
+}
+
+/** The full model's rows for `last` and the drafts: from the cached layer-E states, or by re-running all layers. */
+async function verify(s: LoopState, p: number, last: number, d: Drafts): Promise<NativeDecodeResult> {
+  const { spec, ctx } = s;
+  const k = d.tokens.length;
+  const logits = s.sampling.temperature > 0;
+  if (spec.verification === 'cached') {
+    const rows = d.lastDecoded ? k + 1 : k;
+    return ctx.decode({ layers: [spec.exitLayer, spec.layerCount], count: rows, outputs: 'all', logits });
+  }
+  // after an end-of-generation draft there is nothing to predict; a probe skips the bonus row
+  const bonus = !s.session.isEog(d.tokens[k - 1]) && !s.policy?.probing;
+  ctx.removeFrom(p);
+  return ctx.decode({ tokens: Int32Array.from([last, ...d.tokens.slice(0, bonus ? k : k - 1)]), outputs: 'all', logits });
+}
+
+/**
+ * The accept rule. Row j of `verified` is the full model's prediction after drafts[0 .. j).
+ * Greedy: drafts are accepted while they equal the full model's argmax. Sampling: draft j is
+ * accepted with probability min(1, p_j(d) / q_j(d)); at the first rejection the replacement is
+ * sampled from norm(max(0, p_j − q_j)). Returns how many drafts were accepted and the full model's
+ * token after them (a correction, or the bonus token when every draft was accepted), or -1 when
+ * every draft was accepted and `verified` has no row after the last one.
+ */
+export function acceptPrefix(
+  verified: Pick<NativeDecodeResult, 'argmax' | 'logits'>,
+  drafts: readonly number[],
+  draftDists: readonly Float64Array[] | null,
+  sampling: ResolvedSampling,
+  rng: Rng,
+  nVocab: number,
+): { accepted: number; next: number } {
+  const greedy = sampling.temperature === 0;
+  for (let j = 0; j < drafts.length; j++) {
+    const d = drafts[j];
+    if (greedy) {
+      if (verified.argmax[j] !== d) return { accepted: j, next: verified.argmax[j] };
+      continue;
+    }
+    const pj = distribution(verified.logits!, sampling, j * nVocab, nVocab);
+    const qj = draftDists![j];
+    if (rng.next() * qj[d] >= pj[d]) return { accepted: j, next: sampleFrom(residual(pj, qj), rng) };
+  }
+  const k = drafts.length;
+  return { accepted: k, next: k < verified.argmax.length ? pickToken(verified as NativeDecodeResult, sampling, rng, k, nVocab) : -1 };
+}
+
+/**
+ * Keeps what was accepted: the KV cache is cut after the last verified token that has a position,
+ * and the tokens go to the session. Verified positions p .. p+rows-1 hold `last` and the drafts;
+ * with a full-model token (`next`) `last` and the accepted drafts stay. Without one (every draft
+ * accepted and no bonus row) the last accepted draft has no position yet and becomes the next
+ * round's `last`. Returns the next round's state, or null when the generation stops.
+ */
+function commit(s: LoopState, p: number, last: number, drafts: readonly number[], accepted: number, next: number): { p: number; last: number } | null {
+  const { session, stats } = s;
+  const kept = next >= 0 ? accepted : accepted - 1;
+  s.ctx.removeFrom(p + kept + 1);
+  s.onCached(last);
+  for (let j = 0; j < kept; j++) s.onCached(drafts[j]);
+  for (let j = 0; j < accepted; j++) {
+    const before = session.tokens.length;
+    const ok = session.accept(drafts[j]);
+    if (session.tokens.length > before) stats.accepted++;
+    if (!ok) return null;
+  }
+  if (next < 0) return { p: p + kept + 1, last: drafts[accepted - 1] };
+  const before = session.tokens.length;
+  session.accept(next);
+  if (session.tokens.length > before) stats.corrections++;
+  return { p: p + kept + 1, last: next };
+}
+
+function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, draftMs: number, verifyMs: number): void {
+  const k = d.tokens.length;
+  s.stats.draftMs += draftMs;
+  s.stats.verifyMs += verifyMs;
+  s.stats.drafted += k;
+  s.stats.draftLengths.push(k);
+  s.policy?.observeDraftStep(draftMs / (d.lastDecoded ? k + 1 : k));
+  s.policy?.observeVerify(rows, verifyMs);
+  s.policy?.observeRound(k, accepted);
+}
+
+function newStats(exitLayer: number): SpeculativeStats {
+  return {
+    exitLayer, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
+    tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [],
+  };
+}
+
+function finishStats(s: LoopState, extraCorrections: number): SpeculativeStats {
+  const { stats, session } = s;
+  stats.corrections += extraCorrections;
+  stats.acceptanceRate = stats.drafted > 0 ? stats.accepted / stats.drafted : 0;
+  stats.tokensPerRound = stats.rounds > 0 ? session.tokens.length / stats.rounds : 0;
+  return stats;
 }
 
 /** norm(max(0, p − q)): the distribution a rejected draft is resampled from. */
-function residual(p: Float64Array, q: Float64Array): Float64Array {
+export function residual(p: Float64Array, q: Float64Array): Float64Array {
   const r = new Float64Array(p.length);
   let sum = 0;
   for (let i = 0; i < p.length; i++) {
