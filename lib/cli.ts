@@ -9,7 +9,8 @@ import * as extra from './cli-commands.js';
 
 const USAGE = `Usage:
   layerskip generate -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
-                     [--threads T] [--ctx N] [--exit-layer E --draft D [--adaptive] [--verify cached|full]]
+                     [--threads T] [--ctx N] [--exit-layer E --draft D [--adaptive] [--verify cached|full]
+                     [--draft-head FILE]]
   layerskip info -m MODEL
   layerskip quantize SOURCE DESTINATION TYPE      (TYPE: ${QUANTIZATION_TYPES.join(', ')})
 `;
@@ -44,6 +45,7 @@ async function generate(argv: string[]): Promise<void> {
       adaptive: { type: 'boolean' },
       verify: { type: 'string' },
       stop: { type: 'string', multiple: true },
+      'draft-head': { type: 'string' },
     },
   });
   if (!values.model) fail('generate needs -m MODEL');
@@ -65,9 +67,10 @@ async function generate(argv: string[]): Promise<void> {
         draftTokens: num('draft', values.draft),
         adaptive: values.adaptive,
         verification: values.verify as 'cached' | 'full' | undefined,
+        draftHead: values['draft-head'],
       };
-    } else if (values.draft !== undefined || values.adaptive) {
-      fail('--draft and --adaptive need --exit-layer');
+    } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined) {
+      fail('--draft, --adaptive and --draft-head need --exit-layer');
     }
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
