@@ -83,6 +83,8 @@ export interface NativeDraftResult {
 export interface NativeDraftHead {
   /** n_embd x n_embd, row-major: h' = W·h (+ bias). */
   adapter?: Float32Array;
+  /** The ggml type the adapter is stored as: 0 F32, 1 F16 (default), 8 Q8_0. */
+  adapterType?: number;
   bias?: Float32Array;
   /** The draft vocabulary and those tokens' LM-head rows in the output weight's GGUF type. */
   tokenIds?: Int32Array;

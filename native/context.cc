@@ -590,7 +590,8 @@ void Context::run_draft(DraftJob & job) {
     job.last_decoded = !pending;
 }
 
-// setDraftHead({ adapter?: Float32Array (n_embd x n_embd, row-major), bias?: Float32Array (n_embd),
+// setDraftHead({ adapter?: Float32Array (n_embd x n_embd, row-major), adapterType?: number (ggml type
+//                it is stored as: F32, F16 (default) or Q8_0), bias?: Float32Array (n_embd),
 //                tokenIds?: Int32Array, rows?: Uint8Array (those tokens' LM-head rows), rowType?: number })
 // Installs (or with no parts, removes) the early exit's draft head; see llama_set_exit_head.
 Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
@@ -603,6 +604,7 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
         std::vector<int32_t> ids;
         std::vector<uint8_t> rows;
         int32_t type = -1;
+        int32_t adapter_type = GGML_TYPE_F16;
     };
     auto job = std::make_shared<HeadJob>();
     auto floats = [&](const char * key, size_t n, std::vector<float> & out) {
@@ -619,6 +621,7 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
     };
     floats("adapter", (size_t)n_embd_ * n_embd_, job->adapter);
     floats("bias", (size_t)n_embd_, job->bias);
+    job->adapter_type = get_int(env, o, "adapterType", GGML_TYPE_F16, 0, GGML_TYPE_COUNT - 1);
     Napi::Value iv = o.Get("tokenIds");
     if (!iv.IsUndefined() && !iv.IsNull()) {
         if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "setDraftHead: tokenIds must be an Int32Array");
@@ -646,7 +649,7 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
         [this, job]() {
             take_last_llama_error();
             const int32_t ret = llama_set_exit_head(ctx_, job->adapter.empty() ? nullptr : job->adapter.data(),
-                job->bias.empty() ? nullptr : job->bias.data(), job->rows.empty() ? nullptr : job->rows.data(),
+                job->bias.empty() ? nullptr : job->bias.data(), (ggml_type)job->adapter_type, job->rows.empty() ? nullptr : job->rows.data(),
                 (int32_t)job->ids.size(), job->type < 0 ? GGML_TYPE_F32 : (ggml_type)job->type);
             if (ret != 0) {
                 draft_vocab_.clear();
