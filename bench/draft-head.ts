@@ -1,0 +1,139 @@
+// What a fitted draft head buys, side by side in one run (tinybench, tasks interleaved per
+// iteration), and whether a self-speculative round costs what its primitives predict.
+//
+//   node bench/run.mjs draft-head stories   stories260K, 1 thread: plain / E=3 d=3 without a head /
+//                                           with a head fitted on the model's own generations (also E=4)
+//   node bench/run.mjs draft-head 1b-late   1B-shape Q8_0 "late", 2 threads: plain / E=4 without a head /
+//                                           with a 32k-token draft vocabulary (chosen by calibration)
+//   node bench/run.mjs draft-head loop      100M F16 "late", 2 threads: a round's measured cost against
+//                                           draft steps + hidden-only step + verification measured alone
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Bench } from 'tinybench';
+import { DraftHead, fitDraftHead, loadModel, type Context, type Model, type SelfSpeculativeOptions } from 'layerskip';
+import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
+
+const mode = process.argv[2] ?? 'stories';
+const iterations = Number(process.env.LAYERSKIP_BENCH_ITERATIONS ?? 6);
+
+/** A head fitted once and cached under models-generated/ (keyed by model file and options). */
+async function cachedHead(ctx: Context, name: string, fit: () => Promise<DraftHead>): Promise<DraftHead> {
+  const file = join(ROOT, 'models-generated', `${name}.head.gguf`);
+  if (existsSync(file)) {
+    try {
+      const h = DraftHead.load(file);
+      if (h.baseModel === ctx.model.identity) return h;
+    } catch {
+      // refit below
+    }
+  }
+  process.stderr.write(`[draft-head] calibrating ${name}...\n`);
+  const t0 = performance.now();
+  const h = await fit();
+  h.save(file);
+  const s = h.stats!;
+  process.stderr.write(`[draft-head] ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s; held-out agreement ${s.agreementBefore.toFixed(3)} -> ${s.agreementAfter.toFixed(3)}\n`);
+  return h;
+}
+
+async function speedTable(model: Model, ctx: Context, prompt: string, maxTokens: number, cases: [string, SelfSpeculativeOptions | undefined][]): Promise<void> {
+  const stats = new Map<string, { tokens: number; ms: number; acc: number; drafted: number; text: string }>();
+  const bench = new Bench({ iterations, warmupIterations: 1, time: 0, warmupTime: 0 });
+  for (const [label, spec] of cases) {
+    stats.set(label, { tokens: 0, ms: 0, acc: 0, drafted: 0, text: '' });
+    bench.add(label, async () => {
+      const r = await ctx.generate(prompt, { maxTokens, selfSpeculative: spec }).result;
+      const s = stats.get(label)!;
+      s.tokens += r.tokens.length;
+      s.ms += r.timings.generateMs;
+      s.acc += r.speculative?.accepted ?? 0;
+      s.drafted += r.speculative?.drafted ?? 0;
+      s.text = r.text;
+    });
+  }
+  await bench.run();
+  const tps = (l: string) => (stats.get(l)!.tokens / stats.get(l)!.ms) * 1000;
+  const base = tps(cases[0][0]);
+  console.log(`\n${model.info.name || 'model'}: ${maxTokens} tokens, ${ctx.threads} thread(s), ${iterations} iterations (tasks in one run)\n`);
+  console.log('| case | tokens/s | ratio to plain | acceptance | same text as plain |');
+  console.log('|---|---:|---:|---:|---|');
+  for (const [label] of cases) {
+    const s = stats.get(label)!;
+    console.log(`| ${label} | ${tps(label).toFixed(1)} | ${(tps(label) / base).toFixed(2)}x | ${s.drafted ? (s.acc / s.drafted).toFixed(3) : ''} | ${s.text === stats.get(cases[0][0])!.text ? 'yes' : 'NO'} |`);
+  }
+  for (let i = 2; i < cases.length; i++) {
+    if (cases[i][1]?.draftHead && cases[i - 1][1] && !cases[i - 1][1]!.draftHead) {
+      console.log(`\n${cases[i][0]} / ${cases[i - 1][0]}: ${(tps(cases[i][0]) / tps(cases[i - 1][0])).toFixed(2)}x`);
+    }
+  }
+}
+
+if (mode === 'stories') {
+  const model = await loadModel(STORIES);
+  const ctx = await model.createContext({ threads: 1 });
+  const h3 = await cachedHead(ctx, 'stories260K-E3', () => fitDraftHead(ctx, { exitLayer: 3 }));
+  const h4 = await cachedHead(ctx, 'stories260K-E4', () => fitDraftHead(ctx, { exitLayer: 4 }));
+  await speedTable(model, ctx, 'Once upon a time', 256, [
+    ['plain', undefined],
+    ['E=3 d=3', { exitLayer: 3, draftTokens: 3 }],
+    ['E=3 d=3 + fitted head', { exitLayer: 3, draftTokens: 3, draftHead: h3 }],
+    ['E=4 d=4', { exitLayer: 4, draftTokens: 4 }],
+    ['E=4 d=4 + fitted head', { exitLayer: 4, draftTokens: 4, draftHead: h4 }],
+  ]);
+  model.dispose();
+} else if (mode === '1b-late') {
+  const model = await loadModel(await benchModel(SHAPE_1B, 'late', 'Q8_0'));
+  const ctx = await model.createContext({ contextSize: 1024, threads: 2 });
+  const vocab = await cachedHead(ctx, '1b-late-q8_0-E4-vocab32k', () =>
+    fitDraftHead(ctx, { exitLayer: 4, adapter: false, vocabulary: 32000, selfGenerate: { positions: 1024, tokensPerSequence: 128 } }));
+  await speedTable(model, ctx, 'Once upon a time', 48, [
+    ['plain', undefined],
+    ['E=4 d=3', { exitLayer: 4, draftTokens: 3 }],
+    ['E=4 d=3 + 32k draft vocabulary', { exitLayer: 4, draftTokens: 3, draftHead: vocab }],
+    ['E=4 d=5', { exitLayer: 4, draftTokens: 5 }],
+    ['E=4 d=5 + 32k draft vocabulary', { exitLayer: 4, draftTokens: 5, draftHead: vocab }],
+  ]);
+  model.dispose();
+} else if (mode === 'loop') {
+  // a round at (E, d) is d draft steps, one hidden-only step for the last draft (its bonus row),
+  // and a verification of d + 1 rows; measure each alone, then the loop, in one process
+  const model = await loadModel(await benchModel(SHAPE_100M, 'late', 'F16'));
+  const ctx = await model.createContext({ contextSize: 1024, threads: 2 });
+  const N = model.layerCount;
+  const prefix = model.tokenize('Once upon a time');
+  for (const [E, d] of [[3, 2], [3, 4], [6, 3]] as const) {
+    ctx.clear();
+    await ctx.decodeLayers({ tokens: prefix });
+    const P = prefix.length;
+    const bench = new Bench({ iterations: 30, warmupIterations: 3, time: 0, warmupTime: 0 });
+    bench
+      .add('draft step', async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E] }); }, { beforeEach: () => ctx.removeFrom(P) })
+      .add('hidden-only step', async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E], outputs: 'none' }); }, { beforeEach: () => ctx.removeFrom(P) })
+      .add('verify', async () => { await ctx.decodeLayers({ layers: [E, N], outputs: 'all' }); }, {
+        beforeEach: async () => {
+          ctx.removeFrom(P);
+          await ctx.decodeLayers({ tokens: Array.from({ length: d + 1 }, (_, i) => 7 + i), layers: [0, E], outputs: 'none' });
+        },
+      });
+    await bench.run();
+    const ms = (n: string) => (bench.getTask(n)!.result as { latency: { mean: number } }).latency.mean;
+    const predicted = d * ms('draft step') + ms('hidden-only step') + ms('verify');
+    let roundMs = 0;
+    let rounds = 0;
+    let full = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await ctx.generate(prefix, { maxTokens: 64, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
+      // rounds that drafted d tokens with a bonus row (the last round may be shorter)
+      const s = r.speculative!;
+      full += s.draftLengths.filter((k) => k === d).length;
+      roundMs += r.timings.generateMs;
+      rounds += s.rounds;
+    }
+    const measured = roundMs / rounds;
+    console.log(`E=${E} d=${d}: draft ${ms('draft step').toFixed(2)} ms, hidden-only ${ms('hidden-only step').toFixed(2)} ms, verify ${d + 1} rows ${ms('verify').toFixed(2)} ms -> predicted round ${predicted.toFixed(2)} ms; measured ${measured.toFixed(2)} ms per round (${rounds} rounds, ${full} of full length): ${((predicted / measured) * 100).toFixed(0)}% of the predicted speed`);
+  }
+  model.dispose();
+} else {
+  console.error('usage: node bench/run.mjs draft-head stories|1b-late|loop');
+  process.exit(2);
+}
