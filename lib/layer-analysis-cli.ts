@@ -5,9 +5,10 @@ import { parseArgs } from 'node:util';
 import { runSyntheticSweep } from './analysis/index.js';
 import { analyzeLayers, DEFAULT_CALIBRATION_TEXTS, formatLayerAnalysis, renderLayerAnalysisSvg } from './layer-analysis.js';
 import { loadModel } from './model.js';
+import { DraftHead } from './draft-head/draft-head.js';
 
 export const analyzeUsage = `  layerskip analyze -m MODEL [--text FILE] [--json OUT] [--svg OUT] [--layers 1,2,3] [--threads T]
-                    [--max-tokens N] [--max-draft D] [--repeats R]
+                    [--max-tokens N] [--max-draft D] [--repeats R] [--draft-head FILE ...]
   layerskip analyze --synthetic [--svg OUT] [--csv OUT]
 `;
 
@@ -57,6 +58,7 @@ async function run(argv: string[]): Promise<void> {
       'max-draft': { type: 'string' },
       repeats: { type: 'string' },
       synthetic: { type: 'boolean' },
+      'draft-head': { type: 'string', multiple: true },
     },
   });
   if (positionals.length) throw new UsageError(`analyze: unexpected argument ${positionals[0]}`);
@@ -92,6 +94,7 @@ async function run(argv: string[]): Promise<void> {
       maxTokens,
       maxDraft: int('max-draft', values['max-draft']),
       timingRepeats: int('repeats', values.repeats),
+      draftHeads: (values['draft-head'] ?? []).map((f) => DraftHead.load(f)),
       onProgress: progress.update,
     });
     progress.end();

@@ -7,6 +7,8 @@
 import { linearCka, renderLineCharts, rccaCv, ShapeError } from './analysis/index.js';
 import type { Context } from './context.js';
 import { DisposedError, abortReason, checkInteger } from './errors.js';
+import type { DraftHead } from './draft-head/draft-head.js';
+import { resolveDraftHead } from './draft-head/install.js';
 
 /** Built-in calibration text (simple English prose, as the small story models were trained on). */
 export const DEFAULT_CALIBRATION_TEXTS: readonly string[] = [
@@ -43,6 +45,24 @@ export interface LayerAnalysisOptions {
   /** Called after every unit of work: `done` of `total`, with a short description of the stage. */
   onProgress?: (done: number, total: number, stage: string) => void;
   signal?: AbortSignal;
+  /**
+   * Fitted draft heads (`fitDraftHead`, `layerskip calibrate`), at most one per exit layer: each of
+   * those layers is also measured with its head (agreement, draft step cost, predicted speedup).
+   */
+  draftHeads?: readonly DraftHead[];
+}
+
+/** An exit layer measured with a fitted draft head. */
+export interface LayerHeadEntry {
+  agreement: number;
+  /** One early-exit step with the head (ms). */
+  draftMs: number;
+  speedup: number[];
+  bestDraft: number;
+  bestSpeedup: number;
+  /** The head's draft vocabulary size (null: the full vocabulary) and whether it has an adapter. */
+  vocabulary: number | null;
+  adapter: boolean;
 }
 
 /** The analysis of one candidate exit layer. */
@@ -72,6 +92,8 @@ export interface LayerAnalysisEntry {
   /** Draft length with the highest predicted speedup at this layer. */
   bestDraft: number;
   bestSpeedup: number;
+  /** The same exit layer with a fitted draft head, when one was given. */
+  head?: LayerHeadEntry;
   /** Why a metric is missing, if one is. */
   note?: string;
 }
@@ -164,6 +186,12 @@ export async function analyzeLayers(
     throw new RangeError('analyzeLayers: rccaGrid must be a non-empty array of numbers in [0, 1]');
   }
   const { signal, onProgress } = options;
+  const heads = options.draftHeads ?? [];
+  for (const h of heads) {
+    resolveDraftHead(h, model);
+    if (!layers.includes(h.exitLayer)) throw new RangeError(`analyzeLayers: a draft head is for exit layer ${h.exitLayer}, which is not analysed`);
+    if (heads.filter((x) => x.exitLayer === h.exitLayer).length > 1) throw new RangeError(`analyzeLayers: two draft heads for exit layer ${h.exitLayer}`);
+  }
   const check = () => {
     if (signal?.aborted) throw abortReason(signal);
     if (context.disposed) throw new DisposedError('analyzeLayers (context)');
@@ -199,7 +227,7 @@ export async function analyzeLayers(
   const chunksPerPass = segments.reduce((s, g) => s + Math.ceil(g.tokens.length / batchSize), 0);
 
   // progress: full pass, one pass per layer plus its analysis, timing (full + per layer)
-  const total = chunksPerPass * (1 + layers.length) + layers.length + (repeats > 0 ? layers.length : 0);
+  const total = chunksPerPass * (1 + layers.length + heads.length) + layers.length + (repeats > 0 ? layers.length : 0);
   let done = 0;
   const step = (stage: string) => {
     done++;
@@ -295,6 +323,25 @@ export async function analyzeLayers(
         e.fullMs = 1;
         e.draftMs = e.layer / N;
         e.verifyMs = Array.from({ length: maxDraft }, (_, i) => ((N - e.layer) / N) * (1 + 0.25 * (i + 1)));
+      }
+    }
+
+    for (const h of heads) {
+      const e = entries.find((x) => x.layer === h.exitLayer)!;
+      await context.useDraftHead(h);
+      try {
+        const exit = await pass(h.exitLayer, `layer ${h.exitLayer}: early exit with its draft head`);
+        let agreed = 0;
+        for (let i = 0; i < positions; i++) if (exit.argmax[i] === full.argmax[i]) agreed++;
+        const draftMs = repeats > 0 ? await timeDraftSteps(context, segments[0].tokens, h.exitLayer, maxDraft, repeats, check) : e.draftMs;
+        const speedup = e.verifyMs.map((v, i) => predictedSpeedup(agreed / positions, i + 1, draftMs, v, e.fullMs));
+        const bestSpeedup = Math.max(...speedup);
+        e.head = {
+          agreement: agreed / positions, draftMs, speedup, bestDraft: speedup.indexOf(bestSpeedup) + 1, bestSpeedup,
+          vocabulary: h.tokenIds?.length ?? null, adapter: h.adapter !== null,
+        };
+      } finally {
+        await context.useDraftHead(null);
       }
     }
 
@@ -400,6 +447,25 @@ async function timeCosts(
   context.clear();
 }
 
+/** The fastest mean single-token early-exit step at layer l (ms), over `repeats` rounds of maxDraft + 1 steps. */
+async function timeDraftSteps(context: Context, calibration: number[], l: number, maxDraft: number, repeats: number, check: () => void): Promise<number> {
+  const { contextSize, batchSize } = context.state();
+  const P = Math.max(1, Math.min(16, calibration.length - 1, contextSize - maxDraft - 2, batchSize));
+  context.clear();
+  await context.decodeLayers({ tokens: calibration.slice(0, P), outputs: 'last' });
+  let best = Infinity;
+  for (let r = -1; r < repeats; r++) {
+    check();
+    const s = performance.now();
+    for (let j = 0; j <= maxDraft; j++) await context.decodeLayers({ tokens: [calibration[(P + j) % calibration.length]], layers: [0, l], outputs: 'last' });
+    const mean = (performance.now() - s) / (maxDraft + 1);
+    context.removeFrom(P);
+    if (r >= 0) best = Math.min(best, mean);
+  }
+  context.clear();
+  return best;
+}
+
 function fmt(v: number, digits: number, width: number): string {
   return (Number.isFinite(v) ? v.toFixed(digits) : '-').padStart(width);
 }
@@ -454,6 +520,16 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
         `${fmt(e.bestSpeedup, 2, 7)}x`,
       ].join(' '),
     );
+  }
+  const withHeads = result.layers.filter((e) => e.head);
+  if (withHeads.length > 0) {
+    lines.push('');
+    lines.push(['layer'.padStart(5), 'head'.padStart(16), 'agree'.padStart(6), 'w/ head'.padStart(8), `draft${unit && ' ' + unit}`.padStart(9), `w/ head`.padStart(8), 'best d'.padStart(6), 'speedup'.padStart(8)].join(' '));
+    for (const e of withHeads) {
+      const h = e.head!;
+      const kind = `${h.adapter ? 'adapter' : ''}${h.adapter && h.vocabulary ? '+' : ''}${h.vocabulary ? `${h.vocabulary} tok` : ''}`;
+      lines.push([String(e.layer).padStart(5), kind.padStart(16), fmt(e.agreement, 3, 6), fmt(h.agreement, 3, 8), fmt(e.draftMs, 3, 9), fmt(h.draftMs, 3, 8), String(h.bestDraft).padStart(6), `${fmt(h.bestSpeedup, 2, 7)}x`].join(' '));
+    }
   }
   const notes = result.layers.filter((e) => e.note);
   for (const e of notes) lines.push(`note (layer ${e.layer}): ${e.note}`);

@@ -7,6 +7,7 @@ import {
   analyzeLayers,
   DEFAULT_CALIBRATION_TEXTS,
   DisposedError,
+  DraftHead,
   formatLayerAnalysis,
   LAYER_ANALYSIS_RCCA_GRID,
   loadModel,
@@ -204,6 +205,25 @@ describe('analyzeLayers: stories260K', () => {
     for (const label of ['exit layer (of 5)', 'agreement / similarity', 'speedup over plain decoding (x)', 'top-1 agreement', 'linear CKA', 'top canonical correlation (rCCA)', 'predicted best speedup']) {
       expect(svg).toContain(label);
     }
+  });
+
+  it('measures a layer with its draft head: a vocabulary without the full model\'s tokens never agrees', async () => {
+    const full = await ctx.decodeLayers({ tokens: model.tokenize(DEFAULT_CALIBRATION_TEXTS[0]), outputs: 'all' });
+    ctx.clear();
+    const unused = [...Array(model.info.vocabularySize).keys()].filter((t) => !full.argmax.includes(t)).slice(0, 5);
+    const base = { embeddingSize: model.info.embeddingSize, vocabularySize: model.info.vocabularySize, baseModel: model.identity, adapter: null, bias: null, stats: null };
+    const r = await analyzeLayers(ctx, [DEFAULT_CALIBRATION_TEXTS[0]], {
+      layers: [2, 3], timingRepeats: 1, draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.from(unused) })],
+    });
+    expect(r.layers[0].head).toBeUndefined();
+    const h = r.layers[1].head!;
+    expect(h.agreement).toBe(0);
+    expect(r.layers[1].agreement).toBeGreaterThan(0);
+    expect(h.vocabulary).toBe(unused.length);
+    expect(h.draftMs).toBeGreaterThan(0);
+    expect(formatLayerAnalysis(r)).toMatch(/w\/ head/);
+    await expect(analyzeLayers(ctx, undefined, { layers: [2], draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.of(5) })] })).rejects.toThrow(/not analysed/);
+    expect(ctx.draftHead).toBeNull();
   });
 
   it('rejects bad inputs with clear errors', async () => {
