@@ -39,6 +39,8 @@ export type NativeDecodeOptions = Omit<DecodeLayersOptions, 'tokens'> & { tokens
 
 export interface NativeDecodeResult {
   argmax: Int32Array;
+  /** Time the call spent in the addon's worker thread (ms): the rest of its wall time is hand-off. */
+  nativeMs?: number;
   maxProb?: Float32Array;
   logits?: Float32Array;
   hidden?: Float32Array;
@@ -77,6 +79,7 @@ export interface NativeDraftResult {
   logits?: Float32Array;
   /** The last draft's layers [0, E) are in the KV cache. */
   lastDecoded: boolean;
+  nativeMs: number;
 }
 
 /** The early exit's draft head as the addon installs it (every part optional; none removes the head). */

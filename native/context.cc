@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -44,6 +45,7 @@ struct Context::DecodeJob {
     std::vector<float> max_prob;
     std::vector<float> logits;
     std::vector<float> hidden_out;
+    double native_ms = 0;  // time spent in run_decode on the worker thread
 };
 
 struct Context::DraftJob {
@@ -58,6 +60,7 @@ struct Context::DraftJob {
     std::vector<float> max_prob;
     std::vector<float> logits;   // sampled drafts' rows, n_vocab wide (-inf outside a draft vocabulary)
     bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
+    double native_ms = 0;        // time spent in run_draft on the worker thread
 };
 
 Napi::Function Context::define(Napi::Env env) {
@@ -294,13 +297,18 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     // keep this object alive while the worker uses it, even if JavaScript drops it
     auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
     return PromiseWorker::run(env,
-        [this, job]() { run_decode(*job); },
+        [this, job]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_decode(*job);
+            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             const size_t n_out = job->argmax.size();
             auto am = Napi::Int32Array::New(env, n_out);
             std::memcpy(am.Data(), job->argmax.data(), n_out * sizeof(int32_t));
             r.Set("argmax", am);
+            r.Set("nativeMs", job->native_ms);
             if (job->want_probs) {
                 auto mp = Napi::Float32Array::New(env, n_out);
                 std::memcpy(mp.Data(), job->max_prob.data(), n_out * sizeof(float));
@@ -489,7 +497,11 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     busy_ = true;
     auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
     return PromiseWorker::run(env,
-        [this, job]() { run_draft(*job); },
+        [this, job]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_draft(*job);
+            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             auto tk = Napi::Int32Array::New(env, job->tokens.size());
@@ -504,6 +516,7 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
                 r.Set("logits", lg);
             }
             r.Set("lastDecoded", job->last_decoded);
+            r.Set("nativeMs", job->native_ms);
             return r;
         },
         [this, self]() {

@@ -224,15 +224,27 @@ async function collect(
   return c;
 }
 
-/** The k most probable tokens of softmax(row) and their probabilities. */
+/** The k most probable tokens of softmax(row) and their probabilities (one pass, a small sorted buffer). */
 function topProbabilities(logits: Float32Array, offset: number, n: number, k: number): [Int32Array, Float32Array] {
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[offset + i] > max) max = logits[offset + i];
   let sum = 0;
   for (let i = 0; i < n; i++) sum += Math.exp(logits[offset + i] - max);
-  const order = Array.from({ length: n }, (_, i) => i);
-  const top = k >= n ? order : order.sort((a, b) => logits[offset + b] - logits[offset + a]).slice(0, k);
-  return [Int32Array.from(top), Float32Array.from(top, (i) => Math.exp(logits[offset + i] - max) / sum)];
+  const ids: number[] = [];
+  const vals: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = logits[offset + i];
+    if (ids.length === k && v <= vals[k - 1]) continue;
+    let at = ids.length === k ? k - 1 : ids.length;
+    while (at > 0 && vals[at - 1] < v) at--;
+    ids.splice(at, 0, i);
+    vals.splice(at, 0, v);
+    if (ids.length > k) {
+      ids.pop();
+      vals.pop();
+    }
+  }
+  return [Int32Array.from(ids), Float32Array.from(vals, (v) => Math.exp(v - max) / sum)];
 }
 
 /** The draft vocabulary (sorted token ids), or null for the full vocabulary. */
