@@ -11,7 +11,7 @@ import { sliceLlamaModel, writeRandomLlamaModel, type RandomLlamaSpec } from 'la
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MODELS_DIR = join(ROOT, 'models-generated');
-export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(ROOT, '..', 'shared', 'models', 'stories260K.gguf'));
+export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(ROOT, 'models', 'stories260K.gguf'));
 
 export interface ShapeSpec {
   name: string;

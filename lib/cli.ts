@@ -3,12 +3,13 @@
 // registered in cli-commands.ts).
 import { parseArgs } from 'node:util';
 import { loadModel } from './model.js';
+import { DEMO_MODEL_PATH } from './demo-model.js';
 import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
 import type { GenerateOptions } from './context.js';
 import * as extra from './cli-commands.js';
 
 const USAGE = `Usage:
-  layerskip generate -m MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
+  layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--exit-layer E --draft D [--adaptive] [--verify cached|full]
                      [--draft-head FILE]]
   layerskip info -m MODEL
@@ -48,9 +49,9 @@ async function generate(argv: string[]): Promise<void> {
       'draft-head': { type: 'string' },
     },
   });
-  if (!values.model) fail('generate needs -m MODEL');
   if (values.prompt === undefined) fail('generate needs -p PROMPT');
-  const model = await loadModel(values.model);
+  if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
+  const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
   try {
     const ctx = await model.createContext({ threads: num('threads', values.threads), contextSize: num('ctx', values.ctx) });
     const options: GenerateOptions = {

@@ -7,7 +7,7 @@ import { DecodeSession } from './decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
 import { BusyError, ContextFullError, DisposedError, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
-import { native, type NativeContext, type NativeContextState, type NativeDecodeResult } from './native.js';
+import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
@@ -48,26 +48,11 @@ export function defaultThreads(modelBytes = Infinity): number {
   return Math.max(1, Math.min(4, availableParallelism()));
 }
 
-export interface DecodeLayersOptions {
+/** `decodeLayers()` options: the addon's, with tokens as any array of token ids. */
+export type DecodeLayersOptions = Omit<NativeDecodeOptions, 'tokens'> & {
   /** Tokens, for a range that starts at layer 0. */
   tokens?: readonly number[] | Int32Array;
-  /** Layer-start hidden states (rows of the embedding size) for a range that starts above 0; default: the drafts' cached states. */
-  hidden?: Float32Array;
-  /** With cached hidden states: how many pending drafts to verify (default all). */
-  count?: number;
-  /** First position (default: the next position, or the first unverified draft for a verification). */
-  position?: number;
-  /** Layers [start, end) to run (default all). start must be 0 or end must be the layer count. */
-  layers?: [number, number];
-  /** Which tokens produce logits (default 'last'). */
-  outputs?: 'last' | 'all' | 'none';
-  /** Return the logits rows (default false: only the argmax of each row). */
-  logits?: boolean;
-  /** Return each output row's top probability (softmax maximum). */
-  probs?: boolean;
-  /** Return the hidden states (residual stream, before the final norm) at layer `end` of every token; for end = N only with outputs 'all'. */
-  returnHidden?: boolean;
-}
+};
 
 export type DecodeLayersResult = NativeDecodeResult;
 

@@ -25,3 +25,4 @@ export { analyzeLayers, formatLayerAnalysis, renderLayerAnalysisSvg, predictedSp
 export { sweep, sweepToCsv, sweepToSvg, type SweepCell, type SweepOptions, type SweepResult } from './sweep.js';
 export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
 export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './draft-head/fit.js';
+export { DEMO_MODEL_PATH } from './demo-model.js';

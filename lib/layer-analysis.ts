@@ -9,6 +9,7 @@ import type { Context } from './context.js';
 import { DisposedError, abortReason, checkInteger } from './errors.js';
 import type { DraftHead } from './draft-head/draft-head.js';
 import { resolveDraftHead } from './draft-head/install.js';
+import { estimatedVerifyCost, expectedTokens } from './decoding/cost-model.js';
 
 /** Built-in calibration text (simple English prose, as the small story models were trained on). */
 export const DEFAULT_CALIBRATION_TEXTS: readonly string[] = [
@@ -134,7 +135,7 @@ export interface LayerAnalysisResult {
  * plus a verification of d + 1 positions; plain decoding yields one token per full step.
  */
 export function predictedSpeedup(a: number, d: number, draftMs: number, verifyMs: number, fullMs: number): number {
-  const tokens = a >= 1 ? d + 1 : (1 - a ** (d + 1)) / (1 - a);
+  const tokens = expectedTokens(a, d);
   const cost = (d + 1) * draftMs + verifyMs;
   return (tokens / cost) * fullMs;
 }
@@ -322,7 +323,7 @@ export async function analyzeLayers(
       for (const e of entries) {
         e.fullMs = 1;
         e.draftMs = e.layer / N;
-        e.verifyMs = Array.from({ length: maxDraft }, (_, i) => ((N - e.layer) / N) * (1 + 0.25 * (i + 1)));
+        e.verifyMs = Array.from({ length: maxDraft }, (_, i) => estimatedVerifyCost(e.layer / N, i + 2));
       }
     }
 

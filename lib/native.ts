@@ -1,141 +1,14 @@
 // Loads the native addon (a prebuilt binary from prebuilds/ or a source build in build/) through
-// node-gyp-build, and describes its interface. Everything else in lib/ goes through this module.
+// node-gyp-build; its interface is native-contract.ts. Everything else in lib/ goes through these.
 import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { DecodeLayersOptions } from './context.js';
+import type { NativeBinding } from './native-contract.js';
 
-export interface NativeModelInfo {
-  architecture: string;
-  name: string;
-  description: string;
-  layerCount: number;
-  embeddingSize: number;
-  headCount: number;
-  headCountKv: number;
-  vocabularySize: number;
-  trainContextLength: number;
-  parameterCount: number;
-  sizeBytes: number;
-  specialTokens: { bos: number; eos: number; eot: number; addBos: boolean };
-  chatTemplate: string | null;
-}
-
-export interface NativeModel {
-  info(): NativeModelInfo;
-  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
-  detokenize(tokens: Int32Array, special: boolean): string;
-  tokenPiece(token: number, special: boolean): Uint8Array;
-  isEog(token: number): boolean;
-  dispose(): void;
-  readonly disposed: boolean;
-}
-
-/** The addon's view of `DecodeLayersOptions` (documented there): tokens travel as an Int32Array. */
-export type NativeDecodeOptions = Omit<DecodeLayersOptions, 'tokens'> & { tokens?: Int32Array };
-
-export interface NativeDecodeResult {
-  argmax: Int32Array;
-  /** Time the call spent in the addon's worker thread (ms): the rest of its wall time is hand-off. */
-  nativeMs?: number;
-  maxProb?: Float32Array;
-  logits?: Float32Array;
-  hidden?: Float32Array;
-}
-
-export interface NativeContextState {
-  contextSize: number;
-  batchSize: number;
-  nextPosition: number;
-  verifiedPosition: number;
-  draftLayer: number;
-  busy: boolean;
-  disposed: boolean;
-}
-
-/** One round's early-exit drafting in one call (the addon runs the token-to-token loop). */
-export interface NativeDraftOptions {
-  /** The token to feed first (the newest token, not yet in the KV cache). */
-  token: number;
-  /** Exit layer E: drafts come from layers [0, E). */
-  layer: number;
-  maxTokens: number;
-  /** Stop when a draft after the first has a top probability below this (that draft is dropped). */
-  minProbability?: number;
-  /** Also run the last draft through layers [0, E) (unless it ends the generation), for a bonus row. */
-  finish?: boolean;
-  /** 0: argmax drafts; > 0: sample softmax(logits / T) with one of `uniforms` per draft. */
-  temperature?: number;
-  uniforms?: Float64Array;
-}
-
-export interface NativeDraftResult {
-  tokens: Int32Array;
-  maxProb: Float32Array;
-  /** With temperature > 0: each draft's logits row (n_vocab wide; -Infinity outside a draft vocabulary). */
-  logits?: Float32Array;
-  /** The last draft's layers [0, E) are in the KV cache. */
-  lastDecoded: boolean;
-  nativeMs: number;
-}
-
-/** The early exit's draft head as the addon installs it (every part optional; none removes the head). */
-export interface NativeDraftHead {
-  /** n_embd x n_embd, row-major: h' = W·h (+ bias). */
-  adapter?: Float32Array;
-  /** The ggml type the adapter is stored as: 0 F32, 1 F16 (default), 8 Q8_0. */
-  adapterType?: number;
-  bias?: Float32Array;
-  /** The draft vocabulary and those tokens' LM-head rows in the output weight's GGUF type. */
-  tokenIds?: Int32Array;
-  rows?: Uint8Array;
-  rowType?: number;
-}
-
-export interface NativeTrainOptions {
-  hidden: Float32Array;
-  targets: Float32Array;
-  head: Float32Array;
-  norm: Float32Array;
-  adapter: Float32Array;
-  bias: Float32Array;
-  embeddingSize: number;
-  vocabularySize: number;
-  steps: number;
-  batchSize: number;
-  learningRate: number;
-  eps: number;
-  threads: number;
-}
-
-export interface NativeContext {
-  decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
-  draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
-  setDraftHead(head: NativeDraftHead): Promise<void>;
-  removeFrom(position: number): void;
-  clear(): void;
-  setThreads(threads: number, batchThreads?: number): void;
-  state(): NativeContextState;
-  dispose(): void;
-}
-
-export interface NativeBinding {
-  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): Promise<NativeModel>;
-  createContext(model: NativeModel, options: {
-    contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
-    kvCacheType?: string;
-  }): Promise<NativeContext>;
-  quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
-  systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
-  trainExitAdapter(
-    options: NativeTrainOptions,
-    onProgress?: (step: number, loss: number) => void,
-  ): Promise<{ adapter: Float32Array; bias: Float32Array; losses: Float64Array }>;
-  dequantizeRows(rows: Uint8Array, type: number, rowLength: number): Float32Array;
-}
+export type * from './native-contract.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -3,6 +3,7 @@
 // used for the draft and the full model in speculative sampling, so both see identical filtering.
 import { checkInteger, checkNumber } from './errors.js';
 import type { NativeDecodeResult } from './native.js';
+import { mulberry32 } from './analysis/random.js';
 
 export interface SamplingOptions {
   /** 0 (the default) is greedy decoding. */
@@ -31,17 +32,14 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
   };
 }
 
-/** A small, fast, seeded PRNG (mulberry32): uniform numbers in [0, 1). */
+/** The sampler's seeded PRNG: uniform numbers in [0, 1) from mulberry32 (the analysis toolkit's generator). */
 export class Rng {
-  private state: number;
+  private readonly uniform: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.uniform = mulberry32(seed);
   }
   next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.uniform();
   }
 }
 

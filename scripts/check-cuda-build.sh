@@ -54,7 +54,7 @@ test -f "$binary"
 echo "check-cuda-build: CUDA build via $via (arch $arch) configured and compiled in $((end - start)) s: $binary"
 # smoke test: the CUDA binary loads (without a GPU, ggml's CUDA backend finds no device and
 # llama.cpp runs on the CPU) and generates text
-model=../shared/models/stories260K.gguf
+model=models/stories260K.gguf
 if [ -f dist/cli.js ] && [ -f "$model" ]; then
   LAYERSKIP_BINARY="$PWD/$binary" node -e \
     "import('./dist/index.js').then((m) => console.log('check-cuda-build: ' + m.systemInfo().llamaSystemInfo.split(' | CPU')[0]))"

@@ -1,15 +1,14 @@
 #!/usr/bin/env node
 // Package test: packs the library, checks the tarball's contents, installs it into an empty
 // project with install scripts off (so only the prebuilt binary can make it work), and generates
-// text from stories260K there. Run `npm run build:prebuilt` first.
-import { execFileSync } from 'node:child_process';
+// text from the bundled demo model (stories260K) there. Run `npm run build:prebuilt` first.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const stories = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(root, '..', 'shared', 'models', 'stories260K.gguf'));
 let passed = 0;
 let failed = 0;
 function check(name, fn) {
@@ -43,6 +42,10 @@ try {
     const bad = files.filter((f) => /^(test|bench|build|build-[^/]*|deps|models-generated|\.cache|node_modules)\//.test(f.path));
     assert(bad.length === 0, bad.map((f) => f.path).join(', '));
   });
+  check('the demo model is in, and no other model file', () => {
+    const models = files.filter((f) => /\.gguf$/i.test(f.path)).map((f) => f.path);
+    assert(models.length === 1 && models[0] === 'models/stories260K.gguf', models.join(', ') || 'no model');
+  });
   check('the prebuilt binary, the compiled library and its types are in', () => {
     assert(files.some((f) => /^prebuilds\/[^/]+\/.+\.node$/.test(f.path)), 'no prebuilds/*/*.node');
     for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/gguf/index.js', 'dist/analysis/index.js']) {
@@ -58,10 +61,10 @@ try {
     assert(!existsSync(join(app, 'node_modules', 'layerskip', 'build')), 'a build/ folder exists');
   });
   writeFileSync(join(app, 'run.mjs'), `
-import { loadModel, systemInfo } from 'layerskip';
+import { DEMO_MODEL_PATH, loadModel, systemInfo } from 'layerskip';
 import { writeRandomLlamaModel } from 'layerskip/gguf';
 import { linearCka } from 'layerskip/analysis';
-const model = await loadModel(${JSON.stringify(stories)});
+const model = await loadModel(DEMO_MODEL_PATH);
 const ctx = await model.createContext({ contextSize: 256 });
 const r = await ctx.generate('Once upon a time', { maxTokens: 24 }).result;
 const s = await ctx.generate('Once upon a time', { maxTokens: 24, selfSpeculative: { exitLayer: 4, draftTokens: 3 } }).result;
@@ -83,9 +86,13 @@ model.dispose();
       assert(base.text === out.text && base.same, JSON.stringify(base));
     });
   }
-  check('the CLI runs from the installed package', () => {
-    const cli = execFileSync(join(app, 'node_modules', '.bin', 'layerskip'), ['info', '-m', stories], { encoding: 'utf8' });
+  check('the CLI runs from the installed package, on the demo model without -m', () => {
+    const demo = join(app, 'node_modules', 'layerskip', 'models', 'stories260K.gguf');
+    const cli = execFileSync(join(app, 'node_modules', '.bin', 'layerskip'), ['info', '-m', demo], { encoding: 'utf8' });
     assert(/layers\s+5/.test(cli), cli);
+    const r = spawnSync(join(app, 'node_modules', '.bin', 'layerskip'), ['generate', '-p', 'Once upon a time', '-n', '24'], { encoding: 'utf8' });
+    assert(r.status === 0 && r.stdout.startsWith('Once upon a time, there was a little girl named Lily'), r.stdout + r.stderr);
+    assert(/demo model/.test(r.stderr), r.stderr);
   });
   writeFileSync(join(app, 'req.cjs'), `try { require('layerskip'); console.log('loaded'); } catch (e) { console.log(e.message); }`);
   check('CommonJS require fails with a clear message', () => {

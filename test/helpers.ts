@@ -8,10 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { writeRandomLlamaModel, type RandomLlamaSpec } from '../lib/gguf/index.js';
 import { Rng } from '../lib/sampling.js';
 
-export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'models', 'stories260K.gguf'));
-if (!existsSync(STORIES)) {
-  throw new Error(`stories260K.gguf not found at ${STORIES}: put ../shared beside the repository or set LAYERSKIP_STORIES_MODEL`);
-}
+/** The real model: the demo model committed in models/ (LAYERSKIP_STORIES_MODEL overrides). */
+export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'models', 'stories260K.gguf'));
+if (!existsSync(STORIES)) throw new Error(`stories260K.gguf not found at ${STORIES} (models/ in the repository, or LAYERSKIP_STORIES_MODEL)`);
 
 export type ShapeName = 'mha-tied' | 'gqa-untied' | 'mqa-untied';
 

@@ -7,6 +7,8 @@
 // length d yields (1 - a^(d+1)) / (1 - a) tokens and costs d·draft + verify(d+1) (+ one
 // draft step for the bonus position); a plain step yields 1 token for one full decode.
 
+import { estimatedVerifyCost, expectedTokens } from './cost-model.js';
+
 export class DraftPolicy {
   private accepted = 2; // prior: a = 0.5 over a few observations
   private rejected = 2;
@@ -42,13 +44,13 @@ export class DraftPolicy {
     const full = median(this.fullSamples) ?? 1;
     const draft = median(this.draftSamples) ?? this.exitFraction * full;
     const verify = (k: number) =>
-      Number.isNaN(this.verifyBase) ? full * (1 - this.exitFraction) * (1 + 0.25 * (k - 1)) : this.verifyBase + this.verifyPerToken * k;
+      Number.isNaN(this.verifyBase) ? full * estimatedVerifyCost(this.exitFraction, k) : this.verifyBase + this.verifyPerToken * k;
     // drafting must beat plain decoding by a margin: cost estimates are noisy, and a split decode
     // (draft + verify) that wins only on noise loses in reality
     let best = 0;
     let bestRate = DraftPolicy.margin / full;
     for (let d = 1; d <= this.maxDraft; d++) {
-      const tokens = (1 - a ** (d + 1)) / (1 - a);
+      const tokens = expectedTokens(a, d);
       const cost = (d + 1) * draft + verify(d + 1);
       if (tokens / cost > bestRate) {
         bestRate = tokens / cost;

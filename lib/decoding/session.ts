@@ -1,7 +1,7 @@
 // What every decoding loop shares: accepting tokens one at a time (EOS, stop strings, token
 // limit, streaming text), abort checks, and timings. The loops (plain, self-speculative) only
 // decide which tokens come next.
-import { abortReason } from '../errors.js';
+import { abortReason, DisposedError } from '../errors.js';
 import type { GenerationChunk, StopReason } from '../generation.js';
 import type { NativeModel } from '../native.js';
 import { TextOutput } from '../text-output.js';
@@ -45,11 +45,7 @@ export class DecodeSession {
   /** Throws the abort reason, or a disposed error, between decode steps. */
   check(): void {
     if (this.signal?.aborted) throw abortReason(this.signal);
-    if (this.isDisposed()) {
-      const e = new Error('generate: the context was disposed during generation');
-      (e as NodeJS.ErrnoException).code = 'ERR_DISPOSED';
-      throw e;
-    }
+    if (this.isDisposed()) throw new DisposedError('generate (the context was disposed during generation)');
   }
 
   /** Appends one generated token; returns false when the generation must stop with it. */

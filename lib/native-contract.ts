@@ -1,0 +1,150 @@
+// The addon's contract: every function, option and result the native module exposes, as
+// TypeScript types. The public API's types derive from these; `native.ts` loads the binary.
+
+export interface NativeModelInfo {
+  architecture: string;
+  name: string;
+  description: string;
+  layerCount: number;
+  embeddingSize: number;
+  headCount: number;
+  headCountKv: number;
+  vocabularySize: number;
+  trainContextLength: number;
+  parameterCount: number;
+  sizeBytes: number;
+  specialTokens: { bos: number; eos: number; eot: number; addBos: boolean };
+  chatTemplate: string | null;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, special: boolean): string;
+  tokenPiece(token: number, special: boolean): Uint8Array;
+  isEog(token: number): boolean;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+/** One layer-range decode (`context.decodeLayers()` takes the same with tokens as any number array). */
+export interface NativeDecodeOptions {
+  /** Tokens, for a range that starts at layer 0. */
+  tokens?: Int32Array;
+  /** Layer-start hidden states (rows of the embedding size) for a range that starts above 0; default: the drafts' cached states. */
+  hidden?: Float32Array;
+  /** With cached hidden states: how many pending drafts to verify (default all). */
+  count?: number;
+  /** First position (default: the next position, or the first unverified draft for a verification). */
+  position?: number;
+  /** Layers [start, end) to run (default all). start must be 0 or end must be the layer count. */
+  layers?: [number, number];
+  /** Which tokens produce logits (default 'last'). */
+  outputs?: 'last' | 'all' | 'none';
+  /** Return the logits rows (default false: only the argmax of each row). */
+  logits?: boolean;
+  /** Return each output row's top probability (softmax maximum). */
+  probs?: boolean;
+  /** Return the hidden states (residual stream, before the final norm) at layer `end` of every token; for end = N only with outputs 'all'. */
+  returnHidden?: boolean;
+}
+
+export interface NativeDecodeResult {
+  argmax: Int32Array;
+  /** Time the call spent in the addon's worker thread (ms): the rest of its wall time is hand-off. */
+  nativeMs?: number;
+  maxProb?: Float32Array;
+  logits?: Float32Array;
+  hidden?: Float32Array;
+}
+
+export interface NativeContextState {
+  contextSize: number;
+  batchSize: number;
+  nextPosition: number;
+  verifiedPosition: number;
+  draftLayer: number;
+  busy: boolean;
+  disposed: boolean;
+}
+
+/** One round's early-exit drafting in one call (the addon runs the token-to-token loop). */
+export interface NativeDraftOptions {
+  /** The token to feed first (the newest token, not yet in the KV cache). */
+  token: number;
+  /** Exit layer E: drafts come from layers [0, E). */
+  layer: number;
+  maxTokens: number;
+  /** Stop when a draft after the first has a top probability below this (that draft is dropped). */
+  minProbability?: number;
+  /** Also run the last draft through layers [0, E) (unless it ends the generation), for a bonus row. */
+  finish?: boolean;
+  /** 0: argmax drafts; > 0: sample softmax(logits / T) with one of `uniforms` per draft. */
+  temperature?: number;
+  uniforms?: Float64Array;
+}
+
+export interface NativeDraftResult {
+  tokens: Int32Array;
+  maxProb: Float32Array;
+  /** With temperature > 0: each draft's logits row (n_vocab wide; -Infinity outside a draft vocabulary). */
+  logits?: Float32Array;
+  /** The last draft's layers [0, E) are in the KV cache. */
+  lastDecoded: boolean;
+  nativeMs: number;
+}
+
+/** The early exit's draft head as the addon installs it (every part optional; none removes the head). */
+export interface NativeDraftHead {
+  /** n_embd x n_embd, row-major: h' = W·h (+ bias). */
+  adapter?: Float32Array;
+  /** The ggml type the adapter is stored as: 0 F32, 1 F16 (default), 8 Q8_0. */
+  adapterType?: number;
+  bias?: Float32Array;
+  /** The draft vocabulary and those tokens' LM-head rows in the output weight's GGUF type. */
+  tokenIds?: Int32Array;
+  rows?: Uint8Array;
+  rowType?: number;
+}
+
+export interface NativeTrainOptions {
+  hidden: Float32Array;
+  targets: Float32Array;
+  head: Float32Array;
+  norm: Float32Array;
+  adapter: Float32Array;
+  bias: Float32Array;
+  embeddingSize: number;
+  vocabularySize: number;
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  eps: number;
+  threads: number;
+}
+
+export interface NativeContext {
+  decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
+  draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
+  setDraftHead(head: NativeDraftHead): Promise<void>;
+  removeFrom(position: number): void;
+  clear(): void;
+  setThreads(threads: number, batchThreads?: number): void;
+  state(): NativeContextState;
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): Promise<NativeModel>;
+  createContext(model: NativeModel, options: {
+    contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
+    kvCacheType?: string;
+  }): Promise<NativeContext>;
+  quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
+  systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
+  trainExitAdapter(
+    options: NativeTrainOptions,
+    onProgress?: (step: number, loss: number) => void,
+  ): Promise<{ adapter: Float32Array; bias: Float32Array; losses: Float64Array }>;
+  dequantizeRows(rows: Uint8Array, type: number, rowLength: number): Float32Array;
+}
