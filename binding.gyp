@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "layerskip",
-      "sources": ["native/adapter-trainer.cc", "native/addon.cc", "native/common.cc", "native/context.cc", "native/model.cc"],
+      "sources": ["<!@(node scripts/gyp-llama.mjs sources)"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/gyp-llama.mjs include)"

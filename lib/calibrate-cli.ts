@@ -95,6 +95,7 @@ export async function calibrateCommand(argv: string[]): Promise<void> {
     const s = head.stats!;
     process.stderr.write(
       `exit layer ${exitLayer}/${model.layerCount}: held-out agreement ${s.agreementBefore.toFixed(3)} (plain exit) -> ` +
+        (head.tokenIds ? `${s.agreementVocabulary.toFixed(3)} (draft vocabulary alone) -> ` : '') +
         `${s.agreementRidge.toFixed(3)} (ridge, lambda ${s.ridgeLambda}) -> ${s.agreementAfter.toFixed(3)} (refined, ${s.refinementSteps} steps); ` +
         `${head.tokenIds ? `draft vocabulary ${head.tokenIds.length} tokens (coverage ${(s.vocabularyCoverage * 100).toFixed(1)}%)` : 'full vocabulary'}; ` +
         `${s.fitPositions} fit + ${s.heldOutPositions} held-out positions; ${(s.calibrationMs / 1000).toFixed(1)} s\nwrote ${out}\n`,

@@ -1,6 +1,17 @@
 // The build options that the two native build paths share (scripts/build-native.mjs for cmake-js,
 // scripts/gyp-llama.mjs for node-gyp), so both turn them into the same llama.cpp CMake definitions.
 
+import { readFileSync } from 'node:fs';
+
+/**
+ * The llama.cpp CMake definitions (NAME=VALUE) of every build, from scripts/llama-options.txt, the
+ * list CMakeLists.txt reads too.
+ */
+export function llamaDefinitions() {
+  const text = readFileSync(new URL('./llama-options.txt', import.meta.url), 'utf8');
+  return text.split('\n').map((l) => l.trim()).filter((l) => /^[A-Z_0-9]+=/.test(l));
+}
+
 /** An on/off environment variable: 1, on or true (any case) turn it on. */
 export function envFlag(name) {
   return ['1', 'on', 'true'].includes(String(process.env[name] ?? '').toLowerCase());

@@ -4,6 +4,8 @@
 // and prints what gyp asks for:
 //   node scripts/gyp-llama.mjs include   -> include directories
 //   node scripts/gyp-llama.mjs libs      -> static libraries to link (built on first use)
+//   node scripts/gyp-llama.mjs sources   -> the addon's sources (native/*.cc, as CMakeLists.txt globs them)
+//   node scripts/gyp-llama.mjs definitions -> the llama.cpp CMake definitions this path configures with
 // LAYERSKIP_ROOT overrides the folder that holds deps/ and build-llama-portable/ (prebuild.mjs
 // runs node-gyp in a scratch copy of the package and points it back here).
 import { execFileSync } from 'node:child_process';
@@ -11,7 +13,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backendDefinitions, envFlag } from './build-options.mjs';
+import { backendDefinitions, envFlag, llamaDefinitions } from './build-options.mjs';
 
 const root = resolve(process.env.LAYERSKIP_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
 const llama = join(root, 'deps', 'llama.cpp');
@@ -33,6 +35,12 @@ const backendFlags = backendDefinitions({
   cuda, cudaArch: process.env.LAYERSKIP_CUDA_ARCHITECTURES, metal: process.env.LAYERSKIP_METAL !== '0',
 }).map((def) => `-D${def}`);
 const what = process.argv[2];
+// the shared list (scripts/llama-options.txt), then what only this path sets: a portable CPU
+// baseline (prebuilt binaries), position-independent static libraries, the variant and backends
+const definitions = [
+  '-DCMAKE_BUILD_TYPE=Release', ...llamaDefinitions().map((d) => `-D${d}`), '-DCMAKE_POSITION_INDEPENDENT_CODE=ON',
+  '-DGGML_NATIVE=OFF', ...variantFlags, ...backendFlags,
+];
 
 /** Static libraries in link order: llama, ggml, every backend that was built, ggml-base. */
 function staticLibraries() {
@@ -73,22 +81,23 @@ function systemLibraries() {
   return out;
 }
 
-if (what === 'include') {
+if (what === 'definitions') {
+  console.log(definitions.join('\n'));
+} else if (what === 'sources') {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'native');
+  console.log(readdirSync(dir).filter((f) => f.endsWith('.cc')).sort().map((f) => `native/${f}`).join(' '));
+} else if (what === 'include') {
   console.log([join(llama, 'include'), join(llama, 'src'), join(llama, 'ggml', 'include')].join(' '));
 } else if (what === 'libs') {
   const { prepareLlama } = await import(join(root, 'scripts', 'prepare-llama.mjs'));
   prepareLlama({ quiet: true });
   const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
   if (!existsSync(join(build, 'CMakeCache.txt'))) {
-    execFileSync('cmake', ['-S', llama, '-B', build, '-DCMAKE_BUILD_TYPE=Release', '-DBUILD_SHARED_LIBS=OFF',
-      '-DCMAKE_POSITION_INDEPENDENT_CODE=ON', '-DGGML_NATIVE=OFF', '-DGGML_OPENMP=OFF', '-DLLAMA_BUILD_TESTS=OFF',
-      '-DLLAMA_BUILD_EXAMPLES=OFF', '-DLLAMA_BUILD_TOOLS=OFF', '-DLLAMA_BUILD_SERVER=OFF', '-DLLAMA_BUILD_APP=OFF',
-      '-DLLAMA_BUILD_COMMON=OFF', '-DLLAMA_OPENSSL=OFF', '-DLLAMA_CURL=OFF', '-DGGML_CCACHE=OFF',
-      ...variantFlags, ...backendFlags], quiet);
+    execFileSync('cmake', ['-S', llama, '-B', build, ...definitions], quiet);
   }
   execFileSync('cmake', ['--build', build, '--config', 'Release', '--target', 'llama', '--parallel', String(cpus().length)], quiet);
   console.log([...staticLibraries(), ...systemLibraries()].join(' '));
 } else {
-  console.error('usage: gyp-llama.mjs include|libs');
+  console.error('usage: gyp-llama.mjs include|libs|sources|definitions');
   process.exit(2);
 }

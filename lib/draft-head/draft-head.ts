@@ -17,7 +17,9 @@ export interface DraftHeadStats {
   heldOutPositions: number;
   /** Held-out agreement of the plain early exit (no head). */
   agreementBefore: number;
-  /** Held-out agreement with the closed-form (ridge) adapter alone. */
+  /** Held-out agreement with the draft vocabulary alone (no adapter; = agreementBefore for the full vocabulary). */
+  agreementVocabulary: number;
+  /** Held-out agreement with the closed-form (ridge) adapter (and the draft vocabulary). */
   agreementRidge: number;
   /** Held-out agreement with this head (adapter after refinement, and the draft vocabulary). */
   agreementAfter: number;

@@ -94,16 +94,20 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
   const inVocab = new Set(vocabulary);
   const covered = data.greedy.slice(0, fitRows).filter((t) => inVocab.has(t)).length / fitRows;
 
-  // closed form: ridge from the layer-E residual to the final residual
+  // closed form: ridge from the layer-E residual h to what the remaining layers add (final − h),
+  // so W = I + B shrinks toward the plain early exit (W = I), not toward zero: with fewer positions
+  // than dimensions, a map to the final residual itself would drop everything outside their span
   let adapter: Float32Array | null = null;
   let bias: Float32Array | null = null;
   let lambda = 0;
   if (options.adapter ?? true) {
     progress({ phase: 'ridge', done: 0, total: 1 });
-    const fit = ridgeCv(data.hidden.slice(0, fitRows), data.final.slice(0, fitRows), { folds: big ? 2 : 4 });
+    const x = data.hidden.slice(0, fitRows);
+    const update = x.map((h, r) => data.final[r].map((v, j) => v - h[j]));
+    const fit = ridgeCv(x, update, { folds: big ? 2 : 4 });
     lambda = fit.lambda;
     adapter = new Float32Array(D * D);
-    for (let i = 0; i < D; i++) for (let o = 0; o < D; o++) adapter[o * D + i] = fit.coefficients[i][o]; // W[out][in]
+    for (let i = 0; i < D; i++) for (let o = 0; o < D; o++) adapter[o * D + i] = fit.coefficients[i][o] + (i === o ? 1 : 0); // W[out][in]
     bias = Float32Array.from(fit.intercept);
     progress({ phase: 'ridge', done: 1, total: 1 });
   }
@@ -111,6 +115,9 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
   const heldSeqs = sequences.slice(firstHeld);
   const heldGreedy = data.greedy.slice(fitRows);
   const agreementBefore = await agreement(context, null, heldSeqs, heldGreedy, E);
+  const agreementVocabulary = tokenIds
+    ? await agreement(context, new DraftHead({ ...base, adapter: null, bias: null }), heldSeqs, heldGreedy, E)
+    : agreementBefore;
   const agreementRidge = await agreement(context, base, heldSeqs, heldGreedy, E);
 
   // refinement on the full model's distributions (ggml-opt, native)
@@ -154,7 +161,7 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
   await context.useDraftHead(previousHead);
 
   const stats: DraftHeadStats = {
-    fitPositions: fitRows, heldOutPositions: data.greedy.length - fitRows, agreementBefore, agreementRidge, agreementAfter,
+    fitPositions: fitRows, heldOutPositions: data.greedy.length - fitRows, agreementBefore, agreementVocabulary, agreementRidge, agreementAfter,
     ridgeLambda: lambda, refinementSteps: adapter ? steps : 0, vocabularyCoverage: covered, calibrationMs: performance.now() - t0,
   };
   return new DraftHead({ ...head, stats });
