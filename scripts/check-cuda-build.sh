@@ -55,8 +55,8 @@ echo "check-cuda-build: CUDA build via $via (arch $arch) configured and compiled
 # smoke test: the CUDA binary loads (without a GPU, ggml's CUDA backend finds no device and
 # llama.cpp runs on the CPU) and generates text
 model=models/stories260K.gguf
-if [ -f dist/cli.js ] && [ -f "$model" ]; then
+if [ -f dist/cli/index.js ] && [ -f "$model" ]; then
   LAYERSKIP_BINARY="$PWD/$binary" node -e \
     "import('./dist/index.js').then((m) => console.log('check-cuda-build: ' + m.systemInfo().llamaSystemInfo.split(' | CPU')[0]))"
-  LAYERSKIP_BINARY="$PWD/$binary" node dist/cli.js generate -m "$model" -p "Once upon a time" -n 24
+  LAYERSKIP_BINARY="$PWD/$binary" node dist/cli/index.js generate -m "$model" -p "Once upon a time" -n 24
 fi

@@ -3,7 +3,7 @@
 // addon too (plain `npm run build` compiles only the TypeScript).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
-chmodSync('dist/cli.js', 0o755);
+chmodSync('dist/cli/index.js', 0o755);
 writeFileSync('dist/require-error.cjs',
   "throw new Error(\"layerskip is an ES module: use `import { loadModel } from 'layerskip'` (or `await import('layerskip')` from CommonJS)\");\n");
 const nativeArgs = process.argv.slice(2);

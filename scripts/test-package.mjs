@@ -48,7 +48,7 @@ try {
   });
   check('the prebuilt binary, the compiled library and its types are in', () => {
     assert(files.some((f) => /^prebuilds\/[^/]+\/.+\.node$/.test(f.path)), 'no prebuilds/*/*.node');
-    for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/gguf/index.js', 'dist/analysis/index.js']) {
+    for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/index.js', 'dist/gguf/index.js', 'dist/analysis/index.js']) {
       assert(files.some((f) => f.path === p), `missing ${p}`);
     }
   });

@@ -41,7 +41,8 @@ export {
   type ReconstructedCorrelation,
   type ReconstructedCorrelationOptions,
 } from './metrics.js';
-export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from './svg-chart.js';
+// charts are reports, not mathematics: kept here for compatibility (they live in lib/reports/)
+export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from '../reports/svg-chart.js';
 export {
   resolveSweepOptions,
   runSyntheticSweep,

@@ -25,7 +25,7 @@ import { pca } from './pca.js';
 import { pls } from './pls.js';
 import type { LinearProjection } from './projection.js';
 import { DEFAULT_RCCA_GRID, rccaCv } from './rcca-cv.js';
-import { renderLineCharts } from './svg-chart.js';
+import { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
 import { SingularCovarianceError } from './two-view.js';
 import { ShapeError } from './matrix-input.js';
 
@@ -108,7 +108,6 @@ export interface SyntheticSweepResult {
   svg: string;
 }
 
-const COLORS: Record<SweepMethod, string> = { PCA: '#7f7f7f', PLS: '#1f77b4', CCA: '#d62728', rCCA: '#2ca02c' };
 
 /** Fill in the defaults of {@link SyntheticSweepOptions}. */
 export function resolveSweepOptions(options: SyntheticSweepOptions = {}): Required<SyntheticSweepOptions> {
@@ -242,7 +241,7 @@ export function runSyntheticSweep(options: SyntheticSweepOptions = {}): Syntheti
     }
   }
   const chance = 0.5 * (chanceSubspaceQuality(o.dx, o.k, o.sharedSignals) + chanceSubspaceQuality(o.dy, o.k, o.sharedSignals));
-  return { options: o, rows, chance, csv: sweepRowsToCsv(rows), svg: sweepSvg(rows, o, chance) };
+  return { options: o, rows, chance, csv: sweepRowsToCsv(rows), svg: syntheticSweepSvg(rows, o, chance) };
 }
 
 /** CSV with a header line; numbers at full precision, `NaN` for missing. */
@@ -262,40 +261,4 @@ export function sweepRowsToCsv(rows: ReadonlyArray<SyntheticSweepRow>): string {
   const lines = [cols.join(',')];
   for (const r of rows) lines.push(cols.map((c) => String(r[c])).join(','));
   return `${lines.join('\n')}\n`;
-}
-
-function sweepSvg(rows: ReadonlyArray<SyntheticSweepRow>, o: Required<SyntheticSweepOptions>, chance: number): string {
-  const series = (field: 'subspaceQuality' | 'reconstructedScore') =>
-    o.methods.map((m) => ({
-      name: m === 'PCA' ? 'PCA (independent)' : m === 'rCCA' ? 'rCCA (cross-validated)' : m,
-      color: COLORS[m],
-      dashed: m === 'PCA',
-      points: rows.filter((r) => r.method === m).map((r) => ({ x: r.samples, y: r[field] })),
-    }));
-  return renderLineCharts(
-    [
-      {
-        title: 'Shared-subspace recovery',
-        xLabel: 'training samples',
-        yLabel: 'mean cos² of principal angles to true loadings',
-        series: series('subspaceQuality'),
-        xLog: true,
-        yRange: [0, 1],
-        hLines: [{ y: chance, label: `chance k/d = ${Number(chance.toPrecision(2))}` }],
-      },
-      {
-        title: 'Held-out reconstructed correlation',
-        xLabel: 'training samples',
-        yLabel: '(raw − shuffled) / (oracle − shuffled)',
-        series: series('reconstructedScore'),
-        xLog: true,
-        yRange: [0, 1],
-      },
-    ],
-    {
-      title:
-        `Synthetic SDR model: dx=${o.dx}, dy=${o.dy}, shared=${o.sharedSignals}, self=${o.selfSignals}, ` +
-        `γshared=${o.snrShared}, γself=${o.snrSelf}, k=${o.k}, ${o.repeats} repeats`,
-    },
-  );
 }

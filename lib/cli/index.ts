@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// The `layerskip` command line. Each command lives in its own module here; they share one argument
+// parser (args.ts). Usage errors (unknown flags, bad values) exit with status 2 and the usage text;
+// other failures exit with status 1 and the error's message.
+import { loadModel } from '../model.js';
+import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../quantize.js';
+import type { GenerateOptions } from '../context.js';
+import { DEMO_MODEL_PATH } from '../demo-model.js';
+import { analyzeCommand, analyzeUsage } from './analyze.js';
+import { intFlag, numberFlag, parse, required, UsageError } from './args.js';
+import { calibrateCommand, calibrateUsage } from './calibrate.js';
+import { sweepCommand, sweepUsage } from './sweep.js';
+
+const USAGE = `Usage:
+  layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
+                     [--threads T] [--ctx N] [--stop TEXT ...]
+                     [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]]
+                     (without -m: the bundled demo model, stories260K)
+  layerskip info -m MODEL [--json]
+  layerskip quantize SOURCE DESTINATION TYPE      (TYPE: ${QUANTIZATION_TYPES.join(', ')})
+${calibrateUsage}${analyzeUsage}${sweepUsage}`;
+
+async function generate(argv: string[]): Promise<void> {
+  const { values } = parse('generate', argv, {
+    model: { type: 'string', short: 'm' },
+    prompt: { type: 'string', short: 'p' },
+    'max-tokens': { type: 'string', short: 'n' },
+    temp: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    threads: { type: 'string', short: 't' },
+    ctx: { type: 'string', short: 'c' },
+    'exit-layer': { type: 'string' },
+    draft: { type: 'string' },
+    adaptive: { type: 'boolean' },
+    verify: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+    'draft-head': { type: 'string' },
+  });
+  const prompt = required('generate', '-p PROMPT', values.prompt);
+  const options: GenerateOptions = {
+    maxTokens: intFlag('max-tokens', values['max-tokens'], 1) ?? 128,
+    temperature: numberFlag('temp', values.temp, { min: 0 }),
+    topK: intFlag('top-k', values['top-k'], 0),
+    topP: numberFlag('top-p', values['top-p'], { min: 0, max: 1 }),
+    seed: intFlag('seed', values.seed, 0, 2 ** 32 - 1),
+    stop: values.stop,
+  };
+  if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
+    throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
+  }
+  const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
+  if (exitLayer !== undefined) {
+    options.selfSpeculative = {
+      exitLayer,
+      draftTokens: intFlag('draft', values.draft, 1),
+      adaptive: values.adaptive,
+      verification: values.verify as 'cached' | 'full' | undefined,
+      draftHead: values['draft-head'],
+    };
+  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined) {
+    throw new UsageError('generate: --draft, --adaptive, --verify and --draft-head need --exit-layer');
+  }
+  const threads = intFlag('threads', values.threads, 1);
+  const contextSize = intFlag('ctx', values.ctx, 1);
+  if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
+  const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
+  try {
+    const ctx = await model.createContext({ threads, contextSize });
+    const controller = new AbortController();
+    process.once('SIGINT', () => controller.abort());
+    options.signal = controller.signal;
+    const gen = ctx.generate(prompt, options);
+    process.stdout.write(prompt);
+    for await (const chunk of gen) process.stdout.write(chunk.text);
+    process.stdout.write('\n');
+    const r = await gen.result;
+    const t = r.timings;
+    process.stderr.write(
+      `\n${t.generatedTokens} tokens in ${t.generateMs.toFixed(1)} ms: ${t.tokensPerSecond.toFixed(1)} tokens/s ` +
+        `(prompt ${t.promptTokens} tokens in ${t.promptMs.toFixed(1)} ms; threads ${ctx.threads}; stop: ${r.stopReason})\n`,
+    );
+    if (r.speculative) {
+      const s = r.speculative;
+      process.stderr.write(
+        `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
+          `(${(s.acceptanceRate * 100).toFixed(1)}%), corrections ${s.corrections}, rounds ${s.rounds}, ` +
+          `${s.tokensPerRound.toFixed(2)} tokens/round; draft ${s.draftMs.toFixed(1)} ms, verify ${s.verifyMs.toFixed(1)} ms, ` +
+          `sampling ${s.samplingMs.toFixed(1)} ms\n`,
+      );
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+async function info(argv: string[]): Promise<void> {
+  const { values } = parse('info', argv, { model: { type: 'string', short: 'm' }, json: { type: 'boolean' } });
+  const model = await loadModel(required('info', '-m MODEL', values.model));
+  const i = model.info;
+  if (values.json) process.stdout.write(JSON.stringify(i, null, 2) + '\n');
+  else {
+    const rows: [string, unknown][] = [
+      ['architecture', i.architecture], ['name', i.name], ['description', i.description], ['layers', i.layerCount],
+      ['embedding size', i.embeddingSize], ['heads', `${i.headCount} (KV ${i.headCountKv})`], ['vocabulary', i.vocabularySize],
+      ['training context', i.trainContextLength], ['parameters', i.parameterCount], ['size (bytes)', i.sizeBytes],
+      ['special tokens', `bos ${i.specialTokens.bos}, eos ${i.specialTokens.eos}, eot ${i.specialTokens.eot}, add bos ${i.specialTokens.addBos}`],
+      ['chat template', i.chatTemplate ? `${i.chatTemplate.length} characters` : 'none'],
+    ];
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(18)} ${v}\n`);
+  }
+  model.dispose();
+}
+
+async function quantize(argv: string[]): Promise<void> {
+  const { positionals } = parse('quantize', argv, {}, true);
+  const [src, dst, type] = positionals;
+  if (!src || !dst || !type || positionals.length > 3) throw new UsageError('quantize needs SOURCE DESTINATION TYPE');
+  await quantizeModel(src, dst, type as QuantizationType);
+  process.stderr.write(`wrote ${dst}\n`);
+}
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  generate, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
+};
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (!cmd || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const run = commands[cmd];
+  if (!run) throw new UsageError(`unknown command ${cmd}`);
+  await run(rest);
+}
+
+main().catch((e: Error) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`layerskip: ${e.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`layerskip: ${e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+// The command line (dist/cli/index.js, built by `npm ci` / `npm run build`): the demo model without
+// -m, one parser for every command (unknown flags and bad values exit 2 with the usage), runtime
+// failures exit 1, and calibrate → generate --draft-head end to end.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DraftHead } from '../lib/index.js';
+import { STORIES } from './helpers.js';
+
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli', 'index.js');
+if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
+const work = mkdtempSync(join(tmpdir(), 'layerskip-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('layerskip CLI', () => {
+  it('generate without -m runs the demo model and says so', () => {
+    const r = run('generate', '-p', 'Once upon a time', '-n', '24');
+    expect(r.status).toBe(0);
+    expect(r.stdout.startsWith('Once upon a time, there was a little girl named Lily')).toBe(true);
+    expect(r.stderr).toMatch(/demo model .*stories260K\.gguf/);
+  });
+
+  it.each([
+    [['generate', '-p', 'x', '--bogus'], /Unknown option '--bogus'/],
+    [['generate', '-p', 'x', '-n', 'abc'], /--max-tokens must be an integer >= 1, got "abc"/],
+    [['generate', '-p', 'x', '--top-p', '2'], /--top-p must be a number >= 0 <= 1/],
+    [['generate', '-p', 'x', '--draft', '3'], /need --exit-layer/],
+    [['generate', '-p', 'x', '--exit-layer', '3', '--verify', 'maybe'], /--verify must be cached or full/],
+    [['generate'], /generate needs -p PROMPT/],
+    [['analyze', '-m', 'x.gguf', '--layers', '1,x'], /--layers must be an integer >= 1, got "x"/],
+    [['sweep', '-m', 'x.gguf', '--tokens', '0'], /--tokens must be an integer >= 1/],
+    [['calibrate', '-m', 'x.gguf'], /calibrate needs --exit-layer E/],
+    [['calibrate', '-m', 'x.gguf', '--exit-layer', '2', '--vocab', '150%'], /--vocab must be a number/],
+    [['info'], /info needs -m MODEL/],
+    [['quantize', 'a'], /quantize needs SOURCE DESTINATION TYPE/],
+    [['frobnicate'], /unknown command frobnicate/],
+  ])('%j exits 2 with a clear message and the usage', (args, message) => {
+    const r = run(...(args as string[]));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message as RegExp);
+    expect(r.stderr).toContain('Usage:');
+  });
+
+  it('a failure that is not a usage error exits 1 without the usage', () => {
+    const r = run('generate', '-m', join(work, 'missing.gguf'), '-p', 'x');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/model file not found/);
+    expect(r.stderr).not.toContain('Usage:');
+    const h = run('generate', '-m', STORIES, '-p', 'x', '--exit-layer', '2', '--draft-head', join(work, 'missing.gguf'));
+    expect(h.status).toBe(1);
+    expect(h.stderr).toMatch(/draft head/);
+  });
+
+  it('calibrate writes a head that generate --draft-head uses, with the same text', () => {
+    const text = join(work, 'calibration.txt');
+    writeFileSync(text, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. '.repeat(30));
+    const out = join(work, 'head.gguf');
+    const c = run('calibrate', '-m', STORIES, '--exit-layer', '4', '--text', text, '--steps', '20', '--out', out);
+    expect(c.status, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/held-out agreement .* \(plain exit\) -> .* \(ridge/);
+    expect(DraftHead.load(out).exitLayer).toBe(4);
+    const plain = run('generate', '-m', STORIES, '-p', 'Once upon a time', '-n', '40');
+    const spec = run('generate', '-m', STORIES, '-p', 'Once upon a time', '-n', '40', '--exit-layer', '4', '--draft', '3', '--draft-head', out);
+    expect(spec.status, spec.stderr).toBe(0);
+    expect(spec.stdout).toBe(plain.stdout);
+    expect(spec.stderr).toMatch(/self-speculative: exit layer 4\/5/);
+  }, 120_000);
+});
