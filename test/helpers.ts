@@ -67,3 +67,30 @@ export function randomPrompts(count: number, nVocab: number, seed: number, minLe
 
 /** Context options for numeric comparisons: F32 KV cache, no flash attention (both round to F16 on CPU). */
 export const EXACT = { kvCacheType: 'f32', flashAttention: false } as const;
+
+// Pearson chi-square statistic of observed counts against expected probabilities, with sparse
+// categories pooled so every expected count is >= 5.
+export function chiSquare(observed: Map<string, number>, expected: Map<string, number>, n: number): { stat: number; dof: number } {
+  const cats = [...new Set([...observed.keys(), ...expected.keys()])].sort((a, b) => (expected.get(b) ?? 0) - (expected.get(a) ?? 0));
+  let stat = 0;
+  let dof = -1;
+  let poolO = 0;
+  let poolE = 0;
+  for (const c of cats) {
+    poolO += observed.get(c) ?? 0;
+    poolE += (expected.get(c) ?? 0) * n;
+    if (poolE >= 5) {
+      stat += (poolO - poolE) ** 2 / poolE;
+      dof++;
+      poolO = poolE = 0;
+    }
+  }
+  if (poolE > 0) stat += (poolO - poolE) ** 2 / Math.max(poolE, 1e-9);
+  return { stat, dof: Math.max(dof, 1) };
+}
+
+/** 99.9th percentile of chi-square(dof) (Wilson-Hilferty): a correct sampler fails with probability 0.001. */
+export function chiSquareCritical(dof: number): number {
+  const z = 3.09;
+  return dof * (1 - 2 / (9 * dof) + z * Math.sqrt(2 / (9 * dof))) ** 3;
+}
