@@ -1,11 +1,30 @@
 // The SDR synthetic sweep's SVG figure (the sweep itself is in analysis/synthetic-sweep.ts).
-import type { SweepMethod, SyntheticSweepOptions, SyntheticSweepRow } from '../analysis/synthetic-sweep.js';
+// It takes the rows and options by shape, so the chart does not import the sweep that calls it.
 import { renderLineCharts } from './svg-chart.js';
 
-const COLORS: Record<SweepMethod, string> = { PCA: '#7f7f7f', PLS: '#1f77b4', CCA: '#d62728', rCCA: '#2ca02c' };
+const COLORS: Record<string, string> = { PCA: '#7f7f7f', PLS: '#1f77b4', CCA: '#d62728', rCCA: '#2ca02c' };
+
+interface SweepRowShape {
+  method: string;
+  samples: number;
+  subspaceQuality: number;
+  reconstructedScore: number;
+}
+
+interface SweepOptionsShape {
+  methods: readonly string[];
+  dx: number;
+  dy: number;
+  sharedSignals: number;
+  selfSignals: number;
+  snrShared: number;
+  snrSelf: number;
+  k: number;
+  repeats: number;
+}
 
 /** The synthetic sweep's figure: subspace recovery and reconstructed correlation versus samples. */
-export function syntheticSweepSvg(rows: ReadonlyArray<SyntheticSweepRow>, o: Required<SyntheticSweepOptions>, chance: number): string {
+export function syntheticSweepSvg(rows: ReadonlyArray<SweepRowShape>, o: SweepOptionsShape, chance: number): string {
   const series = (field: 'subspaceQuality' | 'reconstructedScore') =>
     o.methods.map((m) => ({
       name: m === 'PCA' ? 'PCA (independent)' : m === 'rCCA' ? 'rCCA (cross-validated)' : m,
