@@ -211,6 +211,24 @@ describe('bad draft heads are clear errors and leave the context usable', () => 
     await usable();
   });
 
+  it('bad calibration options, and an aborted calibration, leave the context as it was', async () => {
+    await expect(fitDraftHead(ctx, { exitLayer: 0 })).rejects.toThrow(/exitLayer/);
+    await expect(fitDraftHead(ctx, { exitLayer: 5 })).rejects.toThrow(/exitLayer/);
+    await expect(fitDraftHead(ctx, { exitLayer: 2, text: '' })).rejects.toThrow(/text/);
+    await expect(fitDraftHead(ctx, { exitLayer: 2, vocabulary: { coverage: 2 } })).rejects.toThrow(/coverage/);
+    await ctx.useDraftHead(good);
+    const ac = new AbortController();
+    const fit = fitDraftHead(ctx, {
+      exitLayer: 3, selfGenerate: { positions: 3000 }, signal: ac.signal,
+      onProgress: (p) => p.phase === 'collect' && p.done === 3 && ac.abort(),
+    });
+    await expect(fit).rejects.toThrow(/abort/i);
+    expect(ctx.draftHead).toBe(good);
+    expect(ctx.state().nextPosition).toBe(0);
+    await ctx.useDraftHead(null);
+    await usable();
+  });
+
   it('an empty vocabulary, token ids out of range or repeated, a wrong adapter size', async () => {
     const parts = { ...good };
     expect(() => new DraftHead({ ...parts, tokenIds: new Int32Array(0) })).toThrow(/empty/);

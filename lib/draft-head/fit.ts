@@ -77,11 +77,45 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
   const threads = checkInteger('threads', options.threads ?? Math.min(4, availableParallelism()), 1, 512);
   const progress = options.onProgress ?? (() => {});
   const signal = options.signal;
+  if (options.vocabulary !== undefined) checkVocabularyChoice(options.vocabulary, V);
 
   const sequences = options.text !== undefined ? textSequences(context, options.text) : await selfGenerated(context, options, progress);
   if (sequences.length < 2) throw new Error('fitDraftHead: the calibration data is too short (need at least two sequences of 2 or more tokens)');
   const previousHead = context.draftHead;
-  await context.useDraftHead(null);
+  try {
+    await context.useDraftHead(null);
+    return await calibrate(context, sequences, { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0 });
+  } finally {
+    // whatever happened, the context keeps its head and an empty cache
+    if (!context.disposed) {
+      try {
+        context.clear();
+        await context.useDraftHead(previousHead);
+      } catch {
+        // another operation holds the context (a caller's race): leave it to that operation
+      }
+    }
+  }
+}
+
+interface CalibrationPlan {
+  E: number;
+  D: number;
+  V: number;
+  heldOut: number;
+  topK: number;
+  big: boolean;
+  steps: number;
+  threads: number;
+  progress: (p: FitDraftHeadProgress) => void;
+  signal?: AbortSignal;
+  options: FitDraftHeadOptions;
+  t0: number;
+}
+
+async function calibrate(context: Context, sequences: number[][], plan: CalibrationPlan): Promise<DraftHead> {
+  const { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0 } = plan;
+  const model = context.model;
   const data = await collect(context, sequences, E, topK, progress, signal);
   const nSeqHeld = Math.max(1, Math.round(sequences.length * heldOut));
   const firstHeld = sequences.length - nSeqHeld;
@@ -158,7 +192,6 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
     head = new DraftHead({ ...base, adapter: trained.adapter, bias: trained.bias });
   }
   const agreementAfter = head === base ? agreementRidge : await agreement(context, head, heldSeqs, heldGreedy, E);
-  await context.useDraftHead(previousHead);
 
   const stats: DraftHeadStats = {
     fitPositions: fitRows, heldOutPositions: data.greedy.length - fitRows, agreementBefore, agreementVocabulary, agreementRidge, agreementAfter,
@@ -254,26 +287,31 @@ function topProbabilities(logits: Float32Array, offset: number, n: number, k: nu
   return [Int32Array.from(ids), Float32Array.from(vals, (v) => Math.exp(v - max) / sum)];
 }
 
+function checkVocabularyChoice(choice: unknown, V: number): asserts choice is 'full' | number | { coverage: number } {
+  if (choice === 'full') return;
+  if (typeof choice === 'number') checkInteger('vocabulary', choice, 1, V);
+  else if (typeof choice === 'object' && choice !== null) checkNumber('vocabulary.coverage', (choice as { coverage: unknown }).coverage, 0, 1);
+  else throw new TypeError("vocabulary must be 'full', a token count or { coverage }");
+}
+
 /** The draft vocabulary (sorted token ids), or null for the full vocabulary. */
 export function chooseVocabulary(
   choice: 'full' | number | { coverage: number }, greedy: readonly number[], V: number,
   model: { info: { specialTokens: { eos: number; eot: number } } },
 ): Int32Array | null {
+  checkVocabularyChoice(choice, V);
   if (choice === 'full') return null;
   const counts = new Map<number, number>();
   for (const t of greedy) counts.set(t, (counts.get(t) ?? 0) + 1);
   const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([t]) => t);
   let size: number;
   if (typeof choice === 'number') {
-    size = checkInteger('vocabulary', choice, 1, V);
-  } else if (typeof choice === 'object' && choice !== null) {
-    const coverage = checkNumber('vocabulary.coverage', choice.coverage, 0, 1);
+    size = choice;
+  } else {
     let acc = 0;
     size = 0;
-    while (size < ranked.length && acc < coverage * greedy.length) acc += counts.get(ranked[size++])!;
+    while (size < ranked.length && acc < choice.coverage * greedy.length) acc += counts.get(ranked[size++])!;
     size = Math.max(size, 1);
-  } else {
-    throw new TypeError("vocabulary must be 'full', a token count or { coverage }");
   }
   // end-of-generation tokens always: a draft can then stop where the full model would
   const chosen = new Set<number>();
