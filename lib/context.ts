@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { plainLoop } from './decoding/plain.js';
 import { DecodeSession } from './decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
-import { BusyError, ContextFullError, DisposedError, checkInteger } from './errors.js';
+import { BusyError, ContextFullError, DisposedError, checkEnum, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
@@ -90,10 +90,11 @@ export class Context {
     const batchSize = checkInteger('batchSize', o.batchSize ?? Math.min(512, contextSize), 1, 1 << 16);
     const threads = checkInteger('threads', o.threads ?? defaultThreads(info.sizeBytes), 1, 1024);
     const batchThreads = checkInteger('batchThreads', o.batchThreads ?? threads, 1, 1024);
-    const flash = o.flashAttention ?? (native().systemInfo().gpuOffload ? 'auto' : false);
+    const kvCacheType = checkEnum('kvCacheType', o.kvCacheType, ['f32', 'f16', 'q8_0'] as const) ?? 'f32';
+    const flash = checkEnum('flashAttention', o.flashAttention, [true, false, 'auto'] as const) ?? (native().systemInfo().gpuOffload ? 'auto' : false);
     const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
     const handle = await native().createContext(model.handle, {
-      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType: o.kvCacheType ?? 'f32',
+      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType,
     });
     return new Context(model, handle, threads);
   }
@@ -133,10 +134,7 @@ export class Context {
     const release = this.acquire('decodeLayers');
     this.prefix = null; // the caller now owns the cache contents
     try {
-      return await this.handle.decode({
-        ...options,
-        tokens: options.tokens === undefined ? undefined : Int32Array.from(options.tokens),
-      });
+      return await this.handle.decode({ ...options, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
     } finally {
       release();
     }
@@ -167,6 +165,19 @@ export class Context {
     this.head = null;
     await this.handle.setDraftHead(parts);
     this.head = head;
+  }
+
+  /** Token ids as the addon takes them: an array (or Int32Array) of integers inside the vocabulary, nothing coerced. */
+  private checkTokens(name: string, tokens: unknown): Int32Array {
+    if (!(Array.isArray(tokens) || tokens instanceof Int32Array)) throw new TypeError(`${name} must be an array of token ids`);
+    const n = this.model.info.vocabularySize;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= n) {
+        throw new RangeError(`${name}[${i}] must be an integer token id in [0, ${n - 1}], got ${String(t)}`);
+      }
+    }
+    return Int32Array.from(tokens as ArrayLike<number>);
   }
 
   /** Removes positions [position, end) from the KV cache (rollback of rejected drafts). */

@@ -48,3 +48,19 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
   }
   return value;
 }
+
+/** A boolean option, or undefined when absent: a string such as 'no' is an error, not "on". */
+export function checkBoolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be true or false, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+  return value;
+}
+
+/** One of a fixed set of values, or undefined when absent. */
+export function checkEnum<T extends string | number | boolean>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) {
+    throw new RangeError(`${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+  }
+  return value as T;
+}

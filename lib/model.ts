@@ -2,7 +2,7 @@
 // from it; disposing the model disposes them.
 import { existsSync, statSync } from 'node:fs';
 import { Context, type ContextOptions } from './context.js';
-import { DisposedError, checkInteger } from './errors.js';
+import { DisposedError, checkBoolean, checkInteger } from './errors.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
@@ -30,8 +30,8 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (options.gpuLayers !== undefined) checkInteger('gpuLayers', options.gpuLayers, -1, 100000);
   const handle = await (await loadNative()).loadModel(path, {
     gpuLayers: options.gpuLayers,
-    mmap: options.mmap,
-    checkTensors: options.checkTensors,
+    mmap: checkBoolean('mmap', options.mmap),
+    checkTensors: checkBoolean('checkTensors', options.checkTensors),
   });
   return new Model(handle, path);
 }

@@ -44,13 +44,28 @@ export class Rng {
 }
 
 /**
+ * The largest value of a logits row. A row with NaN or Inf anywhere (corrupt weights) is an error:
+ * sampling from it would loop or silently pick token 0. -Infinity marks tokens outside a draft
+ * vocabulary and is allowed, as long as one value is finite.
+ */
+export function finiteMax(logits: Float32Array, offset: number, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = logits[offset + i];
+    if (Number.isNaN(v) || v === Infinity) throw new Error('the model produced non-finite logits (NaN or Inf): its weights or hyper-parameters are likely corrupt');
+    if (v > max) max = v;
+  }
+  if (max === -Infinity) throw new Error('the model produced non-finite logits (all -Inf)');
+  return max;
+}
+
+/**
  * The sampling distribution of one logits row: softmax(logits / T), restricted to the top-k
  * tokens and then to the top-p nucleus, renormalized. Returns a dense Float64Array over the vocabulary.
  */
 export function distribution(logits: Float32Array, s: ResolvedSampling, offset = 0, nVocab = logits.length - offset): Float64Array {
   const p = new Float64Array(nVocab);
-  let max = -Infinity;
-  for (let i = 0; i < nVocab; i++) if (logits[offset + i] > max) max = logits[offset + i];
+  const max = finiteMax(logits, offset, nVocab);
   const invT = 1 / s.temperature;
   let sum = 0;
   for (let i = 0; i < nVocab; i++) {
@@ -132,8 +147,7 @@ export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng
  */
 export function temperatureDistribution(logits: Float32Array, temperature: number, offset: number, nVocab: number): Float64Array {
   const q = new Float64Array(nVocab);
-  let max = -Infinity;
-  for (let i = 0; i < nVocab; i++) if (logits[offset + i] > max) max = logits[offset + i];
+  const max = finiteMax(logits, offset, nVocab);
   let sum = 0;
   for (let i = 0; i < nVocab; i++) {
     const v = Math.exp((logits[offset + i] - max) / temperature);

@@ -376,7 +376,8 @@ void Context::run_decode(DecodeJob & job) {
         throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
     }
 
-    // outputs, in batch order
+    // outputs, in batch order; a non-finite row rolls this call back (the KV cells it wrote are dropped)
+    try {
     for (int32_t i = 0; i < n; ++i) {
         if (!b.logits[i]) continue;
         const float * row = llama_get_logits_ith(ctx_, i);
@@ -388,6 +389,11 @@ void Context::run_decode(DecodeJob & job) {
             if (draft && !draft_vocab_.empty()) expand_draft_row(row, job.logits);
             else job.logits.insert(job.logits.end(), row, row + n_vocab_);
         }
+    }
+    } catch (...) {
+        // a verification leaves its drafts pending (a retry overwrites the same cells)
+        if (!verify) llama_memory_seq_rm(llama_get_memory(ctx_), 0, job.pos0, -1);
+        throw;
     }
 
     if (draft) {
@@ -428,8 +434,13 @@ int32_t Context::row_best(const float * row, bool draft, float * max_prob) const
     const int32_t width = narrow ? (int32_t)draft_vocab_.size() : n_vocab_;
     int32_t best = 0;
     float mx = row[0];
+    double total = row[0];  // NaN or Inf anywhere in the row makes it non-finite
     for (int32_t t = 1; t < width; ++t) {
+        total += row[t];
         if (row[t] > mx) { mx = row[t]; best = t; }
+    }
+    if (!std::isfinite(total)) {
+        throw std::runtime_error("the model produced non-finite logits (NaN or Inf): its weights or hyper-parameters are likely corrupt");
     }
     if (max_prob) {
         double sum = 0;

@@ -45,6 +45,14 @@ describe('layerskip CLI', () => {
     expect(r.stderr).toContain('Usage:');
   });
 
+  it('--help on a command prints the usage and exits 0', () => {
+    for (const cmd of ['generate', 'calibrate', 'analyze', 'sweep', 'info']) {
+      const r = run(cmd, '--help');
+      expect(r.status, cmd).toBe(0);
+      expect(r.stdout).toContain('Usage:');
+    }
+  });
+
   it('a failure that is not a usage error exits 1 without the usage', () => {
     const r = run('generate', '-m', join(work, 'missing.gguf'), '-p', 'x');
     expect(r.status).toBe(1);

@@ -7,8 +7,12 @@ type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; o
 
 export class UsageError extends Error {}
 
+/** `--help` (or `-h`) on a command: print the usage and exit 0. */
+export class HelpRequested extends Error {}
+
 /** Parses `args` against `options` (no positionals unless `positionals`); errors become UsageErrors. */
 export function parse<const O extends Options>(command: string, args: string[], options: O, positionals = false): Parsed<O> {
+  if (args.includes('--help') || (args.includes('-h') && !Object.values(options).some((o) => o.short === 'h'))) throw new HelpRequested(command);
   try {
     const r = parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
     if (!positionals && r.positionals.length > 0) throw new UsageError(`unexpected argument ${r.positionals[0]}`);

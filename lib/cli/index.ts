@@ -7,7 +7,7 @@ import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../qua
 import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
-import { intFlag, numberFlag, parse, required, UsageError } from './args.js';
+import { HelpRequested, intFlag, numberFlag, parse, required, UsageError } from './args.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { sweepCommand, sweepUsage } from './sweep.js';
 
@@ -137,6 +137,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: Error) => {
+  if (e instanceof HelpRequested) {
+    process.stdout.write(USAGE);
+    return;
+  }
   if (e instanceof UsageError) {
     process.stderr.write(`layerskip: ${e.message}\n${USAGE}`);
     process.exit(2);

@@ -1,0 +1,102 @@
+// A model whose logits come out NaN (a corrupt norm weight): greedy decoding used to return token 0
+// silently, and top-k / top-p sampling looped forever on the main thread. Each is now a clear error,
+// and the context stays consistent. Also the strict option checks that replaced silent coercions.
+import { copyFileSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGgufInfo } from '../lib/gguf/index.js';
+import { loadModel, type Context, type Model } from '../lib/index.js';
+import { SHAPES, STORIES, randomModel } from './helpers.js';
+
+const file = join(tmpdir(), `layerskip-nan-${process.pid}.gguf`);
+
+describe('non-finite logits', () => {
+  let model: Model;
+  let ctx: Context;
+  beforeAll(async () => {
+    const src = randomModel(SHAPES['mha-tied']);
+    copyFileSync(src, file);
+    const t = readGgufInfo(file).tensors.find((x) => x.name === 'output_norm.weight')!;
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.from(new Float32Array([Number.NaN]).buffer), 0, 4, t.absoluteOffset);
+    closeSync(fd);
+    model = await loadModel(file);
+    ctx = await model.createContext({ contextSize: 128, threads: 1 });
+  });
+  afterAll(() => {
+    model?.dispose();
+    rmSync(file, { force: true });
+  });
+
+  it.each([
+    ['greedy', {}],
+    ['top-k', { temperature: 1, topK: 5 }],
+    ['top-p', { temperature: 1, topP: 0.9 }],
+    ['self-speculative greedy', { selfSpeculative: { exitLayer: 2 } }],
+    ['self-speculative sampled', { temperature: 1, topK: 5, selfSpeculative: { exitLayer: 2 } }],
+  ])('%s: the generation rejects with a clear error', async (_, options) => {
+    await expect(ctx.generate([1, 5, 9], { maxTokens: 8, ...options }).result).rejects.toThrow(/non-finite logits/);
+    // nothing half-done is left: the verified position is the whole cache
+    const st = ctx.state();
+    expect(st.busy).toBe(false);
+    expect(st.nextPosition).toBe(st.verifiedPosition);
+  });
+
+  it('decodeLayers rejects too, and the process goes on with a healthy model', async () => {
+    ctx.clear();
+    await expect(ctx.decodeLayers({ tokens: [1, 2, 3] })).rejects.toThrow(/non-finite/);
+    expect(ctx.state().nextPosition).toBe(0);
+    const good = await loadModel(STORIES);
+    const c = await good.createContext({ threads: 1 });
+    expect((await c.generate('Once upon a time', { maxTokens: 5 }).result).tokens.length).toBe(5);
+    good.dispose();
+  });
+});
+
+describe('quantizeModel misuse', () => {
+  it('onto its source, from a FIFO, into a missing folder: clear errors, nothing written', async () => {
+    const { quantizeModel } = await import('../lib/index.js');
+    const { execFileSync } = await import('node:child_process');
+    const copy = join(tmpdir(), `layerskip-q-${process.pid}.gguf`);
+    copyFileSync(STORIES, copy);
+    await expect(quantizeModel(copy, copy, 'Q8_0')).rejects.toThrow(/destination is the source/);
+    const fifo = join(tmpdir(), `layerskip-fifo-${process.pid}`);
+    execFileSync('mkfifo', [fifo]);
+    await expect(quantizeModel(fifo, join(tmpdir(), 'x.gguf'), 'Q8_0')).rejects.toThrow(/not a regular file/);
+    await expect(quantizeModel(copy, join(tmpdir(), 'no-such-dir', 'x.gguf'), 'Q8_0')).rejects.toThrow(/folder does not exist/);
+    await expect(quantizeModel(copy, join(tmpdir(), 'y.gguf'), 'Q8_0', { threads: -1 })).rejects.toThrow(/threads/);
+    rmSync(fifo, { force: true });
+    rmSync(copy, { force: true });
+  });
+});
+
+describe('strict options (no silent coercion)', () => {
+  let model: Model;
+  let ctx: Context;
+  beforeAll(async () => {
+    model = await loadModel(STORIES);
+    ctx = await model.createContext({ threads: 1, contextSize: 128 });
+  });
+  afterAll(() => model?.dispose());
+
+  it.each([
+    ['abc', /array of token ids/],
+    [[1.7, 2.2], /tokens\[0\] must be an integer token id/],
+    [[2 ** 32 + 5], /must be an integer token id/],
+    [[-1], /must be an integer token id/],
+    [[512], /in \[0, 511\]/],
+  ])('decodeLayers tokens %j', async (tokens, message) => {
+    ctx.clear();
+    await expect(ctx.decodeLayers({ tokens: tokens as never })).rejects.toThrow(message);
+    expect(ctx.state().nextPosition).toBe(0);
+  });
+
+  it('context and model options', async () => {
+    await expect(model.createContext({ kvCacheType: 42 as never })).rejects.toThrow(/kvCacheType must be one of "f32", "f16", "q8_0", got 42/);
+    await expect(model.createContext({ flashAttention: 'yes' as never })).rejects.toThrow(/flashAttention/);
+    await expect(loadModel(STORIES, { mmap: 'no' as never })).rejects.toThrow(/mmap must be true or false, got "no"/);
+    await expect(loadModel(STORIES, { checkTensors: 1 as never })).rejects.toThrow(/checkTensors/);
+    expect((await ctx.generate('Once', { maxTokens: 3 }).result).tokens.length).toBe(3);
+  });
+});
