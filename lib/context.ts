@@ -173,9 +173,8 @@ export class Context {
     const n = this.model.info.vocabularySize;
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i];
-      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= n) {
-        throw new RangeError(`${name}[${i}] must be an integer token id in [0, ${n - 1}], got ${String(t)}`);
-      }
+      if (typeof t !== 'number' || !Number.isInteger(t)) throw new TypeError(`${name}[${i}] must be an integer token id, got ${String(t)}`);
+      if (t < 0 || t >= n) throw new RangeError(`${name}[${i}]: token ${t} is outside the vocabulary [0, ${n})`);
     }
     return Int32Array.from(tokens as ArrayLike<number>);
   }
