@@ -99,4 +99,18 @@ describe('strict options (no silent coercion)', () => {
     await expect(loadModel(STORIES, { checkTensors: 1 as never })).rejects.toThrow(/checkTensors/);
     expect((await ctx.generate('Once', { maxTokens: 3 }).result).tokens.length).toBe(3);
   });
+
+  it('thread counts above the cores need an explicit override; above ggml\'s limit never', async () => {
+    const { availableParallelism } = await import('node:os');
+    const over = availableParallelism() + 1;
+    await expect(model.createContext({ threads: over })).rejects.toThrow(/more than this machine's .* cores/);
+    await expect(model.createContext({ threads: 1, batchThreads: over })).rejects.toThrow(/batchThreads/);
+    await expect(model.createContext({ threads: 1024, allowMoreThreadsThanCores: true })).rejects.toThrow(/\[1, 512\]/);
+    expect(() => ctx.setThreads(over)).toThrow(/allowMoreThreadsThanCores/);
+    const c = await model.createContext({ threads: over, allowMoreThreadsThanCores: true, contextSize: 64 });
+    expect(c.threads).toBe(over);
+    c.setThreads(1);
+    expect((await c.generate('Once', { maxTokens: 2 }).result).tokens.length).toBe(2);
+    c.dispose();
+  });
 });
