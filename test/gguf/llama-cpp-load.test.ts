@@ -11,10 +11,8 @@ import { getLlama, LlamaLogLevel, readGgufFileInfo, type Llama, type LlamaModel,
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildSpmVocab, readGgufInfo, sliceLlamaModel, writeRandomLlamaModel, type RandomLlamaSpec } from '../../lib/gguf/index.js';
+import { STORIES } from '../helpers.js';
 
-const STORIES =
-  process.env.LAYERSKIP_STORIES_MODEL ??
-  path.resolve(fileURLToPath(new URL('../../../shared/models/stories260K.gguf', import.meta.url)));
 
 const MHA_TIED_F32: RandomLlamaSpec = {
   nLayer: 2,

@@ -22,10 +22,8 @@ import {
   writeRandomLlamaModel,
   type RandomLlamaSpec,
 } from '../../lib/gguf/index.js';
+import { STORIES } from '../helpers.js';
 
-const STORIES =
-  process.env.LAYERSKIP_STORIES_MODEL ??
-  path.resolve(fileURLToPath(new URL('../../../shared/models/stories260K.gguf', import.meta.url)));
 
 const SPEC: RandomLlamaSpec = {
   nLayer: 3,

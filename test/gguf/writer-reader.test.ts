@@ -19,6 +19,7 @@ import {
   writeGguf,
   type GgufMetadataValue,
 } from '../../lib/gguf/index.js';
+import { STORIES } from '../helpers.js';
 
 let dir: string;
 beforeAll(() => {
@@ -212,7 +213,7 @@ describe('GGUF writer -> reader round trip', () => {
   });
 
   it('reads the real stories260K model header', () => {
-    const model = process.env.LAYERSKIP_STORIES_MODEL ?? path.resolve(fileURLToPath(new URL('../../../shared/models/stories260K.gguf', import.meta.url)));
+    const model = STORIES;
     if (!fs.existsSync(model)) {
       if (process.env.CI) throw new Error(`missing ${model}`);
       return;
