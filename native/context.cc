@@ -65,14 +65,14 @@ struct Context::DraftJob {
 
 Napi::Function Context::define(Napi::Env env) {
     return DefineClass(env, "NativeContext", {
-        InstanceMethod<&Context::decode>("decode"),
-        InstanceMethod<&Context::draft>("draft"),
-        InstanceMethod<&Context::set_draft_head>("setDraftHead"),
-        InstanceMethod<&Context::remove_from>("removeFrom"),
-        InstanceMethod<&Context::clear>("clear"),
-        InstanceMethod<&Context::set_threads>("setThreads"),
-        InstanceMethod<&Context::state>("state"),
-        InstanceMethod<&Context::dispose>("dispose"),
+        InstanceMethod<&Context::guarded<&Context::decode>>("decode"),
+        InstanceMethod<&Context::guarded<&Context::draft>>("draft"),
+        InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),
+        InstanceMethod<&Context::guarded<&Context::remove_from>>("removeFrom"),
+        InstanceMethod<&Context::guarded<&Context::clear>>("clear"),
+        InstanceMethod<&Context::guarded<&Context::set_threads>>("setThreads"),
+        InstanceMethod<&Context::guarded<&Context::state>>("state"),
+        InstanceMethod<&Context::guarded<&Context::dispose>>("dispose"),
     });
 }
 
@@ -372,7 +372,7 @@ void Context::run_decode(DecodeJob & job) {
         std::string why = take_last_llama_error();
         // a failed decode leaves no cells for this batch (the KV cache restores them), except for
         // an aborted compute; positions past n_past_ are dropped either way
-        llama_memory_seq_rm(llama_get_memory(ctx_), 0, verify ? n_past_ : job.pos0, -1);
+        llama_memory_seq_rm(llama_get_memory(ctx_), 0, verify ? n_past_.load() : job.pos0, -1);
         throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
     }
 
@@ -734,9 +734,9 @@ Napi::Value Context::state(const Napi::CallbackInfo & info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("contextSize", n_ctx_);
     o.Set("batchSize", n_batch_);
-    o.Set("nextPosition", n_past_);
-    o.Set("verifiedPosition", n_full_);
-    o.Set("draftLayer", draft_layer_);
+    o.Set("nextPosition", n_past_.load());
+    o.Set("verifiedPosition", n_full_.load());
+    o.Set("draftLayer", draft_layer_.load());
     o.Set("busy", busy_.load());
     o.Set("disposed", disposed_);
     return o;

@@ -11,6 +11,8 @@
 #include "model.h"
 
 #include <atomic>
+#include <exception>
+#include <string>
 #include <vector>
 
 namespace layerskip {
@@ -24,6 +26,18 @@ public:
     ~Context() override;
 
 private:
+    // see Model::guarded: C++ exceptions of a synchronous method become JavaScript errors
+    template <Napi::Value (Context::*Method)(const Napi::CallbackInfo &)>
+    Napi::Value guarded(const Napi::CallbackInfo & info) {
+        try {
+            return (this->*Method)(info);
+        } catch (const Napi::Error &) {
+            throw;
+        } catch (const std::exception & e) {
+            throw Napi::Error::New(info.Env(), std::string("native error: ") + e.what());
+        }
+    }
+
     struct DecodeJob;
     struct DraftJob;
 
@@ -63,7 +77,8 @@ private:
 
     // positions [0, n_past_) are in the KV cache; [0, n_full_) hold all layers and
     // [n_full_, n_past_) only layers [0, draft_layer_) (early-exit drafts awaiting verification)
-    int32_t n_past_ = 0, n_full_ = 0, draft_layer_ = 0;
+    // atomics: state() reads them on the JavaScript thread while a decode may write them on a worker
+    std::atomic<int32_t> n_past_{0}, n_full_{0}, draft_layer_{0};
     std::vector<float> hidden_cache_;  // layer-draft_layer_ hidden states of [n_full_, n_past_)
     int32_t hidden_layer_enabled_ = -1;  // the layer whose input llama.cpp extracts
     int32_t range_start_ = 0, range_end_ = 0;

@@ -14,12 +14,12 @@ namespace layerskip {
 
 Napi::Function Model::define(Napi::Env env) {
     return DefineClass(env, "NativeModel", {
-        InstanceMethod<&Model::info>("info"),
-        InstanceMethod<&Model::tokenize>("tokenize"),
-        InstanceMethod<&Model::detokenize>("detokenize"),
-        InstanceMethod<&Model::token_piece>("tokenPiece"),
-        InstanceMethod<&Model::is_eog>("isEog"),
-        InstanceMethod<&Model::dispose>("dispose"),
+        InstanceMethod<&Model::guarded<&Model::info>>("info"),
+        InstanceMethod<&Model::guarded<&Model::tokenize>>("tokenize"),
+        InstanceMethod<&Model::guarded<&Model::detokenize>>("detokenize"),
+        InstanceMethod<&Model::guarded<&Model::token_piece>>("tokenPiece"),
+        InstanceMethod<&Model::guarded<&Model::is_eog>>("isEog"),
+        InstanceMethod<&Model::guarded<&Model::dispose>>("dispose"),
         InstanceAccessor<&Model::disposed_getter>("disposed"),
     });
 }

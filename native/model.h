@@ -5,6 +5,9 @@
 
 #include "llama.h"
 
+#include <exception>
+#include <string>
+
 namespace layerskip {
 
 class Model : public Napi::ObjectWrap<Model> {
@@ -26,6 +29,19 @@ public:
     void release();
 
 private:
+    // a method body whose C++ exceptions (llama.cpp throws from some vocabulary paths) become
+    // JavaScript errors: an uncaught one would terminate the host process
+    template <Napi::Value (Model::*Method)(const Napi::CallbackInfo &)>
+    Napi::Value guarded(const Napi::CallbackInfo & info) {
+        try {
+            return (this->*Method)(info);
+        } catch (const Napi::Error &) {
+            throw;
+        } catch (const std::exception & e) {
+            throw Napi::Error::New(info.Env(), std::string("native error: ") + e.what());
+        }
+    }
+
     Napi::Value info(const Napi::CallbackInfo & info);
     Napi::Value tokenize(const Napi::CallbackInfo & info);
     Napi::Value detokenize(const Napi::CallbackInfo & info);

@@ -1,11 +1,12 @@
-// A model whose logits come out NaN (a corrupt norm weight): greedy decoding used to return token 0
-// silently, and top-k / top-p sampling looped forever on the main thread. Each is now a clear error,
-// and the context stays consistent. Also the strict option checks that replaced silent coercions.
+// Faults that used to take the process down or hang it, now clear errors (part of issue 12): a model
+// whose logits come out NaN (greedy returned token 0, top-k / top-p looped forever), a vocabulary
+// without byte tokens (tokenize threw a C++ exception that terminated the process), quantize misuse,
+// and the strict option checks that replaced silent coercions.
 import { copyFileSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readGgufInfo } from '../lib/gguf/index.js';
+import { iterateTensorBytes, readGgufInfo, writeGguf, type GgufMetadataValue } from '../lib/gguf/index.js';
 import { loadModel, type Context, type Model } from '../lib/index.js';
 import { SHAPES, STORIES, randomModel } from './helpers.js';
 
@@ -51,6 +52,36 @@ describe('non-finite logits', () => {
     const c = await good.createContext({ threads: 1 });
     expect((await c.generate('Once upon a time', { maxTokens: 5 }).result).tokens.length).toBe(5);
     good.dispose();
+  });
+});
+
+describe('a vocabulary without byte-fallback tokens', () => {
+  it('tokenizing a character outside it is an error, not a terminated process', async () => {
+    const src = randomModel(SHAPES['mha-tied']);
+    const info = readGgufInfo(src);
+    const md = new Map(info.metadata);
+    const tokens = [...(md.get('tokenizer.ggml.tokens')!.value as string[])];
+    const types = Int32Array.from(md.get('tokenizer.ggml.token_type')!.value as ArrayLike<number>);
+    for (let i = 0; i < tokens.length; i++) {
+      if (types[i] === 6) {
+        types[i] = 1; // byte tokens become normal ones: no <0xNN> to fall back on
+        tokens[i] = `plain${i}`;
+      }
+    }
+    md.set('tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens } as GgufMetadataValue);
+    md.set('tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types } as GgufMetadataValue);
+    const out = join(tmpdir(), `layerskip-nobyte-${process.pid}.gguf`);
+    writeGguf(out, md, info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(src, t) })));
+    const model = await loadModel(out);
+    try {
+      expect(() => model.tokenize('price: 5 €')).toThrow(/native error/);
+      const ctx = await model.createContext({ threads: 1, contextSize: 64 });
+      expect(() => ctx.generate('5 €')).toThrow(/native error/);
+      expect((await ctx.generate([1, 5, 9], { maxTokens: 3 }).result).tokens.length).toBe(3);
+    } finally {
+      model.dispose();
+      rmSync(out, { force: true });
+    }
   });
 });
 
