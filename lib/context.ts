@@ -246,10 +246,10 @@ export class Context {
       }
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
-      const promptTokens = typeof prompt === 'string' ? this.model.tokenize(prompt, { addBos: options.addBos }) : Array.from(prompt);
+      const promptTokens = typeof prompt === 'string'
+        ? this.model.tokenize(prompt, { addBos: options.addBos })
+        : Array.from(this.checkTokens('generate: prompt token', prompt));
       if (promptTokens.length === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
-      const nVocab = this.model.info.vocabularySize;
-      for (const t of promptTokens) checkInteger('prompt token', t, 0, nVocab - 1);
       const { contextSize } = this.handle.state();
       if (promptTokens.length + 1 > contextSize) {
         throw new ContextFullError(`generate: the prompt has ${promptTokens.length} tokens; the context holds ${contextSize}`);

@@ -139,21 +139,3 @@ export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng
   if (sampling.temperature === 0) return r.argmax[row];
   return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
 }
-
-/**
- * softmax(logits / T) of one row, without top-k/top-p: the distribution the addon's draft loop
- * samples drafts from (computed the same way, in double precision). Speculative sampling is exact
- * for any draft distribution, as long as it is the one the draft was sampled from.
- */
-export function temperatureDistribution(logits: Float32Array, temperature: number, offset: number, nVocab: number): Float64Array {
-  const q = new Float64Array(nVocab);
-  const max = finiteMax(logits, offset, nVocab);
-  let sum = 0;
-  for (let i = 0; i < nVocab; i++) {
-    const v = Math.exp((logits[offset + i] - max) / temperature);
-    q[i] = v;
-    sum += v;
-  }
-  for (let i = 0; i < nVocab; i++) q[i] /= sum;
-  return q;
-}

@@ -41,12 +41,6 @@ struct Progress {
     double loss;
 };
 
-Napi::Float32Array float_array(Napi::Env env, const std::vector<float> & v) {
-    auto a = Napi::Float32Array::New(env, v.size());
-    std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
-    return a;
-}
-
 std::vector<float> get_floats(Napi::Env env, const Napi::Object & o, const char * key, size_t n) {
     Napi::Value v = o.Get(key);
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
@@ -203,11 +197,9 @@ Napi::Value train_exit_adapter(const Napi::CallbackInfo & info) {
         },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
-            r.Set("adapter", float_array(env, job->w));
-            r.Set("bias", float_array(env, job->b));
-            auto losses = Napi::Float64Array::New(env, job->losses.size());
-            std::memcpy(losses.Data(), job->losses.data(), job->losses.size() * sizeof(double));
-            r.Set("losses", losses);
+            r.Set("adapter", to_js(env, job->w));
+            r.Set("bias", to_js(env, job->b));
+            r.Set("losses", to_js(env, job->losses));
             return r;
         });
 }

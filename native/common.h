@@ -4,8 +4,12 @@
 
 #include <napi.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace layerskip {
 
@@ -40,6 +44,44 @@ private:
 [[noreturn]] void throw_type(Napi::Env env, const std::string & message);
 [[noreturn]] void throw_range(Napi::Env env, const std::string & message);
 [[noreturn]] void throw_error(Napi::Env env, const std::string & message, const char * code = nullptr);
+
+// Runs a synchronous method body so that its C++ exceptions become JavaScript errors (llama.cpp
+// throws from some vocabulary paths; an uncaught exception would terminate the host process).
+template <typename F>
+Napi::Value guard_call(const Napi::CallbackInfo & info, F && body) {
+    try {
+        return body();
+    } catch (const Napi::Error &) {
+        throw;
+    } catch (const std::exception & e) {
+        throw Napi::Error::New(info.Env(), std::string("native error: ") + e.what());
+    }
+}
+
+// In a Napi::ObjectWrap class: a member `guarded<&Class::method>` to register with InstanceMethod
+// (N-API needs a member function pointer of the class itself, hence the macro).
+#define LAYERSKIP_GUARDED_METHODS(Class)                                               \
+    template <Napi::Value (Class::*Method)(const Napi::CallbackInfo &)>                \
+    Napi::Value guarded(const Napi::CallbackInfo & info) {                             \
+        return ::layerskip::guard_call(info, [&] { return (this->*Method)(info); });   \
+    }
+
+// A copy of a result vector as a JavaScript typed array.
+inline Napi::Int32Array to_js(Napi::Env env, const std::vector<int32_t> & v) {
+    auto a = Napi::Int32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+inline Napi::Float32Array to_js(Napi::Env env, const std::vector<float> & v) {
+    auto a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+inline Napi::Float64Array to_js(Napi::Env env, const std::vector<double> & v) {
+    auto a = Napi::Float64Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
 
 int32_t get_int(Napi::Env env, const Napi::Object & obj, const char * key, int32_t fallback, int32_t lo, int32_t hi);
 bool get_bool(const Napi::Object & obj, const char * key, bool fallback);

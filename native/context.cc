@@ -178,6 +178,32 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
         [model]() { model->release(); });
 }
 
+// new drafts at `layer` may follow pending drafts only if those exit at the same layer
+void Context::check_draft_continues(Napi::Env env, const char * what, int32_t layer) const {
+    if (n_full_ < n_past_ && draft_layer_ != layer) {
+        throw_error(env, std::string(what) + ": pending drafts were made with exit layer " + std::to_string(draft_layer_) +
+            ", not " + std::to_string(layer), "ERR_PENDING_DRAFT");
+    }
+}
+
+void Context::check_room(Napi::Env env, const char * what, int32_t n) const {
+    if (n_past_ + n > n_ctx_) {
+        throw_error(env, std::string(what) + ": the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
+            " used, " + std::to_string(n) + " more requested)", "ERR_CONTEXT_FULL");
+    }
+}
+
+// Runs `work` on the libuv pool with the context marked busy, keeping this object alive while the
+// worker uses it (even if JavaScript drops it); a dispose during the work frees it afterwards.
+Napi::Value Context::run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done) {
+    busy_ = true;
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
+    return PromiseWorker::run(env, std::move(work), std::move(done), [this, self]() {
+        busy_ = false;
+        if (disposed_) free_now();
+    });
+}
+
 void Context::check_usable(Napi::Env env, const char * what) const {
     if (disposed_ || !ctx_) throw_error(env, std::string(what) + ": the context is disposed", "ERR_DISPOSED");
     if (busy_.load()) throw_error(env, std::string(what) + ": the context is busy with another operation", "ERR_BUSY");
@@ -248,10 +274,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
             throw_error(env, "decode: positions [" + std::to_string(n_full_) + ", " + std::to_string(n_past_) +
                 ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(n_full_) + ") before a full decode", "ERR_PENDING_DRAFT");
         }
-        if (job->end < n_layer_ && n_full_ < n_past_ && draft_layer_ != job->end) {
-            throw_error(env, "decode: pending drafts were made with exit layer " + std::to_string(draft_layer_) +
-                ", not " + std::to_string(job->end), "ERR_PENDING_DRAFT");
-        }
+        if (job->end < n_layer_) check_draft_continues(env, "decode", job->end);
     } else {
         if (o.Has("tokens") && !o.Get("tokens").IsUndefined()) throw_type(env, "decode: a range that starts above 0 takes hidden states, not tokens");
         if (n_full_ >= n_past_ || draft_layer_ != job->start) {
@@ -288,15 +311,9 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     if (job->n > n_batch_) {
         throw_range(env, "decode: " + std::to_string(job->n) + " tokens exceed the batch size " + std::to_string(n_batch_));
     }
-    if (job->start == 0 && job->pos0 + job->n > n_ctx_) {
-        throw_error(env, "decode: the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
-            " used, " + std::to_string(job->n) + " more requested)", "ERR_CONTEXT_FULL");
-    }
+    if (job->start == 0) check_room(env, "decode", job->n);
 
-    busy_ = true;
-    // keep this object alive while the worker uses it, even if JavaScript drops it
-    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
-    return PromiseWorker::run(env,
+    return run_busy(env,
         [this, job]() {
             const auto t0 = std::chrono::steady_clock::now();
             run_decode(*job);
@@ -305,30 +322,12 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             const size_t n_out = job->argmax.size();
-            auto am = Napi::Int32Array::New(env, n_out);
-            std::memcpy(am.Data(), job->argmax.data(), n_out * sizeof(int32_t));
-            r.Set("argmax", am);
+            r.Set("argmax", to_js(env, job->argmax));
             r.Set("nativeMs", job->native_ms);
-            if (job->want_probs) {
-                auto mp = Napi::Float32Array::New(env, n_out);
-                std::memcpy(mp.Data(), job->max_prob.data(), n_out * sizeof(float));
-                r.Set("maxProb", mp);
-            }
-            if (job->want_logits) {
-                auto lg = Napi::Float32Array::New(env, job->logits.size());
-                std::memcpy(lg.Data(), job->logits.data(), job->logits.size() * sizeof(float));
-                r.Set("logits", lg);
-            }
-            if (job->want_hidden) {
-                auto hd = Napi::Float32Array::New(env, job->hidden_out.size());
-                std::memcpy(hd.Data(), job->hidden_out.data(), job->hidden_out.size() * sizeof(float));
-                r.Set("hidden", hd);
-            }
+            if (job->want_probs) r.Set("maxProb", to_js(env, job->max_prob));
+            if (job->want_logits) r.Set("logits", to_js(env, job->logits));
+            if (job->want_hidden) r.Set("hidden", to_js(env, job->hidden_out));
             return r;
-        },
-        [this, self]() {
-            busy_ = false;
-            if (disposed_) free_now();
         });
 }
 
@@ -496,18 +495,10 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
         if ((int32_t)ua.ElementLength() < job->max_tokens) throw_range(env, "draft: sampling needs one uniform per draft");
         job->uniforms.assign(ua.Data(), ua.Data() + job->max_tokens);
     }
-    if (n_full_ < n_past_ && draft_layer_ != job->layer) {
-        throw_error(env, "draft: pending drafts were made with exit layer " + std::to_string(draft_layer_) +
-            ", not " + std::to_string(job->layer), "ERR_PENDING_DRAFT");
-    }
-    if (n_past_ + job->max_tokens > n_ctx_) {
-        throw_error(env, "draft: the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
-            " used, " + std::to_string(job->max_tokens) + " drafts requested)", "ERR_CONTEXT_FULL");
-    }
+    check_draft_continues(env, "draft", job->layer);
+    check_room(env, "draft", job->max_tokens);
 
-    busy_ = true;
-    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
-    return PromiseWorker::run(env,
+    return run_busy(env,
         [this, job]() {
             const auto t0 = std::chrono::steady_clock::now();
             run_draft(*job);
@@ -515,24 +506,12 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
         },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
-            auto tk = Napi::Int32Array::New(env, job->tokens.size());
-            std::memcpy(tk.Data(), job->tokens.data(), job->tokens.size() * sizeof(int32_t));
-            r.Set("tokens", tk);
-            auto mp = Napi::Float32Array::New(env, job->max_prob.size());
-            std::memcpy(mp.Data(), job->max_prob.data(), job->max_prob.size() * sizeof(float));
-            r.Set("maxProb", mp);
-            if (job->temperature > 0) {
-                auto lg = Napi::Float32Array::New(env, job->logits.size());
-                std::memcpy(lg.Data(), job->logits.data(), job->logits.size() * sizeof(float));
-                r.Set("logits", lg);
-            }
+            r.Set("tokens", to_js(env, job->tokens));
+            r.Set("maxProb", to_js(env, job->max_prob));
+            if (job->temperature > 0) r.Set("logits", to_js(env, job->logits));
             r.Set("lastDecoded", job->last_decoded);
             r.Set("nativeMs", job->native_ms);
             return r;
-        },
-        [this, self]() {
-            busy_ = false;
-            if (disposed_) free_now();
         });
 }
 
@@ -578,27 +557,29 @@ void Context::run_draft(DraftJob & job) {
         int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
         if (want_probs && i > 0 && max_prob < job.min_prob) break;  // not confident: verify what we have
         if (sample) {
-            // q = softmax(logits / T) over the draft's vocabulary; the verification accepts with
-            // min(1, p/q) against exactly this q (the rows go back to JavaScript)
-            const size_t at = job.logits.size();
+            // q = softmax(logits / T) over the draft's vocabulary, computed as the TypeScript
+            // sampler computes it (distribution(): exp((l - max) * (1 / T))); the verification
+            // accepts with min(1, p/q) against exactly this q (the rows go back to JavaScript)
+            const int32_t width = draft_vocab_.empty() ? n_vocab_ : (int32_t)draft_vocab_.size();
+            const double inv_t = 1.0 / job.temperature;
+            double mx = row[0];
+            for (int32_t j = 1; j < width; ++j) mx = std::max(mx, (double)row[j]);
+            weights_.resize(width);
+            double sum = 0;
+            for (int32_t j = 0; j < width; ++j) sum += (weights_[j] = std::exp(((double)row[j] - mx) * inv_t));
+            const double target = job.uniforms[i] * sum;
+            double acc = 0;
+            int32_t pick = -1, last_nonzero = 0;
+            for (int32_t j = 0; j < width && pick < 0; ++j) {
+                if (weights_[j] <= 0) continue;
+                last_nonzero = j;
+                acc += weights_[j];
+                if (acc > target) pick = j;
+            }
+            if (pick < 0) pick = last_nonzero;  // rounding at the top end
+            tok = draft_vocab_.empty() ? pick : draft_vocab_[pick];
             if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
             else job.logits.insert(job.logits.end(), row, row + n_vocab_);
-            const float * l = job.logits.data() + at;
-            double mx = -INFINITY;
-            for (int32_t t = 0; t < n_vocab_; ++t) mx = std::max(mx, (double)l[t]);
-            double sum = 0;
-            for (int32_t t = 0; t < n_vocab_; ++t) sum += std::exp(((double)l[t] - mx) / job.temperature);
-            double target = job.uniforms[i] * sum, acc = 0;
-            tok = -1;
-            int32_t last_nonzero = 0;
-            for (int32_t t = 0; t < n_vocab_; ++t) {
-                const double w = std::exp(((double)l[t] - mx) / job.temperature);
-                if (w <= 0) continue;
-                last_nonzero = t;
-                acc += w;
-                if (acc > target) { tok = t; break; }
-            }
-            if (tok < 0) tok = last_nonzero;  // rounding at the top end
         }
         job.tokens.push_back(tok);
         job.max_prob.push_back(max_prob);
@@ -667,9 +648,7 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
         job->rows.assign(ra.Data(), ra.Data() + ra.ElementLength());
     }
 
-    busy_ = true;
-    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
-    return PromiseWorker::run(env,
+    return run_busy(env,
         [this, job]() {
             take_last_llama_error();
             const int32_t ret = llama_set_exit_head(ctx_, job->adapter.empty() ? nullptr : job->adapter.data(),
@@ -681,11 +660,7 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
             }
             draft_vocab_ = job->ids;
         },
-        [](Napi::Env env) -> Napi::Value { return env.Undefined(); },
-        [this, self]() {
-            busy_ = false;
-            if (disposed_) free_now();
-        });
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
 }
 
 Napi::Value Context::remove_from(const Napi::CallbackInfo & info) {

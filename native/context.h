@@ -6,13 +6,12 @@
 
 #include <napi.h>
 
+#include "common.h"
 #include "ggml-cpu.h"
 #include "llama.h"
 #include "model.h"
 
 #include <atomic>
-#include <exception>
-#include <string>
 #include <vector>
 
 namespace layerskip {
@@ -26,17 +25,7 @@ public:
     ~Context() override;
 
 private:
-    // see Model::guarded: C++ exceptions of a synchronous method become JavaScript errors
-    template <Napi::Value (Context::*Method)(const Napi::CallbackInfo &)>
-    Napi::Value guarded(const Napi::CallbackInfo & info) {
-        try {
-            return (this->*Method)(info);
-        } catch (const Napi::Error &) {
-            throw;
-        } catch (const std::exception & e) {
-            throw Napi::Error::New(info.Env(), std::string("native error: ") + e.what());
-        }
-    }
+    LAYERSKIP_GUARDED_METHODS(Context)
 
     struct DecodeJob;
     struct DraftJob;
@@ -51,6 +40,9 @@ private:
     Napi::Value dispose(const Napi::CallbackInfo & info);
 
     void check_usable(Napi::Env env, const char * what) const;
+    Napi::Value run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done);
+    void check_draft_continues(Napi::Env env, const char * what, int32_t layer) const;
+    void check_room(Napi::Env env, const char * what, int32_t n) const;  // n more positions fit the context
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
@@ -85,6 +77,7 @@ private:
     // the draft vocabulary of the installed exit head (token of each early-exit logits column);
     // empty: early-exit rows score the whole vocabulary
     std::vector<int32_t> draft_vocab_;
+    std::vector<double> weights_;  // the draft loop's sampling weights (reused: no allocation per draft)
 
     std::atomic<bool> busy_{false};
     bool disposed_ = false;

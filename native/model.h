@@ -3,10 +3,8 @@
 
 #include <napi.h>
 
+#include "common.h"
 #include "llama.h"
-
-#include <exception>
-#include <string>
 
 namespace layerskip {
 
@@ -29,18 +27,7 @@ public:
     void release();
 
 private:
-    // a method body whose C++ exceptions (llama.cpp throws from some vocabulary paths) become
-    // JavaScript errors: an uncaught one would terminate the host process
-    template <Napi::Value (Model::*Method)(const Napi::CallbackInfo &)>
-    Napi::Value guarded(const Napi::CallbackInfo & info) {
-        try {
-            return (this->*Method)(info);
-        } catch (const Napi::Error &) {
-            throw;
-        } catch (const std::exception & e) {
-            throw Napi::Error::New(info.Env(), std::string("native error: ") + e.what());
-        }
-    }
+    LAYERSKIP_GUARDED_METHODS(Model)
 
     Napi::Value info(const Napi::CallbackInfo & info);
     Napi::Value tokenize(const Napi::CallbackInfo & info);

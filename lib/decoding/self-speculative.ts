@@ -10,7 +10,7 @@
 import { checkInteger, checkNumber } from '../errors.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
-import { distribution, pickToken, Rng, sampleFrom, temperatureDistribution, type ResolvedSampling } from '../sampling.js';
+import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { DraftPolicy } from './draft-policy.js';
 import { plainStep } from './plain.js';
@@ -165,7 +165,10 @@ async function draft(s: LoopState, last: number, want: number): Promise<Drafts> 
       lastDecoded = true;
     }
   }
-  const dists = greedy ? null : tokens.map((_, j) => temperatureDistribution(r.logits!, sampling.temperature, j * s.nVocab, s.nVocab));
+  // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
+  // exact for any draft distribution, as long as it is the one the draft was drawn from)
+  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
   return { tokens, dists, lastDecoded };
 }
 

@@ -1,5 +1,6 @@
 // The SDR synthetic sweep's SVG figure (the sweep itself is in analysis/synthetic-sweep.ts).
 // It takes the rows and options by shape, so the chart does not import the sweep that calls it.
+import type { SdrModelOptions } from '../analysis/generative-model.js';
 import { renderLineCharts } from './svg-chart.js';
 
 const COLORS: Record<string, string> = { PCA: '#7f7f7f', PLS: '#1f77b4', CCA: '#d62728', rCCA: '#2ca02c' };
@@ -11,17 +12,12 @@ interface SweepRowShape {
   reconstructedScore: number;
 }
 
-interface SweepOptionsShape {
+/** The sweep's options as the title needs them: the generative model's sizes and signal strengths. */
+type SweepOptionsShape = Required<Pick<SdrModelOptions, 'dx' | 'dy' | 'sharedSignals' | 'selfSignals' | 'snrShared' | 'snrSelf'>> & {
   methods: readonly string[];
-  dx: number;
-  dy: number;
-  sharedSignals: number;
-  selfSignals: number;
-  snrShared: number;
-  snrSelf: number;
   k: number;
   repeats: number;
-}
+};
 
 /** The synthetic sweep's figure: subspace recovery and reconstructed correlation versus samples. */
 export function syntheticSweepSvg(rows: ReadonlyArray<SweepRowShape>, o: SweepOptionsShape, chance: number): string {
