@@ -6,6 +6,7 @@ import { DisposedError, checkBoolean, checkInteger } from './errors.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
+import { validateModelFile } from './model-validation.js';
 
 export type ModelInfo = NativeModelInfo;
 
@@ -16,9 +17,20 @@ export interface LoadModelOptions {
   mmap?: boolean;
   /** Validate tensor data while loading (slow; default false). */
   checkTensors?: boolean;
+  /**
+   * Check the file's header before llama.cpp reads it (default true): structure, hyper-parameters,
+   * tensor types and shapes, vocabulary. A file that fails gets a ModelFileError naming the fault
+   * instead of reaching llama.cpp code paths that assert. Turn off only for architectures the
+   * checks reject wrongly.
+   */
+  validate?: boolean;
 }
 
-/** Loads a GGUF model. Runs off the main thread; rejects with a clear error for a missing, non-GGUF or corrupt file. */
+/**
+ * Loads a GGUF model. The weights load off the main thread. Rejects with a clear error for a
+ * missing or non-GGUF file, a ModelFileError (code ERR_MODEL_FILE, `fault`) for a file the checks
+ * reject, and an error with code ERR_MODEL_LOAD carrying llama.cpp's own reason otherwise.
+ */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('loadModel: path must be a non-empty string');
   if (!existsSync(path)) {
@@ -28,12 +40,17 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   }
   if (!statSync(path).isFile()) throw new Error(`loadModel: not a file: ${path}`);
   if (options.gpuLayers !== undefined) checkInteger('gpuLayers', options.gpuLayers, -1, 100000);
-  const handle = await (await loadNative()).loadModel(path, {
-    gpuLayers: options.gpuLayers,
-    mmap: checkBoolean('mmap', options.mmap),
-    checkTensors: checkBoolean('checkTensors', options.checkTensors),
-  });
-  return new Model(handle, path);
+  const mmap = checkBoolean('mmap', options.mmap);
+  const checkTensors = checkBoolean('checkTensors', options.checkTensors);
+  const header = checkBoolean('validate', options.validate) === false ? undefined : validateModelFile(path);
+  let handle: NativeModel;
+  try {
+    handle = await (await loadNative()).loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors });
+  } catch (e) {
+    if (e instanceof Error) Object.assign(e, { code: 'ERR_MODEL_LOAD' });
+    throw e;
+  }
+  return new Model(handle, path, header);
 }
 
 export class Model {
@@ -47,7 +64,9 @@ export class Model {
   constructor(
     /** @internal */ readonly handle: NativeModel,
     readonly path: string,
+    header?: GgufFileInfo,
   ) {
+    this.header = header;
     this.info = handle.info();
   }
 

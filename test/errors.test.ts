@@ -26,7 +26,9 @@ describe('model files', () => {
     const p = join(dir, `trunc-${size}.gguf`);
     copyFileSync(STORIES, p);
     truncateSync(p, size);
-    await expect(loadModel(p)).rejects.toThrow(/failed to load model/);
+    // the header check names the fault; without it llama.cpp's own reason reaches the message
+    await expect(loadModel(p)).rejects.toMatchObject({ name: 'ModelFileError', code: 'ERR_MODEL_FILE', fault: 'structure' });
+    await expect(loadModel(p, { validate: false })).rejects.toMatchObject({ code: 'ERR_MODEL_LOAD', message: expect.stringMatching(/failed to load model \S+: \S/) });
   });
   it('a GGUF with a corrupted header', async () => {
     const p = join(dir, 'corrupt.gguf');
@@ -36,7 +38,8 @@ describe('model files', () => {
     const fd = openSync(p, 'r+');
     writeSync(fd, buf, 0, 16, 8); // tensor and KV counts
     closeSync(fd);
-    await expect(loadModel(p)).rejects.toThrow(/failed to load model/);
+    await expect(loadModel(p)).rejects.toThrow(/invalid model file .*too large/);
+    await expect(loadModel(p, { validate: false })).rejects.toThrow(/failed to load model \S+: \S/);
   });
   it('a bad path type', async () => {
     await expect(loadModel(42 as never)).rejects.toThrow(TypeError);

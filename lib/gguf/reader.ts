@@ -62,6 +62,11 @@ class FdCursor {
     return this.base + this.pos;
   }
 
+  /** Bytes left in the file: a length field above this is corrupt (checked before allocating). */
+  get remaining(): number {
+    return this.fileSize - this.offset;
+  }
+
   private need(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const fileOff = this.base + this.pos;
@@ -214,6 +219,11 @@ function readValue(c: FdCursor, key: string, typeId: number): GgufMetadataValue 
   const itemType = typeNameOf(c.u32(), key);
   if (itemType === 'array') throw new Error(`metadata ${key}: nested arrays are not supported`);
   const n = c.size(`metadata ${key} array length`);
+  // a string takes at least its 8-byte length; refuse a count the file cannot hold before allocating
+  const minItemBytes = itemType === 'string' ? 8 : GGUF_SCALAR_SIZE[itemType];
+  if (n * minItemBytes > c.remaining) {
+    throw new Error(`metadata ${key}: array of ${n} ${itemType} values is longer than the rest of the file (${c.remaining} bytes)`);
+  }
   if (itemType === 'string') {
     const value: string[] = new Array(n);
     for (let i = 0; i < n; i++) value[i] = c.string();
