@@ -5,13 +5,16 @@ import { availableParallelism } from 'node:os';
 import { plainLoop } from './decoding/plain.js';
 import { DecodeSession } from './decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
-import { BusyError, ContextFullError, DisposedError, checkBoolean, checkEnum, checkInteger } from './errors.js';
+import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
+
+/** Prompts longer than this (in UTF-16 units) are tokenized on the libuv pool instead of the main thread. */
+const LONG_PROMPT_CHARS = 1 << 16;
 
 export interface ContextOptions {
   /** KV cache size in tokens (default: min(2048, the model's training context)). */
@@ -155,6 +158,9 @@ export class Context {
     this.prefix = null; // the caller now owns the cache contents
     try {
       return await this.handle.decode({ ...options, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
+    } catch (e) {
+      if (this.isDisposed) throw new DisposedError('decodeLayers (the context was disposed during the decode)');
+      throw e;
     } finally {
       release();
     }
@@ -246,24 +252,36 @@ export class Context {
       }
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
-      const promptTokens = typeof prompt === 'string'
-        ? this.model.tokenize(prompt, { addBos: options.addBos })
-        : Array.from(this.checkTokens('generate: prompt token', prompt));
-      if (promptTokens.length === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
-      const { contextSize } = this.handle.state();
-      if (promptTokens.length + 1 > contextSize) {
-        throw new ContextFullError(`generate: the prompt has ${promptTokens.length} tokens; the context holds ${contextSize}`);
-      }
+      // a long text is tokenized off the main thread when the generation starts (10 MB: seconds)
+      const promptTokens = typeof prompt !== 'string'
+        ? Array.from(this.checkTokens('generate: prompt token', prompt))
+        : prompt.length <= LONG_PROMPT_CHARS ? this.model.tokenize(prompt, { addBos: options.addBos }) : null;
+      if (promptTokens) this.checkPromptFits(promptTokens.length);
       options.signal?.throwIfAborted();
-      return new Generation((emit) => this.run(promptTokens, options, sampling, maxTokens, stop, spec, emit).finally(release));
+      const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(prompt as string, options);
+      return new Generation((emit) => this.run(tokens, options, sampling, maxTokens, stop, spec, emit).finally(release));
     } catch (e) {
       release();
       throw e;
     }
   }
 
+  private checkPromptFits(promptLength: number): void {
+    if (promptLength === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
+    const { contextSize } = this.handle.state();
+    if (promptLength + 1 > contextSize) {
+      throw new ContextFullError(`generate: the prompt has ${promptLength} tokens; the context holds ${contextSize}`);
+    }
+  }
+
+  private async tokenizeLongPrompt(prompt: string, options: GenerateOptions): Promise<number[]> {
+    const tokens = await this.model.tokenizeAsync(prompt, { addBos: options.addBos });
+    this.checkPromptFits(tokens.length); // before copying millions of ids into an array
+    return Array.from(tokens);
+  }
+
   private async run(
-    promptTokens: number[],
+    promptTokensOf: () => Promise<number[]>,
     options: GenerateOptions,
     sampling: ReturnType<typeof resolveSampling>,
     maxTokens: number,
@@ -275,7 +293,12 @@ export class Context {
     const session = new DecodeSession(this.model.handle, maxTokens, stop, emit, options.signal, () => this.isDisposed);
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
+    // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)
+    const onAbort = () => this.handle.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      const promptTokens = await promptTokensOf();
+      session.check();
       if (spec) await this.installHead((spec.draftHead as DraftHead | null) ?? null);
       // prompt: keep the cached common prefix, decode the rest with all layers
       const cached = this.prefix ?? [];
@@ -336,7 +359,12 @@ export class Context {
           this.prefix = null;
         }
       }
+      // a native step stopped by abort() or dispose() reports why the caller stopped it
+      if (options.signal?.aborted) throw abortReason(options.signal);
+      if (this.isDisposed) throw new DisposedError('generate (the context was disposed during generation)');
       throw e;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 

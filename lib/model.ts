@@ -2,7 +2,7 @@
 // from it; disposing the model disposes them.
 import { existsSync, statSync } from 'node:fs';
 import { Context, type ContextOptions } from './context.js';
-import { DisposedError, checkBoolean, checkInteger } from './errors.js';
+import { DisposedError, abortReason, checkBoolean, checkInteger } from './errors.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
@@ -24,6 +24,8 @@ export interface LoadModelOptions {
    * checks reject wrongly.
    */
   validate?: boolean;
+  /** Aborts the load: the promise rejects with the signal's reason and nothing stays allocated. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -42,15 +44,42 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (options.gpuLayers !== undefined) checkInteger('gpuLayers', options.gpuLayers, -1, 100000);
   const mmap = checkBoolean('mmap', options.mmap);
   const checkTensors = checkBoolean('checkTensors', options.checkTensors);
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('loadModel: signal must be an AbortSignal');
   const header = checkBoolean('validate', options.validate) === false ? undefined : validateModelFile(path);
+  const binding = await loadNative();
+  signal?.throwIfAborted();
+  const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors });
+  const cancel = () => load.cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
   let handle: NativeModel;
   try {
-    handle = await (await loadNative()).loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors });
+    handle = await load.promise;
   } catch (e) {
+    if (signal?.aborted) throw abortReason(signal);
     if (e instanceof Error) Object.assign(e, { code: 'ERR_MODEL_LOAD' });
     throw e;
+  } finally {
+    signal?.removeEventListener('abort', cancel);
   }
   return new Model(handle, path, header);
+}
+
+/** UTF-16 units encoded per event-loop turn: converting 10 MB at once holds the loop for ~20 ms. */
+const UTF8_SLICE = 1 << 20;
+
+/** A long string's UTF-8 bytes, encoded a slice per macrotask (never splitting a surrogate pair). */
+async function utf8InSlices(text: string): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + UTF8_SLICE);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--; // keep a high surrogate with its pair
+    parts.push(Buffer.from(text.slice(at, end), 'utf8'));
+    at = end;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return Buffer.concat(parts);
 }
 
 export class Model {
@@ -101,6 +130,17 @@ export class Model {
     return Array.from(this.handle.tokenize(text, addBos, options.special ?? false));
   }
 
+  /** Like tokenize(), off the main thread: for long texts (tokenizing 10 MB takes seconds). */
+  async tokenizeAsync(text: string, options: { addBos?: boolean; special?: boolean } = {}): Promise<Int32Array> {
+    this.assertLive('tokenizeAsync');
+    if (typeof text !== 'string') throw new TypeError('tokenizeAsync: text must be a string');
+    const addBos = checkBoolean('addBos', options.addBos) ?? this.info.specialTokens.addBos;
+    const special = checkBoolean('special', options.special) ?? false;
+    const input = text.length > UTF8_SLICE * 2 ? await utf8InSlices(text) : text;
+    this.assertLive('tokenizeAsync');
+    return await this.handle.tokenizeAsync(input, addBos, special);
+  }
+
   /** Token ids to text. */
   detokenize(tokens: readonly number[] | Int32Array, options: { special?: boolean } = {}): string {
     this.assertLive('detokenize');
@@ -111,6 +151,11 @@ export class Model {
   async createContext(options: ContextOptions = {}): Promise<Context> {
     this.assertLive('createContext');
     const ctx = await Context.create(this, options);
+    if (this.disposed) {
+      // the model was disposed while the context was being made: it goes too
+      ctx.dispose();
+      throw new DisposedError('createContext (the model was disposed while the context was created)');
+    }
     this.contexts.add(ctx);
     ctx.onDispose(() => this.contexts.delete(ctx));
     return ctx;

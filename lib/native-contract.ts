@@ -20,6 +20,8 @@ export interface NativeModelInfo {
 export interface NativeModel {
   info(): NativeModelInfo;
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  /** The same on the libuv pool (long texts); the text may be given as its UTF-8 bytes. */
+  tokenizeAsync(text: string | Uint8Array, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
   detokenize(tokens: Int32Array, special: boolean): string;
   tokenPiece(token: number, special: boolean): Uint8Array;
   isEog(token: number): boolean;
@@ -131,11 +133,20 @@ export interface NativeContext {
   clear(): void;
   setThreads(threads: number, batchThreads?: number): void;
   state(): NativeContextState;
+  /** Stops the running decode or draft between graph nodes; it rejects with code ERR_ABORTED. No-op when idle. */
+  abort(): void;
+  /** A running operation is aborted and the context freed when it settles. */
   dispose(): void;
 }
 
+/** A model load in progress: cancel() makes `promise` reject with code ERR_ABORTED (and frees what was loaded). */
+export interface NativeModelLoad {
+  promise: Promise<NativeModel>;
+  cancel(): void;
+}
+
 export interface NativeBinding {
-  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): Promise<NativeModel>;
+  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): NativeModelLoad;
   createContext(model: NativeModel, options: {
     contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
     kvCacheType?: string;

@@ -52,6 +52,9 @@ PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done, Finally finall
 void PromiseWorker::Execute() {
     try {
         work_();
+    } catch (const CodedError & e) {
+        code_ = e.code;
+        SetError(e.what());
     } catch (const std::exception & e) {
         SetError(e.what());
     } catch (...) {
@@ -59,18 +62,21 @@ void PromiseWorker::Execute() {
     }
 }
 
+// `finally` runs after `done`: a release in it must not free what `done` still wraps (a context
+// created for a model disposed meanwhile takes its own reference first)
 void PromiseWorker::OnOK() {
-    if (finally_) finally_();
     Napi::Env env = Env();
     try {
         deferred_.Resolve(done_(env));
     } catch (const Napi::Error & e) {
         deferred_.Reject(e.Value());
     }
+    if (finally_) finally_();
 }
 
 void PromiseWorker::OnError(const Napi::Error & e) {
     if (finally_) finally_();
+    if (code_) e.Value().Set("code", Napi::String::New(Env(), code_));
     deferred_.Reject(e.Value());
 }
 

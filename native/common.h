@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,12 @@ namespace layerskip {
 // The last error-level message llama.cpp logged on this thread (cleared by take).
 std::string take_last_llama_error();
 void install_log_callback();
+
+// An error from worker-thread code that the rejection carries as `code` (e.g. ERR_ABORTED).
+struct CodedError : std::runtime_error {
+    const char * code;
+    CodedError(const char * code_, const std::string & message) : std::runtime_error(message), code(code_) {}
+};
 
 // Runs `work` on the libuv thread pool and settles a Promise: resolves with `done(env)`,
 // or rejects with the std::exception message `work` threw.
@@ -38,6 +45,7 @@ private:
     Work work_;
     Done done_;
     Finally finally_;
+    const char * code_ = nullptr;  // of a CodedError thrown by work_
 };
 
 // Throws a JavaScript TypeError/RangeError with a message that names the argument.

@@ -73,6 +73,7 @@ Napi::Function Context::define(Napi::Env env) {
         InstanceMethod<&Context::guarded<&Context::set_threads>>("setThreads"),
         InstanceMethod<&Context::guarded<&Context::state>>("state"),
         InstanceMethod<&Context::guarded<&Context::dispose>>("dispose"),
+        InstanceMethod<&Context::guarded<&Context::abort>>("abort"),
     });
 }
 
@@ -94,6 +95,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     attach_threads(llama_n_threads(ctx_), llama_n_threads_batch(ctx_));
     tok_batch_ = llama_batch_init(n_batch_, 0, 1);
     embd_batch_ = llama_batch_init(n_batch_, n_embd_, 1);
+    llama_set_abort_callback(ctx_, [](void * self) { return static_cast<Context *>(self)->abort_.load(); }, this);
 }
 
 Context::~Context() { free_now(); }
@@ -173,7 +175,12 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
         },
         [result, model_ref](Napi::Env env) -> Napi::Value {
             auto * data = env.GetInstanceData<AddonData>();
-            return data->context_ctor.New({model_ref->Value(), Napi::External<llama_context>::New(env, *result)});
+            try {
+                return data->context_ctor.New({model_ref->Value(), Napi::External<llama_context>::New(env, *result)});
+            } catch (...) {
+                llama_free(*result);  // the wrapper did not take it: nothing else frees it
+                throw;
+            }
         },
         [model]() { model->release(); });
 }
@@ -197,6 +204,7 @@ void Context::check_room(Napi::Env env, const char * what, int32_t n) const {
 // worker uses it (even if JavaScript drops it); a dispose during the work frees it afterwards.
 Napi::Value Context::run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done) {
     busy_ = true;
+    abort_ = false;  // an abort() from here on stops this operation
     auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
     return PromiseWorker::run(env, std::move(work), std::move(done), [this, self]() {
         busy_ = false;
@@ -331,6 +339,12 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         });
 }
 
+// llama_decode's status 2 is an aborted compute (abort() or dispose() during the call)
+[[noreturn]] static void throw_decode_failure(int32_t ret, const std::string & why) {
+    if (ret == 2) throw CodedError("ERR_ABORTED", "the operation was aborted");
+    throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
+}
+
 void Context::run_decode(DecodeJob & job) {
     FlushDenormals ftz;
     const int32_t n = job.n;
@@ -372,7 +386,7 @@ void Context::run_decode(DecodeJob & job) {
         // a failed decode leaves no cells for this batch (the KV cache restores them), except for
         // an aborted compute; positions past n_past_ are dropped either way
         llama_memory_seq_rm(llama_get_memory(ctx_), 0, verify ? n_past_.load() : job.pos0, -1);
-        throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
+        throw_decode_failure(ret, why);
     }
 
     // outputs, in batch order; a non-finite row rolls this call back (the KV cells it wrote are dropped)
@@ -538,7 +552,7 @@ void Context::run_draft(DraftJob & job) {
         if (ret != 0) {
             std::string why = take_last_llama_error();
             llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_past_, -1);
-            throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
+            throw_decode_failure(ret, why);
         }
         const float * h = llama_get_embeddings_layer_inp(ctx_, job.layer);
         hidden_cache_.insert(hidden_cache_.end(), h, h + n_embd_);
@@ -717,9 +731,16 @@ Napi::Value Context::state(const Napi::CallbackInfo & info) {
     return o;
 }
 
+// abort(): the running decode or draft stops between graph nodes and rejects (no-op when idle)
+Napi::Value Context::abort(const Napi::CallbackInfo & info) {
+    if (busy_.load()) abort_ = true;
+    return info.Env().Undefined();
+}
+
 Napi::Value Context::dispose(const Napi::CallbackInfo & info) {
     if (!disposed_) {
         disposed_ = true;
+        abort_ = true;  // a running operation stops early; its worker frees the context
         if (!busy_.load()) free_now();  // else freed when the running operation settles
     }
     return info.Env().Undefined();

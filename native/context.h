@@ -38,6 +38,7 @@ private:
     Napi::Value set_threads(const Napi::CallbackInfo & info);
     Napi::Value state(const Napi::CallbackInfo & info);
     Napi::Value dispose(const Napi::CallbackInfo & info);
+    Napi::Value abort(const Napi::CallbackInfo & info);
 
     void check_usable(Napi::Env env, const char * what) const;
     Napi::Value run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done);
@@ -80,6 +81,9 @@ private:
     std::vector<double> weights_;  // the draft loop's sampling weights (reused: no allocation per draft)
 
     std::atomic<bool> busy_{false};
+    // set by abort() or dispose() on the JavaScript thread; llama.cpp's abort callback polls it
+    // between graph nodes, so a long prompt batch stops within one node's time
+    std::atomic<bool> abort_{false};
     bool disposed_ = false;
 };
 

@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <memory>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -16,6 +18,7 @@ Napi::Function Model::define(Napi::Env env) {
     return DefineClass(env, "NativeModel", {
         InstanceMethod<&Model::guarded<&Model::info>>("info"),
         InstanceMethod<&Model::guarded<&Model::tokenize>>("tokenize"),
+        InstanceMethod<&Model::guarded<&Model::tokenize_async>>("tokenizeAsync"),
         InstanceMethod<&Model::guarded<&Model::detokenize>>("detokenize"),
         InstanceMethod<&Model::guarded<&Model::token_piece>>("tokenPiece"),
         InstanceMethod<&Model::guarded<&Model::is_eog>>("isEog"),
@@ -69,9 +72,14 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
     params.load_mode = get_bool(opts, "mmap", true) ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     params.check_tensors = get_bool(opts, "checkTensors", false);
 
+    // llama.cpp polls the progress callback while it reads tensors; false cancels the load
+    auto cancelled = std::make_shared<std::atomic<bool>>(false);
+    params.progress_callback = [](float, void * flag) { return !static_cast<std::atomic<bool> *>(flag)->load(); };
+    params.progress_callback_user_data = cancelled.get();
+
     auto result = std::make_shared<llama_model *>(nullptr);
-    return PromiseWorker::run(env,
-        [path, params, result]() {
+    Napi::Promise promise = PromiseWorker::run(env,
+        [path, params, result, cancelled]() {
             struct stat st;
             if (stat(path.c_str(), &st) != 0) throw std::runtime_error("model file not found: " + path);
             if (!S_ISREG(st.st_mode)) throw std::runtime_error("not a regular file: " + path);
@@ -86,14 +94,31 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
             take_last_llama_error();
             *result = llama_model_load_from_file(path.c_str(), params);
             if (!*result) {
+                if (cancelled->load()) throw CodedError("ERR_ABORTED", "loading " + path + " was aborted");
                 std::string why = take_last_llama_error();
                 throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
             }
         },
-        [result](Napi::Env env) -> Napi::Value {
+        [result, cancelled](Napi::Env env) -> Napi::Value {
+            if (cancelled->load()) {  // cancelled after the last progress call: the model is not wanted
+                llama_model_free(*result);
+                throw CodedError("ERR_ABORTED", "loading was aborted");
+            }
             auto * data = env.GetInstanceData<AddonData>();
-            return data->model_ctor.New({Napi::External<llama_model>::New(env, *result)});
+            try {
+                return data->model_ctor.New({Napi::External<llama_model>::New(env, *result)});
+            } catch (...) {
+                llama_model_free(*result);  // the wrapper did not take it: nothing else frees it
+                throw;
+            }
         });
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("promise", promise);
+    out.Set("cancel", Napi::Function::New(env, [cancelled](const Napi::CallbackInfo & ci) {
+        cancelled->store(true);
+        return ci.Env().Undefined();
+    }));
+    return out;
 }
 
 static std::string meta_string(const llama_model * model, const char * key) {
@@ -136,23 +161,50 @@ Napi::Value Model::info(const Napi::CallbackInfo & info) {
     return o;
 }
 
+static std::vector<int32_t> tokenize_text(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special) {
+    if (text.size() >= INT32_MAX) throw std::runtime_error("tokenize: the text is longer than 2 GB");
+    std::vector<llama_token> tokens(text.size() + 8);
+    int32_t n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
+    if (n < 0) {
+        tokens.resize(-(size_t)n);
+        n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
+    }
+    if (n < 0) throw std::runtime_error("tokenize failed");
+    tokens.resize(n);
+    return tokens;
+}
+
 Napi::Value Model::tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_live(env, "tokenize");
     if (info.Length() < 1 || !info[0].IsString()) throw_type(env, "tokenize: text must be a string");
-    std::string text = info[0].As<Napi::String>();
-    bool add_special = info.Length() > 1 && info[1].ToBoolean();
-    bool parse_special = info.Length() > 2 && info[2].ToBoolean();
-    std::vector<llama_token> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(vocab(), text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
-    if (n < 0) {
-        tokens.resize(-n);
-        n = llama_tokenize(vocab(), text.data(), (int32_t)text.size(), tokens.data(), (int32_t)tokens.size(), add_special, parse_special);
+    return to_js(env, tokenize_text(vocab(), info[0].As<Napi::String>(), info.Length() > 1 && info[1].ToBoolean(), info.Length() > 2 && info[2].ToBoolean()));
+}
+
+// tokenizeAsync(text, addSpecial, parseSpecial): the same on the libuv pool (a long prompt would
+// hold the event loop for seconds); the weights stay alive until it settles
+Napi::Value Model::tokenize_async(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "tokenizeAsync");
+    // a string, or its UTF-8 bytes (JavaScript encodes a long text in slices between event-loop turns)
+    std::shared_ptr<std::string> text;
+    if (info.Length() >= 1 && info[0].IsString()) {
+        text = std::make_shared<std::string>(info[0].As<Napi::String>());
+    } else if (info.Length() >= 1 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+        auto bytes = info[0].As<Napi::Uint8Array>();
+        text = std::make_shared<std::string>((const char *)bytes.Data(), bytes.ElementLength());
+    } else {
+        throw_type(env, "tokenizeAsync: text must be a string or a Uint8Array of UTF-8");
     }
-    if (n < 0) throw_error(env, "tokenize failed");
-    auto out = Napi::Int32Array::New(env, n);
-    std::memcpy(out.Data(), tokens.data(), n * sizeof(llama_token));
-    return out;
+    const bool add_special = info.Length() > 1 && info[1].ToBoolean(), parse_special = info.Length() > 2 && info[2].ToBoolean();
+    auto tokens = std::make_shared<std::vector<int32_t>>();
+    const llama_vocab * v = vocab();
+    retain();
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(Value()));
+    return PromiseWorker::run(env,
+        [v, text, add_special, parse_special, tokens]() { *tokens = tokenize_text(v, *text, add_special, parse_special); },
+        [tokens](Napi::Env env) -> Napi::Value { return to_js(env, *tokens); },
+        [this, self]() { release(); });
 }
 
 static void check_tokens(Napi::Env env, const llama_vocab * v, const int32_t * t, size_t n, const char * what) {

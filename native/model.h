@@ -11,7 +11,7 @@ namespace layerskip {
 class Model : public Napi::ObjectWrap<Model> {
 public:
     static Napi::Function define(Napi::Env env);
-    static Napi::Value load(const Napi::CallbackInfo & info);      // (path, options) => Promise<Model>
+    static Napi::Value load(const Napi::CallbackInfo & info);      // (path, options) => { promise: Promise<Model>, cancel() }
     static Napi::Value quantize(const Napi::CallbackInfo & info);  // (src, dst, type, threads) => Promise<void>
 
     explicit Model(const Napi::CallbackInfo & info);
@@ -31,6 +31,7 @@ private:
 
     Napi::Value info(const Napi::CallbackInfo & info);
     Napi::Value tokenize(const Napi::CallbackInfo & info);
+    Napi::Value tokenize_async(const Napi::CallbackInfo & info);
     Napi::Value detokenize(const Napi::CallbackInfo & info);
     Napi::Value token_piece(const Napi::CallbackInfo & info);
     Napi::Value is_eog(const Napi::CallbackInfo & info);

@@ -1,7 +1,7 @@
 // Model loading and generation run off the main thread: a timer keeps firing on time meanwhile.
 import { describe, expect, it } from 'vitest';
-import { loadModel } from '../lib/index.js';
-import { randomModel } from './helpers.js';
+import { ContextFullError, loadModel } from '../lib/index.js';
+import { STORIES, randomModel } from './helpers.js';
 
 /** Runs `work` while a 5 ms interval measures the event loop's worst delay. */
 async function worstTimerLag<T>(work: () => Promise<T>): Promise<{ lag: number; ms: number; value: T }> {
@@ -40,5 +40,46 @@ describe('event loop stays responsive', () => {
     expect(load.lag).toBeLessThan(60);
     expect(gen.lag).toBeLessThan(60);
     expect(spec.lag).toBeLessThan(60);
+  });
+
+  it('a 10 MB prompt is tokenized off the main thread', async () => {
+    const model = await loadModel(STORIES);
+    const ctx = await model.createContext({ contextSize: 256, threads: 1 });
+    const text = 'Once upon a time, there was a little girl named Lily. '.repeat(190_000); // 10.3 MB
+    const long = await worstTimerLag(() => ctx.generate(text, { maxTokens: 4 }).result.catch((e: unknown) => e));
+    console.log(`timer lag: 10 MB prompt ${long.lag.toFixed(1)} ms of ${long.ms.toFixed(0)}`);
+    expect(long.value).toBeInstanceOf(ContextFullError); // millions of tokens do not fit 256
+    expect(long.ms).toBeGreaterThan(200); // long enough that blocking would show
+    expect(long.lag).toBeLessThan(50);
+    expect((await ctx.generate('Once upon a time', { maxTokens: 4 }).result).tokens).toHaveLength(4);
+    model.dispose();
+  });
+
+  it('an abort during a 2,000-token prompt rejects within 50 ms and emits nothing after', async () => {
+    const model = await loadModel(path);
+    const ctx = await model.createContext({ contextSize: 2048, threads: 1 });
+    const prompt = Array.from({ length: 2000 }, (_, i) => 3 + ((i * 7919) % 7000));
+    const ac = new AbortController();
+    const gen = ctx.generate(prompt, { maxTokens: 8, signal: ac.signal });
+    let abortedAt = 0;
+    let chunksAfter = 0;
+    const consumed = (async () => {
+      for await (const _ of gen) if (abortedAt > 0) chunksAfter++;
+    })().catch((e: unknown) => e);
+    setTimeout(() => {
+      abortedAt = performance.now();
+      ac.abort();
+    }, 150);
+    const error = await gen.result.catch((e: unknown) => e);
+    const latency = performance.now() - abortedAt;
+    await consumed;
+    console.log(`abort during a 2,000-token prompt: rejected ${latency.toFixed(1)} ms after abort()`);
+    expect(abortedAt).toBeGreaterThan(0); // the prompt was still being decoded at 150 ms
+    expect((error as Error).name).toBe('AbortError');
+    expect(latency).toBeLessThan(50);
+    expect(chunksAfter).toBe(0);
+    // the context stays usable, its cache consistent
+    expect((await ctx.generate([1, 300, 301], { maxTokens: 3 }).result).tokens).toHaveLength(3);
+    model.dispose();
   });
 });

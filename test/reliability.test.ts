@@ -1,13 +1,13 @@
 // Faults that used to take the process down or hang it, now clear errors (part of issue 12): a model
 // whose logits come out NaN (greedy returned token 0, top-k / top-p looped forever), a vocabulary
 // without byte tokens (tokenize threw a C++ exception that terminated the process), quantize misuse,
-// and the strict option checks that replaced silent coercions.
+// the strict option checks that replaced silent coercions, and races with dispose and abort.
 import { copyFileSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iterateTensorBytes, readGgufInfo, writeGguf, type GgufMetadataValue } from '../lib/gguf/index.js';
-import { loadModel, type Context, type Model } from '../lib/index.js';
+import { DisposedError, loadModel, type Context, type Model } from '../lib/index.js';
 import { SHAPES, STORIES, randomModel } from './helpers.js';
 
 const file = join(tmpdir(), `layerskip-nan-${process.pid}.gguf`);
@@ -145,5 +145,81 @@ describe('strict options (no silent coercion)', () => {
     c.setThreads(1);
     expect((await c.generate('Once', { maxTokens: 2 }).result).tokens.length).toBe(2);
     c.dispose();
+  });
+});
+
+describe('races with dispose and abort', () => {
+  it('dispose during createContext: DisposedError, nothing leaks, the process goes on', async () => {
+    for (let i = 0; i < 3; i++) {
+      const model = await loadModel(STORIES);
+      const pending = model.createContext({ contextSize: 64, threads: 1 });
+      model.dispose();
+      await expect(pending).rejects.toBeInstanceOf(DisposedError);
+      expect(model.disposed).toBe(true);
+    }
+    const model = await loadModel(STORIES);
+    const ctx = await model.createContext({ contextSize: 64, threads: 1 });
+    expect((await ctx.generate('Once', { maxTokens: 3 }).result).tokens).toHaveLength(3);
+    model.dispose();
+  });
+
+  it('an abort during loadModel rejects with the reason and frees what was loaded', async () => {
+    const ac = new AbortController();
+    const pending = loadModel(STORIES, { signal: ac.signal });
+    ac.abort();
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    const reason = new Error('user closed the window');
+    await expect(loadModel(STORIES, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    await expect(loadModel(STORIES, { signal: 'stop' as never })).rejects.toThrow(/signal must be an AbortSignal/);
+    const model = await loadModel(STORIES, { signal: new AbortController().signal });
+    expect(model.tokenize('Once').length).toBeGreaterThan(0);
+    model.dispose();
+  });
+
+  it('dispose during generate: DisposedError, no chunk after it, other contexts unaffected', async () => {
+    const model = await loadModel(STORIES);
+    const other = await model.createContext({ contextSize: 128, threads: 1 });
+    for (const selfSpeculative of [undefined, { exitLayer: 3, draftTokens: 3 }]) {
+      const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+      const gen = ctx.generate('Once upon a time', { maxTokens: 400, selfSpeculative });
+      let disposedAt = -1;
+      let chunksAfter = 0;
+      for await (const chunk of gen) {
+        if (disposedAt >= 0) chunksAfter++;
+        if (disposedAt < 0 && chunk.tokens.length > 0) {
+          disposedAt = chunk.tokens.length;
+          ctx.dispose();
+        }
+        if (disposedAt >= 0) break;
+      }
+      await expect(gen.result).rejects.toBeInstanceOf(DisposedError);
+      expect(chunksAfter).toBe(0);
+      expect(() => ctx.generate('x')).toThrow(DisposedError);
+    }
+    expect((await other.generate('Once upon a time', { maxTokens: 5 }).result).tokens).toHaveLength(5);
+    model.dispose();
+  });
+
+  it('dispose of the model during a generation: DisposedError, then freed', async () => {
+    const model = await loadModel(STORIES);
+    const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+    const gen = ctx.generate('Once upon a time', { maxTokens: 400 });
+    setTimeout(() => model.dispose(), 5);
+    await expect(gen.result).rejects.toBeInstanceOf(DisposedError);
+    expect(ctx.disposed).toBe(true);
+    await expect(model.createContext()).rejects.toBeInstanceOf(DisposedError);
+  });
+
+  it('tokenizeAsync equals tokenize, across its UTF-8 slices too', async () => {
+    const model = await loadModel(STORIES);
+    // a long text with 4-byte characters (surrogate pairs) so that some fall on slice boundaries
+    const text = 'Lily saw a 🐶 and said "hi". '.repeat(80_000);
+    const sync = model.tokenize(text);
+    const async_ = await model.tokenizeAsync(text);
+    expect(async_.length).toBe(sync.length);
+    expect(Array.from(async_)).toEqual(sync);
+    const p = model.tokenizeAsync(text);
+    model.dispose(); // while its text is being encoded: the native call never starts
+    await expect(p).rejects.toBeInstanceOf(DisposedError);
   });
 });

@@ -51,6 +51,7 @@ export class DecodeSession {
   /** Appends one generated token; returns false when the generation must stop with it. */
   accept(token: number): boolean {
     if (this.done) return false;
+    this.check(); // nothing is emitted after an abort or a dispose, even from a step already computed
     if (this.model.isEog(token)) {
       this.stopReason = 'eos';
       return false;
