@@ -89,7 +89,10 @@ function checkStructure(info: GgufFileInfo, fail: Fail): void {
   // llama.cpp's CPU kernels assume 32-byte aligned tensor data (AVX loads)
   if (a < 32 || (a & (a - 1)) !== 0 || a > 1 << 16) fail('structure', `general.alignment ${a} must be a power of two in [32, 65536]`);
   const names = new Set<string>();
+  let expectedOffset = 0; // GGUF packs tensor data in table order, each padded to the alignment
   for (const t of info.tensors) {
+    if (t.offset !== expectedOffset) fail('structure', `tensor ${t.name} has data offset ${t.offset}, expected ${expectedOffset} (tensor data must follow the table's order)`);
+    expectedOffset += Math.ceil(t.byteSize / a) * a;
     if (names.has(t.name)) fail('tensor-missing', `tensor ${t.name} appears twice`);
     names.add(t.name);
     if (t.name.length === 0 || t.name.length >= 64) fail('structure', `tensor name "${t.name.slice(0, 80)}" must have 1 to 63 characters (GGML_MAX_NAME)`);

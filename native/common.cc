@@ -2,6 +2,10 @@
 
 #include "llama.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -9,14 +13,23 @@
 namespace layerskip {
 
 namespace {
-thread_local std::string last_error;
+// error lines llama.cpp logged on this thread since the last take: a failed load logs its reason
+// first ("wrong number of tensors; expected 49, got 48") and a generic "failed to load model" last
+thread_local std::vector<std::string> error_lines;
+
+// lines that only say that something failed, not why
+bool is_generic(const std::string & line) {
+    static const std::string tail = ": failed to load model";
+    return line.size() >= tail.size() && line.compare(line.size() - tail.size(), tail.size(), tail) == 0;
+}
 
 void log_callback(ggml_log_level level, const char * text, void *) {
     if (level == GGML_LOG_LEVEL_ERROR && text) {
-        // keep the first line of the latest error: llama.cpp's reason for a failed call
         std::string msg(text);
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        if (!msg.empty()) last_error = msg;
+        static const std::string prefix = "llama_model_load: error loading model: ";
+        if (msg.compare(0, prefix.size(), prefix) == 0) msg.erase(0, prefix.size());
+        if (!msg.empty() && error_lines.size() < 8) error_lines.push_back(msg);
     }
     static const bool verbose = [] {
         const char * v = std::getenv("LAYERSKIP_LOG");
@@ -29,9 +42,16 @@ void log_callback(ggml_log_level level, const char * text, void *) {
 }  // namespace
 
 std::string take_last_llama_error() {
-    std::string msg;
-    msg.swap(last_error);
-    return msg;
+    std::string out, generic;
+    for (const auto & line : error_lines) {
+        if (is_generic(line) || line.find("failed to load model from") != std::string::npos) {
+            if (generic.empty()) generic = line;
+            continue;
+        }
+        out += (out.empty() ? "" : "; ") + line;
+    }
+    error_lines.clear();
+    return out.empty() ? generic : out;
 }
 
 void install_log_callback() {
@@ -92,6 +112,12 @@ void throw_error(Napi::Env env, const std::string & message, const char * code) 
     auto err = Napi::Error::New(env, message);
     if (code) err.Set("code", Napi::String::New(env, code));
     throw err;
+}
+
+void release_free_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 int32_t get_int(Napi::Env env, const Napi::Object & obj, const char * key, int32_t fallback, int32_t lo, int32_t hi) {

@@ -14,7 +14,8 @@
 
 namespace layerskip {
 
-// The last error-level message llama.cpp logged on this thread (cleared by take).
+// The error-level messages llama.cpp logged on this thread since the last take, the reason first
+// and generic "failed to load model" lines left out (cleared by take).
 std::string take_last_llama_error();
 void install_log_callback();
 
@@ -90,6 +91,11 @@ inline Napi::Float64Array to_js(Napi::Env env, const std::vector<double> & v) {
     std::copy(v.begin(), v.end(), a.Data());
     return a;
 }
+
+// Returns the C heap's free pages to the system after a model or context is freed: llama.cpp's many
+// small allocations (vocabulary maps, graphs) interleave across libuv threads, and without a trim
+// glibc keeps the holes, so a load -> dispose loop grew resident memory by ~15 KB a cycle.
+void release_free_memory();
 
 int32_t get_int(Napi::Env env, const Napi::Object & obj, const char * key, int32_t fallback, int32_t lo, int32_t hi);
 bool get_bool(const Napi::Object & obj, const char * key, bool fallback);

@@ -131,6 +131,7 @@ void Context::free_now() {
         llama_batch_free(embd_batch_);
         model_->release();
         model_ref_.Reset();
+        release_free_memory();
     }
 }
 

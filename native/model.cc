@@ -40,6 +40,7 @@ void Model::free_now() {
     if (model_) {
         llama_model_free(model_);
         model_ = nullptr;
+        release_free_memory();
     }
 }
 

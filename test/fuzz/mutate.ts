@@ -415,7 +415,7 @@ const LLAMA_LAYER_SUFFIXES = ['attn_q.weight', 'attn_k.weight', 'attn_v.weight',
 
 /** A replacement value of another type than `v`. */
 function wrongType(v: GgufMetadataValue, d: Dice): GgufMetadataValue {
-  const n = v.type !== 'array' && typeof v.value === 'number' ? v.value : 5;
+  const n = v.type !== 'array' && typeof v.value === 'number' && Number.isFinite(v.value) ? v.value : 5;
   const options: GgufMetadataValue[] = [
     { type: 'u8', value: n & 0xff }, { type: 'i8', value: -1 }, { type: 'u16', value: n & 0xffff }, { type: 'i16', value: -7 },
     { type: 'i32', value: -1 }, { type: 'u32', value: n >>> 0 }, { type: 'u64', value: BigInt(Math.trunc(n)) }, { type: 'i64', value: -1n },
