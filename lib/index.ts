@@ -1,6 +1,6 @@
 // layerskip: self-speculative decoding (LayerSkip) for local LLMs on a patched llama.cpp.
 export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './model.js';
-export { ModelFileError, validateModelFile, type ModelFileFault } from './model-validation.js';
+export { ModelFileError, checkModelInfo, validateModelFile, type ModelFileFault } from './model-validation.js';
 export {
   Context,
   defaultThreads,
