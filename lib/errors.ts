@@ -35,16 +35,41 @@ export function abortReason(signal: AbortSignal): Error {
   return new DOMException(typeof r === 'string' ? r : 'The generation was aborted', 'AbortError');
 }
 
+/** Type and range predicates for option checks (after sharp's `is` helpers). */
+export const is = {
+  defined: (v: unknown): boolean => v !== undefined && v !== null,
+  bool: (v: unknown): v is boolean => typeof v === 'boolean',
+  number: (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v),
+  integer: (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v),
+  string: (v: unknown): v is string => typeof v === 'string',
+  inRange: (v: number, min: number, max: number): boolean => v >= min && v <= max,
+  inArray: <T>(v: unknown, list: readonly T[]): v is T => list.includes(v as T),
+};
+
+/** How a received value is named in an error: strings quoted, the rest as String() gives them. */
+function describeActual(actual: unknown): string {
+  return typeof actual === 'string' ? JSON.stringify(actual) : String(actual);
+}
+
+/**
+ * The error for an option that is not what it must be (sharp's invalidParameterError): a TypeError
+ * when its type is wrong, a RangeError when only its value is. "threads must be an integer in [1, 2], got 16".
+ */
+export function invalidParameterError(name: string, expected: string, actual: unknown, kind: 'type' | 'range' = 'type'): TypeError | RangeError {
+  const message = `${name} must be ${expected}, got ${describeActual(actual)}`;
+  return kind === 'range' ? new RangeError(message) : new TypeError(message);
+}
+
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  if (!is.integer(value) || !is.inRange(value, min, max)) {
+    throw invalidParameterError(name, `an integer in [${min}, ${max}]`, value, 'range');
   }
   return value;
 }
 
 export function checkNumber(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be a number in [${min}, ${max}], got ${String(value)}`);
+  if (!is.number(value) || !is.inRange(value, min, max)) {
+    throw invalidParameterError(name, `a number in [${min}, ${max}]`, value, 'range');
   }
   return value;
 }
@@ -52,15 +77,13 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
 /** A boolean option, or undefined when absent: a string such as 'no' is an error, not "on". */
 export function checkBoolean(name: string, value: unknown): boolean | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new TypeError(`${name} must be true or false, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+  if (!is.bool(value)) throw invalidParameterError(name, 'true or false', value);
   return value;
 }
 
 /** One of a fixed set of values, or undefined when absent. */
 export function checkEnum<T extends string | number | boolean>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
-  if (!allowed.includes(value as T)) {
-    throw new RangeError(`${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
-  }
-  return value as T;
+  if (!is.inArray(value, allowed)) throw invalidParameterError(name, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`, value, 'range');
+  return value;
 }
