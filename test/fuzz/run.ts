@@ -17,21 +17,36 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DIST_ENTRY, REPOSITORY_ROOT, distIsStale, formatReport, reproduce, runFuzz } from './harness.js';
 
-const { values } = parseArgs({
-  strict: true,
-  options: {
-    cases: { type: 'string', default: '5000' },
-    seed: { type: 'string', default: '1' },
-    jobs: { type: 'string', default: '2' },
-    timeout: { type: 'string', default: '30000' },
-    'keep-crashes': { type: 'string' },
-    json: { type: 'string' },
-    model: { type: 'string' },
-    'no-validate': { type: 'boolean', default: false },
-    reproduce: { type: 'string' },
-    out: { type: 'string' },
-  },
-});
+const USAGE = 'usage: npm run fuzz -- [--cases N] [--seed S] [--jobs J] [--timeout MS] [--keep-crashes DIR] [--json FILE] [--model FILE] [--no-validate] | --reproduce SEED --out FILE';
+
+function parseFlags() {
+  try {
+    return parseArgs({ strict: true, options: FLAGS });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const FLAGS = {
+  cases: { type: 'string', default: '5000' },
+  seed: { type: 'string', default: '1' },
+  jobs: { type: 'string', default: '2' },
+  timeout: { type: 'string', default: '30000' },
+  'keep-crashes': { type: 'string' },
+  json: { type: 'string' },
+  model: { type: 'string' },
+  'no-validate': { type: 'boolean', default: false },
+  reproduce: { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const { values } = parseFlags();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 function integer(name: string, text: string, min: number): number {
   const n = Number(text);
