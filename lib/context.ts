@@ -83,6 +83,8 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   /** Stop when the text contains one of these (the stop string is not returned). */
   stop?: readonly string[];
+  /** Token ids that end the generation as the model's end-of-generation tokens do (not returned). */
+  stopTokens?: readonly number[];
   signal?: AbortSignal;
   /** Add the model's BOS token before the prompt (default: the model's setting). */
   addBos?: boolean;
@@ -250,6 +252,7 @@ export class Context {
       if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) {
         throw new TypeError('stop must be an array of non-empty strings');
       }
+      const stopTokens = new Set(options.stopTokens === undefined ? [] : this.checkTokens('stopTokens', options.stopTokens));
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
       // a long text is tokenized off the main thread when the generation starts (10 MB: seconds)
@@ -259,7 +262,7 @@ export class Context {
       if (promptTokens) this.checkPromptFits(promptTokens.length);
       options.signal?.throwIfAborted();
       const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(prompt as string, options);
-      return new Generation((emit) => this.run(tokens, options, sampling, maxTokens, stop, spec, emit).finally(release));
+      return new Generation((emit) => this.run(tokens, options, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release));
     } catch (e) {
       release();
       throw e;
@@ -286,11 +289,12 @@ export class Context {
     sampling: ReturnType<typeof resolveSampling>,
     maxTokens: number,
     stop: readonly string[],
+    stopTokens: ReadonlySet<number>,
     spec: ReturnType<typeof resolveSelfSpeculative> | null,
     emit: (chunk: GenerationChunk) => void,
   ): Promise<GenerationResult> {
     const t0 = performance.now();
-    const session = new DecodeSession(this.model.handle, maxTokens, stop, emit, options.signal, () => this.isDisposed);
+    const session = new DecodeSession(this.model.handle, maxTokens, stop, emit, options.signal, () => this.isDisposed, stopTokens);
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
     // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)

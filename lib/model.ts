@@ -7,6 +7,7 @@ import { loadNative, type NativeModel, type NativeModelInfo } from './native.js'
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
 import { validateModelFile } from './model-validation.js';
+import { ChatTemplateError, checkChatMessages, renderChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/template.js';
 
 export type ModelInfo = NativeModelInfo;
 
@@ -139,6 +140,33 @@ export class Model {
     const input = text.length > UTF8_SLICE * 2 ? await utf8InSlices(text) : text;
     this.assertLive('tokenizeAsync');
     return await this.handle.tokenizeAsync(input, addBos, special);
+  }
+
+  /**
+   * Renders a conversation with the model's chat template (tokenizer.chat_template, Jinja) or
+   * `options.template`. A leading BOS text is left out when the tokenizer adds BOS itself, so the
+   * prompt is not given two (as llama.cpp does). Throws ChatTemplateError when the model has no
+   * template (PLAIN_CHAT_TEMPLATE is a documented fallback) or the template rejects the messages.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    this.assertLive('applyChatTemplate');
+    const list = checkChatMessages(messages);
+    const addGenerationPrompt = checkBoolean('addGenerationPrompt', options.addGenerationPrompt) ?? true;
+    if (options.tools !== undefined && !Array.isArray(options.tools)) throw new TypeError('tools must be an array');
+    if (options.template !== undefined && (typeof options.template !== 'string' || options.template.length === 0)) throw new TypeError('template must be a non-empty string');
+    const source = options.template ?? this.info.chatTemplate;
+    if (!source) {
+      throw new ChatTemplateError(`${this.info.name || this.path} has no chat template (tokenizer.chat_template); pass { template }, for example PLAIN_CHAT_TEMPLATE`);
+    }
+    const { bos, eos, addBos } = this.info.specialTokens;
+    const bosToken = this.specialText(bos);
+    const text = renderChatTemplate(source, list, { addGenerationPrompt, bosToken, eosToken: this.specialText(eos), tools: options.tools });
+    return addBos && bosToken && text.startsWith(bosToken) ? text.slice(bosToken.length) : text;
+  }
+
+  /** The text of a special token ('' for none). */
+  private specialText(token: number): string {
+    return token >= 0 && token < this.info.vocabularySize ? this.handle.detokenize(Int32Array.of(token), true) : '';
   }
 
   /** Token ids to text. */

@@ -158,4 +158,6 @@ export interface NativeBinding {
     onProgress?: (step: number, loss: number) => void,
   ): Promise<{ adapter: Float32Array; bias: Float32Array; losses: Float64Array }>;
   dequantizeRows(rows: Uint8Array, type: number, rowLength: number): Float32Array;
+  /** llama.cpp's built-in chat renderer (known templates only, no Jinja); throws ERR_UNSUPPORTED_TEMPLATE otherwise. */
+  chatApplyBuiltinTemplate(template: string, messages: readonly { role: string; content: string }[], addAssistant: boolean): string;
 }

@@ -12,6 +12,8 @@
 #include "ggml-backend.h"
 
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace layerskip {
 
@@ -30,6 +32,40 @@ static Napi::Value system_info(const Napi::CallbackInfo & info) {
     o.Set("devices", devices);
     o.Set("gpuOffload", llama_supports_gpu_offload());
     return o;
+}
+
+// chatApplyBuiltinTemplate(template, messages: { role, content }[], addAssistant): llama.cpp's own
+// renderer (llama_chat_apply_template: a fixed list of known templates, no Jinja). The library renders
+// with Jinja; this is the reference its tests compare with. Throws for a template it does not know.
+static Napi::Value chat_apply_builtin_template(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsBoolean()) {
+        throw_type(env, "chatApplyBuiltinTemplate(template, messages, addAssistant)");
+    }
+    std::string tmpl = info[0].As<Napi::String>();
+    Napi::Array list = info[1].As<Napi::Array>();
+    std::vector<std::string> texts;  // roles and contents, alive while llama.cpp reads them
+    texts.reserve(list.Length() * 2);
+    size_t total = tmpl.size();
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        Napi::Value m = list.Get(i);
+        if (!m.IsObject() || !m.As<Napi::Object>().Get("role").IsString() || !m.As<Napi::Object>().Get("content").IsString()) {
+            throw_type(env, "chatApplyBuiltinTemplate: message " + std::to_string(i) + " needs string role and content");
+        }
+        texts.push_back(m.As<Napi::Object>().Get("role").As<Napi::String>());
+        texts.push_back(m.As<Napi::Object>().Get("content").As<Napi::String>());
+        total += texts[texts.size() - 1].size() + texts[texts.size() - 2].size();
+    }
+    std::vector<llama_chat_message> chat(list.Length());
+    for (size_t i = 0; i < chat.size(); ++i) chat[i] = {texts[2 * i].c_str(), texts[2 * i + 1].c_str()};
+    std::vector<char> buf(2 * total + 256);
+    int32_t n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), info[2].As<Napi::Boolean>(), buf.data(), (int32_t)buf.size());
+    if (n > (int32_t)buf.size()) {
+        buf.resize(n);
+        n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), info[2].As<Napi::Boolean>(), buf.data(), (int32_t)buf.size());
+    }
+    if (n < 0) throw_error(env, "llama.cpp's built-in renderer does not support this chat template", "ERR_UNSUPPORTED_TEMPLATE");
+    return Napi::String::New(env, buf.data(), n);
 }
 
 static Napi::Object init(Napi::Env env, Napi::Object exports) {
@@ -53,6 +89,9 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("systemInfo", Napi::Function::New<system_info>(env, "systemInfo"));
     exports.Set("trainExitAdapter", Napi::Function::New<train_exit_adapter>(env, "trainExitAdapter"));
     exports.Set("dequantizeRows", Napi::Function::New<dequantize_rows>(env, "dequantizeRows"));
+    exports.Set("chatApplyBuiltinTemplate", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
+        return guard_call(info, [&] { return chat_apply_builtin_template(info); });
+    }, "chatApplyBuiltinTemplate"));
     return exports;
 }
 

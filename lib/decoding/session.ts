@@ -20,6 +20,8 @@ export class DecodeSession {
     private readonly emit: (chunk: GenerationChunk) => void,
     private readonly signal: AbortSignal | undefined,
     private readonly isDisposed: () => boolean,
+    /** Tokens that end the generation like the model's own end-of-generation tokens (a chat template's end of turn). */
+    private readonly stopTokens: ReadonlySet<number> = new Set(),
   ) {
     this.out = new TextOutput(stopStrings);
     this.hasStopStrings = stopStrings.length > 0;
@@ -31,7 +33,7 @@ export class DecodeSession {
   }
 
   isEog(token: number): boolean {
-    return this.model.isEog(token);
+    return this.model.isEog(token) || this.stopTokens.has(token);
   }
 
   get done(): boolean {
@@ -52,7 +54,7 @@ export class DecodeSession {
   accept(token: number): boolean {
     if (this.done) return false;
     this.check(); // nothing is emitted after an abort or a dispose, even from a step already computed
-    if (this.model.isEog(token)) {
+    if (this.isEog(token)) {
       this.stopReason = 'eos';
       return false;
     }
