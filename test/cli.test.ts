@@ -78,3 +78,47 @@ describe('layerskip CLI', () => {
     expect(spec.stderr).toMatch(/self-speculative: exit layer 4\/5/);
   }, 120_000);
 });
+
+describe('layerskip chat (driven through its streams)', () => {
+  it('two turns, an answer stopped with Ctrl-C (SIGINT), another turn, then end of input', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [cli, 'chat', '-n', '400', '--ctx', '2048'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const prompts = () => out.split('> ').length - 1;
+    const until = async (cond: () => boolean, what: string) => {
+      const t0 = Date.now();
+      while (!cond()) {
+        if (Date.now() - t0 > 60_000) throw new Error(`timed out waiting for ${what}; stdout: ${out}; stderr: ${err}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await until(() => prompts() >= 1, 'the first prompt');
+    child.stdin.write('Once upon a time\n');
+    await until(() => prompts() >= 2, 'the first answer');
+    child.stdin.write('What did Lily do next?\n');
+    await until(() => prompts() >= 3, 'the second answer');
+    expect(err.match(/\[\d+ tokens, .* reused\)\]/g)).toHaveLength(2);
+    expect(err).toMatch(/prompt \d+ \([1-9]\d* reused\)/); // the second turn kept the first in the KV cache
+    // a third turn, interrupted as soon as its answer starts streaming
+    const before = out.length;
+    child.stdin.write('Tell me a long story about a dog\n');
+    await until(() => out.length > before, 'the third answer to start');
+    child.kill('SIGINT');
+    await until(() => prompts() >= 4, 'the prompt after the stopped answer');
+    expect(out.slice(before)).toMatch(/\[answer stopped\]/);
+    child.stdin.write('Thank you\n');
+    await until(() => prompts() >= 5, 'the answer after the stopped one');
+    child.stdin.end(); // Ctrl-D
+    expect(await exited).toBe(0);
+    expect(err.match(/\[\d+ tokens, /g)).toHaveLength(3); // the stopped answer reports no statistics
+  }, 120_000);
+
+  it('rejects bad flags', () => {
+    expect(run('chat', '--draft', '2').stderr).toMatch(/need --exit-layer/);
+    expect(run('chat', '--template', join(work, 'missing.jinja')).status).toBe(1);
+  });
+});

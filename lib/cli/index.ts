@@ -9,6 +9,7 @@ import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
 import { HelpRequested, intFlag, numberFlag, parse, required, UsageError } from './args.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
+import { chatCommand, chatUsage } from './chat.js';
 import { sweepCommand, sweepUsage } from './sweep.js';
 
 const USAGE = `Usage:
@@ -16,7 +17,7 @@ const USAGE = `Usage:
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]]
                      (without -m: the bundled demo model, stories260K)
-  layerskip info -m MODEL [--json]
+${chatUsage}  layerskip info -m MODEL [--json]
   layerskip quantize SOURCE DESTINATION TYPE      (TYPE: ${QUANTIZATION_TYPES.join(', ')})
 ${calibrateUsage}${analyzeUsage}${sweepUsage}`;
 
@@ -122,7 +123,7 @@ async function quantize(argv: string[]): Promise<void> {
 }
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  generate, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
+  generate, chat: chatCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
 };
 
 async function main(): Promise<void> {

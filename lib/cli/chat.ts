@@ -1,0 +1,101 @@
+// `layerskip chat`: an interactive conversation on a model's chat template. Each line is a user
+// turn; the answer streams to stdout. Ctrl-C stops the current answer (the conversation goes on),
+// Ctrl-D (end of input) ends the session.
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { ChatSession } from '../chat/session.js';
+import { PLAIN_CHAT_TEMPLATE } from '../chat/template.js';
+import type { GenerateOptions } from '../context.js';
+import { DEMO_MODEL_PATH } from '../demo-model.js';
+import { loadModel } from '../model.js';
+import { intFlag, numberFlag, parse, UsageError } from './args.js';
+
+export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
+                 [--seed S] [--threads T] [--ctx N] [--exit-layer E [--draft D] [--draft-head FILE]]
+                 (one user turn per line; Ctrl-C stops the current answer, Ctrl-D ends; a model
+                  without a chat template gets the plain "User: / Assistant:" fallback)
+`;
+
+export async function chatCommand(argv: string[]): Promise<void> {
+  const { values } = parse('chat', argv, {
+    model: { type: 'string', short: 'm' },
+    system: { type: 'string' },
+    template: { type: 'string' },
+    'max-tokens': { type: 'string', short: 'n' },
+    temp: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    threads: { type: 'string', short: 't' },
+    ctx: { type: 'string', short: 'c' },
+    'exit-layer': { type: 'string' },
+    draft: { type: 'string' },
+    'draft-head': { type: 'string' },
+  });
+  const options: GenerateOptions = {
+    maxTokens: intFlag('max-tokens', values['max-tokens'], 1) ?? 256,
+    temperature: numberFlag('temp', values.temp, { min: 0 }),
+    topK: intFlag('top-k', values['top-k'], 0),
+    topP: numberFlag('top-p', values['top-p'], { min: 0, max: 1 }),
+    seed: intFlag('seed', values.seed, 0, 2 ** 32 - 1),
+  };
+  const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
+  if (exitLayer !== undefined) {
+    options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead: values['draft-head'] };
+  } else if (values.draft !== undefined || values['draft-head'] !== undefined) {
+    throw new UsageError('chat: --draft and --draft-head need --exit-layer');
+  }
+  let template = values.template === undefined ? undefined : readFileSync(values.template, 'utf8');
+  if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K)\n`);
+  const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
+  try {
+    if (!template && !model.info.chatTemplate) {
+      process.stderr.write('layerskip: the model has no chat template; using the plain "User: / Assistant:" transcript\n');
+      template = PLAIN_CHAT_TEMPLATE;
+    }
+    const ctx = await model.createContext({ threads: intFlag('threads', values.threads, 1), contextSize: intFlag('ctx', values.ctx, 1) });
+    const chat = new ChatSession(ctx, { systemPrompt: values.system, template });
+    await converse(chat, options);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The read-answer loop: lines queue while an answer streams; an interrupt stops only that answer. */
+async function converse(chat: ChatSession, options: GenerateOptions): Promise<void> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true });
+  let answering: AbortController | null = null;
+  // a terminal delivers Ctrl-C to readline; a pipe (tests, scripts) gets the signal itself
+  const interrupt = () => {
+    if (answering) answering.abort();
+    else process.stderr.write('\n(Ctrl-D ends the chat)\n');
+  };
+  rl.on('SIGINT', interrupt);
+  process.on('SIGINT', interrupt);
+  rl.setPrompt('> ');
+  rl.prompt();
+  try {
+    for await (const line of rl) {
+      if (line.trim().length > 0) {
+        answering = new AbortController();
+        const turn = chat.prompt(line, { ...options, signal: answering.signal });
+        try {
+          for await (const chunk of turn) process.stdout.write(chunk.text);
+          const r = await turn.result;
+          process.stdout.write('\n');
+          const spec = r.speculative ? `, ${r.speculative.tokensPerRound.toFixed(2)} tokens/round, acceptance ${(r.speculative.acceptanceRate * 100).toFixed(0)}%` : '';
+          process.stderr.write(`[${r.timings.generatedTokens} tokens, ${r.timings.tokensPerSecond.toFixed(0)} tokens/s, prompt ${r.timings.promptTokens} (${r.timings.reusedPromptTokens} reused)${spec}]\n`);
+        } catch (e) {
+          if ((e as Error).name !== 'AbortError') throw e;
+          process.stdout.write('\n[answer stopped]\n');
+        } finally {
+          answering = null;
+        }
+      }
+      rl.prompt();
+    }
+  } finally {
+    process.off('SIGINT', interrupt);
+    rl.close();
+  }
+}
