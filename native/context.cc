@@ -37,6 +37,7 @@ struct Context::DecodeJob {
     std::vector<int32_t> tokens;   // start == 0
     std::vector<float> hidden;     // start > 0 with explicit hidden states
     bool use_cached_hidden = false;
+    int32_t seq = 0;  // the sequence
     int32_t pos0 = 0, n = 0, start = 0, end = 0;
     int outputs = 0;  // 0 last, 1 all, 2 none
     bool want_logits = false, want_probs = false, want_hidden = false;
@@ -50,6 +51,7 @@ struct Context::DecodeJob {
 
 struct Context::DraftJob {
     // inputs
+    int32_t seq = 0;
     int32_t token = 0, layer = 0, max_tokens = 0;
     float min_prob = 0;          // stop when a draft's top probability falls below (not for the first)
     bool finish = false;         // run the last draft through layers [0, layer) too (unless it is EOG)
@@ -63,9 +65,24 @@ struct Context::DraftJob {
     double native_ms = 0;        // time spent in run_draft on the worker thread
 };
 
+// decodeMany: full-model token decodes of several sequences in one batch (one llama_decode)
+struct Context::ManyJob {
+    struct Entry {
+        int32_t seq = 0, pos0 = 0;
+        std::vector<int32_t> tokens;
+        int outputs = 0;  // 0 last, 1 all, 2 none
+        bool want_logits = false;
+        std::vector<int32_t> argmax;
+        std::vector<float> logits;
+    };
+    std::vector<Entry> entries;
+    double native_ms = 0;
+};
+
 Napi::Function Context::define(Napi::Env env) {
     return DefineClass(env, "NativeContext", {
         InstanceMethod<&Context::guarded<&Context::decode>>("decode"),
+        InstanceMethod<&Context::guarded<&Context::decode_many>>("decodeMany"),
         InstanceMethod<&Context::guarded<&Context::draft>>("draft"),
         InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),
         InstanceMethod<&Context::guarded<&Context::remove_from>>("removeFrom"),
@@ -91,6 +108,8 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     n_vocab_ = llama_vocab_n_tokens(model_->vocab());
     n_ctx_ = (int32_t)llama_n_ctx(ctx_);
     n_batch_ = (int32_t)llama_n_batch(ctx_);
+    n_seq_ = (int32_t)llama_n_seq_max(ctx_);
+    for (int32_t i = 0; i < n_seq_; ++i) seqs_.push_back(std::make_unique<SeqState>());
     range_end_ = n_layer_;
     attach_threads(llama_n_threads(ctx_), llama_n_threads_batch(ctx_));
     tok_batch_ = llama_batch_init(n_batch_, 0, 1);
@@ -145,7 +164,9 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
     params.n_batch = (uint32_t)get_int(env, opts, "batchSize", std::min<int32_t>(512, params.n_ctx), 1, 1 << 16);
     params.n_batch = std::min(params.n_batch, params.n_ctx);
     params.n_ubatch = params.n_batch;
-    params.n_seq_max = 1;
+    // sequences share one KV buffer (unified): each takes the cells it uses, and a batch may mix them
+    params.n_seq_max = (uint32_t)get_int(env, opts, "sequences", 1, 1, 64);
+    params.kv_unified = true;
     params.n_threads = get_int(env, opts, "threads", 1, 1, 1024);
     params.n_threads_batch = get_int(env, opts, "batchThreads", params.n_threads, 1, 1024);
     params.no_perf = true;
@@ -186,17 +207,28 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
         [model]() { model->release(); });
 }
 
+int32_t Context::seq_arg(Napi::Env env, const Napi::Object & o) const {
+    return get_int(env, o, "sequence", 0, 0, n_seq_ - 1);
+}
+
+int32_t Context::cells_used() const {
+    int32_t used = 0;
+    for (const auto & s : seqs_) used += s->n_past.load();
+    return used;
+}
+
 // new drafts at `layer` may follow pending drafts only if those exit at the same layer
-void Context::check_draft_continues(Napi::Env env, const char * what, int32_t layer) const {
-    if (n_full_ < n_past_ && draft_layer_ != layer) {
-        throw_error(env, std::string(what) + ": pending drafts were made with exit layer " + std::to_string(draft_layer_) +
+void Context::check_draft_continues(Napi::Env env, const char * what, const SeqState & seq, int32_t layer) const {
+    if (seq.n_full < seq.n_past && seq.draft_layer != layer) {
+        throw_error(env, std::string(what) + ": pending drafts were made with exit layer " + std::to_string(seq.draft_layer) +
             ", not " + std::to_string(layer), "ERR_PENDING_DRAFT");
     }
 }
 
 void Context::check_room(Napi::Env env, const char * what, int32_t n) const {
-    if (n_past_ + n > n_ctx_) {
-        throw_error(env, std::string(what) + ": the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
+    const int32_t used = cells_used();
+    if (used + n > n_ctx_) {
+        throw_error(env, std::string(what) + ": the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(used) +
             " used, " + std::to_string(n) + " more requested)", "ERR_CONTEXT_FULL");
     }
 }
@@ -227,6 +259,8 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "decode: options object expected");
     Napi::Object o = info[0].As<Napi::Object>();
     auto job = std::make_shared<DecodeJob>();
+    job->seq = seq_arg(env, o);
+    SeqState & S = *seqs_[job->seq];
 
     job->start = 0;
     job->end = n_layer_;
@@ -274,31 +308,31 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
             }
         }
         if (o.Has("hidden") && !o.Get("hidden").IsUndefined()) throw_type(env, "decode: hidden states are input only for a range that starts above 0");
-        job->pos0 = get_int(env, o, "position", n_past_, 0, INT32_MAX - 1);
-        if (job->pos0 != n_past_) {
+        job->pos0 = get_int(env, o, "position", S.n_past, 0, INT32_MAX - 1);
+        if (job->pos0 != S.n_past) {
             throw_range(env, "decode: position " + std::to_string(job->pos0) + " does not continue the sequence (next position is " +
-                std::to_string(n_past_) + "; remove positions with removeFrom() to rewind)");
+                std::to_string(S.n_past) + "; remove positions with removeFrom() to rewind)");
         }
-        if (job->end == n_layer_ && n_full_ < n_past_) {
-            throw_error(env, "decode: positions [" + std::to_string(n_full_) + ", " + std::to_string(n_past_) +
-                ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(n_full_) + ") before a full decode", "ERR_PENDING_DRAFT");
+        if (job->end == n_layer_ && S.n_full < S.n_past) {
+            throw_error(env, "decode: positions [" + std::to_string(S.n_full) + ", " + std::to_string(S.n_past) +
+                ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") before a full decode", "ERR_PENDING_DRAFT");
         }
-        if (job->end < n_layer_) check_draft_continues(env, "decode", job->end);
+        if (job->end < n_layer_) check_draft_continues(env, "decode", S, job->end);
     } else {
         if (o.Has("tokens") && !o.Get("tokens").IsUndefined()) throw_type(env, "decode: a range that starts above 0 takes hidden states, not tokens");
-        if (n_full_ >= n_past_ || draft_layer_ != job->start) {
+        if (S.n_full >= S.n_past || S.draft_layer != job->start) {
             throw_error(env, "decode: no early-exit drafts at layer " + std::to_string(job->start) + " to verify" +
-                (n_full_ < n_past_ ? " (pending drafts exit at layer " + std::to_string(draft_layer_) + ")" : ""), "ERR_NO_DRAFT");
+                (S.n_full < S.n_past ? " (pending drafts exit at layer " + std::to_string(S.draft_layer) + ")" : ""), "ERR_NO_DRAFT");
         }
-        job->pos0 = get_int(env, o, "position", n_full_, 0, INT32_MAX - 1);
-        if (job->pos0 != n_full_) {
-            throw_range(env, "decode: verification must start at position " + std::to_string(n_full_) +
+        job->pos0 = get_int(env, o, "position", S.n_full, 0, INT32_MAX - 1);
+        if (job->pos0 != S.n_full) {
+            throw_range(env, "decode: verification must start at position " + std::to_string(S.n_full) +
                 " (the first unverified draft), got " + std::to_string(job->pos0));
         }
         Napi::Value hv = o.Get("hidden");
         if (hv.IsUndefined() || hv.IsNull()) {
             job->use_cached_hidden = true;
-            job->n = get_int(env, o, "count", n_past_ - n_full_, 1, n_past_ - n_full_);
+            job->n = get_int(env, o, "count", S.n_past - S.n_full, 1, S.n_past - S.n_full);
         } else {
             if (!hv.IsTypedArray() || hv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
                 throw_type(env, "decode: hidden must be a Float32Array");
@@ -311,9 +345,9 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
             job->hidden.assign(ha.Data(), ha.Data() + ha.ElementLength());
             job->n = (int32_t)(ha.ElementLength() / n_embd_);
         }
-        if (job->pos0 + job->n > n_past_) {
+        if (job->pos0 + job->n > S.n_past) {
             throw_range(env, "decode: positions [" + std::to_string(job->pos0) + ", " + std::to_string(job->pos0 + job->n) +
-                ") have no early-layer KV (drafts end at " + std::to_string(n_past_) + ")");
+                ") have no early-layer KV (drafts end at " + std::to_string(S.n_past) + ")");
         }
     }
     if (job->n <= 0) throw_range(env, "decode: nothing to decode");
@@ -346,11 +380,126 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
 }
 
+// decodeMany([{ sequence, tokens: Int32Array, outputs?: 'last' | 'all' | 'none', logits?: boolean }])
+//   => Promise<{ results: [{ argmax, logits? }], nativeMs }>
+// Full-model decodes of several sequences in one llama_decode: the plain steps and prompt chunks of
+// concurrent generations share one pass over the weights. Each sequence continues at its next
+// position and may appear once.
+Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "decodeMany");
+    if (info.Length() < 1 || !info[0].IsArray()) throw_type(env, "decodeMany: an array of { sequence, tokens } expected");
+    Napi::Array list = info[0].As<Napi::Array>();
+    auto job = std::make_shared<ManyJob>();
+    std::vector<bool> seen(n_seq_, false);
+    int32_t total = 0;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        if (!list.Get(i).IsObject()) throw_type(env, "decodeMany: entry " + std::to_string(i) + " must be an object");
+        Napi::Object o = list.Get(i).As<Napi::Object>();
+        ManyJob::Entry e;
+        e.seq = seq_arg(env, o);
+        if (seen[e.seq]) throw_range(env, "decodeMany: sequence " + std::to_string(e.seq) + " appears twice");
+        seen[e.seq] = true;
+        const SeqState & S = *seqs_[e.seq];
+        Napi::Value tv = o.Get("tokens");
+        if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeMany: tokens must be an Int32Array");
+        auto ta = tv.As<Napi::Int32Array>();
+        if (ta.ElementLength() == 0) throw_range(env, "decodeMany: entry " + std::to_string(i) + " has no tokens");
+        e.tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
+        for (int32_t t : e.tokens) {
+            if (t < 0 || t >= n_vocab_) throw_range(env, "decodeMany: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(n_vocab_) + ")");
+        }
+        std::string outputs = o.Has("outputs") && o.Get("outputs").IsString() ? o.Get("outputs").As<Napi::String>().Utf8Value() : "last";
+        if (outputs == "last") e.outputs = 0;
+        else if (outputs == "all") e.outputs = 1;
+        else if (outputs == "none") e.outputs = 2;
+        else throw_range(env, "decodeMany: outputs must be 'last', 'all' or 'none'");
+        e.want_logits = get_bool(o, "logits", false);
+        if (S.n_full < S.n_past) {
+            throw_error(env, "decodeMany: sequence " + std::to_string(e.seq) + " holds early-exit drafts; verify or remove them first", "ERR_PENDING_DRAFT");
+        }
+        e.pos0 = S.n_past;
+        total += (int32_t)e.tokens.size();
+        job->entries.push_back(std::move(e));
+    }
+    if (job->entries.empty()) throw_range(env, "decodeMany: nothing to decode");
+    if (total > n_batch_) throw_range(env, "decodeMany: " + std::to_string(total) + " tokens exceed the batch size " + std::to_string(n_batch_));
+    check_room(env, "decodeMany", total);
+
+    return run_busy(env,
+        [this, job]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_decode_many(*job);
+            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [job](Napi::Env env) -> Napi::Value {
+            Napi::Array results = Napi::Array::New(env, job->entries.size());
+            for (size_t i = 0; i < job->entries.size(); ++i) {
+                Napi::Object r = Napi::Object::New(env);
+                r.Set("argmax", to_js(env, job->entries[i].argmax));
+                if (job->entries[i].want_logits) r.Set("logits", to_js(env, job->entries[i].logits));
+                results.Set((uint32_t)i, r);
+            }
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("results", results);
+            out.Set("nativeMs", job->native_ms);
+            return out;
+        });
+}
+
+void Context::run_decode_many(ManyJob & job) {
+    FlushDenormals ftz;
+    use_layer_range(0, n_layer_);
+    llama_batch & b = tok_batch_;
+    int32_t n = 0;
+    for (const auto & e : job.entries) {
+        for (size_t i = 0; i < e.tokens.size(); ++i, ++n) {
+            b.token[n] = e.tokens[i];
+            b.pos[n] = e.pos0 + (int32_t)i;
+            b.n_seq_id[n] = 1;
+            b.seq_id[n][0] = e.seq;
+            b.logits[n] = e.outputs == 1 || (e.outputs == 0 && i + 1 == e.tokens.size());
+        }
+    }
+    b.n_tokens = n;
+    auto rollback = [&] {
+        for (const auto & e : job.entries) llama_memory_seq_rm(llama_get_memory(ctx_), e.seq, e.pos0, -1);
+    };
+    take_last_llama_error();
+    const int32_t ret = llama_decode(ctx_, b);
+    if (ret != 0) {
+        std::string why = take_last_llama_error();
+        rollback();
+        throw_decode_failure(ret, why);
+    }
+    try {
+        int32_t at = 0;
+        for (auto & e : job.entries) {
+            for (size_t i = 0; i < e.tokens.size(); ++i, ++at) {
+                if (!b.logits[at]) continue;
+                const float * row = llama_get_logits_ith(ctx_, at);
+                if (!row) throw std::runtime_error("no logits for output " + std::to_string(at));
+                e.argmax.push_back(row_best(row, false, nullptr));
+                if (e.want_logits) e.logits.insert(e.logits.end(), row, row + n_vocab_);
+            }
+        }
+    } catch (...) {
+        rollback();  // a non-finite row: none of this batch stays
+        throw;
+    }
+    for (const auto & e : job.entries) {
+        SeqState & S = *seqs_[e.seq];
+        S.n_past = S.n_full = e.pos0 + (int32_t)e.tokens.size();
+    }
+}
+
+
 void Context::run_decode(DecodeJob & job) {
     FlushDenormals ftz;
     const int32_t n = job.n;
     const bool draft = job.start == 0 && job.end < n_layer_;
     const bool verify = job.start > 0;
+    SeqState & S = *seqs_[job.seq];
 
     use_layer_range(job.start, job.end);
     if (draft) use_exit_layer(job.end);
@@ -361,11 +510,11 @@ void Context::run_decode(DecodeJob & job) {
         if (!verify) b.token[i] = job.tokens[i];
         b.pos[i] = job.pos0 + i;
         b.n_seq_id[i] = 1;
-        b.seq_id[i][0] = 0;
+        b.seq_id[i][0] = job.seq;
         b.logits[i] = job.outputs == 1 || (job.outputs == 0 && i == n - 1);
     }
     if (verify) {
-        const float * src = job.use_cached_hidden ? hidden_cache_.data() : job.hidden.data();
+        const float * src = job.use_cached_hidden ? S.hidden_cache.data() : job.hidden.data();
         std::memcpy(b.embd, src, (size_t)n * n_embd_ * sizeof(float));
     }
 
@@ -385,8 +534,8 @@ void Context::run_decode(DecodeJob & job) {
     if (ret != 0) {
         std::string why = take_last_llama_error();
         // a failed decode leaves no cells for this batch (the KV cache restores them), except for
-        // an aborted compute; positions past n_past_ are dropped either way
-        llama_memory_seq_rm(llama_get_memory(ctx_), 0, verify ? n_past_.load() : job.pos0, -1);
+        // an aborted compute; positions past S.n_past are dropped either way
+        llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, verify ? S.n_past.load() : job.pos0, -1);
         throw_decode_failure(ret, why);
     }
 
@@ -406,23 +555,23 @@ void Context::run_decode(DecodeJob & job) {
     }
     } catch (...) {
         // a verification leaves its drafts pending (a retry overwrites the same cells)
-        if (!verify) llama_memory_seq_rm(llama_get_memory(ctx_), 0, job.pos0, -1);
+        if (!verify) llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, job.pos0, -1);
         throw;
     }
 
     if (draft) {
         const float * h = llama_get_embeddings_layer_inp(ctx_, job.end);
-        if (n_full_ == n_past_) hidden_cache_.clear();
-        hidden_cache_.insert(hidden_cache_.end(), h, h + (size_t)n * n_embd_);
+        if (S.n_full == S.n_past) S.hidden_cache.clear();
+        S.hidden_cache.insert(S.hidden_cache.end(), h, h + (size_t)n * n_embd_);
         if (job.want_hidden) job.hidden_out.assign(h, h + (size_t)n * n_embd_);
-        draft_layer_ = job.end;
-        n_past_ = job.pos0 + n;
+        S.draft_layer = job.end;
+        S.n_past = job.pos0 + n;
     } else if (verify) {
-        n_full_ = job.pos0 + n;
-        hidden_cache_.erase(hidden_cache_.begin(), hidden_cache_.begin() + (size_t)n * n_embd_);
-        if (n_full_ == n_past_) draft_layer_ = 0;
+        S.n_full = job.pos0 + n;
+        S.hidden_cache.erase(S.hidden_cache.begin(), S.hidden_cache.begin() + (size_t)n * n_embd_);
+        if (S.n_full == S.n_past) S.draft_layer = 0;
     } else {
-        n_past_ = n_full_ = job.pos0 + n;
+        S.n_past = S.n_full = job.pos0 + n;
     }
 }
 
@@ -484,6 +633,8 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
     Napi::Object o = info[0].As<Napi::Object>();
     auto job = std::make_shared<DraftJob>();
+    job->seq = seq_arg(env, o);
+    SeqState & S = *seqs_[job->seq];
     for (const char * key : {"token", "layer", "maxTokens"}) {
         if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("draft: ") + key + " is required");
     }
@@ -510,7 +661,7 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
         if ((int32_t)ua.ElementLength() < job->max_tokens) throw_range(env, "draft: sampling needs one uniform per draft");
         job->uniforms.assign(ua.Data(), ua.Data() + job->max_tokens);
     }
-    check_draft_continues(env, "draft", job->layer);
+    check_draft_continues(env, "draft", S, job->layer);
     check_room(env, "draft", job->max_tokens);
 
     return run_busy(env,
@@ -532,33 +683,34 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
 
 void Context::run_draft(DraftJob & job) {
     FlushDenormals ftz;
+    SeqState & S = *seqs_[job.seq];
     use_layer_range(0, job.layer);
     use_exit_layer(job.layer);
     const llama_vocab * vocab = model_->vocab();
     const bool sample = job.temperature > 0;
     const bool want_probs = job.min_prob > 0;
-    if (n_full_ == n_past_) hidden_cache_.clear();
+    if (S.n_full == S.n_past) S.hidden_cache.clear();
 
     // one token through layers [0, layer) at the next position; its hidden state joins the cache
     auto step = [&](int32_t token, bool output) -> const float * {
         llama_batch & b = tok_batch_;
         b.n_tokens = 1;
         b.token[0] = token;
-        b.pos[0] = n_past_;
+        b.pos[0] = S.n_past;
         b.n_seq_id[0] = 1;
-        b.seq_id[0][0] = 0;
+        b.seq_id[0][0] = job.seq;
         b.logits[0] = output;
         take_last_llama_error();
         const int32_t ret = llama_decode(ctx_, b);
         if (ret != 0) {
             std::string why = take_last_llama_error();
-            llama_memory_seq_rm(llama_get_memory(ctx_), 0, n_past_, -1);
+            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, S.n_past, -1);
             throw_decode_failure(ret, why);
         }
         const float * h = llama_get_embeddings_layer_inp(ctx_, job.layer);
-        hidden_cache_.insert(hidden_cache_.end(), h, h + n_embd_);
-        draft_layer_ = job.layer;
-        ++n_past_;
+        S.hidden_cache.insert(S.hidden_cache.end(), h, h + n_embd_);
+        S.draft_layer = job.layer;
+        ++S.n_past;
         return output ? llama_get_logits_ith(ctx_, 0) : nullptr;
     };
 
@@ -601,9 +753,9 @@ void Context::run_draft(DraftJob & job) {
         feed = tok;
         pending = true;
         if (llama_vocab_is_eog(vocab, tok)) break;  // drafting further is wasted
-        if (n_past_ >= n_ctx_) break;
+        if (cells_used() >= n_ctx_) break;
     }
-    if (job.finish && pending && !job.tokens.empty() && !llama_vocab_is_eog(vocab, feed) && n_past_ < n_ctx_) {
+    if (job.finish && pending && !job.tokens.empty() && !llama_vocab_is_eog(vocab, feed) && cells_used() < n_ctx_) {
         step(feed, false);
         pending = false;
     }
@@ -678,33 +830,55 @@ Napi::Value Context::set_draft_head(const Napi::CallbackInfo & info) {
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
 }
 
+// the sequence argument of removeFrom / clear / state: a number in [0, sequences), or undefined (0)
+static int32_t seq_index(Napi::Env env, const Napi::CallbackInfo & info, size_t at, int32_t n_seq, const char * what) {
+    if (info.Length() <= at || info[at].IsUndefined()) return 0;
+    if (!info[at].IsNumber()) throw_type(env, std::string(what) + ": sequence must be a number");
+    const double v = info[at].As<Napi::Number>().DoubleValue();
+    if (v != std::floor(v) || v < 0 || v >= n_seq) {
+        throw_range(env, std::string(what) + ": sequence must be an integer in [0, " + std::to_string(n_seq - 1) + "], got " + std::to_string(v));
+    }
+    return (int32_t)v;
+}
+
+// removeFrom(position, sequence?)
 Napi::Value Context::remove_from(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_usable(env, "removeFrom");
     if (info.Length() < 1 || !info[0].IsNumber()) throw_type(env, "removeFrom: position must be a number");
     double p = info[0].As<Napi::Number>().DoubleValue();
     if (p != std::floor(p) || p < 0) throw_range(env, "removeFrom: position must be a non-negative integer");
-    const int32_t pos = (int32_t)std::min<double>(p, n_past_);
-    if (pos < n_past_) {
-        llama_memory_seq_rm(llama_get_memory(ctx_), 0, pos, -1);
-        if (pos < n_full_) {
-            n_full_ = pos;
-            hidden_cache_.clear();
+    const int32_t seq = seq_index(env, info, 1, n_seq_, "removeFrom");
+    SeqState & S = *seqs_[seq];
+    const int32_t pos = (int32_t)std::min<double>(p, S.n_past);
+    if (pos < S.n_past) {
+        llama_memory_seq_rm(llama_get_memory(ctx_), seq, pos, -1);
+        if (pos < S.n_full) {
+            S.n_full = pos;
+            S.hidden_cache.clear();
         } else {
-            hidden_cache_.resize((size_t)(pos - n_full_) * n_embd_);
+            S.hidden_cache.resize((size_t)(pos - S.n_full) * n_embd_);
         }
-        n_past_ = pos;
-        if (n_full_ == n_past_) draft_layer_ = 0;
+        S.n_past = pos;
+        if (S.n_full == S.n_past) S.draft_layer = 0;
     }
     return env.Undefined();
 }
 
+// clear(sequence?): one sequence's cells, or every sequence's without an argument
 Napi::Value Context::clear(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_usable(env, "clear");
-    llama_memory_clear(llama_get_memory(ctx_), true);
-    n_past_ = n_full_ = draft_layer_ = 0;
-    hidden_cache_.clear();
+    const bool all = info.Length() < 1 || info[0].IsUndefined();
+    const int32_t seq = all ? 0 : seq_index(env, info, 0, n_seq_, "clear");
+    if (all) llama_memory_clear(llama_get_memory(ctx_), true);
+    else llama_memory_seq_rm(llama_get_memory(ctx_), seq, -1, -1);
+    for (int32_t i = 0; i < n_seq_; ++i) {
+        if (!all && i != seq) continue;
+        SeqState & S = *seqs_[i];
+        S.n_past = S.n_full = S.draft_layer = 0;
+        S.hidden_cache.clear();
+    }
     return env.Undefined();
 }
 
@@ -719,14 +893,18 @@ Napi::Value Context::set_threads(const Napi::CallbackInfo & info) {
     return env.Undefined();
 }
 
+// state(sequence?): the sequence's positions, and the context's sizes
 Napi::Value Context::state(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
+    const SeqState & S = *seqs_[seq_index(env, info, 0, n_seq_, "state")];
     Napi::Object o = Napi::Object::New(env);
     o.Set("contextSize", n_ctx_);
     o.Set("batchSize", n_batch_);
-    o.Set("nextPosition", n_past_.load());
-    o.Set("verifiedPosition", n_full_.load());
-    o.Set("draftLayer", draft_layer_.load());
+    o.Set("sequences", n_seq_);
+    o.Set("cellsUsed", cells_used());
+    o.Set("nextPosition", S.n_past.load());
+    o.Set("verifiedPosition", S.n_full.load());
+    o.Set("draftLayer", S.draft_layer.load());
     o.Set("busy", busy_.load());
     o.Set("disposed", disposed_);
     return o;

@@ -12,6 +12,7 @@
 #include "model.h"
 
 #include <atomic>
+#include <memory>
 #include <vector>
 
 namespace layerskip {
@@ -29,8 +30,15 @@ private:
 
     struct DecodeJob;
     struct DraftJob;
+    struct ManyJob;
+    struct SeqState {
+        std::atomic<int32_t> n_past{0}, n_full{0}, draft_layer{0};
+        std::vector<float> hidden_cache;  // layer-draft_layer hidden states of [n_full, n_past)
+    };
+
 
     Napi::Value decode(const Napi::CallbackInfo & info);
+    Napi::Value decode_many(const Napi::CallbackInfo & info);
     Napi::Value draft(const Napi::CallbackInfo & info);
     Napi::Value set_draft_head(const Napi::CallbackInfo & info);
     Napi::Value remove_from(const Napi::CallbackInfo & info);
@@ -42,12 +50,13 @@ private:
 
     void check_usable(Napi::Env env, const char * what) const;
     Napi::Value run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done);
-    void check_draft_continues(Napi::Env env, const char * what, int32_t layer) const;
+    void check_draft_continues(Napi::Env env, const char * what, const SeqState & seq, int32_t layer) const;
     void check_room(Napi::Env env, const char * what, int32_t n) const;  // n more positions fit the context
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
     void run_draft(DraftJob & job);    // worker thread
+    void run_decode_many(ManyJob & job);  // worker thread
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
     // the token of the best of the first `width` values of an early-exit logits row (mapped through
@@ -68,11 +77,14 @@ private:
 
     int32_t n_layer_ = 0, n_embd_ = 0, n_vocab_ = 0, n_ctx_ = 0, n_batch_ = 0;
 
-    // positions [0, n_past_) are in the KV cache; [0, n_full_) hold all layers and
-    // [n_full_, n_past_) only layers [0, draft_layer_) (early-exit drafts awaiting verification)
+    // per sequence: positions [0, n_past) are in the KV cache; [0, n_full) hold all layers and
+    // [n_full, n_past) only layers [0, draft_layer) (early-exit drafts awaiting verification)
     // atomics: state() reads them on the JavaScript thread while a decode may write them on a worker
-    std::atomic<int32_t> n_past_{0}, n_full_{0}, draft_layer_{0};
-    std::vector<float> hidden_cache_;  // layer-draft_layer_ hidden states of [n_full_, n_past_)
+    std::vector<std::unique_ptr<SeqState>> seqs_;
+    int32_t n_seq_ = 1;
+    // the sequence an options object names (`sequence`, default 0)
+    int32_t seq_arg(Napi::Env env, const Napi::Object & o) const;
+    int32_t cells_used() const;  // positions held, all sequences together (they share the cells)
     int32_t hidden_layer_enabled_ = -1;  // the layer whose input llama.cpp extracts
     int32_t range_start_ = 0, range_end_ = 0;
     // the draft vocabulary of the installed exit head (token of each early-exit logits column);
