@@ -12,6 +12,7 @@ import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
+import { NativeScheduler } from './decoding/scheduler.js';
 
 /** Prompts longer than this (in UTF-16 units) are tokenized on the libuv pool instead of the main thread. */
 const LONG_PROMPT_CHARS = 1 << 16;
@@ -42,6 +43,23 @@ export interface ContextOptions {
    * 0.005 logit margin flipped at token 17). F32 costs 2x KV memory and no measurable speed here.
    */
   kvCacheType?: 'f16' | 'f32' | 'q8_0';
+  /**
+   * Independent sequences in this context (default 1, at most 64), each generating with its own
+   * positions: `context.sequence(i)`. They share the context's KV cells (`contextSize` in all), and
+   * the addon batches their concurrent full-model steps into one decode.
+   */
+  sequences?: number;
+}
+
+/** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
+interface SequenceCore {
+  readonly index: number;
+  readonly view: NativeContext;
+  /** Tokens held at positions [0, prefix.length) when known, for prompt-prefix reuse; null when unknown. */
+  prefix: number[] | null;
+  running: string | null;
+  /** The draft head its running self-speculative generation drafts with (undefined: none running). */
+  head: DraftHead | null | undefined;
 }
 
 /** ggml's own limit (GGML_MAX_N_THREADS); above it llama.cpp aborts. */
@@ -96,8 +114,8 @@ export class Context {
   private running: string | null = null;
   private isDisposed = false;
   private readonly disposeHooks: (() => void)[] = [];
-  /** Tokens held at positions [0, prefix.length) when known, for prompt-prefix reuse; null when unknown. */
-  private prefix: number[] | null = [];
+  private readonly cores: SequenceCore[];
+  private readonly handles = new Map<number, Sequence>();
   /** The draft head the addon has installed for early exits (null: the model's own exit). */
   private head: DraftHead | null = null;
 
@@ -105,7 +123,36 @@ export class Context {
     readonly model: Model,
     /** @internal */ readonly handle: NativeContext,
     readonly threads: number,
-  ) {}
+    sequences: number,
+  ) {
+    // one sequence talks to the addon directly; several go through the batching scheduler
+    const scheduler = sequences > 1 ? new NativeScheduler(handle, model.layerCount) : null;
+    this.cores = Array.from({ length: sequences }, (_, index) => ({
+      index, view: scheduler ? scheduler.view(index) : handle, prefix: [], running: null, head: undefined,
+    }));
+  }
+
+  /** How many sequences this context has. */
+  get sequences(): number {
+    return this.cores.length;
+  }
+
+  /** The handle of sequence `index` (0 is the one context.generate uses). */
+  sequence(index: number): Sequence {
+    this.assertLive('sequence');
+    checkInteger('sequence index', index, 0, this.cores.length - 1);
+    let h = this.handles.get(index);
+    if (!h) this.handles.set(index, (h = new Sequence(this, index)));
+    return h;
+  }
+
+  /** A sequence with no generation running; BusyError when all are generating. */
+  getSequence(): Sequence {
+    this.assertLive('getSequence');
+    const free = this.cores.find((c) => c.running === null);
+    if (!free) throw new BusyError(`getSequence (all ${this.cores.length} sequences are generating)`);
+    return this.sequence(free.index);
+  }
 
   /** @internal */
   static async create(model: Model, o: ContextOptions): Promise<Context> {
@@ -118,10 +165,11 @@ export class Context {
     const kvCacheType = checkEnum('kvCacheType', o.kvCacheType, ['f32', 'f16', 'q8_0'] as const) ?? 'f32';
     const flash = checkEnum('flashAttention', o.flashAttention, [true, false, 'auto'] as const) ?? (native().systemInfo().gpuOffload ? 'auto' : false);
     const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
+    const sequences = checkInteger('sequences', o.sequences ?? 1, 1, 64);
     const handle = await native().createContext(model.handle, {
-      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType,
+      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences,
     });
-    return new Context(model, handle, threads);
+    return new Context(model, handle, threads, sequences);
   }
 
   get disposed(): boolean {
@@ -142,12 +190,26 @@ export class Context {
     if (this.isDisposed) throw new DisposedError(`${what} (context)`);
   }
 
+  /** A context-wide operation: nothing else may run on any sequence meanwhile. */
   private acquire(what: string): () => void {
     this.assertLive(what);
-    if (this.running) throw new BusyError(`${what} (running: ${this.running})`);
+    const busy = this.running ?? this.cores.find((c) => c.running)?.running;
+    if (busy) throw new BusyError(`${what} (running: ${busy})`);
     this.running = what;
     return () => {
       this.running = null;
+    };
+  }
+
+  /** An operation on one sequence: others may run on the other sequences. */
+  private acquireSequence(core: SequenceCore, what: string): () => void {
+    this.assertLive(what);
+    const busy = this.running ?? core.running;
+    if (busy) throw new BusyError(`${what} (running${this.cores.length > 1 ? ` on sequence ${core.index}` : ''}: ${busy})`);
+    core.running = what;
+    return () => {
+      core.running = null;
+      core.head = undefined;
     };
   }
 
@@ -157,9 +219,10 @@ export class Context {
    */
   async decodeLayers(options: DecodeLayersOptions): Promise<DecodeLayersResult> {
     const release = this.acquire('decodeLayers');
-    this.prefix = null; // the caller now owns the cache contents
+    const sequence = options.sequence === undefined ? 0 : checkInteger('sequence', options.sequence, 0, this.cores.length - 1);
+    this.cores[sequence].prefix = null; // the caller now owns the cache contents
     try {
-      return await this.handle.decode({ ...options, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
+      return await this.handle.decode({ ...options, sequence, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
     } catch (e) {
       if (this.isDisposed) throw new DisposedError('decodeLayers (the context was disposed during the decode)');
       throw e;
@@ -187,11 +250,11 @@ export class Context {
     return this.head;
   }
 
-  private async installHead(head: DraftHead | null): Promise<void> {
+  private async installHead(head: DraftHead | null, view: NativeContext = this.handle): Promise<void> {
     if (head === this.head) return;
     const parts = nativeDraftHead(head, this.model);
     this.head = null;
-    await this.handle.setDraftHead(parts);
+    await view.setDraftHead(parts);
     this.head = head;
   }
 
@@ -212,18 +275,19 @@ export class Context {
     const release = this.acquire('removeFrom');
     try {
       this.handle.removeFrom(position);
-      if (this.prefix) this.prefix.length = Math.min(this.prefix.length, position);
+      const core = this.cores[0];
+      if (core.prefix) core.prefix.length = Math.min(core.prefix.length, position);
     } finally {
       release();
     }
   }
 
-  /** Empties the KV cache. */
+  /** Empties the KV cache (every sequence). */
   clear(): void {
     const release = this.acquire('clear');
     try {
       this.handle.clear();
-      this.prefix = [];
+      for (const c of this.cores) c.prefix = [];
     } finally {
       release();
     }
@@ -244,7 +308,13 @@ export class Context {
    * streamed chunks, or await `.result`. Throws at once for invalid options or a busy context.
    */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
-    const release = this.acquire('generate');
+    return this.generateOn(0, prompt, options);
+  }
+
+  /** @internal generate() on sequence `index`. */
+  generateOn(index: number, prompt: string | readonly number[], options: GenerateOptions): Generation {
+    const core = this.cores[index];
+    const release = this.acquireSequence(core, 'generate');
     try {
       const sampling = resolveSampling(options);
       const maxTokens = checkInteger('maxTokens', options.maxTokens ?? 256, 1, 1 << 24);
@@ -259,31 +329,43 @@ export class Context {
       const promptTokens = typeof prompt !== 'string'
         ? Array.from(this.checkTokens('generate: prompt token', prompt))
         : prompt.length <= LONG_PROMPT_CHARS ? this.model.tokenize(prompt, { addBos: options.addBos }) : null;
-      if (promptTokens) this.checkPromptFits(promptTokens.length);
+      if (promptTokens) this.checkPromptFits(core, promptTokens.length);
       options.signal?.throwIfAborted();
-      const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(prompt as string, options);
-      return new Generation((emit) => this.run(tokens, options, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release));
+      if (spec) this.claimHead(core, (spec.draftHead as DraftHead | undefined) ?? null);
+      const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(core, prompt as string, options);
+      return new Generation((emit) => this.run(core, tokens, options, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release));
     } catch (e) {
       release();
       throw e;
     }
   }
 
-  private checkPromptFits(promptLength: number): void {
+  /** Sequences drafting at once share the context's draft head: one head (or none) for all of them. */
+  private claimHead(core: SequenceCore, head: DraftHead | null): void {
+    const other = this.cores.find((c) => c !== core && c.head !== undefined && c.head !== head);
+    if (other) {
+      throw new Error(`generate: sequence ${other.index} is drafting with ${other.head ? 'another draft head' : 'no draft head'}; ` +
+        'sequences drafting at the same time share the context\'s draft head');
+    }
+    core.head = head;
+  }
+
+  private checkPromptFits(core: SequenceCore, promptLength: number): void {
     if (promptLength === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
-    const { contextSize } = this.handle.state();
+    const { contextSize } = core.view.state();
     if (promptLength + 1 > contextSize) {
       throw new ContextFullError(`generate: the prompt has ${promptLength} tokens; the context holds ${contextSize}`);
     }
   }
 
-  private async tokenizeLongPrompt(prompt: string, options: GenerateOptions): Promise<number[]> {
+  private async tokenizeLongPrompt(core: SequenceCore, prompt: string, options: GenerateOptions): Promise<number[]> {
     const tokens = await this.model.tokenizeAsync(prompt, { addBos: options.addBos });
-    this.checkPromptFits(tokens.length); // before copying millions of ids into an array
+    this.checkPromptFits(core, tokens.length); // before copying millions of ids into an array
     return Array.from(tokens);
   }
 
   private async run(
+    core: SequenceCore,
     promptTokensOf: () => Promise<number[]>,
     options: GenerateOptions,
     sampling: ReturnType<typeof resolveSampling>,
@@ -298,38 +380,38 @@ export class Context {
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
     // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)
-    const onAbort = () => this.handle.abort();
+    const onAbort = () => core.view.abort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const promptTokens = await promptTokensOf();
       session.check();
-      if (spec) await this.installHead((spec.draftHead as DraftHead | null) ?? null);
+      if (spec) await this.installHead((spec.draftHead as DraftHead | null) ?? null, core.view);
       // prompt: keep the cached common prefix, decode the rest with all layers
-      const cached = this.prefix ?? [];
+      const cached = core.prefix ?? [];
       while (reused < cached.length && reused < promptTokens.length && cached[reused] === promptTokens[reused]) reused++;
       if (reused === promptTokens.length) reused--; // the last prompt token is decoded again for its logits
-      this.handle.removeFrom(this.prefix ? reused : 0);
-      if (!this.prefix) reused = 0;
-      this.prefix = promptTokens.slice(0, reused);
-      const { batchSize } = this.handle.state();
+      core.view.removeFrom(core.prefix ? reused : 0);
+      if (!core.prefix) reused = 0;
+      core.prefix = promptTokens.slice(0, reused);
+      const { batchSize } = core.view.state();
       let first: NativeDecodeResult | undefined;
       for (let i = reused; i < promptTokens.length; i += batchSize) {
         session.check();
         const chunk = promptTokens.slice(i, i + batchSize);
         const last = i + batchSize >= promptTokens.length;
-        first = await this.handle.decode({
+        first = await core.view.decode({
           tokens: Int32Array.from(chunk),
           outputs: last ? 'last' : 'none',
           logits: last && sampling.temperature > 0,
           probs: false,
         });
-        this.prefix.push(...chunk);
+        core.prefix.push(...chunk);
       }
       const t1 = performance.now();
-      const onCached = (token: number) => this.prefix?.push(token);
+      const onCached = (token: number) => core.prefix?.push(token);
       const speculative = spec
-        ? await selfSpeculativeLoop(this.handle, first!, session, sampling, nVocab, spec, onCached)
-        : (await plainLoop(this.handle, first!, session, sampling, nVocab, onCached), undefined);
+        ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached)
+        : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
       session.finish();
       const t2 = performance.now();
       const generateMs = t2 - t1;
@@ -352,15 +434,15 @@ export class Context {
       // leave a consistent cache: drop unverified drafts; the prefix is what is verified
       if (!this.isDisposed) {
         try {
-          const st = this.handle.state();
-          if (!st.busy) {
-            this.handle.removeFrom(st.verifiedPosition);
-            if (this.prefix) this.prefix.length = Math.min(this.prefix.length, st.verifiedPosition);
+          const st = core.view.state();
+          if (!st.busy || this.cores.length > 1) { // the scheduler applies it when the addon is free
+            core.view.removeFrom(st.verifiedPosition);
+            if (core.prefix) core.prefix.length = Math.min(core.prefix.length, st.verifiedPosition);
           } else {
-            this.prefix = null;
+            core.prefix = null;
           }
         } catch {
-          this.prefix = null;
+          core.prefix = null;
         }
       }
       // a native step stopped by abort() or dispose() reports why the caller stopped it
@@ -387,5 +469,31 @@ export class Context {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
+  }
+}
+
+/**
+ * One sequence of a context created with `sequences: n`: its own positions and prompt cache,
+ * generating concurrently with the others (their full-model steps share one batched decode).
+ */
+export class Sequence {
+  /** @internal */
+  constructor(
+    readonly context: Context,
+    readonly index: number,
+  ) {}
+
+  get model(): Model {
+    return this.context.model;
+  }
+
+  get disposed(): boolean {
+    return this.context.disposed;
+  }
+
+  /** context.generate() on this sequence. */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
+    if (this.context.disposed) throw new DisposedError(`generate (sequence ${this.index})`);
+    return this.context.generateOn(this.index, prompt, options);
   }
 }

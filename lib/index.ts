@@ -3,6 +3,7 @@ export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './model
 export { ModelFileError, checkModelInfo, validateModelFile, type ModelFileFault } from './model-validation.js';
 export {
   Context,
+  Sequence,
   defaultThreads,
   type ContextOptions,
   type DecodeLayersOptions,
@@ -30,6 +31,6 @@ export { sweep, type SweepCell, type SweepOptions, type SweepResult } from './sw
 export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
 export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './draft-head/fit.js';
 export { DEMO_MODEL_PATH } from './demo-model.js';
-export { ChatSession, type ChatSessionOptions, type ChatTurnResult } from './chat/session.js';
+export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnResult } from './chat/session.js';
 export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './chat/template.js';
 export { applyBuiltinChatTemplate } from './chat/builtin.js';

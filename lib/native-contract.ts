@@ -49,6 +49,16 @@ export interface NativeDecodeOptions {
   probs?: boolean;
   /** Return the hidden states (residual stream, before the final norm) at layer `end` of every token; for end = N only with outputs 'all'. */
   returnHidden?: boolean;
+  /** The sequence (default 0; a context has `sequences` of them, each with its own positions). */
+  sequence?: number;
+}
+
+/** One sequence's part of a decodeMany batch: a full-model token decode at its next position. */
+export interface NativeManyEntry {
+  sequence: number;
+  tokens: Int32Array;
+  outputs?: 'last' | 'all' | 'none';
+  logits?: boolean;
 }
 
 export interface NativeDecodeResult {
@@ -61,8 +71,12 @@ export interface NativeDecodeResult {
 }
 
 export interface NativeContextState {
+  /** KV cells of the context, shared by its sequences. */
   contextSize: number;
   batchSize: number;
+  sequences: number;
+  /** Cells in use, all sequences together. */
+  cellsUsed: number;
   nextPosition: number;
   verifiedPosition: number;
   draftLayer: number;
@@ -84,6 +98,8 @@ export interface NativeDraftOptions {
   /** 0: argmax drafts; > 0: sample softmax(logits / T) with one of `uniforms` per draft. */
   temperature?: number;
   uniforms?: Float64Array;
+  /** The sequence (default 0). */
+  sequence?: number;
 }
 
 export interface NativeDraftResult {
@@ -127,12 +143,19 @@ export interface NativeTrainOptions {
 
 export interface NativeContext {
   decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
+  /** Full-model decodes of several sequences in one batch (each sequence once). */
+  decodeMany(entries: readonly NativeManyEntry[]): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
+  /** Drafts of several sequences (one exit layer) in one loop: each step is one early-exit batch. */
+  draftMany(entries: readonly NativeDraftOptions[]): Promise<NativeDraftResult[]>;
+  /** Verifications of several sequences' pending drafts (one exit layer) in one batch. */
+  verifyMany(options: { layer: number; entries: readonly { sequence: number; count?: number; logits?: boolean }[] }): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   setDraftHead(head: NativeDraftHead): Promise<void>;
-  removeFrom(position: number): void;
-  clear(): void;
+  removeFrom(position: number, sequence?: number): void;
+  /** One sequence's cells, or all without an argument. */
+  clear(sequence?: number): void;
   setThreads(threads: number, batchThreads?: number): void;
-  state(): NativeContextState;
+  state(sequence?: number): NativeContextState;
   /** Stops the running decode or draft between graph nodes; it rejects with code ERR_ABORTED. No-op when idle. */
   abort(): void;
   /** A running operation is aborted and the context freed when it settles. */
@@ -149,7 +172,7 @@ export interface NativeBinding {
   loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): NativeModelLoad;
   createContext(model: NativeModel, options: {
     contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
-    kvCacheType?: string;
+    kvCacheType?: string; sequences?: number;
   }): Promise<NativeContext>;
   quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
   systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };

@@ -62,7 +62,6 @@ struct Context::DraftJob {
     std::vector<float> max_prob;
     std::vector<float> logits;   // sampled drafts' rows, n_vocab wide (-inf outside a draft vocabulary)
     bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
-    double native_ms = 0;        // time spent in run_draft on the worker thread
 };
 
 // decodeMany: full-model token decodes of several sequences in one batch (one llama_decode)
@@ -79,11 +78,26 @@ struct Context::ManyJob {
     double native_ms = 0;
 };
 
+// verifyMany: verifications of several sequences' drafts (one exit layer) in one batch
+struct Context::VerifyJob {
+    struct Entry {
+        int32_t seq = 0, pos0 = 0, n = 0;
+        bool want_logits = false;
+        std::vector<int32_t> argmax;
+        std::vector<float> logits;
+    };
+    int32_t layer = 0;
+    std::vector<Entry> entries;
+    double native_ms = 0;
+};
+
 Napi::Function Context::define(Napi::Env env) {
     return DefineClass(env, "NativeContext", {
         InstanceMethod<&Context::guarded<&Context::decode>>("decode"),
         InstanceMethod<&Context::guarded<&Context::decode_many>>("decodeMany"),
         InstanceMethod<&Context::guarded<&Context::draft>>("draft"),
+        InstanceMethod<&Context::guarded<&Context::draft_many>>("draftMany"),
+        InstanceMethod<&Context::guarded<&Context::verify_many>>("verifyMany"),
         InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),
         InstanceMethod<&Context::guarded<&Context::remove_from>>("removeFrom"),
         InstanceMethod<&Context::guarded<&Context::clear>>("clear"),
@@ -619,22 +633,106 @@ void Context::expand_draft_row(const float * row, std::vector<float> & out) cons
     for (size_t j = 0; j < draft_vocab_.size(); ++j) out[at + draft_vocab_[j]] = row[j];
 }
 
-// draft({ token, layer, maxTokens, minProbability?, finish?, temperature?, uniforms?: Float64Array })
-// Early-exit drafting with layers [0, layer) in one call: decodes `token` at the next position,
-// takes the draft's token (argmax, or a sample of softmax(logits / temperature) with the next
-// uniform), feeds it back, and repeats up to maxTokens drafts. It stops early at an end-of-generation
-// draft, or when a draft after the first has a top probability below minProbability (that draft is
-// dropped). With `finish`, the last draft goes through layers [0, layer) too, unless it ends the
-// generation, so a verification can score the position after it. Returns { tokens, maxProb,
-// logits? (sampled drafts' rows, n_vocab wide), lastDecoded }.
-Napi::Value Context::draft(const Napi::CallbackInfo & info) {
+// verifyMany({ layer, entries: [{ sequence, count?, logits? }] }) => Promise<{ results: [{ argmax, logits? }], nativeMs }>
+// Verification of several sequences' pending drafts in one batch: layers [layer, N) from each
+// sequence's cached layer-`layer` hidden states, into the KV cells its drafts wrote; every row an output.
+Napi::Value Context::verify_many(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    check_usable(env, "draft");
-    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
+    check_usable(env, "verifyMany");
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "verifyMany: { layer, entries } expected");
     Napi::Object o = info[0].As<Napi::Object>();
+    auto job = std::make_shared<VerifyJob>();
+    job->layer = get_int(env, o, "layer", -1, 1, n_layer_ - 1);
+    if (!o.Get("entries").IsArray()) throw_type(env, "verifyMany: entries must be an array");
+    Napi::Array list = o.Get("entries").As<Napi::Array>();
+    std::vector<bool> seen(n_seq_, false);
+    int32_t total = 0;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        if (!list.Get(i).IsObject()) throw_type(env, "verifyMany: entry " + std::to_string(i) + " must be an object");
+        Napi::Object e = list.Get(i).As<Napi::Object>();
+        VerifyJob::Entry v;
+        v.seq = seq_arg(env, e);
+        if (seen[v.seq]) throw_range(env, "verifyMany: sequence " + std::to_string(v.seq) + " appears twice");
+        seen[v.seq] = true;
+        const SeqState & S = *seqs_[v.seq];
+        if (S.n_full >= S.n_past || S.draft_layer != job->layer) {
+            throw_error(env, "verifyMany: sequence " + std::to_string(v.seq) + " has no early-exit drafts at layer " + std::to_string(job->layer), "ERR_NO_DRAFT");
+        }
+        v.pos0 = S.n_full;
+        v.n = get_int(env, e, "count", S.n_past - S.n_full, 1, S.n_past - S.n_full);
+        v.want_logits = get_bool(e, "logits", false);
+        total += v.n;
+        job->entries.push_back(std::move(v));
+    }
+    if (job->entries.empty()) throw_range(env, "verifyMany: nothing to verify");
+    if (total > n_batch_) throw_range(env, "verifyMany: " + std::to_string(total) + " rows exceed the batch size " + std::to_string(n_batch_));
+    return run_busy(env,
+        [this, job]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_verify_many(*job);
+            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [job](Napi::Env env) -> Napi::Value {
+            Napi::Array results = Napi::Array::New(env, job->entries.size());
+            for (size_t i = 0; i < job->entries.size(); ++i) {
+                Napi::Object r = Napi::Object::New(env);
+                r.Set("argmax", to_js(env, job->entries[i].argmax));
+                if (job->entries[i].want_logits) r.Set("logits", to_js(env, job->entries[i].logits));
+                results.Set((uint32_t)i, r);
+            }
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("results", results);
+            out.Set("nativeMs", job->native_ms);
+            return out;
+        });
+}
+
+void Context::run_verify_many(VerifyJob & job) {
+    FlushDenormals ftz;
+    use_layer_range(job.layer, n_layer_);
+    llama_batch & b = embd_batch_;
+    int32_t n = 0;
+    for (const auto & e : job.entries) {
+        const SeqState & S = *seqs_[e.seq];
+        std::memcpy(b.embd + (size_t)n * n_embd_, S.hidden_cache.data(), (size_t)e.n * n_embd_ * sizeof(float));
+        for (int32_t i = 0; i < e.n; ++i, ++n) {
+            b.pos[n] = e.pos0 + i;
+            b.n_seq_id[n] = 1;
+            b.seq_id[n][0] = e.seq;
+            b.logits[n] = true;
+        }
+    }
+    b.n_tokens = n;
+    take_last_llama_error();
+    const int32_t ret = llama_decode(ctx_, b);
+    if (ret != 0) {
+        // the drafts stay pending (a retry overwrites the same cells); positions past them are dropped
+        std::string why = take_last_llama_error();
+        for (const auto & e : job.entries) llama_memory_seq_rm(llama_get_memory(ctx_), e.seq, seqs_[e.seq]->n_past, -1);
+        throw_decode_failure(ret, why);
+    }
+    int32_t at = 0;
+    for (auto & e : job.entries) {
+        for (int32_t i = 0; i < e.n; ++i, ++at) {
+            const float * row = llama_get_logits_ith(ctx_, at);
+            if (!row) throw std::runtime_error("no logits for output " + std::to_string(at));
+            e.argmax.push_back(row_best(row, false, nullptr));
+            if (e.want_logits) e.logits.insert(e.logits.end(), row, row + n_vocab_);
+        }
+    }
+    for (const auto & e : job.entries) {
+        SeqState & S = *seqs_[e.seq];
+        S.n_full = e.pos0 + e.n;
+        S.hidden_cache.erase(S.hidden_cache.begin(), S.hidden_cache.begin() + (size_t)e.n * n_embd_);
+        if (S.n_full == S.n_past) S.draft_layer = 0;
+    }
+}
+
+// one draft call's options (the object draft() takes; draftMany takes an array of them)
+std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Napi::Object & o) {
     auto job = std::make_shared<DraftJob>();
     job->seq = seq_arg(env, o);
-    SeqState & S = *seqs_[job->seq];
+    const SeqState & S = *seqs_[job->seq];
     for (const char * key : {"token", "layer", "maxTokens"}) {
         if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("draft: ") + key + " is required");
     }
@@ -662,104 +760,192 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
         job->uniforms.assign(ua.Data(), ua.Data() + job->max_tokens);
     }
     check_draft_continues(env, "draft", S, job->layer);
-    check_room(env, "draft", job->max_tokens);
+    return job;
+}
 
+static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job, double native_ms) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("tokens", to_js(env, job.tokens));
+    r.Set("maxProb", to_js(env, job.max_prob));
+    if (job.temperature > 0) r.Set("logits", to_js(env, job.logits));
+    r.Set("lastDecoded", job.last_decoded);
+    r.Set("nativeMs", native_ms);
+    return r;
+}
+
+// draft({ token, layer, maxTokens, minProbability?, finish?, temperature?, uniforms?, sequence? })
+// Early-exit drafting with layers [0, layer) in one call: decodes `token` at the next position,
+// takes the draft's token (argmax, or a sample of softmax(logits / temperature) with the next
+// uniform), feeds it back, and repeats up to maxTokens drafts. It stops early at an end-of-generation
+// draft, or when a draft after the first has a top probability below minProbability (that draft is
+// dropped). With `finish`, the last draft goes through layers [0, layer) too, unless it ends the
+// generation, so a verification can score the position after it. Returns { tokens, maxProb,
+// logits? (sampled drafts' rows, n_vocab wide), lastDecoded }.
+Napi::Value Context::draft(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "draft");
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
+    auto job = parse_draft(env, info[0].As<Napi::Object>());
+    check_room(env, "draft", job->max_tokens);
+    auto ms = std::make_shared<double>(0);
     return run_busy(env,
-        [this, job]() {
+        [this, job, ms]() {
             const auto t0 = std::chrono::steady_clock::now();
-            run_draft(*job);
-            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            std::vector<DraftJob *> jobs{job.get()};
+            run_drafts(jobs);
+            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         },
-        [job](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("tokens", to_js(env, job->tokens));
-            r.Set("maxProb", to_js(env, job->max_prob));
-            if (job->temperature > 0) r.Set("logits", to_js(env, job->logits));
-            r.Set("lastDecoded", job->last_decoded);
-            r.Set("nativeMs", job->native_ms);
-            return r;
+        [job, ms](Napi::Env env) -> Napi::Value { return draft_result(env, *job, *ms); });
+}
+
+// draftMany([draft options with distinct sequences and one exit layer]): the same loop for several
+// sequences at once, each step one early-exit batch with the next draft of every sequence still drafting
+Napi::Value Context::draft_many(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "draftMany");
+    if (info.Length() < 1 || !info[0].IsArray()) throw_type(env, "draftMany: an array of draft options expected");
+    Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<std::shared_ptr<DraftJob>> jobs;
+    std::vector<bool> seen(n_seq_, false);
+    int32_t total = 0;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        if (!list.Get(i).IsObject()) throw_type(env, "draftMany: entry " + std::to_string(i) + " must be an object");
+        auto job = parse_draft(env, list.Get(i).As<Napi::Object>());
+        if (seen[job->seq]) throw_range(env, "draftMany: sequence " + std::to_string(job->seq) + " appears twice");
+        seen[job->seq] = true;
+        if (!jobs.empty() && job->layer != jobs[0]->layer) throw_range(env, "draftMany: every entry must draft from the same exit layer");
+        total += job->max_tokens;
+        jobs.push_back(job);
+    }
+    if (jobs.empty()) throw_range(env, "draftMany: nothing to draft");
+    if ((int32_t)jobs.size() > n_batch_) throw_range(env, "draftMany: more sequences than the batch size");
+    check_room(env, "draftMany", total);
+    auto ms = std::make_shared<double>(0);
+    return run_busy(env,
+        [this, jobs, ms]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::vector<DraftJob *> raw;
+            for (const auto & j : jobs) raw.push_back(j.get());
+            run_drafts(raw);
+            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [jobs, ms](Napi::Env env) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(env, jobs.size());
+            for (size_t i = 0; i < jobs.size(); ++i) out.Set((uint32_t)i, draft_result(env, *jobs[i], *ms));
+            return out;
         });
 }
 
-void Context::run_draft(DraftJob & job) {
+void Context::run_drafts(std::vector<DraftJob *> & jobs) {
     FlushDenormals ftz;
-    SeqState & S = *seqs_[job.seq];
-    use_layer_range(0, job.layer);
-    use_exit_layer(job.layer);
+    const int32_t layer = jobs[0]->layer;
+    use_layer_range(0, layer);
+    use_exit_layer(layer);
     const llama_vocab * vocab = model_->vocab();
-    const bool sample = job.temperature > 0;
-    const bool want_probs = job.min_prob > 0;
-    if (S.n_full == S.n_past) S.hidden_cache.clear();
+    struct Live {
+        DraftJob * job;
+        SeqState * S;
+        int32_t feed;
+        bool pending = true;  // `feed` still has to go through layers [0, layer)
+        bool done = false;
+    };
+    std::vector<Live> live;
+    for (DraftJob * j : jobs) {
+        SeqState & S = *seqs_[j->seq];
+        if (S.n_full == S.n_past) S.hidden_cache.clear();
+        live.push_back({j, &S, j->token});
+    }
 
-    // one token through layers [0, layer) at the next position; its hidden state joins the cache
-    auto step = [&](int32_t token, bool output) -> const float * {
+    // one batch: the feed token of each listed sequence at its next position through layers
+    // [0, layer); their hidden states join the sequences' caches
+    auto step = [&](const std::vector<Live *> & batch, bool output) {
         llama_batch & b = tok_batch_;
-        b.n_tokens = 1;
-        b.token[0] = token;
-        b.pos[0] = S.n_past;
-        b.n_seq_id[0] = 1;
-        b.seq_id[0][0] = job.seq;
-        b.logits[0] = output;
+        b.n_tokens = (int32_t)batch.size();
+        for (size_t k = 0; k < batch.size(); ++k) {
+            b.token[k] = batch[k]->feed;
+            b.pos[k] = batch[k]->S->n_past;
+            b.n_seq_id[k] = 1;
+            b.seq_id[k][0] = batch[k]->job->seq;
+            b.logits[k] = output;
+        }
         take_last_llama_error();
         const int32_t ret = llama_decode(ctx_, b);
         if (ret != 0) {
             std::string why = take_last_llama_error();
-            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, S.n_past, -1);
+            for (const Live * l : batch) llama_memory_seq_rm(llama_get_memory(ctx_), l->job->seq, l->S->n_past, -1);
             throw_decode_failure(ret, why);
         }
-        const float * h = llama_get_embeddings_layer_inp(ctx_, job.layer);
-        S.hidden_cache.insert(S.hidden_cache.end(), h, h + n_embd_);
-        S.draft_layer = job.layer;
-        ++S.n_past;
-        return output ? llama_get_logits_ith(ctx_, 0) : nullptr;
+        const float * h = llama_get_embeddings_layer_inp(ctx_, layer);
+        for (size_t k = 0; k < batch.size(); ++k) {
+            SeqState & S = *batch[k]->S;
+            S.hidden_cache.insert(S.hidden_cache.end(), h + k * n_embd_, h + (k + 1) * n_embd_);
+            S.draft_layer = layer;
+            ++S.n_past;
+        }
     };
 
-    int32_t feed = job.token;
-    bool pending = true;  // `feed` still has to go through layers [0, layer)
-    for (int32_t i = 0; i < job.max_tokens; ++i) {
-        const float * row = step(feed, true);
-        pending = false;
-        if (!row) throw std::runtime_error("no logits for the draft");
-        float max_prob = 0;
-        int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
-        if (want_probs && i > 0 && max_prob < job.min_prob) break;  // not confident: verify what we have
-        if (sample) {
-            // q = softmax(logits / T) over the draft's vocabulary, computed as the TypeScript
-            // sampler computes it (distribution(): exp((l - max) * (1 / T))); the verification
-            // accepts with min(1, p/q) against exactly this q (the rows go back to JavaScript)
-            const int32_t width = draft_vocab_.empty() ? n_vocab_ : (int32_t)draft_vocab_.size();
-            const double inv_t = 1.0 / job.temperature;
-            double mx = row[0];
-            for (int32_t j = 1; j < width; ++j) mx = std::max(mx, (double)row[j]);
-            weights_.resize(width);
-            double sum = 0;
-            for (int32_t j = 0; j < width; ++j) sum += (weights_[j] = std::exp(((double)row[j] - mx) * inv_t));
-            const double target = job.uniforms[i] * sum;
-            double acc = 0;
-            int32_t pick = -1, last_nonzero = 0;
-            for (int32_t j = 0; j < width && pick < 0; ++j) {
-                if (weights_[j] <= 0) continue;
-                last_nonzero = j;
-                acc += weights_[j];
-                if (acc > target) pick = j;
-            }
-            if (pick < 0) pick = last_nonzero;  // rounding at the top end
-            tok = draft_vocab_.empty() ? pick : draft_vocab_[pick];
-            if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
-            else job.logits.insert(job.logits.end(), row, row + n_vocab_);
+    for (int32_t i = 0;; ++i) {
+        std::vector<Live *> batch;
+        for (Live & l : live) {
+            if (!l.done && i >= l.job->max_tokens) l.done = true;
+            if (!l.done) batch.push_back(&l);
         }
-        job.tokens.push_back(tok);
-        job.max_prob.push_back(max_prob);
-        feed = tok;
-        pending = true;
-        if (llama_vocab_is_eog(vocab, tok)) break;  // drafting further is wasted
-        if (cells_used() >= n_ctx_) break;
+        if (batch.empty() || cells_used() + (int32_t)batch.size() > n_ctx_) break;
+        step(batch, true);
+        for (size_t k = 0; k < batch.size(); ++k) {
+            Live & l = *batch[k];
+            DraftJob & job = *l.job;
+            l.pending = false;
+            const float * row = llama_get_logits_ith(ctx_, (int32_t)k);
+            if (!row) throw std::runtime_error("no logits for the draft");
+            const bool want_probs = job.min_prob > 0;
+            float max_prob = 0;
+            int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
+            if (want_probs && i > 0 && max_prob < job.min_prob) {  // not confident: verify what we have
+                l.done = true;
+                continue;
+            }
+            if (job.temperature > 0) {
+                // q = softmax(logits / T) over the draft's vocabulary, computed as the TypeScript
+                // sampler computes it (distribution(): exp((l - max) * (1 / T))); the verification
+                // accepts with min(1, p/q) against exactly this q (the rows go back to JavaScript)
+                const int32_t width = draft_vocab_.empty() ? n_vocab_ : (int32_t)draft_vocab_.size();
+                const double inv_t = 1.0 / job.temperature;
+                double mx = row[0];
+                for (int32_t j = 1; j < width; ++j) mx = std::max(mx, (double)row[j]);
+                weights_.resize(width);
+                double sum = 0;
+                for (int32_t j = 0; j < width; ++j) sum += (weights_[j] = std::exp(((double)row[j] - mx) * inv_t));
+                const double target = job.uniforms[i] * sum;
+                double acc = 0;
+                int32_t pick = -1, last_nonzero = 0;
+                for (int32_t j = 0; j < width && pick < 0; ++j) {
+                    if (weights_[j] <= 0) continue;
+                    last_nonzero = j;
+                    acc += weights_[j];
+                    if (acc > target) pick = j;
+                }
+                if (pick < 0) pick = last_nonzero;  // rounding at the top end
+                tok = draft_vocab_.empty() ? pick : draft_vocab_[pick];
+                if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
+                else job.logits.insert(job.logits.end(), row, row + n_vocab_);
+            }
+            job.tokens.push_back(tok);
+            job.max_prob.push_back(max_prob);
+            l.feed = tok;
+            l.pending = true;
+            if (llama_vocab_is_eog(vocab, tok)) l.done = true;  // drafting further is wasted
+        }
     }
-    if (job.finish && pending && !job.tokens.empty() && !llama_vocab_is_eog(vocab, feed) && cells_used() < n_ctx_) {
-        step(feed, false);
-        pending = false;
+    std::vector<Live *> finish;
+    for (Live & l : live) {
+        if (l.job->finish && l.pending && !l.job->tokens.empty() && !llama_vocab_is_eog(vocab, l.feed)) finish.push_back(&l);
     }
-    job.last_decoded = !pending;
+    if (!finish.empty() && cells_used() + (int32_t)finish.size() <= n_ctx_) {
+        step(finish, false);
+        for (Live * l : finish) l->pending = false;
+    }
+    for (Live & l : live) l.job->last_decoded = !l.pending;
 }
 
 // setDraftHead({ adapter?: Float32Array (n_embd x n_embd, row-major), adapterType?: number (ggml type

@@ -19,6 +19,7 @@ namespace layerskip {
 
 class Context : public Napi::ObjectWrap<Context> {
 public:
+    struct DraftJob;  // one sequence's draft call (public for the result builder)
     static Napi::Function define(Napi::Env env);
     static Napi::Value create(const Napi::CallbackInfo & info);  // (model, options) => Promise<Context>
 
@@ -29,8 +30,8 @@ private:
     LAYERSKIP_GUARDED_METHODS(Context)
 
     struct DecodeJob;
-    struct DraftJob;
     struct ManyJob;
+    struct VerifyJob;
     struct SeqState {
         std::atomic<int32_t> n_past{0}, n_full{0}, draft_layer{0};
         std::vector<float> hidden_cache;  // layer-draft_layer hidden states of [n_full, n_past)
@@ -40,6 +41,8 @@ private:
     Napi::Value decode(const Napi::CallbackInfo & info);
     Napi::Value decode_many(const Napi::CallbackInfo & info);
     Napi::Value draft(const Napi::CallbackInfo & info);
+    Napi::Value draft_many(const Napi::CallbackInfo & info);
+    Napi::Value verify_many(const Napi::CallbackInfo & info);
     Napi::Value set_draft_head(const Napi::CallbackInfo & info);
     Napi::Value remove_from(const Napi::CallbackInfo & info);
     Napi::Value clear(const Napi::CallbackInfo & info);
@@ -55,8 +58,10 @@ private:
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
-    void run_draft(DraftJob & job);    // worker thread
+    std::shared_ptr<DraftJob> parse_draft(Napi::Env env, const Napi::Object & o);
+    void run_drafts(std::vector<DraftJob *> & jobs);  // worker thread: one early-exit batch per draft step
     void run_decode_many(ManyJob & job);  // worker thread
+    void run_verify_many(VerifyJob & job);  // worker thread
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
     // the token of the best of the first `width` values of an early-exit logits row (mapped through

@@ -1,7 +1,8 @@
 // ChatSession: a conversation on one context. Each turn renders the whole history with the chat
 // template and generates from it; the context's prompt-prefix reuse keeps the earlier turns' KV
 // cells, so a turn decodes only what is new. Generation stops at the template's end of turn.
-import type { Context, GenerateOptions } from '../context.js';
+import type { GenerateOptions } from '../context.js';
+import type { Model } from '../model.js';
 import { Generation, type GenerationResult } from '../generation.js';
 import { END_OF_TURN_MARKERS, PLAIN_CHAT_TEMPLATE, checkChatMessages, type ChatMessage } from './template.js';
 
@@ -12,6 +13,12 @@ export interface ChatSessionOptions {
   history?: readonly ChatMessage[];
   /** A Jinja chat template instead of the model's own; models without one need it (PLAIN_CHAT_TEMPLATE). */
   template?: string;
+}
+
+/** Where a chat generates: a context (its sequence 0) or one of its sequences. */
+export interface ChatTarget {
+  readonly model: Model;
+  generate(prompt: string | readonly number[], options?: GenerateOptions): Generation;
 }
 
 export interface ChatTurnResult extends GenerationResult {
@@ -26,7 +33,7 @@ export class ChatSession {
   private busy = false;
 
   constructor(
-    readonly context: Context,
+    readonly context: ChatTarget,
     options: ChatSessionOptions = {},
   ) {
     if (options.systemPrompt !== undefined) {
@@ -77,7 +84,7 @@ export class ChatSession {
 }
 
 /** The template's end of turn: marker tokens (special tokens of the vocabulary) and plain strings. */
-function endOfTurn(context: Context, source: string): { tokens: number[]; strings: string[] } {
+function endOfTurn(context: ChatTarget, source: string): { tokens: number[]; strings: string[] } {
   const tokens: number[] = [];
   const strings: string[] = [];
   const model = context.model;

@@ -1,0 +1,90 @@
+// Sequences: several generations on one context at once. The reference is each prompt generated
+// alone on a fresh single-sequence context; concurrent sequences (batched by the scheduler) must
+// give every sequence exactly that output, plain or self-speculative, whatever the others do.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BusyError, DisposedError, loadModel, type Model } from '../lib/index.js';
+import { STORIES } from './helpers.js';
+
+let model: Model;
+beforeAll(async () => {
+  model = await loadModel(STORIES);
+});
+afterAll(() => model?.dispose());
+
+const PROMPTS = ['Once upon a time', 'Lily saw a big dog in the park', 'The sun was hot', 'Tom had a red ball. He'];
+const LENGTHS = [48, 20, 64, 36];
+
+async function alone(prompt: string, maxTokens: number): Promise<number[]> {
+  const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+  try {
+    return (await ctx.generate(prompt, { maxTokens }).result).tokens;
+  } finally {
+    ctx.dispose();
+  }
+}
+
+describe('concurrent sequences', () => {
+  it('4 sequences (plain and self-speculative, different lengths, one aborted) each equal their output alone', async () => {
+    const reference = await Promise.all(PROMPTS.map((p, i) => alone(p, LENGTHS[i])));
+    const ctx = await model.createContext({ contextSize: 2048, threads: 1, sequences: 4 });
+    for (let round = 0; round < 2; round++) {
+      const ac = new AbortController();
+      const gens = PROMPTS.map((p, i) =>
+        ctx.sequence(i).generate(p, {
+          maxTokens: LENGTHS[i],
+          selfSpeculative: (i + round) % 2 === 1 ? { exitLayer: 3, draftTokens: 3 } : undefined,
+          signal: i === 2 ? ac.signal : undefined,
+        }),
+      );
+      // sequence 2 is aborted half-way through its tokens
+      let seen = 0;
+      const aborted = (async () => {
+        for await (const chunk of gens[2]) {
+          seen += chunk.tokens.length;
+          if (seen >= LENGTHS[2] / 2) ac.abort();
+        }
+      })().catch((e: unknown) => e);
+      const results = await Promise.allSettled(gens.map((g) => g.result));
+      expect((await aborted as Error).name).toBe('AbortError');
+      expect(results[2].status).toBe('rejected');
+      for (const i of [0, 1, 3]) {
+        expect(results[i].status).toBe('fulfilled');
+        expect((results[i] as PromiseFulfilledResult<{ tokens: number[] }>).value.tokens).toEqual(reference[i]);
+      }
+      // the aborted sequence works again, from its cached prefix
+      expect((await ctx.sequence(2).generate(PROMPTS[2], { maxTokens: LENGTHS[2] }).result).tokens).toEqual(reference[2]);
+    }
+    ctx.dispose();
+  });
+
+  it('a sequence that finishes early leaves the others running; context.generate is sequence 0', async () => {
+    const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 2 });
+    const short = ctx.generate(PROMPTS[0], { maxTokens: 3 });
+    const long = ctx.sequence(1).generate(PROMPTS[1], { maxTokens: 40 });
+    expect((await short.result).tokens).toEqual((await alone(PROMPTS[0], 3)));
+    expect((await long.result).tokens).toEqual(await alone(PROMPTS[1], 40));
+    expect(ctx.sequence(0).index).toBe(0);
+    ctx.dispose();
+  });
+
+  it('bad input: index out of range, a second generation on a busy sequence, a disposed sequence, context-wide calls while sequences run', async () => {
+    const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 2 });
+    expect(() => ctx.sequence(2)).toThrow(/sequence index must be an integer in \[0, 1\], got 2/);
+    expect(() => ctx.sequence(-1)).toThrow(RangeError);
+    expect(() => ctx.sequence(0.5 as never)).toThrow(RangeError);
+    await expect(model.createContext({ sequences: 0 })).rejects.toThrow(/sequences must be an integer in \[1, 64\]/);
+    const a = ctx.sequence(0).generate(PROMPTS[0], { maxTokens: 30 });
+    const b = ctx.getSequence(); // the free one
+    expect(b.index).toBe(1);
+    const c = b.generate(PROMPTS[1], { maxTokens: 30 });
+    expect(() => ctx.sequence(0).generate('x')).toThrow(BusyError);
+    expect(() => ctx.getSequence()).toThrow(/all 2 sequences are generating/);
+    expect(() => ctx.clear()).toThrow(BusyError);
+    await expect(ctx.decodeLayers({ tokens: [1] })).rejects.toThrow(BusyError);
+    await Promise.all([a.result, c.result]);
+    const seq = ctx.sequence(1);
+    ctx.dispose();
+    expect(() => seq.generate('x')).toThrow(DisposedError);
+    expect(() => ctx.sequence(0)).toThrow(DisposedError);
+  });
+});
