@@ -87,4 +87,13 @@ describe('concurrent sequences', () => {
     expect(() => seq.generate('x')).toThrow(DisposedError);
     expect(() => ctx.sequence(0)).toThrow(DisposedError);
   });
+
+  it('dispose while 3 sequences generate: each rejects with DisposedError; the model goes on', async () => {
+    const ctx = await model.createContext({ contextSize: 2048, threads: 1, sequences: 3 });
+    const gens = [0, 1, 2].map((i) => ctx.sequence(i).generate(PROMPTS[i], { maxTokens: 200, selfSpeculative: i === 1 ? { exitLayer: 3, draftTokens: 3 } : undefined }));
+    for await (const _ of gens[0]) break;
+    ctx.dispose();
+    for (const g of gens) await expect(g.result).rejects.toBeInstanceOf(DisposedError);
+    expect((await alone(PROMPTS[0], 5))).toHaveLength(5);
+  });
 });
