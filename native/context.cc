@@ -64,15 +64,44 @@ struct Context::DraftJob {
     bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
 };
 
+// the outputs of one sequence's part of a batched call (decodeMany, verifyMany)
+struct SeqRows {
+    bool want_logits = false;
+    std::vector<int32_t> argmax;
+    std::vector<float> logits;
+};
+
+// { results: [{ argmax, logits? }], nativeMs } of a batched call
+template <typename Job>
+static Napi::Value batch_result(Napi::Env env, const Job & job) {
+    Napi::Array results = Napi::Array::New(env, job.entries.size());
+    for (size_t i = 0; i < job.entries.size(); ++i) {
+        const SeqRows & rows = job.entries[i];
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("argmax", to_js(env, rows.argmax));
+        if (rows.want_logits) r.Set("logits", to_js(env, rows.logits));
+        results.Set((uint32_t)i, r);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("results", results);
+    out.Set("nativeMs", job.native_ms);
+    return out;
+}
+
+// the wall time of `work` in milliseconds (the nativeMs of results)
+template <typename F>
+static double timed_ms(F && work) {
+    const auto t0 = std::chrono::steady_clock::now();
+    work();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // decodeMany: full-model token decodes of several sequences in one batch (one llama_decode)
 struct Context::ManyJob {
-    struct Entry {
+    struct Entry : SeqRows {
         int32_t seq = 0, pos0 = 0;
         std::vector<int32_t> tokens;
         int outputs = 0;  // 0 last, 1 all, 2 none
-        bool want_logits = false;
-        std::vector<int32_t> argmax;
-        std::vector<float> logits;
     };
     std::vector<Entry> entries;
     double native_ms = 0;
@@ -80,11 +109,8 @@ struct Context::ManyJob {
 
 // verifyMany: verifications of several sequences' drafts (one exit layer) in one batch
 struct Context::VerifyJob {
-    struct Entry {
+    struct Entry : SeqRows {
         int32_t seq = 0, pos0 = 0, n = 0;
-        bool want_logits = false;
-        std::vector<int32_t> argmax;
-        std::vector<float> logits;
     };
     int32_t layer = 0;
     std::vector<Entry> entries;
@@ -372,9 +398,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
 
     return run_busy(env,
         [this, job]() {
-            const auto t0 = std::chrono::steady_clock::now();
-            run_decode(*job);
-            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            job->native_ms = timed_ms([&] { run_decode(*job); });
         },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
@@ -441,24 +465,8 @@ Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
     check_room(env, "decodeMany", total);
 
     return run_busy(env,
-        [this, job]() {
-            const auto t0 = std::chrono::steady_clock::now();
-            run_decode_many(*job);
-            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        },
-        [job](Napi::Env env) -> Napi::Value {
-            Napi::Array results = Napi::Array::New(env, job->entries.size());
-            for (size_t i = 0; i < job->entries.size(); ++i) {
-                Napi::Object r = Napi::Object::New(env);
-                r.Set("argmax", to_js(env, job->entries[i].argmax));
-                if (job->entries[i].want_logits) r.Set("logits", to_js(env, job->entries[i].logits));
-                results.Set((uint32_t)i, r);
-            }
-            Napi::Object out = Napi::Object::New(env);
-            out.Set("results", results);
-            out.Set("nativeMs", job->native_ms);
-            return out;
-        });
+        [this, job]() { job->native_ms = timed_ms([&] { run_decode_many(*job); }); },
+        [job](Napi::Env env) -> Napi::Value { return batch_result(env, *job); });
 }
 
 void Context::run_decode_many(ManyJob & job) {
@@ -667,24 +675,8 @@ Napi::Value Context::verify_many(const Napi::CallbackInfo & info) {
     if (job->entries.empty()) throw_range(env, "verifyMany: nothing to verify");
     if (total > n_batch_) throw_range(env, "verifyMany: " + std::to_string(total) + " rows exceed the batch size " + std::to_string(n_batch_));
     return run_busy(env,
-        [this, job]() {
-            const auto t0 = std::chrono::steady_clock::now();
-            run_verify_many(*job);
-            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        },
-        [job](Napi::Env env) -> Napi::Value {
-            Napi::Array results = Napi::Array::New(env, job->entries.size());
-            for (size_t i = 0; i < job->entries.size(); ++i) {
-                Napi::Object r = Napi::Object::New(env);
-                r.Set("argmax", to_js(env, job->entries[i].argmax));
-                if (job->entries[i].want_logits) r.Set("logits", to_js(env, job->entries[i].logits));
-                results.Set((uint32_t)i, r);
-            }
-            Napi::Object out = Napi::Object::New(env);
-            out.Set("results", results);
-            out.Set("nativeMs", job->native_ms);
-            return out;
-        });
+        [this, job]() { job->native_ms = timed_ms([&] { run_verify_many(*job); }); },
+        [job](Napi::Env env) -> Napi::Value { return batch_result(env, *job); });
 }
 
 void Context::run_verify_many(VerifyJob & job) {
@@ -790,10 +782,7 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     auto ms = std::make_shared<double>(0);
     return run_busy(env,
         [this, job, ms]() {
-            const auto t0 = std::chrono::steady_clock::now();
-            std::vector<DraftJob *> jobs{job.get()};
-            run_drafts(jobs);
-            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            *ms = timed_ms([&] { run_drafts({job}); });
         },
         [job, ms](Napi::Env env) -> Napi::Value { return draft_result(env, *job, *ms); });
 }
@@ -822,13 +811,7 @@ Napi::Value Context::draft_many(const Napi::CallbackInfo & info) {
     check_room(env, "draftMany", total);
     auto ms = std::make_shared<double>(0);
     return run_busy(env,
-        [this, jobs, ms]() {
-            const auto t0 = std::chrono::steady_clock::now();
-            std::vector<DraftJob *> raw;
-            for (const auto & j : jobs) raw.push_back(j.get());
-            run_drafts(raw);
-            *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        },
+        [this, jobs, ms]() { *ms = timed_ms([&] { run_drafts(jobs); }); },
         [jobs, ms](Napi::Env env) -> Napi::Value {
             Napi::Array out = Napi::Array::New(env, jobs.size());
             for (size_t i = 0; i < jobs.size(); ++i) out.Set((uint32_t)i, draft_result(env, *jobs[i], *ms));
@@ -836,7 +819,7 @@ Napi::Value Context::draft_many(const Napi::CallbackInfo & info) {
         });
 }
 
-void Context::run_drafts(std::vector<DraftJob *> & jobs) {
+void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
     FlushDenormals ftz;
     const int32_t layer = jobs[0]->layer;
     use_layer_range(0, layer);
@@ -850,10 +833,10 @@ void Context::run_drafts(std::vector<DraftJob *> & jobs) {
         bool done = false;
     };
     std::vector<Live> live;
-    for (DraftJob * j : jobs) {
+    for (const auto & j : jobs) {
         SeqState & S = *seqs_[j->seq];
         if (S.n_full == S.n_past) S.hidden_cache.clear();
-        live.push_back({j, &S, j->token});
+        live.push_back({j.get(), &S, j->token});
     }
 
     // one batch: the feed token of each listed sequence at its next position through layers

@@ -59,7 +59,7 @@ private:
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
     std::shared_ptr<DraftJob> parse_draft(Napi::Env env, const Napi::Object & o);
-    void run_drafts(std::vector<DraftJob *> & jobs);  // worker thread: one early-exit batch per draft step
+    void run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs);  // worker thread: one early-exit batch per draft step
     void run_decode_many(ManyJob & job);  // worker thread
     void run_verify_many(VerifyJob & job);  // worker thread
     void use_layer_range(int32_t start, int32_t end);  // worker thread

@@ -8,7 +8,8 @@ import { PLAIN_CHAT_TEMPLATE } from '../chat/template.js';
 import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { loadModel } from '../model.js';
-import { intFlag, numberFlag, parse, UsageError } from './args.js';
+import { intFlag, parse, UsageError } from './args.js';
+import { GENERATION_FLAGS, contextFromFlags, samplingFromFlags } from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
                  [--seed S] [--threads T] [--ctx N] [--exit-layer E [--draft D] [--draft-head FILE]]
@@ -17,28 +18,8 @@ export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--templat
 `;
 
 export async function chatCommand(argv: string[]): Promise<void> {
-  const { values } = parse('chat', argv, {
-    model: { type: 'string', short: 'm' },
-    system: { type: 'string' },
-    template: { type: 'string' },
-    'max-tokens': { type: 'string', short: 'n' },
-    temp: { type: 'string' },
-    'top-k': { type: 'string' },
-    'top-p': { type: 'string' },
-    seed: { type: 'string' },
-    threads: { type: 'string', short: 't' },
-    ctx: { type: 'string', short: 'c' },
-    'exit-layer': { type: 'string' },
-    draft: { type: 'string' },
-    'draft-head': { type: 'string' },
-  });
-  const options: GenerateOptions = {
-    maxTokens: intFlag('max-tokens', values['max-tokens'], 1) ?? 256,
-    temperature: numberFlag('temp', values.temp, { min: 0 }),
-    topK: intFlag('top-k', values['top-k'], 0),
-    topP: numberFlag('top-p', values['top-p'], { min: 0, max: 1 }),
-    seed: intFlag('seed', values.seed, 0, 2 ** 32 - 1),
-  };
+  const { values } = parse('chat', argv, { ...GENERATION_FLAGS, system: { type: 'string' }, template: { type: 'string' } });
+  const options = samplingFromFlags(values, 256);
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
   if (exitLayer !== undefined) {
     options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead: values['draft-head'] };
@@ -53,7 +34,7 @@ export async function chatCommand(argv: string[]): Promise<void> {
       process.stderr.write('layerskip: the model has no chat template; using the plain "User: / Assistant:" transcript\n');
       template = PLAIN_CHAT_TEMPLATE;
     }
-    const ctx = await model.createContext({ threads: intFlag('threads', values.threads, 1), contextSize: intFlag('ctx', values.ctx, 1) });
+    const ctx = await model.createContext(contextFromFlags(values));
     const chat = new ChatSession(ctx, { systemPrompt: values.system, template });
     await converse(chat, options);
   } finally {

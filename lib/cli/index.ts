@@ -7,7 +7,8 @@ import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../qua
 import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
-import { HelpRequested, intFlag, numberFlag, parse, required, UsageError } from './args.js';
+import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
+import { GENERATION_FLAGS, contextFromFlags, samplingFromFlags } from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
 import { sweepCommand, sweepUsage } from './sweep.js';
@@ -23,31 +24,14 @@ ${calibrateUsage}${analyzeUsage}${sweepUsage}`;
 
 async function generate(argv: string[]): Promise<void> {
   const { values } = parse('generate', argv, {
-    model: { type: 'string', short: 'm' },
+    ...GENERATION_FLAGS,
     prompt: { type: 'string', short: 'p' },
-    'max-tokens': { type: 'string', short: 'n' },
-    temp: { type: 'string' },
-    'top-k': { type: 'string' },
-    'top-p': { type: 'string' },
-    seed: { type: 'string' },
-    threads: { type: 'string', short: 't' },
-    ctx: { type: 'string', short: 'c' },
-    'exit-layer': { type: 'string' },
-    draft: { type: 'string' },
     adaptive: { type: 'boolean' },
     verify: { type: 'string' },
     stop: { type: 'string', multiple: true },
-    'draft-head': { type: 'string' },
   });
   const prompt = required('generate', '-p PROMPT', values.prompt);
-  const options: GenerateOptions = {
-    maxTokens: intFlag('max-tokens', values['max-tokens'], 1) ?? 128,
-    temperature: numberFlag('temp', values.temp, { min: 0 }),
-    topK: intFlag('top-k', values['top-k'], 0),
-    topP: numberFlag('top-p', values['top-p'], { min: 0, max: 1 }),
-    seed: intFlag('seed', values.seed, 0, 2 ** 32 - 1),
-    stop: values.stop,
-  };
+  const options: GenerateOptions = { ...samplingFromFlags(values, 128), stop: values.stop };
   if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
     throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
   }
@@ -63,12 +47,10 @@ async function generate(argv: string[]): Promise<void> {
   } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined) {
     throw new UsageError('generate: --draft, --adaptive, --verify and --draft-head need --exit-layer');
   }
-  const threads = intFlag('threads', values.threads, 1);
-  const contextSize = intFlag('ctx', values.ctx, 1);
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
   const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
   try {
-    const ctx = await model.createContext({ threads, contextSize });
+    const ctx = await model.createContext(contextFromFlags(values));
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     options.signal = controller.signal;
