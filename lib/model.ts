@@ -2,7 +2,8 @@
 // from it; disposing the model disposes them.
 import { existsSync, statSync } from 'node:fs';
 import { Context, type ContextOptions } from './context.js';
-import { DisposedError, abortReason, checkBoolean, checkInteger } from './errors.js';
+import { DisposedError, abortReason, checkBoolean, checkInteger, checkNumber } from './errors.js';
+import { parseRpcEndpoint } from './rpc/endpoint.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
@@ -12,8 +13,26 @@ import { ChatTemplateError, checkChatMessages, renderChatTemplate, type ChatMess
 export type ModelInfo = NativeModelInfo;
 
 export interface LoadModelOptions {
-  /** Layers to offload to a GPU backend (-1 = all, the default; ignored on CPU-only builds). */
+  /**
+   * Layers to offload to a GPU backend or to the RPC servers, counted from the last layer (-1 = all,
+   * the default; ignored on CPU-only builds without rpcServers). With rpcServers and early exit at
+   * E, `layerCount - E` keeps layers [0, E) here, so drafts never cross the network.
+   */
   gpuLayers?: number;
+  /**
+   * RPC servers ("host:port", from `startRpcServer()` or `layerskip rpc-server`) whose devices hold
+   * the offloaded layers, split by `tensorSplit` (default: by the servers' free memory).
+   */
+  rpcServers?: readonly string[];
+  /** Proportions of the offloaded layers per RPC device, in rpcServers order. */
+  tensorSplit?: readonly number[];
+  /** Keep the output norm and LM head on this machine (default true with rpcServers). */
+  outputLocal?: boolean;
+  /**
+   * How long a call waits for an RPC server before the generation fails (default 30000 ms; 0 waits
+   * forever). A server that disappears fails the call at once; one that stops answering, after this.
+   */
+  rpcTimeoutMs?: number;
   /** Memory-map the file (default true). */
   mmap?: boolean;
   /** Validate tensor data while loading (slow; default false). */
@@ -48,9 +67,10 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const { signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('loadModel: signal must be an AbortSignal');
   const header = checkBoolean('validate', options.validate) === false ? undefined : validateModelFile(path);
+  const rpc = { ...rpcOptions(options), layerCount: rpcLayerCount(options, header, path) };
   const binding = await loadNative();
   signal?.throwIfAborted();
-  const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors });
+  const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors, ...rpc });
   const cancel = () => load.cancel();
   signal?.addEventListener('abort', cancel, { once: true });
   let handle: NativeModel;
@@ -81,6 +101,43 @@ async function utf8InSlices(text: string): Promise<Uint8Array> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return Buffer.concat(parts);
+}
+
+/** The model's block count, which the addon needs to split layers over RPC devices (0 without rpcServers). */
+function rpcLayerCount(o: LoadModelOptions, header: GgufFileInfo | undefined, path: string): number {
+  if (o.rpcServers === undefined) return 0;
+  const info = header ?? readGgufInfo(path);
+  const arch = info.metadata.get('general.architecture')?.value;
+  const n = info.metadata.get(`${String(arch)}.block_count`)?.value;
+  return typeof n === 'number' ? n : 0;
+}
+
+/** The RPC options as the addon takes them, checked (none without rpcServers). */
+function rpcOptions(o: LoadModelOptions): { rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number } {
+  if (o.rpcServers === undefined) {
+    if (o.tensorSplit !== undefined || o.outputLocal !== undefined || o.rpcTimeoutMs !== undefined) {
+      throw new TypeError('tensorSplit, outputLocal and rpcTimeoutMs need rpcServers');
+    }
+    return {};
+  }
+  if (!Array.isArray(o.rpcServers) || o.rpcServers.length === 0) throw new TypeError('rpcServers must be a non-empty array of "host:port"');
+  const rpcServers = o.rpcServers.map((e, i) => {
+    const { host, port } = parseRpcEndpoint(e, `rpcServers[${i}]`);
+    return `${host}:${port}`;
+  });
+  if (new Set(rpcServers).size !== rpcServers.length) throw new RangeError('rpcServers lists a server twice');
+  let tensorSplit: number[] | undefined;
+  if (o.tensorSplit !== undefined) {
+    if (!Array.isArray(o.tensorSplit)) throw new TypeError('tensorSplit must be an array of numbers');
+    tensorSplit = o.tensorSplit.map((x, i) => checkNumber(`tensorSplit[${i}]`, x, 0, 1e6));
+    if (!tensorSplit.some((x) => x > 0)) throw new RangeError('tensorSplit needs a positive value');
+  }
+  return {
+    rpcServers,
+    tensorSplit,
+    outputLocal: checkBoolean('outputLocal', o.outputLocal) ?? true,
+    rpcTimeoutMs: o.rpcTimeoutMs === undefined ? 30_000 : checkInteger('rpcTimeoutMs', o.rpcTimeoutMs, 0, 2 ** 31 - 1),
+  };
 }
 
 export class Model {
@@ -187,6 +244,12 @@ export class Model {
     this.contexts.add(ctx);
     ctx.onDispose(() => this.contexts.delete(ctx));
     return ctx;
+  }
+
+  /** Where the weights live: the device of each layer and of the output head ("CPU" or an RPC device and its endpoint). */
+  devices(): { layers: string[]; output: string } {
+    this.assertLive('devices');
+    return this.handle.layerDevices();
   }
 
   /** Frees the weights (after the contexts made from it, which are disposed too). Idempotent. */

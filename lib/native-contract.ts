@@ -25,6 +25,8 @@ export interface NativeModel {
   detokenize(tokens: Int32Array, special: boolean): string;
   tokenPiece(token: number, special: boolean): Uint8Array;
   isEog(token: number): boolean;
+  /** The device of each layer and of the output head ("CPU", or an RPC device with its endpoint). */
+  layerDevices(): { layers: string[]; output: string };
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -169,7 +171,12 @@ export interface NativeModelLoad {
 }
 
 export interface NativeBinding {
-  loadModel(path: string, options: { gpuLayers?: number; mmap?: boolean; checkTensors?: boolean }): NativeModelLoad;
+  loadModel(path: string, options: {
+    gpuLayers?: number; mmap?: boolean; checkTensors?: boolean;
+    rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number; mainDevice?: number; layerCount?: number;
+  }): NativeModelLoad;
+  /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
+  rpcServe(host: string, port: number, threads: number, cacheDir?: string): never;
   createContext(model: NativeModel, options: {
     contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
     kvCacheType?: string; sequences?: number;

@@ -86,6 +86,9 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("loadModel", Napi::Function::New<Model::load>(env, "loadModel"));
     exports.Set("createContext", Napi::Function::New<Context::create>(env, "createContext"));
     exports.Set("quantizeModel", Napi::Function::New<Model::quantize>(env, "quantizeModel"));
+    exports.Set("rpcServe", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
+        return guard_call(info, [&] { return Model::rpc_serve(info); });
+    }, "rpcServe"));
     exports.Set("systemInfo", Napi::Function::New<system_info>(env, "systemInfo"));
     exports.Set("trainExitAdapter", Napi::Function::New<train_exit_adapter>(env, "trainExitAdapter"));
     exports.Set("dequantizeRows", Napi::Function::New<dequantize_rows>(env, "dequantizeRows"));

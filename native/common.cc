@@ -48,6 +48,7 @@ std::string take_last_llama_error() {
             if (generic.empty()) generic = line;
             continue;
         }
+        if (out == line || out.size() >= line.size() + 2 && out.compare(out.size() - line.size(), line.size(), line) == 0) continue;  // said already
         out += (out.empty() ? "" : "; ") + line;
     }
     error_lines.clear();

@@ -412,9 +412,21 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         });
 }
 
+// llama_decode, then whether the model's RPC servers are still there: a lost server completes its
+// calls with zeroed data (patches/0005), so a decode that "succeeded" after one is a failure
+static constexpr int32_t DECODE_RPC_LOST = -100;
+
+int32_t Context::decode_checked(llama_batch & b) {
+    const int32_t ret = llama_decode(ctx_, b);
+    return ret == 0 && model_->rpc_failed() ? DECODE_RPC_LOST : ret;
+}
+
 // llama_decode's status 2 is an aborted compute (abort() or dispose() during the call)
 [[noreturn]] static void throw_decode_failure(int32_t ret, const std::string & why) {
     if (ret == 2) throw CodedError("ERR_ABORTED", "the operation was aborted");
+    if (ret == DECODE_RPC_LOST) {
+        throw CodedError("ERR_RPC", "an RPC server of this model was lost or timed out (rpcTimeoutMs)" + (why.empty() ? std::string() : ": " + why));
+    }
     throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
 }
 
@@ -488,7 +500,7 @@ void Context::run_decode_many(ManyJob & job) {
         for (const auto & e : job.entries) llama_memory_seq_rm(llama_get_memory(ctx_), e.seq, e.pos0, -1);
     };
     take_last_llama_error();
-    const int32_t ret = llama_decode(ctx_, b);
+    const int32_t ret = decode_checked(b);
     if (ret != 0) {
         std::string why = take_last_llama_error();
         rollback();
@@ -545,7 +557,7 @@ void Context::run_decode(DecodeJob & job) {
     const bool final_hidden = job.want_hidden && job.end == n_layer_;
     if (final_hidden) llama_set_embeddings_layer_inp(ctx_, n_layer_, true);
     take_last_llama_error();
-    const int32_t ret = llama_decode(ctx_, b);
+    const int32_t ret = decode_checked(b);
     if (final_hidden) {
         if (ret == 0) {
             const float * h = llama_get_embeddings_layer_inp(ctx_, n_layer_);
@@ -696,7 +708,7 @@ void Context::run_verify_many(VerifyJob & job) {
     }
     b.n_tokens = n;
     take_last_llama_error();
-    const int32_t ret = llama_decode(ctx_, b);
+    const int32_t ret = decode_checked(b);
     if (ret != 0) {
         // the drafts stay pending (a retry overwrites the same cells); positions past them are dropped
         std::string why = take_last_llama_error();
@@ -852,7 +864,7 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
             b.logits[k] = output;
         }
         take_last_llama_error();
-        const int32_t ret = llama_decode(ctx_, b);
+        const int32_t ret = decode_checked(b);
         if (ret != 0) {
             std::string why = take_last_llama_error();
             for (const Live * l : batch) llama_memory_seq_rm(llama_get_memory(ctx_), l->job->seq, l->S->n_past, -1);

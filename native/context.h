@@ -62,6 +62,7 @@ private:
     void run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs);  // worker thread: one early-exit batch per draft step
     void run_decode_many(ManyJob & job);  // worker thread
     void run_verify_many(VerifyJob & job);  // worker thread
+    int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
     // the token of the best of the first `width` values of an early-exit logits row (mapped through

@@ -3,6 +3,10 @@
 #include "addon.h"
 #include "common.h"
 
+#include "ggml-cpu.h"
+#include "ggml-rpc.h"
+#include "llama-model.h"  // llama_model::dev_layer(): which device holds each layer
+
 #include <sys/stat.h>
 
 #include <atomic>
@@ -14,6 +18,59 @@
 
 namespace layerskip {
 
+// How a model is spread over RPC servers, prepared on the JavaScript thread, applied on the worker
+struct RpcPlan {
+    std::vector<std::string> endpoints;
+    std::vector<float> split;
+    bool output_local = true;
+    uint32_t timeout_ms = 30000;
+    uint32_t failures_at_load = 0;
+    int32_t n_layer = 0;  // the file's block count (0: unknown)
+    std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama_model_params
+    std::vector<float> tensor_split;
+    llama_model_tensor_buft_override overrides[3] = {};
+
+    // connects to every server (throws with the reason when one cannot be reached) and fills params
+    void apply(llama_model_params & params) {
+        ggml_backend_rpc_set_timeout(timeout_ms);
+        for (const auto & e : endpoints) {
+            const uint32_t before = ggml_backend_rpc_failures();
+            ggml_backend_reg_t reg = ggml_backend_rpc_add_server(e.c_str());
+            if (!reg || ggml_backend_rpc_failures() != before) {
+                std::string why = take_last_llama_error();
+                throw std::runtime_error("cannot use RPC server " + e + (why.empty() ? "" : ": " + why));
+            }
+            for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); ++i) devices.push_back(ggml_backend_reg_dev_get(reg, i));
+        }
+        failures_at_load = ggml_backend_rpc_failures();
+        devices.push_back(nullptr);
+        params.devices = devices.data();
+        const size_t n_dev = devices.size() - 1;
+        if (!split.empty() && split.size() != n_dev) {
+            throw std::runtime_error("tensorSplit has " + std::to_string(split.size()) + " values for " + std::to_string(n_dev) + " RPC devices");
+        }
+        // llama.cpp spreads the offloaded layers AND the output head (the last "layer") by the split;
+        // with the head kept local its slot goes to the last device, so the layers split as asked
+        // (evenly by default) instead of the last device getting only the head
+        const int32_t remote = params.n_gpu_layers < 0 || n_layer == 0 ? n_layer : std::min(params.n_gpu_layers, n_layer);
+        if (remote > 0 && (output_local || !split.empty())) {
+            std::vector<double> share(n_dev, split.empty() ? 1.0 : 0.0);
+            double sum = 0;
+            for (size_t i = 0; i < n_dev; ++i) sum += (share[i] = split.empty() ? 1.0 : split[i]);
+            tensor_split.assign(llama_max_devices(), 0.0f);
+            for (size_t i = 0; i < n_dev; ++i) tensor_split[i] = (float)(share[i] / sum * remote);
+            tensor_split[n_dev - 1] += 1.0f;  // the output head's slot
+            params.tensor_split = tensor_split.data();
+        }
+        if (params.n_gpu_layers >= 0) params.n_gpu_layers += 1;  // llama.cpp counts the output as the last "layer"
+        if (output_local) {
+            overrides[0] = {"^output\\.weight$", ggml_backend_cpu_buffer_type()};
+            overrides[1] = {"^output_norm\\.weight$", ggml_backend_cpu_buffer_type()};
+            params.tensor_buft_overrides = overrides;
+        }
+    }
+};
+
 Napi::Function Model::define(Napi::Env env) {
     return DefineClass(env, "NativeModel", {
         InstanceMethod<&Model::guarded<&Model::info>>("info"),
@@ -23,6 +80,7 @@ Napi::Function Model::define(Napi::Env env) {
         InstanceMethod<&Model::guarded<&Model::token_piece>>("tokenPiece"),
         InstanceMethod<&Model::guarded<&Model::is_eog>>("isEog"),
         InstanceMethod<&Model::guarded<&Model::dispose>>("dispose"),
+        InstanceMethod<&Model::guarded<&Model::layer_devices>>("layerDevices"),
         InstanceAccessor<&Model::disposed_getter>("disposed"),
     });
 }
@@ -70,6 +128,26 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
 
     auto params = llama_model_default_params();
     params.n_gpu_layers = get_int(env, opts, "gpuLayers", -1, -1, 100000);
+
+    // RPC servers (host:port): their devices hold the last `gpuLayers` layers; with `outputLocal`
+    // the output norm and head stay on this machine (tensor override), so early exits never cross
+    // the network. Connecting happens on the worker thread.
+    auto rpc = std::make_shared<RpcPlan>();
+    if (opts.Has("rpcServers") && opts.Get("rpcServers").IsArray()) {
+        Napi::Array list = opts.Get("rpcServers").As<Napi::Array>();
+        for (uint32_t i = 0; i < list.Length(); ++i) {
+            if (!list.Get(i).IsString()) throw_type(env, "loadModel: rpcServers must be strings host:port");
+            rpc->endpoints.push_back(list.Get(i).As<Napi::String>());
+        }
+        if (opts.Has("tensorSplit") && opts.Get("tensorSplit").IsArray()) {
+            Napi::Array split = opts.Get("tensorSplit").As<Napi::Array>();
+            for (uint32_t i = 0; i < split.Length(); ++i) rpc->split.push_back(split.Get(i).As<Napi::Number>().FloatValue());
+        }
+        rpc->output_local = get_bool(opts, "outputLocal", true);
+        rpc->n_layer = get_int(env, opts, "layerCount", 0, 0, 100000);
+        rpc->timeout_ms = (uint32_t)get_int(env, opts, "rpcTimeoutMs", 30000, 0, INT32_MAX);
+        params.main_gpu = get_int(env, opts, "mainDevice", 0, 0, 1000);
+    }
     params.load_mode = get_bool(opts, "mmap", true) ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     params.check_tensors = get_bool(opts, "checkTensors", false);
 
@@ -80,7 +158,7 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
 
     auto result = std::make_shared<llama_model *>(nullptr);
     Napi::Promise promise = PromiseWorker::run(env,
-        [path, params, result, cancelled]() {
+        [path, params, result, cancelled, rpc]() mutable {
             struct stat st;
             if (stat(path.c_str(), &st) != 0) throw std::runtime_error("model file not found: " + path);
             if (!S_ISREG(st.st_mode)) throw std::runtime_error("not a regular file: " + path);
@@ -93,6 +171,7 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
                 throw std::runtime_error("not a GGUF file (bad magic): " + path);
             }
             take_last_llama_error();
+            if (!rpc->endpoints.empty()) rpc->apply(params);
             *result = llama_model_load_from_file(path.c_str(), params);
             if (!*result) {
                 if (cancelled->load()) throw CodedError("ERR_ABORTED", "loading " + path + " was aborted");
@@ -100,14 +179,19 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
                 throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
             }
         },
-        [result, cancelled](Napi::Env env) -> Napi::Value {
+        [result, cancelled, rpc](Napi::Env env) -> Napi::Value {
             if (cancelled->load()) {  // cancelled after the last progress call: the model is not wanted
                 llama_model_free(*result);
                 throw CodedError("ERR_ABORTED", "loading was aborted");
             }
             auto * data = env.GetInstanceData<AddonData>();
             try {
-                return data->model_ctor.New({Napi::External<llama_model>::New(env, *result)});
+                Napi::Object m = data->model_ctor.New({Napi::External<llama_model>::New(env, *result)});
+                Model * model = Model::Unwrap(m);
+                model->rpc_ = !rpc->endpoints.empty();
+                model->rpc_failures_at_load_ = rpc->failures_at_load;
+                model->output_local_ = rpc->output_local;
+                return m;
             } catch (...) {
                 llama_model_free(*result);  // the wrapper did not take it: nothing else frees it
                 throw;
@@ -274,6 +358,44 @@ Napi::Value Model::dispose(const Napi::CallbackInfo & info) {
 
 Napi::Value Model::disposed_getter(const Napi::CallbackInfo & info) {
     return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+// layerDevices(): the device of each layer ("CPU" or an RPC device's name with its endpoint), and of the output head
+Napi::Value Model::layer_devices(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_live(env, "layerDevices");
+    auto name = [](ggml_backend_dev_t dev) -> std::string {
+        if (!dev) return "CPU";
+        std::string n = ggml_backend_dev_name(dev), d = ggml_backend_dev_description(dev);
+        return n == d || d.empty() ? n : n + " " + d;
+    };
+    const int32_t n_layer = llama_model_n_layer(model_);
+    Napi::Array layers = Napi::Array::New(env, n_layer);
+    for (int32_t il = 0; il < n_layer; ++il) layers.Set((uint32_t)il, name(model_->dev_layer(il)));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("layers", layers);
+    o.Set("output", output_local_ || !rpc_ ? std::string("CPU") : name(model_->dev_output()));
+    return o;
+}
+
+// a lost RPC server since this model loaded (its later results are not to be trusted)
+bool Model::rpc_failed() const {
+    return rpc_ && ggml_backend_rpc_failures() != rpc_failures_at_load_;
+}
+
+// rpcServe(host, port, threads, cacheDir?): runs llama.cpp's RPC server on this thread and returns
+// only if it cannot start (a port in use). For a process of its own (`layerskip rpc-server`).
+Napi::Value Model::rpc_serve(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+        throw_type(env, "rpcServe(host, port, threads, cacheDir?)");
+    }
+    const std::string endpoint = info[0].As<Napi::String>().Utf8Value() + ":" + std::to_string(info[1].As<Napi::Number>().Int32Value());
+    const size_t threads = (size_t)info[2].As<Napi::Number>().Int32Value();
+    std::string cache = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
+    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_rpc_start_server(endpoint.c_str(), cache.empty() ? nullptr : cache.c_str(), threads, 1, &cpu);
+    throw_error(env, "the RPC server could not start on " + endpoint + " (is the port in use?)", "ERR_RPC_SERVER");
 }
 
 Napi::Value Model::quantize(const Napi::CallbackInfo & info) {

@@ -13,6 +13,7 @@ public:
     static Napi::Function define(Napi::Env env);
     static Napi::Value load(const Napi::CallbackInfo & info);      // (path, options) => { promise: Promise<Model>, cancel() }
     static Napi::Value quantize(const Napi::CallbackInfo & info);  // (src, dst, type, threads) => Promise<void>
+    static Napi::Value rpc_serve(const Napi::CallbackInfo & info);  // (host, port, threads, cacheDir?): blocks
 
     explicit Model(const Napi::CallbackInfo & info);
     ~Model() override;
@@ -24,6 +25,7 @@ public:
     const llama_vocab * vocab() const { return llama_model_get_vocab(model_); }
     bool disposed() const { return disposed_; }
     void retain() { ++users_; }
+    bool rpc_failed() const;  // an RPC server this model uses was lost since it loaded
     void release();
 
 private:
@@ -37,12 +39,15 @@ private:
     Napi::Value is_eog(const Napi::CallbackInfo & info);
     Napi::Value dispose(const Napi::CallbackInfo & info);
     Napi::Value disposed_getter(const Napi::CallbackInfo & info);
+    Napi::Value layer_devices(const Napi::CallbackInfo & info);
     void check_live(Napi::Env env, const char * what) const;
     void free_now();
 
     llama_model * model_ = nullptr;
     bool disposed_ = false;
     int users_ = 0;  // live contexts: the weights are freed when the last one goes
+    bool rpc_ = false, output_local_ = true;
+    uint32_t rpc_failures_at_load_ = 0;
 };
 
 }  // namespace layerskip
