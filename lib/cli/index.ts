@@ -11,14 +11,16 @@ import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
 import { GENERATION_FLAGS, contextFromFlags, samplingFromFlags } from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
+import { rpcServerCommand, rpcServerUsage } from './rpc-server.js';
 import { sweepCommand, sweepUsage } from './sweep.js';
 
 const USAGE = `Usage:
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]]
+                     [--rpc HOST:PORT,... [--remote-layers N]]
                      (without -m: the bundled demo model, stories260K)
-${chatUsage}  layerskip info -m MODEL [--json]
+${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]
   layerskip quantize SOURCE DESTINATION TYPE      (TYPE: ${QUANTIZATION_TYPES.join(', ')})
 ${calibrateUsage}${analyzeUsage}${sweepUsage}`;
 
@@ -29,6 +31,8 @@ async function generate(argv: string[]): Promise<void> {
     adaptive: { type: 'boolean' },
     verify: { type: 'string' },
     stop: { type: 'string', multiple: true },
+    rpc: { type: 'string' },
+    'remote-layers': { type: 'string' },
   });
   const prompt = required('generate', '-p PROMPT', values.prompt);
   const options: GenerateOptions = { ...samplingFromFlags(values, 128), stop: values.stop };
@@ -48,8 +52,16 @@ async function generate(argv: string[]): Promise<void> {
     throw new UsageError('generate: --draft, --adaptive, --verify and --draft-head need --exit-layer');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
-  const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
+  const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  const remoteLayers = intFlag('remote-layers', values['remote-layers'], 0);
+  if (remoteLayers !== undefined && !rpcServers) throw new UsageError('generate: --remote-layers needs --rpc');
+  const model = await loadModel(values.model ?? DEMO_MODEL_PATH, rpcServers ? { rpcServers, gpuLayers: remoteLayers } : {});
   try {
+    if (rpcServers) {
+      const d = model.devices();
+      const at = d.layers.map((dev, i) => `${i}:${dev}`).join(', ');
+      process.stderr.write(`layerskip: layers ${at}; output head ${d.output}\n`);
+    }
     const ctx = await model.createContext(contextFromFlags(values));
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
@@ -105,7 +117,7 @@ async function quantize(argv: string[]): Promise<void> {
 }
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  generate, chat: chatCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
+  generate, chat: chatCommand, 'rpc-server': rpcServerCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
 };
 
 async function main(): Promise<void> {

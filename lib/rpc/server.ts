@@ -3,6 +3,7 @@
 // close() stops it for sure (llama.cpp's server loop has no stop).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,10 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-const SERVER_PROCESS = fileURLToPath(new URL('./server-process.js', import.meta.url));
+// the compiled server script next to this module; from the TypeScript sources (the tests), the built one
+const SERVER_PROCESS = [new URL('./server-process.js', import.meta.url), new URL('../../dist/rpc/server-process.js', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('./server-process.js', import.meta.url));
 
 async function freePort(host: string): Promise<number> {
   const probe = createServer();
@@ -64,6 +68,8 @@ export async function startRpcServer(options: RpcServerOptions = {}): Promise<Rp
   if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
   if (!isLoopback(host)) process.emitWarning(`RPC server on ${host}: ${RPC_NO_AUTH_WARNING}`, 'LayerskipRpcWarning');
   if (port === 0) port = await freePort(host);
+  // something already answering there would pass for our server below
+  if (await accepts(host, port)) throw new Error(`the RPC server did not start: ${host}:${port} is in use`);
 
   const args = [host, String(port), String(threads), ...(options.cacheDir ? [options.cacheDir] : [])];
   const child: ChildProcess = fork(SERVER_PROCESS, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });

@@ -1,0 +1,82 @@
+// llama.cpp's RPC backend: a model split across this process and RPC servers (started by the test on
+// 127.0.0.1 at free ports) gives the same tokens as the model loaded locally, self-speculative
+// decoding over RPC equals plain decoding over RPC, and a server that goes away mid-generation
+// rejects that generation instead of taking the process down.
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, startRpcServer, type RpcServer } from '../lib/index.js';
+import { STORIES } from './helpers.js';
+
+const PROMPT = 'Once upon a time';
+let servers: RpcServer[] = [];
+let reference: number[] = [];
+
+beforeAll(async () => {
+  servers = await Promise.all([startRpcServer({ port: 0, threads: 1 }), startRpcServer({ port: 0, threads: 1 })]);
+  const local = await loadModel(STORIES);
+  const ctx = await local.createContext({ contextSize: 256, threads: 1 });
+  reference = (await ctx.generate(PROMPT, { maxTokens: 40 }).result).tokens;
+  local.dispose();
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => probe.once('listening', r));
+  const { port } = probe.address() as { port: number };
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+describe('RPC servers', () => {
+  it('a model split across the local CPU and two servers gives the local tokens; drafts stay local', async () => {
+    const model = await loadModel(STORIES, { rpcServers: servers.map((s) => s.endpoint), gpuLayers: 2 });
+    try {
+      const d = model.devices();
+      expect(d.layers.slice(0, 3).every((x) => x.startsWith('CPU'))).toBe(true); // exit layer 3: drafts never leave
+      expect(d.layers[3]).toContain(servers[0].endpoint);
+      expect(d.layers[4]).toContain(servers[1].endpoint);
+      expect(d.output).toBe('CPU');
+      const ctx = await model.createContext({ contextSize: 256, threads: 1 });
+      const plain = await ctx.generate(PROMPT, { maxTokens: 40 }).result;
+      expect(plain.tokens).toEqual(reference);
+      const spec = await ctx.generate(PROMPT, { maxTokens: 40, selfSpeculative: { exitLayer: 3, draftTokens: 3 } }).result;
+      expect(spec.tokens).toEqual(plain.tokens);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('bad endpoints and a refused connection are clear errors', async () => {
+    await expect(loadModel(STORIES, { rpcServers: ['nohost'] })).rejects.toThrow(/rpcServers\[0\] must be "host:port"/);
+    await expect(loadModel(STORIES, { rpcServers: ['127.0.0.1:99999'] })).rejects.toThrow(/port in \[1, 65535\]/);
+    await expect(loadModel(STORIES, { rpcServers: [] })).rejects.toThrow(/non-empty array/);
+    await expect(loadModel(STORIES, { tensorSplit: [1] })).rejects.toThrow(/need rpcServers/);
+    const port = await freePort(); // nothing listens there
+    await expect(loadModel(STORIES, { rpcServers: [`127.0.0.1:${port}`] })).rejects.toThrow(new RegExp(`RPC server 127\\.0\\.0\\.1:${port}: cannot connect`));
+    await expect(startRpcServer({ port: servers[0].port, threads: 1 })).rejects.toThrow(/did not start: .* is in use/); // the port is taken
+  });
+
+  it('a server killed mid-generation rejects that generation within the timeout; the process goes on', async () => {
+    const doomed = await startRpcServer({ port: 0, threads: 1 });
+    const model = await loadModel(STORIES, { rpcServers: [doomed.endpoint], gpuLayers: 2, rpcTimeoutMs: 2000 });
+    try {
+      const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+      const gen = ctx.generate(PROMPT, { maxTokens: 400 });
+      for await (const chunk of gen) if (chunk.tokens.length > 0) break; // it is running
+      const t0 = performance.now();
+      await doomed.close();
+      await expect(gen.result).rejects.toMatchObject({ code: 'ERR_RPC' });
+      expect(performance.now() - t0).toBeLessThan(2000);
+      await expect(ctx.generate(PROMPT, { maxTokens: 3 }).result).rejects.toMatchObject({ code: 'ERR_RPC' }); // and stays failed
+    } finally {
+      model.dispose();
+    }
+    const local = await loadModel(STORIES);
+    const ctx = await local.createContext({ contextSize: 256, threads: 1 });
+    expect((await ctx.generate(PROMPT, { maxTokens: 40 }).result).tokens).toEqual(reference);
+    local.dispose();
+  });
+});
