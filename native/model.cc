@@ -28,7 +28,7 @@ struct RpcPlan {
     int32_t n_layer = 0;  // the file's block count (0: unknown)
     std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama_model_params
     std::vector<float> tensor_split;
-    llama_model_tensor_buft_override overrides[3] = {};
+    llama_model_tensor_buft_override overrides[4] = {};  // null-terminated
 
     // connects to every server (throws with the reason when one cannot be reached) and fills params
     void apply(llama_model_params & params) {
@@ -66,6 +66,8 @@ struct RpcPlan {
         if (output_local) {
             overrides[0] = {"^output\\.weight$", ggml_backend_cpu_buffer_type()};
             overrides[1] = {"^output_norm\\.weight$", ggml_backend_cpu_buffer_type()};
+            // a tied LM head is token_embd.weight duplicated onto the output's device: keep that copy here too
+            overrides[2] = {"^token_embd\\.weight$", ggml_backend_cpu_buffer_type()};
             params.tensor_buft_overrides = overrides;
         }
     }
