@@ -122,3 +122,44 @@ describe('layerskip chat (driven through its streams)', () => {
     expect(run('chat', '--template', join(work, 'missing.jinja')).status).toBe(1);
   });
 });
+
+describe('layerskip rpc-server and generate --rpc', () => {
+  it('the two-command set-up gives the local output; SIGTERM stops the server', async () => {
+    const { spawn } = await import('node:child_process');
+    const net = await import('node:net');
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => probe.once('listening', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const server = spawn(process.execPath, [cli, 'rpc-server', '--port', String(port), '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    server.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<string | null>((resolve) => server.on('exit', (_code, signal) => resolve(signal)));
+    try {
+      for (let i = 0; ; i++) {
+        const up = await new Promise<boolean>((resolve) => {
+          const s = net.createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+          s.on('error', () => resolve(false));
+        });
+        if (up) break;
+        if (i > 500) throw new Error(`the server did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(err).toMatch(new RegExp(`serving 127\\.0\\.0\\.1:${port}`));
+      const local = run('generate', '-p', 'Once upon a time', '-n', '24');
+      const remote = run('generate', '-p', 'Once upon a time', '-n', '24', '--rpc', `127.0.0.1:${port}`, '--remote-layers', '2', '--exit-layer', '3');
+      expect(remote.status).toBe(0);
+      expect(remote.stdout).toBe(local.stdout);
+      expect(remote.stderr).toMatch(/layers 0:CPU.*3:RPC\d+ 127\.0\.0\.1.*output head CPU/);
+    } finally {
+      server.kill('SIGTERM');
+    }
+    expect(await exited).toBe('SIGTERM');
+  });
+
+  it('rejects bad flags', () => {
+    expect(run('generate', '-p', 'x', '--remote-layers', '2').stderr).toMatch(/--remote-layers needs --rpc/);
+    expect(run('rpc-server', '--port', '70000').stderr).toMatch(/--port must be an integer >= 1 <= 65535/);
+    expect(run('generate', '-p', 'x', '--rpc', 'nohost').stderr).toMatch(/rpcServers\[0\] must be "host:port"/);
+  });
+});
