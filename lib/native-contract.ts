@@ -176,7 +176,7 @@ export interface NativeBinding {
     rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number; mainDevice?: number; layerCount?: number;
   }): NativeModelLoad;
   /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
-  rpcServe(host: string, port: number, threads: number, cacheDir?: string): never;
+  rpcServe(host: string, port: number, threads: number, cacheDir?: string, device?: string): never;
   createContext(model: NativeModel, options: {
     contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
     kvCacheType?: string; sequences?: number;

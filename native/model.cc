@@ -385,18 +385,29 @@ bool Model::rpc_failed() const {
     return rpc_ && ggml_backend_rpc_failures() != rpc_failures_at_load_;
 }
 
-// rpcServe(host, port, threads, cacheDir?): runs llama.cpp's RPC server on this thread and returns
-// only if it cannot start (a port in use). For a process of its own (`layerskip rpc-server`).
+// rpcServe(host, port, threads, cacheDir?, device?): runs llama.cpp's RPC server on this thread and
+// returns only if it cannot start (a port in use). For a process of its own (`layerskip rpc-server`).
+// It serves `device` (a ggml device name, e.g. "CUDA0"), by default the first GPU, else the CPU.
 Napi::Value Model::rpc_serve(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
-        throw_type(env, "rpcServe(host, port, threads, cacheDir?)");
+        throw_type(env, "rpcServe(host, port, threads, cacheDir?, device?)");
     }
     const std::string endpoint = info[0].As<Napi::String>().Utf8Value() + ":" + std::to_string(info[1].As<Napi::Number>().Int32Value());
     const size_t threads = (size_t)info[2].As<Napi::Number>().Int32Value();
     std::string cache = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
-    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    ggml_backend_rpc_start_server(endpoint.c_str(), cache.empty() ? nullptr : cache.c_str(), threads, 1, &cpu);
+    std::string wanted = info.Length() > 4 && info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+    ggml_backend_dev_t dev = nullptr;
+    std::string names;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        const std::string name = ggml_backend_dev_name(d);
+        names += (names.empty() ? "" : ", ") + name;
+        if (!wanted.empty() ? name == wanted : (!dev && ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU)) dev = d;
+    }
+    if (!wanted.empty() && !dev) throw_range(env, "rpcServe: no device " + wanted + " (devices: " + names + ")");
+    if (!dev) dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_rpc_start_server(endpoint.c_str(), cache.empty() ? nullptr : cache.c_str(), threads, 1, &dev);
     throw_error(env, "the RPC server could not start on " + endpoint + " (is the port in use?)", "ERR_RPC_SERVER");
 }
 

@@ -13,7 +13,7 @@ public:
     static Napi::Function define(Napi::Env env);
     static Napi::Value load(const Napi::CallbackInfo & info);      // (path, options) => { promise: Promise<Model>, cancel() }
     static Napi::Value quantize(const Napi::CallbackInfo & info);  // (src, dst, type, threads) => Promise<void>
-    static Napi::Value rpc_serve(const Napi::CallbackInfo & info);  // (host, port, threads, cacheDir?): blocks
+    static Napi::Value rpc_serve(const Napi::CallbackInfo & info);  // (host, port, threads, cacheDir?, device?): blocks
 
     explicit Model(const Napi::CallbackInfo & info);
     ~Model() override;

@@ -80,3 +80,12 @@ describe('RPC servers', () => {
     local.dispose();
   });
 });
+
+describe('startRpcServer options', () => {
+  it('an unknown device or bad option is a clear error', async () => {
+    await expect(startRpcServer({ port: 0, threads: 1, device: 'CUDA7' })).rejects.toThrow(/no device CUDA7 \(devices: CPU/);
+    await expect(startRpcServer({ port: 70000 })).rejects.toThrow(/port must be an integer in \[0, 65535\]/);
+    await expect(startRpcServer({ threads: 0 })).rejects.toThrow(/threads must be an integer/);
+    await expect(startRpcServer({ device: '' })).rejects.toThrow(/device must be a device name/);
+  });
+});

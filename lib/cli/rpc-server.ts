@@ -4,7 +4,7 @@ import { loadNative } from '../native.js';
 import { isLoopback, RPC_NO_AUTH_WARNING } from '../rpc/endpoint.js';
 import { intFlag, parse } from './args.js';
 
-export const rpcServerUsage = `  layerskip rpc-server [--host 127.0.0.1] [--port 50052] [--threads N] [--cache DIR]
+export const rpcServerUsage = `  layerskip rpc-server [--host 127.0.0.1] [--port 50052] [--threads N] [--cache DIR] [--device NAME]
                  (this machine's backend for models split across machines: loadModel's rpcServers,
                   generate --rpc; no authentication: keep it on 127.0.0.1 behind an SSH tunnel)
 `;
@@ -15,6 +15,7 @@ export async function rpcServerCommand(argv: string[]): Promise<void> {
     port: { type: 'string', short: 'p' },
     threads: { type: 'string', short: 't' },
     cache: { type: 'string' },
+    device: { type: 'string' },
   });
   const host = values.host ?? '127.0.0.1';
   const port = intFlag('port', values.port, 1, 65535) ?? 50052;
@@ -23,5 +24,5 @@ export async function rpcServerCommand(argv: string[]): Promise<void> {
   process.stderr.write(`layerskip rpc-server: serving ${host}:${port} with ${threads} threads (Ctrl-C stops it)\n`);
   // the server loop holds this thread; the default SIGINT / SIGTERM actions end the process
   const native = await loadNative();
-  native.rpcServe(host, port, threads, values.cache);
+  native.rpcServe(host, port, threads, values.cache, values.device);
 }

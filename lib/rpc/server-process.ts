@@ -2,10 +2,10 @@
 // thread, which returns only when the server cannot start.
 import { loadNative } from '../native.js';
 
-const [host, port, threads, cacheDir] = process.argv.slice(2);
+const [host, port, threads, cacheDir, device] = process.argv.slice(2);
 const native = await loadNative();
 try {
-  native.rpcServe(host, Number(port), Number(threads), cacheDir);
+  native.rpcServe(host, Number(port), Number(threads), cacheDir || undefined, device || undefined);
 } catch (e) {
   process.stderr.write(`${(e as Error).message}\n`);
   process.exit(1);

@@ -19,6 +19,8 @@ export interface RpcServerOptions {
   threads?: number;
   /** Folder where the server caches tensors it receives (llama.cpp's -c). */
   cacheDir?: string;
+  /** The ggml device to serve, e.g. "CUDA0" (default: the first GPU, else the CPU). */
+  device?: string;
   /** How long to wait for the server to accept connections (default 10 s). */
   startTimeoutMs?: number;
 }
@@ -66,12 +68,13 @@ export async function startRpcServer(options: RpcServerOptions = {}): Promise<Rp
   const startTimeoutMs = checkInteger('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000);
   let port = checkInteger('port', options.port ?? 50052, 0, 65535);
   if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
+  if (options.device !== undefined && (typeof options.device !== 'string' || options.device.length === 0)) throw new TypeError('device must be a device name such as "CUDA0"');
   if (!isLoopback(host)) process.emitWarning(`RPC server on ${host}: ${RPC_NO_AUTH_WARNING}`, 'LayerskipRpcWarning');
   if (port === 0) port = await freePort(host);
   // something already answering there would pass for our server below
   if (await accepts(host, port)) throw new Error(`the RPC server did not start: ${host}:${port} is in use`);
 
-  const args = [host, String(port), String(threads), ...(options.cacheDir ? [options.cacheDir] : [])];
+  const args = [host, String(port), String(threads), options.cacheDir ?? '', options.device ?? ''];
   const child: ChildProcess = fork(SERVER_PROCESS, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
