@@ -48,7 +48,8 @@ std::string take_last_llama_error() {
             if (generic.empty()) generic = line;
             continue;
         }
-        if (out == line || out.size() >= line.size() + 2 && out.compare(out.size() - line.size(), line.size(), line) == 0) continue;  // said already
+        const bool said = out == line || (out.size() >= line.size() + 2 && out.compare(out.size() - line.size(), line.size(), line) == 0);
+        if (said) continue;  // the same line again (a retried call logs it once more)
         out += (out.empty() ? "" : "; ") + line;
     }
     error_lines.clear();
