@@ -37,11 +37,9 @@ export function abortReason(signal: AbortSignal): Error {
 
 /** Type and range predicates for option checks (after sharp's `is` helpers). */
 export const is = {
-  defined: (v: unknown): boolean => v !== undefined && v !== null,
   bool: (v: unknown): v is boolean => typeof v === 'boolean',
   number: (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v),
   integer: (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v),
-  string: (v: unknown): v is string => typeof v === 'string',
   inRange: (v: number, min: number, max: number): boolean => v >= min && v <= max,
   inArray: <T>(v: unknown, list: readonly T[]): v is T => list.includes(v as T),
 };

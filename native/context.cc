@@ -62,6 +62,7 @@ struct Context::DraftJob {
     std::vector<float> max_prob;
     std::vector<float> logits;   // sampled drafts' rows, n_vocab wide (-inf outside a draft vocabulary)
     bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
+    double native_ms = 0;        // time of the run_drafts call that served it (shared by a draftMany)
 };
 
 // the outputs of one sequence's part of a batched call (decodeMany, verifyMany)
@@ -251,6 +252,37 @@ int32_t Context::seq_arg(Napi::Env env, const Napi::Object & o) const {
     return get_int(env, o, "sequence", 0, 0, n_seq_ - 1);
 }
 
+// `outputs` of a decode entry: 0 'last' (default), 1 'all', 2 'none'
+static int parse_outputs(Napi::Env env, const Napi::Object & o, const char * what) {
+    const std::string v = o.Has("outputs") && o.Get("outputs").IsString() ? o.Get("outputs").As<Napi::String>().Utf8Value() : "last";
+    if (v == "last") return 0;
+    if (v == "all") return 1;
+    if (v == "none") return 2;
+    throw_range(env, std::string(what) + ": outputs must be 'last', 'all' or 'none'");
+}
+
+// the entries of a batched call (decodeMany, verifyMany, draftMany): objects, each parsed by
+// `parse` into the sequence it serves, no sequence twice
+template <typename Parse>
+static void each_entry(Napi::Env env, const Napi::Array & list, const char * what, int32_t n_seq, Parse && parse) {
+    std::vector<bool> seen(n_seq, false);
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        if (!list.Get(i).IsObject()) throw_type(env, std::string(what) + ": entry " + std::to_string(i) + " must be an object");
+        const int32_t seq = parse(list.Get(i).As<Napi::Object>());
+        if (seen[seq]) throw_range(env, std::string(what) + ": sequence " + std::to_string(seq) + " appears twice");
+        seen[seq] = true;
+    }
+}
+
+void Context::check_token_ids(Napi::Env env, const char * what, const std::vector<int32_t> & tokens) const {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] < 0 || tokens[i] >= n_vocab_) {
+            throw_range(env, std::string(what) + ": token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                " is outside the vocabulary [0, " + std::to_string(n_vocab_) + ")");
+        }
+    }
+}
+
 int32_t Context::cells_used() const {
     int32_t used = 0;
     for (const auto & s : seqs_) used += s->n_past.load();
@@ -321,11 +353,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         throw_range(env, "decode: a layer range must start at 0 (draft) or end at the last layer (verify)");
     }
 
-    std::string outputs = o.Has("outputs") && o.Get("outputs").IsString() ? o.Get("outputs").As<Napi::String>().Utf8Value() : "last";
-    if (outputs == "last") job->outputs = 0;
-    else if (outputs == "all") job->outputs = 1;
-    else if (outputs == "none") job->outputs = 2;
-    else throw_range(env, "decode: outputs must be 'last', 'all' or 'none'");
+    job->outputs = parse_outputs(env, o, "decode");
     job->want_logits = get_bool(o, "logits", false);
     job->want_probs = get_bool(o, "probs", false);
     job->want_hidden = get_bool(o, "returnHidden", false);
@@ -341,12 +369,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         auto ta = tv.As<Napi::Int32Array>();
         job->tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
         job->n = (int32_t)job->tokens.size();
-        for (int32_t i = 0; i < job->n; ++i) {
-            if (job->tokens[i] < 0 || job->tokens[i] >= n_vocab_) {
-                throw_range(env, "decode: token " + std::to_string(job->tokens[i]) + " at index " + std::to_string(i) +
-                    " is outside the vocabulary [0, " + std::to_string(n_vocab_) + ")");
-            }
-        }
+        check_token_ids(env, "decode", job->tokens);
         if (o.Has("hidden") && !o.Get("hidden").IsUndefined()) throw_type(env, "decode: hidden states are input only for a range that starts above 0");
         job->pos0 = get_int(env, o, "position", S.n_past, 0, INT32_MAX - 1);
         if (job->pos0 != S.n_past) {
@@ -441,29 +464,18 @@ Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
     if (info.Length() < 1 || !info[0].IsArray()) throw_type(env, "decodeMany: an array of { sequence, tokens } expected");
     Napi::Array list = info[0].As<Napi::Array>();
     auto job = std::make_shared<ManyJob>();
-    std::vector<bool> seen(n_seq_, false);
     int32_t total = 0;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-        if (!list.Get(i).IsObject()) throw_type(env, "decodeMany: entry " + std::to_string(i) + " must be an object");
-        Napi::Object o = list.Get(i).As<Napi::Object>();
+    each_entry(env, list, "decodeMany", n_seq_, [&](const Napi::Object & o) {
         ManyJob::Entry e;
         e.seq = seq_arg(env, o);
-        if (seen[e.seq]) throw_range(env, "decodeMany: sequence " + std::to_string(e.seq) + " appears twice");
-        seen[e.seq] = true;
         const SeqState & S = *seqs_[e.seq];
         Napi::Value tv = o.Get("tokens");
         if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeMany: tokens must be an Int32Array");
         auto ta = tv.As<Napi::Int32Array>();
-        if (ta.ElementLength() == 0) throw_range(env, "decodeMany: entry " + std::to_string(i) + " has no tokens");
+        if (ta.ElementLength() == 0) throw_range(env, "decodeMany: an entry has no tokens");
         e.tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
-        for (int32_t t : e.tokens) {
-            if (t < 0 || t >= n_vocab_) throw_range(env, "decodeMany: token " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(n_vocab_) + ")");
-        }
-        std::string outputs = o.Has("outputs") && o.Get("outputs").IsString() ? o.Get("outputs").As<Napi::String>().Utf8Value() : "last";
-        if (outputs == "last") e.outputs = 0;
-        else if (outputs == "all") e.outputs = 1;
-        else if (outputs == "none") e.outputs = 2;
-        else throw_range(env, "decodeMany: outputs must be 'last', 'all' or 'none'");
+        check_token_ids(env, "decodeMany", e.tokens);
+        e.outputs = parse_outputs(env, o, "decodeMany");
         e.want_logits = get_bool(o, "logits", false);
         if (S.n_full < S.n_past) {
             throw_error(env, "decodeMany: sequence " + std::to_string(e.seq) + " holds early-exit drafts; verify or remove them first", "ERR_PENDING_DRAFT");
@@ -471,7 +483,8 @@ Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
         e.pos0 = S.n_past;
         total += (int32_t)e.tokens.size();
         job->entries.push_back(std::move(e));
-    }
+        return job->entries.back().seq;
+    });
     if (job->entries.empty()) throw_range(env, "decodeMany: nothing to decode");
     if (total > n_batch_) throw_range(env, "decodeMany: " + std::to_string(total) + " tokens exceed the batch size " + std::to_string(n_batch_));
     check_room(env, "decodeMany", total);
@@ -665,15 +678,10 @@ Napi::Value Context::verify_many(const Napi::CallbackInfo & info) {
     job->layer = get_int(env, o, "layer", -1, 1, n_layer_ - 1);
     if (!o.Get("entries").IsArray()) throw_type(env, "verifyMany: entries must be an array");
     Napi::Array list = o.Get("entries").As<Napi::Array>();
-    std::vector<bool> seen(n_seq_, false);
     int32_t total = 0;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-        if (!list.Get(i).IsObject()) throw_type(env, "verifyMany: entry " + std::to_string(i) + " must be an object");
-        Napi::Object e = list.Get(i).As<Napi::Object>();
+    each_entry(env, list, "verifyMany", n_seq_, [&](const Napi::Object & e) {
         VerifyJob::Entry v;
         v.seq = seq_arg(env, e);
-        if (seen[v.seq]) throw_range(env, "verifyMany: sequence " + std::to_string(v.seq) + " appears twice");
-        seen[v.seq] = true;
         const SeqState & S = *seqs_[v.seq];
         if (S.n_full >= S.n_past || S.draft_layer != job->layer) {
             throw_error(env, "verifyMany: sequence " + std::to_string(v.seq) + " has no early-exit drafts at layer " + std::to_string(job->layer), "ERR_NO_DRAFT");
@@ -683,7 +691,8 @@ Napi::Value Context::verify_many(const Napi::CallbackInfo & info) {
         v.want_logits = get_bool(e, "logits", false);
         total += v.n;
         job->entries.push_back(std::move(v));
-    }
+        return job->entries.back().seq;
+    });
     if (job->entries.empty()) throw_range(env, "verifyMany: nothing to verify");
     if (total > n_batch_) throw_range(env, "verifyMany: " + std::to_string(total) + " rows exceed the batch size " + std::to_string(n_batch_));
     return run_busy(env,
@@ -767,13 +776,13 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
     return job;
 }
 
-static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job, double native_ms) {
+static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job) {
     Napi::Object r = Napi::Object::New(env);
     r.Set("tokens", to_js(env, job.tokens));
     r.Set("maxProb", to_js(env, job.max_prob));
     if (job.temperature > 0) r.Set("logits", to_js(env, job.logits));
     r.Set("lastDecoded", job.last_decoded);
-    r.Set("nativeMs", native_ms);
+    r.Set("nativeMs", job.native_ms);
     return r;
 }
 
@@ -791,12 +800,9 @@ Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
     auto job = parse_draft(env, info[0].As<Napi::Object>());
     check_room(env, "draft", job->max_tokens);
-    auto ms = std::make_shared<double>(0);
     return run_busy(env,
-        [this, job, ms]() {
-            *ms = timed_ms([&] { run_drafts({job}); });
-        },
-        [job, ms](Napi::Env env) -> Napi::Value { return draft_result(env, *job, *ms); });
+        [this, job]() { run_drafts({job}); },
+        [job](Napi::Env env) -> Napi::Value { return draft_result(env, *job); });
 }
 
 // draftMany([draft options with distinct sequences and one exit layer]): the same loop for several
@@ -807,31 +813,28 @@ Napi::Value Context::draft_many(const Napi::CallbackInfo & info) {
     if (info.Length() < 1 || !info[0].IsArray()) throw_type(env, "draftMany: an array of draft options expected");
     Napi::Array list = info[0].As<Napi::Array>();
     std::vector<std::shared_ptr<DraftJob>> jobs;
-    std::vector<bool> seen(n_seq_, false);
     int32_t total = 0;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-        if (!list.Get(i).IsObject()) throw_type(env, "draftMany: entry " + std::to_string(i) + " must be an object");
-        auto job = parse_draft(env, list.Get(i).As<Napi::Object>());
-        if (seen[job->seq]) throw_range(env, "draftMany: sequence " + std::to_string(job->seq) + " appears twice");
-        seen[job->seq] = true;
+    each_entry(env, list, "draftMany", n_seq_, [&](const Napi::Object & o) {
+        auto job = parse_draft(env, o);
         if (!jobs.empty() && job->layer != jobs[0]->layer) throw_range(env, "draftMany: every entry must draft from the same exit layer");
         total += job->max_tokens;
         jobs.push_back(job);
-    }
+        return job->seq;
+    });
     if (jobs.empty()) throw_range(env, "draftMany: nothing to draft");
     if ((int32_t)jobs.size() > n_batch_) throw_range(env, "draftMany: more sequences than the batch size");
     check_room(env, "draftMany", total);
-    auto ms = std::make_shared<double>(0);
     return run_busy(env,
-        [this, jobs, ms]() { *ms = timed_ms([&] { run_drafts(jobs); }); },
-        [jobs, ms](Napi::Env env) -> Napi::Value {
+        [this, jobs]() { run_drafts(jobs); },
+        [jobs](Napi::Env env) -> Napi::Value {
             Napi::Array out = Napi::Array::New(env, jobs.size());
-            for (size_t i = 0; i < jobs.size(); ++i) out.Set((uint32_t)i, draft_result(env, *jobs[i], *ms));
+            for (size_t i = 0; i < jobs.size(); ++i) out.Set((uint32_t)i, draft_result(env, *jobs[i]));
             return out;
         });
 }
 
 void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
+    const auto t0 = std::chrono::steady_clock::now();
     FlushDenormals ftz;
     const int32_t layer = jobs[0]->layer;
     use_layer_range(0, layer);
@@ -940,7 +943,11 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         step(finish, false);
         for (Live * l : finish) l->pending = false;
     }
-    for (Live & l : live) l.job->last_decoded = !l.pending;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    for (Live & l : live) {
+        l.job->last_decoded = !l.pending;
+        l.job->native_ms = ms;
+    }
 }
 
 // setDraftHead({ adapter?: Float32Array (n_embd x n_embd, row-major), adapterType?: number (ggml type

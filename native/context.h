@@ -90,7 +90,8 @@ private:
     int32_t n_seq_ = 1;
     // the sequence an options object names (`sequence`, default 0)
     int32_t seq_arg(Napi::Env env, const Napi::Object & o) const;
-    int32_t cells_used() const;  // positions held, all sequences together (they share the cells)
+    int32_t cells_used() const;
+    void check_token_ids(Napi::Env env, const char * what, const std::vector<int32_t> & tokens) const;  // inside the vocabulary  // positions held, all sequences together (they share the cells)
     int32_t hidden_layer_enabled_ = -1;  // the layer whose input llama.cpp extracts
     int32_t range_start_ = 0, range_end_ = 0;
     // the draft vocabulary of the installed exit head (token of each early-exit logits column);

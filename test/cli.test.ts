@@ -127,10 +127,8 @@ describe('layerskip rpc-server and generate --rpc', () => {
   it('the two-command set-up gives the local output; SIGTERM stops the server', async () => {
     const { spawn } = await import('node:child_process');
     const net = await import('node:net');
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await new Promise((r) => probe.once('listening', r));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise((r) => probe.close(r));
+    const { freePort } = await import('../lib/rpc/server.js');
+    const port = await freePort();
     const server = spawn(process.execPath, [cli, 'rpc-server', '--port', String(port), '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     server.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));

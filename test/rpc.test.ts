@@ -2,9 +2,9 @@
 // 127.0.0.1 at free ports) gives the same tokens as the model loaded locally, self-speculative
 // decoding over RPC equals plain decoding over RPC, and a server that goes away mid-generation
 // rejects that generation instead of taking the process down.
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, startRpcServer, type RpcServer } from '../lib/index.js';
+import { freePort } from '../lib/rpc/server.js';
 import { STORIES } from './helpers.js';
 
 const PROMPT = 'Once upon a time';
@@ -21,14 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => probe.once('listening', r));
-  const { port } = probe.address() as { port: number };
-  await new Promise((r) => probe.close(r));
-  return port;
-}
 
 describe('RPC servers', () => {
   it('a model split across the local CPU and two servers gives the local tokens; drafts stay local', async () => {

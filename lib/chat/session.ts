@@ -94,6 +94,6 @@ function endOfTurn(context: ChatTarget, source: string): { tokens: number[]; str
     if (ids.length === 1) tokens.push(ids[0]);
     else strings.push(marker);
   }
-  if (source === PLAIN_CHAT_TEMPLATE || (!context.model.info.chatTemplate && !source)) strings.push('\nUser:');
+  if (source === PLAIN_CHAT_TEMPLATE) strings.push('\nUser:');
   return { tokens, strings };
 }

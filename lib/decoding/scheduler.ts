@@ -95,7 +95,9 @@ export class NativeScheduler {
         const groups = new Map<string, Call[]>();
         for (const c of calls) {
           const key = this.batchKey(c);
-          groups.set(key, [...(groups.get(key) ?? []), c]);
+          const group = groups.get(key);
+          if (group) group.push(c);
+          else groups.set(key, [c]);
         }
         for (const [key, group] of groups) {
           if (key === 'alone' || group.length === 1) {

@@ -40,7 +40,8 @@ const SERVER_PROCESS = [new URL('./server-process.js', import.meta.url), new URL
   .map((u) => fileURLToPath(u))
   .find((p) => existsSync(p)) ?? fileURLToPath(new URL('./server-process.js', import.meta.url));
 
-async function freePort(host: string): Promise<number> {
+/** A TCP port nothing listens on now (the system's pick). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const probe = createServer();
   probe.listen(0, host);
   await once(probe, 'listening');
