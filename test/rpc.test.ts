@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, startRpcServer, type RpcServer } from '../lib/index.js';
 import { freePort } from '../lib/rpc/server.js';
 import { STORIES } from './helpers.js';
+import { startDelayProxy } from '../bench/tcp-delay-proxy.js';
 
 const PROMPT = 'Once upon a time';
 let servers: RpcServer[] = [];
@@ -38,6 +39,38 @@ describe('RPC servers', () => {
       expect(spec.tokens).toEqual(plain.tokens);
     } finally {
       model.dispose();
+    }
+  });
+
+  it('round trips: none for a draft, one per server for a verification and for each plain token, also after self-speculative decoding', async () => {
+    const proxies = await Promise.all(servers.map((s) => startDelayProxy(s, 0))); // counts round trips
+    const model = await loadModel(STORIES, { rpcServers: proxies.map((p) => p.endpoint), gpuLayers: 2 });
+    const trips = () => proxies.map((p) => p.roundTrips());
+    const reset = () => proxies.forEach((p) => p.reset());
+    try {
+      const ctx = await model.createContext({ contextSize: 256, threads: 1 });
+      const spec = { maxTokens: 24, selfSpeculative: { exitLayer: 3, draftTokens: 3 } };
+      await ctx.generate(PROMPT, spec).result;
+      // a plain generation after a self-speculative one: the first turns the exit layer's
+      // extraction off (a scheduler reserve), every later one makes one round trip per server and token
+      await ctx.generate(PROMPT, { maxTokens: 24 }).result;
+      reset();
+      const plain = await ctx.generate(PROMPT, { maxTokens: 24 }).result;
+      expect(trips()).toEqual([plain.tokens.length, plain.tokens.length]);
+
+      ctx.clear();
+      await ctx.decodeLayers({ tokens: [1, 300, 301] });
+      reset();
+      await ctx.decodeLayers({ tokens: [302], layers: [0, 3] }); // warm: the drafts' graph
+      await ctx.decodeLayers({ layers: [3, 5], outputs: 'all' });
+      reset();
+      await ctx.decodeLayers({ tokens: [303, 304], layers: [0, 3], outputs: 'all' });
+      expect(trips()).toEqual([0, 0]); // drafts never leave this process
+      await ctx.decodeLayers({ layers: [3, 5], outputs: 'all' });
+      expect(trips()).toEqual([1, 1]); // one verification of both drafts
+    } finally {
+      model.dispose();
+      await Promise.all(proxies.map((p) => p.close()));
     }
   });
 
