@@ -404,7 +404,6 @@ export class Context {
           outputs: last ? 'last' : 'none',
           logits: last && sampling.temperature > 0,
           probs: false,
-          draftStates: spec !== null,
         });
         core.prefix.push(...chunk);
       }

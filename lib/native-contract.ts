@@ -53,11 +53,6 @@ export interface NativeDecodeOptions {
   returnHidden?: boolean;
   /** The sequence (default 0; a context has `sequences` of them, each with its own positions). */
   sequence?: number;
-  /**
-   * A full-model decode that a draft may follow (default true). false (plain generation) lets an RPC
-   * model stop extracting the last draft's exit-layer states, one network round trip per decode.
-   */
-  draftStates?: boolean;
 }
 
 /** One sequence's part of a decodeMany batch: a full-model token decode at its next position. */

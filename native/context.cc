@@ -41,7 +41,6 @@ struct Context::DecodeJob {
     int32_t pos0 = 0, n = 0, start = 0, end = 0;
     int outputs = 0;  // 0 last, 1 all, 2 none
     bool want_logits = false, want_probs = false, want_hidden = false;
-    bool draft_states = true;  // a full decode that a draft may follow (see skip_exit_layer_over_rpc)
     // outputs
     std::vector<int32_t> argmax;
     std::vector<float> max_prob;
@@ -358,7 +357,6 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     job->want_logits = get_bool(o, "logits", false);
     job->want_probs = get_bool(o, "probs", false);
     job->want_hidden = get_bool(o, "returnHidden", false);
-    job->draft_states = get_bool(o, "draftStates", true);
     if (job->want_hidden && job->end == n_layer_ && job->outputs != 1) {
         throw_range(env, "decode: the final hidden states are returned only with outputs: 'all'");
     }
@@ -552,7 +550,6 @@ void Context::run_decode(DecodeJob & job) {
 
     use_layer_range(job.start, job.end);
     if (draft) use_exit_layer(job.end);
-    else if (!verify && !job.draft_states) skip_exit_layer_over_rpc();
 
     llama_batch & b = verify ? embd_batch_ : tok_batch_;
     b.n_tokens = n;
@@ -640,18 +637,6 @@ void Context::use_exit_layer(int32_t layer) {
     if (hidden_layer_enabled_ >= 0) llama_set_embeddings_layer_inp(ctx_, hidden_layer_enabled_, false);
     llama_set_embeddings_layer_inp(ctx_, layer, true);
     hidden_layer_enabled_ = layer;
-}
-
-// While the exit layer's extraction is on (since the last draft), llama.cpp copies its hidden states
-// out of every graph, full-model decodes included. Locally that is a small copy. Over RPC the layer's
-// input can sit on a server: one more round trip per decode. Turning extraction off costs a scheduler
-// reserve (over RPC, reallocating each server's compute buffer: 2 round trips per server), and so
-// does turning it on for the next draft; so only decodes that say no draft follows them
-// (draftStates: false, plain generation) turn it off.
-void Context::skip_exit_layer_over_rpc() {
-    if (hidden_layer_enabled_ < 0 || !model_->uses_rpc()) return;
-    llama_set_embeddings_layer_inp(ctx_, hidden_layer_enabled_, false);
-    hidden_layer_enabled_ = -1;
 }
 
 int32_t Context::row_best(const float * row, bool draft, float * max_prob) const {

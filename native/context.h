@@ -65,7 +65,6 @@ private:
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
-    void skip_exit_layer_over_rpc();                   // worker thread: a full decode on an RPC model
     // the token of the best of the first `width` values of an early-exit logits row (mapped through
     // the draft vocabulary) and the softmax maximum when asked
     int32_t row_best(const float * row, bool draft, float * max_prob) const;

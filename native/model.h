@@ -26,7 +26,6 @@ public:
     bool disposed() const { return disposed_; }
     void retain() { ++users_; }
     bool rpc_failed() const;  // an RPC server this model uses was lost since it loaded
-    bool uses_rpc() const { return rpc_; }
     void release();
 
 private:

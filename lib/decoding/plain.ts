@@ -4,12 +4,9 @@ import { pickToken, Rng, type ResolvedSampling } from '../sampling.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import type { DecodeSession } from './session.js';
 
-/**
- * One plain step: `token` through all layers at the next position; returns the full model's next
- * token. `draftStates`: whether a draft may follow (a zero-length round of self-speculative decoding).
- */
-export async function plainStep(ctx: NativeContext, token: number, sampling: ResolvedSampling, rng: Rng, nVocab: number, draftStates = false): Promise<number> {
-  const r = await ctx.decode({ tokens: Int32Array.of(token), logits: sampling.temperature > 0, draftStates });
+/** One plain step: `token` through all layers at the next position; returns the full model's next token. */
+export async function plainStep(ctx: NativeContext, token: number, sampling: ResolvedSampling, rng: Rng, nVocab: number): Promise<number> {
+  const r = await ctx.decode({ tokens: Int32Array.of(token), logits: sampling.temperature > 0 });
   return pickToken(r, sampling, rng, 0, nVocab);
 }
 

@@ -132,7 +132,7 @@ export async function selfSpeculativeLoop(
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
 async function plainRound(s: LoopState, last: number): Promise<number> {
   const t0 = performance.now();
-  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, true);
+  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab);
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
   s.stats.verifyMs += ms;
