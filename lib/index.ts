@@ -1,6 +1,7 @@
 // layerskip: self-speculative decoding (LayerSkip) for local LLMs on a patched llama.cpp.
 export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './model.js';
 export { ModelFileError, checkModelInfo, validateModelFile, type ModelFileFault } from './model-validation.js';
+export { validateModelFileAsync } from './validation-thread.js';
 export {
   Context,
   Sequence,

@@ -26,7 +26,8 @@ export class ModelFileError extends Error {
   constructor(
     readonly fault: ModelFileFault,
     readonly path: string,
-    detail: string,
+    /** What is wrong, without the path. */
+    readonly detail: string,
   ) {
     super(`invalid model file ${path}: ${detail}`);
     this.name = 'ModelFileError';

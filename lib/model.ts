@@ -7,7 +7,7 @@ import { parseRpcEndpoint } from './rpc/endpoint.js';
 import { loadNative, type NativeModel, type NativeModelInfo } from './native.js';
 import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
-import { validateModelFile } from './model-validation.js';
+import { validateModelFileAsync } from './validation-thread.js';
 import { ChatTemplateError, checkChatMessages, renderChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/template.js';
 
 export type ModelInfo = NativeModelInfo;
@@ -66,8 +66,10 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const checkTensors = checkBoolean('checkTensors', options.checkTensors);
   const { signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('loadModel: signal must be an AbortSignal');
-  const header = checkBoolean('validate', options.validate) === false ? undefined : validateModelFile(path);
-  const rpc = { ...rpcOptions(options), layerCount: rpcLayerCount(options, header, path) };
+  const rpcChecked = rpcOptions(options);
+  // the header check runs on a worker thread; the header itself is read again here only when needed
+  if (checkBoolean('validate', options.validate) !== false) await validateModelFileAsync(path);
+  const rpc = { ...rpcChecked, layerCount: rpcLayerCount(options, path) };
   const binding = await loadNative();
   signal?.throwIfAborted();
   const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors, ...rpc });
@@ -83,7 +85,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   } finally {
     signal?.removeEventListener('abort', cancel);
   }
-  return new Model(handle, path, header);
+  return new Model(handle, path);
 }
 
 /** UTF-16 units encoded per event-loop turn: converting 10 MB at once holds the loop for ~20 ms. */
@@ -104,9 +106,9 @@ async function utf8InSlices(text: string): Promise<Uint8Array> {
 }
 
 /** The model's block count, which the addon needs to split layers over RPC devices (0 without rpcServers). */
-function rpcLayerCount(o: LoadModelOptions, header: GgufFileInfo | undefined, path: string): number {
+function rpcLayerCount(o: LoadModelOptions, path: string): number {
   if (o.rpcServers === undefined) return 0;
-  const info = header ?? readGgufInfo(path);
+  const info = readGgufInfo(path);
   const arch = info.metadata.get('general.architecture')?.value;
   const n = info.metadata.get(`${String(arch)}.block_count`)?.value;
   return typeof n === 'number' ? n : 0;

@@ -28,6 +28,19 @@ describe('event loop stays responsive', { retry: 2 }, () => {
   // ~25M parameters: each decode takes milliseconds, loading takes a while without mmap
   const path = randomModel({ nLayer: 8, nEmbd: 512, nHead: 8, nHeadKv: 4, nFf: 1536, nVocab: 8000, nCtx: 1024, tiedOutput: false, seed: 5, tensorType: 'f32' });
 
+  it('the header check of a 128k-token vocabulary runs on a worker thread (the built package)', async () => {
+    const big = randomModel({ nLayer: 1, nEmbd: 64, nHead: 2, nHeadKv: 2, nFf: 128, nVocab: 128000, nCtx: 256, tiedOutput: true, seed: 6, tensorType: 'f16' });
+    const built = await import('../dist/index.js'); // the worker runs the compiled module
+    const t0 = performance.now();
+    built.validateModelFile(big); // the same check on this thread
+    const onThisThread = performance.now() - t0;
+    const load = await worstTimerLag(() => built.loadModel(big));
+    load.value.dispose();
+    console.log(`header check: ${onThisThread.toFixed(1)} ms on the main thread; loadModel's worst timer lag ${load.lag.toFixed(1)} ms`);
+    expect(onThisThread).toBeGreaterThan(20); // worth moving
+    expect(load.lag).toBeLessThan(onThisThread / 2);
+  });
+
   it('during model load and generation', async () => {
     const load = await worstTimerLag(() => loadModel(path, { mmap: false }));
     const model = load.value;

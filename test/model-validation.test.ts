@@ -67,4 +67,16 @@ describe('model file checks', () => {
   it('reject through loadModel before the native loader runs', async () => {
     await expect(loadModel(STORIES.replace(/stories260K\.gguf$/, 'README.md'))).rejects.toMatchObject({ code: 'ERR_MODEL_FILE', fault: 'structure' });
   });
+
+  it('reject from the worker thread of the built package as the same ModelFileError', async () => {
+    const built = await import('../dist/index.js'); // its validation worker runs the compiled module
+    const notGguf = STORIES.replace(/stories260K\.gguf$/, 'README.md');
+    let error: unknown;
+    await built.validateModelFileAsync(notGguf).catch((e: unknown) => (error = e));
+    expect(error).toBeInstanceOf(built.ModelFileError);
+    expect(error).toMatchObject({ code: 'ERR_MODEL_FILE', fault: 'structure', path: notGguf });
+    expect((error as Error).message).toBe((() => { try { built.validateModelFile(notGguf); } catch (e) { return (e as Error).message; } })());
+    await expect(built.validateModelFileAsync(STORIES)).resolves.toBeUndefined();
+    await expect(built.loadModel(notGguf)).rejects.toBeInstanceOf(built.ModelFileError);
+  });
 });

@@ -1,0 +1,64 @@
+// validateModelFileAsync: validateModelFile's header check on a worker thread. Reading and checking a
+// 128k-token vocabulary takes 50-70 ms, a visible stall of an Electron UI when it runs on the main
+// thread. One worker serves every check: started on first use, referenced only while a check is
+// pending (it never keeps the process alive), started again if it dies. Where no worker can start
+// (the TypeScript sources under a test runner, a host without worker threads) the check runs on this
+// thread, as validateModelFile does.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ModelFileError, validateModelFile, type ModelFileFault } from './model-validation.js';
+
+type Reply =
+  | { id: number; ok: true }
+  | { id: number; ok: false; fault?: ModelFileFault; path?: string; detail?: string; message?: string };
+
+const ENTRY = new URL('./model-validation-worker.js', import.meta.url);
+let worker: Worker | null = null;
+let nextId = 0;
+const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+
+function validationWorker(): Worker | null {
+  if (worker) return worker;
+  if (ENTRY.protocol !== 'file:' || !existsSync(fileURLToPath(ENTRY))) return null;
+  let w: Worker;
+  try {
+    w = new Worker(ENTRY);
+  } catch {
+    return null;
+  }
+  const failAll = (e: Error) => {
+    if (worker === w) worker = null;
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  w.on('message', (r: Reply) => {
+    const p = pending.get(r.id);
+    if (!p) return;
+    pending.delete(r.id);
+    if (pending.size === 0) w.unref();
+    if (r.ok) p.resolve();
+    else p.reject(r.fault !== undefined ? new ModelFileError(r.fault, r.path!, r.detail!) : new Error(r.message));
+  });
+  w.on('error', failAll);
+  w.on('exit', (code) => failAll(new Error(`the model validation thread stopped (exit code ${code})`)));
+  w.unref();
+  worker = w;
+  return w;
+}
+
+/**
+ * The checks of `validateModelFile` on a worker thread: resolves when the header is sound, rejects
+ * with `ModelFileError` (code ERR_MODEL_FILE) naming the fault otherwise.
+ */
+export function validateModelFileAsync(path: string): Promise<void> {
+  if (typeof path !== 'string' || path.length === 0) return Promise.reject(new TypeError('validateModelFileAsync: path must be a non-empty string'));
+  const w = validationWorker();
+  if (!w) return Promise.resolve().then(() => void validateModelFile(path));
+  return new Promise<void>((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    w.ref(); // a pending check keeps the process alive
+    w.postMessage({ id, path });
+  });
+}
