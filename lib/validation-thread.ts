@@ -2,8 +2,9 @@
 // 128k-token vocabulary takes 50-70 ms, a visible stall of an Electron UI when it runs on the main
 // thread. One worker serves every check: started on first use, referenced only while a check is
 // pending (it never keeps the process alive), started again if it dies. Where no worker can start
-// (the TypeScript sources under a test runner, a host without worker threads) the check runs on this
-// thread, as validateModelFile does.
+// (the TypeScript sources under a test runner, a host without worker threads, a packaged app whose
+// archive a worker cannot load from) the check runs on this thread, as validateModelFile does; so do
+// the checks a dying worker leaves unanswered.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -13,26 +14,49 @@ type Reply =
   | { id: number; ok: true }
   | { id: number; ok: false; fault?: ModelFileFault; path?: string; detail?: string; message?: string };
 
+interface Pending {
+  path: string;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
 const ENTRY = new URL('./model-validation-worker.js', import.meta.url);
 let worker: Worker | null = null;
+let workerUnusable = false; // one started and died before its first answer: not again
 let nextId = 0;
-const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+const pending = new Map<number, Pending>();
+
+/** The check on this thread, settling `p`. */
+function checkHere(p: Pending): void {
+  try {
+    validateModelFile(p.path);
+    p.resolve();
+  } catch (e) {
+    p.reject(e);
+  }
+}
 
 function validationWorker(): Worker | null {
   if (worker) return worker;
-  if (ENTRY.protocol !== 'file:' || !existsSync(fileURLToPath(ENTRY))) return null;
+  if (workerUnusable || ENTRY.protocol !== 'file:' || !existsSync(fileURLToPath(ENTRY))) return null;
   let w: Worker;
   try {
     w = new Worker(ENTRY);
   } catch {
+    workerUnusable = true;
     return null;
   }
-  const failAll = (e: Error) => {
-    if (worker === w) worker = null;
-    for (const p of pending.values()) p.reject(e);
+  let answered = false;
+  const died = () => {
+    if (worker !== w) return; // 'error' and then 'exit': once
+    worker = null;
+    if (!answered) workerUnusable = true;
+    const left = [...pending.values()];
     pending.clear();
+    for (const p of left) checkHere(p);
   };
   w.on('message', (r: Reply) => {
+    answered = true;
     const p = pending.get(r.id);
     if (!p) return;
     pending.delete(r.id);
@@ -40,8 +64,8 @@ function validationWorker(): Worker | null {
     if (r.ok) p.resolve();
     else p.reject(r.fault !== undefined ? new ModelFileError(r.fault, r.path!, r.detail!) : new Error(r.message));
   });
-  w.on('error', failAll);
-  w.on('exit', (code) => failAll(new Error(`the model validation thread stopped (exit code ${code})`)));
+  w.on('error', died);
+  w.on('exit', died);
   w.unref();
   worker = w;
   return w;
@@ -57,7 +81,7 @@ export function validateModelFileAsync(path: string): Promise<void> {
   if (!w) return Promise.resolve().then(() => void validateModelFile(path));
   return new Promise<void>((resolve, reject) => {
     const id = nextId++;
-    pending.set(id, { resolve, reject });
+    pending.set(id, { path, resolve, reject });
     w.ref(); // a pending check keeps the process alive
     w.postMessage({ id, path });
   });
