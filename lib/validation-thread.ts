@@ -1,7 +1,8 @@
 // validateModelFileAsync: validateModelFile's header check on a worker thread. Reading and checking a
 // 128k-token vocabulary takes 50-70 ms, a visible stall of an Electron UI when it runs on the main
 // thread. One worker serves every check: started on first use, referenced only while a check is
-// pending (it never keeps the process alive), started again if it dies. Where no worker can start
+// pending (it never keeps the process alive), stopped after IDLE_MS without one (a worker holds
+// ~10 MB), started again when needed. Where no worker can start
 // (the TypeScript sources under a test runner, a host without worker threads, a packaged app whose
 // archive a worker cannot load from) the check runs on this thread, as validateModelFile does; so do
 // the checks a dying worker leaves unanswered.
@@ -21,8 +22,10 @@ interface Pending {
 }
 
 const ENTRY = new URL('./model-validation-worker.js', import.meta.url);
+const IDLE_MS = 5000;
 let worker: Worker | null = null;
 let workerUnusable = false; // one started and died before its first answer: not again
+let idleTimer: NodeJS.Timeout | undefined;
 let nextId = 0;
 const pending = new Map<number, Pending>();
 
@@ -41,7 +44,7 @@ function validationWorker(): Worker | null {
   if (workerUnusable || ENTRY.protocol !== 'file:' || !existsSync(fileURLToPath(ENTRY))) return null;
   let w: Worker;
   try {
-    w = new Worker(ENTRY);
+    w = new Worker(ENTRY, { execArgv: [] }); // the host's flags (--input-type, loaders) are not for this module
   } catch {
     workerUnusable = true;
     return null;
@@ -60,7 +63,14 @@ function validationWorker(): Worker | null {
     const p = pending.get(r.id);
     if (!p) return;
     pending.delete(r.id);
-    if (pending.size === 0) w.unref();
+    if (pending.size === 0) {
+      w.unref();
+      idleTimer = setTimeout(() => {
+        if (worker !== w || pending.size > 0) return;
+        worker = null; // before terminate(): its 'exit' is then not a death
+        void w.terminate();
+      }, IDLE_MS).unref();
+    }
     if (r.ok) p.resolve();
     else p.reject(r.fault !== undefined ? new ModelFileError(r.fault, r.path!, r.detail!) : new Error(r.message));
   });
@@ -79,6 +89,7 @@ export function validateModelFileAsync(path: string): Promise<void> {
   if (typeof path !== 'string' || path.length === 0) return Promise.reject(new TypeError('validateModelFileAsync: path must be a non-empty string'));
   const w = validationWorker();
   if (!w) return Promise.resolve().then(() => void validateModelFile(path));
+  clearTimeout(idleTimer);
   return new Promise<void>((resolve, reject) => {
     const id = nextId++;
     pending.set(id, { path, resolve, reject });
