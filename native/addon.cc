@@ -30,7 +30,11 @@ static Napi::Value system_info(const Napi::CallbackInfo & info) {
         devices.Set((uint32_t)i, d);
     }
     o.Set("devices", devices);
-    o.Set("gpuOffload", llama_supports_gpu_offload());
+    // a local GPU. Not llama_supports_gpu_offload(): it is also true for any build with the RPC
+    // backend, which made CPU-only builds default to flash attention (F16 casts of the whole KV
+    // cache in every layer: stories260K decoded at half speed)
+    o.Set("gpuOffload", ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr ||
+                        ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU) != nullptr);
     return o;
 }
 

@@ -2,7 +2,7 @@
 // (node-llama-cpp's greedy output on the same model; batch vs token-by-token decoding).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
-import { loadModel, type Context, type Model } from '../lib/index.js';
+import { loadModel, systemInfo, type Context, type Model } from '../lib/index.js';
 import { EXACT, F16_SHAPES, SHAPES, STORIES, randomModel, randomPrompts, relErr } from './helpers.js';
 
 describe('stories260K', () => {
@@ -76,6 +76,23 @@ describe('stories260K', () => {
     expect(r.text).toBe(', there was a little girl named ');
     const long = await ctx.generate('Once upon a time', { maxTokens: 400 }).result;
     expect(['eos', 'maxTokens']).toContain(long.stopReason);
+  });
+
+  it('decodes without flash attention by default where there is no local GPU (the RPC backend is none)', async () => {
+    const localGpu = systemInfo().devices.some((d) => !/^(CPU|BLAS|RPC)/i.test(d.name));
+    expect(systemInfo().gpuOffload).toBe(localGpu);
+    if (localGpu) return;
+    const logits = async (flashAttention?: boolean) => {
+      const c = await model.createContext({ contextSize: 256, threads: 1, flashAttention });
+      try {
+        return (await c.decodeLayers({ tokens: model.tokenize('Once upon a time'), logits: true })).logits!;
+      } finally {
+        c.dispose();
+      }
+    };
+    const [byDefault, without, withFlash] = [await logits(), await logits(false), await logits(true)];
+    expect(byDefault).toEqual(without);
+    expect(withFlash).not.toEqual(without); // the check can tell them apart (F16 rounding)
   });
 
   it('sampling is reproducible for a seed and differs across seeds', async () => {
