@@ -4,7 +4,7 @@
 // agrees with the full model at a controlled rate. These are synthetic weights: their speed is
 // real, their text is not.
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quantizeModel, type QuantizationType } from 'layerskip';
 import { sliceLlamaModel, writeRandomLlamaModel, type RandomLlamaSpec } from 'layerskip/gguf';
@@ -82,9 +82,10 @@ export async function benchModel(shape: ShapeSpec, variant: Variant, type: Quant
   return path;
 }
 
-/** The first `layers` layers of a model as their own GGUF (a separate draft model). */
+/** The first `layers` layers of a model as their own GGUF (a separate draft model), in models-generated/. */
 export function slicedModel(path: string, layers: number): string {
-  const out = path.replace(/\.gguf$/, `-first${layers}.gguf`);
+  mkdirSync(MODELS_DIR, { recursive: true });
+  const out = join(MODELS_DIR, basename(path).replace(/\.gguf$/, `-first${layers}.gguf`)); // never beside the committed demo model
   if (!existsSync(out)) {
     log(`slicing ${layers} layers: ${out}`);
     try {
