@@ -1,11 +1,11 @@
 // validateModelFileAsync: validateModelFile's header check on a worker thread. Reading and checking a
-// 128k-token vocabulary takes 50-70 ms, a visible stall of an Electron UI when it runs on the main
+// 128k-token vocabulary takes 40-75 ms, a visible stall of an Electron UI when it runs on the main
 // thread. One worker serves every check: started on first use, referenced only while a check is
-// pending (it never keeps the process alive), stopped after IDLE_MS without one (a worker holds
-// ~10 MB), started again when needed. Where no worker can start
-// (the TypeScript sources under a test runner, a host without worker threads, a packaged app whose
-// archive a worker cannot load from) the check runs on this thread, as validateModelFile does; so do
-// the checks a dying worker leaves unanswered.
+// pending (it never keeps the process alive), stopped after IDLE_MS without one (a running worker
+// added 11 MB of RSS), started again when needed. Where no worker can start (the TypeScript sources
+// under a test runner, a host without worker threads, a packaged app whose archive a worker cannot
+// load from) the check runs on this thread, as validateModelFile does; so do the checks that a
+// dying worker leaves unanswered.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
