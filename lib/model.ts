@@ -66,10 +66,8 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   const checkTensors = checkBoolean('checkTensors', options.checkTensors);
   const { signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('loadModel: signal must be an AbortSignal');
-  const rpcChecked = rpcOptions(options);
-  // the header check runs on a worker thread; the header itself is read again here only when needed
-  if (checkBoolean('validate', options.validate) !== false) await validateModelFileAsync(path);
-  const rpc = { ...rpcChecked, layerCount: rpcLayerCount(options, path) };
+  const rpc = rpcOptions(options);
+  if (checkBoolean('validate', options.validate) !== false) await validateModelFileAsync(path); // on a worker thread
   const binding = await loadNative();
   signal?.throwIfAborted();
   const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors, ...rpc });
@@ -103,15 +101,6 @@ async function utf8InSlices(text: string): Promise<Uint8Array> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return Buffer.concat(parts);
-}
-
-/** The model's block count, which the addon needs to split layers over RPC devices (0 without rpcServers). */
-function rpcLayerCount(o: LoadModelOptions, path: string): number {
-  if (o.rpcServers === undefined) return 0;
-  const info = readGgufInfo(path);
-  const arch = info.metadata.get('general.architecture')?.value;
-  const n = info.metadata.get(`${String(arch)}.block_count`)?.value;
-  return typeof n === 'number' ? n : 0;
 }
 
 /** The RPC options as the addon takes them, checked (none without rpcServers). */
@@ -153,9 +142,7 @@ export class Model {
   constructor(
     /** @internal */ readonly handle: NativeModel,
     readonly path: string,
-    header?: GgufFileInfo,
   ) {
-    this.header = header;
     this.info = handle.info();
   }
 

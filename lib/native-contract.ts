@@ -173,7 +173,7 @@ export interface NativeModelLoad {
 export interface NativeBinding {
   loadModel(path: string, options: {
     gpuLayers?: number; mmap?: boolean; checkTensors?: boolean;
-    rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number; mainDevice?: number; layerCount?: number;
+    rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number; mainDevice?: number;
   }): NativeModelLoad;
   /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
   rpcServe(host: string, port: number, threads: number, cacheDir?: string, device?: string): never;

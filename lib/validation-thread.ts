@@ -2,13 +2,12 @@
 // 128k-token vocabulary takes 40-75 ms, a visible stall of an Electron UI when it runs on the main
 // thread. One worker serves every check: started on first use, referenced only while a check is
 // pending (it never keeps the process alive), stopped after IDLE_MS without one (a running worker
-// added 11 MB of RSS), started again when needed. Where no worker can start (the TypeScript sources
-// under a test runner, a host without worker threads, a packaged app whose archive a worker cannot
-// load from) the check runs on this thread, as validateModelFile does; so do the checks that a
+// added 11 MB of RSS), started again when needed. Where no worker can start (no compiled worker
+// script, a host without worker threads, a packaged app whose archive a worker cannot load from)
+// the check runs on this thread, as validateModelFile does; so do the checks that a
 // dying worker leaves unanswered.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { builtScript } from './built-script.js';
 import { ModelFileError, validateModelFile, type ModelFileFault } from './model-validation.js';
 
 type Reply =
@@ -21,7 +20,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-const ENTRY = new URL('./model-validation-worker.js', import.meta.url);
+const ENTRY = builtScript('./model-validation-worker.js', import.meta.url);
 const IDLE_MS = 5000;
 let worker: Worker | null = null;
 let workerUnusable = false; // one started and died before its first answer: not again
@@ -41,7 +40,7 @@ function checkHere(p: Pending): void {
 
 function validationWorker(): Worker | null {
   if (worker) return worker;
-  if (workerUnusable || ENTRY.protocol !== 'file:' || !existsSync(fileURLToPath(ENTRY))) return null;
+  if (workerUnusable || ENTRY === undefined) return null;
   let w: Worker;
   try {
     w = new Worker(ENTRY, { execArgv: [] }); // the host's flags (--input-type, loaders) are not for this module

@@ -882,8 +882,9 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         }
     };
 
+    std::vector<Live *> batch;  // reused by every step
     for (int32_t i = 0;; ++i) {
-        std::vector<Live *> batch;
+        batch.clear();
         for (Live & l : live) {
             if (!l.done && i >= l.job->max_tokens) l.done = true;
             if (!l.done) batch.push_back(&l);

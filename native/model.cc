@@ -5,6 +5,7 @@
 
 #include "ggml-cpu.h"
 #include "ggml-rpc.h"
+#include "gguf.h"
 #include "llama-model.h"  // llama_model::dev_layer(): which device holds each layer
 
 #include <sys/stat.h>
@@ -25,13 +26,14 @@ struct RpcPlan {
     bool output_local = true;
     uint32_t timeout_ms = 30000;
     uint32_t failures_at_load = 0;
-    int32_t n_layer = 0;  // the file's block count (0: unknown)
+    int32_t n_layer = 0;  // the file's block count (0: unknown), read by apply()
     std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama_model_params
     std::vector<float> tensor_split;
     llama_model_tensor_buft_override overrides[4] = {};  // null-terminated
 
     // connects to every server (throws with the reason when one cannot be reached) and fills params
-    void apply(llama_model_params & params) {
+    void apply(const std::string & path, llama_model_params & params) {
+        n_layer = block_count(path);
         ggml_backend_rpc_set_timeout(timeout_ms);
         for (const auto & e : endpoints) {
             const uint32_t before = ggml_backend_rpc_failures();
@@ -70,6 +72,20 @@ struct RpcPlan {
             overrides[2] = {"^token_embd\\.weight$", ggml_backend_cpu_buffer_type()};
             params.tensor_buft_overrides = overrides;
         }
+    }
+
+    // the layer split needs the block count before llama.cpp loads the file: gguf's own header reader
+    static int32_t block_count(const std::string & path) {
+        gguf_context * g = gguf_init_from_file(path.c_str(), {/*no_alloc =*/ true, /*ctx =*/ nullptr});
+        if (!g) return 0;
+        int32_t n = 0;
+        const int64_t arch = gguf_find_key(g, "general.architecture");
+        if (arch >= 0 && gguf_get_kv_type(g, arch) == GGUF_TYPE_STRING) {
+            const int64_t k = gguf_find_key(g, (std::string(gguf_get_val_str(g, arch)) + ".block_count").c_str());
+            if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32) n = (int32_t)gguf_get_val_u32(g, k);
+        }
+        gguf_free(g);
+        return n;
     }
 };
 
@@ -146,7 +162,6 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
             for (uint32_t i = 0; i < split.Length(); ++i) rpc->split.push_back(split.Get(i).As<Napi::Number>().FloatValue());
         }
         rpc->output_local = get_bool(opts, "outputLocal", true);
-        rpc->n_layer = get_int(env, opts, "layerCount", 0, 0, 100000);
         rpc->timeout_ms = (uint32_t)get_int(env, opts, "rpcTimeoutMs", 30000, 0, INT32_MAX);
         params.main_gpu = get_int(env, opts, "mainDevice", 0, 0, 1000);
     }
@@ -173,7 +188,7 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
                 throw std::runtime_error("not a GGUF file (bad magic): " + path);
             }
             take_last_llama_error();
-            if (!rpc->endpoints.empty()) rpc->apply(params);
+            if (!rpc->endpoints.empty()) rpc->apply(path, params);
             *result = llama_model_load_from_file(path.c_str(), params);
             if (!*result) {
                 if (cancelled->load()) throw CodedError("ERR_ABORTED", "loading " + path + " was aborted");

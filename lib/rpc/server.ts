@@ -3,10 +3,10 @@
 // close() stops it for sure (llama.cpp's server loop has no stop).
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { builtScript } from '../built-script.js';
 import { checkInteger } from '../errors.js';
 import { isLoopback, RPC_NO_AUTH_WARNING } from './endpoint.js';
 
@@ -35,10 +35,7 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-// the compiled server script next to this module; from the TypeScript sources (the tests), the built one
-const SERVER_PROCESS = [new URL('./server-process.js', import.meta.url), new URL('../../dist/rpc/server-process.js', import.meta.url)]
-  .map((u) => fileURLToPath(u))
-  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('./server-process.js', import.meta.url));
+const SERVER_PROCESS = builtScript('./server-process.js', import.meta.url) ?? fileURLToPath(new URL('./server-process.js', import.meta.url));
 
 /** A TCP port nothing listens on now (the system's pick). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
