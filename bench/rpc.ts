@@ -2,7 +2,9 @@
 // process (layers [0, E) and the LM head: drafts never leave) and 2 RPC servers (layers [E, N)),
 // behind a delaying proxy of 0, 1 and 5 ms each way, against the model loaded locally. Reports
 // tokens/s and network round trips per token, plain and self-speculative, in one run.
-//   node bench/run.mjs rpc [repetitions=3] [tokensStories=64] [tokens100m=128]
+// "overlapped" drafts the next round while this one is verified (selfSpeculative.overlap, a second
+// draft-only context here); "self-speculative" drafts and verifies in turn (overlap: false).
+//   node bench/run.mjs rpc [repetitions=3] [tokensStories=64] [tokens100m=128] [models=stories,q4_0,f16]
 import { loadModel, startRpcServer, type GenerateOptions } from 'layerskip';
 import { benchModel, SHAPE_100M, STORIES, sourceModel } from './models.js';
 import { startDelayProxy, type DelayProxy } from './tcp-delay-proxy.js';
@@ -21,7 +23,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function run(path: string, label: string, exitLayer: number, draftLengths: number[], tokens: number): Promise<void> {
   const modes: [string, GenerateOptions][] = [
     ['plain', { maxTokens: tokens }],
-    ...draftLengths.map((d): [string, GenerateOptions] => [`self-speculative E=${exitLayer} d=${d}`, { maxTokens: tokens, selfSpeculative: { exitLayer, draftTokens: d } }]),
+    ...draftLengths.flatMap((d): [string, GenerateOptions][] => [
+      [`self-speculative E=${exitLayer} d=${d}`, { maxTokens: tokens, selfSpeculative: { exitLayer, draftTokens: d, overlap: false } }],
+      [`overlapped E=${exitLayer} d=${d}`, { maxTokens: tokens, selfSpeculative: { exitLayer, draftTokens: d, overlap: true } }],
+    ]),
   ];
   const prompt = [1, 300, 301, 302];
   const probe = await loadModel(path);
@@ -61,13 +66,14 @@ async function run(path: string, label: string, exitLayer: number, draftLengths:
   }
 }
 
+const models = new Set((process.argv[5] ?? 'stories,q4_0,f16').split(','));
 try {
-  await run(STORIES, 'stories260K', 3, [1, 2, 4], Number(process.argv[3] ?? 64));
+  if (models.has('stories')) await run(STORIES, 'stories260K', 3, [1, 2, 4], Number(process.argv[3] ?? 64));
   // 100M: on this CPU a verification of k rows costs nearly k times one row (compute-bound), so
   // short drafts; Q4_0 is what users run, F16 is the generator's own output
   const tokens100m = Number(process.argv[4] ?? 128);
-  await run(await benchModel(SHAPE_100M, 'late', 'Q4_0'), '100M Q4_0 (late)', 3, [1, 2, 4], tokens100m);
-  await run(sourceModel(SHAPE_100M, 'late'), '100M F16 (late)', 3, [1, 2, 4], tokens100m);
+  if (models.has('q4_0')) await run(await benchModel(SHAPE_100M, 'late', 'Q4_0'), '100M Q4_0 (late)', 3, [1, 2, 4], tokens100m);
+  if (models.has('f16')) await run(sourceModel(SHAPE_100M, 'late'), '100M F16 (late)', 3, [1, 2, 4], tokens100m);
 } finally {
   await Promise.all(servers.map((s) => s.close()));
 }

@@ -9,6 +9,8 @@ export interface DelayProxy {
   /** Client-to-server turns since the last reset (a request after a response). */
   roundTrips(): number;
   reset(): void;
+  /** Changes the delay for chunks forwarded from now on. */
+  setDelay(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,9 @@ export async function startDelayProxy(target: { host: string; port: number }, de
     roundTrips: () => trips,
     reset: () => {
       trips = 0;
+    },
+    setDelay: (ms: number) => {
+      delayMs = ms;
     },
     close,
   };

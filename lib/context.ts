@@ -8,6 +8,9 @@ import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOption
 import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
+import { pipelinedLoop } from './decoding/pipelined.js';
+
+type NativeContextOptions = Parameters<ReturnType<typeof native>['createContext']>[1];
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
@@ -118,12 +121,15 @@ export class Context {
   private readonly handles = new Map<number, Sequence>();
   /** The draft head the addon has installed for early exits (null: the model's own exit). */
   private head: DraftHead | null = null;
+  /** The draft-only context of overlapped generations (created on first use), and its draft head. */
+  private drafter: { handle: NativeContext; head: DraftHead | null } | null = null;
 
   private constructor(
     readonly model: Model,
     /** @internal */ readonly handle: NativeContext,
     readonly threads: number,
     sequences: number,
+    private readonly nativeOptions: NativeContextOptions,
   ) {
     // one sequence talks to the addon directly; several go through the batching scheduler
     const scheduler = sequences > 1 ? new NativeScheduler(handle, model.layerCount) : null;
@@ -166,10 +172,9 @@ export class Context {
     const flash = checkEnum('flashAttention', o.flashAttention, [true, false, 'auto'] as const) ?? (native().systemInfo().gpuOffload ? 'auto' : false);
     const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
     const sequences = checkInteger('sequences', o.sequences ?? 1, 1, 64);
-    const handle = await native().createContext(model.handle, {
-      contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences,
-    });
-    return new Context(model, handle, threads, sequences);
+    const nativeOptions = { contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences };
+    const handle = await native().createContext(model.handle, nativeOptions);
+    return new Context(model, handle, threads, sequences, nativeOptions);
   }
 
   get disposed(): boolean {
@@ -325,6 +330,7 @@ export class Context {
       const stopTokens = new Set(options.stopTokens === undefined ? [] : this.checkTokens('stopTokens', options.stopTokens));
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
+      if (spec) spec.overlap = this.resolveOverlap(spec.overlap, spec.exitLayer, spec.adaptive || spec.verification === 'full');
       // a long text is tokenized off the main thread when the generation starts (10 MB: seconds)
       const promptTokens = typeof prompt !== 'string'
         ? Array.from(this.checkTokens('generate: prompt token', prompt))
@@ -338,6 +344,39 @@ export class Context {
       release();
       throw e;
     }
+  }
+
+  /**
+   * Whether a self-speculative generation overlaps drafting with verification: as asked, else when
+   * a layer at or above the exit is on an RPC server (verification waits on the network there).
+   */
+  private resolveOverlap(asked: boolean | undefined, exitLayer: number, incompatible: boolean): boolean {
+    if (asked === false) return false;
+    if (this.cores.length > 1) {
+      if (asked) throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
+      return false;
+    }
+    if (asked) return true;
+    return !incompatible && this.model.devices().layers.slice(exitLayer).some((d) => d.startsWith('RPC'));
+  }
+
+  /** The draft-only context of overlapped generations: the same sizes and threads as this one. */
+  private async drafterFor(head: DraftHead | null): Promise<NativeContext> {
+    if (!this.drafter) {
+      const handle = await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 });
+      if (this.isDisposed) {
+        handle.dispose();
+        throw new DisposedError('generate (the context was disposed during generation)');
+      }
+      this.drafter = { handle, head: null };
+    }
+    const d = this.drafter;
+    if (d.head !== head) {
+      d.head = null;
+      await d.handle.setDraftHead(nativeDraftHead(head, this.model));
+      d.head = head;
+    }
+    return d.handle;
   }
 
   /** Sequences drafting at once share the context's draft head: one head (or none) for all of them. */
@@ -380,12 +419,17 @@ export class Context {
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
     // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)
-    const onAbort = () => core.view.abort();
+    const onAbort = () => {
+      core.view.abort();
+      this.drafter?.handle.abort();
+    };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const promptTokens = await promptTokensOf();
       session.check();
-      if (spec) await this.installHead((spec.draftHead as DraftHead | null) ?? null, core.view);
+      const head = (spec?.draftHead as DraftHead | null | undefined) ?? null;
+      if (spec && !spec.overlap) await this.installHead(head, core.view);
+      const drafter = spec?.overlap ? await this.drafterFor(head) : null;
       // prompt: keep the cached common prefix, decode the rest with all layers
       const cached = core.prefix ?? [];
       while (reused < cached.length && reused < promptTokens.length && cached[reused] === promptTokens[reused]) reused++;
@@ -409,9 +453,12 @@ export class Context {
       }
       const t1 = performance.now();
       const onCached = (token: number) => core.prefix?.push(token);
-      const speculative = spec
-        ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached)
-        : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
+      const speculative = drafter
+        // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
+        ? await pipelinedLoop(core.view, drafter, promptTokens, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
+        : spec
+          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached)
+          : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
       session.finish();
       const t2 = performance.now();
       const generateMs = t2 - t1;
@@ -464,6 +511,7 @@ export class Context {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.handle.dispose();
+    this.drafter?.handle.dispose();
     for (const h of this.disposeHooks.splice(0)) h();
   }
 

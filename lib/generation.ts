@@ -30,6 +30,8 @@ export interface SpeculativeStats {
   samplingMs: number;
   /** The draft length of each round (adaptive drafting changes it). */
   draftLengths: number[];
+  /** With overlap: rounds whose drafts were made while the previous round was verified. */
+  pipelinedRounds?: number;
 }
 
 export interface GenerationTimings {

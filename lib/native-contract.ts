@@ -35,7 +35,11 @@ export interface NativeModel {
 export interface NativeDecodeOptions {
   /** Tokens, for a range that starts at layer 0. */
   tokens?: Int32Array;
-  /** Layer-start hidden states (rows of the embedding size) for a range that starts above 0; default: the drafts' cached states. */
+  /**
+   * Layer-start hidden states (rows of the embedding size) for a range that starts above 0; default:
+   * the drafts' cached states. Without pending drafts they are a split decode at the next position:
+   * layers [start, N) of tokens whose layers [0, start) ran in another context (a draft context).
+   */
   hidden?: Float32Array;
   /** With cached hidden states: how many pending drafts to verify (default all). */
   count?: number;
@@ -100,6 +104,8 @@ export interface NativeDraftOptions {
   /** 0: argmax drafts; > 0: sample softmax(logits / T) with one of `uniforms` per draft. */
   temperature?: number;
   uniforms?: Float64Array;
+  /** Return the layer-`layer` hidden states of the tokens this call decoded (`token`, then the drafts it fed back). */
+  returnHidden?: boolean;
   /** The sequence (default 0). */
   sequence?: number;
 }
@@ -112,6 +118,8 @@ export interface NativeDraftResult {
   /** The last draft's layers [0, E) are in the KV cache. */
   lastDecoded: boolean;
   nativeMs: number;
+  /** With returnHidden: one row per decoded token (tokens.length rows, one more when lastDecoded). */
+  hidden?: Float32Array;
 }
 
 /** The early exit's draft head as the addon installs it (every part optional; none removes the head). */
@@ -154,6 +162,12 @@ export interface NativeContext {
   verifyMany(options: { layer: number; entries: readonly { sequence: number; count?: number; logits?: boolean }[] }): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   setDraftHead(head: NativeDraftHead): Promise<void>;
   removeFrom(position: number, sequence?: number): void;
+  /**
+   * The pending drafts before `position` were verified by another context (a pipelined generation's
+   * verifier): they stop being pending here and their cached states are dropped. Only for a
+   * context that drafts and never runs the layers above the exit.
+   */
+  markVerified(position: number, sequence?: number): void;
   /** One sequence's cells, or all without an argument. */
   clear(sequence?: number): void;
   setThreads(threads: number, batchThreads?: number): void;

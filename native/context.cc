@@ -37,6 +37,7 @@ struct Context::DecodeJob {
     std::vector<int32_t> tokens;   // start == 0
     std::vector<float> hidden;     // start > 0 with explicit hidden states
     bool use_cached_hidden = false;
+    bool split = false;  // start > 0 at new positions (their layers [0, start) ran in another context)
     int32_t seq = 0;  // the sequence
     int32_t pos0 = 0, n = 0, start = 0, end = 0;
     int outputs = 0;  // 0 last, 1 all, 2 none
@@ -55,6 +56,7 @@ struct Context::DraftJob {
     int32_t token = 0, layer = 0, max_tokens = 0;
     float min_prob = 0;          // stop when a draft's top probability falls below (not for the first)
     bool finish = false;         // run the last draft through layers [0, layer) too (unless it is EOG)
+    bool want_hidden = false;    // return the layer-`layer` states of the tokens this call decoded
     double temperature = 0;      // 0: argmax; else sample softmax(logits / T) with `uniforms`
     std::vector<double> uniforms;
     // outputs
@@ -62,6 +64,7 @@ struct Context::DraftJob {
     std::vector<float> max_prob;
     std::vector<float> logits;   // sampled drafts' rows, n_vocab wide (-inf outside a draft vocabulary)
     bool last_decoded = false;   // the last draft's layers [0, layer) are in the KV cache
+    std::vector<float> hidden;   // with want_hidden: one row per decoded token (`token`, then drafts)
     double native_ms = 0;        // time of the run_drafts call that served it (shared by a draftMany)
 };
 
@@ -127,6 +130,7 @@ Napi::Function Context::define(Napi::Env env) {
         InstanceMethod<&Context::guarded<&Context::verify_many>>("verifyMany"),
         InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),
         InstanceMethod<&Context::guarded<&Context::remove_from>>("removeFrom"),
+        InstanceMethod<&Context::guarded<&Context::mark_verified>>("markVerified"),
         InstanceMethod<&Context::guarded<&Context::clear>>("clear"),
         InstanceMethod<&Context::guarded<&Context::set_threads>>("setThreads"),
         InstanceMethod<&Context::guarded<&Context::state>>("state"),
@@ -383,7 +387,11 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         if (job->end < n_layer_) check_draft_continues(env, "decode", S, job->end);
     } else {
         if (o.Has("tokens") && !o.Get("tokens").IsUndefined()) throw_type(env, "decode: a range that starts above 0 takes hidden states, not tokens");
-        if (S.n_full >= S.n_past || S.draft_layer != job->start) {
+        Napi::Value hv = o.Get("hidden");
+        // a split decode: layers [start, N) of new positions whose layers [0, start) ran in another
+        // context (the draft context of a pipelined generation); this one holds no pending drafts
+        job->split = !hv.IsUndefined() && !hv.IsNull() && S.n_full == S.n_past;
+        if (!job->split && (S.n_full >= S.n_past || S.draft_layer != job->start)) {
             throw_error(env, "decode: no early-exit drafts at layer " + std::to_string(job->start) + " to verify" +
                 (S.n_full < S.n_past ? " (pending drafts exit at layer " + std::to_string(S.draft_layer) + ")" : ""), "ERR_NO_DRAFT");
         }
@@ -392,7 +400,6 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
             throw_range(env, "decode: verification must start at position " + std::to_string(S.n_full) +
                 " (the first unverified draft), got " + std::to_string(job->pos0));
         }
-        Napi::Value hv = o.Get("hidden");
         if (hv.IsUndefined() || hv.IsNull()) {
             job->use_cached_hidden = true;
             job->n = get_int(env, o, "count", S.n_past - S.n_full, 1, S.n_past - S.n_full);
@@ -408,7 +415,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
             job->hidden.assign(ha.Data(), ha.Data() + ha.ElementLength());
             job->n = (int32_t)(ha.ElementLength() / n_embd_);
         }
-        if (job->pos0 + job->n > S.n_past) {
+        if (!job->split && job->pos0 + job->n > S.n_past) {
             throw_range(env, "decode: positions [" + std::to_string(job->pos0) + ", " + std::to_string(job->pos0 + job->n) +
                 ") have no early-layer KV (drafts end at " + std::to_string(S.n_past) + ")");
         }
@@ -417,7 +424,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
     if (job->n > n_batch_) {
         throw_range(env, "decode: " + std::to_string(job->n) + " tokens exceed the batch size " + std::to_string(n_batch_));
     }
-    if (job->start == 0) check_room(env, "decode", job->n);
+    if (job->start == 0 || job->split) check_room(env, "decode", job->n);
 
     return run_busy(env,
         [this, job]() {
@@ -602,7 +609,7 @@ void Context::run_decode(DecodeJob & job) {
     }
     } catch (...) {
         // a verification leaves its drafts pending (a retry overwrites the same cells)
-        if (!verify) llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, job.pos0, -1);
+        if (!verify || job.split) llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, job.pos0, -1);
         throw;
     }
 
@@ -613,6 +620,8 @@ void Context::run_decode(DecodeJob & job) {
         if (job.want_hidden) job.hidden_out.assign(h, h + (size_t)n * n_embd_);
         S.draft_layer = job.end;
         S.n_past = job.pos0 + n;
+    } else if (job.split) {
+        S.n_past = S.n_full = job.pos0 + n;
     } else if (verify) {
         S.n_full = job.pos0 + n;
         S.hidden_cache.erase(S.hidden_cache.begin(), S.hidden_cache.begin() + (size_t)n * n_embd_);
@@ -758,6 +767,7 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
         if (!(job->min_prob >= 0 && job->min_prob <= 1)) throw_range(env, "draft: minProbability must be in [0, 1]");
     }
     job->finish = get_bool(o, "finish", false);
+    job->want_hidden = get_bool(o, "returnHidden", false);
     if (o.Has("temperature") && !o.Get("temperature").IsUndefined()) {
         if (!o.Get("temperature").IsNumber()) throw_type(env, "draft: temperature must be a number");
         job->temperature = o.Get("temperature").As<Napi::Number>().DoubleValue();
@@ -783,6 +793,7 @@ static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job) {
     if (job.temperature > 0) r.Set("logits", to_js(env, job.logits));
     r.Set("lastDecoded", job.last_decoded);
     r.Set("nativeMs", job.native_ms);
+    if (job.want_hidden) r.Set("hidden", to_js(env, job.hidden));
     return r;
 }
 
@@ -846,12 +857,13 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         int32_t feed;
         bool pending = true;  // `feed` still has to go through layers [0, layer)
         bool done = false;
+        size_t cached = 0;    // the sequence's cached states before this call (returnHidden)
     };
     std::vector<Live> live;
     for (const auto & j : jobs) {
         SeqState & S = *seqs_[j->seq];
         if (S.n_full == S.n_past) S.hidden_cache.clear();
-        live.push_back({j.get(), &S, j->token});
+        live.push_back({j.get(), &S, j->token, true, false, S.hidden_cache.size()});
     }
 
     // one batch: the feed token of each listed sequence at its next position through layers
@@ -948,6 +960,7 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
     for (Live & l : live) {
         l.job->last_decoded = !l.pending;
         l.job->native_ms = ms;
+        if (l.job->want_hidden) l.job->hidden.assign(l.S->hidden_cache.begin() + l.cached, l.S->hidden_cache.end());
     }
 }
 
@@ -1049,6 +1062,26 @@ Napi::Value Context::remove_from(const Napi::CallbackInfo & info) {
             S.hidden_cache.resize((size_t)(pos - S.n_full) * n_embd_);
         }
         S.n_past = pos;
+        if (S.n_full == S.n_past) S.draft_layer = 0;
+    }
+    return env.Undefined();
+}
+
+// markVerified(position, sequence?): the pending drafts before `position` were verified by another
+// context (a pipelined generation verifies a draft context's drafts elsewhere): here they stop being
+// pending and their cached states are dropped. Only for a context that never runs the layers above
+// its drafts' exit, whose KV cells for those layers stay empty.
+Napi::Value Context::mark_verified(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "markVerified");
+    if (info.Length() < 1 || !info[0].IsNumber()) throw_type(env, "markVerified: position must be a number");
+    const double p = info[0].As<Napi::Number>().DoubleValue();
+    if (p != std::floor(p) || p < 0) throw_range(env, "markVerified: position must be a non-negative integer");
+    SeqState & S = *seqs_[seq_index(env, info, 1, n_seq_, "markVerified")];
+    const int32_t pos = (int32_t)std::min<double>(p, S.n_past);
+    if (pos > S.n_full) {
+        S.hidden_cache.erase(S.hidden_cache.begin(), S.hidden_cache.begin() + (size_t)(pos - S.n_full) * n_embd_);
+        S.n_full = pos;
         if (S.n_full == S.n_past) S.draft_layer = 0;
     }
     return env.Undefined();

@@ -45,6 +45,7 @@ private:
     Napi::Value verify_many(const Napi::CallbackInfo & info);
     Napi::Value set_draft_head(const Napi::CallbackInfo & info);
     Napi::Value remove_from(const Napi::CallbackInfo & info);
+    Napi::Value mark_verified(const Napi::CallbackInfo & info);
     Napi::Value clear(const Napi::CallbackInfo & info);
     Napi::Value set_threads(const Napi::CallbackInfo & info);
     Napi::Value state(const Napi::CallbackInfo & info);

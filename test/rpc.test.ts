@@ -35,8 +35,13 @@ describe('RPC servers', () => {
       const ctx = await model.createContext({ contextSize: 256, threads: 1 });
       const plain = await ctx.generate(PROMPT, { maxTokens: 40 }).result;
       expect(plain.tokens).toEqual(reference);
+      // with layers above the exit on servers, the default overlaps drafting with verification
       const spec = await ctx.generate(PROMPT, { maxTokens: 40, selfSpeculative: { exitLayer: 3, draftTokens: 3 } }).result;
       expect(spec.tokens).toEqual(plain.tokens);
+      expect(spec.speculative!.pipelinedRounds).toBeGreaterThanOrEqual(0);
+      const inTurn = await ctx.generate(PROMPT, { maxTokens: 40, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: false } }).result;
+      expect(inTurn.tokens).toEqual(plain.tokens);
+      expect(inTurn.speculative!.pipelinedRounds).toBeUndefined();
     } finally {
       model.dispose();
     }
@@ -68,6 +73,31 @@ describe('RPC servers', () => {
       expect(trips()).toEqual([0, 0]); // drafts never leave this process
       await ctx.decodeLayers({ layers: [3, 5], outputs: 'all' });
       expect(trips()).toEqual([1, 1]); // one verification of both drafts
+    } finally {
+      model.dispose();
+      await Promise.all(proxies.map((p) => p.close()));
+    }
+  });
+
+  it('a local-only decode in one context does not wait for another context\'s decode on the servers (patch 0007)', async () => {
+    const proxies = await Promise.all(servers.map((s) => startDelayProxy(s, 0)));
+    const model = await loadModel(STORIES, { rpcServers: proxies.map((p) => p.endpoint), gpuLayers: 2 });
+    try {
+      const remote = await model.createContext({ contextSize: 64, threads: 1 });
+      const local = await model.createContext({ contextSize: 64, threads: 1 });
+      // warm: each context's graph shapes allocate once (that does talk to the servers)
+      await remote.decodeLayers({ tokens: [1, 300] });
+      await local.decodeLayers({ tokens: [1, 300], layers: [0, 3] });
+      local.clear();
+      proxies.forEach((p) => p.setDelay(100)); // a slow link: 100 ms each way
+      const t0 = performance.now();
+      const full = remote.decodeLayers({ tokens: [301] }).then(() => performance.now() - t0); // 2 servers: >= 400 ms
+      await new Promise((resolve) => setTimeout(resolve, 50)); // its messages are queued and on the wire
+      const t1 = performance.now();
+      const draft = local.decodeLayers({ tokens: [1, 300], layers: [0, 3] }).then(() => performance.now() - t1);
+      const [fullMs, draftMs] = await Promise.all([full, draft]);
+      expect(fullMs).toBeGreaterThan(400);
+      expect(draftMs).toBeLessThan(100); // before the patch it waited for the other context's messages (~300 ms)
     } finally {
       model.dispose();
       await Promise.all(proxies.map((p) => p.close()));

@@ -38,6 +38,9 @@ export class NativeScheduler {
       verifyMany: () => Promise.reject(new Error('verifyMany is the scheduler\'s own call')),
       setDraftHead: (head: NativeDraftHead) => this.enqueue<void>({ kind: 'exclusive', seq, run: () => this.native.setDraftHead(head) } as Call),
       removeFrom: (position: number) => this.removeFrom(seq, position),
+      markVerified: () => {
+        throw new Error('markVerified is for a draft context of its own, not a sequence of a shared one');
+      },
       clear: () => this.removeFrom(seq, 0),
       setThreads: (threads: number, batchThreads?: number) => this.native.setThreads(threads, batchThreads),
       state: () => this.state(seq),

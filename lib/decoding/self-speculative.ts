@@ -7,7 +7,7 @@
 // Greedy: a draft is accepted iff it equals the full model's argmax, so the output is the
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
 // min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution.
-import { checkInteger, checkNumber } from '../errors.js';
+import { checkBoolean, checkInteger, checkNumber } from '../errors.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
 import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
@@ -29,6 +29,14 @@ export interface SelfSpeculativeOptions {
   verification?: 'cached' | 'full';
   /** A fitted draft head (exit adapter and/or draft vocabulary) for this exit layer, or the path of its file. */
   draftHead?: DraftHead | string;
+  /**
+   * Draft the next round while this one is verified, in a second, draft-only context on this host
+   * (see decoding/pipelined.ts). It pays when a verification waits on something other than this
+   * host's cores: layers above the exit on RPC servers. Default: true when layers at or above the
+   * exit are on an RPC server (and the context has one sequence), else false. Not with `adaptive`
+   * or verification 'full'. Costs a second KV cache; generated tokens are not kept as a prefix.
+   */
+  overlap?: boolean;
 }
 
 export interface ResolvedSelfSpeculative {
@@ -39,6 +47,8 @@ export interface ResolvedSelfSpeculative {
   verification: 'cached' | 'full';
   layerCount: number;
   draftHead: DraftHead | string | null;
+  /** undefined: the context decides (see SelfSpeculativeOptions.overlap). */
+  overlap: boolean | undefined;
 }
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
@@ -59,7 +69,10 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
     throw new TypeError('selfSpeculative.draftHead must be a DraftHead or the path of a draft head file');
   }
   if (typeof draftHead === 'string' && draftHead.length === 0) throw new TypeError('selfSpeculative.draftHead: the path is empty');
-  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead };
+  const overlap = checkBoolean('selfSpeculative.overlap', o.overlap);
+  if (overlap && adaptive) throw new RangeError('selfSpeculative: overlap and adaptive cannot be combined (an overlapped round is drafted before the last one is scored)');
+  if (overlap && verification === 'full') throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
+  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap };
 }
 
 /** What one round's draft call produced. */
@@ -97,7 +110,7 @@ export async function selfSpeculativeLoop(
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
-  if (!session.accept(last)) return finishStats(s, session.tokens.length);
+  if (!session.accept(last)) return finishStats(s.stats, session.tokens.length, session.tokens.length);
   s.stats.corrections++;
   while (!session.done) {
     session.check();
@@ -126,7 +139,7 @@ export async function selfSpeculativeLoop(
     if (!after) break;
     ({ p, last } = after);
   }
-  return finishStats(s, 0);
+  return finishStats(s.stats, session.tokens.length, 0);
 }
 
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
@@ -255,18 +268,17 @@ function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, d
   s.policy?.observeRound(k, accepted);
 }
 
-function newStats(exitLayer: number): SpeculativeStats {
+export function newStats(exitLayer: number): SpeculativeStats {
   return {
     exitLayer, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
     tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [],
   };
 }
 
-function finishStats(s: LoopState, extraCorrections: number): SpeculativeStats {
-  const { stats, session } = s;
+export function finishStats(stats: SpeculativeStats, generated: number, extraCorrections: number): SpeculativeStats {
   stats.corrections += extraCorrections;
   stats.acceptanceRate = stats.drafted > 0 ? stats.accepted / stats.drafted : 0;
-  stats.tokensPerRound = stats.rounds > 0 ? session.tokens.length / stats.rounds : 0;
+  stats.tokensPerRound = stats.rounds > 0 ? generated / stats.rounds : 0;
   return stats;
 }
 

@@ -1,0 +1,170 @@
+// Pipelined self-speculative decoding: the next round is drafted while this one is verified.
+//
+// Why: over llama.cpp's RPC backend the layers above the exit live on other hosts, so a
+// verification is mostly this host waiting on the network, while the draft layers, which are here,
+// sit idle. Drafting the next round in that wait takes the drafts off the critical path.
+//
+// How: a second, draft-only context on this host (the drafter) runs layers [0, E) and the LM
+// head; the generation's own context (the verifier) runs layers [E, N) on the drafter's layer-E
+// states (split decodes) and never runs layers [0, E). Two contexts, because one llama.cpp context
+// runs one decode at a time.
+//
+// A round drafts m tokens t1..tm after `last` (the drafter decodes last, t1..t(m-1)) and the
+// verifier scores those m rows: row j is the full model's token after t1..tj, so it checks t(j+1),
+// and tm is checked by the last row, with no bonus row after it. While the verifier works, the
+// drafter drafts from tm as if every draft will be accepted. If every draft is accepted, tm is the
+// next round's `last` and that chain is the next round's drafts; otherwise it is dropped and both
+// contexts roll back to what was accepted. The accept rule is the unpipelined loop's
+// (acceptPrefix), so greedy output is plain greedy output and sampling keeps the full model's
+// distribution (the chain's drafts were drawn from the distribution they are checked against).
+import type { SpeculativeStats } from '../generation.js';
+import type { NativeContext, NativeDecodeResult } from '../native.js';
+import { distribution, pickToken, Rng, type ResolvedSampling } from '../sampling.js';
+import { acceptPrefix, finishStats, newStats, type ResolvedSelfSpeculative } from './self-speculative.js';
+import type { DecodeSession } from './session.js';
+
+/** One round's drafts, made by the drafter from `last`. */
+interface Chain {
+  tokens: number[];
+  /** Sampling: the distribution each draft was drawn from. */
+  dists: Float64Array[] | null;
+  /** Layer-E states of the tokens the drafter decoded (last, then drafts): the verifier's rows. */
+  hidden: Float32Array;
+  rows: number;
+}
+
+interface Loop {
+  drafter: NativeContext;
+  session: DecodeSession;
+  sampling: ResolvedSampling;
+  spec: ResolvedSelfSpeculative;
+  rng: Rng;
+  nVocab: number;
+  nEmbd: number;
+}
+
+/**
+ * Runs the generation after the prompt: `verifier` holds the prompt (`history`, all layers) and
+ * `first` is the prompt's last decode. The verifier's generated positions end up holding layers
+ * [E, N) only, so this removes them when it returns: the cache keeps the prompt.
+ */
+export async function pipelinedLoop(
+  verifier: NativeContext,
+  drafter: NativeContext,
+  history: readonly number[],
+  first: NativeDecodeResult,
+  session: DecodeSession,
+  sampling: ResolvedSampling,
+  nVocab: number,
+  nEmbd: number,
+  spec: ResolvedSelfSpeculative,
+): Promise<SpeculativeStats> {
+  const s: Loop = { drafter, session, sampling, spec, rng: new Rng(sampling.seed), nVocab, nEmbd };
+  const stats = newStats(spec.exitLayer);
+  stats.pipelinedRounds = 0;
+  const { contextSize, nextPosition } = verifier.state();
+  const promptEnd = nextPosition;
+  let p = nextPosition; // the position of `last`, the newest token in neither cache
+  let ahead: Promise<Chain> | null = null; // the drafter's chain for the next round, in flight
+  try {
+    await prefill(s, history.slice(0, p));
+    let last = pickToken(first, sampling, s.rng, 0, nVocab);
+    if (!session.accept(last)) return finishStats(stats, session.tokens.length, session.tokens.length);
+    stats.corrections++;
+    let chain: Chain | null = null;
+    while (!session.done) {
+      session.check();
+      if (p >= contextSize) {
+        session.stop('contextFull');
+        break;
+      }
+      // a round emits up to m tokens and writes m cells in each context
+      const m = Math.max(1, Math.min(spec.draftTokens + 1, session.maxTokens - session.tokens.length, contextSize - p));
+      stats.rounds++;
+      const t0 = performance.now();
+      if (chain) stats.pipelinedRounds++;
+      const c: Chain = chain ?? (await draw(s, last, m));
+      const t1 = performance.now();
+      const verifying = verifier.decode({
+        hidden: c.hidden, layers: [spec.exitLayer, spec.layerCount], position: p, outputs: 'all', logits: sampling.temperature > 0,
+      });
+      // the next round's drafts, in case every draft of this one is accepted
+      const T = c.tokens.length;
+      const tail = c.tokens[T - 1];
+      const room = Math.min(session.maxTokens - session.tokens.length - T, contextSize - p - T);
+      ahead = c.rows === T && room >= 1 && !session.isEog(tail) ? draw(s, tail, Math.min(spec.draftTokens + 1, room)) : null;
+      const [v, next] = await settleBoth(verifying, ahead);
+      ahead = null;
+      const t2 = performance.now();
+      const { accepted, next: full } = acceptPrefix(v, c.tokens, c.dists, sampling, s.rng, nVocab);
+      const kept = full >= 0 ? accepted : accepted - 1; // positions p .. p + kept hold last and the kept drafts
+      const cut = p + kept + 1;
+      const continues = full < 0 && next !== null;
+      verifier.removeFrom(cut);
+      if (!continues) drafter.removeFrom(cut);
+      drafter.markVerified(cut);
+      stats.draftMs += t1 - t0;
+      stats.verifyMs += t2 - t1;
+      stats.drafted += T;
+      stats.draftLengths.push(T);
+      let stopped = false;
+      for (let j = 0; j < accepted && !stopped; j++) {
+        const before = session.tokens.length;
+        stopped = !session.accept(c.tokens[j]);
+        if (session.tokens.length > before) stats.accepted++;
+      }
+      if (!stopped && full >= 0) {
+        const before = session.tokens.length;
+        session.accept(full);
+        if (session.tokens.length > before) stats.corrections++;
+      }
+      stats.samplingMs += performance.now() - t2;
+      if (stopped) break;
+      p = cut;
+      last = full >= 0 ? full : tail;
+      chain = continues ? next : null;
+    }
+    return finishStats(stats, session.tokens.length, 0);
+  } finally {
+    // the drafter must be idle before anything else runs on it; a failed chain no longer matters
+    if (ahead) await ahead.catch(() => undefined);
+    const st = verifier.state();
+    if (!st.busy && !st.disposed) verifier.removeFrom(promptEnd);
+  }
+}
+
+/** The prompt through the drafter's layers [0, E), so that its drafts attend to it. */
+async function prefill(s: Loop, tokens: readonly number[]): Promise<void> {
+  const { drafter, spec } = s;
+  drafter.clear();
+  const { batchSize } = drafter.state();
+  for (let i = 0; i < tokens.length; i += batchSize) {
+    s.session.check();
+    await drafter.decode({ tokens: Int32Array.from(tokens.slice(i, i + batchSize)), layers: [0, spec.exitLayer], outputs: 'none' });
+  }
+  drafter.markVerified(tokens.length);
+}
+
+/** Up to m drafts after `last` from the drafter, with the layer-E states the verifier needs. */
+async function draw(s: Loop, last: number, m: number): Promise<Chain> {
+  const { sampling, spec } = s;
+  const greedy = sampling.temperature === 0;
+  const r = await s.drafter.draft({
+    token: last, layer: spec.exitLayer, maxTokens: m, minProbability: spec.minDraftProbability, returnHidden: true,
+    temperature: sampling.temperature, uniforms: greedy ? undefined : Float64Array.from({ length: m }, () => s.rng.next()),
+  });
+  const tokens = Array.from(r.tokens);
+  // drafts are drawn from softmax(logits / T) without top-k/top-p (see self-speculative.ts)
+  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
+  const hidden = r.hidden!;
+  return { tokens, dists, hidden, rows: hidden.length / s.nEmbd };
+}
+
+/** Both results; when either fails, the first failure, after both have settled. */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B> | null): Promise<[A, B | null]> {
+  const [ra, rb] = await Promise.allSettled([a, b ?? Promise.resolve(null)]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value as B | null];
+}
