@@ -30,6 +30,8 @@ describe('layerskip CLI', () => {
     [['generate', '-p', 'x', '--top-p', '2'], /--top-p must be a number >= 0 <= 1/],
     [['generate', '-p', 'x', '--draft', '3'], /need --exit-layer/],
     [['generate', '-p', 'x', '--exit-layer', '3', '--verify', 'maybe'], /--verify must be cached or full/],
+    [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'yes'], /--overlap must be on or off/],
+    [['generate', '-p', 'x', '--overlap', 'on'], /need --exit-layer/],
     [['generate'], /generate needs -p PROMPT/],
     [['analyze', '-m', 'x.gguf', '--layers', '1,x'], /--layers must be an integer >= 1, got "x"/],
     [['sweep', '-m', 'x.gguf', '--tokens', '0'], /--tokens must be an integer >= 1/],

@@ -17,7 +17,9 @@ import { sweepCommand, sweepUsage } from './sweep.js';
 const USAGE = `Usage:
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--stop TEXT ...]
-                     [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]]
+                     [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]
+                      [--overlap on|off]]  (overlap: draft the next round during verification;
+                                            default on when layers above E are on RPC servers)
                      [--rpc HOST:PORT,... [--remote-layers N]]
                      (without -m: the bundled demo model, stories260K)
 ${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]
@@ -30,6 +32,7 @@ async function generate(argv: string[]): Promise<void> {
     prompt: { type: 'string', short: 'p' },
     adaptive: { type: 'boolean' },
     verify: { type: 'string' },
+    overlap: { type: 'string' },
     stop: { type: 'string', multiple: true },
     rpc: { type: 'string' },
     'remote-layers': { type: 'string' },
@@ -39,6 +42,9 @@ async function generate(argv: string[]): Promise<void> {
   if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
     throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
   }
+  if (values.overlap !== undefined && values.overlap !== 'on' && values.overlap !== 'off') {
+    throw new UsageError(`generate: --overlap must be on or off, got ${values.overlap}`);
+  }
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
   if (exitLayer !== undefined) {
     options.selfSpeculative = {
@@ -47,9 +53,10 @@ async function generate(argv: string[]): Promise<void> {
       adaptive: values.adaptive,
       verification: values.verify as 'cached' | 'full' | undefined,
       draftHead: values['draft-head'],
+      overlap: values.overlap === undefined ? undefined : values.overlap === 'on',
     };
-  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined) {
-    throw new UsageError('generate: --draft, --adaptive, --verify and --draft-head need --exit-layer');
+  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined) {
+    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head and --overlap need --exit-layer');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
   const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
@@ -82,7 +89,8 @@ async function generate(argv: string[]): Promise<void> {
         `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
           `(${(s.acceptanceRate * 100).toFixed(1)}%), corrections ${s.corrections}, rounds ${s.rounds}, ` +
           `${s.tokensPerRound.toFixed(2)} tokens/round; draft ${s.draftMs.toFixed(1)} ms, verify ${s.verifyMs.toFixed(1)} ms, ` +
-          `sampling ${s.samplingMs.toFixed(1)} ms\n`,
+          `sampling ${s.samplingMs.toFixed(1)} ms` +
+          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) + '\n',
       );
     }
   } finally {
