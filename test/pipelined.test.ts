@@ -6,7 +6,8 @@
 // references: a split decode against a full decode, a draft's layer-E states against a layer-range
 // decode's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type Context, type Model } from '../lib/index.js';
+import { DraftHead, loadModel, type Context, type Model } from '../lib/index.js';
+import { Rng } from '../lib/sampling.js';
 import type { NativeContext } from '../lib/native.js';
 import { EXACT, SHAPES, STORIES, chiSquare, chiSquareCritical, randomModel, randomPrompts } from './helpers.js';
 
@@ -108,6 +109,23 @@ describe('overlapped generation on stories260K', () => {
     for await (const chunk of doomed) if (chunk.tokens.length > 0) break;
     other.dispose();
     await expect(doomed.result).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+  });
+
+  it('a draft head drafts in the drafter context; output stays plain', async () => {
+    const prompt = 'Once upon a time';
+    const plain = await ctx.generate(prompt, { maxTokens: 60 }).result;
+    const D = model.info.embeddingSize;
+    const rng = new Rng(5);
+    const adapter = new Float32Array(D * D);
+    for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.2;
+    const tokenIds = Int32Array.from(new Set([...plain.tokens, ...Array.from({ length: 100 }, (_, i) => 200 + i)])).sort();
+    const draftHead = new DraftHead({ exitLayer: 3, embeddingSize: D, vocabularySize: model.info.vocabularySize, baseModel: model.identity, adapter, bias: null, tokenIds, stats: null });
+    const bare = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true } }).result;
+    const headed = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true, draftHead } }).result;
+    expect(bare.tokens).toEqual(plain.tokens);
+    expect(headed.tokens).toEqual(plain.tokens);
+    // the head changed the drafts (it is installed where the drafts are made)
+    expect([headed.speculative!.drafted, headed.speculative!.accepted]).not.toEqual([bare.speculative!.drafted, bare.speculative!.accepted]);
   });
 
   it('bad overlap options are clear errors', async () => {
