@@ -7,6 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomLlamaModel, type RandomLlamaSpec } from '../lib/gguf/index.js';
 import { Rng } from '../lib/sampling.js';
+import { afterAll, beforeAll } from 'vitest';
+import { loadModel, type Context, type ContextOptions, type Model } from '../lib/index.js';
 
 /** The real model: the demo model committed in models/ (LAYERSKIP_STORIES_MODEL overrides). */
 export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'models', 'stories260K.gguf'));
@@ -93,4 +95,15 @@ export function chiSquare(observed: Map<string, number>, expected: Map<string, n
 export function chiSquareCritical(dof: number): number {
   const z = 3.09;
   return dof * (1 - 2 / (9 * dof) + z * Math.sqrt(2 / (9 * dof))) ** 3;
+}
+
+/** A model and one context of it for a describe block: loaded before its tests, disposed after them. */
+export function modelFixture(path: () => string, options: ContextOptions): { readonly model: Model; readonly ctx: Context } {
+  const f = {} as { model: Model; ctx: Context };
+  beforeAll(async () => {
+    f.model = await loadModel(path());
+    f.ctx = await f.model.createContext(options);
+  });
+  afterAll(() => f.model?.dispose());
+  return f;
 }

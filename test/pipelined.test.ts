@@ -5,11 +5,11 @@
 // where the 4th comes from a chain drafted ahead). The addon's pieces are checked against their
 // references: a split decode against a full decode, a draft's layer-E states against a layer-range
 // decode's.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DraftHead, loadModel, type Context, type Model } from '../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { DraftHead, loadModel, type Context } from '../lib/index.js';
 import { Rng } from '../lib/sampling.js';
 import type { NativeContext } from '../lib/native.js';
-import { EXACT, SHAPES, STORIES, chiSquare, chiSquareCritical, randomModel, randomPrompts } from './helpers.js';
+import { EXACT, SHAPES, STORIES, chiSquare, chiSquareCritical, modelFixture, randomModel, randomPrompts } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -19,22 +19,16 @@ const handle = (ctx: Context) => (ctx as unknown as { handle: NativeContext }).h
 
 for (const [name, path] of MODELS) {
   describe(`overlapped greedy is plain greedy: ${name}`, () => {
-    let model: Model;
-    let ctx: Context;
-    beforeAll(async () => {
-      model = await loadModel(path());
-      ctx = await model.createContext({ contextSize: 512, threads: 1, ...EXACT });
-    });
-    afterAll(() => model?.dispose());
+    const f = modelFixture(path, { contextSize: 512, threads: 1, ...EXACT });
 
     it('every exit layer, draft lengths 1..5, seeded prompts', async () => {
-      const prompts = randomPrompts(3, model.info.vocabularySize, 77, 1, 8).map((p) => [1, ...p]);
+      const prompts = randomPrompts(3, f.model.info.vocabularySize, 77, 1, 8).map((p) => [1, ...p]);
       let pipelined = 0;
       for (const prompt of prompts) {
-        const plain = await ctx.generate(prompt, { maxTokens: 48 }).result;
-        for (let E = 1; E < model.layerCount; E++) {
+        const plain = await f.ctx.generate(prompt, { maxTokens: 48 }).result;
+        for (let E = 1; E < f.model.layerCount; E++) {
           for (let d = 1; d <= 5; d++) {
-            const r = await ctx.generate(prompt, { maxTokens: 48, selfSpeculative: { exitLayer: E, draftTokens: d, overlap: true } }).result;
+            const r = await f.ctx.generate(prompt, { maxTokens: 48, selfSpeculative: { exitLayer: E, draftTokens: d, overlap: true } }).result;
             expect(r.tokens, `E=${E} d=${d}`).toEqual(plain.tokens);
             expect(r.stopReason).toBe(plain.stopReason);
             const s = r.speculative!;
@@ -50,11 +44,11 @@ for (const [name, path] of MODELS) {
     it('token limits 1..4, a small context and a prompt that fills it', async () => {
       const prompt = [1, 20, 21, 22];
       for (const maxTokens of [1, 2, 3, 4]) {
-        const plain = await ctx.generate(prompt, { maxTokens }).result;
-        const r = await ctx.generate(prompt, { maxTokens, selfSpeculative: { exitLayer: 2, draftTokens: 3, overlap: true } }).result;
+        const plain = await f.ctx.generate(prompt, { maxTokens }).result;
+        const r = await f.ctx.generate(prompt, { maxTokens, selfSpeculative: { exitLayer: 2, draftTokens: 3, overlap: true } }).result;
         expect(r.tokens).toEqual(plain.tokens);
       }
-      const small = await model.createContext({ contextSize: 24, threads: 1, ...EXACT });
+      const small = await f.model.createContext({ contextSize: 24, threads: 1, ...EXACT });
       for (const p of [prompt, Array.from({ length: 22 }, (_, i) => 30 + i)]) {
         const plain = await small.generate(p, { maxTokens: 100 }).result;
         const r = await small.generate(p, { maxTokens: 100, selfSpeculative: { exitLayer: 2, draftTokens: 4, overlap: true } }).result;
@@ -67,44 +61,38 @@ for (const [name, path] of MODELS) {
 }
 
 describe('overlapped generation on stories260K', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ contextSize: 512, threads: 1 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { contextSize: 512, threads: 1 });
 
   it('text, stop strings and a cache that holds the prompt only afterwards', async () => {
-    const plain = await ctx.generate('Once upon a time', { maxTokens: 150 }).result;
-    const r = await ctx.generate('Once upon a time', { maxTokens: 150, selfSpeculative: { exitLayer: 3, draftTokens: 4, overlap: true } }).result;
+    const plain = await f.ctx.generate('Once upon a time', { maxTokens: 150 }).result;
+    const r = await f.ctx.generate('Once upon a time', { maxTokens: 150, selfSpeculative: { exitLayer: 3, draftTokens: 4, overlap: true } }).result;
     expect(r.text).toBe(plain.text);
     // the generated positions held layers [E, N) only: they must not be reused as a prefix
-    const prompt = model.tokenize('Once upon a time');
-    expect(ctx.state().nextPosition).toBe(prompt.length);
+    const prompt = f.model.tokenize('Once upon a time');
+    expect(f.ctx.state().nextPosition).toBe(prompt.length);
     const continued = [...prompt, ...r.tokens.slice(0, 40)];
-    const again = await ctx.generate(continued, { maxTokens: 30 }).result;
+    const again = await f.ctx.generate(continued, { maxTokens: 30 }).result;
     expect(again.timings.reusedPromptTokens).toBeLessThanOrEqual(prompt.length);
-    const fresh = await model.createContext({ contextSize: 512, threads: 1 });
+    const fresh = await f.model.createContext({ contextSize: 512, threads: 1 });
     expect(again.tokens).toEqual((await fresh.generate(continued, { maxTokens: 30 }).result).tokens);
     fresh.dispose();
     const stop = ['Lily', 'park.'];
-    const plainStop = await ctx.generate('Once upon a time', { maxTokens: 200, stop }).result;
-    const specStop = await ctx.generate('Once upon a time', { maxTokens: 200, stop, selfSpeculative: { exitLayer: 4, draftTokens: 6, overlap: true } }).result;
+    const plainStop = await f.ctx.generate('Once upon a time', { maxTokens: 200, stop }).result;
+    const specStop = await f.ctx.generate('Once upon a time', { maxTokens: 200, stop, selfSpeculative: { exitLayer: 4, draftTokens: 6, overlap: true } }).result;
     expect(specStop.text).toBe(plainStop.text);
     expect(specStop.stopReason).toBe('stopString');
   });
 
   it('an abort or a dispose mid-generation rejects it; the context goes on (or is gone)', async () => {
-    const expected = (await ctx.generate('Once upon a time', { maxTokens: 20 }).result).tokens;
+    const expected = (await f.ctx.generate('Once upon a time', { maxTokens: 20 }).result).tokens;
     const ac = new AbortController();
-    const gen = ctx.generate('Once upon a time', { maxTokens: 400, signal: ac.signal, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
+    const gen = f.ctx.generate('Once upon a time', { maxTokens: 400, signal: ac.signal, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
     for await (const chunk of gen) if (chunk.tokens.length > 0) break;
     ac.abort();
     await expect(gen.result).rejects.toMatchObject({ name: 'AbortError' });
-    expect((await ctx.generate('Once upon a time', { maxTokens: 20, selfSpeculative: { exitLayer: 3, overlap: true } }).result).tokens).toEqual(expected);
+    expect((await f.ctx.generate('Once upon a time', { maxTokens: 20, selfSpeculative: { exitLayer: 3, overlap: true } }).result).tokens).toEqual(expected);
 
-    const other = await model.createContext({ contextSize: 512, threads: 1 });
+    const other = await f.model.createContext({ contextSize: 512, threads: 1 });
     const doomed = other.generate('Once upon a time', { maxTokens: 400, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
     for await (const chunk of doomed) if (chunk.tokens.length > 0) break;
     other.dispose();
@@ -113,15 +101,15 @@ describe('overlapped generation on stories260K', () => {
 
   it('a draft head drafts in the drafter context; output stays plain', async () => {
     const prompt = 'Once upon a time';
-    const plain = await ctx.generate(prompt, { maxTokens: 60 }).result;
-    const D = model.info.embeddingSize;
+    const plain = await f.ctx.generate(prompt, { maxTokens: 60 }).result;
+    const D = f.model.info.embeddingSize;
     const rng = new Rng(5);
     const adapter = new Float32Array(D * D);
     for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.2;
     const tokenIds = Int32Array.from(new Set([...plain.tokens, ...Array.from({ length: 100 }, (_, i) => 200 + i)])).sort();
-    const draftHead = new DraftHead({ exitLayer: 3, embeddingSize: D, vocabularySize: model.info.vocabularySize, baseModel: model.identity, adapter, bias: null, tokenIds, stats: null });
-    const bare = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true } }).result;
-    const headed = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true, draftHead } }).result;
+    const draftHead = new DraftHead({ exitLayer: 3, embeddingSize: D, vocabularySize: f.model.info.vocabularySize, baseModel: f.model.identity, adapter, bias: null, tokenIds, stats: null });
+    const bare = await f.ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true } }).result;
+    const headed = await f.ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true, draftHead } }).result;
     expect(bare.tokens).toEqual(plain.tokens);
     expect(headed.tokens).toEqual(plain.tokens);
     // the head changed the drafts (it is installed where the drafts are made)
@@ -129,14 +117,14 @@ describe('overlapped generation on stories260K', () => {
   });
 
   it('bad overlap options are clear errors', async () => {
-    expect(() => ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: 'yes' as never } })).toThrow(TypeError);
-    expect(() => ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true, adaptive: true } })).toThrow(/overlap and adaptive/);
-    expect(() => ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true, verification: 'full' } })).toThrow(/verification 'full'/);
-    const multi = await model.createContext({ contextSize: 256, threads: 1, sequences: 2 });
+    expect(() => f.ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: 'yes' as never } })).toThrow(TypeError);
+    expect(() => f.ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true, adaptive: true } })).toThrow(/overlap and adaptive/);
+    expect(() => f.ctx.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true, verification: 'full' } })).toThrow(/verification 'full'/);
+    const multi = await f.model.createContext({ contextSize: 256, threads: 1, sequences: 2 });
     expect(() => multi.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true } })).toThrow(/one sequence/);
     multi.dispose();
     // locally (no RPC server) the default is the unpipelined loop
-    const r = await ctx.generate('Once', { maxTokens: 8, selfSpeculative: { exitLayer: 3 } }).result;
+    const r = await f.ctx.generate('Once', { maxTokens: 8, selfSpeculative: { exitLayer: 3 } }).result;
     expect(r.speculative!.pipelinedRounds).toBeUndefined();
   });
 });
