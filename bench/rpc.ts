@@ -3,7 +3,7 @@
 // behind a delaying proxy of 0, 1 and 5 ms each way, against the model loaded locally. Reports
 // tokens/s and network round trips per token, plain and self-speculative, in one run.
 // "overlapped" drafts the next round while this one is verified (selfSpeculative.overlap, a second
-// draft-only context here); "self-speculative" drafts and verifies in turn (overlap: false).
+// draft-only context here); "self-speculative" drafts and verifies in turn (the default).
 //   node bench/run.mjs rpc [repetitions=3] [tokensStories=64] [tokens100m=128] [models=stories,q4_0,f16]
 import { loadModel, startRpcServer, type GenerateOptions } from 'layerskip';
 import { benchModel, SHAPE_100M, STORIES, sourceModel } from './models.js';

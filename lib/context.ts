@@ -330,7 +330,9 @@ export class Context {
       const stopTokens = new Set(options.stopTokens === undefined ? [] : this.checkTokens('stopTokens', options.stopTokens));
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
-      if (spec) spec.overlap = this.resolveOverlap(spec.overlap, spec.exitLayer, spec.adaptive || spec.verification === 'full');
+      if (spec?.overlap && this.cores.length > 1) {
+        throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
+      }
       // a long text is tokenized off the main thread when the generation starts (10 MB: seconds)
       const promptTokens = typeof prompt !== 'string'
         ? Array.from(this.checkTokens('generate: prompt token', prompt))
@@ -344,20 +346,6 @@ export class Context {
       release();
       throw e;
     }
-  }
-
-  /**
-   * Whether a self-speculative generation overlaps drafting with verification: as asked, else when
-   * a layer at or above the exit is on an RPC server (verification waits on the network there).
-   */
-  private resolveOverlap(asked: boolean | undefined, exitLayer: number, incompatible: boolean): boolean {
-    if (asked === false) return false;
-    if (this.cores.length > 1) {
-      if (asked) throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
-      return false;
-    }
-    if (asked) return true;
-    return !incompatible && this.model.devices().layers.slice(exitLayer).some((d) => d.startsWith('RPC'));
   }
 
   /** The draft-only context of overlapped generations: the same sizes and threads as this one. */

@@ -123,7 +123,7 @@ describe('overlapped generation on stories260K', () => {
     const multi = await f.model.createContext({ contextSize: 256, threads: 1, sequences: 2 });
     expect(() => multi.generate('Once', { selfSpeculative: { exitLayer: 3, overlap: true } })).toThrow(/one sequence/);
     multi.dispose();
-    // locally (no RPC server) the default is the unpipelined loop
+    // the default drafts and verifies in turn
     const r = await f.ctx.generate('Once', { maxTokens: 8, selfSpeculative: { exitLayer: 3 } }).result;
     expect(r.speculative!.pipelinedRounds).toBeUndefined();
   });

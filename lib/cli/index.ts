@@ -19,7 +19,7 @@ const USAGE = `Usage:
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]
                       [--overlap on|off]]  (overlap: draft the next round during verification;
-                                            default on when layers above E are on RPC servers)
+                                            default off)
                      [--rpc HOST:PORT,... [--remote-layers N]]
                      (without -m: the bundled demo model, stories260K)
 ${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]

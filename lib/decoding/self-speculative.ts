@@ -31,10 +31,10 @@ export interface SelfSpeculativeOptions {
   draftHead?: DraftHead | string;
   /**
    * Draft the next round while this one is verified, in a second, draft-only context on this host
-   * (see decoding/pipelined.ts). It pays when a verification waits on something other than this
-   * host's cores: layers above the exit on RPC servers. Default: true when layers at or above the
-   * exit are on an RPC server (and the context has one sequence), else false. Not with `adaptive`
-   * or verification 'full'. Costs a second KV cache; generated tokens are not kept as a prefix.
+   * (see decoding/pipelined.ts). Meant for verifications that wait on something other than this
+   * host's cores: layers above the exit on RPC servers (default false). Not with `adaptive`,
+   * verification 'full' or several sequences. Costs a second KV cache; generated tokens are not
+   * kept as a prompt prefix.
    */
   overlap?: boolean;
 }
@@ -47,8 +47,7 @@ export interface ResolvedSelfSpeculative {
   verification: 'cached' | 'full';
   layerCount: number;
   draftHead: DraftHead | string | null;
-  /** undefined: the context decides (see SelfSpeculativeOptions.overlap). */
-  overlap: boolean | undefined;
+  overlap: boolean;
 }
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
@@ -69,7 +68,7 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
     throw new TypeError('selfSpeculative.draftHead must be a DraftHead or the path of a draft head file');
   }
   if (typeof draftHead === 'string' && draftHead.length === 0) throw new TypeError('selfSpeculative.draftHead: the path is empty');
-  const overlap = checkBoolean('selfSpeculative.overlap', o.overlap);
+  const overlap = checkBoolean('selfSpeculative.overlap', o.overlap) ?? false;
   if (overlap && adaptive) throw new RangeError('selfSpeculative: overlap and adaptive cannot be combined (an overlapped round is drafted before the last one is scored)');
   if (overlap && verification === 'full') throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
   return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap };
