@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DraftHead, fitDraftHead, loadModel, type Context, type Model } from '../lib/index.js';
 import { Rng } from '../lib/sampling.js';
-import { EXACT, SHAPES, STORIES, chiSquare, chiSquareCritical, randomModel, randomPrompts } from './helpers.js';
+import { chiSquare, chiSquareCritical, EXACT, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
 function randomHead(model: Model, exitLayer: number, seed: number, tokenIds: number[] | null): DraftHead {
   const D = model.info.embeddingSize;
@@ -76,31 +76,25 @@ const MODELS: [string, () => string][] = [
 ];
 for (const [name, path] of MODELS) {
   describe(`lossless greedy with draft heads: ${name}`, () => {
-    let model: Model;
-    let ctx: Context;
-    beforeAll(async () => {
-      model = await loadModel(path());
-      ctx = await model.createContext({ contextSize: 512, threads: 1, ...EXACT });
-    });
-    afterAll(() => model?.dispose());
+    const f = modelFixture(path, { contextSize: 512, threads: 1, ...EXACT });
 
     it('a random adapter, a tiny vocabulary that misses the next token, and a vocabulary-only head: every E, d = 1, 3, 6', async () => {
-      const N = model.layerCount;
-      const V = model.info.vocabularySize;
+      const N = f.model.layerCount;
+      const V = f.model.info.vocabularySize;
       const prompts = randomPrompts(3, V, 99, 1, 8).map((p) => [1, ...p]);
       for (const prompt of prompts) {
-        const plain = await ctx.generate(prompt, { maxTokens: 30 }).result;
+        const plain = await f.ctx.generate(prompt, { maxTokens: 30 }).result;
         // three tokens that the plain output never produces (so every draft from them is wrong)
         const unused = [...Array(V).keys()].filter((t) => !plain.tokens.includes(t) && t > 2).slice(0, 3);
         for (let E = 1; E < N; E++) {
           const heads = [
-            randomHead(model, E, E, null),
-            randomHead(model, E, E + 100, unused),
-            new DraftHead({ exitLayer: E, embeddingSize: model.info.embeddingSize, vocabularySize: V, baseModel: model.identity, adapter: null, bias: null, tokenIds: Int32Array.from([...plain.tokens.slice(0, 4), 2].filter((t, i, a) => a.indexOf(t) === i)), stats: null }),
+            randomHead(f.model, E, E, null),
+            randomHead(f.model, E, E + 100, unused),
+            new DraftHead({ exitLayer: E, embeddingSize: f.model.info.embeddingSize, vocabularySize: V, baseModel: f.model.identity, adapter: null, bias: null, tokenIds: Int32Array.from([...plain.tokens.slice(0, 4), 2].filter((t, i, a) => a.indexOf(t) === i)), stats: null }),
           ];
           for (const [hi, draftHead] of heads.entries()) {
             for (const d of [1, 3, 6]) {
-              const r = await ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: d, draftHead } }).result;
+              const r = await f.ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: d, draftHead } }).result;
               expect(r.tokens, `E=${E} head ${hi} d=${d}`).toEqual(plain.tokens);
               expect(r.speculative!.accepted + r.speculative!.corrections).toBe(r.tokens.length);
             }
@@ -110,15 +104,15 @@ for (const [name, path] of MODELS) {
       // the heads really change the early exit: with the tiny vocabulary no draft can be right
       const E = N - 1;
       const prompt = prompts[0];
-      const plain = await ctx.generate(prompt, { maxTokens: 30 }).result;
+      const plain = await f.ctx.generate(prompt, { maxTokens: 30 }).result;
       const unused = [...Array(V).keys()].filter((t) => !plain.tokens.includes(t) && t > 2).slice(0, 3);
-      const r = await ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: 3, draftHead: randomHead(model, E, 5, unused) } }).result;
+      const r = await f.ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: 3, draftHead: randomHead(f.model, E, 5, unused) } }).result;
       expect(r.speculative!.accepted).toBe(0);
-      await ctx.useDraftHead(randomHead(model, E, 5, unused));
-      ctx.clear();
-      const drafts = await ctx.decodeLayers({ tokens: prompt, layers: [0, E], outputs: 'all' });
+      await f.ctx.useDraftHead(randomHead(f.model, E, 5, unused));
+      f.ctx.clear();
+      const drafts = await f.ctx.decodeLayers({ tokens: prompt, layers: [0, E], outputs: 'all' });
       for (const t of drafts.argmax) expect(unused).toContain(t);
-      await ctx.useDraftHead(null);
+      await f.ctx.useDraftHead(null);
     }, 180_000);
   });
 }

@@ -3,9 +3,9 @@
 import { copyFileSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BusyError, ContextFullError, loadModel, type Context, type Model } from '../lib/index.js';
-import { STORIES } from './helpers.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BusyError, ContextFullError, loadModel } from '../lib/index.js';
+import { modelFixture, STORIES } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'layerskip-errors-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,30 +47,24 @@ describe('model files', () => {
 });
 
 describe('contexts and decoding', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ contextSize: 64, threads: 1 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { contextSize: 64, threads: 1 });
 
   it.each([0, -1, 1.5, 1e12, Number.NaN])('context size %s', async (size) => {
-    await expect(model.createContext({ contextSize: size })).rejects.toThrow(/contextSize/);
+    await expect(f.model.createContext({ contextSize: size })).rejects.toThrow(/contextSize/);
   });
   it('bad thread counts', async () => {
-    await expect(model.createContext({ threads: 0 })).rejects.toThrow(/threads/);
+    await expect(f.model.createContext({ threads: 0 })).rejects.toThrow(/threads/);
   });
   it('tokens outside the vocabulary', async () => {
-    await expect(ctx.decodeLayers({ tokens: [1, 512] })).rejects.toThrow(/outside the vocabulary/);
-    await expect(ctx.decodeLayers({ tokens: [-3] })).rejects.toThrow(/outside the vocabulary/);
-    expect(() => ctx.generate([1, 9999])).toThrow(/prompt token/);
+    await expect(f.ctx.decodeLayers({ tokens: [1, 512] })).rejects.toThrow(/outside the vocabulary/);
+    await expect(f.ctx.decodeLayers({ tokens: [-3] })).rejects.toThrow(/outside the vocabulary/);
+    expect(() => f.ctx.generate([1, 9999])).toThrow(/prompt token/);
   });
   it('positions past the context, and a full context', async () => {
-    ctx.clear();
-    const n = ctx.contextSize; // llama.cpp may round the requested size up
+    f.ctx.clear();
+    const n = f.ctx.contextSize; // llama.cpp may round the requested size up
     expect(n).toBeGreaterThanOrEqual(64);
-    const big = await model.createContext({ contextSize: n, batchSize: n, threads: 1 });
+    const big = await f.model.createContext({ contextSize: n, batchSize: n, threads: 1 });
     await expect(big.decodeLayers({ tokens: Array(n + 1).fill(5) })).rejects.toThrow(/batch size/);
     await big.decodeLayers({ tokens: Array(n - 4).fill(5) });
     await expect(big.decodeLayers({ tokens: Array(5).fill(5) })).rejects.toThrow(/context is full/);
@@ -82,23 +76,23 @@ describe('contexts and decoding', () => {
     big.dispose();
   });
   it('invalid generate options', () => {
-    expect(() => ctx.generate('x', { maxTokens: 0 })).toThrow(/maxTokens/);
-    expect(() => ctx.generate('x', { temperature: -1 })).toThrow(/temperature/);
-    expect(() => ctx.generate('x', { topP: 2 })).toThrow(/topP/);
-    expect(() => ctx.generate('x', { stop: [''] })).toThrow(/stop/);
-    expect(() => ctx.generate('', { addBos: false })).toThrow(/empty/);
+    expect(() => f.ctx.generate('x', { maxTokens: 0 })).toThrow(/maxTokens/);
+    expect(() => f.ctx.generate('x', { temperature: -1 })).toThrow(/temperature/);
+    expect(() => f.ctx.generate('x', { topP: 2 })).toThrow(/topP/);
+    expect(() => f.ctx.generate('x', { stop: [''] })).toThrow(/stop/);
+    expect(() => f.ctx.generate('', { addBos: false })).toThrow(/empty/);
   });
   it('a generate call while another runs on the same context', async () => {
-    const a = ctx.generate('Once upon a time', { maxTokens: 30 });
-    expect(() => ctx.generate('Once upon a time')).toThrow(BusyError);
-    await expect(ctx.decodeLayers({ tokens: [1] })).rejects.toThrow(BusyError);
-    expect(() => ctx.removeFrom(0)).toThrow(BusyError);
+    const a = f.ctx.generate('Once upon a time', { maxTokens: 30 });
+    expect(() => f.ctx.generate('Once upon a time')).toThrow(BusyError);
+    await expect(f.ctx.decodeLayers({ tokens: [1] })).rejects.toThrow(BusyError);
+    expect(() => f.ctx.removeFrom(0)).toThrow(BusyError);
     expect((await a.result).tokens.length).toBe(30);
   });
   it('two contexts of one model generate concurrently', async () => {
-    const other = await model.createContext({ contextSize: 256, threads: 1 });
-    ctx.clear();
-    const big = await model.createContext({ contextSize: 256, threads: 1 });
+    const other = await f.model.createContext({ contextSize: 256, threads: 1 });
+    f.ctx.clear();
+    const big = await f.model.createContext({ contextSize: 256, threads: 1 });
     const [x, y] = await Promise.all([
       big.generate('Once upon a time', { maxTokens: 40 }).result,
       other.generate('Once upon a time', { maxTokens: 40 }).result,
@@ -108,7 +102,7 @@ describe('contexts and decoding', () => {
     big.dispose();
   });
   it('an abort mid-generation rejects with AbortError and leaves the context usable', async () => {
-    const big = await model.createContext({ contextSize: 512, threads: 1 });
+    const big = await f.model.createContext({ contextSize: 512, threads: 1 });
     const expected = await big.generate('Once upon a time', { maxTokens: 50 }).result;
     for (const spec of [undefined, { exitLayer: 3, draftTokens: 4 }]) {
       const ac = new AbortController();

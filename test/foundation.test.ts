@@ -1,41 +1,35 @@
 // Issue 2: loading, tokenizing, decoding and generating, checked against independent references
 // (node-llama-cpp's greedy output on the same model; batch vs token-by-token decoding).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
-import { loadModel, systemInfo, type Context, type Model } from '../lib/index.js';
-import { EXACT, F16_SHAPES, SHAPES, STORIES, randomModel, randomPrompts, relErr } from './helpers.js';
+import { loadModel, systemInfo, type Context } from '../lib/index.js';
+import { EXACT, F16_SHAPES, modelFixture, randomModel, randomPrompts, relErr, SHAPES, STORIES } from './helpers.js';
 
 describe('stories260K', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ contextSize: 512, threads: 1 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { contextSize: 512, threads: 1 });
 
   it('reads the metadata', () => {
-    expect(model.info).toMatchObject({
+    expect(f.model.info).toMatchObject({
       architecture: 'llama', layerCount: 5, embeddingSize: 64, headCount: 8, headCountKv: 4, vocabularySize: 512,
       trainContextLength: 2048,
     });
-    expect(model.info.specialTokens).toMatchObject({ bos: 1, eos: 2 });
+    expect(f.model.info.specialTokens).toMatchObject({ bos: 1, eos: 2 });
   });
 
   it('tokenizes and detokenizes', () => {
-    const t = model.tokenize('Once upon a time');
+    const t = f.model.tokenize('Once upon a time');
     expect(t[0]).toBe(1);
-    expect(model.detokenize(t.slice(1)).trim()).toBe('Once upon a time');
+    expect(f.model.detokenize(t.slice(1)).trim()).toBe('Once upon a time');
   });
 
   it('greedy output equals node-llama-cpp 3.21.1 on the same model and prompt (100 tokens)', async () => {
-    const ours = await ctx.generate('Once upon a time', { maxTokens: 100 }).result;
+    const ours = await f.ctx.generate('Once upon a time', { maxTokens: 100 }).result;
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
     const theirModel = await llama.loadModel({ modelPath: STORIES });
     const theirCtx = await theirModel.createContext({ contextSize: 512, threads: 1, sequences: 1 });
     const theirs: number[] = [];
     const prompt = [theirModel.tokens.bos!, ...theirModel.tokenize('Once upon a time')];
-    expect(prompt).toEqual(model.tokenize('Once upon a time'));
+    expect(prompt).toEqual(f.model.tokenize('Once upon a time'));
     for await (const tok of theirCtx.getSequence().evaluate(prompt, { temperature: 0 })) {
       if (tok === theirModel.tokens.eos) break;
       theirs.push(tok);
@@ -49,7 +43,7 @@ describe('stories260K', () => {
   });
 
   it('streams the same text as the final result', async () => {
-    const gen = ctx.generate('Once upon a time', { maxTokens: 40 });
+    const gen = f.ctx.generate('Once upon a time', { maxTokens: 40 });
     let streamed = '';
     const tokens: number[] = [];
     for await (const c of gen) {
@@ -64,17 +58,17 @@ describe('stories260K', () => {
   });
 
   it('reuses the cached prompt prefix and still gives the same output', async () => {
-    const a = await ctx.generate('Once upon a time', { maxTokens: 20 }).result;
-    const b = await ctx.generate('Once upon a time', { maxTokens: 20 }).result;
+    const a = await f.ctx.generate('Once upon a time', { maxTokens: 20 }).result;
+    const b = await f.ctx.generate('Once upon a time', { maxTokens: 20 }).result;
     expect(b.timings.reusedPromptTokens).toBeGreaterThan(0);
     expect(b.tokens).toEqual(a.tokens);
   });
 
   it('stops at a stop string and at EOS', async () => {
-    const r = await ctx.generate('Once upon a time', { maxTokens: 100, stop: ['Lily'] }).result;
+    const r = await f.ctx.generate('Once upon a time', { maxTokens: 100, stop: ['Lily'] }).result;
     expect(r.stopReason).toBe('stopString');
     expect(r.text).toBe(', there was a little girl named ');
-    const long = await ctx.generate('Once upon a time', { maxTokens: 400 }).result;
+    const long = await f.ctx.generate('Once upon a time', { maxTokens: 400 }).result;
     expect(['eos', 'maxTokens']).toContain(long.stopReason);
   });
 
@@ -83,9 +77,9 @@ describe('stories260K', () => {
     expect(systemInfo().gpuOffload).toBe(localGpu);
     if (localGpu) return;
     const logits = async (flashAttention?: boolean) => {
-      const c = await model.createContext({ contextSize: 256, threads: 1, flashAttention });
+      const c = await f.model.createContext({ contextSize: 256, threads: 1, flashAttention });
       try {
-        return (await c.decodeLayers({ tokens: model.tokenize('Once upon a time'), logits: true })).logits!;
+        return (await c.decodeLayers({ tokens: f.model.tokenize('Once upon a time'), logits: true })).logits!;
       } finally {
         c.dispose();
       }
@@ -97,9 +91,9 @@ describe('stories260K', () => {
 
   it('sampling is reproducible for a seed and differs across seeds', async () => {
     const opts = { maxTokens: 30, temperature: 1, topK: 40, topP: 0.95 };
-    const a = await ctx.generate('Once upon a time', { ...opts, seed: 1 }).result;
-    const b = await ctx.generate('Once upon a time', { ...opts, seed: 1 }).result;
-    const c = await ctx.generate('Once upon a time', { ...opts, seed: 2 }).result;
+    const a = await f.ctx.generate('Once upon a time', { ...opts, seed: 1 }).result;
+    const b = await f.ctx.generate('Once upon a time', { ...opts, seed: 1 }).result;
+    const c = await f.ctx.generate('Once upon a time', { ...opts, seed: 2 }).result;
     expect(b.tokens).toEqual(a.tokens);
     expect(c.tokens).not.toEqual(a.tokens);
   });

@@ -3,7 +3,7 @@
 // and the same KV cache; rollback is exact; alternating ranges never reuse the wrong graph.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Context, type Model } from '../lib/index.js';
-import { EXACT, SHAPES, STORIES, randomModel, randomPrompts, relErr } from './helpers.js';
+import { EXACT, modelFixture, randomModel, randomPrompts, relErr, SHAPES, STORIES } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -126,17 +126,11 @@ for (const [name, path] of MODELS) {
 }
 
 describe('layer-range errors leave the context usable', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ contextSize: 64, threads: 1 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { contextSize: 64, threads: 1 });
 
   async function stillWorks() {
-    ctx.clear();
-    const r = await ctx.decodeLayers({ tokens: [1, 400, 500] });
+    f.ctx.clear();
+    const r = await f.ctx.decodeLayers({ tokens: [1, 400, 500] });
     expect(r.argmax.length).toBe(1);
   }
 
@@ -147,37 +141,37 @@ describe('layer-range errors leave the context usable', () => {
     ['a middle range', { hidden: new Float32Array(64), layers: [1, 3] }, /start at 0|end at the last/],
     ['tokens for a verify range', { tokens: [1], layers: [2, 5] }, /hidden states, not tokens/],
   ] as const)('%s', async (_name, opts, msg) => {
-    ctx.clear();
-    await expect(ctx.decodeLayers(opts as never)).rejects.toThrow(msg);
+    f.ctx.clear();
+    await expect(f.ctx.decodeLayers(opts as never)).rejects.toThrow(msg);
     await stillWorks();
   });
 
   it('a verify call without drafts at that layer', async () => {
-    ctx.clear();
-    await ctx.decodeLayers({ tokens: [1, 2, 3] });
-    await expect(ctx.decodeLayers({ layers: [2, 5] })).rejects.toThrow(/no early-exit drafts/);
-    await ctx.decodeLayers({ tokens: [7], layers: [0, 3] });
-    await expect(ctx.decodeLayers({ layers: [2, 5] })).rejects.toThrow(/exit at layer 3/);
+    f.ctx.clear();
+    await f.ctx.decodeLayers({ tokens: [1, 2, 3] });
+    await expect(f.ctx.decodeLayers({ layers: [2, 5] })).rejects.toThrow(/no early-exit drafts/);
+    await f.ctx.decodeLayers({ tokens: [7], layers: [0, 3] });
+    await expect(f.ctx.decodeLayers({ layers: [2, 5] })).rejects.toThrow(/exit at layer 3/);
     await stillWorks();
   });
 
   it('hidden states of the wrong width or count', async () => {
-    ctx.clear();
-    await ctx.decodeLayers({ tokens: [1, 2] , layers: [0, 2] });
-    await expect(ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(63) })).rejects.toThrow(/multiple of the embedding size/);
-    await expect(ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(64 * 3) })).rejects.toThrow(/no early-layer KV/);
-    await expect(ctx.decodeLayers({ layers: [2, 5], count: 3 })).rejects.toThrow(/count/);
+    f.ctx.clear();
+    await f.ctx.decodeLayers({ tokens: [1, 2] , layers: [0, 2] });
+    await expect(f.ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(63) })).rejects.toThrow(/multiple of the embedding size/);
+    await expect(f.ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(64 * 3) })).rejects.toThrow(/no early-layer KV/);
+    await expect(f.ctx.decodeLayers({ layers: [2, 5], count: 3 })).rejects.toThrow(/count/);
     await stillWorks();
   });
 
   it('a verify call that skips positions, and a full decode over pending drafts', async () => {
-    ctx.clear();
-    await ctx.decodeLayers({ tokens: [1, 2, 3], layers: [0, 2] });
-    await expect(ctx.decodeLayers({ layers: [2, 5], position: 1 })).rejects.toThrow(/must start at position 0/);
-    await expect(ctx.decodeLayers({ tokens: [4] })).rejects.toThrow(/hold early-exit drafts/);
-    await expect(ctx.decodeLayers({ tokens: [4], layers: [0, 3] })).rejects.toThrow(/exit layer 2/);
-    await ctx.decodeLayers({ layers: [2, 5], count: 1 });
-    expect(ctx.state()).toMatchObject({ verifiedPosition: 1, nextPosition: 3 });
+    f.ctx.clear();
+    await f.ctx.decodeLayers({ tokens: [1, 2, 3], layers: [0, 2] });
+    await expect(f.ctx.decodeLayers({ layers: [2, 5], position: 1 })).rejects.toThrow(/must start at position 0/);
+    await expect(f.ctx.decodeLayers({ tokens: [4] })).rejects.toThrow(/hold early-exit drafts/);
+    await expect(f.ctx.decodeLayers({ tokens: [4], layers: [0, 3] })).rejects.toThrow(/exit layer 2/);
+    await f.ctx.decodeLayers({ layers: [2, 5], count: 1 });
+    expect(f.ctx.state()).toMatchObject({ verifiedPosition: 1, nextPosition: 3 });
     await stillWorks();
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iterateTensorBytes, readGgufInfo, writeGguf, type GgufMetadataValue } from '../lib/gguf/index.js';
 import { DisposedError, loadModel, type Context, type Model } from '../lib/index.js';
-import { SHAPES, STORIES, randomModel } from './helpers.js';
+import { modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
 
 const file = join(tmpdir(), `layerskip-nan-${process.pid}.gguf`);
 
@@ -105,13 +105,7 @@ describe('quantizeModel misuse', () => {
 });
 
 describe('strict options (no silent coercion)', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ threads: 1, contextSize: 128 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { threads: 1, contextSize: 128 });
 
   it.each([
     ['abc', /array of token ids/],
@@ -120,27 +114,27 @@ describe('strict options (no silent coercion)', () => {
     [[-1], /outside the vocabulary/],
     [[512], /token 512 is outside the vocabulary \[0, 512\)/],
   ])('decodeLayers tokens %j', async (tokens, message) => {
-    ctx.clear();
-    await expect(ctx.decodeLayers({ tokens: tokens as never })).rejects.toThrow(message);
-    expect(ctx.state().nextPosition).toBe(0);
+    f.ctx.clear();
+    await expect(f.ctx.decodeLayers({ tokens: tokens as never })).rejects.toThrow(message);
+    expect(f.ctx.state().nextPosition).toBe(0);
   });
 
   it('context and model options', async () => {
-    await expect(model.createContext({ kvCacheType: 42 as never })).rejects.toThrow(/kvCacheType must be one of "f32", "f16", "q8_0", got 42/);
-    await expect(model.createContext({ flashAttention: 'yes' as never })).rejects.toThrow(/flashAttention/);
+    await expect(f.model.createContext({ kvCacheType: 42 as never })).rejects.toThrow(/kvCacheType must be one of "f32", "f16", "q8_0", got 42/);
+    await expect(f.model.createContext({ flashAttention: 'yes' as never })).rejects.toThrow(/flashAttention/);
     await expect(loadModel(STORIES, { mmap: 'no' as never })).rejects.toThrow(/mmap must be true or false, got "no"/);
     await expect(loadModel(STORIES, { checkTensors: 1 as never })).rejects.toThrow(/checkTensors/);
-    expect((await ctx.generate('Once', { maxTokens: 3 }).result).tokens.length).toBe(3);
+    expect((await f.ctx.generate('Once', { maxTokens: 3 }).result).tokens.length).toBe(3);
   });
 
   it('thread counts above the cores need an explicit override; above ggml\'s limit never', async () => {
     const { availableParallelism } = await import('node:os');
     const over = availableParallelism() + 1;
-    await expect(model.createContext({ threads: over })).rejects.toThrow(/more than this machine's .* cores/);
-    await expect(model.createContext({ threads: 1, batchThreads: over })).rejects.toThrow(/batchThreads/);
-    await expect(model.createContext({ threads: 1024, allowMoreThreadsThanCores: true })).rejects.toThrow(/\[1, 512\]/);
-    expect(() => ctx.setThreads(over)).toThrow(/allowMoreThreadsThanCores/);
-    const c = await model.createContext({ threads: over, allowMoreThreadsThanCores: true, contextSize: 64 });
+    await expect(f.model.createContext({ threads: over })).rejects.toThrow(/more than this machine's .* cores/);
+    await expect(f.model.createContext({ threads: 1, batchThreads: over })).rejects.toThrow(/batchThreads/);
+    await expect(f.model.createContext({ threads: 1024, allowMoreThreadsThanCores: true })).rejects.toThrow(/\[1, 512\]/);
+    expect(() => f.ctx.setThreads(over)).toThrow(/allowMoreThreadsThanCores/);
+    const c = await f.model.createContext({ threads: over, allowMoreThreadsThanCores: true, contextSize: 64 });
     expect(c.threads).toBe(over);
     c.setThreads(1);
     expect((await c.generate('Once', { maxTokens: 2 }).result).tokens.length).toBe(2);

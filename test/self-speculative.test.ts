@@ -2,9 +2,9 @@
 // for token (every exit layer, draft lengths 1..8, seeded prompts); speculative sampling keeps the
 // full model's distribution (chi-square test); statistics add up; bad options are clear errors.
 // The full sweep (100 prompts x 200 tokens) is scripts/lossless-sweep.mjs; this file runs a subset.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type Context, type Model } from '../lib/index.js';
-import { EXACT, SHAPES, STORIES, chiSquare, randomModel, randomPrompts } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../lib/index.js';
+import { chiSquare, EXACT, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -17,25 +17,19 @@ const SWEEP_TIMEOUT = FULL_SWEEP ? 4 * 3600_000 : 120_000;
 
 for (const [name, path] of MODELS) {
   describe(`lossless greedy: ${name}`, () => {
-    let model: Model;
-    let ctx: Context;
-    beforeAll(async () => {
-      model = await loadModel(path());
-      ctx = await model.createContext({ contextSize: 512, threads: 1, ...EXACT });
-    });
-    afterAll(() => model?.dispose());
+    const f = modelFixture(path, { contextSize: 512, threads: 1, ...EXACT });
 
     it(`identical tokens for every exit layer and draft lengths 1..8 (${PROMPTS} prompts x ${TOKENS} tokens)`, async () => {
-      const N = model.layerCount;
-      const prompts = randomPrompts(PROMPTS, model.info.vocabularySize, 4242, 1, 10).map((p) => [1, ...p]);
+      const N = f.model.layerCount;
+      const prompts = randomPrompts(PROMPTS, f.model.info.vocabularySize, 4242, 1, 10).map((p) => [1, ...p]);
       let drafted = 0;
       let accepted = 0;
       for (const [pi, prompt] of prompts.entries()) {
-        const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
+        const plain = await f.ctx.generate(prompt, { maxTokens: TOKENS }).result;
         for (let E = 1; E < N; E++) {
           for (let d = 1; d <= 8; d++) {
             if ((pi + E + d) % 2 === 1 && !FULL_SWEEP) continue; // the default run covers half the grid per prompt
-            const spec = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
+            const spec = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
             expect(spec.tokens, `E=${E} d=${d} prompt ${pi}`).toEqual(plain.tokens);
             expect(spec.stopReason).toBe(plain.stopReason);
             const s = spec.speculative!;
@@ -54,11 +48,11 @@ for (const [name, path] of MODELS) {
     }, SWEEP_TIMEOUT);
 
     it('full re-run verification gives the same tokens and the same statistics', async () => {
-      const N = model.layerCount;
+      const N = f.model.layerCount;
       const E = N - 1;
       const prompt = [1, 5, 9, 100];
-      const cached = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 4 } }).result;
-      const full = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 4, verification: 'full' } }).result;
+      const cached = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 4 } }).result;
+      const full = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 4, verification: 'full' } }).result;
       expect(full.tokens).toEqual(cached.tokens);
       expect(full.speculative!.accepted).toBe(cached.speculative!.accepted);
       expect(full.speculative!.drafted).toBe(cached.speculative!.drafted);
@@ -66,9 +60,9 @@ for (const [name, path] of MODELS) {
 
     it('adaptive drafting gives the same tokens', async () => {
       const prompt = [1, 42, 43];
-      const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
-      for (let E = 1; E < model.layerCount; E++) {
-        const r = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 8, adaptive: true } }).result;
+      const plain = await f.ctx.generate(prompt, { maxTokens: TOKENS }).result;
+      for (let E = 1; E < f.model.layerCount; E++) {
+        const r = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: 8, adaptive: true } }).result;
         expect(r.tokens).toEqual(plain.tokens);
         expect(r.speculative!.accepted + r.speculative!.corrections).toBe(r.tokens.length);
       }
@@ -139,13 +133,7 @@ describe('speculative sampling keeps the full model distribution', () => {
 });
 
 describe('bad self-speculative options', () => {
-  let model: Model;
-  let ctx: Context;
-  beforeAll(async () => {
-    model = await loadModel(STORIES);
-    ctx = await model.createContext({ threads: 1 });
-  });
-  afterAll(() => model?.dispose());
+  const f = modelFixture(() => STORIES, { threads: 1 });
   it.each([
     [{ exitLayer: 0 }, /exitLayer/],
     [{ exitLayer: 5 }, /exitLayer/],
@@ -155,8 +143,8 @@ describe('bad self-speculative options', () => {
     [{ exitLayer: 2, draftTokens: 1e6 }, /draftTokens/],
     [{ exitLayer: 2, verification: 'maybe' }, /verification/],
   ])('%j', async (opts, msg) => {
-    expect(() => ctx.generate('Once', { selfSpeculative: opts as never })).toThrow(msg);
-    const r = await ctx.generate('Once', { maxTokens: 3 }).result;
+    expect(() => f.ctx.generate('Once', { selfSpeculative: opts as never })).toThrow(msg);
+    const r = await f.ctx.generate('Once', { maxTokens: 3 }).result;
     expect(r.tokens.length).toBe(3);
   });
 });
