@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomLlamaModel, type RandomLlamaSpec } from '../lib/gguf/index.js';
-import { Rng } from '../lib/sampling.js';
-import { afterAll, beforeAll } from 'vitest';
+import { distribution, resolveSampling, Rng, type SamplingOptions } from '../lib/sampling.js';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadModel, type Context, type ContextOptions, type Model } from '../lib/index.js';
 
 /** The real model: the demo model committed in models/ (LAYERSKIP_STORIES_MODEL overrides). */
@@ -106,4 +106,40 @@ export function modelFixture(path: () => string, options: ContextOptions): { rea
   });
   afterAll(() => f.model?.dispose());
   return f;
+}
+
+/**
+ * The exact distribution of the first `length` tokens sampled after `prompt` (keys "t1,t2,..."),
+ * by enumerating every sequence the sampling options allow (full-model decodes on `ctx`).
+ */
+export async function exactSampleDistribution(ctx: Context, prompt: readonly number[], sampling: SamplingOptions, length: number): Promise<Map<string, number>> {
+  const s = resolveSampling({ ...sampling, seed: 0 });
+  const exact = new Map<string, number>();
+  const expand = async (prefix: number[], prob: number): Promise<void> => {
+    if (prefix.length === length) {
+      exact.set(prefix.join(','), prob);
+      return;
+    }
+    ctx.clear();
+    const p = distribution((await ctx.decodeLayers({ tokens: [...prompt, ...prefix], logits: true })).logits!, s);
+    for (let t = 0; t < p.length; t++) if (p[t] > 0) await expand([...prefix, t], prob * p[t]);
+  };
+  await expand([], 1);
+  return exact;
+}
+
+/**
+ * Draws `n` samples (seeds 1..n) of the first `length` tokens with `sample` and checks them against
+ * `exact` with a chi-square test at the 0.999 level: a correct sampler fails with probability 0.001
+ * (the seeds are fixed, so a run is deterministic).
+ */
+export async function expectSamplesFollow(exact: Map<string, number>, n: number, length: number, sample: (seed: number) => Promise<number[]>): Promise<void> {
+  const observed = new Map<string, number>();
+  for (let seed = 1; seed <= n; seed++) {
+    const key = (await sample(seed)).slice(0, length).join(',');
+    observed.set(key, (observed.get(key) ?? 0) + 1);
+  }
+  for (const k of observed.keys()) expect(exact.has(k), `sampled ${k} has probability 0`).toBe(true);
+  const { stat, dof } = chiSquare(observed, exact, n);
+  expect(stat).toBeLessThan(chiSquareCritical(dof));
 }

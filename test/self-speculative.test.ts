@@ -4,7 +4,7 @@
 // The full sweep (100 prompts x 200 tokens) is scripts/lossless-sweep.mjs; this file runs a subset.
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/index.js';
-import { chiSquare, EXACT, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
+import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -95,39 +95,14 @@ describe('speculative sampling keeps the full model distribution', () => {
     const ctx = await model.createContext({ threads: 1, ...EXACT });
     const prompt = 'Once upon a time';
     const sampling = { temperature: 1.5, topK: 8 };
-    const exact = new Map<string, number>(); // exact distribution of (t1, t2) by enumeration
-    {
-      const base = model.tokenize(prompt);
-      ctx.clear();
-      const first = await ctx.decodeLayers({ tokens: base, logits: true });
-      const { distribution, resolveSampling } = await import('../lib/sampling.js');
-      const s = resolveSampling({ ...sampling, seed: 0 });
-      const p1 = distribution(first.logits!, s);
-      for (let t1 = 0; t1 < p1.length; t1++) {
-        if (p1[t1] === 0) continue;
-        ctx.clear();
-        const second = await ctx.decodeLayers({ tokens: [...base, t1], logits: true });
-        const p2 = distribution(second.logits!, s);
-        for (let t2 = 0; t2 < p2.length; t2++) if (p2[t2] > 0) exact.set(`${t1},${t2}`, p1[t1] * p2[t2]);
-      }
-    }
-    const n = 600;
-    const observed = new Map<string, number>();
-    for (let seed = 1; seed <= n; seed++) {
+    const exact = await exactSampleDistribution(ctx, model.tokenize(prompt), sampling, 2);
+    await expectSamplesFollow(exact, 600, 2, async (seed) => {
       // 3 tokens: the first comes from the prompt's decode, the second is drafted and verified (with
       // maxTokens 2 no round had room to draft, and the test did not exercise the accept rule)
       const r = await ctx.generate(prompt, { ...sampling, seed, maxTokens: 3, selfSpeculative: { exitLayer: 3, draftTokens: 3 } }).result;
       expect(r.speculative!.drafted).toBeGreaterThan(0);
-      const key = r.tokens.slice(0, 2).join(',');
-      observed.set(key, (observed.get(key) ?? 0) + 1);
-    }
-    for (const k of observed.keys()) expect(exact.has(k), `sampled pair ${k} has probability 0`).toBe(true);
-    const { stat, dof } = chiSquare(observed, exact, n);
-    // 99.9th percentile of chi-square(dof) via the Wilson-Hilferty approximation: failure
-    // probability 0.001 for a correct sampler with these fixed seeds (deterministic run)
-    const z = 3.09;
-    const crit = dof * (1 - 2 / (9 * dof) + z * Math.sqrt(2 / (9 * dof))) ** 3;
-    expect(stat).toBeLessThan(crit);
+      return r.tokens;
+    });
     model.dispose();
   });
 });
