@@ -9,13 +9,14 @@ import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, 
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { pipelinedLoop } from './decoding/pipelined.js';
-
-type NativeContextOptions = Parameters<ReturnType<typeof native>['createContext']>[1];
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
+
+/** The options the addon's createContext takes (kept to create an overlapped generation's drafter alike). */
+type NativeContextOptions = Parameters<ReturnType<typeof native>['createContext']>[1];
 
 /** Prompts longer than this (in UTF-16 units) are tokenized on the libuv pool instead of the main thread. */
 const LONG_PROMPT_CHARS = 1 << 16;
