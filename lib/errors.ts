@@ -1,5 +1,5 @@
 // Error types of the public API. Native errors carry a `code` too (ERR_DISPOSED, ERR_BUSY,
-// ERR_CONTEXT_FULL, ERR_PENDING_DRAFT, ERR_NO_DRAFT); these classes cover the TypeScript side.
+// ERR_CONTEXT_FULL, ERR_PENDING_DRAFT, ERR_NO_DRAFT, ERR_SPLIT_DECODED); these classes cover the TypeScript side.
 
 /** A call on a model or context after dispose(). */
 export class DisposedError extends Error {

@@ -301,6 +301,14 @@ void Context::check_draft_continues(Napi::Env env, const char * what, const SeqS
     }
 }
 
+// a decode that runs layers from 0 would attend to split-decoded positions, which have no KV there
+void Context::check_no_split(Napi::Env env, const char * what, const SeqState & seq, int32_t seq_id) const {
+    if (seq.split_from < 0) return;
+    throw_error(env, std::string(what) + ": positions [" + std::to_string(seq.split_from) + ", " + std::to_string(seq.n_past) +
+        ") of sequence " + std::to_string(seq_id) + " came from split decodes (no KV below layer " + std::to_string(seq.split_layer) +
+        "); removeFrom(" + std::to_string(seq.split_from) + ") before a decode that runs the layers below it", "ERR_SPLIT_DECODED");
+}
+
 void Context::check_room(Napi::Env env, const char * what, int32_t n) const {
     const int32_t used = cells_used();
     if (used + n > n_ctx_) {
@@ -375,6 +383,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         job->n = (int32_t)job->tokens.size();
         check_token_ids(env, "decode", job->tokens);
         if (o.Has("hidden") && !o.Get("hidden").IsUndefined()) throw_type(env, "decode: hidden states are input only for a range that starts above 0");
+        check_no_split(env, "decode", S, job->seq);
         job->pos0 = get_int(env, o, "position", S.n_past, 0, INT32_MAX - 1);
         if (job->pos0 != S.n_past) {
             throw_range(env, "decode: position " + std::to_string(job->pos0) + " does not continue the sequence (next position is " +
@@ -391,6 +400,11 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         // a split decode: layers [start, N) of new positions whose layers [0, start) ran in another
         // context (the draft context of a pipelined generation); this one holds no pending drafts
         job->split = !hv.IsUndefined() && !hv.IsNull() && S.n_full == S.n_past;
+        if (job->split && S.split_from >= 0 && S.split_layer != job->start) {
+            throw_error(env, "decode: positions from " + std::to_string(S.split_from) + " were split-decoded from layer " +
+                std::to_string(S.split_layer) + ", not " + std::to_string(job->start) + "; removeFrom(" + std::to_string(S.split_from) + ") first",
+                "ERR_SPLIT_DECODED");
+        }
         if (!job->split && (S.n_full >= S.n_past || S.draft_layer != job->start)) {
             throw_error(env, "decode: no early-exit drafts at layer " + std::to_string(job->start) + " to verify" +
                 (S.n_full < S.n_past ? " (pending drafts exit at layer " + std::to_string(S.draft_layer) + ")" : ""), "ERR_NO_DRAFT");
@@ -487,6 +501,7 @@ Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
         if (S.n_full < S.n_past) {
             throw_error(env, "decodeMany: sequence " + std::to_string(e.seq) + " holds early-exit drafts; verify or remove them first", "ERR_PENDING_DRAFT");
         }
+        check_no_split(env, "decodeMany", S, e.seq);
         e.pos0 = S.n_past;
         total += (int32_t)e.tokens.size();
         job->entries.push_back(std::move(e));
@@ -621,6 +636,10 @@ void Context::run_decode(DecodeJob & job) {
         S.draft_layer = job.end;
         S.n_past = job.pos0 + n;
     } else if (job.split) {
+        if (S.split_from < 0) {
+            S.split_from = job.pos0;
+            S.split_layer = job.start;
+        }
         S.n_past = S.n_full = job.pos0 + n;
     } else if (verify) {
         S.n_full = job.pos0 + n;
@@ -783,6 +802,7 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
         job->uniforms.assign(ua.Data(), ua.Data() + job->max_tokens);
     }
     check_draft_continues(env, "draft", S, job->layer);
+    check_no_split(env, "draft", S, job->seq);
     return job;
 }
 
@@ -1063,6 +1083,7 @@ Napi::Value Context::remove_from(const Napi::CallbackInfo & info) {
         }
         S.n_past = pos;
         if (S.n_full == S.n_past) S.draft_layer = 0;
+        if (pos <= S.split_from) S.split_from = -1;
     }
     return env.Undefined();
 }
@@ -1099,6 +1120,7 @@ Napi::Value Context::clear(const Napi::CallbackInfo & info) {
         if (!all && i != seq) continue;
         SeqState & S = *seqs_[i];
         S.n_past = S.n_full = S.draft_layer = 0;
+        S.split_from = -1;
         S.hidden_cache.clear();
     }
     return env.Undefined();

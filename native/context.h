@@ -35,6 +35,8 @@ private:
     struct SeqState {
         std::atomic<int32_t> n_past{0}, n_full{0}, draft_layer{0};
         std::vector<float> hidden_cache;  // layer-draft_layer hidden states of [n_full, n_past)
+        // positions [split_from, n_past) came from split decodes at split_layer: no KV below it (-1: none)
+        std::atomic<int32_t> split_from{-1}, split_layer{0};
     };
 
 
@@ -55,6 +57,7 @@ private:
     void check_usable(Napi::Env env, const char * what) const;
     Napi::Value run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done);
     void check_draft_continues(Napi::Env env, const char * what, const SeqState & seq, int32_t layer) const;
+    void check_no_split(Napi::Env env, const char * what, const SeqState & seq, int32_t seq_id) const;
     void check_room(Napi::Env env, const char * what, int32_t n) const;  // n more positions fit the context
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();

@@ -153,7 +153,21 @@ describe('the addon pieces an overlapped generation uses', () => {
       expect(b.state()).toMatchObject({ nextPosition: 6, verifiedPosition: 6 });
       // a split decode must continue the sequence
       await expect(b.decodeLayers({ hidden: h2, layers: [E, N], position: 3 })).rejects.toThrow(/must start at position 6/);
+      // the split positions have no KV below layer E: nothing may run those layers over them
+      await expect(b.decodeLayers({ tokens: [45] })).rejects.toMatchObject({ code: 'ERR_SPLIT_DECODED', message: /removeFrom\(0\)/ });
+      await expect(b.decodeLayers({ tokens: [45], layers: [0, E] })).rejects.toMatchObject({ code: 'ERR_SPLIT_DECODED' });
+      if (E > 1) await expect(b.decodeLayers({ hidden: h2, layers: [E - 1, N] })).rejects.toMatchObject({ code: 'ERR_SPLIT_DECODED' });
+      // generate() rewinds to the cached prefix its prompt shares (none here) and decodes the rest
+      a.clear();
+      const reference = (await a.generate([1, 40], { maxTokens: 3 }).result).tokens;
+      expect((await b.generate([1, 40], { maxTokens: 3 }).result).tokens).toEqual(reference);
     }
+    b.clear();
+    await b.decodeLayers({ hidden: (await a.decodeLayers({ tokens: [1, 40], layers: [0, 1], outputs: 'none', returnHidden: true })).hidden!, layers: [1, N] });
+    b.removeFrom(1); // keeps position 0, which is split-decoded too
+    await expect(b.decodeLayers({ tokens: [41] })).rejects.toMatchObject({ code: 'ERR_SPLIT_DECODED' });
+    b.removeFrom(0);
+    expect((await b.decodeLayers({ tokens: [1, 40] })).argmax.length).toBe(1); // usable again
     model.dispose();
   });
 
