@@ -8,7 +8,7 @@ import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOption
 import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
-import { pipelinedLoop } from './decoding/pipelined.js';
+import { pipelinedLoop, prefillDrafter } from './decoding/pipelined.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
@@ -413,12 +413,18 @@ export class Context {
       this.drafter?.handle.abort();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    let prefilled: Promise<void> | null = null; // an overlapped generation's drafter reading the prompt
     try {
       const promptTokens = await promptTokensOf();
       session.check();
       const head = (spec?.draftHead as DraftHead | null | undefined) ?? null;
       if (spec && !spec.overlap) await this.installHead(head, core.view);
       const drafter = spec?.overlap ? await this.drafterFor(head) : null;
+      // the drafter reads the whole prompt through its layers [0, E) while this context decodes it
+      if (drafter) {
+        prefilled = prefillDrafter(drafter, promptTokens, spec!.exitLayer, () => session.check());
+        prefilled.catch(() => undefined); // awaited by the loop, or below on failure
+      }
       // prompt: keep the cached common prefix, decode the rest with all layers
       const cached = core.prefix ?? [];
       while (reused < cached.length && reused < promptTokens.length && cached[reused] === promptTokens[reused]) reused++;
@@ -444,7 +450,7 @@ export class Context {
       const onCached = (token: number) => core.prefix?.push(token);
       const speculative = drafter
         // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
-        ? await pipelinedLoop(core.view, drafter, promptTokens, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
+        ? await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
         : spec
           ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached)
           : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
@@ -467,6 +473,7 @@ export class Context {
         speculative,
       };
     } catch (e) {
+      await prefilled?.catch(() => undefined); // the drafter must be idle before the next generation
       // leave a consistent cache: drop unverified drafts; the prefix is what is verified
       if (!this.isDisposed) {
         try {

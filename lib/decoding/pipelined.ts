@@ -44,14 +44,15 @@ interface Loop {
 }
 
 /**
- * Runs the generation after the prompt: `verifier` holds the prompt (`history`, all layers) and
- * `first` is the prompt's last decode. The verifier's generated positions end up holding layers
- * [E, N) only, so this removes them when it returns: the cache keeps the prompt.
+ * Runs the generation after the prompt: `verifier` holds the prompt (all layers), `first` is the
+ * prompt's last decode, and `prefilled` settles when the drafter holds the prompt's layers [0, E)
+ * (prefillDrafter). The verifier's generated positions end up holding layers [E, N) only, so this
+ * removes them when it returns: the cache keeps the prompt.
  */
 export async function pipelinedLoop(
   verifier: NativeContext,
   drafter: NativeContext,
-  history: readonly number[],
+  prefilled: Promise<void>,
   first: NativeDecodeResult,
   session: DecodeSession,
   sampling: ResolvedSampling,
@@ -67,7 +68,7 @@ export async function pipelinedLoop(
   let p = nextPosition; // the position of `last`, the newest token in neither cache
   let ahead: Promise<Chain> | null = null; // the drafter's chain for the next round, in flight
   try {
-    await prefill(s, history.slice(0, p));
+    await prefilled;
     let last = pickToken(first, sampling, s.rng, 0, nVocab);
     if (!session.accept(last)) return finishStats(stats, session.tokens.length, session.tokens.length);
     stats.corrections++;
@@ -133,14 +134,16 @@ export async function pipelinedLoop(
   }
 }
 
-/** The prompt through the drafter's layers [0, E), so that its drafts attend to it. */
-async function prefill(s: Loop, tokens: readonly number[]): Promise<void> {
-  const { drafter, spec } = s;
+/**
+ * The prompt through the drafter's layers [0, E), so that its drafts attend to it. It can run while
+ * the verifier decodes the prompt (another context); `check` throws when the generation stops.
+ */
+export async function prefillDrafter(drafter: NativeContext, tokens: readonly number[], exitLayer: number, check: () => void): Promise<void> {
   drafter.clear();
   const { batchSize } = drafter.state();
   for (let i = 0; i < tokens.length; i += batchSize) {
-    s.session.check();
-    await drafter.decode({ tokens: Int32Array.from(tokens.slice(i, i + batchSize)), layers: [0, spec.exitLayer], outputs: 'none' });
+    check();
+    await drafter.decode({ tokens: Int32Array.from(tokens.slice(i, i + batchSize)), layers: [0, exitLayer], outputs: 'none' });
   }
   drafter.markVerified(tokens.length);
 }
