@@ -92,6 +92,17 @@ describe('overlapped generation on stories260K', () => {
     await expect(gen.result).rejects.toMatchObject({ name: 'AbortError' });
     expect((await f.ctx.generate('Once upon a time', { maxTokens: 20, selfSpeculative: { exitLayer: 3, overlap: true } }).result).tokens).toEqual(expected);
 
+    // aborts that land in the prompt, while the drafter reads it too, or in the first rounds
+    const long = f.model.tokenize('Once upon a time, there was a little girl named Lily. '.repeat(12));
+    for (const delay of [0, 1, 2, 4]) {
+      const stop = new AbortController();
+      const g = f.ctx.generate(long, { maxTokens: 300, signal: stop.signal, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
+      setTimeout(() => stop.abort(), delay);
+      await expect(g.result).rejects.toMatchObject({ name: 'AbortError' });
+      const again = await f.ctx.generate('Once upon a time', { maxTokens: 20, selfSpeculative: { exitLayer: 3, overlap: true } }).result;
+      expect(again.tokens).toEqual(expected);
+    }
+
     const other = await f.model.createContext({ contextSize: 512, threads: 1 });
     const doomed = other.generate('Once upon a time', { maxTokens: 400, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
     for await (const chunk of doomed) if (chunk.tokens.length > 0) break;
