@@ -446,7 +446,6 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
-            const size_t n_out = job->argmax.size();
             r.Set("argmax", to_js(env, job->argmax));
             r.Set("nativeMs", job->native_ms);
             if (job->want_probs) r.Set("maxProb", to_js(env, job->max_prob));
