@@ -7,7 +7,7 @@ import { DecodeSession } from './decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
 import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from './errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
-import { native, type NativeContext, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
+import { native, type NativeContext, type NativeContextOptions, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { pipelinedLoop, prefillDrafter } from './decoding/pipelined.js';
 import { resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
@@ -15,8 +15,10 @@ import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
 
-/** The options the addon's createContext takes (kept to create an overlapped generation's drafter alike). */
-type NativeContextOptions = Parameters<ReturnType<typeof native>['createContext']>[1];
+/** Which draft head a native context has installed (null: the model's own exit). */
+interface HeadSlot {
+  head: DraftHead | null;
+}
 
 /** Prompts longer than this (in UTF-16 units) are tokenized on the libuv pool instead of the main thread. */
 const LONG_PROMPT_CHARS = 1 << 16;
@@ -121,15 +123,16 @@ export class Context {
   private readonly cores: SequenceCore[];
   private readonly handles = new Map<number, Sequence>();
   /** The draft head the addon has installed for early exits (null: the model's own exit). */
-  private head: DraftHead | null = null;
+  private readonly installed: HeadSlot = { head: null };
   /** The draft-only context of overlapped generations (created on first use), and its draft head. */
-  private drafter: { handle: NativeContext; head: DraftHead | null } | null = null;
+  private drafter: (HeadSlot & { handle: NativeContext }) | null = null;
 
   private constructor(
     readonly model: Model,
     /** @internal */ readonly handle: NativeContext,
     readonly threads: number,
     sequences: number,
+    /** What the addon created this context with (an overlapped generation's drafter gets the same). */
     private readonly nativeOptions: NativeContextOptions,
   ) {
     // one sequence talks to the addon directly; several go through the batching scheduler
@@ -253,15 +256,15 @@ export class Context {
 
   /** The installed draft head, or null. */
   get draftHead(): DraftHead | null {
-    return this.head;
+    return this.installed.head;
   }
 
-  private async installHead(head: DraftHead | null, view: NativeContext = this.handle): Promise<void> {
-    if (head === this.head) return;
+  private async installHead(head: DraftHead | null, view: NativeContext = this.handle, slot: HeadSlot = this.installed): Promise<void> {
+    if (head === slot.head) return;
     const parts = nativeDraftHead(head, this.model);
-    this.head = null;
+    slot.head = null; // none is certain until the new one is in
     await view.setDraftHead(parts);
-    this.head = head;
+    slot.head = head;
   }
 
   /** Token ids as the addon takes them: an array (or Int32Array) of integers inside the vocabulary, nothing coerced. */
@@ -359,13 +362,8 @@ export class Context {
       }
       this.drafter = { handle, head: null };
     }
-    const d = this.drafter;
-    if (d.head !== head) {
-      d.head = null;
-      await d.handle.setDraftHead(nativeDraftHead(head, this.model));
-      d.head = head;
-    }
-    return d.handle;
+    await this.installHead(head, this.drafter.handle, this.drafter);
+    return this.drafter.handle;
   }
 
   /** Sequences drafting at once share the context's draft head: one head (or none) for all of them. */

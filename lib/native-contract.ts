@@ -184,6 +184,11 @@ export interface NativeModelLoad {
   cancel(): void;
 }
 
+export interface NativeContextOptions {
+  contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
+  kvCacheType?: string; sequences?: number;
+}
+
 export interface NativeBinding {
   loadModel(path: string, options: {
     gpuLayers?: number; mmap?: boolean; checkTensors?: boolean;
@@ -191,10 +196,7 @@ export interface NativeBinding {
   }): NativeModelLoad;
   /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
   rpcServe(host: string, port: number, threads: number, cacheDir?: string, device?: string): never;
-  createContext(model: NativeModel, options: {
-    contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
-    kvCacheType?: string; sequences?: number;
-  }): Promise<NativeContext>;
+  createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
   quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
   systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
   trainExitAdapter(

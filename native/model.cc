@@ -26,14 +26,13 @@ struct RpcPlan {
     bool output_local = true;
     uint32_t timeout_ms = 30000;
     uint32_t failures_at_load = 0;
-    int32_t n_layer = 0;  // the file's block count (0: unknown), read by apply()
     std::vector<ggml_backend_dev_t> devices;  // null-terminated for llama_model_params
     std::vector<float> tensor_split;
     llama_model_tensor_buft_override overrides[4] = {};  // null-terminated
 
     // connects to every server (throws with the reason when one cannot be reached) and fills params
     void apply(const std::string & path, llama_model_params & params) {
-        n_layer = block_count(path);
+        const int32_t n_layer = block_count(path);  // 0: unknown
         ggml_backend_rpc_set_timeout(timeout_ms);
         for (const auto & e : endpoints) {
             const uint32_t before = ggml_backend_rpc_failures();

@@ -20,7 +20,7 @@
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import { distribution, pickToken, Rng, type ResolvedSampling } from '../sampling.js';
-import { acceptPrefix, finishStats, newStats, type ResolvedSelfSpeculative } from './self-speculative.js';
+import { acceptPrefix, emitRound, finishStats, newStats, type ResolvedSelfSpeculative } from './self-speculative.js';
 import type { DecodeSession } from './session.js';
 
 /** One round's drafts, made by the drafter from `last`. */
@@ -30,7 +30,6 @@ interface Chain {
   dists: Float64Array[] | null;
   /** Layer-E states of the tokens the drafter decoded (last, then drafts): the verifier's rows. */
   hidden: Float32Array;
-  rows: number;
 }
 
 interface Loop {
@@ -93,7 +92,8 @@ export async function pipelinedLoop(
       const T = c.tokens.length;
       const tail = c.tokens[T - 1];
       const room = Math.min(session.maxTokens - session.tokens.length - T, contextSize - p - T);
-      ahead = c.rows === T && room >= 1 && !session.isEog(tail) ? draw(s, tail, Math.min(spec.draftTokens + 1, room)) : null;
+      // (when the drafter decoded its last draft too, there is a bonus row and no chain to continue)
+      ahead = c.hidden.length === T * s.nEmbd && room >= 1 && !session.isEog(tail) ? draw(s, tail, Math.min(spec.draftTokens + 1, room)) : null;
       const [v, next] = await settleBoth(verifying, ahead);
       ahead = null;
       const t2 = performance.now();
@@ -108,19 +108,9 @@ export async function pipelinedLoop(
       stats.verifyMs += t2 - t1;
       stats.drafted += T;
       stats.draftLengths.push(T);
-      let stopped = false;
-      for (let j = 0; j < accepted && !stopped; j++) {
-        const before = session.tokens.length;
-        stopped = !session.accept(c.tokens[j]);
-        if (session.tokens.length > before) stats.accepted++;
-      }
-      if (!stopped && full >= 0) {
-        const before = session.tokens.length;
-        session.accept(full);
-        if (session.tokens.length > before) stats.corrections++;
-      }
+      const going = emitRound(session, stats, c.tokens, accepted, full);
       stats.samplingMs += performance.now() - t2;
-      if (stopped) break;
+      if (!going) break;
       p = cut;
       last = full >= 0 ? full : tail;
       chain = continues ? next : null;
@@ -160,8 +150,7 @@ async function draw(s: Loop, last: number, m: number): Promise<Chain> {
   // drafts are drawn from softmax(logits / T) without top-k/top-p (see self-speculative.ts)
   const draftSampling = { ...sampling, topK: 0, topP: 1 };
   const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
-  const hidden = r.hidden!;
-  return { tokens, dists, hidden, rows: hidden.length / s.nEmbd };
+  return { tokens, dists, hidden: r.hidden! };
 }
 
 /** Both results; when either fails, the first failure, after both have settled. */

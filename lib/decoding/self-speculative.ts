@@ -243,17 +243,27 @@ function commit(s: LoopState, p: number, last: number, drafts: readonly number[]
   s.ctx.removeFrom(p + kept + 1);
   s.onCached(last);
   for (let j = 0; j < kept; j++) s.onCached(drafts[j]);
+  if (!emitRound(session, stats, drafts, accepted, next)) return null;
+  return { p: p + kept + 1, last: next >= 0 ? next : drafts[accepted - 1] };
+}
+
+/**
+ * A round's tokens to the session: the accepted drafts, then the full model's token (`next`, when
+ * >= 0), counted in `stats`. Returns false when an accepted draft ended the generation.
+ */
+export function emitRound(session: DecodeSession, stats: SpeculativeStats, drafts: readonly number[], accepted: number, next: number): boolean {
   for (let j = 0; j < accepted; j++) {
     const before = session.tokens.length;
     const ok = session.accept(drafts[j]);
     if (session.tokens.length > before) stats.accepted++;
-    if (!ok) return null;
+    if (!ok) return false;
   }
-  if (next < 0) return { p: p + kept + 1, last: drafts[accepted - 1] };
-  const before = session.tokens.length;
-  session.accept(next);
-  if (session.tokens.length > before) stats.corrections++;
-  return { p: p + kept + 1, last: next };
+  if (next >= 0) {
+    const before = session.tokens.length;
+    session.accept(next);
+    if (session.tokens.length > before) stats.corrections++;
+  }
+  return true;
 }
 
 function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, draftMs: number, verifyMs: number): void {
