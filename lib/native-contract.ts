@@ -151,6 +151,56 @@ export interface NativeTrainOptions {
   threads: number;
 }
 
+/** LayerSkip training of a loaded F32 model (patch 0008); see lib/training/train.ts. */
+export interface NativeTrainerOptions {
+  contextSize: number;
+  sequences: number;
+  threads: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Build only the final layer's exit (training without the early-exit loss; early exits then read as NaN / -1). */
+  finalExitOnly?: boolean;
+  /** Evaluation only: no gradients or optimizer state (run() with train: false). */
+  forwardOnly?: boolean;
+}
+
+/** One job of micro-batch steps; arrays hold every step's values back to back. */
+export interface NativeTrainJob {
+  steps: number;
+  /** [steps][sequences][contextSize + 1] token ids: each row's inputs and their next tokens. */
+  tokens: Int32Array;
+  /** [steps][layers] exit weights (exit l follows layer l; the last is the final layer). */
+  exitWeights: Float32Array;
+  /** [steps][layers][sequences] keep factors: 0 where a sample skips a layer. */
+  keep: Float32Array;
+  learningRates: Float32Array;
+  /** false: forward only (evaluation), no optimizer step. */
+  train: boolean;
+  /** Count each exit's top-1 hits against the next token and against the final layer. */
+  counts: boolean;
+}
+
+export interface NativeTrainResult {
+  /** Steps that ran (fewer than asked after abort()). */
+  steps: number;
+  /** [steps][layers] mean cross-entropy of each exit. */
+  exitCe: Float32Array;
+  exitCorrect?: Int32Array;
+  exitAgree?: Int32Array;
+  ms: number;
+}
+
+export interface NativeTrainer {
+  run(job: NativeTrainJob, onStep?: (step: number, exitCe: Float32Array) => void): Promise<NativeTrainResult>;
+  /** Writes the weights as trained so far with llama.cpp's saver (the caller renames the file into place). */
+  save(path: string): Promise<void>;
+  /** The running job stops after its current step. */
+  abort(): void;
+  dispose(): void;
+}
+
 export interface NativeContext {
   decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
   /** Full-model decodes of several sequences in one batch (each sequence once). */
@@ -204,6 +254,8 @@ export interface NativeBinding {
     onProgress?: (step: number, loss: number) => void,
   ): Promise<{ adapter: Float32Array; bias: Float32Array; losses: Float64Array }>;
   dequantizeRows(rows: Uint8Array, type: number, rowLength: number): Float32Array;
+  /** Rejects with code ERR_TRAIN_MODEL for a model the trainer cannot train. */
+  createTrainer(model: NativeModel, options: NativeTrainerOptions): Promise<NativeTrainer>;
   /** llama.cpp's built-in chat renderer (known templates only, no Jinja); throws ERR_UNSUPPORTED_TEMPLATE otherwise. */
   chatApplyBuiltinTemplate(template: string, messages: readonly { role: string; content: string }[], addAssistant: boolean): string;
 }

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "context.h"
 #include "model.h"
+#include "trainer.h"
 
 #include "llama.h"
 #include "ggml-backend.h"
@@ -83,10 +84,14 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     Napi::Function context = Context::define(env);
     data->model_ctor = Napi::Persistent(model);
     data->context_ctor = Napi::Persistent(context);
+    Napi::Function trainer = Trainer::define(env);
+    data->trainer_ctor = Napi::Persistent(trainer);
     env.SetInstanceData<AddonData>(data);
 
     exports.Set("NativeModel", model);
     exports.Set("NativeContext", context);
+    exports.Set("NativeTrainer", trainer);
+    exports.Set("createTrainer", Napi::Function::New<Trainer::create>(env, "createTrainer"));
     exports.Set("loadModel", Napi::Function::New<Model::load>(env, "loadModel"));
     exports.Set("createContext", Napi::Function::New<Context::create>(env, "createContext"));
     exports.Set("quantizeModel", Napi::Function::New<Model::quantize>(env, "quantizeModel"));

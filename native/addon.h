@@ -6,5 +6,6 @@ namespace layerskip {
 struct AddonData {
     Napi::FunctionReference model_ctor;
     Napi::FunctionReference context_ctor;
+    Napi::FunctionReference trainer_ctor;
 };
 }  // namespace layerskip
