@@ -35,4 +35,5 @@ export { DEMO_MODEL_PATH } from './demo-model.js';
 export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnResult } from './chat/session.js';
 export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './chat/template.js';
 export { applyBuiltinChatTemplate } from './chat/builtin.js';
+export { createModel, type CreateModelResult, type CreateModelSpec } from './training/create-model.js';
 export { startRpcServer, type RpcServer, type RpcServerOptions } from './rpc/server.js';

@@ -109,8 +109,110 @@ const CHUNK_ELEMENTS = 1 << 20;
 const DEFAULT_LOGIT_STD = 4;
 const DEFAULT_RESIDUAL_GAIN = 4;
 
-/** Data source: N(0, std^2) values in the target type, seeded by (seed, tensor name). */
-function normalTensorData(
+// ---------------------------------------------------------------------------------------------
+// Shared LLaMA layout (also used by lib/training/create-model.ts): tensor names and shapes,
+// llama.* metadata and seeded tensor data. Kept in this file because test fixtures key their
+// cached models on its source.
+
+/** What fixes a LLaMA model's tensor names and shapes. */
+export interface LlamaShape {
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  nFf: number;
+  nVocab: number;
+  /** If false, a separate output.weight is written; if true the output reuses token_embd. */
+  tiedOutput: boolean;
+}
+
+/** The architecture metadata of a LLaMA model (everything but the tokenizer). */
+export interface LlamaHyperparameters extends Omit<LlamaShape, 'tiedOutput'> {
+  /** llama.context_length */
+  nCtx: number;
+  ropeFreqBase: number;
+  rmsEps: number;
+  /** general.name */
+  name: string;
+  /** general.file_type (llama_ftype: 0 all F32, 1 mostly F16). */
+  fileType: number;
+}
+
+export type LlamaTensorRole =
+  | 'token_embd'
+  | 'attn_norm'
+  | 'attn_q'
+  | 'attn_k'
+  | 'attn_v'
+  | 'attn_output'
+  | 'ffn_norm'
+  | 'ffn_gate'
+  | 'ffn_up'
+  | 'ffn_down'
+  | 'output_norm'
+  | 'output';
+
+export interface LlamaTensorSlot {
+  name: string;
+  role: LlamaTensorRole;
+  /** Block index, or -1 for token_embd, output_norm and output. */
+  layer: number;
+  /** ggml ne order: [n_embd] for norms, [ne0, ne1] for matrices. */
+  shape: [number] | [number, number];
+}
+
+/**
+ * Every tensor of a LLaMA model with the names and shapes llama.cpp's LLM_ARCH_LLAMA loader
+ * expects, in file order: token_embd, the blocks (attn_norm, attn_q/k/v/output, ffn_norm,
+ * ffn_gate/up/down), output_norm, and output unless the output is tied to token_embd.
+ */
+export function llamaTensorSlots(shape: LlamaShape): LlamaTensorSlot[] {
+  const { nEmbd, nFf, nVocab } = shape;
+  const nEmbdKv = (nEmbd / shape.nHead) * shape.nHeadKv;
+  const slots: LlamaTensorSlot[] = [{ name: 'token_embd.weight', role: 'token_embd', layer: -1, shape: [nEmbd, nVocab] }];
+  for (let il = 0; il < shape.nLayer; il++) {
+    const add = (role: LlamaTensorRole, s: [number] | [number, number]): void => {
+      slots.push({ name: `blk.${il}.${role}.weight`, role, layer: il, shape: s });
+    };
+    add('attn_norm', [nEmbd]);
+    add('attn_q', [nEmbd, nEmbd]);
+    add('attn_k', [nEmbd, nEmbdKv]);
+    add('attn_v', [nEmbd, nEmbdKv]);
+    add('attn_output', [nEmbd, nEmbd]);
+    add('ffn_norm', [nEmbd]);
+    add('ffn_gate', [nEmbd, nFf]);
+    add('ffn_up', [nEmbd, nFf]);
+    add('ffn_down', [nFf, nEmbd]);
+  }
+  slots.push({ name: 'output_norm.weight', role: 'output_norm', layer: -1, shape: [nEmbd] });
+  if (!shape.tiedOutput) slots.push({ name: 'output.weight', role: 'output', layer: -1, shape: [nEmbd, nVocab] });
+  return slots;
+}
+
+/** general.* and llama.* metadata of a LLaMA model, in the order random models write them. */
+export function llamaArchitectureMetadata(h: LlamaHyperparameters): [string, GgufMetadataValue][] {
+  return [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: h.name }],
+    ['general.file_type', { type: 'u32', value: h.fileType }],
+    ['llama.context_length', { type: 'u32', value: h.nCtx }],
+    ['llama.embedding_length', { type: 'u32', value: h.nEmbd }],
+    ['llama.block_count', { type: 'u32', value: h.nLayer }],
+    ['llama.feed_forward_length', { type: 'u32', value: h.nFf }],
+    ['llama.attention.head_count', { type: 'u32', value: h.nHead }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: h.nHeadKv }],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: h.rmsEps }],
+    ['llama.rope.dimension_count', { type: 'u32', value: h.nEmbd / h.nHead }],
+    ['llama.rope.freq_base', { type: 'f32', value: h.ropeFreqBase }],
+    ['llama.vocab_size', { type: 'u32', value: h.nVocab }],
+  ];
+}
+
+/**
+ * Data source: N(0, std^2) values in the target type, seeded by (seed, tensor name), generated in
+ * chunks (a few MB of memory whatever the tensor size).
+ */
+export function normalTensorData(
   seed: number,
   name: string,
   nElements: number,
@@ -142,8 +244,9 @@ function normalTensorData(
   };
 }
 
-function constantF32Data(n: number, value: number): Float32Array {
-  return new Float32Array(n).fill(value);
+/** Data source: `n` F32 values all equal to `value` (norm weights). */
+export function constantTensorData(n: number, value: number): () => Iterable<TensorChunk> {
+  return () => [new Float32Array(n).fill(value)];
 }
 
 /** Metadata for a random LLaMA model (exported for inspection and tests). */
@@ -154,19 +257,13 @@ export function randomLlamaMetadata(spec: RandomLlamaSpec): [string, GgufMetadat
     spec.name ??
     `random-llama-L${spec.nLayer}-E${spec.nEmbd}-H${spec.nHead}-KV${spec.nHeadKv}-FF${spec.nFf}-V${spec.nVocab}-${spec.tensorType}-seed${spec.seed}`;
   return [
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['general.name', { type: 'string', value: name }],
-    ['general.file_type', { type: 'u32', value: spec.tensorType === 'f16' ? 1 : 0 }],
-    ['llama.context_length', { type: 'u32', value: spec.nCtx }],
-    ['llama.embedding_length', { type: 'u32', value: spec.nEmbd }],
-    ['llama.block_count', { type: 'u32', value: spec.nLayer }],
-    ['llama.feed_forward_length', { type: 'u32', value: spec.nFf }],
-    ['llama.attention.head_count', { type: 'u32', value: spec.nHead }],
-    ['llama.attention.head_count_kv', { type: 'u32', value: spec.nHeadKv }],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: spec.rmsEps ?? 1e-5 }],
-    ['llama.rope.dimension_count', { type: 'u32', value: spec.nEmbd / spec.nHead }],
-    ['llama.rope.freq_base', { type: 'f32', value: spec.ropeFreqBase ?? 10000 }],
-    ['llama.vocab_size', { type: 'u32', value: spec.nVocab }],
+    ...llamaArchitectureMetadata({
+      ...spec,
+      name,
+      fileType: spec.tensorType === 'f16' ? 1 : 0,
+      rmsEps: spec.rmsEps ?? 1e-5,
+      ropeFreqBase: spec.ropeFreqBase ?? 10000,
+    }),
     ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
     ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: vocab.tokens }],
     ['tokenizer.ggml.scores', { type: 'array', itemType: 'f32', value: vocab.scores }],
@@ -182,41 +279,22 @@ export function randomLlamaMetadata(spec: RandomLlamaSpec): [string, GgufMetadat
 /** Tensor list (shapes, types, lazy data) of a random LLaMA model. */
 export function randomLlamaTensors(spec: RandomLlamaSpec): GgufTensorInput[] {
   validateRandomLlamaSpec(spec);
-  const { nEmbd, nFf, nVocab, seed } = spec;
-  const hd = nEmbd / spec.nHead;
-  const nEmbdKv = hd * spec.nHeadKv;
   const wType = spec.tensorType === 'f16' ? GgmlType.F16 : GgmlType.F32;
   const logitStd = spec.logitStd ?? DEFAULT_LOGIT_STD;
-  const tensors: GgufTensorInput[] = [];
-
-  const matrix = (name: string, shape: [number, number], std: number): void => {
-    tensors.push({ name, shape, type: wType, data: normalTensorData(seed, name, shape[0] * shape[1], std, spec.tensorType) });
-  };
-  const norm = (name: string): void => {
-    tensors.push({ name, shape: [nEmbd], type: GgmlType.F32, data: () => [constantF32Data(nEmbd, 1)] });
-  };
-  /** Fan-in init: std = 1 / sqrt(ne[0]). */
-  const fanIn = (n: number): number => 1 / Math.sqrt(n);
-
-  matrix('token_embd.weight', [nEmbd, nVocab], logitStd / Math.sqrt(nEmbd));
-  for (let il = 0; il < spec.nLayer; il++) {
-    const scale =
-      (spec.residualGain ?? DEFAULT_RESIDUAL_GAIN) *
-      (spec.lateLayerScale && il >= spec.lateLayerScale.fromLayer ? spec.lateLayerScale.scale : 1);
-    const p = `blk.${il}.`;
-    norm(`${p}attn_norm.weight`);
-    matrix(`${p}attn_q.weight`, [nEmbd, nEmbd], fanIn(nEmbd));
-    matrix(`${p}attn_k.weight`, [nEmbd, nEmbdKv], fanIn(nEmbd));
-    matrix(`${p}attn_v.weight`, [nEmbd, nEmbdKv], fanIn(nEmbd));
-    matrix(`${p}attn_output.weight`, [nEmbd, nEmbd], fanIn(nEmbd) * scale);
-    norm(`${p}ffn_norm.weight`);
-    matrix(`${p}ffn_gate.weight`, [nEmbd, nFf], fanIn(nEmbd));
-    matrix(`${p}ffn_up.weight`, [nEmbd, nFf], fanIn(nEmbd));
-    matrix(`${p}ffn_down.weight`, [nFf, nEmbd], fanIn(nFf) * scale);
-  }
-  norm('output_norm.weight');
-  if (!spec.tiedOutput) matrix('output.weight', [nEmbd, nVocab], logitStd / Math.sqrt(nEmbd));
-  return tensors;
+  const residualGain = spec.residualGain ?? DEFAULT_RESIDUAL_GAIN;
+  const lls = spec.lateLayerScale;
+  return llamaTensorSlots(spec).map(({ name, role, layer, shape }): GgufTensorInput => {
+    if (shape.length === 1) return { name, shape, type: GgmlType.F32, data: constantTensorData(shape[0], 1) };
+    let std: number;
+    if (role === 'token_embd' || role === 'output') {
+      std = logitStd / Math.sqrt(spec.nEmbd);
+    } else {
+      // fan-in init: std = 1 / sqrt(ne[0]); the residual-writing matrices get the extra gain
+      std = 1 / Math.sqrt(shape[0]);
+      if (role === 'attn_output' || role === 'ffn_down') std *= residualGain * (lls && layer >= lls.fromLayer ? lls.scale : 1);
+    }
+    return { name, shape, type: wType, data: normalTensorData(spec.seed, name, shape[0] * shape[1], std, spec.tensorType) };
+  });
 }
 
 /**
