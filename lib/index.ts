@@ -36,4 +36,18 @@ export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnRes
 export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './chat/template.js';
 export { applyBuiltinChatTemplate } from './chat/builtin.js';
 export { createModel, type CreateModelResult, type CreateModelSpec } from './training/create-model.js';
+export {
+  trainModel,
+  evaluateExits,
+  type TrainModelOptions,
+  type TrainModelResult,
+  type TrainProgress,
+  type ExitEvaluation,
+  type TrainingData,
+  type LayerDropoutOptions,
+  type EarlyExitLossOptions,
+  type Curriculum,
+  type DropoutScale,
+  type ExitWeighting,
+} from './training/train.js';
 export { startRpcServer, type RpcServer, type RpcServerOptions } from './rpc/server.js';

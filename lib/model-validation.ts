@@ -188,8 +188,10 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Hyp
   const nRot = intKey(info, k('rope.dimension_count'), 0, 2 ** 16, fail);
   if (nRot !== undefined && (nRot % 2 !== 0 || nRot > headK)) fail('hyperparameter', `rope.dimension_count ${nRot} must be even and at most the head size ${headK}`);
 
-  floatKey(info, k('attention.layer_norm_rms_epsilon'), 0, 1, fail, true);
-  floatKey(info, k('attention.layer_norm_epsilon'), 0, 1, fail, true);
+  const rmsEps = floatKey(info, k('attention.layer_norm_rms_epsilon'), 0, 1, fail, true);
+  // llama.cpp's own saver (llama_model_save_to_file, used by trainModel) writes every
+  // hyper-parameter, an unused LayerNorm epsilon of 0 among them; 0 is refused only where it is the norm in use
+  floatKey(info, k('attention.layer_norm_epsilon'), 0, 1, fail, rmsEps === undefined);
   floatKey(info, k('rope.freq_base'), 0, 1e12, fail, true);
   floatKey(info, k('rope.scaling.factor'), 0, 1e6, fail);
   floatKey(info, k('rope.scaling.attn_factor'), 0, 1e6, fail);
