@@ -43,7 +43,8 @@ export function exitScales(layers: number, scale: number, weighting: ExitWeighti
   const out: number[] = [];
   for (let l = 0; l < L - 1; l++) out.push(early(l));
   // the final layer: L - 1 plus the early exits' share of the sum, as in the paper
-  out.push(weighting === 'paper' ? L - 1 + scale * (((L - 2) * (L - 1)) / 2) : Math.max(1, early(L - 1)));
+  // (torchtune's linear and uniform scales weigh the final layer L and 1, not times e_scale)
+  out.push(weighting === 'paper' ? L - 1 + scale * (((L - 2) * (L - 1)) / 2) : weighting === 'linear' ? L : 1);
   return out;
 }
 
