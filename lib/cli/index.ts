@@ -13,6 +13,7 @@ import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
 import { rpcServerCommand, rpcServerUsage } from './rpc-server.js';
 import { sweepCommand, sweepUsage } from './sweep.js';
+import { trainCommand, trainUsage } from './train.js';
 
 const USAGE = `Usage:
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
@@ -24,7 +25,7 @@ const USAGE = `Usage:
                      (without -m: the bundled demo model, stories260K)
 ${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]
   layerskip quantize SOURCE DESTINATION TYPE      (TYPE: ${QUANTIZATION_TYPES.join(', ')})
-${calibrateUsage}${analyzeUsage}${sweepUsage}`;
+${calibrateUsage}${analyzeUsage}${sweepUsage}${trainUsage}`;
 
 async function generate(argv: string[]): Promise<void> {
   const { values } = parse('generate', argv, {
@@ -125,7 +126,7 @@ async function quantize(argv: string[]): Promise<void> {
 }
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  generate, chat: chatCommand, 'rpc-server': rpcServerCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand,
+  generate, chat: chatCommand, 'rpc-server': rpcServerCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand, train: trainCommand,
 };
 
 async function main(): Promise<void> {

@@ -81,7 +81,7 @@ export interface TrainProgress {
   tokens: number;
   /** The step's final-layer cross-entropy. */
   loss: number;
-  /** The step's cross-entropy of every exit. */
+  /** The step's cross-entropy of every exit (NaN for the early exits when there is no early-exit loss: the baseline builds the final exit only). */
   exitLosses: number[];
   learningRate: number;
   tokensPerSecond: number;
@@ -95,7 +95,7 @@ export interface TrainModelResult {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
-  /** The last step's per-exit training cross-entropy. */
+  /** The last step's per-exit training cross-entropy (early exits NaN without the early-exit loss). */
   trainLoss: number[];
   /** The final per-exit held-out evaluation (empty without evalData). */
   evaluation: ExitEvaluation[];
@@ -174,7 +174,7 @@ function checkTrainableFile(path: string): { layers: number } {
     const types = [...new Set(notF32.map((t) => ggmlTypeName(t.type)))].join(', ');
     throw Object.assign(new Error(
       `trainModel: training needs F32 weights; ${path} has ${types} tensors (${notF32[0].name}, ...). ` +
-      `Convert it first: quantizeModel(source, 'model-f32.gguf', 'F32') (or \`layerskip quantize -m SOURCE -o model-f32.gguf --type F32\`) ` +
+      `Convert it first: quantizeModel(source, 'model-f32.gguf', 'F32') (or \`layerskip quantize SOURCE model-f32.gguf F32\`) ` +
       `from an F16 or F32 file; a quantized file has lost precision that training cannot recover.`,
     ), { code: 'ERR_TRAIN_MODEL' });
   }
@@ -368,6 +368,12 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
           etaSeconds: tps > 0 ? ((p.steps - step) * perStep) / tps : NaN, evaluation,
         });
       };
+      // an abort is checked after every native job (a job stops between steps), evaluation and checkpoint
+      const stopIfAborted = async (): Promise<void> => {
+        if (!signal?.aborted) return;
+        if (options.checkpointOnAbort) await writeCheckpoint(t, p.output, { step, steps: p.steps, seed: p.seed });
+        throw abortReason(signal);
+      };
       while (step < p.steps) {
         // a job runs to the next evaluation or checkpoint, at most 16 steps (abort granularity is one step)
         const next = (k: number): number => Math.ceil((step + 1) / k) * k;
@@ -384,14 +390,12 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
           if (!Number.isFinite(r.exitCe[i])) throw new Error(`trainModel: the loss became non-finite at step ${step}: lower the learning rate`);
         }
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        if (signal?.aborted) {
-          if (options.checkpointOnAbort) await writeCheckpoint(t, p.output, { step, steps: p.steps, seed: p.seed });
-          throw abortReason(signal);
-        }
+        await stopIfAborted();
         if (evalBatches.length > 0 && step % p.evalInterval === 0 && step < p.steps) {
           const evaluation = await evaluate(ev, layers, evalBatches, p.batch, p.context);
           history.push({ step, evaluation });
           report('eval', evaluation);
+          await stopIfAborted();
         }
         if (step % p.checkpointInterval === 0 && step < p.steps) {
           await writeCheckpoint(t, p.output, { step, steps: p.steps, seed: p.seed });
@@ -400,6 +404,7 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
       }
       const seconds = (performance.now() - t0) / 1000;
       const evaluation = await evaluate(ev, layers, evalBatches, p.batch, p.context);
+      await stopIfAborted();
       if (evaluation.length > 0) {
         history.push({ step, evaluation });
         report('eval', evaluation);
