@@ -1,0 +1,98 @@
+// Self-speculative speed on the trained models (BENCHMARKS.md, "Training"): for each model of the
+// training experiment, plain greedy decoding and self-speculative decoding at every (E, d) of a grid,
+// measured side by side in one run (lib/sweep.ts interleaves plain runs between exit layers), at 1
+// and 2 threads, without and with a draft head fitted on the model's own generations.
+//
+//   node bench/run.mjs train-speed [models] [threads]   models: comma list of files or arm names
+//                                                       (default scratch-base,scratch-ls); threads: 1,2
+// Prompts are held-out corpus text (the first 24 tokens of test documents); output must equal plain.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DraftHead, fitDraftHead, loadModel, quantizeModel, sweep, type Context } from 'layerskip';
+
+const dir = join('models-generated', 'train');
+const names = (process.argv[2] ?? 'scratch-base,scratch-ls').split(',');
+const threadList = (process.argv[3] ?? '1,2').split(',').map(Number);
+const exitLayers = (process.env.LAYERSKIP_BENCH_EXITS ?? '2,3,4,5,6,8').split(',').map(Number);
+const drafts = (process.env.LAYERSKIP_BENCH_DRAFTS ?? '1,2,3,4,6').split(',').map(Number);
+const withHeads = process.env.LAYERSKIP_BENCH_HEADS !== '0';
+
+/** Prompts from the held-out token cache written by bench/train.ts. */
+async function prompts(ctx: Context): Promise<string[]> {
+  const b = readFileSync(join(dir, 'corpus-test.i32'));
+  const test = new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  const out: string[] = [];
+  // documents start with BOS (id 1); take the first 24 tokens of every 6th document
+  let doc = 0;
+  for (let i = 0; i < test.length && out.length < 4; i++) {
+    if (test[i] !== 1) continue;
+    if (doc++ % 6 === 0) out.push(ctx.model.detokenize(Array.from(test.subarray(i + 1, i + 25))));
+  }
+  return out;
+}
+
+const results: Record<string, unknown> = {};
+mkdirSync(join('bench', 'results'), { recursive: true });
+for (const name of names) {
+  const f32 = existsSync(name) ? name : join(dir, `${name}.gguf`);
+  const q8 = f32.replace(/\.gguf$/, '.Q8_0.gguf');
+  await quantizeModel(f32, q8, 'Q8_0');
+  for (const threads of threadList) {
+    const model = await loadModel(q8);
+    const ctx = await model.createContext({ contextSize: 1024, threads, batchThreads: threads });
+    const ps = await prompts(ctx);
+    const label = `${name} t${threads}`;
+    const r = await sweep(ctx, { exitLayers, draftLengths: drafts, prompts: ps, maxTokens: 128, repeats: 2 });
+    const top = [...r.cells].sort((a, b) => b.speedup - a.speedup).slice(0, 3);
+    console.log(`${label}: plain ${r.plainTokensPerSecond.toFixed(0)} tok/s; best ${top.map((c) => `E=${c.exitLayer} d=${c.draftTokens} ${c.speedup.toFixed(2)}x (acc ${c.acceptance.toFixed(2)}, ${c.tokensPerRound.toFixed(2)}/round)`).join('; ')}`);
+    const row: Record<string, unknown> = { plain: r.plainTokensPerSecond, cells: r.cells };
+    if (withHeads) {
+      // a head at each of the best exits without one, fitted on the model's own generations
+      const heads: Record<string, unknown> = {};
+      for (const E of [...new Set(top.map((c) => c.exitLayer))]) {
+        const file = `${q8}.head-E${E}.gguf`;
+        let head: DraftHead;
+        if (existsSync(file)) head = DraftHead.load(file);
+        else {
+          head = await fitDraftHead(ctx, { exitLayer: E, threads });
+          head.save(file);
+        }
+        const withHead = await sweepWithHead(ctx, E, file, ps);
+        heads[`E${E}`] = { stats: head.stats, cells: withHead };
+        const best = withHead.reduce((a, b) => (b.speedup > a.speedup ? b : a));
+        console.log(`  head E=${E} (agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}): best d=${best.draftTokens} ${best.speedup.toFixed(2)}x (acc ${best.acceptance.toFixed(2)})`);
+      }
+      row.heads = heads;
+    }
+    results[label] = row;
+    model.dispose();
+  }
+}
+writeFileSync(join('bench', 'results', 'train-speed.json'), JSON.stringify(results, null, 1));
+
+/** Self-speculative decoding with a draft head, each cell's speedup against plain runs interleaved with it. */
+async function sweepWithHead(ctx: Context, E: number, head: string, ps: string[]) {
+  const run = async (spec?: object): Promise<{ tps: number; acc: number }> => {
+    let tokens = 0, ms = 0, drafted = 0, accepted = 0;
+    for (const p of ps) {
+      ctx.clear();
+      const res = await ctx.generate(p, { maxTokens: 128, selfSpeculative: spec as never }).result;
+      tokens += res.timings.generatedTokens;
+      ms += res.timings.generateMs;
+      drafted += res.speculative?.drafted ?? 0;
+      accepted += res.speculative?.accepted ?? 0;
+    }
+    return { tps: (tokens / ms) * 1000, acc: drafted ? accepted / drafted : 0 };
+  };
+  const cells = [];
+  for (const d of drafts) {
+    const a = await run();
+    const s1 = await run({ exitLayer: E, draftTokens: d, draftHead: head });
+    const s2 = await run({ exitLayer: E, draftTokens: d, draftHead: head });
+    const b = await run();
+    const plain = (a.tps + b.tps) / 2;
+    const s = s1.tps > s2.tps ? s1 : s2;
+    cells.push({ draftTokens: d, tokensPerSecond: s.tps, plain, speedup: s.tps / plain, acceptance: s.acc });
+  }
+  return cells;
+}
