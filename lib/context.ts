@@ -450,7 +450,7 @@ export class Context {
         // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
         ? await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
         : spec
-          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached)
+          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens)
           : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
       session.finish();
       const t2 = performance.now();

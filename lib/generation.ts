@@ -32,6 +32,8 @@ export interface SpeculativeStats {
   draftLengths: number[];
   /** With overlap: rounds whose drafts were made while the previous round was verified. */
   pipelinedRounds?: number;
+  /** With lookup: rounds drafted from the context, their draft tokens and the accepted ones (not in drafted/accepted). */
+  lookup?: { rounds: number; drafted: number; accepted: number };
 }
 
 export interface GenerationTimings {

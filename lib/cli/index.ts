@@ -19,8 +19,9 @@ const USAGE = `Usage:
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]
-                      [--overlap on|off]]  (overlap: draft the next round during verification;
-                                            default off)
+                      [--overlap on|off] [--lookup on|off]]  (overlap: draft the next round during
+                                            verification; lookup: draft from the context where its last
+                                            tokens occurred before; both default off)
                      [--rpc HOST:PORT,... [--remote-layers N]]
                      (without -m: the bundled demo model, stories260K)
 ${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]
@@ -34,6 +35,7 @@ async function generate(argv: string[]): Promise<void> {
     adaptive: { type: 'boolean' },
     verify: { type: 'string' },
     overlap: { type: 'string' },
+    lookup: { type: 'string' },
     stop: { type: 'string', multiple: true },
     rpc: { type: 'string' },
     'remote-layers': { type: 'string' },
@@ -43,8 +45,9 @@ async function generate(argv: string[]): Promise<void> {
   if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
     throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
   }
-  if (values.overlap !== undefined && values.overlap !== 'on' && values.overlap !== 'off') {
-    throw new UsageError(`generate: --overlap must be on or off, got ${values.overlap}`);
+  for (const flag of ['overlap', 'lookup'] as const) {
+    const v = values[flag];
+    if (v !== undefined && v !== 'on' && v !== 'off') throw new UsageError(`generate: --${flag} must be on or off, got ${v}`);
   }
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
   if (exitLayer !== undefined) {
@@ -55,9 +58,10 @@ async function generate(argv: string[]): Promise<void> {
       verification: values.verify as 'cached' | 'full' | undefined,
       draftHead: values['draft-head'],
       overlap: values.overlap === undefined ? undefined : values.overlap === 'on',
+      lookup: values.lookup === undefined ? undefined : values.lookup === 'on',
     };
-  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined) {
-    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head and --overlap need --exit-layer');
+  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined || values.lookup !== undefined) {
+    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head, --overlap and --lookup need --exit-layer');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
   const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
@@ -91,7 +95,8 @@ async function generate(argv: string[]): Promise<void> {
           `(${(s.acceptanceRate * 100).toFixed(1)}%), corrections ${s.corrections}, rounds ${s.rounds}, ` +
           `${s.tokensPerRound.toFixed(2)} tokens/round; draft ${s.draftMs.toFixed(1)} ms, verify ${s.verifyMs.toFixed(1)} ms, ` +
           `sampling ${s.samplingMs.toFixed(1)} ms` +
-          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) + '\n',
+          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) +
+          (s.lookup === undefined ? '' : `; lookup: ${s.lookup.rounds} rounds, drafted ${s.lookup.drafted}, accepted ${s.lookup.accepted}`) + '\n',
       );
     }
   } finally {

@@ -12,6 +12,7 @@ import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
 import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
+import { ContextLookup } from './context-lookup.js';
 import { DraftPolicy } from './draft-policy.js';
 import { plainStep } from './plain.js';
 import type { DecodeSession } from './session.js';
@@ -37,6 +38,14 @@ export interface SelfSpeculativeOptions {
    * kept as a prompt prefix.
    */
   overlap?: boolean;
+  /**
+   * Context lookup drafts (decoding/context-lookup.ts): when the last tokens occurred earlier in the
+   * prompt or the generated text, a round drafts what followed them there, at no draft cost, and
+   * verifies it with all layers; other rounds draft by early exit (default false). Not with overlap.
+   */
+  lookup?: boolean;
+  /** Most tokens of a lookup draft (default 8; 1..64). */
+  lookupTokens?: number;
 }
 
 export interface ResolvedSelfSpeculative {
@@ -48,6 +57,8 @@ export interface ResolvedSelfSpeculative {
   layerCount: number;
   draftHead: DraftHead | string | null;
   overlap: boolean;
+  lookup: boolean;
+  lookupTokens: number;
 }
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
@@ -71,7 +82,10 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
   const overlap = checkBoolean('selfSpeculative.overlap', o.overlap) ?? false;
   if (overlap && adaptive) throw new RangeError('selfSpeculative: overlap and adaptive cannot be combined (an overlapped round is drafted before the last one is scored)');
   if (overlap && verification === 'full') throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
-  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap };
+  const lookup = checkBoolean('selfSpeculative.lookup', o.lookup) ?? false;
+  const lookupTokens = checkInteger('selfSpeculative.lookupTokens', o.lookupTokens ?? 8, 1, 64);
+  if (lookup && overlap) throw new RangeError('selfSpeculative: lookup and overlap cannot be combined (an overlapped round is drafted by early exit ahead of time)');
+  return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap, lookup, lookupTokens };
 }
 
 /** What one round's draft call produced. */
@@ -103,9 +117,13 @@ export async function selfSpeculativeLoop(
   nVocab: number,
   spec: ResolvedSelfSpeculative,
   onCached: (token: number) => void,
+  promptTokens: readonly number[] = [],
 ): Promise<SpeculativeStats> {
   const policy = spec.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
   const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec.exitLayer), onCached };
+  const lookup = spec.lookup ? new ContextLookup() : null;
+  lookup?.pushAll(promptTokens);
+  if (lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
@@ -119,8 +137,19 @@ export async function selfSpeculativeLoop(
     }
     // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
     const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
-    const want = Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room));
     s.stats.rounds++;
+    if (lookup) {
+      // the index follows the session's tokens (`last` included: it is the newest one)
+      while (lookup.length < promptTokens.length + session.tokens.length) lookup.push(session.tokens[lookup.length - promptTokens.length]);
+      const look = room > 0 ? untilStop(session, lookup.draft(Math.min(spec.lookupTokens, room))) : [];
+      if (look.length > 0) {
+        const after = await lookupRound(s, p, last, look);
+        if (!after) break;
+        ({ p, last } = after);
+        continue;
+      }
+    }
+    const want = Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room));
     if (want === 0) {
       last = await plainRound(s, last);
       p++;
@@ -139,6 +168,43 @@ export async function selfSpeculativeLoop(
     ({ p, last } = after);
   }
   return finishStats(s.stats, session.tokens.length, 0);
+}
+
+/** Drafts up to a completed stop string (later drafts are wasted; the stop string ends the generation). */
+function untilStop(session: DecodeSession, tokens: number[]): number[] {
+  if (!session.hasStopStrings) return tokens;
+  const end = tokens.findIndex((_, j) => session.wouldStop(tokens.slice(0, j + 1)));
+  return end >= 0 ? tokens.slice(0, end + 1) : tokens;
+}
+
+/**
+ * A round drafted from the context: `last` and the drafts through all layers in one batch. A lookup
+ * draft is a point mass, so sampling accepts draft d with probability p(d) and otherwise resamples
+ * from p without d (acceptPrefix with one-hot draft distributions): exact, like every other round.
+ */
+async function lookupRound(s: LoopState, p: number, last: number, look: number[]): Promise<{ p: number; last: number } | null> {
+  const { sampling, nVocab, stats } = s;
+  const t0 = performance.now();
+  const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: sampling.temperature > 0 });
+  const t1 = performance.now();
+  const dists = sampling.temperature === 0 ? null : look.map((t) => {
+    const q = new Float64Array(nVocab);
+    q[t] = 1;
+    return q;
+  });
+  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
+  stats.verifyMs += t1 - t0;
+  stats.draftLengths.push(look.length);
+  const lk = stats.lookup!;
+  lk.rounds++;
+  lk.drafted += look.length;
+  const before = stats.accepted;
+  const after = commit(s, p, last, look, accepted, next);
+  // accepted lookup drafts are counted apart from the early-exit drafts
+  lk.accepted += stats.accepted - before;
+  stats.accepted = before;
+  stats.samplingMs += performance.now() - t1;
+  return after;
 }
 
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
@@ -169,13 +235,11 @@ async function draft(s: LoopState, last: number, want: number): Promise<Drafts> 
   });
   let tokens = Array.from(r.tokens);
   let lastDecoded = r.lastDecoded;
-  if (session.hasStopStrings) {
-    // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
-    const end = tokens.findIndex((_, j) => session.wouldStop(tokens.slice(0, j + 1)));
-    if (end >= 0 && end < tokens.length - 1) {
-      tokens = tokens.slice(0, end + 1);
-      lastDecoded = true;
-    }
+  // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
+  const cut = untilStop(session, tokens);
+  if (cut.length < tokens.length) {
+    tokens = cut;
+    lastDecoded = true;
   }
   // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
   // exact for any draft distribution, as long as it is the one the draft was drawn from)

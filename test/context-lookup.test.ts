@@ -1,0 +1,107 @@
+// Context lookup drafts (decoding/context-lookup.ts) and their rounds in self-speculative decoding:
+// the index against a brute-force search, greedy output against plain decoding, and sampling
+// against the exact distribution of the full model.
+import { describe, expect, it } from 'vitest';
+import { ContextLookup } from '../lib/decoding/context-lookup.js';
+import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
+
+/** What a draft must be, by brute force: the continuation after the newest earlier occurrence of the last 3 (else 2) tokens. */
+function bruteForce(tokens: number[], max: number): number[] {
+  const end = tokens.length - 1;
+  for (const n of [3, 2]) {
+    if (tokens.length < n) continue;
+    const suffix = tokens.slice(end + 1 - n).join(',');
+    for (let m = end - 1; m >= n - 1; m--) {
+      if (tokens.slice(m + 1 - n, m + 1).join(',') !== suffix) continue;
+      const seq = [...tokens];
+      const out: number[] = [];
+      for (let i = 0; i < max; i++) {
+        const t = seq[m + 1 + i];
+        out.push(t);
+        seq.push(t);
+      }
+      return out;
+    }
+  }
+  return [];
+}
+
+describe('ContextLookup', () => {
+  it('drafts what followed the newest earlier occurrence of the suffix, extending a loop past the end', () => {
+    let s = 7;
+    for (let trial = 0; trial < 200; trial++) {
+      const lookup = new ContextLookup();
+      const tokens: number[] = [];
+      const alphabet = 2 + (trial % 5);
+      for (let i = 0; i < 60; i++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        const t = (s >>> 8) % alphabet;
+        tokens.push(t);
+        lookup.push(t);
+        const max = 1 + (i % 7);
+        expect(lookup.draft(max), `tokens ${tokens.join(' ')}`).toEqual(bruteForce(tokens, max));
+      }
+    }
+  });
+
+  it('is empty for a suffix that never occurred, and repeats a one-token loop', () => {
+    const lookup = new ContextLookup();
+    lookup.pushAll([1, 2, 3, 4]);
+    expect(lookup.draft(4)).toEqual([]);
+    lookup.pushAll([5, 5, 5]);
+    expect(lookup.draft(4)).toEqual([5, 5, 5, 5]);
+  });
+});
+
+// a prompt that repeats itself, so that lookup rounds start at once
+const REPEATING = 'Once upon a time, there was a little dog. Once upon a time, there was a little';
+
+for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])]] as const) {
+  describe(`lookup rounds keep greedy output: ${name}`, () => {
+    const f = modelFixture(path, { threads: 1, ...EXACT });
+    it('equals plain greedy for several exit layers, draft and lookup lengths', async () => {
+      let lookupRounds = 0;
+      const prompts = [REPEATING, ...randomPrompts(3, f.model.info.vocabularySize, 5, 4, 12).map((p) => f.model.detokenize([...p, ...p, ...p]))];
+      for (const prompt of prompts) {
+        const plain = await f.ctx.generate(prompt, { maxTokens: 48 }).result;
+        for (const [exitLayer, draftTokens, lookupTokens] of [[1, 1, 1], [2, 3, 8], [3, 2, 16]]) {
+          const r = await f.ctx.generate(prompt, { maxTokens: 48, selfSpeculative: { exitLayer, draftTokens, lookup: true, lookupTokens } }).result;
+          expect(r.tokens, `E=${exitLayer} d=${draftTokens} lookup ${lookupTokens}`).toEqual(plain.tokens);
+          lookupRounds += r.speculative!.lookup!.rounds;
+        }
+      }
+      expect(lookupRounds).toBeGreaterThan(10);
+    });
+  });
+}
+
+describe('lookup rounds keep the sampling distribution', () => {
+  const f = modelFixture(() => STORIES, { threads: 1, ...EXACT });
+  it('the first tokens follow the full model exactly (chi-square), lookup drafts accepted and rejected', async () => {
+    // the likely first tokens ("dog") continue the loop, so the second token is mostly a lookup draft
+    const text = 'the dog, the dog, the dog, the dog, the';
+    const sampling = { temperature: 4, topK: 6 };
+    const prompt = f.model.tokenize(text);
+    const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 2);
+    let rejected = 0, accepted = 0;
+    await expectSamplesFollow(exact, 1500, 2, async (seed) => {
+      const r = await f.ctx.generate(text, { ...sampling, seed, maxTokens: 3, selfSpeculative: { exitLayer: 3, draftTokens: 2, lookup: true, lookupTokens: 2 } }).result;
+      const lk = r.speculative!.lookup!;
+      accepted += lk.accepted;
+      rejected += lk.drafted - lk.accepted;
+      return r.tokens;
+    });
+    // both branches of the accept rule ran
+    expect(accepted).toBeGreaterThan(150);
+    expect(rejected).toBeGreaterThan(60);
+  });
+
+  it('rejects bad lookup options', async () => {
+    const gen = (o: object) => () => f.ctx.generate('Once', { maxTokens: 2, selfSpeculative: { exitLayer: 2, ...o } as never });
+    expect(gen({ lookup: 'yes' })).toThrow(/selfSpeculative.lookup/);
+    expect(gen({ lookup: true, lookupTokens: 0 })).toThrow(/lookupTokens/);
+    expect(gen({ lookup: true, overlap: true })).toThrow(/lookup and overlap/);
+    // the context is still usable
+    await expect(f.ctx.generate('Once', { maxTokens: 2, selfSpeculative: { exitLayer: 2, lookup: true } }).result).resolves.toBeDefined();
+  });
+});
