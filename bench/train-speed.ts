@@ -1,14 +1,15 @@
 // Self-speculative speed on the trained models (BENCHMARKS.md, "Training"): for each model of the
 // training experiment, plain greedy decoding and self-speculative decoding at every (E, d) of a grid,
 // measured side by side in one run (lib/sweep.ts interleaves plain runs between exit layers), at 1
-// and 2 threads, without and with a draft head fitted on the model's own generations.
+// and 2 threads; then the best cells again with context lookup, with a draft head fitted on the model's
+// own generations, and with both, each against plain runs interleaved with it.
 //
 //   node bench/run.mjs train-speed [models] [threads]   models: comma list of files or arm names
 //                                                       (default scratch-base,scratch-ls); threads: 1,2
 // Prompts are held-out corpus text (the first 24 tokens of test documents); output must equal plain.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DraftHead, fitDraftHead, loadModel, quantizeModel, sweep, type Context } from 'layerskip';
+import { DraftHead, fitDraftHead, loadModel, quantizeModel, sweep, type Context, type SelfSpeculativeOptions } from 'layerskip';
 
 const dir = join('models-generated', 'train');
 const names = (process.argv[2] ?? 'scratch-base,scratch-ls').split(',');
@@ -46,53 +47,61 @@ for (const name of names) {
     const top = [...r.cells].sort((a, b) => b.speedup - a.speedup).slice(0, 3);
     console.log(`${label}: plain ${r.plainTokensPerSecond.toFixed(0)} tok/s; best ${top.map((c) => `E=${c.exitLayer} d=${c.draftTokens} ${c.speedup.toFixed(2)}x (acc ${c.acceptance.toFixed(2)}, ${c.tokensPerRound.toFixed(2)}/round)`).join('; ')}`);
     const row: Record<string, unknown> = { plain: r.plainTokensPerSecond, cells: r.cells };
-    if (withHeads) {
-      // a head at each of the best exits without one, fitted on the model's own generations
-      const heads: Record<string, unknown> = {};
-      for (const E of [...new Set(top.map((c) => c.exitLayer))]) {
-        const file = `${q8}.head-E${E}.gguf`;
-        let head: DraftHead;
-        if (existsSync(file)) head = DraftHead.load(file);
-        else {
-          head = await fitDraftHead(ctx, { exitLayer: E, threads });
-          head.save(file);
-        }
-        const withHead = await sweepWithHead(ctx, E, file, ps);
-        heads[`E${E}`] = { stats: head.stats, cells: withHead };
-        const best = withHead.reduce((a, b) => (b.speedup > a.speedup ? b : a));
-        console.log(`  head E=${E} (agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}): best d=${best.draftTokens} ${best.speedup.toFixed(2)}x (acc ${best.acceptance.toFixed(2)})`);
+    // the best cells again, with context lookup and with a draft head fitted on the model's own generations
+    const specs: SelfSpeculativeOptions[] = [];
+    for (const c of top) {
+      specs.push({ exitLayer: c.exitLayer, draftTokens: c.draftTokens }, { exitLayer: c.exitLayer, draftTokens: c.draftTokens, lookup: true });
+      if (withHeads) {
+        const file = `${q8}.head-E${c.exitLayer}.gguf`;
+        if (!existsSync(file)) (await fitDraftHead(ctx, { exitLayer: c.exitLayer, threads })).save(file);
+        const head = DraftHead.load(file);
+        specs.push({ exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head }, { exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head, lookup: true });
+        console.log(`  head E=${c.exitLayer}: held-out agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}`);
       }
-      row.heads = heads;
     }
+    const cells = await compare(ctx, specs, ps);
+    for (const c of cells) {
+      console.log(`  E=${c.spec.exitLayer} d=${c.spec.draftTokens}${c.spec.draftHead ? ' head' : ''}${c.spec.lookup ? ' lookup' : ''}: ${c.speedup.toFixed(2)}x (plain ${c.plain.toFixed(0)} tok/s; acceptance ${c.acceptance.toFixed(2)}${c.spec.lookup ? `, lookup ${c.lookupAcceptance.toFixed(2)}` : ''}; ${c.tokensPerRound.toFixed(2)} tokens/round)`);
+    }
+    row.compared = cells;
     results[label] = row;
     model.dispose();
   }
 }
 writeFileSync(join('bench', 'results', 'train-speed.json'), JSON.stringify(results, null, 1));
 
-/** Self-speculative decoding with a draft head, each cell's speedup against plain runs interleaved with it. */
-async function sweepWithHead(ctx: Context, E: number, head: string, ps: string[]) {
-  const run = async (spec?: object): Promise<{ tps: number; acc: number }> => {
-    let tokens = 0, ms = 0, drafted = 0, accepted = 0;
+/**
+ * Each spec against plain runs interleaved with it (plain, spec, spec, plain; the faster spec run
+ * and the mean plain run), greedy output checked equal to plain.
+ */
+async function compare(ctx: Context, specs: SelfSpeculativeOptions[], ps: string[]) {
+  const run = async (spec?: SelfSpeculativeOptions) => {
+    let tokens = 0, ms = 0, drafted = 0, accepted = 0, lookupDrafted = 0, lookupAccepted = 0, rounds = 0;
+    const texts: string[] = [];
     for (const p of ps) {
       ctx.clear();
-      const res = await ctx.generate(p, { maxTokens: 128, selfSpeculative: spec as never }).result;
+      const res = await ctx.generate(p, { maxTokens: 128, selfSpeculative: spec }).result;
       tokens += res.timings.generatedTokens;
       ms += res.timings.generateMs;
       drafted += res.speculative?.drafted ?? 0;
       accepted += res.speculative?.accepted ?? 0;
+      lookupDrafted += res.speculative?.lookup?.drafted ?? 0;
+      lookupAccepted += res.speculative?.lookup?.accepted ?? 0;
+      rounds += res.speculative?.rounds ?? 0;
+      texts.push(res.text);
     }
-    return { tps: (tokens / ms) * 1000, acc: drafted ? accepted / drafted : 0 };
+    return { tps: (tokens / ms) * 1000, acc: drafted ? accepted / drafted : 0, lookupAcc: lookupDrafted ? lookupAccepted / lookupDrafted : 0, perRound: rounds ? tokens / rounds : 0, texts };
   };
   const cells = [];
-  for (const d of drafts) {
+  for (const spec of specs) {
     const a = await run();
-    const s1 = await run({ exitLayer: E, draftTokens: d, draftHead: head });
-    const s2 = await run({ exitLayer: E, draftTokens: d, draftHead: head });
+    const s1 = await run(spec);
+    const s2 = await run(spec);
     const b = await run();
     const plain = (a.tps + b.tps) / 2;
     const s = s1.tps > s2.tps ? s1 : s2;
-    cells.push({ draftTokens: d, tokensPerSecond: s.tps, plain, speedup: s.tps / plain, acceptance: s.acc });
+    if (s.texts.some((t, i) => t !== a.texts[i])) throw new Error(`greedy output differs from plain for ${JSON.stringify(spec)}`);
+    cells.push({ spec: { ...spec, draftHead: spec.draftHead ? 'fitted' : undefined }, tokensPerSecond: s.tps, plain, speedup: s.tps / plain, acceptance: s.acc, lookupAcceptance: s.lookupAcc, tokensPerRound: s.perRound });
   }
   return cells;
 }
