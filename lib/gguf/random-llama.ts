@@ -6,17 +6,9 @@ import type { GgufMetadataValue } from './types.js';
 import { SPM_BOS_ID, SPM_EOS_ID, SPM_MIN_VOCAB, SPM_UNK_ID, buildSpmVocab } from './vocab.js';
 import { writeGguf, type GgufTensorInput, type TensorChunk, type WriteGgufResult } from './writer.js';
 
-export interface RandomLlamaSpec {
-  nLayer: number;
-  nEmbd: number;
-  nHead: number;
-  nHeadKv: number;
-  nFf: number;
-  nVocab: number;
+export interface RandomLlamaSpec extends LlamaShape {
   /** llama.context_length */
   nCtx: number;
-  /** If false, a separate output.weight is written; if true the output reuses token_embd. */
-  tiedOutput: boolean;
   seed: number;
   /** Default 10000. */
   ropeFreqBase?: number;
