@@ -194,6 +194,7 @@ Napi::Value Trainer::run(const Napi::CallbackInfo & info) {
         [job, t, tsfn, abort]() {
             const size_t L = job->n_layer, B = job->n_seq, row = (size_t)job->n_ctx + 1;
             const int64_t t0 = ggml_time_us();
+            FlushDenormals ftz;  // small gradients and AdamW moments are denormal often
             struct Release {
                 std::shared_ptr<Napi::ThreadSafeFunction> f;
                 ~Release() { if (f) f->Release(); }
