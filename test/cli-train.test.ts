@@ -120,12 +120,12 @@ describe('layerskip train', () => {
     expect(run('--help').stdout).toContain('layerskip train');
   });
 
-  it('a quantized model exits 1 saying that training needs F32 weights', async () => {
+  it('a quantized model exits 1 saying that training needs F32 or F16 weights', async () => {
     const q8 = join(work, 'q8.gguf');
     await quantizeModel(STORIES, q8, 'Q8_0');
     const r = run('train', '--model', q8, '--text', TEXT, ...SHAPE, '--steps', '2', '--out', join(work, 'from-q8.gguf'));
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^layerskip train: training needs F32 weights; .*q8\.gguf has .*Q8_0/);
+    expect(r.stderr).toMatch(/^layerskip train: training needs F32 or F16 weights; .*q8\.gguf has .*Q8_0/);
     expect(r.stderr).not.toContain('Usage:');
     expect(existsSync(join(work, 'from-q8.gguf'))).toBe(false);
   }, 60_000);

@@ -225,7 +225,7 @@ describe('trainModel', () => {
     const ok = { output: join(dir, 'bad.gguf'), data: { text }, steps: 2, batchSize: 2, contextSize: 16, threads: 1 };
     const q8 = join(dir, 'q8.gguf');
     await quantizeModel(STORIES, q8, 'Q8_0');
-    await expect(trainModel(q8, ok)).rejects.toThrow(/needs F32 weights.*Q8_0.*F32/s);
+    await expect(trainModel(q8, ok)).rejects.toThrow(/needs F32 or F16 weights.*Q8_0.*F32/s);
     await expect(trainModel(init, { ...ok, data: { text: 'too short' } })).rejects.toThrow(/fewer than one context/);
     await expect(trainModel(init, { ...ok, data: { tokens: [1, 2, 99999] } })).rejects.toThrow(/outside the vocabulary/);
     await expect(trainModel(init, { ...ok, output: join(dir, 'missing', 'x.gguf') })).rejects.toThrow(/cannot write/);
@@ -237,6 +237,10 @@ describe('trainModel', () => {
     const info = readGgufInfo(init);
     writeGguf(gemma, [...info.metadata].map(([k, v]) => (k === 'general.architecture' ? [k, { ...v, value: 'gemma' } as GgufMetadataValue] : [k, v])), [], { alignment: info.alignment });
     await expect(trainModel(gemma, ok)).rejects.toThrow(/llama architecture, not gemma/);
+    // an F16 file trains from an F32 copy
+    const f16 = randomModel({ ...SPEC, tensorType: 'f16', seed: 23 });
+    await expect(trainModel(f16, { ...ok, output: join(dir, 'from-f16.gguf') })).resolves.toMatchObject({ steps: 2 });
+    expect(readGgufInfo(join(dir, 'from-f16.gguf')).tensors.every((t) => t.type === 0)).toBe(true);
     // the process goes on: a good run after the bad ones
     await expect(trainModel(init, ok)).resolves.toMatchObject({ steps: 2 });
   });

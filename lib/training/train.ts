@@ -2,14 +2,16 @@
 // training when both are off (the baseline). One code path for every setting: the recipe's
 // per-step constants come from recipe.ts, the data from data.ts, and each job of steps runs in
 // the addon (patch 0008's training graph, ggml-opt's AdamW) on the libuv pool.
-import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { abortReason, checkBoolean, checkEnum, checkInteger, checkNumber } from '../errors.js';
 import { readGgufInfo } from '../gguf/reader.js';
 import { ggmlTypeName } from '../gguf/constants.js';
 import { loadModel, type Model } from '../model.js';
 import { loadNative, type NativeTrainer } from '../native.js';
 import { defaultThreads } from '../context.js';
+import { quantizeModel } from '../quantize.js';
 import { checkTrainingData, evaluationBatches, sampleWindows, tokenizeTrainingData, type TrainingData } from './data.js';
 import {
   exitWeights, keepFactors, learningRate,
@@ -165,21 +167,33 @@ function checkExitLoss(e: unknown, layers: number): EarlyExitLossOptions | undef
 }
 
 /** Why this file cannot be trained, checked from its header before anything loads. */
-function checkTrainableFile(path: string): { layers: number } {
+/** Half-precision weights train from an F32 copy (converted first); quantized ones are refused. */
+const HALF_TYPES = new Set(['F16', 'BF16']);
+
+function checkTrainableFile(path: string): { layers: number; half: boolean } {
   const info = readGgufInfo(path);
   const arch = info.metadata.get('general.architecture')?.value;
   if (arch !== 'llama') throw Object.assign(new Error(`trainModel: the trainer supports the llama architecture, not ${String(arch)} (${path})`), { code: 'ERR_TRAIN_MODEL' });
-  const notF32 = info.tensors.filter((t) => t.type !== 0);
+  const notF32 = info.tensors.filter((t) => t.type !== 0 && !HALF_TYPES.has(ggmlTypeName(t.type)));
+  const half = info.tensors.some((t) => HALF_TYPES.has(ggmlTypeName(t.type)));
   if (notF32.length > 0) {
     const types = [...new Set(notF32.map((t) => ggmlTypeName(t.type)))].join(', ');
     throw Object.assign(new Error(
-      `trainModel: training needs F32 weights; ${path} has ${types} tensors (${notF32[0].name}, ...). ` +
-      `Convert it first: quantizeModel(source, 'model-f32.gguf', 'F32') (or \`layerskip quantize SOURCE model-f32.gguf F32\`) ` +
-      `from an F16 or F32 file; a quantized file has lost precision that training cannot recover.`,
+      `trainModel: training needs F32 or F16 weights; ${path} has ${types} tensors (${notF32[0].name}, ...). ` +
+      `Train the F16 or F32 file it was made from (an F16 file is converted to F32 first; by hand: ` +
+      `quantizeModel(source, 'model-f32.gguf', 'F32') or \`layerskip quantize SOURCE model-f32.gguf F32\`); ` +
+      `a quantized file has lost precision that training cannot recover.`,
     ), { code: 'ERR_TRAIN_MODEL' });
   }
   const layers = Number(info.metadata.get('llama.block_count')?.value);
-  return { layers };
+  return { layers, half };
+}
+
+/** An F32 working copy of a half-precision file (llama.cpp's converter), removed by the caller. */
+async function f32Copy(path: string): Promise<string> {
+  const tmp = join(mkdtempSync(join(tmpdir(), 'layerskip-train-')), 'f32.gguf');
+  await quantizeModel(path, tmp, 'F32');
+  return tmp;
 }
 
 function checkWritable(output: string): void {
@@ -306,7 +320,7 @@ async function evaluate(trainer: NativeTrainer, layers: number, batches: Int32Ar
 export async function trainModel(path: string, options: TrainModelOptions): Promise<TrainModelResult> {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('trainModel: path must be a non-empty string');
   if (!existsSync(path)) throw Object.assign(new Error(`trainModel: model file not found: ${path}`), { code: 'ENOENT' });
-  const { layers } = checkTrainableFile(path);
+  const { layers, half } = checkTrainableFile(path);
   const p = plan(options, layers);
   checkWritable(p.output);
   let start = 0;
@@ -318,12 +332,22 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
     start = state.step;
     source = p.output;
     checkTrainableFile(source);
+  } else if (half) {
+    source = await f32Copy(path);
   }
+  const removeCopy = (): void => {
+    if (source !== path && source !== p.output) rmSync(dirname(source), { recursive: true, force: true });
+  };
   const signal = options.signal;
   if (signal?.aborted) throw abortReason(signal);
 
   const native = await loadNative();
-  const model: Model = await loadModel(source, { mmap: false, signal });  // writable weights
+  let model: Model;
+  try {
+    model = await loadModel(source, { mmap: false, signal });  // writable weights
+  } finally {
+    removeCopy();  // loaded without mmap: the copy is no longer read
+  }
   let trainer: NativeTrainer | undefined;
   let evaluator: NativeTrainer | undefined;
   let peakRss = process.memoryUsage().rss;
@@ -435,7 +459,8 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
 
 /** Per-exit held-out cross-entropy, accuracy and agreement of a model file (F32, llama), without training. */
 export async function evaluateExits(path: string, options: { data: TrainingData; batchSize?: number; contextSize?: number; evalTokens?: number; threads?: number }): Promise<ExitEvaluation[]> {
-  const { layers } = checkTrainableFile(path);
+  const { layers, half } = checkTrainableFile(path);
+  if (half) throw Object.assign(new Error(`evaluateExits: ${path} has F16 weights; convert it to F32 first (quantizeModel(path, dst, 'F32'))`), { code: 'ERR_TRAIN_MODEL' });
   const batch = options.batchSize === undefined ? 8 : checkInteger('batchSize', options.batchSize, 1, 4096);
   const context = options.contextSize === undefined ? 128 : checkInteger('contextSize', options.contextSize, 2, 65536);
   checkTrainingData('data', options.data);
