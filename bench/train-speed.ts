@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DraftHead, fitDraftHead, loadModel, quantizeModel, sweep, type Context, type SelfSpeculativeOptions } from 'layerskip';
+import { runPrompts } from './trained-runs.js';
 
 const dir = join('models-generated', 'train');
 const names = (process.argv[2] ?? 'scratch-base,scratch-ls').split(',');
@@ -75,33 +76,17 @@ writeFileSync(join('bench', 'results', 'train-speed.json'), JSON.stringify(resul
  * and the mean plain run), greedy output checked equal to plain.
  */
 async function compare(ctx: Context, specs: SelfSpeculativeOptions[], ps: string[]) {
-  const run = async (spec?: SelfSpeculativeOptions) => {
-    let tokens = 0, ms = 0, drafted = 0, accepted = 0, lookupDrafted = 0, lookupAccepted = 0, rounds = 0;
-    const texts: string[] = [];
-    for (const p of ps) {
-      ctx.clear();
-      const res = await ctx.generate(p, { maxTokens: 128, selfSpeculative: spec }).result;
-      tokens += res.timings.generatedTokens;
-      ms += res.timings.generateMs;
-      drafted += res.speculative?.drafted ?? 0;
-      accepted += res.speculative?.accepted ?? 0;
-      lookupDrafted += res.speculative?.lookup?.drafted ?? 0;
-      lookupAccepted += res.speculative?.lookup?.accepted ?? 0;
-      rounds += res.speculative?.rounds ?? 0;
-      texts.push(res.text);
-    }
-    return { tps: (tokens / ms) * 1000, acc: drafted ? accepted / drafted : 0, lookupAcc: lookupDrafted ? lookupAccepted / lookupDrafted : 0, perRound: rounds ? tokens / rounds : 0, texts };
-  };
+  const run = (spec?: SelfSpeculativeOptions) => runPrompts(ctx, ps, spec);
   const cells = [];
   for (const spec of specs) {
     const a = await run();
     const s1 = await run(spec);
     const s2 = await run(spec);
     const b = await run();
-    const plain = (a.tps + b.tps) / 2;
-    const s = s1.tps > s2.tps ? s1 : s2;
+    const plain = (a.tokensPerSecond + b.tokensPerSecond) / 2;
+    const s = s1.tokensPerSecond > s2.tokensPerSecond ? s1 : s2;
     if (s.texts.some((t, i) => t !== a.texts[i])) throw new Error(`greedy output differs from plain for ${JSON.stringify(spec)}`);
-    cells.push({ spec: { ...spec, draftHead: spec.draftHead ? 'fitted' : undefined }, tokensPerSecond: s.tps, plain, speedup: s.tps / plain, acceptance: s.acc, lookupAcceptance: s.lookupAcc, tokensPerRound: s.perRound });
+    cells.push({ spec: { ...spec, draftHead: spec.draftHead ? 'fitted' : undefined }, tokensPerSecond: s.tokensPerSecond, plain, speedup: s.tokensPerSecond / plain, acceptance: s.acceptance, lookupAcceptance: s.lookupAcceptance, tokensPerRound: s.tokensPerRound });
   }
   return cells;
 }

@@ -72,7 +72,6 @@ Trainer::Trainer(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Trainer>(in
     n_layer_ = shape.Get("layers").As<Napi::Number>().Int32Value();
     n_ctx_ = shape.Get("contextSize").As<Napi::Number>().Int32Value();
     n_seq_ = shape.Get("sequences").As<Napi::Number>().Int32Value();
-    n_vocab_ = shape.Get("vocabularySize").As<Napi::Number>().Int32Value();
 }
 
 Trainer::~Trainer() {
@@ -114,7 +113,7 @@ Napi::Value Trainer::create(const Napi::CallbackInfo & info) {
     auto model_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
     auto result = std::make_shared<llama_layerskip_trainer *>(nullptr);
     llama_model * m = model->get();
-    const int32_t n_layer = llama_model_n_layer(m), n_vocab = llama_vocab_n_tokens(model->vocab());
+    const int32_t n_layer = llama_model_n_layer(m);
     return PromiseWorker::run(env,
         [m, p, result]() {
             take_last_llama_error();
@@ -124,13 +123,12 @@ Napi::Value Trainer::create(const Napi::CallbackInfo & info) {
                 throw CodedError("ERR_TRAIN_MODEL", "createTrainer: " + (why.empty() ? std::string("the training graph could not be built") : why));
             }
         },
-        [result, model_ref, p, n_layer, n_vocab](Napi::Env env) -> Napi::Value {
+        [result, model_ref, p, n_layer](Napi::Env env) -> Napi::Value {
             auto * data = env.GetInstanceData<AddonData>();
             Napi::Object shape = Napi::Object::New(env);
             shape.Set("layers", n_layer);
             shape.Set("contextSize", p.n_ctx);
             shape.Set("sequences", p.n_seq);
-            shape.Set("vocabularySize", n_vocab);
             try {
                 return data->trainer_ctor.New({model_ref->Value(), Napi::External<llama_layerskip_trainer>::New(env, *result), shape});
             } catch (...) {

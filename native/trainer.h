@@ -35,7 +35,7 @@ private:
     Model * model_ = nullptr;
     Napi::ObjectReference model_ref_;
     llama_layerskip_trainer * trainer_ = nullptr;
-    int32_t n_layer_ = 0, n_ctx_ = 0, n_seq_ = 0, n_vocab_ = 0;
+    int32_t n_layer_ = 0, n_ctx_ = 0, n_seq_ = 0;
     std::atomic<bool> busy_{false};
     std::atomic<bool> abort_{false};
     bool disposed_ = false;
