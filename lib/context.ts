@@ -14,6 +14,7 @@ import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
+import { assertLayerRanges } from './architectures.js';
 
 /** Which draft head a native context has installed (null: the model's own exit). */
 interface HeadSlot {
@@ -231,6 +232,9 @@ export class Context {
     const sequence = options.sequence === undefined ? 0 : checkInteger('sequence', options.sequence, 0, this.cores.length - 1);
     this.cores[sequence].prefix = null; // the caller now owns the cache contents
     try {
+      if (options.layers !== undefined && (options.layers[0] !== 0 || options.layers[1] !== this.model.layerCount)) {
+        assertLayerRanges(this.model.info.architecture, 'decodeLayers');
+      }
       return await this.handle.decode({ ...options, sequence, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
     } catch (e) {
       if (this.isDisposed) throw new DisposedError('decodeLayers (the context was disposed during the decode)');

@@ -28,6 +28,15 @@ export class ContextFullError extends Error {
   }
 }
 
+/** The model's architecture does not support what was asked (layer ranges, training); plain decoding still works. */
+export class UnsupportedArchitectureError extends Error {
+  readonly code = 'ERR_ARCHITECTURE';
+  constructor(message: string, readonly architecture: string) {
+    super(message);
+    this.name = 'UnsupportedArchitectureError';
+  }
+}
+
 /** The abort reason of a signal, as an Error (DOMException AbortError by default). */
 export function abortReason(signal: AbortSignal): Error {
   const r = signal.reason;

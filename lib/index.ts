@@ -21,7 +21,8 @@ export {
 } from './generation.js';
 export type { SelfSpeculativeOptions } from './decoding/self-speculative.js';
 export type { SamplingOptions } from './sampling.js';
-export { BusyError, ContextFullError, DisposedError } from './errors.js';
+export { BusyError, ContextFullError, DisposedError, UnsupportedArchitectureError } from './errors.js';
+export { LAYER_RANGE_ARCHITECTURES, architectureSupport, layerRangeRefusal, type ArchitectureSupport } from './architectures.js';
 export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
 export { systemInfo } from './system.js';
 export { formatLayerAnalysis, renderLayerAnalysisSvg } from './reports/layer-analysis-report.js';

@@ -8,6 +8,7 @@
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
 // min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution.
 import { checkBoolean, checkInteger, checkNumber } from '../errors.js';
+import { assertLayerRanges } from '../architectures.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
 import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
@@ -63,9 +64,7 @@ export interface ResolvedSelfSpeculative {
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
   if (typeof o !== 'object' || o === null) throw new TypeError('selfSpeculative must be an object');
-  if (info.architecture !== 'llama') {
-    throw new Error(`selfSpeculative: layer-range decoding supports the llama architecture; this model is ${info.architecture}`);
-  }
+  assertLayerRanges(info.architecture, 'selfSpeculative');
   const n = info.layerCount;
   if (n < 2) throw new RangeError('selfSpeculative: the model needs at least 2 layers');
   const exitLayer = checkInteger('selfSpeculative.exitLayer', o.exitLayer, 1, n - 1);
