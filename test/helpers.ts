@@ -35,8 +35,11 @@ export function randomModel(spec: RandomLlamaSpec): string {
   const dir = join(tmpdir(), 'layerskip-test-models');
   mkdirSync(dir, { recursive: true });
   // the generator's source is part of the key: a changed generator must not reuse stale files
-  const generator = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'gguf', 'random-llama.ts'));
-  const key = createHash('sha256').update(JSON.stringify(spec)).update(generator).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(JSON.stringify(spec));
+  for (const file of ['random-llama.ts', 'random-model.ts', 'random-archs.ts']) {
+    hash.update(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'lib', 'gguf', file)));
+  }
+  const key = hash.digest('hex').slice(0, 16);
   const path = join(dir, `random-${key}.gguf`);
   if (!existsSync(path)) {
     const tmp = `${path}.${process.pid}.tmp`;

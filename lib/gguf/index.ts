@@ -36,6 +36,28 @@ export {
   type RandomLlamaResult,
   type RandomLlamaSpec,
 } from './random-llama.js';
+export {
+  GEMMA2_SOFTCAPPING,
+  GRANITE_SCALES,
+  LFM2_CONV_L_CACHE,
+  RANDOM_ARCHS,
+  archTensorSlots,
+  lfm2IsAttentionLayer,
+  type ModelShape,
+  type RandomArch,
+  type TensorInit,
+  type TensorSlot,
+} from './random-archs.js';
+export {
+  randomModelMetadata,
+  randomModelTensorBytes,
+  randomModelTensors,
+  resolveRandomModelSpec,
+  writeRandomModel,
+  type RandomModelResult,
+  type RandomModelSpec,
+} from './random-model.js';
+export { sliceModel } from './slice-model.js';
 export { ggufValue, type GgufMetadataInput, type GgufMetadataValue } from './types.js';
 export {
   LlamaTokenType,
