@@ -135,11 +135,29 @@ export interface NativeDraftHead {
   rowType?: number;
 }
 
+/**
+ * The model's tail after the last layer, as the adapter trainer applies it (checked once in
+ * TypeScript by `trainerTail()`, lib/draft-head/base-weights.ts): y = norm(x) · normWeight
+ * (+ normBias), logits = head · y (+ outputBias) (· logitFactor), then finalSoftcap · tanh(logits / finalSoftcap).
+ */
+export interface NativeTrainTail {
+  /** 'rms': x / sqrt(mean(x²) + eps); 'layer': LayerNorm, (x − mean) / sqrt(var + eps). */
+  norm: 'rms' | 'layer';
+  normWeight: Float32Array;
+  /** LayerNorm only. */
+  normBias?: Float32Array;
+  eps: number;
+  /** One value per row of `head` (the draft vocabulary's rows of `output.bias`). */
+  outputBias?: Float32Array;
+  logitFactor?: number;
+  finalSoftcap?: number;
+}
+
 export interface NativeTrainOptions {
   hidden: Float32Array;
   targets: Float32Array;
   head: Float32Array;
-  norm: Float32Array;
+  tail: NativeTrainTail;
   adapter: Float32Array;
   bias: Float32Array;
   embeddingSize: number;
@@ -147,7 +165,6 @@ export interface NativeTrainOptions {
   steps: number;
   batchSize: number;
   learningRate: number;
-  eps: number;
   threads: number;
 }
 

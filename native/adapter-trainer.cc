@@ -1,8 +1,15 @@
 // Refines an exit adapter (h' = W·h + b before the final norm and LM head) against the full
 // model's next-token distributions with ggml's optimizer (ggml-opt, AdamW), on the CPU backend.
-// The forward graph is the draft head's own: logits = head · (rms_norm(W·h + b) * norm_weight), and
-// the loss is the cross-entropy to the full model's (draft-vocabulary) probabilities, i.e. the KL
-// divergence up to a constant. Policy (data, vocabulary, step counts) lives in TypeScript.
+// The forward graph is the draft head's own: the adapter, then the model's tail exactly as
+// llama.cpp's graph for its architecture applies it (lib/draft-head/base-weights.ts reads it):
+//   x = W·h + b;  y = norm(x) * norm_weight (+ norm_bias);  logits = head · y
+//   (+ output_bias) (* logit_factor) (then c · tanh(logits / c), final softcapping)
+// and the loss is the cross-entropy to the full model's (draft-vocabulary) probabilities, i.e. the
+// KL divergence up to a constant. Policy (data, vocabulary, step counts) lives in TypeScript.
+// ggml has no backward pass for ggml_norm or ggml_tanh, so the graph builds them from ops that
+// have one: LayerNorm = rms_norm(x − mean(x)) (the same value: var is the mean square of x − mean),
+// and tanh(z) = 2·sigmoid(2z) − 1 with sigmoid(u) = exp(−softplus(−u)) (no overflow: the
+// exponent is never positive).
 #include "adapter-trainer.h"
 
 #include "common.h"
@@ -28,10 +35,15 @@ struct TrainJob {
     int64_t n_embd = 0, n_vocab = 0, n_rows = 0, batch = 0, steps = 0;
     int32_t threads = 1;
     float eps = 1e-5f, learning_rate = 1e-3f;
+    bool layer_norm = false;          // LayerNorm (else RMS norm)
+    float logit_factor = 0.0f;        // 0: none
+    float softcap = 0.0f;             // 0: none
     std::vector<float> hidden;   // [n_rows][n_embd]
     std::vector<float> targets;  // [n_rows][n_vocab], each row a probability distribution
     std::vector<float> head;     // [n_vocab][n_embd], F32 rows of the (draft-vocabulary) LM head
     std::vector<float> norm;     // [n_embd]
+    std::vector<float> norm_b;   // [n_embd] or empty
+    std::vector<float> out_b;    // [n_vocab] or empty: the output bias's draft-vocabulary rows
     std::vector<float> w, b;     // in: the start (ridge) solution; out: the refined one
     std::vector<double> losses;  // mean training loss per reported chunk of steps
 };
@@ -70,6 +82,8 @@ void train(TrainJob & job, const std::function<void(const Progress &)> & report)
     ggml_tensor * b = ggml_new_tensor_1d(ctx_static.get(), GGML_TYPE_F32, D);
     ggml_tensor * norm = ggml_new_tensor_1d(ctx_static.get(), GGML_TYPE_F32, D);
     ggml_tensor * head = ggml_new_tensor_2d(ctx_static.get(), GGML_TYPE_F32, D, V);
+    ggml_tensor * norm_b = job.norm_b.empty() ? nullptr : ggml_new_tensor_1d(ctx_static.get(), GGML_TYPE_F32, D);
+    ggml_tensor * out_b = job.out_b.empty() ? nullptr : ggml_new_tensor_1d(ctx_static.get(), GGML_TYPE_F32, V);
     ggml_set_name(inputs, "inputs");
     ggml_set_input(inputs);
     ggml_set_param(w);
@@ -81,13 +95,32 @@ void train(TrainJob & job, const std::function<void(const Progress &)> & report)
     ggml_backend_tensor_set(b, job.b.data(), 0, ggml_nbytes(b));
     ggml_backend_tensor_set(norm, job.norm.data(), 0, ggml_nbytes(norm));
     ggml_backend_tensor_set(head, job.head.data(), 0, ggml_nbytes(head));
+    if (norm_b) ggml_backend_tensor_set(norm_b, job.norm_b.data(), 0, ggml_nbytes(norm_b));
+    if (out_b) ggml_backend_tensor_set(out_b, job.out_b.data(), 0, ggml_nbytes(out_b));
 
     // the forward graph (ggml-opt adds the loss, the backward pass and the AdamW step)
-    ggml_init_params cp = { 64 * ggml_tensor_overhead() + 3 * ggml_graph_overhead_custom(GGML_DEFAULT_GRAPH_SIZE, true), nullptr, true };
+    // (the backward graph and the optimizer steps are built in this context too)
+    ggml_init_params cp = { 512 * ggml_tensor_overhead() + 3 * ggml_graph_overhead_custom(GGML_DEFAULT_GRAPH_SIZE, true), nullptr, true };
     std::unique_ptr<ggml_context, decltype(&ggml_free)> ctx_compute(ggml_init(cp), ggml_free);
-    ggml_tensor * x = ggml_add(ctx_compute.get(), ggml_mul_mat(ctx_compute.get(), w, inputs), b);
-    x = ggml_mul(ctx_compute.get(), ggml_rms_norm(ctx_compute.get(), x, job.eps), norm);
-    ggml_tensor * logits = ggml_mul_mat(ctx_compute.get(), head, x);  // [V, B]
+    ggml_context * ctx = ctx_compute.get();
+    ggml_tensor * x = ggml_add(ctx, ggml_mul_mat(ctx, w, inputs), b);  // [D, B]
+    if (job.layer_norm) {
+        // llama.cpp: ggml_norm(x, eps) (LLM_NORM); here as rms_norm(x − mean(x), eps)
+        ggml_tensor * mean = ggml_scale(ctx, ggml_sum_rows(ctx, x), 1.0f / (float) D);  // [1, B]
+        x = ggml_sub(ctx, x, ggml_repeat(ctx, mean, x));
+    }
+    x = ggml_mul(ctx, ggml_rms_norm(ctx, x, job.eps), norm);
+    if (norm_b) x = ggml_add(ctx, x, norm_b);
+    ggml_tensor * logits = ggml_mul_mat(ctx, head, x);  // [V, B]
+    if (out_b) logits = ggml_add(ctx, logits, out_b);
+    if (job.logit_factor != 0.0f) logits = ggml_scale(ctx, logits, job.logit_factor);
+    if (job.softcap != 0.0f) {
+        // c · tanh(l / c) = 2c · sigmoid(2l / c) − c, sigmoid(u) = exp(−softplus(−u))
+        const float c = job.softcap;
+        ggml_tensor * t = ggml_softplus(ctx, ggml_scale(ctx, logits, -2.0f / c));
+        t = ggml_exp(ctx, ggml_scale(ctx, t, -1.0f));
+        logits = ggml_scale_bias(ctx, t, 2.0f * c, -c);
+    }
     ggml_set_name(logits, "logits");
 
     ggml_backend_t backends[1] = { backend };
@@ -138,8 +171,10 @@ void train(TrainJob & job, const std::function<void(const Progress &)> & report)
 
 }  // namespace
 
-// trainExitAdapter({ hidden, targets, head, norm, adapter, bias, embeddingSize, vocabularySize,
-//                    steps, batchSize, learningRate, eps, threads }, onProgress?(step, loss))
+// trainExitAdapter({ hidden, targets, head, tail, adapter, bias, embeddingSize, vocabularySize,
+//                    steps, batchSize, learningRate, threads }, onProgress?(step, loss))
+//   tail: { norm: 'rms' | 'layer', normWeight, normBias?, eps, outputBias?, logitFactor?, finalSoftcap? }
+//   (validated in TypeScript, trainerTail(); checked here only as far as memory safety needs)
 //   => Promise<{ adapter, bias, losses }>
 Napi::Value train_exit_adapter(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -151,10 +186,25 @@ Napi::Value train_exit_adapter(const Napi::CallbackInfo & info) {
     job->steps = get_int(env, o, "steps", 0, 1, 1 << 24);
     job->batch = get_int(env, o, "batchSize", 0, 1, 1 << 20);
     job->threads = get_int(env, o, "threads", 1, 1, 512);
-    if (!o.Get("learningRate").IsNumber() || !o.Get("eps").IsNumber()) throw_type(env, "trainExitAdapter: learningRate and eps must be numbers");
+    if (!o.Get("learningRate").IsNumber()) throw_type(env, "trainExitAdapter: learningRate must be a number");
     job->learning_rate = o.Get("learningRate").As<Napi::Number>().FloatValue();
-    job->eps = o.Get("eps").As<Napi::Number>().FloatValue();
-    if (!(job->learning_rate > 0) || !(job->eps > 0)) throw_range(env, "trainExitAdapter: learningRate and eps must be positive");
+    if (!(job->learning_rate > 0)) throw_range(env, "trainExitAdapter: learningRate must be positive");
+    if (!o.Get("tail").IsObject()) throw_type(env, "trainExitAdapter: tail must be an object");
+    Napi::Object tail = o.Get("tail").As<Napi::Object>();
+    const std::string norm_kind = tail.Get("norm").IsString() ? tail.Get("norm").As<Napi::String>().Utf8Value() : "";
+    if (norm_kind != "rms" && norm_kind != "layer") throw_range(env, "trainExitAdapter: tail.norm must be 'rms' or 'layer'");
+    job->layer_norm = norm_kind == "layer";
+    auto tail_float = [&](const char * key, bool required) -> float {
+        Napi::Value v = tail.Get(key);
+        if (v.IsUndefined() && !required) return 0.0f;
+        if (!v.IsNumber()) throw_type(env, std::string("trainExitAdapter: tail.") + key + " must be a number");
+        const float f = v.As<Napi::Number>().FloatValue();
+        if (!(f > 0) || !std::isfinite(f)) throw_range(env, std::string("trainExitAdapter: tail.") + key + " must be positive");
+        return f;
+    };
+    job->eps = tail_float("eps", true);
+    job->logit_factor = tail_float("logitFactor", false);
+    job->softcap = tail_float("finalSoftcap", false);
     const size_t D = (size_t)job->n_embd, V = (size_t)job->n_vocab;
     Napi::Value hv = o.Get("hidden");
     if (!hv.IsTypedArray()) throw_type(env, "trainExitAdapter: hidden must be a Float32Array");
@@ -165,7 +215,12 @@ Napi::Value train_exit_adapter(const Napi::CallbackInfo & info) {
     job->hidden = get_floats(env, o, "hidden", n_values);
     job->targets = get_floats(env, o, "targets", (size_t)job->n_rows * V);
     job->head = get_floats(env, o, "head", V * D);
-    job->norm = get_floats(env, o, "norm", D);
+    job->norm = get_floats(env, tail, "normWeight", D);
+    if (!tail.Get("normBias").IsUndefined()) {
+        if (!job->layer_norm) throw_range(env, "trainExitAdapter: tail.normBias needs tail.norm 'layer'");
+        job->norm_b = get_floats(env, tail, "normBias", D);
+    }
+    if (!tail.Get("outputBias").IsUndefined()) job->out_b = get_floats(env, tail, "outputBias", V);
     job->w = get_floats(env, o, "adapter", D * D);
     job->b = get_floats(env, o, "bias", D);
 

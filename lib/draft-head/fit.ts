@@ -9,7 +9,8 @@ import { ridgeCv } from '../analysis/ridge.js';
 import type { Context } from '../context.js';
 import { checkInteger, checkNumber } from '../errors.js';
 import { native } from '../native.js';
-import { lmHeadTensor, readHeadRows, readOutputNorm } from './base-weights.js';
+import { lmHeadTensor, readHeadRows, readModelTail, trainerTail, type ModelTail } from './base-weights.js';
+import { checkDraftVocabularySupported } from './install.js';
 import { DraftHead, type DraftHeadStats } from './draft-head.js';
 
 export interface FitDraftHeadProgress {
@@ -30,7 +31,8 @@ export interface FitDraftHeadOptions {
   /**
    * The draft vocabulary: 'full' (no restriction), a token count, or `{ coverage }`: the most frequent
    * greedy tokens of the calibration that cover this share of them. Default: 'full' up to 32768
-   * tokens, else `{ coverage: 0.99 }`.
+   * tokens, else `{ coverage: 0.99 }`; always 'full' for a model with an output bias (`output.bias`),
+   * which cannot install a draft vocabulary.
    */
   vocabulary?: 'full' | number | { coverage: number };
   /** Fit the adapter (default true); false gives a vocabulary-only head. */
@@ -78,13 +80,20 @@ export async function fitDraftHead(context: Context, options: FitDraftHeadOption
   const progress = options.onProgress ?? (() => {});
   const signal = options.signal;
   if (options.vocabulary !== undefined) checkVocabularyChoice(options.vocabulary, V);
+  // the model's tail (final norm, output bias, logit scale, softcapping) for the refinement, read
+  // before any work: an architecture whose tail is unknown is an error here, not a head trained
+  // through the wrong tail
+  const header = model.fileInfo();
+  const tail = (options.adapter ?? true) && steps > 0 ? readModelTail(header) : null;
+  const outputBias = header.tensors.some((t) => t.name === 'output.bias');
+  if (options.vocabulary !== undefined && options.vocabulary !== 'full') checkDraftVocabularySupported(header);
 
   const sequences = options.text !== undefined ? textSequences(context, options.text) : await selfGenerated(context, options, progress);
   if (sequences.length < 2) throw new Error('fitDraftHead: the calibration data is too short (need at least two sequences of 2 or more tokens)');
   const previousHead = context.draftHead;
   try {
     await context.useDraftHead(null);
-    return await calibrate(context, sequences, { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0 });
+    return await calibrate(context, sequences, { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0, tail, outputBias });
   } finally {
     // whatever happened, the context keeps its head and an empty cache
     if (!context.disposed) {
@@ -111,10 +120,13 @@ interface CalibrationPlan {
   signal?: AbortSignal;
   options: FitDraftHeadOptions;
   t0: number;
+  /** null without a refinement */
+  tail: ModelTail | null;
+  outputBias: boolean;
 }
 
 async function calibrate(context: Context, sequences: number[][], plan: CalibrationPlan): Promise<DraftHead> {
-  const { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0 } = plan;
+  const { E, D, V, heldOut, topK, big, steps, threads, progress, signal, options, t0, tail, outputBias } = plan;
   const model = context.model;
   const data = await collect(context, sequences, E, topK, progress, signal);
   const nSeqHeld = Math.max(1, Math.round(sequences.length * heldOut));
@@ -123,7 +135,8 @@ async function calibrate(context: Context, sequences: number[][], plan: Calibrat
   if (fitRows < 2) throw new Error('fitDraftHead: too few calibration positions to fit');
 
   // the draft vocabulary, from the full model's greedy tokens on the fit positions
-  const tokenIds = chooseVocabulary(options.vocabulary ?? (V <= 32768 ? 'full' : { coverage: 0.99 }), data.greedy.slice(0, fitRows), V, model);
+  const choice = options.vocabulary ?? (V <= 32768 || outputBias ? 'full' : { coverage: 0.99 });
+  const tokenIds = chooseVocabulary(choice, data.greedy.slice(0, fitRows), V, model);
   const vocabulary = tokenIds ?? Int32Array.from({ length: V }, (_, i) => i);
   const inVocab = new Set(vocabulary);
   const covered = data.greedy.slice(0, fitRows).filter((t) => inVocab.has(t)).length / fitRows;
@@ -156,11 +169,11 @@ async function calibrate(context: Context, sequences: number[][], plan: Calibrat
 
   // refinement on the full model's distributions (ggml-opt, native)
   let head = base;
-  if (adapter && bias && steps > 0) {
+  if (adapter && bias && tail && steps > 0) {
     const header = model.fileInfo();
     const { rows, type } = readHeadRows(header, vocabulary);
     const headF32 = native().dequantizeRows(rows, type, lmHeadTensor(header).shape[0]);
-    const norm = readOutputNorm(header);
+    const trainTail = trainerTail(tail, D, tokenIds); // the output bias's draft-vocabulary rows
     const column = new Map<number, number>();
     vocabulary.forEach((t, j) => column.set(t, j));
     const targets = new Float32Array(fitRows * vocabulary.length);
@@ -184,8 +197,8 @@ async function calibrate(context: Context, sequences: number[][], plan: Calibrat
     progress({ phase: 'refine', done: 0, total: steps });
     const trained = await native().trainExitAdapter(
       {
-        hidden, targets, head: headF32, norm: norm.weight, adapter, bias, embeddingSize: D, vocabularySize: vocabulary.length,
-        steps, batchSize, learningRate: checkNumber('learningRate', options.learningRate ?? (big ? 1e-4 : 1e-3), 1e-8, 1), eps: norm.eps, threads,
+        hidden, targets, head: headF32, tail: trainTail, adapter, bias, embeddingSize: D, vocabularySize: vocabulary.length,
+        steps, batchSize, learningRate: checkNumber('learningRate', options.learningRate ?? (big ? 1e-4 : 1e-3), 1e-8, 1), threads,
       },
       (done, loss) => progress({ phase: 'refine', done, total: steps, loss }),
     );

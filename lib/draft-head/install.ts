@@ -27,7 +27,18 @@ export function resolveDraftHead(head: DraftHead | string, base: HeadBase, exitL
   if (exitLayer !== undefined && h.exitLayer !== exitLayer) {
     throw new Error(`draft head: fitted for exit layer ${h.exitLayer}, not ${exitLayer}`);
   }
+  if (h.tokenIds) checkDraftVocabularySupported(base.fileInfo());
   return h;
+}
+
+/**
+ * A draft vocabulary computes only its tokens' LM-head rows; llama.cpp's early exit cannot add the
+ * matching rows of an output bias, so a model with one takes only full-vocabulary heads.
+ */
+export function checkDraftVocabularySupported(info: GgufFileInfo): void {
+  if (info.tensors.some((t) => t.name === 'output.bias')) {
+    throw new Error('a draft vocabulary is not supported for models with an output bias (output.bias); fit the head with the full vocabulary');
+  }
 }
 
 export function nativeDraftHead(head: DraftHead | null, base: HeadBase): NativeDraftHead {
@@ -36,6 +47,7 @@ export function nativeDraftHead(head: DraftHead | null, base: HeadBase): NativeD
   if (head.adapter) parts.adapter = head.adapter;
   if (head.bias) parts.bias = head.bias;
   if (head.tokenIds) {
+    checkDraftVocabularySupported(base.fileInfo());
     const { rows, type } = readHeadRows(base.fileInfo(), head.tokenIds);
     parts.tokenIds = head.tokenIds;
     parts.rows = rows;
