@@ -32,6 +32,11 @@ const RECURRENT_OR_HYBRID = [
 const MULTI_POSITION = ['qwen2vl', 'qwen3vl', 'qwen3vlmoe'];
 const PER_LAYER_INPUTS = ['gemma3n', 'gemma4'];
 
+/** Recurrent and hybrid architectures: their layers without attention have head_count_kv 0. */
+export function isRecurrentOrHybrid(arch: string): boolean {
+  return RECURRENT_OR_HYBRID.includes(arch);
+}
+
 /** Why layer ranges are refused for `arch`, or null when they are supported. */
 export function layerRangeRefusal(arch: string): string | null {
   if (LAYER_RANGE_ARCHITECTURES.includes(arch)) return null;

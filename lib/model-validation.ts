@@ -9,6 +9,7 @@
 import { GgmlType, ggmlTypeName, type GgmlTypeName } from './gguf/constants.js';
 import { readGgufInfo, type GgufFileInfo, type GgufTensorInfo } from './gguf/reader.js';
 import type { GgufMetadataValue } from './gguf/types.js';
+import { isRecurrentOrHybrid } from './architectures.js';
 
 /** What kind of fault a model file has. */
 export type ModelFileFault =
@@ -177,6 +178,8 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Hyp
   for (let il = 0; il < Math.max(nHead.length, nHeadKv.length); il++) {
     const h = nHead[Math.min(il, nHead.length - 1)];
     const hkv = nHeadKv[Math.min(il, nHeadKv.length - 1)];
+    // a recurrent layer of a hybrid model has no KV heads; elsewhere llama.cpp divides by the count
+    if (hkv === 0 && isRecurrentOrHybrid(arch)) continue;
     if (h > 0 && (hkv === 0 || h % hkv !== 0)) fail('hyperparameter', `attention.head_count ${h} is not a multiple of head_count_kv ${hkv}`);
   }
   const h0 = nHead[0];

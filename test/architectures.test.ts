@@ -1,0 +1,146 @@
+// Layer ranges beyond LLaMA (patches 0012-0014): for every converted architecture, on a random model
+// with GQA and a sliding window of 8 (prompts long enough to wrap the 256-cell sliding-window cache),
+// early exit equals the model cut to E layers bit for bit, verification from cached layer-E states
+// equals plain decoding, greedy self-speculative output equals plain greedy output with and without
+// a fitted draft head, and speculative sampling keeps the full model's distribution. Refused
+// architectures give a clear error and still decode plainly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
+import { RANDOM_ARCHS, type RandomArch } from '../lib/gguf/index.js';
+import { archModel, archSpec, slicedArchModel } from './arch-models.js';
+import { EXACT, exactSampleDistribution, expectSamplesFollow, randomPrompts, relErr } from './helpers.js';
+
+// batchSize 32 makes the sliding-window cache 256 cells (PAD(n_swa + n_ubatch, 256)), so a prompt
+// of 280 tokens wraps it
+const CONTEXT = { contextSize: 1024, batchSize: 32, threads: 1, ...EXACT } as const;
+const LONG = 280;
+const TOKENS = 24;
+
+/** Decodes `tokens` with all layers in batch-sized chunks (decodeLayers takes at most one batch). */
+async function prefill(ctx: Context, tokens: number[]): Promise<void> {
+  for (let i = 0; i < tokens.length; i += CONTEXT.batchSize) {
+    await ctx.decodeLayers({ tokens: tokens.slice(i, i + CONTEXT.batchSize), outputs: 'none' });
+  }
+}
+
+it('every converted architecture has a random-model writer, so every one is tested here', () => {
+  for (const arch of LAYER_RANGE_ARCHITECTURES) expect(RANDOM_ARCHS).toContain(arch);
+});
+
+for (const arch of LAYER_RANGE_ARCHITECTURES as RandomArch[]) {
+  describe(`layer ranges: ${arch}`, () => {
+    const spec = archSpec(arch);
+    let model: Model;
+    let ctx: Context;
+    let N: number;
+    let V: number;
+    let longPrompt: number[];
+    beforeAll(async () => {
+      model = await loadModel(archModel(spec));
+      ctx = await model.createContext(CONTEXT);
+      N = model.layerCount;
+      V = model.info.vocabularySize;
+      longPrompt = [1, ...randomPrompts(1, V, 97, LONG, LONG)[0]];
+    });
+    afterAll(() => model?.dispose());
+
+    it('early exit at E equals the full decode of the model cut to E layers, bit for bit', async () => {
+      const prompt = [1, ...randomPrompts(1, V, 5, 30, 30)[0]];
+      for (let E = 1; E < N; E++) {
+        const cut = await loadModel(slicedArchModel(spec, E));
+        try {
+          const cutCtx = await cut.createContext(CONTEXT);
+          const want = await cutCtx.decodeLayers({ tokens: prompt, outputs: 'all', logits: true });
+          ctx.clear();
+          const got = await ctx.decodeLayers({ tokens: prompt, layers: [0, E], outputs: 'all', logits: true });
+          expect(got.logits!.length).toBe(want.logits!.length);
+          expect(Buffer.from(got.logits!.buffer).equals(Buffer.from(want.logits!.buffer)), `E=${E}`).toBe(true);
+        } finally {
+          cut.dispose();
+        }
+      }
+    });
+
+    it('verification from cached layer-E states equals plain decoding after the sliding-window cache wraps', async () => {
+      const ref = await model.createContext(CONTEXT);
+      const drafts = randomPrompts(1, V, 98, 6, 6)[0];
+      const probe = [7];
+      await prefill(ref, longPrompt);
+      const full = await ref.decodeLayers({ tokens: drafts, outputs: 'all', logits: true });
+      const fullNext = await ref.decodeLayers({ tokens: probe, logits: true });
+      for (let E = 1; E < N; E++) {
+        ctx.clear();
+        await prefill(ctx, longPrompt);
+        for (const t of drafts) await ctx.decodeLayers({ tokens: [t], layers: [0, E], outputs: 'none' });
+        const ver = await ctx.decodeLayers({ layers: [E, N], outputs: 'all', logits: true });
+        expect(relErr(ver.logits!, full.logits!), `E=${E}`).toBeLessThan(1e-4);
+        // the KV cache now behaves like one filled by plain decoding
+        const next = await ctx.decodeLayers({ tokens: probe, logits: true });
+        expect(relErr(next.logits!, fullNext.logits!), `E=${E} next`).toBeLessThan(1e-4);
+      }
+    });
+
+    it('greedy self-speculative output equals plain greedy output (every E, draft lengths 1, 3, 6)', async () => {
+      const prompts = [longPrompt, [1, ...randomPrompts(1, V, 99, 5, 5)[0]]];
+      let drafted = 0;
+      for (const prompt of prompts) {
+        const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
+        for (let E = 1; E < N; E++) {
+          for (const d of [1, 3, 6]) {
+            const r = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
+            expect(r.tokens, `E=${E} d=${d} prompt of ${prompt.length}`).toEqual(plain.tokens);
+            drafted += r.speculative!.drafted;
+          }
+        }
+      }
+      expect(drafted).toBeGreaterThan(0);
+    });
+
+    it('a fitted draft head raises held-out agreement, and greedy output stays identical with it', async () => {
+      const E = 2;
+      const fitCtx = await model.createContext({ contextSize: 1024, threads: 1, ...EXACT });
+      const head = await fitDraftHead(fitCtx, { exitLayer: E, selfGenerate: { positions: 1500 }, steps: 40 });
+      const s = head.stats!;
+      expect(s.agreementAfter).toBeGreaterThan(s.agreementBefore);
+      for (const prompt of [longPrompt, [1, 40, 41, 42]]) {
+        const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
+        for (const d of [1, 3, 6]) {
+          const r = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d, draftHead: head } }).result;
+          expect(r.tokens, `d=${d}`).toEqual(plain.tokens);
+        }
+      }
+    }, 120_000);
+
+    it('speculative sampling keeps the full model distribution (chi-square)', async () => {
+      const prompt = [1, 10, 11, 12];
+      const sampling = { temperature: 1.5, topK: 6 };
+      const exact = await exactSampleDistribution(ctx, prompt, sampling, 2);
+      await expectSamplesFollow(exact, 500, 2, async (seed) => {
+        const r = await ctx.generate(prompt, { ...sampling, seed, maxTokens: 3, selfSpeculative: { exitLayer: N - 2, draftTokens: 3 } }).result;
+        expect(r.speculative!.drafted).toBeGreaterThan(0);
+        return r.tokens;
+      });
+    }, 60_000);
+  });
+}
+
+describe('refused architectures', () => {
+  it('a hybrid model (lfm2) refuses layer ranges by name and reason, and still decodes plainly', async () => {
+    const model = await loadModel(archModel(archSpec('lfm2')));
+    try {
+      const ctx = await model.createContext(CONTEXT);
+      const plain = await ctx.generate([1, 5, 6, 7], { maxTokens: 8 }).result;
+      expect(plain.tokens.length).toBe(8);
+      // options are checked when generate() is called, as every other option is
+      const speculative = () => ctx.generate([1, 5, 6, 7], { maxTokens: 8, selfSpeculative: { exitLayer: 1 } });
+      expect(speculative).toThrow(UnsupportedArchitectureError);
+      expect(speculative).toThrow(/selfSpeculative: .*lfm2 is a recurrent or hybrid model/);
+      await expect(ctx.decodeLayers({ tokens: [1, 5], layers: [0, 1] })).rejects.toThrow(/decodeLayers: layer-range decoding is not available.*lfm2/);
+      // the refusal lost nothing: plain decoding goes on
+      const again = await ctx.generate([1, 5, 6, 7], { maxTokens: 8 }).result;
+      expect(again.tokens).toEqual(plain.tokens);
+    } finally {
+      model.dispose();
+    }
+  });
+});
