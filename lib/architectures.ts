@@ -3,6 +3,7 @@
 // decoding, draft heads) need a graph builder that calls the patch's shared exit
 // (llm_graph_context::build_layer_exit, patch 0012); llm_arch_supports_layer_range in
 // llama-arch.cpp is the native side of the same list, and refuses whatever is missing here.
+import { TAIL_ARCHITECTURES } from './draft-head/base-weights.js';
 import { UnsupportedArchitectureError } from './errors.js';
 
 /** Architectures whose graph builders honour layer ranges (the patch converted them). */
@@ -71,5 +72,12 @@ export interface ArchitectureSupport {
 
 export function architectureSupport(arch: string): ArchitectureSupport {
   const ranges = layerRangeRefusal(arch) === null;
-  return { plain: true, earlyExit: ranges, selfSpeculative: ranges, draftHead: ranges, training: TRAINING_ARCHITECTURES.includes(arch) };
+  // a draft head also needs the fitter to know the architecture's tail (norm, softcap, logit scale, bias)
+  return {
+    plain: true,
+    earlyExit: ranges,
+    selfSpeculative: ranges,
+    draftHead: ranges && TAIL_ARCHITECTURES.includes(arch),
+    training: TRAINING_ARCHITECTURES.includes(arch),
+  };
 }

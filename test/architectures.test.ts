@@ -4,8 +4,9 @@
 // equals plain decoding, greedy self-speculative output equals plain greedy output with and without
 // a fitted draft head, and speculative sampling keeps the full model's distribution. Refused
 // architectures give a clear error and still decode plainly.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
+import { architectureSupport, fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
 import { RANDOM_ARCHS, type RandomArch } from '../lib/gguf/index.js';
 import { archModel, archSpec, slicedArchModel } from './arch-models.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, randomPrompts, relErr } from './helpers.js';
@@ -142,5 +143,24 @@ describe('refused architectures', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe("the README's architecture table", () => {
+  it('says for each named architecture what architectureSupport says', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Architectures'), readme.indexOf('## Concurrent sequences'));
+    const rows = section.split('\n').filter((l) => l.startsWith('| `') && /\| (yes|no) \|/.test(l));
+    const seen = new Set<string>();
+    for (const row of rows) {
+      const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+      const flags = cells.slice(2).map((c) => c === 'yes');
+      for (const [, arch] of cells[0].matchAll(/`([^`*]+)`/g)) {
+        const s = architectureSupport(arch);
+        expect(flags, arch).toEqual([s.plain, s.earlyExit, s.selfSpeculative, s.draftHead, s.training]);
+        seen.add(arch);
+      }
+    }
+    for (const arch of LAYER_RANGE_ARCHITECTURES) expect(seen).toContain(arch);
   });
 });
