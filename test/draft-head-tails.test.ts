@@ -2,18 +2,23 @@
 // src/models/<arch>.cpp): readModelTail reads the norm kind and epsilon, the norm and output
 // biases, the logit scale and the final softcapping from the GGUF file, refusing what it cannot
 // describe; the native adapter trainer's loss and gradient with each tail op match a JS reference
-// of the same forward computation; a draft vocabulary is refused for a model with an output bias.
+// of the same forward computation; the tail it reads from random models of every layer-range
+// architecture reproduces llama.cpp's own logits from the final residual; a draft vocabulary is
+// refused for a model with an output bias.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readModelTail, trainerTail, type ModelTail } from '../lib/draft-head/base-weights.js';
+import { LAYER_RANGE_ARCHITECTURES } from '../lib/architectures.js';
+import { lmHeadTensor, readModelTail, TAIL_ARCHITECTURES, trainerTail, type ModelTail } from '../lib/draft-head/base-weights.js';
 import { DraftHead, modelIdentity } from '../lib/draft-head/draft-head.js';
 import { checkDraftVocabularySupported, nativeDraftHead, resolveDraftHead, type HeadBase } from '../lib/draft-head/install.js';
 import { GgmlType } from '../lib/gguf/constants.js';
-import { readGgufInfo, type GgufFileInfo } from '../lib/gguf/reader.js';
+import { readGgufInfo, readTensorBytes, readTensorF32, type GgufFileInfo } from '../lib/gguf/reader.js';
+import { writeRandomModel, type RandomArch } from '../lib/gguf/random-model.js';
 import { ggufValue, type GgufMetadataValue } from '../lib/gguf/types.js';
 import { writeGguf, type GgufTensorInput } from '../lib/gguf/writer.js';
+import { fitDraftHead, loadModel } from '../lib/index.js';
 import type { NativeModelInfo, NativeTrainTail } from '../lib/native-contract.js';
 import { native } from '../lib/native.js';
 import { Rng } from '../lib/sampling.js';
@@ -354,4 +359,115 @@ describe('installing heads on other architectures', () => {
     const full = resolveDraftHead(head(qwen2, null), qwen2);
     expect(nativeDraftHead(full, qwen2)).toEqual({ bias: ones(8) });
   });
+});
+
+// ---- the tail as read reproduces llama.cpp's logits, on random models of each architecture ----
+
+/** A copy of a GGUF file with extra metadata keys and tensors. */
+function withExtras(src: string, dst: string, keys: [string, GgufMetadataValue][], tensors: GgufTensorInput[]): string {
+  const info = readGgufInfo(src);
+  const copied = info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: new Uint8Array(readTensorBytes(src, t)) }));
+  writeGguf(dst, [...info.metadata.entries(), ...keys], [...copied, ...tensors]);
+  return dst;
+}
+
+/** The tail applied in float64 to final residual rows: logits [rows][V]. */
+function tailLogits(tail: ModelTail, head: Float32Array, hidden: Float32Array, D: number): Float64Array {
+  const V = head.length / D;
+  const rows = hidden.length / D;
+  const ref = trainerTail(tail, D, null);
+  const out = new Float64Array(rows * V);
+  for (let r = 0; r < rows; r++) {
+    const x = Array.from(hidden.subarray(r * D, (r + 1) * D));
+    const mean = ref.norm === 'layer' ? x.reduce((a, v) => a + v, 0) / D : 0;
+    const scale = 1 / Math.sqrt(x.reduce((a, v) => a + (v - mean) ** 2, 0) / D + ref.eps);
+    const y = x.map((v, d) => (v - mean) * scale * ref.normWeight[d] + (ref.normBias?.[d] ?? 0));
+    for (let v = 0; v < V; v++) {
+      let l = 0;
+      for (let d = 0; d < D; d++) l += head[v * D + d] * y[d];
+      if (ref.outputBias) l += ref.outputBias[v];
+      if (ref.logitFactor !== undefined) l *= ref.logitFactor;
+      if (ref.finalSoftcap !== undefined) l = ref.finalSoftcap * Math.tanh(l / ref.finalSoftcap);
+      out[r * V + v] = l;
+    }
+  }
+  return out;
+}
+
+describe('readModelTail reproduces llama.cpp\'s logits from the final residual', () => {
+  it('every layer-range architecture has a known tail', () => {
+    for (const arch of LAYER_RANGE_ARCHITECTURES) expect(TAIL_ARCHITECTURES, arch).toContain(arch);
+  });
+
+  const D = 64;
+  const V = 300;
+  const model = (arch: RandomArch, seed: number) => {
+    const file = join(dir, `model-${arch}-${seed}.gguf`);
+    writeRandomModel(file, {
+      arch, nLayer: 3, nEmbd: D, nHead: 4, nHeadKv: 2, nFf: 128, nVocab: V, nCtx: 128, seed, tensorType: 'f32',
+      ...(arch === 'gemma2' || arch === 'gemma3' || arch === 'gpt-oss' ? { slidingWindow: 8 } : {}),
+      ...(arch === 'qwen3moe' || arch === 'gpt-oss' ? { nExpert: 4, nExpertUsed: 2 } : {}),
+    });
+    return file;
+  };
+  const qwen2Bias = () => withExtras(model('qwen2', 401), join(dir, 'qwen2-bias.gguf'), [],
+    [{ name: 'output.bias', shape: [V], type: GgmlType.F32, data: gaussians(new Rng(4), V, 3) }]);
+  const variants: [string, () => string, (t: ModelTail) => void][] = [
+    ...LAYER_RANGE_ARCHITECTURES.map((arch, i): [string, () => string, (t: ModelTail) => void] => [arch, () => model(arch as RandomArch, 300 + i), (t) => {
+      expect(t.norm.kind).toBe('rms');
+      expect(t.outputBias).toBeUndefined();
+      expect(t.logitFactor).toBe(arch === 'granite' ? 1 / 8 : undefined);
+      expect(t.finalSoftcap).toBe(arch === 'gemma2' ? 30 : undefined);
+    }]),
+    ['qwen2 with output.bias', qwen2Bias, (t) => expect(t.outputBias).toEqual(gaussians(new Rng(4), V, 3))],
+    ['gemma3 with final_logit_softcapping 2', () => withExtras(model('gemma3', 402), join(dir, 'gemma3-softcap.gguf'),
+      [['gemma3.final_logit_softcapping', ggufValue.f32(2)]], []),
+    (t) => expect(t.finalSoftcap).toBe(2)],
+  ];
+
+  it('fitDraftHead refines through granite\'s logit scale, gemma2\'s softcap and qwen2\'s output bias', async () => {
+    const refused = 'a draft vocabulary is not supported for models with an output bias (output.bias); fit the head with the full vocabulary';
+    for (const [file, biased] of [[model('granite', 310), false], [model('gemma2', 311), false], [qwen2Bias(), true]] as const) {
+      const m = await loadModel(file);
+      const ctx = await m.createContext({ contextSize: 256, threads: 1 });
+      if (biased) await expect(fitDraftHead(ctx, { exitLayer: 2, vocabulary: 50 })).rejects.toThrow(refused);
+      const losses: number[] = [];
+      const head = await fitDraftHead(ctx, {
+        exitLayer: 2, selfGenerate: { positions: 600, tokensPerSequence: 60 }, steps: 40, vocabulary: biased ? undefined : 100,
+        onProgress: (p) => p.loss !== undefined && losses.push(p.loss),
+      });
+      expect(head.tokenIds === null, file).toBe(biased);
+      expect(head.stats!.refinementSteps).toBe(40);
+      expect(losses.length).toBeGreaterThan(10);
+      expect(losses.at(-1)!, file).toBeLessThan(losses[0]);
+      m.dispose();
+    }
+  });
+
+  for (const [name, write, expectTail] of variants) {
+    it(name, async () => {
+      const file = write();
+      const info = readGgufInfo(file);
+      const tail = readModelTail(info);
+      expectTail(tail);
+      const m = await loadModel(file);
+      try {
+        expect(m.info.architecture).toBe(tail.architecture);
+        const ctx = await m.createContext({ contextSize: 128, threads: 1, kvCacheType: 'f32', flashAttention: false });
+        const tokens = Array.from({ length: 12 }, (_, i) => 3 + ((i * 37) % (V - 3)));
+        const r = await ctx.decodeLayers({ tokens, layers: [0, m.layerCount], outputs: 'all', logits: true, returnHidden: true });
+        const expected = tailLogits(tail, readTensorF32(file, lmHeadTensor(info)), r.hidden!, D);
+        let num = 0;
+        let den = 0;
+        for (let k = 0; k < expected.length; k++) {
+          num += (r.logits![k] - expected[k]) ** 2;
+          den += expected[k] ** 2;
+        }
+        expect(Math.sqrt(num / den), name).toBeLessThan(1e-5);
+        ctx.dispose();
+      } finally {
+        m.dispose();
+      }
+    });
+  }
 });
