@@ -56,6 +56,14 @@ export interface ContextOptions {
    * the addon batches their concurrent full-model steps into one decode.
    */
   sequences?: number;
+  /**
+   * The KV cache of a sliding-window model's windowed layers (Gemma 2/3, gpt-oss): 'full' (default,
+   * llama.cpp's default) keeps every position, 'window' keeps the window plus one batch, rounded
+   * up to 256 cells, and saves memory on long contexts. Self-speculative decoding needs 'full': the
+   * windowed cache reuses the cells that the newest draft no longer attends to, though verifying
+   * the earlier drafts still needs them. Other models ignore it.
+   */
+  slidingWindowCache?: 'full' | 'window';
 }
 
 /** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
@@ -177,7 +185,8 @@ export class Context {
     const flash = checkEnum('flashAttention', o.flashAttention, [true, false, 'auto'] as const) ?? (native().systemInfo().gpuOffload ? 'auto' : false);
     const fa = flash === 'auto' ? -1 : flash ? 1 : 0;
     const sequences = checkInteger('sequences', o.sequences ?? 1, 1, 64);
-    const nativeOptions = { contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences };
+    const swaFull = (checkEnum('slidingWindowCache', o.slidingWindowCache, ['full', 'window'] as const) ?? 'full') === 'full';
+    const nativeOptions = { contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences, swaFull };
     const handle = await native().createContext(model.handle, nativeOptions);
     return new Context(model, handle, threads, sequences, nativeOptions);
   }
@@ -338,6 +347,11 @@ export class Context {
       const stopTokens = new Set(options.stopTokens === undefined ? [] : this.checkTokens('stopTokens', options.stopTokens));
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
+      if (spec && this.model.info.slidingWindow > 0 && this.nativeOptions.swaFull === false) {
+        // the windowed cache reuses cells that the newest draft no longer attends to, though the
+        // verification of earlier drafts still does: verification would fail (patch 0014), not be wrong
+        throw new RangeError("selfSpeculative: needs slidingWindowCache: 'full' on a sliding-window model (this context keeps only the window)");
+      }
       if (spec?.overlap && this.cores.length > 1) {
         throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
       }

@@ -11,6 +11,8 @@ export interface NativeModelInfo {
   headCountKv: number;
   vocabularySize: number;
   trainContextLength: number;
+  /** The attention window of a sliding-window model's windowed layers; 0 for models without one. */
+  slidingWindow: number;
   parameterCount: number;
   sizeBytes: number;
   specialTokens: { bos: number; eos: number; eot: number; addBos: boolean };
@@ -253,7 +255,7 @@ export interface NativeModelLoad {
 
 export interface NativeContextOptions {
   contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
-  kvCacheType?: string; sequences?: number;
+  kvCacheType?: string; sequences?: number; swaFull?: boolean;
 }
 
 export interface NativeBinding {

@@ -201,6 +201,8 @@ Napi::Value Context::create(const Napi::CallbackInfo & info) {
     params.n_threads = get_int(env, opts, "threads", 1, 1, 1024);
     params.n_threads_batch = get_int(env, opts, "batchThreads", params.n_threads, 1, 1024);
     params.no_perf = true;
+    // a sliding-window model's windowed layers: a full-size cache, or the window plus one batch
+    if (opts.Has("swaFull") && opts.Get("swaFull").IsBoolean()) params.swa_full = opts.Get("swaFull").As<Napi::Boolean>();
     int32_t fa = get_int(env, opts, "flashAttention", -1, -1, 1);
     params.flash_attn_type = (llama_flash_attn_type)fa;
     if (opts.Has("kvCacheType") && opts.Get("kvCacheType").IsString()) {

@@ -249,6 +249,7 @@ Napi::Value Model::info(const Napi::CallbackInfo & info) {
     o.Set("headCountKv", llama_model_n_head_kv(model_));
     o.Set("vocabularySize", llama_vocab_n_tokens(v));
     o.Set("trainContextLength", llama_model_n_ctx_train(model_));
+    o.Set("slidingWindow", llama_model_n_swa(model_));
     o.Set("parameterCount", (double)llama_model_n_params(model_));
     o.Set("sizeBytes", (double)llama_model_size(model_));
     Napi::Object special = Napi::Object::New(env);

@@ -1,9 +1,10 @@
 // Layer ranges beyond LLaMA (patches 0012-0014): for every converted architecture, on a random model
-// with GQA and a sliding window of 8 (prompts long enough to wrap the 256-cell sliding-window cache),
-// early exit equals the model cut to E layers bit for bit, verification from cached layer-E states
-// equals plain decoding, greedy self-speculative output equals plain greedy output with and without
-// a fitted draft head, and speculative sampling keeps the full model's distribution. Refused
-// architectures give a clear error and still decode plainly.
+// with GQA and a sliding window of 8 (prompts of 280 tokens, far past the window): early exit equals
+// the model cut to E layers bit for bit; verification from cached layer-E states equals plain
+// decoding, also after the 256-cell windowed cache has wrapped; greedy self-speculative output equals
+// plain greedy output with and without a fitted draft head; speculative sampling keeps the full
+// model's distribution. A windowed cache that lost a draft's window fails the verification.
+// Refused architectures give a clear error and still decode plainly.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { architectureSupport, fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
@@ -11,9 +12,10 @@ import { RANDOM_ARCHS, type RandomArch } from '../lib/gguf/index.js';
 import { archModel, archSpec, slicedArchModel } from './arch-models.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, randomPrompts, relErr } from './helpers.js';
 
-// batchSize 32 makes the sliding-window cache 256 cells (PAD(n_swa + n_ubatch, 256)), so a prompt
-// of 280 tokens wraps it
 const CONTEXT = { contextSize: 1024, batchSize: 32, threads: 1, ...EXACT } as const;
+// slidingWindowCache 'window' with batchSize 32 makes the sliding-window cache 256 cells
+// (PAD(n_swa + n_ubatch, 256)) instead of the whole context, so a prompt of 280 tokens wraps it
+const WINDOWED = { ...CONTEXT, slidingWindowCache: 'window' } as const;
 const LONG = 280;
 const TOKENS = 24;
 
@@ -63,20 +65,21 @@ for (const arch of LAYER_RANGE_ARCHITECTURES as RandomArch[]) {
     });
 
     it('verification from cached layer-E states equals plain decoding after the sliding-window cache wraps', async () => {
-      const ref = await model.createContext(CONTEXT);
+      const ref = await model.createContext(WINDOWED);
+      const win = await model.createContext(WINDOWED);
       const drafts = randomPrompts(1, V, 98, 6, 6)[0];
       const probe = [7];
       await prefill(ref, longPrompt);
       const full = await ref.decodeLayers({ tokens: drafts, outputs: 'all', logits: true });
       const fullNext = await ref.decodeLayers({ tokens: probe, logits: true });
       for (let E = 1; E < N; E++) {
-        ctx.clear();
-        await prefill(ctx, longPrompt);
-        for (const t of drafts) await ctx.decodeLayers({ tokens: [t], layers: [0, E], outputs: 'none' });
-        const ver = await ctx.decodeLayers({ layers: [E, N], outputs: 'all', logits: true });
+        win.clear();
+        await prefill(win, longPrompt);
+        for (const t of drafts) await win.decodeLayers({ tokens: [t], layers: [0, E], outputs: 'none' });
+        const ver = await win.decodeLayers({ layers: [E, N], outputs: 'all', logits: true });
         expect(relErr(ver.logits!, full.logits!), `E=${E}`).toBeLessThan(1e-4);
         // the KV cache now behaves like one filled by plain decoding
-        const next = await ctx.decodeLayers({ tokens: probe, logits: true });
+        const next = await win.decodeLayers({ tokens: probe, logits: true });
         expect(relErr(next.logits!, fullNext.logits!), `E=${E} next`).toBeLessThan(1e-4);
       }
     });
@@ -124,6 +127,29 @@ for (const arch of LAYER_RANGE_ARCHITECTURES as RandomArch[]) {
     }, 60_000);
   });
 }
+
+describe('a windowed sliding-window cache that no longer holds a draft\'s window', () => {
+  it('fails the verification (never a wrong answer) and leaves the context usable', async () => {
+    // 10 prompt tokens and 252 drafts fill the 256-cell cache past its start: it then holds
+    // positions [6, 261], so position 10 is there but its window [3, 10] is not
+    const model = await loadModel(archModel(archSpec('gemma3')));
+    try {
+      const ctx = await model.createContext(WINDOWED);
+      expect(() => ctx.generate([1, 2, 3], { selfSpeculative: { exitLayer: 2 } })).toThrow(/slidingWindowCache: 'full'/);
+      const prompt = [1, ...randomPrompts(1, model.info.vocabularySize, 96, 9, 9)[0]];
+      await ctx.decodeLayers({ tokens: prompt, outputs: 'none' });
+      for (let i = 0; i < 252; i++) await ctx.decodeLayers({ tokens: [5 + (i % 50)], layers: [0, 2], outputs: 'none' });
+      await expect(ctx.decodeLayers({ layers: [2, model.layerCount], count: 1, logits: true })).rejects.toThrow(/no longer holds the window of position 10/);
+      ctx.clear();
+      const ref = await model.createContext(WINDOWED);
+      const want = await ref.decodeLayers({ tokens: prompt, logits: true });
+      const got = await ctx.decodeLayers({ tokens: prompt, logits: true });
+      expect(relErr(got.logits!, want.logits!)).toBeLessThan(1e-6);
+    } finally {
+      model.dispose();
+    }
+  });
+});
 
 describe('refused architectures', () => {
   it('a hybrid model (lfm2) refuses layer ranges by name and reason, and still decodes plainly', async () => {
