@@ -2,6 +2,7 @@
 // The `layerskip` command line. Each command lives in its own module here; they share one argument
 // parser (args.ts). Usage errors (unknown flags, bad values) exit with status 2 and the usage text;
 // other failures exit with status 1 and the error's message.
+import { layerRangeRefusal } from '../architectures.js';
 import { loadModel } from '../model.js';
 import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../quantize.js';
 import type { GenerateOptions } from '../context.js';
@@ -116,6 +117,8 @@ async function info(argv: string[]): Promise<void> {
       ['training context', i.trainContextLength], ['parameters', i.parameterCount], ['size (bytes)', i.sizeBytes],
       ['special tokens', `bos ${i.specialTokens.bos}, eos ${i.specialTokens.eos}, eot ${i.specialTokens.eot}, add bos ${i.specialTokens.addBos}`],
       ['chat template', i.chatTemplate ? `${i.chatTemplate.length} characters` : 'none'],
+      ['sliding window', i.slidingWindow || 'none'],
+      ['layer ranges', layerRangeRefusal(i.architecture) ?? 'yes (early exit, self-speculative decoding, draft heads)'],
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(18)} ${v}\n`);
   }
