@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { architectureSupport, fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
-import { RANDOM_ARCHS, type RandomArch } from '../lib/gguf/index.js';
+import { getGgufMetadata, RANDOM_ARCHS, readGgufInfo, type RandomArch } from '../lib/gguf/index.js';
 import { archModel, archSpec, slicedArchModel } from './arch-models.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, randomPrompts, relErr } from './helpers.js';
 
@@ -127,6 +127,28 @@ for (const arch of LAYER_RANGE_ARCHITECTURES as RandomArch[]) {
     }, 60_000);
   });
 }
+
+describe('a family tokenizer', () => {
+  it('qwen2 with the real Qwen2 vocabulary (ggml-vocab-qwen2.gguf): text prompts, greedy self-speculative equals plain', async () => {
+    const vocabFile = new URL('../deps/llama.cpp/models/ggml-vocab-qwen2.gguf', import.meta.url).pathname;
+    const tokens = getGgufMetadata(readGgufInfo(vocabFile), 'tokenizer.ggml.tokens') as readonly string[];
+    const spec = { ...archSpec('qwen2'), nEmbd: 32, nHead: 4, nHeadKv: 2, nFf: 64, nVocab: tokens.length, vocabFrom: vocabFile };
+    const model = await loadModel(archModel(spec));
+    try {
+      expect(model.info.vocabularySize).toBe(tokens.length);
+      const ctx = await model.createContext(CONTEXT);
+      const prompt = 'The quick brown fox jumps over the lazy dog. 你好，世界！';
+      expect(model.detokenize(model.tokenize(prompt, { addBos: false }))).toBe(prompt);
+      const plain = await ctx.generate(prompt, { maxTokens: 16 }).result;
+      for (const d of [1, 3]) {
+        const r = await ctx.generate(prompt, { maxTokens: 16, selfSpeculative: { exitLayer: 2, draftTokens: d } }).result;
+        expect(r.tokens).toEqual(plain.tokens);
+      }
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+});
 
 describe('a windowed sliding-window cache that no longer holds a draft\'s window', () => {
   it('fails the verification (never a wrong answer) and leaves the context usable', async () => {
