@@ -4,12 +4,14 @@
 // rejection says what is wrong with the file, and the loader never reaches those paths.
 //
 // Structure (the GGUF reader), hyper-parameter ranges, tensor types per role and the vocabulary
-// are checked for every architecture; tensor shapes against the hyper-parameters for LLaMA, the
-// architecture the library's layer-range patch serves (llama.cpp checks the others' shapes itself).
+// are checked for every architecture; tensor names and shapes against the hyper-parameters for the
+// architectures the layer-range patch converted (model-validation-shapes.ts has the rules; llama.cpp
+// checks the others' shapes itself).
 import { GgmlType, ggmlTypeName, type GgmlTypeName } from './gguf/constants.js';
-import { readGgufInfo, type GgufFileInfo, type GgufTensorInfo } from './gguf/reader.js';
+import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
 import type { GgufMetadataValue } from './gguf/types.js';
 import { isRecurrentOrHybrid } from './architectures.js';
+import { checkArchTensors, type ShapeHyperparameters } from './model-validation-shapes.js';
 
 /** What kind of fault a model file has. */
 export type ModelFileFault =
@@ -81,7 +83,7 @@ export function checkModelInfo(info: GgufFileInfo): void {
   const hp = checkHyperparameters(info, arch, fail);
   const nVocab = checkVocabulary(info, fail);
   checkTensorTypes(info, fail);
-  if (arch === 'llama') checkLlamaTensors(info, hp, nVocab, fail);
+  checkArchTensors(arch, info.tensors, { ...hp, nVocab }, fail);
 }
 
 type Fail = (fault: ModelFileFault, detail: string) => never;
@@ -143,6 +145,12 @@ function perLayerIntKey(info: GgufFileInfo, key: string, nLayer: number, min: nu
   return out;
 }
 
+/** An integer scalar's value, else undefined (no checks). */
+function integerValue(info: GgufFileInfo, key: string): number | undefined {
+  const v = info.metadata.get(key);
+  return v !== undefined && INTEGER_TYPES.has(v.type) ? scalarNumber(v) : undefined;
+}
+
 function floatKey(info: GgufFileInfo, key: string, min: number, max: number, fail: Fail, openMin = false): number | undefined {
   const v = info.metadata.get(key);
   if (v === undefined) return undefined;
@@ -156,18 +164,8 @@ function floatKey(info: GgufFileInfo, key: string, min: number, max: number, fai
 
 // ---- hyper-parameters ---------------------------------------------------------------------------
 
-interface Hyperparameters {
-  nLayer: number;
-  nEmbd: number;
-  nHead: number[];
-  nHeadKv: number[];
-  nFf: number[] | undefined;
-  headK: number;
-  headV: number;
-  nExpert: number;
-}
-
-function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Hyperparameters {
+/** Reads and range-checks the hyper-parameters; returns what the shape rules need. */
+function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Omit<ShapeHyperparameters, 'nVocab'> {
   const k = (name: string) => `${arch}.${name}`;
   const nLayer = intKey(info, k('block_count'), 1, MAX_LAYERS, fail, true)!;
   intKey(info, k('context_length'), 1, 2 ** 31 - 1, fail, true);
@@ -186,10 +184,21 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Hyp
   const keyLength = intKey(info, k('attention.key_length'), 1, 2 ** 16, fail);
   const valueLength = intKey(info, k('attention.value_length'), 1, 2 ** 16, fail);
   if (h0 > 0 && keyLength === undefined && nEmbd % h0 !== 0) fail('hyperparameter', `embedding_length ${nEmbd} is not a multiple of attention.head_count ${h0}`);
-  const headK = keyLength ?? (h0 > 0 ? nEmbd / h0 : 0);
-  const headV = valueLength ?? (h0 > 0 ? nEmbd / h0 : 0);
+  const headK = keyLength ?? (h0 > 0 ? Math.floor(nEmbd / h0) : 0); // llama.cpp's integer division
+  const headV = valueLength ?? (h0 > 0 ? Math.floor(nEmbd / h0) : 0);
   const nRot = intKey(info, k('rope.dimension_count'), 0, 2 ** 16, fail);
   if (nRot !== undefined && (nRot % 2 !== 0 || nRot > headK)) fail('hyperparameter', `rope.dimension_count ${nRot} must be even and at most the head size ${headK}`);
+  const full = { k: headK, v: headV, rot: nRot ?? headK };
+  // The keys below are read without range checks: only the shape rules use them, for the
+  // architectures they cover, and a wrong value there shows as a wrong size. (llama.cpp refuses
+  // ill-typed values itself, and ignores an array as the sliding-window period.)
+  const swa = {
+    k: integerValue(info, k('attention.key_length_swa')) ?? headK,
+    v: integerValue(info, k('attention.value_length_swa')) ?? headV,
+    rot: integerValue(info, k('rope.dimension_count_swa')) ?? full.rot,
+  };
+  const slidingWindow = integerValue(info, k('attention.sliding_window'));
+  const swaPattern = integerValue(info, k('attention.sliding_window_pattern'));
 
   const rmsEps = floatKey(info, k('attention.layer_norm_rms_epsilon'), 0, 1, fail, true);
   // llama.cpp's own saver (llama_model_save_to_file, used by trainModel) writes every
@@ -216,8 +225,16 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Hyp
   }
   const groups = intKey(info, k('expert_group_count'), 0, MAX_EXPERTS, fail) ?? 0;
   if (groups > 0 && (nExpert === 0 || groups >= nExpert)) fail('hyperparameter', `expert_group_count ${groups} needs expert_count above it`);
-  intKey(info, k('nextn_predict_layers'), 0, nLayer, fail);
-  return { nLayer, nEmbd, nHead, nHeadKv, nFf, headK, headV, nExpert };
+  const nextn = intKey(info, k('nextn_predict_layers'), 0, nLayer, fail) ?? 0;
+  const ffExp = info.metadata.get(k('expert_feed_forward_length'));
+  const nFfExp = ffExp?.type === 'array' && INTEGER_TYPES.has(ffExp.itemType) ? Number(ffExp.value[0]) : integerValue(info, k('expert_feed_forward_length'));
+  const nFfShexp = integerValue(info, k('expert_shared_feed_forward_length')) ?? 0;
+  const labels = info.metadata.get(k('classifier.output_labels'));
+  const nClsOut = labels?.type === 'array' && labels.value.length > 0 ? labels.value.length : 1;
+  return {
+    blockCount: nLayer, nextn, nEmbd, nHead, nHeadKv, nFf, full, swa, slidingWindow, swaPattern,
+    nExpert, nExpertUsed: used[0], nFfExp, nFfShexp, nClsOut,
+  };
 }
 
 // ---- vocabulary ---------------------------------------------------------------------------------
@@ -303,52 +320,5 @@ function checkTensorTypes(info: GgufFileInfo, fail: Fail): void {
     } else if (!MATRIX_TYPES.has(type)) {
       fail('tensor-type', `${t.name} is ${type}, which has no matrix multiplication (${[...MATRIX_TYPES].slice(0, 8).join(', ')}, ...)`);
     }
-  }
-}
-
-function checkLlamaTensors(info: GgufFileInfo, hp: Hyperparameters, nVocab: number, fail: Fail): void {
-  const byName = new Map(info.tensors.map((t) => [t.name, t]));
-  const expect = (name: string, shape: number[], required = true): GgufTensorInfo | undefined => {
-    const t = byName.get(name);
-    if (!t) {
-      if (required) fail('tensor-missing', `tensor ${name} is missing`);
-      return undefined;
-    }
-    const got = t.shape.slice();
-    while (got.length > shape.length && got[got.length - 1] === 1) got.pop();
-    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      fail('tensor-shape', `${name} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    }
-    return t;
-  };
-  const { nEmbd, nLayer } = hp;
-  expect('token_embd.weight', [nEmbd, nVocab]);
-  expect('output_norm.weight', [nEmbd]);
-  expect('output.weight', [nEmbd, nVocab], false);
-  if (hp.nHead[0] === 0) fail('hyperparameter', 'llama.attention.head_count is missing or 0');
-  if (hp.nExpert === 0 && hp.nFf === undefined) fail('hyperparameter', 'llama.feed_forward_length is missing');
-  for (let il = 0; il < nLayer; il++) {
-    const at = <T>(a: T[]) => a[Math.min(il, a.length - 1)];
-    const nHead = at(hp.nHead);
-    const nHeadKv = at(hp.nHeadKv);
-    const b = `blk.${il}.`;
-    expect(`${b}attn_norm.weight`, [nEmbd]);
-    expect(`${b}attn_q.weight`, [nEmbd, hp.headK * nHead]);
-    expect(`${b}attn_k.weight`, [nEmbd, hp.headK * nHeadKv]);
-    expect(`${b}attn_v.weight`, [nEmbd, hp.headV * nHeadKv]);
-    expect(`${b}attn_output.weight`, [hp.headV * nHead, nEmbd]);
-    expect(`${b}ffn_norm.weight`, [nEmbd]);
-    if (hp.nExpert === 0) {
-      const nFf = at(hp.nFf!);
-      if (nFf === 0) fail('hyperparameter', `llama.feed_forward_length is 0 for layer ${il}`);
-      expect(`${b}ffn_gate.weight`, [nEmbd, nFf]);
-      expect(`${b}ffn_up.weight`, [nEmbd, nFf]);
-      expect(`${b}ffn_down.weight`, [nFf, nEmbd]);
-    }
-  }
-  const layerOf = /^blk\.(\d+)\./;
-  for (const t of info.tensors) {
-    const m = layerOf.exec(t.name);
-    if (m && Number(m[1]) >= nLayer) fail('tensor-shape', `tensor ${t.name} is past the ${nLayer} layers of llama.block_count`);
   }
 }
