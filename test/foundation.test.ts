@@ -111,8 +111,10 @@ describe('batch decoding equals token-by-token decoding', () => {
   const cases: (readonly [string, string, number])[] = [
     ['stories260K', STORIES, 1e-4],
     ...Object.entries(SHAPES).map(([name, spec]) => [name, randomModel(spec), 1e-4] as const),
-    // F16 weights: the batched and single-row kernels round activations to F16 differently (~3e-4)
-    ...Object.entries(F16_SHAPES).map(([name, spec]) => [name, randomModel(spec), 2e-3] as const),
+    // F16 weights: the batched and single-row kernels round activations to F16 differently, by a
+    // margin that depends on the CPU's kernels: ~3e-4 with AVX2, 2.9e-3 with AVX-512 on a Xeon
+    // (AMX, whose buffer type used to take F16 matrices there, is off in source builds)
+    ...Object.entries(F16_SHAPES).map(([name, spec]) => [name, randomModel(spec), 5e-3] as const),
   ];
   for (const [name, path, tolerance] of cases) {
     it(name, async () => {
