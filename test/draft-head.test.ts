@@ -46,6 +46,19 @@ describe('calibration on stories260K (self-generated text)', () => {
     expect(s.agreementAfter).toBeGreaterThan(s.agreementRidge + 0.05);
   }, 120_000);
 
+  it('keeps the ridge adapter when the refinement agrees less held out', async () => {
+    // a learning rate of 1 wrecks the adapter in a few AdamW steps
+    const h = await fitDraftHead(ctx, { exitLayer: 3, selfGenerate: { positions: 2000 }, steps: 20, learningRate: 1 });
+    const s = h.stats!;
+    expect(s.agreementRefined!).toBeLessThan(s.agreementRidge);
+    expect(s.refinementKept).toBe(false);
+    expect(s.agreementAfter).toBe(s.agreementRidge);
+    // the head holds the ridge adapter: refitting without refinement gives the same one
+    const ridge = await fitDraftHead(ctx, { exitLayer: 3, selfGenerate: { positions: 2000 }, steps: 0 });
+    expect(h.adapter).toEqual(ridge.adapter);
+    expect(h.bias).toEqual(ridge.bias);
+  }, 120_000);
+
   it('round-trips through its file and raises the acceptance of generation', async () => {
     head.save(file);
     const loaded = DraftHead.load(file);

@@ -2,6 +2,7 @@
 // and writes it as a small GGUF file, with a progress bar on the terminal.
 import { readFileSync } from 'node:fs';
 import { fitDraftHead, type FitDraftHeadOptions } from '../draft-head/fit.js';
+import type { DraftHeadStats } from '../draft-head/draft-head.js';
 import { loadModel } from '../model.js';
 import { intFlag, numberFlag, parse, required, UsageError } from './args.js';
 import { progressBar } from './progress.js';
@@ -58,7 +59,7 @@ export async function calibrateCommand(argv: string[]): Promise<void> {
     process.stderr.write(
       `exit layer ${exitLayer}/${model.layerCount}: held-out agreement ${s.agreementBefore.toFixed(3)} (plain exit) -> ` +
         (head.tokenIds ? `${s.agreementVocabulary.toFixed(3)} (draft vocabulary alone) -> ` : '') +
-        `${s.agreementRidge.toFixed(3)} (ridge, lambda ${s.ridgeLambda}) -> ${s.agreementAfter.toFixed(3)} (refined, ${s.refinementSteps} steps); ` +
+        `${s.agreementRidge.toFixed(3)} (ridge, lambda ${s.ridgeLambda}) -> ${refinement(s)}; ` +
         `${head.tokenIds ? `draft vocabulary ${head.tokenIds.length} tokens (coverage ${(s.vocabularyCoverage * 100).toFixed(1)}%)` : 'full vocabulary'}; ` +
         `${s.fitPositions} fit + ${s.heldOutPositions} held-out positions; ${(s.calibrationMs / 1000).toFixed(1)} s\nwrote ${out}\n`,
     );
@@ -66,4 +67,10 @@ export async function calibrateCommand(argv: string[]): Promise<void> {
     bar.end();
     model.dispose();
   }
+}
+
+/** The refinement's part of the calibration line: kept, or discarded for the ridge adapter. */
+function refinement(s: DraftHeadStats): string {
+  if (s.agreementRefined === undefined || s.refinementKept !== false) return `${s.agreementAfter.toFixed(3)} (refined, ${s.refinementSteps} steps)`;
+  return `${s.agreementRefined.toFixed(3)} (refined, ${s.refinementSteps} steps: worse held out, the ridge adapter is kept)`;
 }

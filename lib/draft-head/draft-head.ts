@@ -21,8 +21,12 @@ export interface DraftHeadStats {
   agreementVocabulary: number;
   /** Held-out agreement with the closed-form (ridge) adapter (and the draft vocabulary). */
   agreementRidge: number;
-  /** Held-out agreement with this head (adapter after refinement, and the draft vocabulary). */
+  /** Held-out agreement with this head (its adapter and the draft vocabulary). */
   agreementAfter: number;
+  /** Held-out agreement with the refined adapter, when a refinement ran (kept or not). */
+  agreementRefined?: number;
+  /** Whether the head holds the refined adapter: it is kept only when it agrees at least as well as the ridge one held out. */
+  refinementKept?: boolean;
   ridgeLambda: number;
   refinementSteps: number;
   /** Share of the fit positions' greedy tokens that the draft vocabulary holds. */
