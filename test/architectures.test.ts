@@ -100,20 +100,22 @@ for (const arch of LAYER_RANGE_ARCHITECTURES as RandomArch[]) {
       expect(drafted).toBeGreaterThan(0);
     });
 
-    it('a fitted draft head raises held-out agreement, and greedy output stays identical with it', async () => {
-      const E = 2;
+    it('a fitted draft head raises held-out agreement, and greedy output stays identical with it (every E)', async () => {
       const fitCtx = await model.createContext({ contextSize: 1024, threads: 1, ...EXACT });
-      const head = await fitDraftHead(fitCtx, { exitLayer: E, selfGenerate: { positions: 1500 }, steps: 40 });
-      const s = head.stats!;
-      expect(s.agreementAfter).toBeGreaterThan(s.agreementBefore);
-      for (const prompt of [longPrompt, [1, 40, 41, 42]]) {
-        const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
-        for (const d of [1, 3, 6]) {
-          const r = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d, draftHead: head } }).result;
-          expect(r.tokens, `d=${d}`).toEqual(plain.tokens);
+      for (let E = 1; E < N; E++) {
+        const head = await fitDraftHead(fitCtx, { exitLayer: E, selfGenerate: { positions: 1500 }, steps: 40 });
+        const s = head.stats!;
+        // E = 2 sits just below the damped late layers: a linear map from there has most to learn
+        if (E === 2) expect(s.agreementAfter).toBeGreaterThan(s.agreementBefore);
+        for (const prompt of [longPrompt, [1, 40, 41, 42]]) {
+          const plain = await ctx.generate(prompt, { maxTokens: TOKENS }).result;
+          for (const d of [1, 3, 6]) {
+            const r = await ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d, draftHead: head } }).result;
+            expect(r.tokens, `E=${E} d=${d}`).toEqual(plain.tokens);
+          }
         }
       }
-    }, 120_000);
+    }, 180_000);
 
     it('speculative sampling keeps the full model distribution (chi-square)', async () => {
       const prompt = [1, 10, 11, 12];
