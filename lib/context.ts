@@ -363,7 +363,10 @@ export class Context {
       options.signal?.throwIfAborted();
       if (spec) this.claimHead(core, (spec.draftHead as DraftHead | undefined) ?? null);
       const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(core, prompt as string, options);
-      return new Generation((emit) => this.run(core, tokens, options, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release));
+      return new Generation((emit, stopped) => {
+        const signal = options.signal ? AbortSignal.any([options.signal, stopped]) : stopped;
+        return this.run(core, tokens, { ...options, signal }, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release);
+      });
     } catch (e) {
       release();
       throw e;
@@ -424,7 +427,9 @@ export class Context {
     const nVocab = this.model.info.vocabularySize;
     let reused = 0;
     // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)
+    let abortedWhileLive = false; // an abort after dispose() (a loop left after it) is not the cause
     const onAbort = () => {
+      abortedWhileLive = !this.isDisposed;
       core.view.abort();
       this.drafter?.handle.abort();
     };
@@ -504,8 +509,8 @@ export class Context {
           core.prefix = null;
         }
       }
-      // a native step stopped by abort() or dispose() reports why the caller stopped it
-      if (options.signal?.aborted) throw abortReason(options.signal);
+      // a native step stopped by abort() or dispose() reports why the caller stopped it (the first of them)
+      if (options.signal?.aborted && (abortedWhileLive || !this.isDisposed)) throw abortReason(options.signal);
       if (this.isDisposed) throw new DisposedError('generate (the context was disposed during generation)');
       throw e;
     } finally {

@@ -64,13 +64,14 @@ export class Generation implements AsyncIterable<GenerationChunk> {
   private wake: (() => void) | null = null;
   private finished = false;
   private failure: unknown = null;
+  private readonly stopper = new AbortController();
 
-  /** @internal */
-  constructor(run: (emit: (chunk: GenerationChunk) => void) => Promise<GenerationResult>) {
+  /** @internal `run` stops early when `stop` aborts (abort(), or leaving a for-await loop). */
+  constructor(run: (emit: (chunk: GenerationChunk) => void, stop: AbortSignal) => Promise<GenerationResult>) {
     this.result = run((chunk) => {
       this.queue.push(chunk);
       this.notify();
-    }).then(
+    }, this.stopper.signal).then(
       (r) => {
         this.finished = true;
         this.notify();
@@ -93,17 +94,30 @@ export class Generation implements AsyncIterable<GenerationChunk> {
     w?.();
   }
 
+  /**
+   * Stops the generation: the running decode ends at its next graph node, the context is free again
+   * and `result` rejects with `reason` (default: an AbortError). Nothing happens once it has ended.
+   */
+  abort(reason?: unknown): void {
+    if (!this.finished) this.stopper.abort(reason ?? new DOMException('The generation was aborted', 'AbortError'));
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<GenerationChunk> {
-    for (;;) {
-      if (this.queue.length > 0) {
-        yield this.queue.shift()!;
-        continue;
+    try {
+      for (;;) {
+        if (this.queue.length > 0) {
+          yield this.queue.shift()!;
+          continue;
+        }
+        if (this.finished) {
+          if (this.failure) throw this.failure;
+          return;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
       }
-      if (this.finished) {
-        if (this.failure) throw this.failure;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
+    } finally {
+      // leaving the loop early (break, return, a throw in its body) ends the generation: nobody reads the rest
+      this.abort();
     }
   }
 

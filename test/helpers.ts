@@ -146,3 +146,15 @@ export async function expectSamplesFollow(exact: Map<string, number>, n: number,
   const { stat, dof } = chiSquare(observed, exact, n);
   expect(stat).toBeLessThan(chiSquareCritical(dof));
 }
+
+/**
+ * Resolves at the generation's first chunk with tokens (it is running), without leaving a for-await
+ * loop early: that would abort the generation.
+ */
+export async function untilFirstToken(gen: AsyncIterable<{ tokens: readonly number[] }>): Promise<void> {
+  const it = gen[Symbol.asyncIterator]();
+  for (;;) {
+    const r = await it.next();
+    if (r.done || r.value.tokens.length > 0) return;
+  }
+}

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { DraftHead, loadModel, type Context } from '../lib/index.js';
 import { Rng } from '../lib/sampling.js';
 import type { NativeContext } from '../lib/native.js';
-import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
+import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES, untilFirstToken } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -87,7 +87,7 @@ describe('overlapped generation on stories260K', () => {
     const expected = (await f.ctx.generate('Once upon a time', { maxTokens: 20 }).result).tokens;
     const ac = new AbortController();
     const gen = f.ctx.generate('Once upon a time', { maxTokens: 400, signal: ac.signal, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
-    for await (const chunk of gen) if (chunk.tokens.length > 0) break;
+    await untilFirstToken(gen);
     ac.abort();
     await expect(gen.result).rejects.toMatchObject({ name: 'AbortError' });
     expect((await f.ctx.generate('Once upon a time', { maxTokens: 20, selfSpeculative: { exitLayer: 3, overlap: true } }).result).tokens).toEqual(expected);
@@ -105,7 +105,7 @@ describe('overlapped generation on stories260K', () => {
 
     const other = await f.model.createContext({ contextSize: 512, threads: 1 });
     const doomed = other.generate('Once upon a time', { maxTokens: 400, selfSpeculative: { exitLayer: 3, draftTokens: 3, overlap: true } });
-    for await (const chunk of doomed) if (chunk.tokens.length > 0) break;
+    await untilFirstToken(doomed);
     other.dispose();
     await expect(doomed.result).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
   });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, startRpcServer, type RpcServer } from '../lib/index.js';
 import { freePort } from '../lib/rpc/server.js';
-import { STORIES } from './helpers.js';
+import { STORIES, untilFirstToken } from './helpers.js';
 import { startDelayProxy } from '../bench/tcp-delay-proxy.js';
 
 const PROMPT = 'Once upon a time';
@@ -119,7 +119,7 @@ describe('RPC servers', () => {
     try {
       const ctx = await model.createContext({ contextSize: 512, threads: 1 });
       const gen = ctx.generate(PROMPT, { maxTokens: 400 });
-      for await (const chunk of gen) if (chunk.tokens.length > 0) break; // it is running
+      await untilFirstToken(gen); // it is running
       const t0 = performance.now();
       await doomed.close();
       await expect(gen.result).rejects.toMatchObject({ code: 'ERR_RPC' });

@@ -3,7 +3,7 @@
 // give every sequence exactly that output, plain or self-speculative, whatever the others do.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusyError, DisposedError, loadModel, type Model } from '../lib/index.js';
-import { STORIES } from './helpers.js';
+import { STORIES, untilFirstToken } from './helpers.js';
 
 let model: Model;
 beforeAll(async () => {
@@ -91,7 +91,7 @@ describe('concurrent sequences', () => {
   it('dispose while 3 sequences generate: each rejects with DisposedError; the model goes on', async () => {
     const ctx = await model.createContext({ contextSize: 2048, threads: 1, sequences: 3 });
     const gens = [0, 1, 2].map((i) => ctx.sequence(i).generate(PROMPTS[i], { maxTokens: 200, selfSpeculative: i === 1 ? { exitLayer: 3, draftTokens: 3 } : undefined }));
-    for await (const _ of gens[0]) break;
+    await untilFirstToken(gens[0]);
     ctx.dispose();
     for (const g of gens) await expect(g.result).rejects.toBeInstanceOf(DisposedError);
     expect((await alone(PROMPTS[0], 5))).toHaveLength(5);

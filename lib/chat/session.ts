@@ -69,7 +69,9 @@ export class ChatSession {
       stopTokens: [...(options.stopTokens ?? []), ...this.endOfTurn.tokens],
     });
     this.busy = true;
-    return new Generation(async (emit) => {
+    return new Generation(async (emit, stopped) => {
+      const stop = () => inner.abort(stopped.reason);
+      stopped.addEventListener('abort', stop, { once: true });
       try {
         for await (const chunk of inner) emit(chunk);
         const result = await inner.result;
@@ -77,6 +79,7 @@ export class ChatSession {
         this.history.push(user, message);
         return { ...result, message };
       } finally {
+        stopped.removeEventListener('abort', stop);
         this.busy = false;
       }
     }) as Generation & { result: Promise<ChatTurnResult> };
