@@ -2,7 +2,7 @@
 // -m, one parser for every command (unknown flags and bad values exit 2 with the usage), runtime
 // failures exit 1, and calibrate → generate --draft-head end to end.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,13 @@ const work = mkdtempSync(join(tmpdir(), 'layerskip-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('layerskip CLI', () => {
+  it('--version prints the package version', () => {
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8')) as { version: string };
+    expect(r.stdout).toBe(`layerskip ${pkg.version}\n`);
+  });
+
   it('generate without -m runs the demo model and says so', () => {
     const r = run('generate', '-p', 'Once upon a time', '-n', '24');
     expect(r.status).toBe(0);

@@ -2,6 +2,7 @@
 // The `layerskip` command line. Each command lives in its own module here; they share one argument
 // parser (args.ts). Usage errors (unknown flags, bad values) exit with status 2 and the usage text;
 // other failures exit with status 1 and the error's message.
+import { readFileSync } from 'node:fs';
 import { layerRangeRefusal } from '../architectures.js';
 import { loadModel } from '../model.js';
 import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../quantize.js';
@@ -17,6 +18,7 @@ import { sweepCommand, sweepUsage } from './sweep.js';
 import { trainCommand, trainUsage } from './train.js';
 
 const USAGE = `Usage:
+  layerskip --version
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]
@@ -141,6 +143,12 @@ async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   if (!cmd || cmd === '--help' || cmd === '-h') {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (cmd === '--version' || cmd === '-v') {
+    // dist/cli/index.js and lib/cli/index.ts both sit two folders below the package root
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`layerskip ${pkg.version}\n`);
     return;
   }
   const run = commands[cmd];
