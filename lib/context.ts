@@ -14,6 +14,7 @@ import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
+import { resolveFreeDrafts, type LookupOptions, type ResolvedFreeDrafts } from './decoding/draft-sources.js';
 import { assertLayerRanges } from './architectures.js';
 
 /** Which draft head a native context has installed (null: the model's own exit). */
@@ -123,6 +124,22 @@ export interface GenerateOptions extends SamplingOptions {
   addBos?: boolean;
   /** Draft with the first layers, verify with the rest (LayerSkip); output is unchanged. */
   selfSpeculative?: SelfSpeculativeOptions;
+  /**
+   * Context lookup drafts (decoding/context-lookup.ts): where the newest tokens occurred before in
+   * the prompt or the generated text (in a chat, every earlier turn), a round drafts what followed
+   * them there at no draft cost and verifies it with all layers, when its measured acceptance says
+   * that pays. Alone or with selfSpeculative (an early-exit draft can then continue a lookup draft).
+   * Output is unchanged: greedy equals plain greedy, sampling keeps the model's distribution.
+   */
+  lookup?: boolean | LookupOptions;
+  /**
+   * The expected output ("predicted outputs"), for edits that rewrite most of a text unchanged: rounds
+   * draft the prediction's next tokens, re-aligning after the output departs from it. Output is
+   * unchanged; only speed depends on how well it predicts.
+   */
+  prediction?: string | readonly number[];
+  /** @internal 'eager': take every free draft whole (tests of the accept rule). */
+  freeDraftChoice?: 'measured' | 'eager';
 }
 
 export class Context {
@@ -352,6 +369,9 @@ export class Context {
         // verification of earlier drafts still does: verification would fail (patch 0014), not be wrong
         throw new RangeError("selfSpeculative: needs slidingWindowCache: 'full' on a sliding-window model (this context keeps only the window)");
       }
+      const free = resolveFreeDrafts(options, spec, (text) => this.model.tokenize(text, { addBos: false }),
+        (name, tokens) => Array.from(this.checkTokens(name, tokens)));
+      if (free && spec?.overlap) throw new RangeError('selfSpeculative.overlap cannot be combined with lookup or prediction (an overlapped round is drafted by early exit ahead of time)');
       if (spec?.overlap && this.cores.length > 1) {
         throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
       }
@@ -365,7 +385,7 @@ export class Context {
       const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(core, prompt as string, options);
       return new Generation((emit, stopped) => {
         const signal = options.signal ? AbortSignal.any([options.signal, stopped]) : stopped;
-        return this.run(core, tokens, { ...options, signal }, sampling, maxTokens, stop, stopTokens, spec, emit).finally(release);
+        return this.run(core, tokens, { ...options, signal }, sampling, maxTokens, stop, stopTokens, spec, free, emit).finally(release);
       });
     } catch (e) {
       release();
@@ -420,6 +440,7 @@ export class Context {
     stop: readonly string[],
     stopTokens: ReadonlySet<number>,
     spec: ReturnType<typeof resolveSelfSpeculative> | null,
+    free: ResolvedFreeDrafts | null,
     emit: (chunk: GenerationChunk) => void,
   ): Promise<GenerationResult> {
     const t0 = performance.now();
@@ -472,8 +493,8 @@ export class Context {
       const speculative = drafter
         // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
         ? await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
-        : spec
-          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens)
+        : spec || free
+          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens, free)
           : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
       session.finish();
       const t2 = performance.now();

@@ -11,8 +11,23 @@ export interface GenerationChunk {
   tokens: number[];
 }
 
+/** What one draft source proposed and what the full model kept of it. */
+export interface SourceStats {
+  /** Rounds whose first draft came from this source. */
+  rounds: number;
+  drafted: number;
+  accepted: number;
+  /** Per draft position in the round (0 = the first draft): drafts from this source there, and the accepted ones. */
+  draftedByPosition: number[];
+  acceptedByPosition: number[];
+  /** Drafting time (0 for free sources) and the verification time of the rounds this source began. */
+  draftMs: number;
+  verifyMs: number;
+}
+
 export interface SpeculativeStats {
-  exitLayer: number;
+  /** The early exit's layer; null when only free drafts (lookup, prediction) ran. */
+  exitLayer: number | null;
   /** Draft tokens proposed by early exit. */
   drafted: number;
   /** Draft tokens the full model accepted. */
@@ -34,6 +49,12 @@ export interface SpeculativeStats {
   pipelinedRounds?: number;
   /** With lookup: rounds drafted from the context, their draft tokens and the accepted ones (not in drafted/accepted). */
   lookup?: { rounds: number; drafted: number; accepted: number };
+  /**
+   * Per draft source (early exit, context lookup, the caller's prediction): what it drafted, what
+   * was accepted, per draft position, and the time of its rounds. A round can mix sources (a lookup
+   * draft that early exit continues): each draft counts for its own source.
+   */
+  sources: { earlyExit?: SourceStats; lookup?: SourceStats; prediction?: SourceStats };
 }
 
 export interface GenerationTimings {

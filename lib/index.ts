@@ -17,9 +17,11 @@ export {
   type GenerationResult,
   type GenerationTimings,
   type SpeculativeStats,
+  type SourceStats,
   type StopReason,
 } from './generation.js';
 export type { SelfSpeculativeOptions } from './decoding/self-speculative.js';
+export type { LookupOptions } from './decoding/draft-sources.js';
 export type { SamplingOptions } from './sampling.js';
 export { BusyError, ContextFullError, DisposedError, UnsupportedArchitectureError } from './errors.js';
 export { LAYER_RANGE_ARCHITECTURES, architectureSupport, layerRangeRefusal, type ArchitectureSupport } from './architectures.js';

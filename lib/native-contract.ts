@@ -108,8 +108,29 @@ export interface NativeDraftOptions {
   uniforms?: Float64Array;
   /** Return the layer-`layer` hidden states of the tokens this call decoded (`token`, then the drafts it fed back). */
   returnHidden?: boolean;
+  /**
+   * Forced drafts after `token` (a context lookup's, which early exit continues): `token` and these
+   * go through layers [0, E) in one batch and drafting continues after them. `tokens` of the result
+   * holds only the drafts after the prefix; draft() alone (not draftMany).
+   */
+  prefix?: Int32Array;
   /** The sequence (default 0). */
   sequence?: number;
+}
+
+/** decodeRun: `token` at the next position, then the argmax fed back, up to maxTokens tokens. */
+export interface NativeRunOptions {
+  token: number;
+  maxTokens: number;
+  /** Tokens that end the run after being produced, like end-of-generation tokens. */
+  stopTokens?: Int32Array;
+  sequence?: number;
+}
+
+export interface NativeRunResult {
+  /** The tokens produced; all but the last were also decoded (the last is the next one to feed). */
+  tokens: Int32Array;
+  nativeMs: number;
 }
 
 export interface NativeDraftResult {
@@ -225,6 +246,11 @@ export interface NativeContext {
   /** Full-model decodes of several sequences in one batch (each sequence once). */
   decodeMany(entries: readonly NativeManyEntry[]): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
+  /**
+   * Plain greedy steps in one call (the addon's own loop: one hand-off for several tokens). Absent
+   * on a scheduler's sequence views, whose plain steps batch with other sequences instead.
+   */
+  decodeRun?(options: NativeRunOptions): Promise<NativeRunResult>;
   /** Drafts of several sequences (one exit layer) in one loop: each step is one early-exit batch. */
   draftMany(entries: readonly NativeDraftOptions[]): Promise<NativeDraftResult[]>;
   /** Verifications of several sequences' pending drafts (one exit layer) in one batch. */

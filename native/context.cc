@@ -40,6 +40,7 @@ struct Context::DraftJob {
     // inputs
     int32_t seq = 0;
     int32_t token = 0, layer = 0, max_tokens = 0;
+    std::vector<int32_t> prefix; // forced drafts after `token` (a lookup draft that early exit continues)
     float min_prob = 0;          // stop when a draft's top probability falls below (not for the first)
     bool finish = false;         // run the last draft through layers [0, layer) too (unless it is EOG)
     bool want_hidden = false;    // return the layer-`layer` states of the tokens this call decoded
@@ -113,6 +114,7 @@ Napi::Function Context::define(Napi::Env env) {
         InstanceMethod<&Context::guarded<&Context::decode_many>>("decodeMany"),
         InstanceMethod<&Context::guarded<&Context::draft>>("draft"),
         InstanceMethod<&Context::guarded<&Context::draft_many>>("draftMany"),
+        InstanceMethod<&Context::guarded<&Context::decode_run>>("decodeRun"),
         InstanceMethod<&Context::guarded<&Context::verify_many>>("verifyMany"),
         InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),
         InstanceMethod<&Context::guarded<&Context::remove_from>>("removeFrom"),
@@ -453,7 +455,7 @@ int32_t Context::decode_checked(llama_batch & b) {
 }
 
 // llama_decode's status 2 is an aborted compute (abort() or dispose() during the call)
-[[noreturn]] static void throw_decode_failure(int32_t ret, const std::string & why) {
+[[noreturn]] void throw_decode_failure(int32_t ret, const std::string & why) {
     if (ret == 2) throw CodedError("ERR_ABORTED", "the operation was aborted");
     if (ret == DECODE_RPC_LOST) {
         throw CodedError("ERR_RPC", "an RPC server of this model was lost or timed out (rpcTimeoutMs)" + (why.empty() ? std::string() : ": " + why));
@@ -774,6 +776,14 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
     }
     job->finish = get_bool(o, "finish", false);
     job->want_hidden = get_bool(o, "returnHidden", false);
+    if (o.Has("prefix") && !o.Get("prefix").IsUndefined()) {
+        Napi::Value pv = o.Get("prefix");
+        if (!pv.IsTypedArray() || pv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "draft: prefix must be an Int32Array");
+        auto pa = pv.As<Napi::Int32Array>();
+        job->prefix.assign(pa.Data(), pa.Data() + pa.ElementLength());
+        check_token_ids(env, "draft", job->prefix);
+        if ((int32_t)job->prefix.size() + 1 > n_batch_) throw_range(env, "draft: the prefix and its token exceed the batch size");
+    }
     if (o.Has("temperature") && !o.Get("temperature").IsUndefined()) {
         if (!o.Get("temperature").IsNumber()) throw_type(env, "draft: temperature must be a number");
         job->temperature = o.Get("temperature").As<Napi::Number>().DoubleValue();
@@ -812,12 +822,15 @@ static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job) {
 // dropped). With `finish`, the last draft goes through layers [0, layer) too, unless it ends the
 // generation, so a verification can score the position after it. Returns { tokens, maxProb,
 // logits? (sampled drafts' rows, n_vocab wide), lastDecoded }.
+// With `prefix` (forced drafts, e.g. from a context lookup), `token` and the prefix go through
+// layers [0, layer) in one batch first and drafting continues after them; `tokens` holds only the
+// drafts that follow the prefix, and lastDecoded refers to the last of all of them.
 Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_usable(env, "draft");
     if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "draft: options object expected");
     auto job = parse_draft(env, info[0].As<Napi::Object>());
-    check_room(env, "draft", job->max_tokens);
+    check_room(env, "draft", job->max_tokens + (int32_t)job->prefix.size());
     return run_busy(env,
         [this, job]() { run_drafts({job}); },
         [job](Napi::Env env) -> Napi::Value { return draft_result(env, *job); });
@@ -834,6 +847,7 @@ Napi::Value Context::draft_many(const Napi::CallbackInfo & info) {
     int32_t total = 0;
     each_entry(env, list, "draftMany", n_seq_, [&](const Napi::Object & o) {
         auto job = parse_draft(env, o);
+        if (!job->prefix.empty()) throw_range(env, "draftMany: a prefix is for draft() alone");
         if (!jobs.empty() && job->layer != jobs[0]->layer) throw_range(env, "draftMany: every entry must draft from the same exit layer");
         total += job->max_tokens;
         jobs.push_back(job);
@@ -901,8 +915,92 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         }
     };
 
+    // the draft after `row` (the logits after the newest fed token) for draft number i of the job;
+    // false when drafting stops without one (not confident enough)
+    auto take = [&](Live & l, const float * row, int32_t i) {
+        DraftJob & job = *l.job;
+        l.pending = false;
+        const bool want_probs = job.min_prob > 0;
+        float max_prob = 0;
+        int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
+        // the first draft is always taken, unless forced drafts came before it
+        if (want_probs && (i > 0 || !job.prefix.empty()) && max_prob < job.min_prob) {  // not confident: verify what we have
+            l.done = true;
+            return;
+        }
+        if (job.temperature > 0) {
+            // q = softmax(logits / T) over the draft's vocabulary, computed as the TypeScript
+            // sampler computes it (distribution(): exp((l - max) * (1 / T))); the verification
+            // accepts with min(1, p/q) against exactly this q (the rows go back to JavaScript)
+            const int32_t width = draft_vocab_.empty() ? n_vocab_ : (int32_t)draft_vocab_.size();
+            const double inv_t = 1.0 / job.temperature;
+            double mx = row[0];
+            for (int32_t j = 1; j < width; ++j) mx = std::max(mx, (double)row[j]);
+            weights_.resize(width);
+            double sum = 0;
+            for (int32_t j = 0; j < width; ++j) sum += (weights_[j] = std::exp(((double)row[j] - mx) * inv_t));
+            const double target = job.uniforms[i] * sum;
+            double acc = 0;
+            int32_t pick = -1, last_nonzero = 0;
+            for (int32_t j = 0; j < width && pick < 0; ++j) {
+                if (weights_[j] <= 0) continue;
+                last_nonzero = j;
+                acc += weights_[j];
+                if (acc > target) pick = j;
+            }
+            if (pick < 0) pick = last_nonzero;  // rounding at the top end
+            tok = draft_vocab_.empty() ? pick : draft_vocab_[pick];
+            if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
+            else job.logits.insert(job.logits.end(), row, row + n_vocab_);
+        }
+        job.tokens.push_back(tok);
+        job.max_prob.push_back(max_prob);
+        l.feed = tok;
+        l.pending = true;
+        if (llama_vocab_is_eog(vocab, tok)) l.done = true;  // drafting further is wasted
+    };
+
+    // forced drafts (draft() alone): `token` and the prefix through layers [0, layer) in one batch,
+    // whose last row gives the first drafted token
+    int32_t first = 0;
+    if (jobs.size() == 1 && !jobs[0]->prefix.empty()) {
+        Live & l = live[0];
+        SeqState & S = *l.S;
+        const std::vector<int32_t> & pre = l.job->prefix;
+        llama_batch & b = tok_batch_;
+        b.n_tokens = (int32_t)pre.size() + 1;
+        for (int32_t k = 0; k < b.n_tokens; ++k) {
+            b.token[k] = k == 0 ? l.feed : pre[k - 1];
+            b.pos[k] = S.n_past + k;
+            b.n_seq_id[k] = 1;
+            b.seq_id[k][0] = l.job->seq;
+            b.logits[k] = k == b.n_tokens - 1;
+        }
+        take_last_llama_error();
+        const int32_t ret = decode_checked(b);
+        if (ret != 0) {
+            std::string why = take_last_llama_error();
+            llama_memory_seq_rm(llama_get_memory(ctx_), l.job->seq, S.n_past, -1);
+            throw_decode_failure(ret, why);
+        }
+        const float * row = llama_get_logits_ith(ctx_, b.n_tokens - 1);
+        if (!row) throw std::runtime_error("no logits for the draft");
+        const float * h = llama_get_embeddings_layer_inp(ctx_, layer);
+        S.hidden_cache.insert(S.hidden_cache.end(), h, h + (size_t)b.n_tokens * n_embd_);
+        S.draft_layer = layer;
+        S.n_past += b.n_tokens;
+        l.feed = pre.back();
+        if (llama_vocab_is_eog(vocab, l.feed)) {
+            l.pending = false;
+            l.done = true;
+        } else {
+            take(l, row, 0);
+        }
+        first = 1;
+    }
+
     std::vector<Live *> batch;  // reused by every step
-    for (int32_t i = 0;; ++i) {
+    for (int32_t i = first;; ++i) {
         batch.clear();
         for (Live & l : live) {
             if (!l.done && i >= l.job->max_tokens) l.done = true;
@@ -911,48 +1009,9 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         if (batch.empty() || cells_used() + (int32_t)batch.size() > n_ctx_) break;
         step(batch, true);
         for (size_t k = 0; k < batch.size(); ++k) {
-            Live & l = *batch[k];
-            DraftJob & job = *l.job;
-            l.pending = false;
             const float * row = llama_get_logits_ith(ctx_, (int32_t)k);
             if (!row) throw std::runtime_error("no logits for the draft");
-            const bool want_probs = job.min_prob > 0;
-            float max_prob = 0;
-            int32_t tok = row_best(row, true, want_probs ? &max_prob : nullptr);
-            if (want_probs && i > 0 && max_prob < job.min_prob) {  // not confident: verify what we have
-                l.done = true;
-                continue;
-            }
-            if (job.temperature > 0) {
-                // q = softmax(logits / T) over the draft's vocabulary, computed as the TypeScript
-                // sampler computes it (distribution(): exp((l - max) * (1 / T))); the verification
-                // accepts with min(1, p/q) against exactly this q (the rows go back to JavaScript)
-                const int32_t width = draft_vocab_.empty() ? n_vocab_ : (int32_t)draft_vocab_.size();
-                const double inv_t = 1.0 / job.temperature;
-                double mx = row[0];
-                for (int32_t j = 1; j < width; ++j) mx = std::max(mx, (double)row[j]);
-                weights_.resize(width);
-                double sum = 0;
-                for (int32_t j = 0; j < width; ++j) sum += (weights_[j] = std::exp(((double)row[j] - mx) * inv_t));
-                const double target = job.uniforms[i] * sum;
-                double acc = 0;
-                int32_t pick = -1, last_nonzero = 0;
-                for (int32_t j = 0; j < width && pick < 0; ++j) {
-                    if (weights_[j] <= 0) continue;
-                    last_nonzero = j;
-                    acc += weights_[j];
-                    if (acc > target) pick = j;
-                }
-                if (pick < 0) pick = last_nonzero;  // rounding at the top end
-                tok = draft_vocab_.empty() ? pick : draft_vocab_[pick];
-                if (!draft_vocab_.empty()) expand_draft_row(row, job.logits);
-                else job.logits.insert(job.logits.end(), row, row + n_vocab_);
-            }
-            job.tokens.push_back(tok);
-            job.max_prob.push_back(max_prob);
-            l.feed = tok;
-            l.pending = true;
-            if (llama_vocab_is_eog(vocab, tok)) l.done = true;  // drafting further is wasted
+            take(*batch[k], row, i);
         }
     }
     std::vector<Live *> finish;

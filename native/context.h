@@ -17,6 +17,9 @@
 
 namespace layerskip {
 
+// Throws the error of a failed decode_checked() (worker thread): aborted, RPC lost, or llama.cpp's status.
+[[noreturn]] void throw_decode_failure(int32_t ret, const std::string & why);
+
 class Context : public Napi::ObjectWrap<Context> {
 public:
     struct DraftJob;  // one sequence's draft call (public for the result builder)
@@ -32,6 +35,7 @@ private:
     struct DecodeJob;
     struct ManyJob;
     struct VerifyJob;
+    struct RunJob;
     struct SeqState {
         std::atomic<int32_t> n_past{0}, n_full{0}, draft_layer{0};
         std::vector<float> hidden_cache;  // layer-draft_layer hidden states of [n_full, n_past)
@@ -44,6 +48,7 @@ private:
     Napi::Value decode_many(const Napi::CallbackInfo & info);
     Napi::Value draft(const Napi::CallbackInfo & info);
     Napi::Value draft_many(const Napi::CallbackInfo & info);
+    Napi::Value decode_run(const Napi::CallbackInfo & info);  // context-run.cc
     Napi::Value verify_many(const Napi::CallbackInfo & info);
     Napi::Value set_draft_head(const Napi::CallbackInfo & info);
     Napi::Value remove_from(const Napi::CallbackInfo & info);
@@ -66,6 +71,7 @@ private:
     void run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs);  // worker thread: one early-exit batch per draft step
     void run_decode_many(ManyJob & job);  // worker thread
     void run_verify_many(VerifyJob & job);  // worker thread
+    void run_greedy(RunJob & job);          // worker thread (context-run.cc)
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states

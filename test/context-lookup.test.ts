@@ -5,11 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { ContextLookup } from '../lib/decoding/context-lookup.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
-/** What a draft must be, by brute force: the continuation after the newest earlier occurrence of the last 3 (else 2) tokens. */
-function bruteForce(tokens: number[], max: number): number[] {
+/**
+ * What a draft must be, by brute force: the continuation after the newest earlier occurrence of the
+ * longest suffix that occurred earlier, extended with the match's period past the end.
+ */
+function bruteForce(tokens: number[], max: number): { draft: number[]; length: number } {
   const end = tokens.length - 1;
-  for (const n of [3, 2]) {
-    if (tokens.length < n) continue;
+  for (let n = end; n >= 1; n--) {
     const suffix = tokens.slice(end + 1 - n).join(',');
     for (let m = end - 1; m >= n - 1; m--) {
       if (tokens.slice(m + 1 - n, m + 1).join(',') !== suffix) continue;
@@ -20,14 +22,14 @@ function bruteForce(tokens: number[], max: number): number[] {
         out.push(t);
         seq.push(t);
       }
-      return out;
+      return { draft: out, length: n };
     }
   }
-  return [];
+  return { draft: [], length: 0 };
 }
 
 describe('ContextLookup', () => {
-  it('drafts what followed the newest earlier occurrence of the suffix, extending a loop past the end', () => {
+  it('drafts what followed the newest earlier occurrence of the longest repeated suffix, extending a loop past the end', () => {
     let s = 7;
     for (let trial = 0; trial < 200; trial++) {
       const lookup = new ContextLookup();
@@ -39,7 +41,9 @@ describe('ContextLookup', () => {
         tokens.push(t);
         lookup.push(t);
         const max = 1 + (i % 7);
-        expect(lookup.draft(max), `tokens ${tokens.join(' ')}`).toEqual(bruteForce(tokens, max));
+        const want = bruteForce(tokens, max);
+        expect(lookup.draft(max), `tokens ${tokens.join(' ')}`).toEqual(want.draft);
+        expect(lookup.matchLength).toBe(want.length);
       }
     }
   });
@@ -65,9 +69,18 @@ for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () =>
       for (const prompt of prompts) {
         const plain = await f.ctx.generate(prompt, { maxTokens: 48 }).result;
         for (const [exitLayer, draftTokens, lookupTokens] of [[1, 1, 1], [2, 3, 8], [3, 2, 16]]) {
-          const r = await f.ctx.generate(prompt, { maxTokens: 48, selfSpeculative: { exitLayer, draftTokens, lookup: true, lookupTokens } }).result;
-          expect(r.tokens, `E=${exitLayer} d=${draftTokens} lookup ${lookupTokens}`).toEqual(plain.tokens);
-          lookupRounds += r.speculative!.lookup!.rounds;
+          // eager: every lookup draft is taken whole and continued by early exit (both sources in a round)
+          for (const freeDraftChoice of ['eager', 'measured'] as const) {
+            const r = await f.ctx.generate(prompt, { maxTokens: 48, freeDraftChoice, selfSpeculative: { exitLayer, draftTokens, lookup: true, lookupTokens } }).result;
+            expect(r.tokens, `E=${exitLayer} d=${draftTokens} lookup ${lookupTokens} ${freeDraftChoice}`).toEqual(plain.tokens);
+            lookupRounds += r.speculative!.lookup!.rounds;
+          }
+        }
+        // lookup without early exit: free rounds and plain steps
+        for (const freeDraftChoice of ['eager', 'measured'] as const) {
+          const r = await f.ctx.generate(prompt, { maxTokens: 48, freeDraftChoice, lookup: { maxTokens: 12 } }).result;
+          expect(r.tokens, `lookup alone, ${freeDraftChoice}`).toEqual(plain.tokens);
+          expect(r.speculative!.exitLayer).toBeNull();
         }
       }
       expect(lookupRounds).toBeGreaterThan(10);

@@ -1,32 +1,71 @@
-// Context lookup drafts: the tokens that followed the newest earlier occurrence of the sequence's
-// last n tokens (n = 3, else 2), anywhere in its context (prompt and generated text). A draft from
-// the context costs no model layers: small models and texts that quote their context repeat
-// themselves, and a verification of k rows costs well under k plain steps.
+// Context lookup drafts: the longest suffix of the sequence's context (prompt, generated text and,
+// in a chat, every earlier turn) that occurred before, and the tokens that followed its newest
+// earlier occurrence. A draft from the context costs no model layers: texts that quote their
+// context, edits, chat turns and small models repeat themselves, and verifying k rows costs well
+// under k plain steps.
 //
-// Incremental: each token is indexed once (one map update per n-gram order), so a lookup is O(1).
+// The index is a suffix automaton over the token sequence (online construction: amortised O(1)
+// states and transitions per token). After each token, the suffix link of the state for the whole
+// sequence is the longest suffix that also ends earlier; each state keeps the newest end position
+// seen. That update walks suffix links from the new state, bounded by MAX_ENDPOS_WALK, so a token
+// costs O(1) even on a long loop ("a a a ..."); past the bound a short suffix may point at an older
+// occurrence than the newest, which is still an occurrence.
 
-const ORDERS = [3, 2] as const;
+const MAX_ENDPOS_WALK = 64;
 
 export class ContextLookup {
   private readonly tokens: number[] = [];
-  /** Per n-gram order: the n-gram (as a key) -> the index of its newest last token. */
-  private readonly newest = ORDERS.map(() => new Map<string, number>());
-  /** Per order: the end of the previous occurrence of the current suffix, or -1. */
-  private readonly match = ORDERS.map(() => -1);
+  // states: the length of their longest string, suffix link, newest end position, transitions
+  private readonly len: number[] = [0];
+  private readonly link: number[] = [-1];
+  private readonly end: number[] = [-1];
+  private readonly next: Map<number, number>[] = [new Map()];
+  private last = 0;
+  /** The end of the newest earlier occurrence of the longest repeated suffix, or -1; its length. */
+  private matchEnd = -1;
+  private matchLen = 0;
 
   get length(): number {
     return this.tokens.length;
   }
 
+  /** How many of the newest tokens the current draft's occurrence matches (0: no draft). */
+  get matchLength(): number {
+    return this.matchLen;
+  }
+
   push(token: number): void {
+    const pos = this.tokens.length;
     this.tokens.push(token);
-    const end = this.tokens.length - 1;
-    ORDERS.forEach((n, o) => {
-      if (end + 1 < n) return;
-      const key = this.tokens.slice(end + 1 - n).join(',');
-      this.match[o] = this.newest[o].get(key) ?? -1;
-      this.newest[o].set(key, end);
-    });
+    const cur = this.addState(this.len[this.last] + 1, -1, new Map());
+    let p = this.last;
+    while (p >= 0 && !this.next[p].has(token)) {
+      this.next[p].set(token, cur);
+      p = this.link[p];
+    }
+    if (p < 0) {
+      this.link[cur] = 0;
+    } else {
+      const q = this.next[p].get(token)!;
+      if (this.len[p] + 1 === this.len[q]) {
+        this.link[cur] = q;
+      } else {
+        const clone = this.addState(this.len[p] + 1, this.end[q], new Map(this.next[q]));
+        this.link[clone] = this.link[q];
+        while (p >= 0 && this.next[p].get(token) === q) {
+          this.next[p].set(token, clone);
+          p = this.link[p];
+        }
+        this.link[q] = clone;
+        this.link[cur] = clone;
+      }
+    }
+    this.last = cur;
+    // the longest suffix that ended before: the new state's link, read before `pos` is recorded
+    const m = this.link[cur];
+    this.matchLen = m > 0 ? this.len[m] : 0;
+    this.matchEnd = m > 0 ? this.end[m] : -1;
+    for (let s = cur, steps = 0; s > 0 && steps < MAX_ENDPOS_WALK; s = this.link[s], steps++) this.end[s] = pos;
   }
 
   pushAll(tokens: readonly number[]): void {
@@ -34,16 +73,24 @@ export class ContextLookup {
   }
 
   /**
-   * Up to `max` tokens predicted for after the current end: what followed the previous occurrence
-   * of the longest matching suffix (empty when the suffix never occurred before).
+   * Up to `max` tokens predicted for after the current end: what followed the newest earlier
+   * occurrence of the longest repeated suffix (empty when the newest token never occurred before).
    */
   draft(max: number): number[] {
-    const m = this.match.find((x) => x >= 0);
-    if (m === undefined) return [];
+    const m = this.matchEnd;
+    if (m < 0) return [];
     // past the end of the context the continuation repeats with the match's period (a loop)
     const period = this.tokens.length - 1 - m;
     const out: number[] = [];
     for (let i = 0; i < max; i++) out.push(i < period ? this.tokens[m + 1 + i] : out[i - period]);
     return out;
+  }
+
+  private addState(len: number, end: number, next: Map<number, number>): number {
+    this.len.push(len);
+    this.link.push(-1);
+    this.end.push(end);
+    this.next.push(next);
+    return this.len.length - 1;
   }
 }

@@ -1,13 +1,53 @@
-// Plain autoregressive decoding: one full-model decode per token. Greedy uses the addon's
-// argmax (no logits copy); sampling copies the logits row and samples in TypeScript.
+// Plain autoregressive decoding: one full-model decode per token. Greedy decoding runs several
+// steps per call in the addon's own loop (decodeRun): a step of a small model costs about as much
+// as the hand-off between JavaScript and the libuv pool, which decodeRun pays once per run. Runs
+// are sized from the measured step time, so that text still streams every few milliseconds and an
+// abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
+// per call.
 import { pickToken, Rng, type ResolvedSampling } from '../sampling.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import type { DecodeSession } from './session.js';
+
+/** How long one run may take before its tokens stream out (ms). */
+const RUN_TARGET_MS = 8;
+/** Most steps in one run. */
+const MAX_RUN = 64;
 
 /** One plain step: `token` through all layers at the next position; returns the full model's next token. */
 export async function plainStep(ctx: NativeContext, token: number, sampling: ResolvedSampling, rng: Rng, nVocab: number): Promise<number> {
   const r = await ctx.decode({ tokens: Int32Array.of(token), logits: sampling.temperature > 0 });
   return pickToken(r, sampling, rng, 0, nVocab);
+}
+
+/**
+ * Up to `steps` plain greedy steps in one addon call, from `token` (accepted, not yet decoded) at
+ * `position`. The session takes the produced tokens; what it does not keep (after a stop) leaves
+ * the KV cache. Returns the next position and token, or null when the generation stopped.
+ */
+export async function plainRun(
+  ctx: NativeContext & { decodeRun: NonNullable<NativeContext['decodeRun']> },
+  session: DecodeSession,
+  position: number,
+  token: number,
+  steps: number,
+  onCached: (token: number) => void,
+): Promise<{ position: number; token: number; nativeMs: number } | null> {
+  const r = await ctx.decodeRun({ token, maxTokens: steps, stopTokens: session.stopTokenIds });
+  let feed = token;
+  for (let j = 0; j < r.tokens.length; j++) {
+    onCached(feed); // decoded at position + j
+    if (!session.accept(r.tokens[j])) {
+      ctx.removeFrom(position + j + 1);
+      return null;
+    }
+    feed = r.tokens[j];
+  }
+  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs };
+}
+
+/** Steps for the next run: as many as fit RUN_TARGET_MS at the measured step time. */
+export function runLength(stepMs: number): number {
+  return Math.max(1, Math.min(MAX_RUN, Math.floor(RUN_TARGET_MS / Math.max(stepMs, 1e-3))));
 }
 
 export async function plainLoop(
@@ -22,16 +62,27 @@ export async function plainLoop(
   const state = ctx.state(); // read once: this loop is the only writer while it runs
   let position = state.nextPosition;
   let token = pickToken(first, sampling, rng, 0, nVocab);
+  if (!session.accept(token)) return;
+  const runner = sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  let steps = 2; // the first run measures the step time
   for (;;) {
-    if (!session.accept(token)) return;
     if (position >= state.contextSize) {
       session.stop('contextFull');
       return;
     }
     session.check();
+    if (runner) {
+      const n = Math.min(steps, session.remaining, state.contextSize - position);
+      const r = await plainRun(runner, session, position, token, n, onCached);
+      if (!r) return;
+      steps = runLength(r.nativeMs / Math.max(1, r.position - position));
+      ({ position, token } = r);
+      continue;
+    }
     const next = await plainStep(ctx, token, sampling, rng, nVocab);
     position++;
     onCached(token);
     token = next;
+    if (!session.accept(token)) return;
   }
 }

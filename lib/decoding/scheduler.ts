@@ -121,7 +121,7 @@ export class NativeScheduler {
 
   /** Which batch a call can join: 'decode', 'draft:E', 'verify:E', or 'alone'. */
   private batchKey(c: Call): string {
-    if (c.kind === 'draft') return `draft:${c.options.layer}`;
+    if (c.kind === 'draft') return c.options.prefix?.length ? 'alone' : `draft:${c.options.layer}`; // draftMany takes no prefix
     if (c.kind !== 'decode') return 'alone';
     const o = c.options;
     if (o.hidden !== undefined || o.probs || o.returnHidden || o.position !== undefined) return 'alone';

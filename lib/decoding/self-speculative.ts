@@ -14,8 +14,10 @@ import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../nati
 import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { ContextLookup } from './context-lookup.js';
+import { bestFreeLength, countDrafts, FreeAcceptance, FullDecodeCost, newSourceStats, type FreeDraftSource, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
-import { plainStep } from './plain.js';
+import { plainRun, plainStep, runLength } from './plain.js';
+import { PredictionDrafts } from './prediction.js';
 import type { DecodeSession } from './session.js';
 
 export interface SelfSpeculativeOptions {
@@ -90,7 +92,7 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
 /** What one round's draft call produced. */
 interface Drafts {
   tokens: number[];
-  /** Sampling: the distribution each draft was sampled from. */
+  /** Sampling: the distribution each draft was sampled from (one-hot for a free draft). */
   dists: Float64Array[] | null;
   /** The last draft's layers [0, E) are in the KV cache, so a verification can score the position after it. */
   lastDecoded: boolean;
@@ -101,28 +103,61 @@ interface LoopState {
   session: DecodeSession;
   sampling: ResolvedSampling;
   nVocab: number;
-  spec: ResolvedSelfSpeculative;
+  /** null: free drafts only (no early exit) */
+  spec: ResolvedSelfSpeculative | null;
   rng: Rng;
   policy: DraftPolicy | null;
   stats: SpeculativeStats;
   onCached: (token: number) => void;
+  free: FreeRounds | null;
 }
 
+/** The free draft sources of a generation and what chooses between them. */
+interface FreeRounds {
+  options: ResolvedFreeDrafts;
+  sources: FreeDraftSource[];
+  /** Session tokens already given to the sources. */
+  synced: number;
+  acceptance: FreeAcceptance;
+  fullCost: FullDecodeCost;
+  /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
+  earlyExitRate: number;
+}
+
+/** A free draft chosen for a round. */
+interface FreeChoice {
+  source: FreeDraftSource;
+  tokens: number[];
+  matchLength: number;
+  acceptance: number;
+}
+
+/**
+ * Self-speculative decoding, with free drafts (context lookup, a prediction) where they pay. With
+ * `spec` null only free drafts run and the other steps are plain.
+ */
 export async function selfSpeculativeLoop(
   ctx: NativeContext,
   first: NativeDecodeResult,
   session: DecodeSession,
   sampling: ResolvedSampling,
   nVocab: number,
-  spec: ResolvedSelfSpeculative,
+  spec: ResolvedSelfSpeculative | null,
   onCached: (token: number) => void,
   promptTokens: readonly number[] = [],
+  freeOptions: ResolvedFreeDrafts | null = null,
 ): Promise<SpeculativeStats> {
-  const policy = spec.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
-  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec.exitLayer), onCached };
-  const lookup = spec.lookup ? new ContextLookup() : null;
-  lookup?.pushAll(promptTokens);
-  if (lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
+  const policy = spec?.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
+  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null };
+  if (spec) s.stats.sources.earlyExit = newSourceStats();
+  if (freeOptions) {
+    const sources = freeSources(freeOptions, promptTokens);
+    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN };
+    for (const src of sources) s.stats.sources[src.name] = newSourceStats();
+    if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
+  }
+  const runner = !spec && sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  let plainSteps = 1; // plain steps per run while free drafts do not pay: doubles up to runLength()
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
@@ -137,16 +172,33 @@ export async function selfSpeculativeLoop(
     // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
     const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
     s.stats.rounds++;
-    if (lookup) {
-      // the index follows the session's tokens (`last` included: it is the newest one)
-      while (lookup.length < promptTokens.length + session.tokens.length) lookup.push(session.tokens[lookup.length - promptTokens.length]);
-      const look = room > 0 ? untilStop(session, lookup.draft(Math.min(spec.lookupTokens, room))) : [];
-      if (look.length > 0) {
-        const after = await lookupRound(s, p, last, look);
-        if (!after) break;
-        ({ p, last } = after);
-        continue;
+    const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null;
+    if (choice) {
+      const extend = spec ? earlyExitExtension(s, choice, room) : 0;
+      const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
+      if (!after) break;
+      ({ p, last } = after);
+      plainSteps = 1;
+      continue;
+    }
+    if (!spec) {
+      // plain steps: several per addon call while no free draft pays (a draft found in between waits for the run's end)
+      if (runner) {
+        const n = Math.min(plainSteps, session.remaining, contextSize - p);
+        const t0 = performance.now();
+        const r = await plainRun(runner, session, p, last, n, onCached);
+        const ms = performance.now() - t0;
+        s.stats.verifyMs += ms;
+        if (!r) break;
+        s.free?.fullCost.observe(1, ms / (r.position - p));
+        s.stats.corrections += r.position - p;
+        plainSteps = Math.min(plainSteps * 2, runLength(r.nativeMs / (r.position - p)));
+        ({ position: p, token: last } = r);
+      } else {
+        last = await plainRound(s, last);
+        p++;
       }
+      continue;
     }
     const want = Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room));
     if (want === 0) {
@@ -161,12 +213,84 @@ export async function selfSpeculativeLoop(
     const t2 = performance.now();
     const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
     observeRound(s, d, v.argmax.length, accepted, t1 - t0, t2 - t1);
+    const ee = s.stats.sources.earlyExit!;
+    ee.rounds++;
+    ee.draftMs += t1 - t0;
+    ee.verifyMs += t2 - t1;
+    countDrafts(ee, 0, d.tokens.length, accepted);
+    const before = session.tokens.length;
     const after = commit(s, p, last, d.tokens, accepted, next);
     s.stats.samplingMs += performance.now() - t2;
+    if (s.free) s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
     if (!after) break;
     ({ p, last } = after);
   }
   return finishStats(s.stats, session.tokens.length, 0);
+}
+
+function ema(previous: number, value: number): number {
+  return Number.isNaN(previous) ? value : 0.8 * previous + 0.2 * value;
+}
+
+/** The sources a generation drafts from for free: the caller's prediction first, then the context. */
+function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): FreeDraftSource[] {
+  const out: FreeDraftSource[] = [];
+  if (o.prediction) {
+    const impl = new PredictionDrafts(o.prediction);
+    out.push({ name: 'prediction', push: (t) => impl.push(t), draft: (n) => impl.draft(n), get matchLength() { return impl.matchLength; } });
+  }
+  if (o.lookup) {
+    const impl = new ContextLookup();
+    impl.pushAll(promptTokens);
+    out.push({ name: 'lookup', push: (t) => impl.push(t), draft: (n) => impl.draft(n), get matchLength() { return impl.matchLength; } });
+  }
+  return out;
+}
+
+/**
+ * The free draft for this round, or null when none is expected to beat the alternative (an
+ * early-exit round, or a plain step): per source, the draft length with the most expected tokens
+ * per ms of its verification.
+ */
+function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | null {
+  const { session } = s;
+  while (f.synced < session.tokens.length) {
+    const t = session.tokens[f.synced++];
+    for (const src of f.sources) src.push(t);
+  }
+  f.acceptance.age();
+  const plainRate = 1 / f.fullCost.ms(1);
+  let bestRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
+  let best: FreeChoice | null = null;
+  for (const source of f.sources) {
+    const matchLength = source.matchLength;
+    if (matchLength === 0) continue;
+    const proposal = untilStop(session, source.draft(Math.min(f.options.maxTokens, room)));
+    if (proposal.length === 0) continue;
+    const acceptance = f.acceptance.estimate(source.name, matchLength);
+    if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance };
+    const { length, rate } = bestFreeLength(acceptance, proposal.length, f.fullCost);
+    if (rate > bestRate) {
+      bestRate = rate;
+      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance };
+    }
+  }
+  return best;
+}
+
+/**
+ * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
+ * accepted whole and early-exit rounds pay, or always when the choice is eager.
+ */
+function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): number {
+  const spec = s.spec!;
+  const f = s.free!;
+  const left = room - c.tokens.length;
+  if (left < 1 || s.session.isEog(c.tokens[c.tokens.length - 1])) return 0;
+  if (f.options.choice === 'eager') return Math.min(spec.draftTokens, left);
+  const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.fullCost.ms(1);
+  if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
+  return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
 }
 
 /** Drafts up to a completed stop string (later drafts are wasted; the stop string ends the generation). */
@@ -176,34 +300,105 @@ function untilStop(session: DecodeSession, tokens: number[]): number[] {
   return end >= 0 ? tokens.slice(0, end + 1) : tokens;
 }
 
+/** A free draft's distribution for speculative sampling: a point mass on the drafted token. */
+export function pointMass(token: number, nVocab: number): Float64Array {
+  const q = new Float64Array(nVocab);
+  q[token] = 1;
+  return q;
+}
+
 /**
- * A round drafted from the context: `last` and the drafts through all layers in one batch. A lookup
- * draft is a point mass, so sampling accepts draft d with probability p(d) and otherwise resamples
- * from p without d (acceptPrefix with one-hot draft distributions): exact, like every other round.
+ * A round drafted for free: `last` and the drafts through all layers in one batch. A free draft is
+ * a point mass, so sampling accepts draft d with probability p(d) and otherwise resamples from p
+ * without d (acceptPrefix with one-hot draft distributions): exact, like every other round.
  */
-async function lookupRound(s: LoopState, p: number, last: number, look: number[]): Promise<{ p: number; last: number } | null> {
+async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): Promise<{ p: number; last: number } | null> {
   const { sampling, nVocab, stats } = s;
+  const f = s.free!;
+  const look = c.tokens;
   const t0 = performance.now();
   const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: sampling.temperature > 0 });
   const t1 = performance.now();
-  const dists = sampling.temperature === 0 ? null : look.map((t) => {
-    const q = new Float64Array(nVocab);
-    q[t] = 1;
-    return q;
-  });
+  f.fullCost.observe(look.length + 1, t1 - t0);
+  const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
   const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
+  f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
   stats.verifyMs += t1 - t0;
   stats.draftLengths.push(look.length);
-  const lk = stats.lookup!;
-  lk.rounds++;
-  lk.drafted += look.length;
+  const src = stats.sources[c.source.name]!;
+  src.rounds++;
+  src.verifyMs += t1 - t0;
+  countDrafts(src, 0, look.length, accepted);
   const before = stats.accepted;
   const after = commit(s, p, last, look, accepted, next);
-  // accepted lookup drafts are counted apart from the early-exit drafts
-  lk.accepted += stats.accepted - before;
+  // accepted free drafts are counted apart from the early-exit drafts
+  countLegacyLookup(stats, c.source.name, look.length, stats.accepted - before);
   stats.accepted = before;
   stats.samplingMs += performance.now() - t1;
   return after;
+}
+
+/**
+ * A free draft continued by early exit: `last` and the free drafts through layers [0, E) in one
+ * batch, early-exit drafts after them (one draft call), then one verification of all of them. Each
+ * draft keeps its own distribution (a point mass for the free ones), so sampling stays exact.
+ */
+async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, extend: number): Promise<{ p: number; last: number } | null> {
+  const { sampling, nVocab, stats, session } = s;
+  const spec = s.spec!;
+  const f = s.free!;
+  const greedy = sampling.temperature === 0;
+  const t0 = performance.now();
+  const r = await s.ctx.draft({
+    token: last, prefix: Int32Array.from(c.tokens), layer: spec.exitLayer, maxTokens: extend, minProbability: spec.minDraftProbability,
+    finish: spec.verification === 'cached', temperature: sampling.temperature,
+    uniforms: greedy ? undefined : Float64Array.from({ length: extend }, () => s.rng.next()),
+  });
+  const t1 = performance.now();
+  let tokens = [...c.tokens, ...r.tokens];
+  let lastDecoded = r.lastDecoded;
+  const cut = untilStop(session, tokens);
+  if (cut.length < tokens.length) {
+    tokens = cut;
+    lastDecoded = true;
+  }
+  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const dists = greedy ? null : tokens.map((t, j) => j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab));
+  const d: Drafts = { tokens, dists, lastDecoded };
+  const v = await verify(s, p, last, d);
+  const t2 = performance.now();
+  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab);
+  const nFree = Math.min(c.tokens.length, tokens.length);
+  const nEarly = tokens.length - nFree;
+  f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
+  stats.draftMs += t1 - t0;
+  stats.verifyMs += t2 - t1;
+  stats.drafted += nEarly;
+  stats.draftLengths.push(tokens.length);
+  const src = stats.sources[c.source.name]!;
+  src.rounds++;
+  src.verifyMs += t2 - t1;
+  countDrafts(src, 0, nFree, Math.min(accepted, nFree));
+  const ee = stats.sources.earlyExit!;
+  ee.draftMs += t1 - t0;
+  countDrafts(ee, nFree, nEarly, Math.max(0, accepted - nFree));
+  const before = stats.accepted;
+  const after = commit(s, p, last, tokens, accepted, next);
+  // of the accepted drafts, the free ones are counted apart from the early-exit ones
+  const taken = stats.accepted - before;
+  const freeTaken = Math.min(taken, nFree);
+  countLegacyLookup(stats, c.source.name, nFree, freeTaken);
+  stats.accepted = before + taken - freeTaken;
+  stats.samplingMs += performance.now() - t2;
+  return after;
+}
+
+/** The lookup counts of earlier versions (stats.lookup), kept for their readers. */
+function countLegacyLookup(stats: SpeculativeStats, source: string, drafted: number, accepted: number): void {
+  if (source !== 'lookup' || !stats.lookup) return;
+  stats.lookup.rounds++;
+  stats.lookup.drafted += drafted;
+  stats.lookup.accepted += accepted;
 }
 
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
@@ -212,6 +407,7 @@ async function plainRound(s: LoopState, last: number): Promise<number> {
   const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab);
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
+  s.free?.fullCost.observe(1, ms);
   s.stats.verifyMs += ms;
   s.stats.draftLengths.push(0);
   s.onCached(last);
@@ -223,7 +419,8 @@ async function plainRound(s: LoopState, last: number): Promise<number> {
 
 /** Up to `want` early-exit drafts after `last`, in one native call. */
 async function draft(s: LoopState, last: number, want: number): Promise<Drafts> {
-  const { spec, sampling, session } = s;
+  const { sampling, session } = s;
+  const spec = s.spec!;
   const greedy = sampling.temperature === 0;
   // a bonus row (the full model's token after the last draft) needs the last draft's layers [0, E);
   // a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can
@@ -249,7 +446,8 @@ async function draft(s: LoopState, last: number, want: number): Promise<Drafts> 
 
 /** The full model's rows for `last` and the drafts: from the cached layer-E states, or by re-running all layers. */
 async function verify(s: LoopState, p: number, last: number, d: Drafts): Promise<NativeDecodeResult> {
-  const { spec, ctx } = s;
+  const { ctx } = s;
+  const spec = s.spec!;
   const k = d.tokens.length;
   const logits = s.sampling.temperature > 0;
   if (spec.verification === 'cached') {
@@ -340,10 +538,10 @@ function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, d
   s.policy?.observeRound(k, accepted);
 }
 
-export function newStats(exitLayer: number): SpeculativeStats {
+export function newStats(exitLayer: number | null): SpeculativeStats {
   return {
     exitLayer, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
-    tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [],
+    tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [], sources: {},
   };
 }
 

@@ -32,6 +32,16 @@ export class DecodeSession {
     return this.out.wouldStop(tokens.map((t) => this.model.tokenPiece(t, false)));
   }
 
+  /** The extra end-of-generation tokens (for the addon's own loop, which also stops at the model's). */
+  get stopTokenIds(): Int32Array {
+    return Int32Array.from(this.stopTokens);
+  }
+
+  /** Tokens the session still takes before its token limit. */
+  get remaining(): number {
+    return this.maxTokens - this.tokens.length;
+  }
+
   isEog(token: number): boolean {
     return this.model.isEog(token) || this.stopTokens.has(token);
   }

@@ -1,0 +1,190 @@
+// Draft sources and the measurements that choose between them each round.
+//
+// Early exit drafts cost model layers; free drafts (context lookup, a caller's prediction) cost
+// nothing to make, only their verification. A round takes a free draft when its expected tokens per
+// millisecond beat the alternative (an early-exit round, or a plain step), with the draft length
+// that maximises that rate: acceptance is estimated per source and per match length (a long match
+// in the context is far more likely to continue than a 2-token one), and the cost of verifying k
+// rows with all layers is measured (a least-squares line through recent rounds).
+import { checkEnum, checkInteger } from '../errors.js';
+import type { SourceStats } from '../generation.js';
+import { expectedTokens } from './cost-model.js';
+
+export type DraftSourceName = 'earlyExit' | 'lookup' | 'prediction';
+
+/** A source of drafts that cost no model layers. */
+export interface FreeDraftSource {
+  readonly name: 'lookup' | 'prediction';
+  /** A token of the output (the lookup also reads the prompt first). */
+  push(token: number): void;
+  /** Up to `max` tokens predicted for after the newest token (empty: none). */
+  draft(max: number): number[];
+  /** How many newest tokens support the draft (its confidence; 0: no draft). */
+  readonly matchLength: number;
+}
+
+export function newSourceStats(): SourceStats {
+  return { rounds: 0, drafted: 0, accepted: 0, draftedByPosition: [], acceptedByPosition: [], draftMs: 0, verifyMs: 0 };
+}
+
+/** Counts one round's drafts of a source at draft positions from `offset`, `accepted` of them accepted. */
+export function countDrafts(stats: SourceStats, offset: number, drafted: number, accepted: number): void {
+  stats.drafted += drafted;
+  stats.accepted += accepted;
+  for (let j = 0; j < drafted; j++) {
+    const at = offset + j;
+    while (stats.draftedByPosition.length <= at) {
+      stats.draftedByPosition.push(0);
+      stats.acceptedByPosition.push(0);
+    }
+    stats.draftedByPosition[at]++;
+    if (j < accepted) stats.acceptedByPosition[at]++;
+  }
+}
+
+/** Match lengths that share an acceptance estimate. */
+const BUCKETS = [2, 4, 8, 16, Infinity] as const;
+/** Prior per bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a source is tried. */
+const PRIOR = [0.35, 0.55, 0.75, 0.85, 0.9] as const;
+const PRIOR_WEIGHT = 2;
+
+/**
+ * Per-token acceptance of free drafts, per source and match-length bucket: accepted / (accepted +
+ * rejections), the maximum-likelihood estimate for a geometric run, with forgetting. Every round
+ * also decays the counts a little, so a bucket that once failed is tried again later.
+ */
+export class FreeAcceptance {
+  private readonly counts = new Map<string, { accepted: number; rejected: number }>();
+  private static readonly decay = 0.95; // per drafted token
+  private static readonly ageing = 0.995; // per round
+
+  estimate(source: string, matchLength: number): number {
+    const b = bucket(matchLength);
+    const c = this.counts.get(`${source}:${b}`) ?? { accepted: 0, rejected: 0 };
+    const prior = PRIOR[b];
+    return (c.accepted + PRIOR_WEIGHT * prior) / (c.accepted + c.rejected + PRIOR_WEIGHT);
+  }
+
+  observe(source: string, matchLength: number, drafted: number, accepted: number): void {
+    const key = `${source}:${bucket(matchLength)}`;
+    const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
+    const d = FreeAcceptance.decay ** drafted;
+    c.accepted = c.accepted * d + accepted;
+    c.rejected = c.rejected * d + (accepted < drafted ? 1 : 0);
+    this.counts.set(key, c);
+  }
+
+  age(): void {
+    for (const c of this.counts.values()) {
+      c.accepted *= FreeAcceptance.ageing;
+      c.rejected *= FreeAcceptance.ageing;
+    }
+  }
+}
+
+function bucket(matchLength: number): number {
+  return BUCKETS.findIndex((b) => matchLength <= b);
+}
+
+/**
+ * The cost of a full-model decode of k rows in milliseconds, k = 1 a plain step: a least-squares
+ * line through recent measurements. Until two row counts are measured, k rows cost
+ * 0.35 + 0.65 k single steps (this CPU's batches are compute-bound: 7 rows took 5 steps).
+ */
+export class FullDecodeCost {
+  private readonly samples: [number, number][] = [];
+  private base = NaN;
+  private perRow = NaN;
+  private single = NaN;
+
+  observe(rows: number, ms: number): void {
+    if (!(ms > 0)) return;
+    if (rows === 1) this.single = Number.isNaN(this.single) ? ms : 0.8 * this.single + 0.2 * ms;
+    this.samples.push([rows, ms]);
+    if (this.samples.length > 48) this.samples.shift();
+    const n = this.samples.length;
+    let sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (const [x, y] of this.samples) {
+      sx += x; sy += y; sxx += x * x; sxy += x * y;
+    }
+    const den = n * sxx - sx * sx;
+    if (n >= 3 && den > 1e-9) {
+      this.perRow = Math.max(1e-6, (n * sxy - sx * sy) / den);
+      this.base = Math.max(0, (sy - this.perRow * sx) / n);
+    }
+  }
+
+  /** Milliseconds for k rows (or single-step units before anything is measured). */
+  ms(rows: number): number {
+    if (!Number.isNaN(this.perRow)) return this.base + this.perRow * rows;
+    const one = Number.isNaN(this.single) ? 1 : this.single;
+    return one * (0.35 + 0.65 * rows);
+  }
+}
+
+/** The best free draft length for acceptance `a`: the d in [1, max] with the most tokens per ms, and that rate. */
+export function bestFreeLength(a: number, max: number, cost: FullDecodeCost): { length: number; rate: number } {
+  let length = 0;
+  let rate = 0;
+  for (let d = 1; d <= max; d++) {
+    const r = expectedTokens(a, d) / cost.ms(d + 1);
+    if (r > rate) {
+      rate = r;
+      length = d;
+    }
+  }
+  return { length, rate };
+}
+
+/** Context lookup drafts: `generate({ lookup: true })` or with options. */
+export interface LookupOptions {
+  /** Most tokens of one free draft, lookup or prediction (default 16; 1..64). */
+  maxTokens?: number;
+}
+
+/** What a generation drafts for free, resolved once. */
+export interface ResolvedFreeDrafts {
+  lookup: boolean;
+  /** The caller's prediction of the output, as tokens (null: none). */
+  prediction: number[] | null;
+  maxTokens: number;
+  /** 'measured': by expected rate (default); 'eager': every free draft, whole, continued by early exit (tests). */
+  choice: 'measured' | 'eager';
+}
+
+export interface FreeDraftOptions {
+  lookup?: boolean | LookupOptions;
+  prediction?: string | readonly number[];
+  /** @internal 'eager' takes every free draft whole (tests of the accept rule). */
+  freeDraftChoice?: 'measured' | 'eager';
+}
+
+/**
+ * The free drafts of a generation, or null for none. `specLookup` is selfSpeculative.lookup's
+ * (an older spelling of the same): either one turns lookup on.
+ */
+export function resolveFreeDrafts(
+  o: FreeDraftOptions,
+  specLookup: { lookup: boolean; lookupTokens: number } | null,
+  tokenize: (text: string) => number[],
+  checkTokens: (name: string, tokens: unknown) => number[],
+): ResolvedFreeDrafts | null {
+  const l = o.lookup;
+  if (l !== undefined && typeof l !== 'boolean' && (typeof l !== 'object' || l === null)) {
+    throw new TypeError('lookup must be true, false or an options object');
+  }
+  const lookup = (l !== undefined && l !== false) || (specLookup?.lookup ?? false);
+  const maxTokens = typeof l === 'object' && l.maxTokens !== undefined
+    ? checkInteger('lookup.maxTokens', l.maxTokens, 1, 64)
+    : specLookup?.lookup ? specLookup.lookupTokens : 16;
+  let prediction: number[] | null = null;
+  if (o.prediction !== undefined) {
+    if (typeof o.prediction === 'string') prediction = tokenize(o.prediction);
+    else if (Array.isArray(o.prediction)) prediction = checkTokens('prediction', o.prediction);
+    else throw new TypeError('prediction must be a string or an array of token ids');
+    if (prediction.length === 0) prediction = null;
+  }
+  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager'] as const) ?? 'measured';
+  if (!lookup && !prediction) return null;
+  return { lookup, prediction, maxTokens, choice };
+}

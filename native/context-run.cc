@@ -1,0 +1,108 @@
+// decodeRun: several plain greedy steps in one call. A one-token decode of a small model takes
+// about as long as the hand-off between the JavaScript thread and the libuv pool (~50 us), so plain
+// decoding that pays it per token runs at half of native speed on stories260K. The loop here pays
+// it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
+// strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
+#include "context.h"
+
+#include "common.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace layerskip {
+
+struct Context::RunJob {
+    int32_t seq = 0, token = 0, max_tokens = 0;
+    std::vector<int32_t> stop_tokens;  // end the run after producing one (as after an end-of-generation token)
+    std::vector<int32_t> tokens;       // produced: each but the last is also decoded
+    double native_ms = 0;
+};
+
+// decodeRun({ token, maxTokens, stopTokens?: Int32Array, sequence? }) => Promise<{ tokens, nativeMs }>
+// Decodes `token` at the sequence's next position with all layers, takes the argmax as the next
+// token, feeds it back, and repeats: up to maxTokens tokens, ending early after an end-of-generation
+// or stop token, or when the context is full. The last produced token is not decoded (as after a
+// plain step): positions [next, next + tokens.length) hold `token` and tokens[0 .. length-1).
+Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    check_usable(env, "decodeRun");
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type(env, "decodeRun: options object expected");
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto job = std::make_shared<RunJob>();
+    job->seq = seq_arg(env, o);
+    const SeqState & S = *seqs_[job->seq];
+    for (const char * key : {"token", "maxTokens"}) {
+        if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("decodeRun: ") + key + " is required");
+    }
+    job->token = get_int(env, o, "token", -1, 0, n_vocab_ - 1);
+    job->max_tokens = get_int(env, o, "maxTokens", -1, 1, n_ctx_);
+    if (o.Has("stopTokens") && !o.Get("stopTokens").IsUndefined()) {
+        Napi::Value sv = o.Get("stopTokens");
+        if (!sv.IsTypedArray() || sv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeRun: stopTokens must be an Int32Array");
+        auto sa = sv.As<Napi::Int32Array>();
+        job->stop_tokens.assign(sa.Data(), sa.Data() + sa.ElementLength());
+        std::sort(job->stop_tokens.begin(), job->stop_tokens.end());
+    }
+    check_no_split(env, "decodeRun", S, job->seq);
+    if (S.n_full < S.n_past) {
+        throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full) + ", " + std::to_string(S.n_past) +
+            ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") first", "ERR_PENDING_DRAFT");
+    }
+    check_room(env, "decodeRun", 1);
+    return run_busy(env,
+        [this, job]() {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_greedy(*job);
+            job->native_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [job](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("tokens", to_js(env, job->tokens));
+            r.Set("nativeMs", job->native_ms);
+            return r;
+        });
+}
+
+void Context::run_greedy(RunJob & job) {
+    FlushDenormals ftz;
+    use_layer_range(0, n_layer_);
+    SeqState & S = *seqs_[job.seq];
+    const llama_vocab * vocab = model_->vocab();
+    llama_batch & b = tok_batch_;
+    int32_t feed = job.token;
+    for (int32_t i = 0; i < job.max_tokens; ++i) {
+        // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
+        if (i > 0 && abort_.load()) throw CodedError("ERR_ABORTED", "the operation was aborted");
+        if (cells_used() + 1 > n_ctx_) break;
+        const int32_t pos = S.n_past;
+        b.n_tokens = 1;
+        b.token[0] = feed;
+        b.pos[0] = pos;
+        b.n_seq_id[0] = 1;
+        b.seq_id[0][0] = job.seq;
+        b.logits[0] = true;
+        take_last_llama_error();
+        const int32_t ret = decode_checked(b);
+        if (ret != 0) {
+            std::string why = take_last_llama_error();
+            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, pos, -1);
+            throw_decode_failure(ret, why);
+        }
+        const float * row = llama_get_logits_ith(ctx_, 0);
+        int32_t tok = 0;
+        try {
+            if (!row) throw std::runtime_error("no logits for the step");
+            tok = row_best(row, false, nullptr);
+        } catch (...) {
+            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, pos, -1);  // as a failed decode() leaves it
+            throw;
+        }
+        S.n_past = S.n_full = pos + 1;
+        job.tokens.push_back(tok);
+        if (llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok)) break;
+        feed = tok;
+    }
+}
+
+}  // namespace layerskip
