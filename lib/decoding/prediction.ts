@@ -55,7 +55,7 @@ export class PredictionDrafts {
 
   /** Up to `max` drafts: the prediction's tokens after the aligned position. */
   draft(max: number): number[] {
-    if (this.cursor < 0 || this.run === 0 && this.cursor > 0 && this.cursor !== this.agreed) return [];
+    if (this.cursor < 0) return [];
     return this.prediction.slice(this.cursor, this.cursor + max);
   }
 
@@ -64,8 +64,9 @@ export class PredictionDrafts {
     for (const [o, n] of REALIGN_ORDERS.entries()) {
       if (this.recent.length < n) continue;
       const starts = this.index[o].get(this.recent.slice(-n).join(','));
-      // the first occurrence that does not go back before the agreed part (minus the n-gram itself)
-      const at = starts?.find((s) => s + n > this.agreed - n);
+      // the first occurrence that ends at or after the agreed part: the output goes on from there
+      // (an n-gram ending exactly there is the output repeating the prediction's last agreed words)
+      const at = starts?.find((s) => s + n >= this.agreed);
       if (at !== undefined) {
         this.run = n;
         return at + n;

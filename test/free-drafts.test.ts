@@ -1,0 +1,190 @@
+// Free drafts (lookup, prediction) and the plain greedy run, against independent references:
+// the plain run against one-token decodes through decodeLayers, greedy output with every source and
+// mix against plain output, sampling against the model's exact distribution (chi-square), and a
+// chat's earlier turn as a lookup source.
+import { describe, expect, it } from 'vitest';
+import { PredictionDrafts } from '../lib/decoding/prediction.js';
+import { ChatSession, PLAIN_CHAT_TEMPLATE } from '../lib/index.js';
+import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
+
+describe('PredictionDrafts', () => {
+  const P = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
+
+  it('drafts the prediction while the output follows it', () => {
+    const d = new PredictionDrafts(P);
+    expect(d.draft(3)).toEqual([10, 11, 12]);
+    d.pushAll([10, 11]);
+    expect(d.draft(3)).toEqual([12, 13, 14]);
+    expect(d.matchLength).toBe(2);
+  });
+
+  it('re-aligns after a replaced, an inserted and a deleted token', () => {
+    const replaced = new PredictionDrafts(P);
+    replaced.pushAll([10, 11, 99, 13, 14]); // 12 -> 99
+    expect(replaced.draft(2)).toEqual([15, 16]);
+    const inserted = new PredictionDrafts(P);
+    inserted.pushAll([10, 11, 12, 98, 99, 13, 14]);
+    expect(inserted.draft(2)).toEqual([15, 16]);
+    const deleted = new PredictionDrafts(P);
+    deleted.pushAll([10, 11, 12, 16, 17]); // 13-15 left out
+    expect(deleted.draft(2)).toEqual([18, 19]);
+  });
+
+  it('drafts nothing while the output does not follow it, and never goes back to an earlier repeat', () => {
+    const d = new PredictionDrafts([1, 2, 3, 4, 1, 2, 3, 5]);
+    d.pushAll([7, 8]);
+    expect(d.draft(4)).toEqual([]);
+    expect(d.matchLength).toBe(0);
+    const r = new PredictionDrafts([1, 2, 3, 4, 1, 2, 3, 5]);
+    r.pushAll([1, 2, 3, 4, 9, 2, 3]); // after the mismatch, "2 3" is found after the agreed part
+    expect(r.draft(1)).toEqual([5]);
+  });
+});
+
+for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])]] as const) {
+  describe(`plain and free drafts keep greedy output: ${name}`, () => {
+    const f = modelFixture(path, { threads: 1, ...EXACT });
+
+    it('the plain greedy run (several steps per addon call) equals one-token decodes', async () => {
+      const prompt = f.model.tokenize('Once upon a time');
+      const want: number[] = [];
+      f.ctx.clear();
+      let r = await f.ctx.decodeLayers({ tokens: prompt });
+      for (let i = 0; i < 100; i++) {
+        want.push(r.argmax[0]);
+        r = await f.ctx.decodeLayers({ tokens: [r.argmax[0]] });
+      }
+      const eos = want.findIndex((t) => f.model.handle.isEog(t));
+      const expected = eos >= 0 ? want.slice(0, eos) : want;
+      f.ctx.clear();
+      const got = await f.ctx.generate(prompt, { maxTokens: 100 }).result;
+      expect(got.tokens).toEqual(expected);
+      // the KV cache holds the prompt and every generated token but the last (as after plain steps)
+      expect(f.ctx.state().nextPosition).toBe(prompt.length + got.tokens.length - (got.stopReason === 'eos' ? 0 : 1));
+      // a stop token inside a run: the run ends there, and the cache is cut after it
+      const stopAt = expected[7];
+      const stopped = await f.ctx.generate(prompt, { maxTokens: 100, stopTokens: [stopAt] }).result;
+      expect(stopped.tokens).toEqual(expected.slice(0, expected.indexOf(stopAt)));
+      expect(f.ctx.state().nextPosition).toBe(prompt.length + stopped.tokens.length);
+      // a stop string inside a run: the same text, and the next generation reuses a consistent cache
+      const text = got.text;
+      const stopString = text.slice(20, 26);
+      const s = await f.ctx.generate(prompt, { maxTokens: 100, stop: [stopString] }).result;
+      expect(s.stopReason).toBe('stopString');
+      expect(s.text).toBe(text.slice(0, text.indexOf(stopString)));
+      const again = await f.ctx.generate(prompt, { maxTokens: 100 }).result;
+      expect(again.tokens).toEqual(expected);
+    });
+
+    it('prediction drafts, alone and continued by early exit, equal plain greedy', async () => {
+      const prompt = 'Once upon a time, there was a little';
+      const plain = await f.ctx.generate(prompt, { maxTokens: 64 }).result;
+      // an edit: every 20th token of the real output changed
+      const edited = plain.tokens.map((t, i) => (i % 20 === 7 ? (t + 1) % f.model.info.vocabularySize : t));
+      let predicted = 0;
+      for (const prediction of [plain.tokens, edited, f.model.tokenize(' The cat sat on the mat.', { addBos: false }), plain.text]) {
+        for (const freeDraftChoice of ['eager', 'measured'] as const) {
+          for (const selfSpeculative of [undefined, { exitLayer: 2, draftTokens: 2 }]) {
+            const r = await f.ctx.generate(prompt, { maxTokens: 64, prediction, freeDraftChoice, selfSpeculative }).result;
+            expect(r.tokens, `${freeDraftChoice} ${JSON.stringify(selfSpeculative)}`).toEqual(plain.tokens);
+            predicted += r.speculative!.sources.prediction!.accepted;
+          }
+        }
+      }
+      expect(predicted).toBeGreaterThan(100);
+    });
+
+    it('per-source statistics add up', async () => {
+      const prompt = 'the dog, the dog, the dog, the dog, the';
+      const r = await f.ctx.generate(prompt, { maxTokens: 48, lookup: true, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 2, draftTokens: 2 } }).result;
+      const { lookup, earlyExit } = r.speculative!.sources;
+      for (const s of [lookup!, earlyExit!]) {
+        expect(s.draftedByPosition.reduce((a, b) => a + b, 0)).toBe(s.drafted);
+        expect(s.acceptedByPosition.reduce((a, b) => a + b, 0)).toBe(s.accepted);
+        s.acceptedByPosition.forEach((a, j) => expect(a).toBeLessThanOrEqual(s.draftedByPosition[j]));
+      }
+      expect(lookup!.drafted).toBeGreaterThan(0);
+      expect(r.speculative!.lookup!.drafted).toBe(lookup!.drafted);
+    });
+  });
+}
+
+describe('free drafts keep the sampling distribution (chi-square)', () => {
+  const f = modelFixture(() => STORIES, { threads: 1, ...EXACT });
+  const text = 'the dog, the dog, the dog, the dog, the';
+
+  it('prediction drafts: accepted with probability p(d), else resampled without d', async () => {
+    const sampling = { temperature: 4, topK: 6 };
+    const prompt = f.model.tokenize(text);
+    const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 2);
+    // the prediction is the likeliest pair: its second token is drafted whenever the first matches
+    const prediction = [...exact.entries()].sort((a, b) => b[1] - a[1])[0][0].split(',').map(Number);
+    let accepted = 0, drafted = 0;
+    await expectSamplesFollow(exact, 1500, 2, async (seed) => {
+      // maxTokens 3: the second token is a round's (the first comes from the prompt's decode)
+      const r = await f.ctx.generate(prompt, { ...sampling, seed, maxTokens: 3, prediction, freeDraftChoice: 'eager' }).result;
+      const s = r.speculative!.sources.prediction!;
+      accepted += s.accepted;
+      drafted += s.drafted;
+      return r.tokens;
+    });
+    expect(accepted).toBeGreaterThan(100);
+    expect(drafted - accepted).toBeGreaterThan(100);
+  });
+
+  it('a lookup draft and an early-exit draft in one round', async () => {
+    const sampling = { temperature: 3, topK: 4 };
+    const prompt = f.model.tokenize(text);
+    const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 3);
+    let mixed = 0, lookupRejected = 0, lookupAccepted = 0;
+    await expectSamplesFollow(exact, 2500, 3, async (seed) => {
+      const r = await f.ctx.generate(prompt, {
+        ...sampling, seed, maxTokens: 4, lookup: { maxTokens: 1 }, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 3, draftTokens: 1 },
+      }).result;
+      const { lookup, earlyExit } = r.speculative!.sources;
+      mixed += earlyExit!.draftedByPosition[1] ?? 0; // an early-exit draft after a lookup draft
+      lookupAccepted += lookup!.accepted;
+      lookupRejected += lookup!.drafted - lookup!.accepted;
+      return r.tokens;
+    });
+    expect(mixed).toBeGreaterThan(300);
+    expect(lookupAccepted).toBeGreaterThan(100);
+    expect(lookupRejected).toBeGreaterThan(100);
+  }, 120_000);
+});
+
+describe('lookup in a chat', () => {
+  const f = modelFixture(() => STORIES, { threads: 1, ...EXACT, contextSize: 1024 });
+
+  it('finds drafts in an earlier turn', async () => {
+    const ask = 'Tell me a story about a dog.';
+    // eager: every lookup draft is verified, so the counts do not depend on measured timings
+    const options = { maxTokens: 80, lookup: true, freeDraftChoice: 'eager' } as const;
+    // turn 1 tells a story; turn 2 asks the same, and greedy decoding tells much of it again
+    const chat = new ChatSession(f.ctx, { template: PLAIN_CHAT_TEMPLATE });
+    await chat.prompt(ask, { maxTokens: 80 }).result;
+    const withHistory = await chat.prompt(ask, options).result;
+    // the same turn 2 without lookup, and lookup without the earlier turn in the context
+    const noLookup = await new ChatSession(f.ctx, { template: PLAIN_CHAT_TEMPLATE, history: chat.messages.slice(0, 2) }).prompt(ask, { maxTokens: 80 }).result;
+    const fresh = await new ChatSession(f.ctx, { template: PLAIN_CHAT_TEMPLATE }).prompt(ask, options).result;
+    expect(withHistory.tokens).toEqual(noLookup.tokens);
+    const fromHistory = withHistory.speculative!.sources.lookup!.accepted;
+    const alone = fresh.speculative!.sources.lookup!.accepted;
+    // what the earlier turn adds: drafts accepted with it that the turn alone could not find
+    expect(fromHistory).toBeGreaterThan(alone + 20);
+  });
+});
+
+describe('free draft options', () => {
+  const f = modelFixture(() => STORIES, { threads: 1 });
+  it('rejects bad options with clear errors and leaves the context usable', async () => {
+    const gen = (o: object) => () => f.ctx.generate('Once', { maxTokens: 2, ...o } as never);
+    expect(gen({ lookup: 'yes' })).toThrow(/lookup must be/);
+    expect(gen({ lookup: { maxTokens: 0 } })).toThrow(/lookup.maxTokens/);
+    expect(gen({ prediction: 5 })).toThrow(/prediction must be/);
+    expect(gen({ prediction: [1, 1e9] })).toThrow(/prediction\[1\]/);
+    expect(gen({ lookup: true, selfSpeculative: { exitLayer: 2, overlap: true } })).toThrow(/overlap cannot be combined/);
+    expect(gen({ lookup: true, freeDraftChoice: 'always' })).toThrow(/freeDraftChoice/);
+    await expect(f.ctx.generate('Once', { maxTokens: 4, lookup: true, prediction: 'upon a time' }).result).resolves.toBeDefined();
+  });
+});
