@@ -39,6 +39,9 @@ describe('layerskip CLI', () => {
     [['generate', '-p', 'x', '--exit-layer', '3', '--verify', 'maybe'], /--verify must be cached or full/],
     [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'yes'], /--overlap must be on or off/],
     [['generate', '-p', 'x', '--overlap', 'on'], /need --exit-layer/],
+    [['generate', '-p', 'x', '--lookup', 'maybe'], /--lookup must be on or off/],
+    [['generate', '-p', 'x', '--prediction', '/nonexistent/prediction.txt'], /--prediction: cannot read \/nonexistent\/prediction.txt \(ENOENT\)/],
+    [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'on', '--lookup', 'on'], /--overlap on cannot be combined/],
     [['generate'], /generate needs -p PROMPT/],
     [['analyze', '-m', 'x.gguf', '--layers', '1,x'], /--layers must be an integer >= 1, got "x"/],
     [['sweep', '-m', 'x.gguf', '--tokens', '0'], /--tokens must be an integer >= 1/],
@@ -52,6 +55,22 @@ describe('layerskip CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(message as RegExp);
     expect(r.stderr).toContain('Usage:');
+  });
+
+  it('generate --lookup and --prediction give the text of --lookup off, and report each source', () => {
+    const args = ['generate', '-p', 'Once upon a time', '-n', '64'];
+    const off = run(...args, '--lookup', 'off');
+    expect(off.status).toBe(0);
+    const predictionFile = join(work, 'prediction.txt');
+    writeFileSync(predictionFile, off.stdout.slice('Once upon a time'.length).trim());
+    const on = run(...args);
+    expect(on.stdout).toBe(off.stdout);
+    expect(on.stderr).toMatch(/lookup: \d+ rounds, drafted \d+/);
+    const predicted = run(...args, '--prediction', predictionFile, '--exit-layer', '3');
+    expect(predicted.status).toBe(0);
+    expect(predicted.stdout).toBe(off.stdout);
+    const accepted = Number(/prediction: \d+ rounds, drafted \d+, accepted (\d+)/.exec(predicted.stderr)?.[1]);
+    expect(accepted).toBeGreaterThan(20);
   });
 
   it('--help on a command prints the usage and exits 0', () => {

@@ -9,17 +9,19 @@ import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { loadModel } from '../model.js';
 import { intFlag, parse, UsageError } from './args.js';
-import { GENERATION_FLAGS, contextFromFlags, samplingFromFlags } from './generation-flags.js';
+import { GENERATION_FLAGS, contextFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
-                 [--seed S] [--threads T] [--ctx N] [--exit-layer E [--draft D] [--draft-head FILE]]
+                 [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
+                 [--exit-layer E [--draft D] [--draft-head FILE]]  (lookup drafts come from every
+                  earlier turn too; default on)
                  (one user turn per line; Ctrl-C stops the current answer, Ctrl-D ends; a model
                   without a chat template gets the plain "User: / Assistant:" fallback)
 `;
 
 export async function chatCommand(argv: string[]): Promise<void> {
   const { values } = parse('chat', argv, { ...GENERATION_FLAGS, system: { type: 'string' }, template: { type: 'string' } });
-  const options = samplingFromFlags(values, 256);
+  const options = { ...samplingFromFlags(values, 256), ...freeDraftsFromFlags('chat', values) };
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
   if (exitLayer !== undefined) {
     options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead: values['draft-head'] };
@@ -64,8 +66,13 @@ async function converse(chat: ChatSession, options: GenerateOptions): Promise<vo
           for await (const chunk of turn) process.stdout.write(chunk.text);
           const r = await turn.result;
           process.stdout.write('\n');
-          const spec = r.speculative ? `, ${r.speculative.tokensPerRound.toFixed(2)} tokens/round, acceptance ${(r.speculative.acceptanceRate * 100).toFixed(0)}%` : '';
-          process.stderr.write(`[${r.timings.generatedTokens} tokens, ${r.timings.tokensPerSecond.toFixed(0)} tokens/s, prompt ${r.timings.promptTokens} (${r.timings.reusedPromptTokens} reused)${spec}]\n`);
+          const s = r.speculative;
+          const lk = s?.sources.lookup;
+          const spec = s
+            ? `, ${s.tokensPerRound.toFixed(2)} tokens/round` + (s.exitLayer === null ? '' : `, acceptance ${(s.acceptanceRate * 100).toFixed(0)}%`) +
+              (lk && lk.drafted > 0 ? `, lookup accepted ${lk.accepted}/${lk.drafted}` : '')
+            : '';
+          process.stderr.write(`[${r.timings.generatedTokens} tokens, ${r.timings.tokensPerSecond.toFixed(0)} tokens/s${spec}, prompt ${r.timings.promptTokens} (${r.timings.reusedPromptTokens} reused)]\n`);
         } catch (e) {
           if ((e as Error).name !== 'AbortError') throw e;
           process.stdout.write('\n[answer stopped]\n');

@@ -1,7 +1,9 @@
 // The flags `generate` and `chat` share: the model, the sampling options, the context's threads and
 // size, and the self-speculative settings.
+import { readFileSync } from 'node:fs';
 import type { GenerateOptions } from '../context.js';
-import { intFlag, numberFlag } from './args.js';
+import type { SourceStats, SpeculativeStats } from '../generation.js';
+import { intFlag, numberFlag, UsageError } from './args.js';
 
 export const GENERATION_FLAGS = {
   model: { type: 'string', short: 'm' },
@@ -15,6 +17,8 @@ export const GENERATION_FLAGS = {
   'exit-layer': { type: 'string' },
   draft: { type: 'string' },
   'draft-head': { type: 'string' },
+  lookup: { type: 'string' },
+  prediction: { type: 'string' },
 } as const;
 
 type FlagValues = { [K in keyof typeof GENERATION_FLAGS]?: string };
@@ -33,4 +37,37 @@ export function samplingFromFlags(values: FlagValues, defaultMaxTokens: number):
 /** The context options from the shared flags. */
 export function contextFromFlags(values: FlagValues): { threads?: number; contextSize?: number } {
   return { threads: intFlag('threads', values.threads, 1), contextSize: intFlag('ctx', values.ctx, 1) };
+}
+
+/**
+ * Free drafts from the shared flags: --lookup on|off (default on: each round verifies a lookup draft
+ * only when its measured acceptance says that beats the alternative) and --prediction FILE.
+ */
+export function freeDraftsFromFlags(command: string, values: FlagValues): Pick<GenerateOptions, 'lookup' | 'prediction'> {
+  const v = values.lookup;
+  if (v !== undefined && v !== 'on' && v !== 'off') throw new UsageError(`${command}: --lookup must be on or off, got ${v}`);
+  let prediction: string | undefined;
+  if (values.prediction !== undefined) {
+    try {
+      prediction = readFileSync(values.prediction, 'utf8');
+    } catch (e) {
+      throw new UsageError(`${command}: --prediction: cannot read ${values.prediction} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return { lookup: v !== 'off', prediction };
+}
+
+/** One line per draft source: drafted, accepted, and the acceptance at the first draft positions. */
+export function describeSources(s: SpeculativeStats): string {
+  const names: [keyof SpeculativeStats['sources'], string][] = [['earlyExit', 'early exit'], ['lookup', 'lookup'], ['prediction', 'prediction']];
+  return names
+    .filter(([k]) => s.sources[k] !== undefined)
+    .map(([k, label]) => {
+      const x = s.sources[k] as SourceStats;
+      const rate = x.drafted > 0 ? ` (${((100 * x.accepted) / x.drafted).toFixed(0)}%)` : '';
+      const byPos = x.draftedByPosition.slice(0, 6).map((d, j) => (d > 0 ? (x.acceptedByPosition[j] / d).toFixed(2) : '-')).join(' ');
+      return `  ${label}: ${x.rounds} rounds, drafted ${x.drafted}, accepted ${x.accepted}${rate}` +
+        (x.drafted > 0 ? `; acceptance by draft position ${byPos}` : '') + `; draft ${x.draftMs.toFixed(1)} ms, verify ${x.verifyMs.toFixed(1)} ms\n`;
+    })
+    .join('');
 }

@@ -10,7 +10,7 @@ import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
 import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
-import { GENERATION_FLAGS, contextFromFlags, samplingFromFlags } from './generation-flags.js';
+import { GENERATION_FLAGS, contextFromFlags, describeSources, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
 import { rpcServerCommand, rpcServerUsage } from './rpc-server.js';
@@ -21,10 +21,13 @@ const USAGE = `Usage:
   layerskip --version
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
                      [--threads T] [--ctx N] [--stop TEXT ...]
+                     [--lookup on|off] [--prediction FILE]
+                                            (lookup: draft from the context where its newest tokens
+                                            occurred before, when measured acceptance says it pays;
+                                            default on. prediction: the expected output, e.g. the
+                                            text an edit rewrites; drafts follow it)
                      [--exit-layer E [--draft D] [--adaptive] [--verify cached|full] [--draft-head FILE]
-                      [--overlap on|off] [--lookup on|off]]  (overlap: draft the next round during
-                                            verification; lookup: draft from the context where its last
-                                            tokens occurred before; both default off)
+                      [--overlap on|off]]  (overlap: draft the next round during verification; default off)
                      [--rpc HOST:PORT,... [--remote-layers N]]
                      (without -m: the bundled demo model, stories260K)
 ${chatUsage}${rpcServerUsage}  layerskip info -m MODEL [--json]
@@ -38,19 +41,17 @@ async function generate(argv: string[]): Promise<void> {
     adaptive: { type: 'boolean' },
     verify: { type: 'string' },
     overlap: { type: 'string' },
-    lookup: { type: 'string' },
     stop: { type: 'string', multiple: true },
     rpc: { type: 'string' },
     'remote-layers': { type: 'string' },
   });
   const prompt = required('generate', '-p PROMPT', values.prompt);
-  const options: GenerateOptions = { ...samplingFromFlags(values, 128), stop: values.stop };
+  const options: GenerateOptions = { ...samplingFromFlags(values, 128), ...freeDraftsFromFlags('generate', values), stop: values.stop };
   if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
     throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
   }
-  for (const flag of ['overlap', 'lookup'] as const) {
-    const v = values[flag];
-    if (v !== undefined && v !== 'on' && v !== 'off') throw new UsageError(`generate: --${flag} must be on or off, got ${v}`);
+  if (values.overlap !== undefined && values.overlap !== 'on' && values.overlap !== 'off') {
+    throw new UsageError(`generate: --overlap must be on or off, got ${values.overlap}`);
   }
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
   if (exitLayer !== undefined) {
@@ -61,10 +62,14 @@ async function generate(argv: string[]): Promise<void> {
       verification: values.verify as 'cached' | 'full' | undefined,
       draftHead: values['draft-head'],
       overlap: values.overlap === undefined ? undefined : values.overlap === 'on',
-      lookup: values.lookup === undefined ? undefined : values.lookup === 'on',
     };
-  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined || values.lookup !== undefined) {
-    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head, --overlap and --lookup need --exit-layer');
+    // an overlapped round is drafted by early exit ahead of time: no free drafts with it
+    if (values.overlap === 'on') {
+      if (values.lookup === 'on' || values.prediction !== undefined) throw new UsageError('generate: --overlap on cannot be combined with --lookup on or --prediction');
+      options.lookup = false;
+    }
+  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined) {
+    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head and --overlap need --exit-layer');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
   const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
@@ -93,13 +98,16 @@ async function generate(argv: string[]): Promise<void> {
     );
     if (r.speculative) {
       const s = r.speculative;
+      const head = s.exitLayer === null
+        ? 'speculative (free drafts only)'
+        : `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
+          `(${(s.acceptanceRate * 100).toFixed(1)}%)`;
       process.stderr.write(
-        `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
-          `(${(s.acceptanceRate * 100).toFixed(1)}%), corrections ${s.corrections}, rounds ${s.rounds}, ` +
+        `${head}, corrections ${s.corrections}, rounds ${s.rounds}, ` +
           `${s.tokensPerRound.toFixed(2)} tokens/round; draft ${s.draftMs.toFixed(1)} ms, verify ${s.verifyMs.toFixed(1)} ms, ` +
           `sampling ${s.samplingMs.toFixed(1)} ms` +
-          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) +
-          (s.lookup === undefined ? '' : `; lookup: ${s.lookup.rounds} rounds, drafted ${s.lookup.drafted}, accepted ${s.lookup.accepted}`) + '\n',
+          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) + '\n' +
+          describeSources(s),
       );
     }
   } finally {
