@@ -4,11 +4,15 @@
 // final layer, perplexity, time and peak memory.
 //
 //   node bench/run.mjs train [arms] [tokens]      arms: a comma list of scratch-base, scratch-ls,
-//                                                 cont-base, cont-ls (default all); tokens: 2050000
+//                                                 cont-base, cont-ls (default these four), copy-ls
+//                                                 (the committed model trained further on text with
+//                                                 repeated passages, for the lookup benchmark);
+//                                                 tokens: 2050000 (copy-ls: 1.5 times it)
 // Models go to models-generated/train/ (git-ignored); results to bench/results/train.json.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createModel, loadModel, trainModel, DEMO_MODEL_PATH, type TrainModelOptions, type TrainModelResult } from 'layerskip';
+import { f16BitsToF32, GgmlType, hashSeed, iterateTensorBytes, readGgufInfo, readTensorBytes, writeGguf, Xoshiro128 } from 'layerskip/gguf';
 import { loadCorpus } from './corpus.js';
 
 const dir = join('models-generated', 'train');
@@ -66,7 +70,69 @@ const common = (output: string, tokenBudget: number): TrainModelOptions => ({
     }
   },
 });
+/**
+ * The committed Q8_0 model as F32 (training needs F32 weights; llama.cpp refuses to requantize
+ * Q8_0): each block's 32 int8 values times its F16 scale.
+ */
+function dequantizedCommitted(): string {
+  const out = join(dir, 'brown-12L-dequantized.gguf');
+  if (existsSync(out)) return out;
+  const src = join('models', 'layerskip-brown-12L.Q8_0.gguf');
+  const info = readGgufInfo(src);
+  const tensors = info.tensors.map((t) => {
+    if (t.type === GgmlType.F32) return { name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(src, t) };
+    if (t.type !== GgmlType.Q8_0) throw new Error(`${src}: tensor ${t.name} has type ${t.type}, expected F32 or Q8_0`);
+    const bytes = readTensorBytes(src, t);
+    const values = new Float32Array((bytes.length / 34) * 32);
+    for (let b = 0; b < bytes.length / 34; b++) {
+      const scale = f16BitsToF32(bytes[b * 34] | (bytes[b * 34 + 1] << 8));
+      for (let i = 0; i < 32; i++) values[b * 32 + i] = scale * ((bytes[b * 34 + 2 + i] << 24) >> 24);
+    }
+    return { name: t.name, shape: t.shape, type: GgmlType.F32, data: values };
+  });
+  const metadata = new Map(info.metadata);
+  const fileType = metadata.get('general.file_type');
+  if (fileType) metadata.set('general.file_type', { ...fileType, value: 0 } as typeof fileType); // all F32
+  writeGguf(out, metadata, tensors);
+  return out;
+}
+
+/**
+ * Training text in which passages recur, so that a model learns to copy from its context as
+ * language models do (quotes, edits, repeated names): a fifth of the units are a span of the corpus,
+ * the rest a span followed by a repeat of its first 30-100% (after a few tokens of other text).
+ * Units are 40-160 tokens, so a 256-token training window usually holds both copies.
+ */
+function copyAugmented(stream: Int32Array, length: number, seed: number): Int32Array {
+  const rng = new Xoshiro128(hashSeed(seed, 'copy-augmented'));
+  const out = new Int32Array(length);
+  const span = (n: number) => {
+    const at = Math.floor(rng.nextFloat() * (stream.length - n));
+    return stream.subarray(at, at + n);
+  };
+  let o = 0;
+  const put = (a: ArrayLike<number>) => {
+    const n = Math.min(a.length, length - o);
+    for (let i = 0; i < n; i++) out[o + i] = a[i];
+    o += n;
+  };
+  while (o < length) {
+    const a = span(40 + Math.floor(rng.nextFloat() * 120));
+    put(a);
+    if (rng.nextFloat() < 0.8) {
+      put(span(Math.floor(rng.nextFloat() * 8)));
+      put(a.subarray(0, Math.max(8, Math.floor(a.length * (0.3 + 0.7 * rng.nextFloat())))));
+    }
+  }
+  return out;
+}
+
 const plan: Record<string, () => TrainModelOptions & { from: string }> = {
+  // the committed model trained further on 256-token windows of copy-augmented text (the lookup benchmark's model)
+  'copy-ls': () => ({
+    from: dequantizedCommitted(), ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * 1.5)), ...RECIPE_CONT,
+    data: { tokens: copyAugmented(data.train, 8_000_000, 1) }, batchSize: 4, contextSize: 256, learningRate: 2e-3,
+  }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
   'cont-base': () => ({ from: join(dir, 'scratch-base.gguf'), ...common(join(dir, 'cont-base.gguf'), Math.round(budget / 4)), learningRate: 5e-4 }),

@@ -2,7 +2,6 @@
 // (early exit and partial-layer verification, from the patched llama.cpp) and `generate()`,
 // which runs plain or self-speculative decoding. One operation at a time per context.
 import { availableParallelism } from 'node:os';
-import { plainLoop } from './decoding/plain.js';
 import { DecodeSession } from './decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative, type SelfSpeculativeOptions } from './decoding/self-speculative.js';
 import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from './errors.js';
@@ -493,9 +492,7 @@ export class Context {
       const speculative = drafter
         // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
         ? await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
-        : spec || free
-          ? await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens, free)
-          : (await plainLoop(core.view, first!, session, sampling, nVocab, onCached), undefined);
+        : await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens, free);
       session.finish();
       const t2 = performance.now();
       const generateMs = t2 - t1;
@@ -512,7 +509,7 @@ export class Context {
           totalMs: t2 - t0,
           tokensPerSecond: generateMs > 0 ? (session.tokens.length / generateMs) * 1000 : 0,
         },
-        speculative,
+        speculative: spec || free ? speculative : undefined, // plain decoding has no draft statistics
       };
     } catch (e) {
       await prefilled?.catch(() => undefined); // the drafter must be idle before the next generation

@@ -5,7 +5,7 @@
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
 import { pickToken, Rng, type ResolvedSampling } from '../sampling.js';
-import type { NativeContext, NativeDecodeResult } from '../native.js';
+import type { NativeContext } from '../native.js';
 import type { DecodeSession } from './session.js';
 
 /** How long one run may take before its tokens stream out (ms). */
@@ -48,41 +48,4 @@ export async function plainRun(
 /** Steps for the next run: as many as fit RUN_TARGET_MS at the measured step time. */
 export function runLength(stepMs: number): number {
   return Math.max(1, Math.min(MAX_RUN, Math.floor(RUN_TARGET_MS / Math.max(stepMs, 1e-3))));
-}
-
-export async function plainLoop(
-  ctx: NativeContext,
-  first: NativeDecodeResult,
-  session: DecodeSession,
-  sampling: ResolvedSampling,
-  nVocab: number,
-  onCached: (token: number) => void,
-): Promise<void> {
-  const rng = new Rng(sampling.seed);
-  const state = ctx.state(); // read once: this loop is the only writer while it runs
-  let position = state.nextPosition;
-  let token = pickToken(first, sampling, rng, 0, nVocab);
-  if (!session.accept(token)) return;
-  const runner = sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
-  let steps = 2; // the first run measures the step time
-  for (;;) {
-    if (position >= state.contextSize) {
-      session.stop('contextFull');
-      return;
-    }
-    session.check();
-    if (runner) {
-      const n = Math.min(steps, session.remaining, state.contextSize - position);
-      const r = await plainRun(runner, session, position, token, n, onCached);
-      if (!r) return;
-      steps = runLength(r.nativeMs / Math.max(1, r.position - position));
-      ({ position, token } = r);
-      continue;
-    }
-    const next = await plainStep(ctx, token, sampling, rng, nVocab);
-    position++;
-    onCached(token);
-    token = next;
-    if (!session.accept(token)) return;
-  }
 }

@@ -1,3 +1,9 @@
+// The generation driver: every round of a generation that is not overlapped (decoding/pipelined.ts)
+// runs here, whatever drafts it. A round is a plain step (or, greedy, a run of plain steps in one
+// addon call), a free draft (context lookup, the caller's prediction: decoding/draft-sources.ts)
+// verified with all layers, an early-exit draft verified from its cached layer-E states, or a free
+// draft that early exit continues.
+//
 // Self-speculative decoding (LayerSkip): draft with the first E layers (early exit through the
 // model's own norm and LM head, or a fitted draft head), verify the drafts with layers [E, N) from
 // their cached layer-E hidden states in one call, accept the longest agreeing prefix plus the full
@@ -6,7 +12,8 @@
 //
 // Greedy: a draft is accepted iff it equals the full model's argmax, so the output is the
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
-// min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution.
+// min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution;
+// a free draft is a point mass.
 import { checkBoolean, checkInteger, checkNumber } from '../errors.js';
 import { assertLayerRanges } from '../architectures.js';
 import type { SpeculativeStats } from '../generation.js';
@@ -157,7 +164,8 @@ export async function selfSpeculativeLoop(
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
   const runner = !spec && sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
-  let plainSteps = 1; // plain steps per run while free drafts do not pay: doubles up to runLength()
+  // plain steps per run: from 1 while free drafts may pay (each run may hide one), doubling up to runLength()
+  let plainSteps = s.free ? 1 : 2;
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
@@ -192,7 +200,7 @@ export async function selfSpeculativeLoop(
         if (!r) break;
         s.free?.fullCost.observe(1, ms / (r.position - p));
         s.stats.corrections += r.position - p;
-        plainSteps = Math.min(plainSteps * 2, runLength(r.nativeMs / (r.position - p)));
+        plainSteps = s.free ? Math.min(plainSteps * 2, runLength(r.nativeMs / (r.position - p))) : runLength(r.nativeMs / (r.position - p));
         ({ position: p, token: last } = r);
       } else {
         last = await plainRound(s, last);

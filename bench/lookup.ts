@@ -1,0 +1,244 @@
+// Free drafts (context lookup, predictions) fused with early exit, against plain decoding and the
+// peers' own speculation, side by side in one run (BENCHMARKS.md, "Free drafts"):
+//   - this library: plain; lookup; lookup with early exit; early exit alone; on the edit task also
+//     the caller's prediction;
+//   - node-llama-cpp 3.21.1: plain, and InputLookupTokenPredictor (its default 3 tokens, and 8);
+//   - llama.cpp (the same pinned tree, bench/build-peers.mjs): llama-speculative-simple with
+//     ngram-simple (its defaults, and n 3 / m 16) and ngram-mod (its defaults), and drafting
+//     disabled (native plain decoding after the prompt).
+// Every configuration runs on the same prompt tokens with the same threads, F32 KV cache and no
+// flash attention (our contexts' settings). Repetitions are interleaved (every configuration once,
+// then again), and each speed is reported as the median of its per-repetition ratios to our plain
+// decoding in the same repetition. Our greedy outputs must equal our plain output (checked); the
+// peers' agreement is reported.
+//
+// Tasks, from held-out documents of the training corpora (bench/corpus.ts), never trained on:
+//   quote: a passage, then its first words again (a model that copies continues the passage);
+//   chat:  a transcript: the passage in an early user turn, an answer, a question quoting it;
+//   edit:  a passage and "revised:", with a prediction that differs from the passage in 5% of its words;
+//   free:  the start of a document, continued freely (lookup should cost nothing).
+//
+//   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens]
+//   models: a comma list of stories, brown (the committed trained model), copy (the committed model
+//   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0)
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fitDraftHead, loadModel, quantizeModel, type Context, type DraftHead, type GenerateOptions, type Model } from 'layerskip';
+import { loadCorpus } from './corpus.js';
+import { ROOT, STORIES } from './models.js';
+import { disposeNodeLlamaCpp, nativePlainAfterPrompt, ngramSpeculative, nodeLlamaCppGenerate } from './peers.js';
+
+const models = (process.argv[2] ?? 'stories,copy').split(',');
+const threadList = (process.argv[3] ?? '1,2').split(',').map(Number);
+const repetitions = Number(process.argv[4] ?? 5);
+const TOKENS = Number(process.argv[5] ?? 64);
+
+interface ModelCase {
+  label: string;
+  path: () => Promise<string>;
+  /** Early exit (E, d) for the fused configurations. */
+  exit: { exitLayer: number; draftTokens: number };
+  /** Fit a draft head for the exit (stories260K: its exits agree little without one). */
+  head?: boolean;
+  /** Longest prompt the model handles (its training windows). */
+  maxPrompt: number;
+}
+
+const COPY_F32 = join(ROOT, 'models-generated', 'train', 'copy-ls.gguf');
+const COPY_Q8 = join(ROOT, 'models-generated', 'train', 'copy-ls.Q8_0.gguf');
+const CASES: Record<string, ModelCase> = {
+  stories: { label: 'stories260K (F32)', path: async () => STORIES, exit: { exitLayer: 3, draftTokens: 2 }, head: true, maxPrompt: 150 },
+  brown: { label: 'layerskip-brown-12L (Q8_0, trained on 128-token windows)', path: async () => join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf'), exit: { exitLayer: 6, draftTokens: 3 }, maxPrompt: 90 },
+  copy: {
+    label: 'brown-12L + copy-augmented training (Q8_0, 256-token windows)',
+    path: async () => {
+      if (!existsSync(COPY_F32)) throw new Error(`${COPY_F32} is missing: run node bench/run.mjs train copy-ls`);
+      if (!existsSync(COPY_Q8)) await quantizeModel(COPY_F32, COPY_Q8, 'Q8_0');
+      return COPY_Q8;
+    },
+    exit: { exitLayer: 6, draftTokens: 3 },
+    maxPrompt: 150,
+  },
+};
+
+interface Task {
+  name: 'quote' | 'chat' | 'edit' | 'free';
+  prompt: string;
+  prediction?: string;
+}
+
+/** A passage of whole sentences from a held-out document, at most `maxTokens` tokens. */
+function passage(model: Model, doc: string, maxTokens: number): string {
+  const sentences = doc.replace(/\s+/g, ' ').trim().match(/[^.!?]+[.!?]+["']?\s*/g) ?? [doc];
+  let text = '';
+  for (const s of sentences) {
+    if (model.tokenize(text + s).length > maxTokens) break;
+    text += s;
+  }
+  return text.trim() || doc.slice(0, maxTokens * 2);
+}
+
+/** The passage with every 20th word replaced by the word 7 places on (a deterministic 5% edit). */
+function edited(text: string): string {
+  const words = text.split(' ');
+  return words.map((w, i) => (i % 20 === 10 ? words[(i + 7) % words.length] : w)).join(' ');
+}
+
+function tasks(model: Model, c: ModelCase, docIndex: number): Task[] {
+  const test = loadCorpus().test;
+  const doc = test[docIndex % test.length];
+  const budget = c.maxPrompt - 12;
+  const p = passage(model, doc, Math.floor(budget * 0.75));
+  const firstWords = p.split(' ').slice(0, 6).join(' ');
+  const chatP = passage(model, doc, Math.floor(budget * 0.6));
+  const free = passage(model, test[(docIndex + 7) % test.length], 48);
+  return [
+    { name: 'quote', prompt: `${p}\n\n${firstWords}` },
+    { name: 'chat', prompt: `User: Read this.\n${chatP}\nAssistant: I have read it.\nUser: What comes after "${chatP.split(' ').slice(0, 5).join(' ')}"?\nAssistant: ${chatP.split(' ').slice(0, 5).join(' ')}` },
+    { name: 'edit', prompt: `${p}\n\nThe same text, revised:\n`, prediction: edited(p) },
+    { name: 'free', prompt: free },
+  ];
+}
+
+interface Config {
+  name: string;
+  /** ours: generate options; else a peer */
+  ours?: GenerateOptions;
+  peer?: (promptText: string, promptTokens: number[], threads: number) => Promise<{ tokensPerSecond: number; tokens?: number[]; text?: string; drafted?: number; accepted?: number }>;
+}
+
+function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[] {
+  const exit = { ...c.exit, draftHead: head };
+  const out: Config[] = [
+    { name: 'plain', ours: {} },
+    { name: 'lookup', ours: { lookup: true } },
+    { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''}`, ours: { selfSpeculative: exit } },
+    { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''} + lookup`, ours: { selfSpeculative: exit, lookup: true } },
+  ];
+  if (task.prediction) {
+    out.push({ name: 'prediction + lookup', ours: { prediction: task.prediction, lookup: true } });
+    out.push({ name: `E=${exit.exitLayer} + prediction + lookup`, ours: { prediction: task.prediction, lookup: true, selfSpeculative: exit } });
+  }
+  const nlc = (lookup?: { maxPredictionLength: number }) => async (_: string, promptTokens: number[], threads: number) => {
+    const r = await nodeLlamaCppGenerate({ modelPath: modelPath!, promptTokens, threads, maxTokens: TOKENS, lookup });
+    return { tokensPerSecond: r.tokensPerSecond, tokens: r.tokens, drafted: r.predictions.validated + r.predictions.refuted, accepted: r.predictions.validated };
+  };
+  const ngram = (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) => async (prompt: string, promptTokens: number[], threads: number) => {
+    const r = await ngramSpeculative({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, specType, ngramSimple });
+    return { tokensPerSecond: r.tokensPerSecond, text: r.text, drafted: r.drafted, accepted: r.accepted };
+  };
+  out.push(
+    { name: 'node-llama-cpp plain', peer: nlc() },
+    { name: 'node-llama-cpp InputLookup (3)', peer: nlc({ maxPredictionLength: 3 }) },
+    { name: 'node-llama-cpp InputLookup (8)', peer: nlc({ maxPredictionLength: 8 }) },
+    { name: 'llama.cpp plain (native)', peer: async (prompt, promptTokens, threads) => {
+      const r = await nativePlainAfterPrompt({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS });
+      return { tokensPerSecond: r.tokensPerSecond, text: r.text };
+    } },
+    { name: 'llama.cpp ngram-simple (12/48)', peer: ngram('ngram-simple') },
+    { name: 'llama.cpp ngram-simple (3/16)', peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }) },
+    { name: 'llama.cpp ngram-mod', peer: ngram('ngram-mod') },
+  );
+  return out;
+}
+
+let modelPath: string | undefined;
+
+interface Measured {
+  ratios: number[];
+  tokensPerSecond: number[];
+  drafted?: number;
+  accepted?: number;
+  same: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+async function runCase(key: string): Promise<Record<string, unknown>[]> {
+  const c = CASES[key];
+  if (!c) throw new Error(`unknown model ${key}; one of ${Object.keys(CASES).join(', ')}`);
+  modelPath = await c.path();
+  const model = await loadModel(modelPath);
+  const rows: Record<string, unknown>[] = [];
+  let head: DraftHead | undefined;
+  if (c.head) {
+    const fitCtx = await model.createContext({ threads: Math.max(...threadList) });
+    head = await fitDraftHead(fitCtx, { exitLayer: c.exit.exitLayer, selfGenerate: { positions: 4000 } });
+    fitCtx.dispose();
+    process.stderr.write(`[lookup] ${c.label}: draft head at E=${c.exit.exitLayer}, held-out agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}\n`);
+  }
+  for (const threads of threadList) {
+    const ctx: Context = await model.createContext({ threads });
+    for (const task of tasks(model, c, 3)) {
+      const promptTokens = model.tokenize(task.prompt);
+      const list = configs(c, task, head);
+      const got = new Map<string, Measured>();
+      let plainTokens: number[] = [];
+      for (let rep = 0; rep < repetitions; rep++) {
+        let plainRate = NaN;
+        for (const cfg of list) {
+          let rate: number;
+          let m = got.get(cfg.name);
+          if (cfg.ours) {
+            ctx.clear();
+            const r = await ctx.generate(promptTokens, { maxTokens: TOKENS, ...cfg.ours }).result;
+            // the first token comes from the prompt's batch: n tokens in n - 1 decodes (the peers time n decodes)
+            rate = ((r.tokens.length - 1) / r.timings.generateMs) * 1000;
+            if (cfg.name === 'plain') plainTokens = r.tokens;
+            const same = r.tokens.join() === plainTokens.join() ? 'yes' : 'NO';
+            if (same === 'NO') throw new Error(`${c.label} ${task.name} ${cfg.name}: greedy output differs from plain`);
+            const srcs = r.speculative?.sources;
+            const drafted = srcs ? Object.values(srcs).reduce((a, s) => a + s.drafted, 0) : undefined;
+            const accepted = srcs ? Object.values(srcs).reduce((a, s) => a + s.accepted, 0) : undefined;
+            m ??= { ratios: [], tokensPerSecond: [], same, drafted, accepted };
+          } else {
+            const r = await cfg.peer!(task.prompt, promptTokens, threads);
+            rate = r.tokensPerSecond;
+            const same = r.tokens
+              ? (r.tokens.slice(0, plainTokens.length).join() === plainTokens.join() ? 'yes' : 'no')
+              : r.text !== undefined && r.text.startsWith(model.detokenize([...promptTokens, ...plainTokens], { special: true }).slice(model.detokenize(promptTokens, { special: true }).length)) ? 'yes (text)' : 'no (text)';
+            m ??= { ratios: [], tokensPerSecond: [], same, drafted: r.drafted, accepted: r.accepted };
+          }
+          if (cfg.name === 'plain') plainRate = rate;
+          m.tokensPerSecond.push(rate);
+          m.ratios.push(rate / plainRate);
+          got.set(cfg.name, m);
+        }
+      }
+      for (const cfg of list) {
+        const m = got.get(cfg.name)!;
+        rows.push({
+          model: c.label, threads, task: task.name, promptTokens: promptTokens.length, config: cfg.name, peer: !cfg.ours,
+          tokensPerSecond: median(m.tokensPerSecond), ratio: median(m.ratios), ratioMin: Math.min(...m.ratios), ratioMax: Math.max(...m.ratios),
+          drafted: m.drafted, accepted: m.accepted, same: m.same,
+        });
+      }
+      printTask(rows.filter((r) => r.model === c.label && r.threads === threads && r.task === task.name));
+    }
+    ctx.dispose();
+  }
+  model.dispose();
+  return rows;
+}
+
+function printTask(rows: Record<string, unknown>[]): void {
+  const r0 = rows[0];
+  console.log(`\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompt ${r0.promptTokens} tokens, ${TOKENS} generated, ${repetitions} interleaved repetitions)`);
+  console.log('| configuration | tokens/s | vs our plain (median [min-max]) | drafted | accepted | greedy output = our plain |');
+  console.log('|---|---:|---|---:|---:|---|');
+  for (const r of rows) {
+    const f = (x: unknown) => (x === undefined ? '' : String(x));
+    console.log(`| ${r.config} | ${(r.tokensPerSecond as number).toFixed(0)} | ${(r.ratio as number).toFixed(2)}x [${(r.ratioMin as number).toFixed(2)}-${(r.ratioMax as number).toFixed(2)}] | ${f(r.drafted)} | ${f(r.accepted)} | ${r.same} |`);
+  }
+  const ours = rows.filter((r) => !r.peer);
+  const peers = rows.filter((r) => r.peer);
+  const bestOurs = ours.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
+  const bestPeer = peers.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
+  console.log(`best of ours: ${bestOurs.config} ${(bestOurs.ratio as number).toFixed(2)}x plain; best peer: ${bestPeer.config} ${(bestPeer.ratio as number).toFixed(2)}x; ours / best peer ${((bestOurs.ratio as number) / (bestPeer.ratio as number)).toFixed(2)}x`);
+}
+
+const all: Record<string, unknown>[] = [];
+for (const key of models) all.push(...(await runCase(key)));
+await disposeNodeLlamaCpp();
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(join(ROOT, 'bench', 'results', 'lookup.json'), JSON.stringify(all, null, 1));
