@@ -137,8 +137,8 @@ export interface GenerateOptions extends SamplingOptions {
    * unchanged; only speed depends on how well it predicts.
    */
   prediction?: string | readonly number[];
-  /** @internal 'eager': take every free draft whole (tests of the accept rule). */
-  freeDraftChoice?: 'measured' | 'eager';
+  /** @internal tests of the accept rule (decoding/draft-sources.ts, ResolvedFreeDrafts.choice). */
+  freeDraftChoice?: 'measured' | 'eager' | 'continuation';
 }
 
 export class Context {

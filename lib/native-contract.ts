@@ -94,8 +94,11 @@ export interface NativeContextState {
 
 /** One round's early-exit drafting in one call (the addon runs the token-to-token loop). */
 export interface NativeDraftOptions {
-  /** The token to feed first (the newest token, not yet in the KV cache). */
-  token: number;
+  /**
+   * The token to feed first (the newest token, not yet in the KV cache). Omitted only with a
+   * `prefix` that continues pending drafts at this layer whose last one is already decoded.
+   */
+  token?: number;
   /** Exit layer E: drafts come from layers [0, E). */
   layer: number;
   maxTokens: number;
@@ -111,7 +114,7 @@ export interface NativeDraftOptions {
   /**
    * Forced drafts after `token` (a context lookup's, which early exit continues): `token` and these
    * go through layers [0, E) in one batch and drafting continues after them. `tokens` of the result
-   * holds only the drafts after the prefix; draft() alone (not draftMany).
+   * holds only the drafts after the prefix, and `maxTokens` may be 0; draft() alone (not draftMany).
    */
   prefix?: Int32Array;
   /** The sequence (default 0). */

@@ -763,12 +763,14 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
     auto job = std::make_shared<DraftJob>();
     job->seq = seq_arg(env, o);
     const SeqState & S = *seqs_[job->seq];
+    const bool has_prefix = o.Has("prefix") && !o.Get("prefix").IsUndefined();
     for (const char * key : {"token", "layer", "maxTokens"}) {
+        if (has_prefix && std::string(key) == "token") continue;  // a prefix may continue drafts already decoded
         if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("draft: ") + key + " is required");
     }
     job->token = get_int(env, o, "token", -1, 0, n_vocab_ - 1);
     job->layer = get_int(env, o, "layer", -1, 1, n_layer_ - 1);
-    job->max_tokens = get_int(env, o, "maxTokens", -1, 1, n_batch_);
+    job->max_tokens = get_int(env, o, "maxTokens", -1, has_prefix ? 0 : 1, n_batch_);
     if (o.Has("minProbability") && !o.Get("minProbability").IsUndefined()) {
         if (!o.Get("minProbability").IsNumber()) throw_type(env, "draft: minProbability must be a number");
         job->min_prob = o.Get("minProbability").As<Napi::Number>().FloatValue();
@@ -781,7 +783,13 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
         if (!pv.IsTypedArray() || pv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "draft: prefix must be an Int32Array");
         auto pa = pv.As<Napi::Int32Array>();
         job->prefix.assign(pa.Data(), pa.Data() + pa.ElementLength());
+        if (job->prefix.empty()) throw_range(env, "draft: the prefix is empty");
         check_token_ids(env, "draft", job->prefix);
+        // without `token` the prefix follows the sequence's decoded drafts at this exit layer
+        if (job->token < 0 && (S.n_full == S.n_past || S.draft_layer != job->layer)) {
+            throw_error(env, "draft: a prefix without a token continues pending drafts at layer " + std::to_string(job->layer) + ", and there are none",
+                "ERR_NO_DRAFT");
+        }
         if ((int32_t)job->prefix.size() + 1 > n_batch_) throw_range(env, "draft: the prefix and its token exceed the batch size");
     }
     if (o.Has("temperature") && !o.Get("temperature").IsUndefined()) {
@@ -823,8 +831,10 @@ static Napi::Object draft_result(Napi::Env env, const Context::DraftJob & job) {
 // generation, so a verification can score the position after it. Returns { tokens, maxProb,
 // logits? (sampled drafts' rows, n_vocab wide), lastDecoded }.
 // With `prefix` (forced drafts, e.g. from a context lookup), `token` and the prefix go through
-// layers [0, layer) in one batch first and drafting continues after them; `tokens` holds only the
-// drafts that follow the prefix, and lastDecoded refers to the last of all of them.
+// layers [0, layer) in one batch first and drafting continues after them (maxTokens may then be 0);
+// `tokens` holds only the drafts that follow the prefix, and lastDecoded refers to the last of all
+// of them. Without `token`, the prefix continues the sequence's pending drafts at `layer` whose last
+// one is already decoded (a lookup continuing early-exit drafts).
 Napi::Value Context::draft(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_usable(env, "draft");
@@ -967,10 +977,11 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         Live & l = live[0];
         SeqState & S = *l.S;
         const std::vector<int32_t> & pre = l.job->prefix;
+        const int32_t lead = l.feed >= 0 ? 1 : 0;  // `token`, when given, goes first
         llama_batch & b = tok_batch_;
-        b.n_tokens = (int32_t)pre.size() + 1;
+        b.n_tokens = (int32_t)pre.size() + lead;
         for (int32_t k = 0; k < b.n_tokens; ++k) {
-            b.token[k] = k == 0 ? l.feed : pre[k - 1];
+            b.token[k] = k < lead ? l.feed : pre[k - lead];
             b.pos[k] = S.n_past + k;
             b.n_seq_id[k] = 1;
             b.seq_id[k][0] = l.job->seq;
@@ -990,7 +1001,7 @@ void Context::run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs) {
         S.draft_layer = layer;
         S.n_past += b.n_tokens;
         l.feed = pre.back();
-        if (llama_vocab_is_eog(vocab, l.feed)) {
+        if (llama_vocab_is_eog(vocab, l.feed) || l.job->max_tokens == 0) {
             l.pending = false;
             l.done = true;
         } else {

@@ -48,6 +48,43 @@ describe('ContextLookup', () => {
     }
   });
 
+  it('peek: the draft after tokens not yet added, as if they were (by brute force on the longer sequence)', () => {
+    let s = 11;
+    const rand = (n: number) => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return (s >>> 8) % n;
+    };
+    for (let trial = 0; trial < 300; trial++) {
+      const alphabet = 2 + (trial % 5);
+      const tokens = Array.from({ length: 5 + rand(40) }, () => rand(alphabet));
+      const extra = Array.from({ length: 1 + rand(4) }, () => rand(alphabet));
+      const lookup = new ContextLookup();
+      lookup.pushAll(tokens);
+      const max = 1 + rand(6);
+      // brute force: the longest suffix of tokens + extra that occurs inside `tokens`, newest occurrence
+      const all = [...tokens, ...extra];
+      let want: { draft: number[]; length: number } = { draft: [], length: 0 };
+      for (let n = all.length; n >= 1 && want.length === 0; n--) {
+        const suffix = all.slice(all.length - n).join(',');
+        for (let m = tokens.length - 1; m >= n - 1; m--) {
+          if (all.slice(m + 1 - n, m + 1).join(',') !== suffix) continue;
+          const seq = [...all];
+          const out: number[] = [];
+          for (let i = 0; i < max; i++) {
+            out.push(seq[m + 1 + i]);
+            seq.push(seq[m + 1 + i]);
+          }
+          want = { draft: out, length: n };
+          break;
+        }
+      }
+      const got = lookup.peek(extra, max);
+      expect(got.tokens, `tokens ${tokens.join(' ')} + ${extra.join(' ')}`).toEqual(want.draft);
+      expect(got.matchLength).toBe(want.length);
+      expect(lookup.length).toBe(tokens.length); // nothing was added
+    }
+  });
+
   it('is empty for a suffix that never occurred, and repeats a one-token loop', () => {
     const lookup = new ContextLookup();
     lookup.pushAll([1, 2, 3, 4]);

@@ -153,6 +153,46 @@ describe('free drafts keep the sampling distribution (chi-square)', () => {
   }, 120_000);
 });
 
+describe('a lookup draft that continues early-exit drafts', () => {
+  const f = modelFixture(() => STORIES, { threads: 1, ...EXACT });
+  // the prompt ends in a token that never occurred before, so a round starts with early exit; its
+  // drafts lead back into the repeated text, where the lookup continues them
+  const text = 'the dog, the dog, the dog, the dog, the big';
+
+  it('keeps greedy output', async () => {
+    const plain = await f.ctx.generate(text, { maxTokens: 40 }).result;
+    let continued = 0;
+    for (const [exitLayer, draftTokens] of [[2, 1], [3, 2], [4, 3]]) {
+      for (const freeDraftChoice of ['eager', 'continuation'] as const) {
+        const r = await f.ctx.generate(text, { maxTokens: 40, lookup: true, freeDraftChoice, selfSpeculative: { exitLayer, draftTokens } }).result;
+        expect(r.tokens, `E=${exitLayer} d=${draftTokens} ${freeDraftChoice}`).toEqual(plain.tokens);
+        // lookup drafts after the first position follow early-exit drafts in 'continuation'
+        if (freeDraftChoice === 'continuation') continued += r.speculative!.sources.lookup!.draftedByPosition.slice(draftTokens).reduce((a, b) => a + b, 0);
+      }
+    }
+    expect(continued).toBeGreaterThan(0);
+  });
+
+  it('keeps the sampling distribution (chi-square)', async () => {
+    // early-exit drafts (E = 4 of 5 layers) are sampled from the whole vocabulary: at T = 2 they
+    // stay on the repeated text often enough for the lookup to continue them, while the full model's
+    // probabilities are spread enough that a wrong point-mass rule shows (a point mass of 0.5 fails)
+    const sampling = { temperature: 2, topK: 4 };
+    // 'continuation': every round drafts by early exit first, and the lookup continues it
+    const prompt = f.model.tokenize('the dog, the dog, the dog, the dog, the');
+    const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 3);
+    let lookupAfterEarly = 0;
+    await expectSamplesFollow(exact, 2500, 3, async (seed) => {
+      const r = await f.ctx.generate(prompt, {
+        ...sampling, seed, maxTokens: 4, lookup: { maxTokens: 1 }, freeDraftChoice: 'continuation', selfSpeculative: { exitLayer: 4, draftTokens: 1 },
+      }).result;
+      lookupAfterEarly += r.speculative!.sources.lookup!.draftedByPosition[1] ?? 0; // a lookup draft after an early-exit draft
+      return r.tokens;
+    });
+    expect(lookupAfterEarly).toBeGreaterThan(300);
+  }, 120_000);
+});
+
 describe('lookup in a chat', () => {
   const f = modelFixture(() => STORIES, { threads: 1, ...EXACT, contextSize: 1024 });
 

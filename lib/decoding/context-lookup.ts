@@ -86,6 +86,36 @@ export class ContextLookup {
     return out;
   }
 
+  /**
+   * Like draft(), for the sequence extended by `extra` tokens that are not added (early-exit drafts
+   * not yet verified): the longest suffix of sequence + extra that occurs in the sequence, and what
+   * followed its newest occurrence there. The walk costs O(extra.length) amortised.
+   */
+  peek(extra: readonly number[], max: number): { tokens: number[]; matchLength: number } {
+    let v = this.last;
+    let l = this.len[v];
+    for (const c of extra) {
+      while (v > 0 && !this.next[v].has(c)) {
+        v = this.link[v];
+        l = this.len[v];
+      }
+      const to = this.next[v].get(c);
+      if (to === undefined) {
+        l = 0;
+      } else {
+        v = to;
+        l++;
+      }
+    }
+    if (l === 0 || extra.length === 0) return { tokens: [], matchLength: 0 };
+    const e = this.end[v]; // the newest end of the match inside the sequence
+    const seq = (i: number) => (i < this.tokens.length ? this.tokens[i] : extra[i - this.tokens.length]);
+    const period = this.tokens.length + extra.length - 1 - e;
+    const out: number[] = [];
+    for (let i = 0; i < max; i++) out.push(i < period ? seq(e + 1 + i) : out[i - period]);
+    return { tokens: out, matchLength: l };
+  }
+
   private addState(len: number, end: number, next: Map<number, number>): number {
     this.len.push(len);
     this.link.push(-1);

@@ -21,6 +21,8 @@ export interface FreeDraftSource {
   draft(max: number): number[];
   /** How many newest tokens support the draft (its confidence; 0: no draft). */
   readonly matchLength: number;
+  /** The draft after the newest tokens and `extra` tokens not yet accepted (lookup only). */
+  peek?(extra: readonly number[], max: number): { tokens: number[]; matchLength: number };
 }
 
 export function newSourceStats(): SourceStats {
@@ -148,15 +150,19 @@ export interface ResolvedFreeDrafts {
   /** The caller's prediction of the output, as tokens (null: none). */
   prediction: number[] | null;
   maxTokens: number;
-  /** 'measured': by expected rate (default); 'eager': every free draft, whole, continued by early exit (tests). */
-  choice: 'measured' | 'eager';
+  /**
+   * 'measured': by expected rate (default). Tests of the accept rule: 'eager' takes every free draft
+   * whole and lets early exit continue it, 'continuation' drafts from the context only after early
+   * exit (every round starts with early-exit drafts that a lookup continues).
+   */
+  choice: 'measured' | 'eager' | 'continuation';
 }
 
 export interface FreeDraftOptions {
   lookup?: boolean | LookupOptions;
   prediction?: string | readonly number[];
-  /** @internal 'eager' takes every free draft whole (tests of the accept rule). */
-  freeDraftChoice?: 'measured' | 'eager';
+  /** @internal 'eager' or 'continuation' (tests of the accept rule; see ResolvedFreeDrafts.choice). */
+  freeDraftChoice?: 'measured' | 'eager' | 'continuation';
 }
 
 /**
@@ -184,7 +190,7 @@ export function resolveFreeDrafts(
     else throw new TypeError('prediction must be a string or an array of token ids');
     if (prediction.length === 0) prediction = null;
   }
-  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager'] as const) ?? 'measured';
+  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager', 'continuation'] as const) ?? 'measured';
   if (!lookup && !prediction) return null;
   return { lookup, prediction, maxTokens, choice };
 }

@@ -180,7 +180,7 @@ export async function selfSpeculativeLoop(
     // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
     const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
     s.stats.rounds++;
-    const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null;
+    const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
     if (choice) {
       const extend = spec ? earlyExitExtension(s, choice, room) : 0;
       const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
@@ -215,19 +215,38 @@ export async function selfSpeculativeLoop(
       continue;
     }
     const t0 = performance.now();
-    const d = await draft(s, last, want);
+    const early = await draft(s, last, want);
+    // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
+    const ext = await lookupAfterDrafts(s, early, room);
+    const d = ext?.drafts ?? early;
+    const k = early.tokens.length;
     const t1 = performance.now();
     const v = await verify(s, p, last, d);
     const t2 = performance.now();
     const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
-    observeRound(s, d, v.argmax.length, accepted, t1 - t0, t2 - t1);
+    observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
     const ee = s.stats.sources.earlyExit!;
     ee.rounds++;
     ee.draftMs += t1 - t0;
     ee.verifyMs += t2 - t1;
-    countDrafts(ee, 0, d.tokens.length, accepted);
+    countDrafts(ee, 0, k, Math.min(accepted, k));
+    if (ext) {
+      const lk = s.stats.sources.lookup!;
+      const lkAccepted = Math.max(0, accepted - k);
+      countDrafts(lk, k, ext.count, lkAccepted);
+      // the lookup drafts were tested only if every early-exit draft before them was accepted
+      if (accepted >= k) s.free!.acceptance.observe('lookup', ext.matchLength, ext.count, lkAccepted);
+    }
     const before = session.tokens.length;
+    const acceptedBefore = s.stats.accepted;
     const after = commit(s, p, last, d.tokens, accepted, next);
+    if (ext) {
+      // accepted lookup drafts are counted apart from the early-exit ones
+      const taken = s.stats.accepted - acceptedBefore;
+      const lookupTaken = Math.max(0, taken - k);
+      countLegacyLookup(s.stats, 'lookup', ext.count, lookupTaken);
+      s.stats.accepted -= lookupTaken;
+    }
     s.stats.samplingMs += performance.now() - t2;
     if (s.free) s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
     if (!after) break;
@@ -250,7 +269,9 @@ function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): Fr
   if (o.lookup) {
     const impl = new ContextLookup();
     impl.pushAll(promptTokens);
-    out.push({ name: 'lookup', push: (t) => impl.push(t), draft: (n) => impl.draft(n), get matchLength() { return impl.matchLength; } });
+    out.push({
+      name: 'lookup', push: (t) => impl.push(t), draft: (n) => impl.draft(n), peek: (extra, n) => impl.peek(extra, n), get matchLength() { return impl.matchLength; },
+    });
   }
   return out;
 }
@@ -267,6 +288,7 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
     for (const src of f.sources) src.push(t);
   }
   f.acceptance.age();
+  if (f.options.choice === 'continuation' && s.spec) return null;
   const plainRate = 1 / f.fullCost.ms(1);
   let bestRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
   let best: FreeChoice | null = null;
@@ -299,6 +321,36 @@ function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): number {
   const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.fullCost.ms(1);
   if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
   return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
+}
+
+/**
+ * A lookup draft that continues early-exit drafts: the context's continuation of the longest
+ * suffix of the sequence and the drafts, when it is likely to be reached (the early-exit drafts all
+ * accepted) and accepted. Its tokens pass layers [0, E) in one more draft call, after the last early
+ * draft (already decoded), so one verification checks both. Returns null when it does not pay.
+ */
+async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): Promise<{ drafts: Drafts; count: number; matchLength: number } | null> {
+  const f = s.free;
+  const spec = s.spec!;
+  const lookup = f?.sources.find((x) => x.name === 'lookup');
+  if (!f || !lookup?.peek || !d.lastDecoded || spec.verification !== 'cached' || s.policy?.probing) return null;
+  const k = d.tokens.length;
+  const left = Math.min(f.options.maxTokens, room - k);
+  if (left < 1 || s.session.isEog(d.tokens[k - 1])) return null;
+  const { tokens, matchLength } = lookup.peek(d.tokens, left);
+  let c = untilStop(s.session, [...d.tokens, ...tokens]).slice(k);
+  if (c.length === 0) return null;
+  const a = f.acceptance.estimate('lookup', matchLength);
+  if (f.options.choice === 'measured') {
+    const ee = s.stats.sources.earlyExit!;
+    const aEarly = (ee.accepted + 1) / (ee.drafted + 2);
+    if (matchLength < 4 || aEarly ** k < 0.5 || a < 0.5) return null;
+    c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.fullCost).length));
+  }
+  const greedy = s.sampling.temperature === 0;
+  await s.ctx.draft({ prefix: Int32Array.from(c), layer: spec.exitLayer, maxTokens: 0 }); // no new drafts: nothing is sampled
+  const dists = greedy ? null : [...d.dists!, ...c.map((t) => pointMass(t, s.nVocab))];
+  return { drafts: { tokens: [...d.tokens, ...c], dists, lastDecoded: true }, count: c.length, matchLength };
 }
 
 /** Drafts up to a completed stop string (later drafts are wasted; the stop string ends the generation). */
