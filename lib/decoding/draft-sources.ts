@@ -90,8 +90,9 @@ function bucket(matchLength: number): number {
 
 /**
  * The cost of a full-model decode of k rows in milliseconds, k = 1 a plain step: a least-squares
- * line through recent measurements. Until two row counts are measured, k rows cost
- * 0.35 + 0.65 k single steps (this CPU's batches are compute-bound: 7 rows took 5 steps).
+ * line through recent measurements. Until two row counts are measured (the first probe), k rows
+ * cost 1 + 0.25 (k - 1) single steps, the memory-bound case; on a compute-bound CPU the first
+ * measurements correct it (7 rows of a small model took 5 single steps on this 2-core machine).
  */
 export class FullDecodeCost {
   private readonly samples: [number, number][] = [];
@@ -120,7 +121,7 @@ export class FullDecodeCost {
   ms(rows: number): number {
     if (!Number.isNaN(this.perRow)) return this.base + this.perRow * rows;
     const one = Number.isNaN(this.single) ? 1 : this.single;
-    return one * (0.35 + 0.65 * rows);
+    return one * (1 + 0.25 * (rows - 1));
   }
 }
 

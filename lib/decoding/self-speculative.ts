@@ -129,6 +129,9 @@ interface FreeRounds {
   fullCost: FullDecodeCost;
   /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
   earlyExitRate: number;
+  /** Rounds since the last free round, and how many may pass before a probe. */
+  sinceFree: number;
+  probeInterval: number;
 }
 
 /** A free draft chosen for a round. */
@@ -137,6 +140,8 @@ interface FreeChoice {
   tokens: number[];
   matchLength: number;
   acceptance: number;
+  /** Taken to measure, not because it is expected to win. */
+  probe: boolean;
 }
 
 /**
@@ -159,7 +164,7 @@ export async function selfSpeculativeLoop(
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN };
+    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
@@ -182,7 +187,7 @@ export async function selfSpeculativeLoop(
     s.stats.rounds++;
     const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
     if (choice) {
-      const extend = spec ? earlyExitExtension(s, choice, room) : 0;
+      const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;
       const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
       if (!after) break;
       ({ p, last } = after);
@@ -292,21 +297,38 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
   const plainRate = 1 / f.fullCost.ms(1);
   let bestRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
   let best: FreeChoice | null = null;
+  let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
+  f.sinceFree++;
   for (const source of f.sources) {
     const matchLength = source.matchLength;
     if (matchLength === 0) continue;
     const proposal = untilStop(session, source.draft(Math.min(f.options.maxTokens, room)));
     if (proposal.length === 0) continue;
     const acceptance = f.acceptance.estimate(source.name, matchLength);
-    if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance };
+    if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance, probe: false };
     const { length, rate } = bestFreeLength(acceptance, proposal.length, f.fullCost);
     if (rate > bestRate) {
       bestRate = rate;
-      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance };
+      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance, probe: false };
     }
+    if (!likeliest || acceptance > likeliest.acceptance) likeliest = { source, tokens: proposal.slice(0, PROBE_TOKENS), matchLength, acceptance, probe: true };
   }
+  // while free drafts do not win, one is still verified now and then: its acceptance and the cost
+  // of its rows are what the choice is made from. A probe that fails doubles the interval.
+  if (!best && likeliest && f.sinceFree >= f.probeInterval) best = likeliest;
+  if (best) f.sinceFree = 0;
   return best;
 }
+
+/** Drafts in a probe round. */
+const PROBE_TOKENS = 4;
+
+/** After a probe: probe again soon if it found accepted drafts, else half as often (at most every 512 rounds). */
+function observeProbe(f: FreeRounds, accepted: number): void {
+  f.probeInterval = accepted > 0 ? PROBE_EVERY : Math.min(2 * f.probeInterval, 512);
+}
+
+const PROBE_EVERY = 16;
 
 /**
  * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
@@ -383,6 +405,7 @@ async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): 
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
   const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
   f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
+  if (c.probe) observeProbe(f, accepted);
   stats.verifyMs += t1 - t0;
   stats.draftLengths.push(look.length);
   const src = stats.sources[c.source.name]!;
@@ -431,6 +454,7 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
+  if (c.probe) observeProbe(f, Math.min(accepted, nFree));
   stats.draftMs += t1 - t0;
   stats.verifyMs += t2 - t1;
   stats.drafted += nEarly;
