@@ -68,6 +68,20 @@ export class DraftPolicy {
     return best;
   }
 
+  /**
+   * After next() returned 0: how many plain steps, this one included, come before the policy would
+   * decide anything else (its next probe). Acceptance and costs only change with rounds, so until
+   * then every step would be plain.
+   */
+  plainStepsBeforeProbe(): number {
+    return Math.max(1, this.probeInterval - this.plainSteps);
+  }
+
+  /** `steps` plain steps ran for one next() that returned 0. */
+  skipPlain(steps: number): void {
+    this.plainSteps += steps - 1;
+  }
+
   observeRound(drafted: number, accepted: number): void {
     if (this.probing) {
       this.probing = false;

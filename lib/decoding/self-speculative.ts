@@ -129,9 +129,11 @@ interface FreeRounds {
   fullCost: FullDecodeCost;
   /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
   earlyExitRate: number;
-  /** Rounds since the last free round, and how many may pass before a probe. */
+  /** Tokens since the last free round, and how many may pass before a probe. */
   sinceFree: number;
   probeInterval: number;
+  /** Drafts accepted in the latest free round. */
+  lastFreeAccepted: number;
 }
 
 /** A free draft chosen for a round. */
@@ -164,13 +166,17 @@ export async function selfSpeculativeLoop(
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY };
+    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY, lastFreeAccepted: 0 };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
-  const runner = !spec && sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
-  // plain steps per run: from 1 while free drafts may pay (each run may hide one), doubling up to runLength()
-  let plainSteps = s.free ? 1 : 2;
+  // greedy plain steps run several per addon call (decodeRun); sampling steps one by one
+  const runner = sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  // free drafts: plain steps per run, doubling from 2 up to runLength(), or up to 8 while free
+  // drafts are accepted (a run may hide the next free draft: free rounds follow each other without
+  // plain steps between them while the text repeats, so only the start of a repeat waits for a run)
+  let plainSteps = 2;
+  let stepMs = NaN; // one plain step, measured in runs
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
@@ -191,32 +197,37 @@ export async function selfSpeculativeLoop(
       const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
       if (!after) break;
       ({ p, last } = after);
-      plainSteps = 1;
       continue;
     }
-    if (!spec) {
-      // plain steps: several per addon call while no free draft pays (a draft found in between waits for the run's end)
-      if (runner) {
-        const n = Math.min(plainSteps, session.remaining, contextSize - p);
-        const t0 = performance.now();
-        const r = await plainRun(runner, session, p, last, n, onCached);
-        const ms = performance.now() - t0;
-        s.stats.verifyMs += ms;
-        if (!r) break;
-        s.free?.fullCost.observe(1, ms / (r.position - p));
-        s.stats.corrections += r.position - p;
-        plainSteps = s.free ? Math.min(plainSteps * 2, runLength(r.nativeMs / (r.position - p))) : runLength(r.nativeMs / (r.position - p));
-        ({ position: p, token: last } = r);
-      } else {
+    const want = spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
+    if (want === 0) {
+      if (!runner) {
         last = await plainRound(s, last);
         p++;
+        if (s.free) s.free.sinceFree++;
+        continue;
       }
-      continue;
-    }
-    const want = Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room));
-    if (want === 0) {
-      last = await plainRound(s, last);
-      p++;
+      // plain steps in one call: until the adaptive policy's next probe, or the run length
+      const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
+      const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
+      const t0 = performance.now();
+      const before = session.tokens.length;
+      const r = await plainRun(runner, session, p, last, n, onCached);
+      const ms = performance.now() - t0;
+      s.stats.verifyMs += ms;
+      s.stats.corrections += session.tokens.length - before; // the full model's own tokens
+      if (!r) break;
+      const steps = r.position - p;
+      stepMs = r.nativeMs / steps;
+      s.stats.draftLengths.push(0);
+      policy?.skipPlain(steps);
+      policy?.observeFullStep(ms / steps);
+      if (s.free) {
+        s.free.fullCost.observe(1, ms / steps);
+        s.free.sinceFree += steps;
+        plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
+      }
+      ({ position: p, token: last } = r);
       continue;
     }
     const t0 = performance.now();
@@ -253,7 +264,10 @@ export async function selfSpeculativeLoop(
       s.stats.accepted -= lookupTaken;
     }
     s.stats.samplingMs += performance.now() - t2;
-    if (s.free) s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
+    if (s.free) {
+      s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
+      s.free.sinceFree += session.tokens.length - before;
+    }
     if (!after) break;
     ({ p, last } = after);
   }
@@ -298,7 +312,6 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
   let bestRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
   let best: FreeChoice | null = null;
   let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
-  f.sinceFree++;
   for (const source of f.sources) {
     const matchLength = source.matchLength;
     if (matchLength === 0) continue;
@@ -313,22 +326,23 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
     }
     if (!likeliest || acceptance > likeliest.acceptance) likeliest = { source, tokens: proposal.slice(0, PROBE_TOKENS), matchLength, acceptance, probe: true };
   }
-  // while free drafts do not win, one is still verified now and then: its acceptance and the cost
-  // of its rows are what the choice is made from. A probe that fails doubles the interval.
+  // while free drafts do not win, one is still verified now and then (every PROBE_EVERY generated
+  // tokens): its acceptance and the cost of its rows are what the choice is made from. A probe that
+  // fails doubles the interval.
   if (!best && likeliest && f.sinceFree >= f.probeInterval) best = likeliest;
   if (best) f.sinceFree = 0;
   return best;
 }
 
-/** Drafts in a probe round. */
-const PROBE_TOKENS = 4;
+/** Drafts in a probe round: enough to see whether a source agrees, few rows to pay for. */
+const PROBE_TOKENS = 2;
 
-/** After a probe: probe again soon if it found accepted drafts, else half as often (at most every 512 rounds). */
+/** After a probe: probe again soon if it found accepted drafts, else half as often (at most every 512 tokens). */
 function observeProbe(f: FreeRounds, accepted: number): void {
   f.probeInterval = accepted > 0 ? PROBE_EVERY : Math.min(2 * f.probeInterval, 512);
 }
 
-const PROBE_EVERY = 16;
+const PROBE_EVERY = 32;
 
 /**
  * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
@@ -405,6 +419,7 @@ async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): 
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
   const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
   f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
+  f.lastFreeAccepted = accepted;
   if (c.probe) observeProbe(f, accepted);
   stats.verifyMs += t1 - t0;
   stats.draftLengths.push(look.length);
@@ -454,6 +469,7 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
+  f.lastFreeAccepted = Math.min(accepted, nFree);
   if (c.probe) observeProbe(f, Math.min(accepted, nFree));
   stats.draftMs += t1 - t0;
   stats.verifyMs += t2 - t1;
