@@ -1,11 +1,11 @@
 // What free drafts cost (BENCHMARKS.md, "Free drafts"):
-//   1. A round whose drafts all come from lookup against a bare verification of as many rows: the
-//      round is one generate() of k + 1 tokens whose only round is a k-token lookup draft, all
-//      accepted (a prompt that repeats a token loop); the bare verification is decodeLayers() of
-//      the same k + 1 tokens at the same positions with all layers. The difference is the round's
-//      bookkeeping (index, choice, accept rule, cache trim, streaming).
+//   1. Rounds whose drafts all come from lookup against the decodes they make: the round's
+//      bookkeeping (index, choice, accept rule, cache trim, streaming) is the generation's time
+//      beyond its awaited decode calls; and a round's decode against a bare decodeLayers() of as
+//      many rows.
 //   2. Lookup when it does not pay: plain generation against generation with lookup on, on free
 //      continuation (interleaved repetitions, median of per-repetition ratios).
+//   3. What the index costs: lookup kept and consulted, no draft ever verified, against plain.
 //
 //   node bench/run.mjs lookup-cost [model: 1b|100m|stories|brown] [threads] [repetitions]
 import { join } from 'node:path';
@@ -24,38 +24,42 @@ const model = await loadModel(path);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-// 1. the all-lookup round: a prompt of 24 repeats of a 3-token loop, then k + 1 tokens generated,
-// the first from the prompt's decode and the other k from one lookup round (greedy, eager choice).
-// A loop the model would not continue is no good: find the model's own greedy loop first.
+// 1. rounds whose drafts all come from lookup (eager: every round verifies a k-token lookup draft,
+// and the prompt repeats the model's own greedy text, so there always is one), against the bare
+// decodes they make: generateMs / the awaited decode calls' time, and one round's decode against
+// decodeLayers() of k + 1 rows at the same depth.
 ctx.clear();
 const seed = model.tokenize('Once upon a time', { addBos: true });
-const warm = await ctx.generate(seed, { maxTokens: 96 }).result;
-const loop = warm.tokens.slice(-12);
-const prompt = [...seed, ...warm.tokens, ...loop, ...loop];
+const warm = await ctx.generate(seed, { maxTokens: 48 }).result;
+const prompt = [...seed, ...warm.tokens, ...warm.tokens.slice(0, 8)];
 console.log(`${which} (${path}), ${threads} thread(s), ${repetitions} repetitions; prompt ${prompt.length} tokens`);
-console.log('| drafts k | lookup round (ms) | verification of k+1 rows (ms) | round / verification | all accepted |');
-console.log('|---:|---:|---:|---:|---|');
+console.log('| drafts k | lookup rounds | generation (ms) | its decode calls (ms) | generation / decodes | one round\'s decode (ms) | bare decode of k+1 rows (ms) |');
+console.log('|---:|---:|---:|---:|---:|---:|---:|');
 for (const k of [4, 8, 16]) {
-  const round: number[] = [];
+  const total: number[] = [];
+  const decodes: number[] = [];
+  const perRound: number[] = [];
   const bare: number[] = [];
-  let allAccepted = true;
+  let rounds = 0; // the share of rounds that were lookup rounds
   for (let rep = 0; rep < repetitions; rep++) {
     ctx.clear();
-    await ctx.generate(prompt, { maxTokens: 1 }).result; // the prompt in the cache; the next generate reuses it
-    const r = await ctx.generate(prompt, { maxTokens: k + 1, lookup: { maxTokens: k }, freeDraftChoice: 'eager' }).result;
-    const lk = r.speculative!.sources.lookup!;
-    allAccepted &&= lk.rounds === 1 && lk.accepted === k;
-    round.push(r.timings.generateMs);
-    // the same rows, bare: the round verified the first generated token and the k drafts at
-    // positions [prompt.length, prompt.length + k]; decode them again there with all layers
-    ctx.removeFrom(prompt.length);
+    const r = await ctx.generate(prompt, { maxTokens: 64, lookup: { maxTokens: k }, freeDraftChoice: 'eager' }).result;
+    const s = r.speculative!;
+    const lk = s.sources.lookup!;
+    rounds = lk.rounds / s.rounds; // the others are plain runs, where the newest token never occurred before
+    total.push(r.timings.generateMs);
+    decodes.push(s.verifyMs);
+    perRound.push(lk.verifyMs / lk.rounds);
+    // a bare decode of k + 1 rows, at the depth where the generation ended
+    const at = ctx.state().nextPosition;
     const t0 = performance.now();
-    await ctx.decodeLayers({ tokens: r.tokens.slice(0, k + 1), outputs: 'all' });
+    await ctx.decodeLayers({ tokens: prompt.slice(0, k + 1), outputs: 'all' });
     bare.push(performance.now() - t0);
+    ctx.removeFrom(at);
   }
-  const a = median(round);
-  const b = median(bare);
-  console.log(`| ${k} | ${a.toFixed(2)} | ${b.toFixed(2)} | ${(a / b).toFixed(3)} | ${allAccepted ? 'yes' : 'NO'} |`);
+  const g = median(total);
+  const d = median(decodes);
+  console.log(`| ${k} | ${(100 * rounds).toFixed(0)}% | ${g.toFixed(2)} | ${d.toFixed(2)} | ${(g / d).toFixed(3)} | ${median(perRound).toFixed(2)} | ${median(bare).toFixed(2)} |`);
 }
 
 // 2. free continuation: plain against lookup on (measured choice)
@@ -72,5 +76,18 @@ for (let rep = 0; rep < repetitions; rep++) {
   ratios.push(withLookup.timings.tokensPerSecond / plain.timings.tokensPerSecond);
 }
 console.log(`free continuation, 128 tokens: lookup on / plain = ${median(ratios).toFixed(3)}x (median; range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}), ${(lookupRounds / repetitions).toFixed(1)} lookup rounds per generation`);
+
+// 3. what the index costs when no lookup draft is verified: lookup on with every draft declined
+// ('never': the index is kept and consulted each round, plain steps run as with lookup on)
+const costRatios: number[] = [];
+for (let rep = 0; rep < repetitions; rep++) {
+  ctx.clear();
+  const plain = await ctx.generate(free, { maxTokens: 256 }).result;
+  ctx.clear();
+  const declined = await ctx.generate(free, { maxTokens: 256, lookup: true, freeDraftChoice: 'never' }).result;
+  if (declined.tokens.join() !== plain.tokens.join()) throw new Error('lookup changed the greedy output');
+  costRatios.push(plain.timings.tokensPerSecond / declined.timings.tokensPerSecond);
+}
+console.log(`256 tokens, lookup consulted but never verified: time per token ${median(costRatios).toFixed(3)}x plain's (median; range ${Math.min(...costRatios).toFixed(3)}-${Math.max(...costRatios).toFixed(3)})`);
 ctx.dispose();
 model.dispose();

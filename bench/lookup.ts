@@ -1,7 +1,7 @@
 // Free drafts (context lookup, predictions) fused with early exit, against plain decoding and the
 // peers' own speculation, side by side in one run (BENCHMARKS.md, "Free drafts"):
-//   - this library: plain; lookup; lookup with early exit; early exit alone; on the edit task also
-//     the caller's prediction;
+//   - this library: plain; lookup; early exit (fixed draft length, and adaptive) with and without
+//     lookup; on the edit task also the caller's prediction;
 //   - node-llama-cpp 3.21.1: plain, and InputLookupTokenPredictor (its default 3 tokens, and 8);
 //   - llama.cpp (the same pinned tree, bench/build-peers.mjs): llama-speculative-simple with
 //     ngram-simple (its defaults, and n 3 / m 16) and ngram-mod (its defaults), and drafting
@@ -48,7 +48,7 @@ const COPY_F32 = join(ROOT, 'models-generated', 'train', 'copy-ls.gguf');
 const COPY_Q8 = join(ROOT, 'models-generated', 'train', 'copy-ls.Q8_0.gguf');
 const CASES: Record<string, ModelCase> = {
   stories: { label: 'stories260K (F32)', path: async () => STORIES, exit: { exitLayer: 3, draftTokens: 2 }, head: true, maxPrompt: 150 },
-  brown: { label: 'layerskip-brown-12L (Q8_0, trained on 128-token windows)', path: async () => join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf'), exit: { exitLayer: 6, draftTokens: 3 }, maxPrompt: 90 },
+  brown: { label: 'layerskip-brown-12L (Q8_0, trained on 128-token windows)', path: async () => join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf'), exit: { exitLayer: 6, draftTokens: 3 }, maxPrompt: 80 },
   copy: {
     label: 'brown-12L + copy-augmented training (Q8_0, 256-token windows)',
     path: async () => {
@@ -114,6 +114,8 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     { name: 'lookup', ours: { lookup: true } },
     { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''}`, ours: { selfSpeculative: exit } },
     { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''} + lookup`, ours: { selfSpeculative: exit, lookup: true } },
+    { name: `E=${exit.exitLayer} adaptive${head ? ' +head' : ''}`, ours: { selfSpeculative: { ...exit, draftTokens: 4, adaptive: true } } },
+    { name: `E=${exit.exitLayer} adaptive${head ? ' +head' : ''} + lookup`, ours: { selfSpeculative: { ...exit, draftTokens: 4, adaptive: true }, lookup: true } },
   ];
   if (task.prediction) {
     out.push({ name: 'prediction + lookup', ours: { prediction: task.prediction, lookup: true } });
@@ -121,6 +123,9 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
   }
   const nlc = (lookup?: { maxPredictionLength: number }) => async (_: string, promptTokens: number[], threads: number) => {
     const r = await nodeLlamaCppGenerate({ modelPath: modelPath!, promptTokens, threads, maxTokens: TOKENS, lookup });
+    // node-llama-cpp's compute threads keep spinning for a while after a call; with 2 threads on 2
+    // cores they slowed the next configuration by up to 2x: let them settle
+    await new Promise((resolve) => setTimeout(resolve, 500));
     return { tokensPerSecond: r.tokensPerSecond, tokens: r.tokens, drafted: r.predictions.validated + r.predictions.refuted, accepted: r.predictions.validated };
   };
   const ngram = (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) => async (prompt: string, promptTokens: number[], threads: number) => {

@@ -138,7 +138,7 @@ export interface GenerateOptions extends SamplingOptions {
    */
   prediction?: string | readonly number[];
   /** @internal tests of the accept rule (decoding/draft-sources.ts, ResolvedFreeDrafts.choice). */
-  freeDraftChoice?: 'measured' | 'eager' | 'continuation';
+  freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
 export class Context {

@@ -89,20 +89,28 @@ function bucket(matchLength: number): number {
 }
 
 /**
- * The cost of a full-model decode of k rows in milliseconds, k = 1 a plain step: a least-squares
- * line through recent measurements. Until two row counts are measured (the first probe), k rows
- * cost 1 + 0.25 (k - 1) single steps, the memory-bound case; on a compute-bound CPU the first
- * measurements correct it (7 rows of a small model took 5 single steps on this 2-core machine).
+ * What a free round costs against a plain step, in milliseconds, as the generation measures it.
+ *
+ * - A plain step: per-step time of plain runs that did not follow a multi-row decode (llama.cpp
+ *   reuses a one-token graph from step to step; a decode of another shape builds a new one).
+ * - A free round of k rows (the newest token and k - 1 drafts, all layers): a least-squares line
+ *   through recent free rounds, which pay their own graph build; until two row counts are measured,
+ *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.25
+ *   (k - 1) plain steps (the memory-bound case; on a compute-bound CPU the first probe corrects it:
+ *   7 rows of a small model took 5 plain steps on this 2-core machine).
+ * - The switch back: the extra time of the first plain run after a free round (its graph is built
+ *   again; on stories260K that alone costs about a plain step).
  */
-export class FullDecodeCost {
+export class FreeRoundCost {
   private readonly samples: [number, number][] = [];
   private base = NaN;
   private perRow = NaN;
-  private single = NaN;
+  private step = NaN;
+  private switchMs = NaN;
 
-  observe(rows: number, ms: number): void {
+  /** A free round's decode of `rows` rows took `ms`. */
+  observeRound(rows: number, ms: number): void {
     if (!(ms > 0)) return;
-    if (rows === 1) this.single = Number.isNaN(this.single) ? ms : 0.8 * this.single + 0.2 * ms;
     this.samples.push([rows, ms]);
     if (this.samples.length > 48) this.samples.shift();
     const n = this.samples.length;
@@ -114,23 +122,41 @@ export class FullDecodeCost {
     if (n >= 3 && den > 1e-9) {
       this.perRow = Math.max(1e-6, (n * sxy - sx * sy) / den);
       this.base = Math.max(0, (sy - this.perRow * sx) / n);
+    } else {
+      this.perRow = sy / sx / 2;
+      this.base = (sy - this.perRow * sx) / n;
     }
   }
 
-  /** Milliseconds for k rows (or single-step units before anything is measured). */
-  ms(rows: number): number {
-    if (!Number.isNaN(this.perRow)) return this.base + this.perRow * rows;
-    const one = Number.isNaN(this.single) ? 1 : this.single;
-    return one * (1 + 0.25 * (rows - 1));
+  /** A plain run of `steps` steps took `ms`; `afterRound`: it followed a free round (or other multi-row decode). */
+  observePlainRun(steps: number, ms: number, afterRound: boolean): void {
+    if (!(ms > 0) || steps < 1) return;
+    if (!afterRound) {
+      this.step = Number.isNaN(this.step) ? ms / steps : 0.8 * this.step + 0.2 * (ms / steps);
+    } else if (!Number.isNaN(this.step)) {
+      const extra = Math.max(0, ms - steps * this.step);
+      this.switchMs = Number.isNaN(this.switchMs) ? extra : 0.8 * this.switchMs + 0.2 * extra;
+    }
+  }
+
+  /** One plain step (1 before anything is measured: the other figures are then in steps too). */
+  plainMs(): number {
+    return Number.isNaN(this.step) ? 1 : this.step;
+  }
+
+  /** A free round of `rows` rows, the switch back to plain steps included. */
+  roundMs(rows: number): number {
+    const decode = Number.isNaN(this.perRow) ? this.plainMs() * (1 + 0.25 * (rows - 1)) : this.base + this.perRow * rows;
+    return decode + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
   }
 }
 
 /** The best free draft length for acceptance `a`: the d in [1, max] with the most tokens per ms, and that rate. */
-export function bestFreeLength(a: number, max: number, cost: FullDecodeCost): { length: number; rate: number } {
+export function bestFreeLength(a: number, max: number, cost: FreeRoundCost): { length: number; rate: number } {
   let length = 0;
   let rate = 0;
   for (let d = 1; d <= max; d++) {
-    const r = expectedTokens(a, d) / cost.ms(d + 1);
+    const r = expectedTokens(a, d) / cost.roundMs(d + 1);
     if (r > rate) {
       rate = r;
       length = d;
@@ -154,16 +180,17 @@ export interface ResolvedFreeDrafts {
   /**
    * 'measured': by expected rate (default). Tests of the accept rule: 'eager' takes every free draft
    * whole and lets early exit continue it, 'continuation' drafts from the context only after early
-   * exit (every round starts with early-exit drafts that a lookup continues).
+   * exit (every round starts with early-exit drafts that a lookup continues). Benchmarks: 'never'
+   * keeps and consults the index but verifies no free draft (what the index itself costs).
    */
-  choice: 'measured' | 'eager' | 'continuation';
+  choice: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
 export interface FreeDraftOptions {
   lookup?: boolean | LookupOptions;
   prediction?: string | readonly number[];
   /** @internal 'eager' or 'continuation' (tests of the accept rule; see ResolvedFreeDrafts.choice). */
-  freeDraftChoice?: 'measured' | 'eager' | 'continuation';
+  freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
 /**
@@ -191,7 +218,7 @@ export function resolveFreeDrafts(
     else throw new TypeError('prediction must be a string or an array of token ids');
     if (prediction.length === 0) prediction = null;
   }
-  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager', 'continuation'] as const) ?? 'measured';
+  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager', 'continuation', 'never'] as const) ?? 'measured';
   if (!lookup && !prediction) return null;
   return { lookup, prediction, maxTokens, choice };
 }

@@ -21,7 +21,7 @@ import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../nati
 import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { ContextLookup } from './context-lookup.js';
-import { bestFreeLength, countDrafts, FreeAcceptance, FullDecodeCost, newSourceStats, type FreeDraftSource, type ResolvedFreeDrafts } from './draft-sources.js';
+import { bestFreeLength, countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type FreeDraftSource, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
 import { plainRun, plainStep, runLength } from './plain.js';
 import { PredictionDrafts } from './prediction.js';
@@ -126,7 +126,9 @@ interface FreeRounds {
   /** Session tokens already given to the sources. */
   synced: number;
   acceptance: FreeAcceptance;
-  fullCost: FullDecodeCost;
+  cost: FreeRoundCost;
+  /** The next plain run follows a multi-row decode (its graph is built again). */
+  afterRound: boolean;
   /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
   earlyExitRate: number;
   /** Tokens since the last free round, and how many may pass before a probe. */
@@ -166,16 +168,16 @@ export async function selfSpeculativeLoop(
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), fullCost: new FullDecodeCost(), earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY, lastFreeAccepted: 0 };
+    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), cost: new FreeRoundCost(), afterRound: true, earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY, lastFreeAccepted: 0 };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
   // greedy plain steps run several per addon call (decodeRun); sampling steps one by one
   const runner = sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
-  // free drafts: plain steps per run, doubling from 2 up to runLength(), or up to 8 while free
+  // free drafts: plain steps per run, doubling from 8 up to runLength(), or staying at 8 while free
   // drafts are accepted (a run may hide the next free draft: free rounds follow each other without
   // plain steps between them while the text repeats, so only the start of a repeat waits for a run)
-  let plainSteps = 2;
+  let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
@@ -223,7 +225,8 @@ export async function selfSpeculativeLoop(
       policy?.skipPlain(steps);
       policy?.observeFullStep(ms / steps);
       if (s.free) {
-        s.free.fullCost.observe(1, ms / steps);
+        s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
+        s.free.afterRound = false;
         s.free.sinceFree += steps;
         plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
       }
@@ -266,6 +269,7 @@ export async function selfSpeculativeLoop(
     s.stats.samplingMs += performance.now() - t2;
     if (s.free) {
       s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
+      s.free.afterRound = true;
       s.free.sinceFree += session.tokens.length - before;
     }
     if (!after) break;
@@ -308,8 +312,10 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
   }
   f.acceptance.age();
   if (f.options.choice === 'continuation' && s.spec) return null;
-  const plainRate = 1 / f.fullCost.ms(1);
-  let bestRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
+  const plainRate = 1 / f.cost.plainMs();
+  // the alternative: an early-exit round, or a plain step where the adaptive policy may pick one
+  const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
+  let bestRate = s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
   let best: FreeChoice | null = null;
   let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
   for (const source of f.sources) {
@@ -319,17 +325,21 @@ function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | nul
     if (proposal.length === 0) continue;
     const acceptance = f.acceptance.estimate(source.name, matchLength);
     if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance, probe: false };
-    const { length, rate } = bestFreeLength(acceptance, proposal.length, f.fullCost);
+    const { length, rate } = bestFreeLength(acceptance, proposal.length, f.cost);
     if (rate > bestRate) {
       bestRate = rate;
       best = { source, tokens: proposal.slice(0, length), matchLength, acceptance, probe: false };
     }
     if (!likeliest || acceptance > likeliest.acceptance) likeliest = { source, tokens: proposal.slice(0, PROBE_TOKENS), matchLength, acceptance, probe: true };
   }
-  // while free drafts do not win, one is still verified now and then (every PROBE_EVERY generated
+  // while free drafts do not win, one is still verified now and then (after PROBE_EVERY generated
   // tokens): its acceptance and the cost of its rows are what the choice is made from. A probe that
   // fails doubles the interval.
-  if (!best && likeliest && f.sinceFree >= f.probeInterval) best = likeliest;
+  // a probe costs a multi-row decode and the switch back: on a tiny model several plain steps, so it
+  // waits until it costs at most 1/40 of the tokens since the last free round
+  const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
+  if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, 40 * probeSteps)) best = likeliest;
+  if (f.options.choice === 'never') return null;
   if (best) f.sinceFree = 0;
   return best;
 }
@@ -342,7 +352,7 @@ function observeProbe(f: FreeRounds, accepted: number): void {
   f.probeInterval = accepted > 0 ? PROBE_EVERY : Math.min(2 * f.probeInterval, 512);
 }
 
-const PROBE_EVERY = 32;
+const PROBE_EVERY = 64;
 
 /**
  * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
@@ -354,7 +364,7 @@ function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): number {
   const left = room - c.tokens.length;
   if (left < 1 || s.session.isEog(c.tokens[c.tokens.length - 1])) return 0;
   if (f.options.choice === 'eager') return Math.min(spec.draftTokens, left);
-  const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.fullCost.ms(1);
+  const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs();
   if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
   return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
 }
@@ -381,7 +391,7 @@ async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): Promise
     const ee = s.stats.sources.earlyExit!;
     const aEarly = (ee.accepted + 1) / (ee.drafted + 2);
     if (matchLength < 4 || aEarly ** k < 0.5 || a < 0.5) return null;
-    c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.fullCost).length));
+    c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.cost).length));
   }
   const greedy = s.sampling.temperature === 0;
   await s.ctx.draft({ prefix: Int32Array.from(c), layer: spec.exitLayer, maxTokens: 0 }); // no new drafts: nothing is sampled
@@ -415,7 +425,8 @@ async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): 
   const t0 = performance.now();
   const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: sampling.temperature > 0 });
   const t1 = performance.now();
-  f.fullCost.observe(look.length + 1, t1 - t0);
+  f.cost.observeRound(look.length + 1, t1 - t0);
+  f.afterRound = true;
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
   const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
   f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
@@ -470,6 +481,7 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
   const nEarly = tokens.length - nFree;
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
   f.lastFreeAccepted = Math.min(accepted, nFree);
+  f.afterRound = true;
   if (c.probe) observeProbe(f, Math.min(accepted, nFree));
   stats.draftMs += t1 - t0;
   stats.verifyMs += t2 - t1;
@@ -507,7 +519,8 @@ async function plainRound(s: LoopState, last: number): Promise<number> {
   const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab);
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
-  s.free?.fullCost.observe(1, ms);
+  s.free?.cost.observePlainRun(1, ms, s.free.afterRound);
+  if (s.free) s.free.afterRound = false;
   s.stats.verifyMs += ms;
   s.stats.draftLengths.push(0);
   s.onCached(last);
