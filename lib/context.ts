@@ -15,6 +15,7 @@ import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
 import { resolveFreeDrafts, type LookupOptions, type ResolvedFreeDrafts } from './decoding/draft-sources.js';
 import { assertLayerRanges } from './architectures.js';
+import { checkOptionKeys, type KeysOf } from './option-keys.js';
 
 /** Which draft head a native context has installed (null: the model's own exit). */
 interface HeadSlot {
@@ -141,6 +142,18 @@ export interface GenerateOptions extends SamplingOptions {
   freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
+const CONTEXT_KEYS = {
+  contextSize: true, batchSize: true, threads: true, batchThreads: true, allowMoreThreadsThanCores: true, flashAttention: true,
+  kvCacheType: true, sequences: true, slidingWindowCache: true,
+} as const satisfies KeysOf<ContextOptions>;
+const GENERATE_KEYS = {
+  temperature: true, topK: true, topP: true, seed: true, maxTokens: true, stop: true, stopTokens: true, signal: true, addBos: true,
+  selfSpeculative: true, lookup: true, prediction: true, freeDraftChoice: true,
+} as const satisfies KeysOf<GenerateOptions>;
+const DECODE_LAYERS_KEYS = {
+  tokens: true, hidden: true, count: true, position: true, layers: true, outputs: true, logits: true, probs: true, returnHidden: true, sequence: true,
+} as const satisfies KeysOf<DecodeLayersOptions>;
+
 export class Context {
   private running: string | null = null;
   private isDisposed = false;
@@ -191,6 +204,7 @@ export class Context {
 
   /** @internal */
   static async create(model: Model, o: ContextOptions): Promise<Context> {
+    checkOptionKeys('createContext options', o, CONTEXT_KEYS);
     const info = model.info;
     const contextSize = checkInteger('contextSize', o.contextSize ?? Math.min(2048, info.trainContextLength || 2048), 1, 1 << 24);
     const batchSize = checkInteger('batchSize', o.batchSize ?? Math.min(512, contextSize), 1, 1 << 16);
@@ -253,6 +267,7 @@ export class Context {
    * layers [E, N) from their cached layer-E hidden states. See the README's "Layer-range decoding".
    */
   async decodeLayers(options: DecodeLayersOptions): Promise<DecodeLayersResult> {
+    checkOptionKeys('decodeLayers options', options, DECODE_LAYERS_KEYS);
     const release = this.acquire('decodeLayers');
     const sequence = options.sequence === undefined ? 0 : checkInteger('sequence', options.sequence, 0, this.cores.length - 1);
     this.cores[sequence].prefix = null; // the caller now owns the cache contents
@@ -352,6 +367,7 @@ export class Context {
   /** @internal generate() on sequence `index`. */
   generateOn(index: number, prompt: string | readonly number[], options: GenerateOptions): Generation {
     const core = this.cores[index];
+    checkOptionKeys('generate options', options, GENERATE_KEYS);
     const release = this.acquireSequence(core, 'generate');
     try {
       const sampling = resolveSampling(options);

@@ -10,6 +10,7 @@ import { DisposedError, abortReason, checkInteger } from './errors.js';
 import type { DraftHead } from './draft-head/draft-head.js';
 import { resolveDraftHead } from './draft-head/install.js';
 import { estimatedVerifyCost, expectedTokens } from './decoding/cost-model.js';
+import { checkOptionKeys, type KeysOf } from './option-keys.js';
 
 /** Built-in calibration text (simple English prose, as the small story models were trained on). */
 export const DEFAULT_CALIBRATION_TEXTS: readonly string[] = [
@@ -159,12 +160,18 @@ function resolveLayers(layers: readonly number[] | undefined, n: number): number
  * segment (the BOS, attending only to itself) are left out of CKA and rCCA: such rows are far
  * from all others in LLaMA models and would dominate both similarities.
  */
+const LAYER_ANALYSIS_KEYS = {
+  layers: true, maxDraft: true, maxTokens: true, canonicalPairs: true, rccaGrid: true, rccaFolds: true, timingRepeats: true,
+  onProgress: true, signal: true, draftHeads: true,
+} as const satisfies KeysOf<LayerAnalysisOptions>;
+
 export async function analyzeLayers(
   context: Context,
   texts: readonly string[] = DEFAULT_CALIBRATION_TEXTS,
   options: LayerAnalysisOptions = {},
 ): Promise<LayerAnalysisResult> {
   const t0 = performance.now();
+  checkOptionKeys('analyzeLayers options', options, LAYER_ANALYSIS_KEYS);
   if (context.disposed) throw new DisposedError('analyzeLayers (context)');
   const model = context.model;
   if (model.disposed) throw new DisposedError('analyzeLayers (model)');

@@ -9,6 +9,7 @@ import { modelIdentity } from './draft-head/draft-head.js';
 import { readGgufInfo, type GgufFileInfo } from './gguf/reader.js';
 import { validateModelFileAsync } from './validation-thread.js';
 import { ChatTemplateError, checkChatMessages, renderChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/template.js';
+import { checkOptionKeys, type KeysOf } from './option-keys.js';
 
 export type ModelInfo = NativeModelInfo;
 
@@ -53,8 +54,15 @@ export interface LoadModelOptions {
  * missing or non-GGUF file, a ModelFileError (code ERR_MODEL_FILE, `fault`) for a file the checks
  * reject, and an error with code ERR_MODEL_LOAD carrying llama.cpp's own reason otherwise.
  */
+const LOAD_MODEL_KEYS = {
+  gpuLayers: true, rpcServers: true, tensorSplit: true, outputLocal: true, rpcTimeoutMs: true, mmap: true, checkTensors: true, validate: true, signal: true,
+} as const satisfies KeysOf<LoadModelOptions>;
+const TOKENIZE_KEYS = { addBos: true, special: true } as const;
+const TEMPLATE_KEYS = { addGenerationPrompt: true, tools: true, template: true } as const satisfies KeysOf<ChatTemplateOptions>;
+
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('loadModel: path must be a non-empty string');
+  checkOptionKeys('loadModel options', options, LOAD_MODEL_KEYS);
   if (!existsSync(path)) {
     const e = new Error(`loadModel: model file not found: ${path}`);
     (e as NodeJS.ErrnoException).code = 'ENOENT';
@@ -173,6 +181,7 @@ export class Model {
   tokenize(text: string, options: { addBos?: boolean; special?: boolean } = {}): number[] {
     this.assertLive('tokenize');
     if (typeof text !== 'string') throw new TypeError('tokenize: text must be a string');
+    checkOptionKeys('tokenize options', options, TOKENIZE_KEYS);
     const addBos = options.addBos ?? this.info.specialTokens.addBos;
     return Array.from(this.handle.tokenize(text, addBos, options.special ?? false));
   }
@@ -181,6 +190,7 @@ export class Model {
   async tokenizeAsync(text: string, options: { addBos?: boolean; special?: boolean } = {}): Promise<Int32Array> {
     this.assertLive('tokenizeAsync');
     if (typeof text !== 'string') throw new TypeError('tokenizeAsync: text must be a string');
+    checkOptionKeys('tokenizeAsync options', options, TOKENIZE_KEYS);
     const addBos = checkBoolean('addBos', options.addBos) ?? this.info.specialTokens.addBos;
     const special = checkBoolean('special', options.special) ?? false;
     const input = text.length > UTF8_SLICE * 2 ? await utf8InSlices(text) : text;
@@ -197,6 +207,7 @@ export class Model {
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     this.assertLive('applyChatTemplate');
     const list = checkChatMessages(messages);
+    checkOptionKeys('applyChatTemplate options', options, TEMPLATE_KEYS);
     const addGenerationPrompt = checkBoolean('addGenerationPrompt', options.addGenerationPrompt) ?? true;
     if (options.tools !== undefined && !Array.isArray(options.tools)) throw new TypeError('tools must be an array');
     if (options.template !== undefined && (typeof options.template !== 'string' || options.template.length === 0)) throw new TypeError('template must be a non-empty string');
@@ -218,6 +229,7 @@ export class Model {
   /** Token ids to text. */
   detokenize(tokens: readonly number[] | Int32Array, options: { special?: boolean } = {}): string {
     this.assertLive('detokenize');
+    checkOptionKeys('detokenize options', options, { special: true });
     return this.handle.detokenize(Int32Array.from(tokens), options.special ?? false);
   }
 

@@ -2,6 +2,7 @@
 // prompt set, next to plain decoding measured in the same run (reports/sweep-report.ts writes it as
 // CSV and an SVG heat map).
 import type { Context } from './context.js';
+import { checkOptionKeys, type KeysOf } from './option-keys.js';
 
 export interface SweepOptions {
   /** Exit layers to try (default 1..N-1). */
@@ -35,7 +36,12 @@ export interface SweepResult {
 const DEFAULT_PROMPTS = ['Once upon a time', 'The little dog ran to the park and'];
 
 /** Measures every (exit layer, draft length) cell; plain decoding is measured between rows to follow drift. */
+const SWEEP_KEYS = {
+  exitLayers: true, draftLengths: true, prompts: true, maxTokens: true, repeats: true, onProgress: true,
+} as const satisfies KeysOf<SweepOptions>;
+
 export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<SweepResult> {
+  checkOptionKeys('sweep options', options, SWEEP_KEYS);
   const N = ctx.model.layerCount;
   const layers = options.exitLayers ?? Array.from({ length: N - 1 }, (_, i) => i + 1);
   const drafts = options.draftLengths ?? [1, 2, 3, 4, 5, 6, 7, 8];

@@ -6,6 +6,7 @@
  */
 import { type MatrixInput, ShapeError, toPairedRows } from './matrix-input.js';
 import { checkCoefficient, fitOnSpans, spanPair, type TwoViewResult, twoViewResult } from './two-view.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** Options for {@link cca}. */
 export interface CcaOptions {
@@ -44,6 +45,7 @@ export interface RccaOptions {
  * @throws {@link ShapeError} on bad shapes or `k` too large
  */
 export function cca(x: MatrixInput, y: MatrixInput, options: CcaOptions): TwoViewResult {
+  checkOptionKeys('cca options', options, { k: true } as const satisfies KeysOf<CcaOptions>);
   const rows = toPairedRows(x, y);
   const pair = spanPair(rows.x, rows.y);
   return twoViewResult('cca', pair, fitOnSpans(pair, options.k, 'rcca', 0, 0), { x: 0, y: 0 });
@@ -76,6 +78,7 @@ export function regularizationPair(reg: Regularization): { x: number; y: number 
  * in-sample correlations of the paired projections.
  */
 export function rcca(x: MatrixInput, y: MatrixInput, options: RccaOptions): TwoViewResult {
+  checkOptionKeys('rcca options', options, { k: true, regularization: true } as const satisfies KeysOf<RccaOptions>);
   const reg = regularizationPair(options.regularization);
   const rows = toPairedRows(x, y);
   const pair = spanPair(rows.x, rows.y);

@@ -22,6 +22,7 @@ import { Matrix, solve } from 'ml-matrix';
 import { zeros } from './linalg.js';
 import { type Rows, rowsToMatrix, ShapeError } from './matrix-input.js';
 import { createRng, type Rng } from './random.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** Parameters of {@link createSdrModel}. */
 export interface SdrModelOptions {
@@ -113,6 +114,9 @@ function woodburyWeights(b: Rows, a: Rows, noiseStd: number): Matrix {
 
 /** Draw the loadings of a generative model (see the module comment). */
 export function createSdrModel(options: SdrModelOptions): SdrModel {
+  checkOptionKeys('createSdrModel options', options, {
+    dx: true, dy: true, sharedSignals: true, selfSignals: true, snrShared: true, snrSelf: true, noiseStd: true, seed: true,
+  } as const satisfies KeysOf<SdrModelOptions>);
   const o: Required<SdrModelOptions> = { noiseStd: 1, ...options };
   checkInt(o.dx, 'dx', 1);
   checkInt(o.dy, 'dy', 1);

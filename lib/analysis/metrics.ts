@@ -8,6 +8,7 @@
 import { centredSpan, mulAtB, orthonormalColumns, topSvd } from './linalg.js';
 import { type MatrixInput, ShapeError, toPairedRows, toRows } from './matrix-input.js';
 import { createRng } from './random.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /**
  * Cosines of the principal angles between span(A) and span(B) (`d × ka` and
@@ -137,6 +138,7 @@ export function reconstructedCorrelation(
   zy: MatrixInput,
   options: ReconstructedCorrelationOptions = {},
 ): ReconstructedCorrelation {
+  checkOptionKeys('reconstructedCorrelation options', options, { shuffles: true, seed: true, reference: true } as const satisfies KeysOf<ReconstructedCorrelationOptions>);
   const rows = toPairedRows(zx, zy, 3);
   const shuffles = options.shuffles ?? 10;
   if (!Number.isInteger(shuffles) || shuffles < 1) throw new ShapeError(`shuffles must be a positive integer, got ${shuffles}`);

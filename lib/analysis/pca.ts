@@ -8,6 +8,7 @@ import type { Matrix } from 'ml-matrix';
 import { centredSpan, fixSigns, zeros } from './linalg.js';
 import { checkComponents, type MatrixInput, ShapeError, toRows } from './matrix-input.js';
 import { type LinearProjection, makeProjection } from './projection.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** Options for {@link pca}. */
 export interface PcaOptions {
@@ -40,6 +41,7 @@ export interface PcaResult {
  *   data's numerical rank (at most `min(n − 1, d)`)
  */
 export function pca(data: MatrixInput, options: PcaOptions): PcaResult {
+  checkOptionKeys('pca options', options, { k: true } as const satisfies KeysOf<PcaOptions>);
   const rows = toRows(data, 'X');
   if (rows.length < 2) throw new ShapeError(`PCA needs at least 2 samples, got ${rows.length}`);
   const span = centredSpan(rows);

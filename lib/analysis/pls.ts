@@ -6,6 +6,7 @@
  */
 import { type MatrixInput, toPairedRows } from './matrix-input.js';
 import { fitOnSpans, spanPair, type TwoViewResult, twoViewResult } from './two-view.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** Options for {@link pls}. */
 export interface PlsOptions {
@@ -27,6 +28,7 @@ export interface PlsOptions {
  *   `min(rank X, rank Y)`
  */
 export function pls(x: MatrixInput, y: MatrixInput, options: PlsOptions): TwoViewResult {
+  checkOptionKeys('pls options', options, { k: true } as const satisfies KeysOf<PlsOptions>);
   const rows = toPairedRows(x, y);
   const pair = spanPair(rows.x, rows.y);
   return twoViewResult('pls', pair, fitOnSpans(pair, options.k, 'pls', 1, 1), { x: 1, y: 1 });

@@ -8,6 +8,7 @@ import { type MatrixInput, type Rows, ShapeError, toPairedRows } from './matrix-
 import { projectRows } from './projection.js';
 import { createRng } from './random.js';
 import { fitOnSpans, SingularCovarianceError, spanPair, type TwoViewResult, twoViewResult } from './two-view.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** Default coefficient grid: plain CCA, light to heavy shrinkage, PLS. */
 export const DEFAULT_RCCA_GRID: readonly number[] = [0, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1];
@@ -86,7 +87,10 @@ export function crossValidateRegularization(x: MatrixInput, y: MatrixInput, opti
   return crossValidateRows(rows.x, rows.y, options);
 }
 
+const RCCA_CV_KEYS = { k: true, folds: true, grid: true, perModality: true, seed: true } as const satisfies KeysOf<RccaCvOptions>;
+
 function crossValidateRows(xr: Rows, yr: Rows, options: RccaCvOptions): RccaCvSummary {
+  checkOptionKeys('rccaCv options', options, RCCA_CV_KEYS);
   const n = xr.length;
   const k = options.k;
   const grid = options.grid ?? DEFAULT_RCCA_GRID;

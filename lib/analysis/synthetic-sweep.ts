@@ -28,6 +28,7 @@ import { DEFAULT_RCCA_GRID, rccaCv } from './rcca-cv.js';
 import { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
 import { SingularCovarianceError } from './two-view.js';
 import { ShapeError } from './matrix-input.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 /** The methods compared by the sweep. */
 export type SweepMethod = 'PCA' | 'PLS' | 'CCA' | 'rCCA';
@@ -111,6 +112,10 @@ export interface SyntheticSweepResult {
 
 /** Fill in the defaults of {@link SyntheticSweepOptions}. */
 export function resolveSweepOptions(options: SyntheticSweepOptions = {}): Required<SyntheticSweepOptions> {
+  checkOptionKeys('synthetic sweep options', options, {
+    dx: true, dy: true, sharedSignals: true, selfSignals: true, snrShared: true, snrSelf: true, noiseStd: true, k: true, sampleCounts: true,
+    repeats: true, testSamples: true, seed: true, rccaFolds: true, rccaGrid: true, shuffles: true, methods: true,
+  } as const satisfies KeysOf<SyntheticSweepOptions>);
   const sharedSignals = options.sharedSignals ?? 2;
   return {
     dx: options.dx ?? 100,

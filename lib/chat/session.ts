@@ -5,6 +5,7 @@ import type { GenerateOptions } from '../context.js';
 import type { Model } from '../model.js';
 import { Generation, type GenerationResult } from '../generation.js';
 import { END_OF_TURN_MARKERS, PLAIN_CHAT_TEMPLATE, checkChatMessages, type ChatMessage } from './template.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export interface ChatSessionOptions {
   /** A system message that opens the conversation. */
@@ -36,6 +37,7 @@ export class ChatSession {
     readonly context: ChatTarget,
     options: ChatSessionOptions = {},
   ) {
+    checkOptionKeys('ChatSession options', options, { systemPrompt: true, history: true, template: true } as const satisfies KeysOf<ChatSessionOptions>);
     if (options.systemPrompt !== undefined) {
       if (typeof options.systemPrompt !== 'string') throw new TypeError('systemPrompt must be a string');
       this.history.push({ role: 'system', content: options.systemPrompt });

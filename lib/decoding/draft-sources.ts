@@ -9,6 +9,7 @@
 import { checkEnum, checkInteger } from '../errors.js';
 import type { SourceStats } from '../generation.js';
 import { expectedTokens } from './cost-model.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export type DraftSourceName = 'earlyExit' | 'lookup' | 'prediction';
 
@@ -207,6 +208,7 @@ export function resolveFreeDrafts(
   if (l !== undefined && typeof l !== 'boolean' && (typeof l !== 'object' || l === null)) {
     throw new TypeError('lookup must be true, false or an options object');
   }
+  if (typeof l === 'object') checkOptionKeys('lookup', l, { maxTokens: true } as const satisfies KeysOf<LookupOptions>);
   const lookup = (l !== undefined && l !== false) || (specLookup?.lookup ?? false);
   const maxTokens = typeof l === 'object' && l.maxTokens !== undefined
     ? checkInteger('lookup.maxTokens', l.maxTokens, 1, 64)

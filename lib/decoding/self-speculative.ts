@@ -26,6 +26,7 @@ import { DraftPolicy } from './draft-policy.js';
 import { plainRun, plainStep, runLength } from './plain.js';
 import { PredictionDrafts } from './prediction.js';
 import type { DecodeSession } from './session.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export interface SelfSpeculativeOptions {
   /** Draft with layers [0, exitLayer); 1 <= exitLayer < layer count. */
@@ -58,6 +59,11 @@ export interface SelfSpeculativeOptions {
   lookupTokens?: number;
 }
 
+const SELF_SPECULATIVE_KEYS = {
+  exitLayer: true, draftTokens: true, adaptive: true, minDraftProbability: true, verification: true, draftHead: true, overlap: true,
+  lookup: true, lookupTokens: true,
+} as const satisfies KeysOf<SelfSpeculativeOptions>;
+
 export interface ResolvedSelfSpeculative {
   exitLayer: number;
   draftTokens: number;
@@ -73,6 +79,7 @@ export interface ResolvedSelfSpeculative {
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
   if (typeof o !== 'object' || o === null) throw new TypeError('selfSpeculative must be an object');
+  checkOptionKeys('selfSpeculative', o, SELF_SPECULATIVE_KEYS);
   assertLayerRanges(info.architecture, 'selfSpeculative');
   const n = info.layerCount;
   if (n < 2) throw new RangeError('selfSpeculative: the model needs at least 2 layers');

@@ -12,6 +12,7 @@ import { native } from '../native.js';
 import { lmHeadTensor, readHeadRows, readModelTail, trainerTail, type ModelTail } from './base-weights.js';
 import { checkDraftVocabularySupported } from './install.js';
 import { DraftHead, type DraftHeadStats } from './draft-head.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export interface FitDraftHeadProgress {
   phase: 'generate' | 'collect' | 'ridge' | 'refine' | 'evaluate';
@@ -65,8 +66,18 @@ interface Collected {
   sequence: number[];       // which calibration sequence each position came from
 }
 
+const FIT_KEYS = {
+  exitLayer: true, text: true, selfGenerate: true, vocabulary: true, adapter: true, steps: true, batchSize: true, learningRate: true,
+  heldOut: true, topK: true, threads: true, onProgress: true, signal: true,
+} as const satisfies KeysOf<FitDraftHeadOptions>;
+const SELF_GENERATE_KEYS = {
+  prompts: true, positions: true, tokensPerSequence: true, temperature: true, seed: true,
+} as const satisfies KeysOf<NonNullable<FitDraftHeadOptions['selfGenerate']>>;
+
 export async function fitDraftHead(context: Context, options: FitDraftHeadOptions): Promise<DraftHead> {
   const t0 = performance.now();
+  checkOptionKeys('fitDraftHead options', options, FIT_KEYS);
+  if (typeof options.selfGenerate === 'object') checkOptionKeys('fitDraftHead selfGenerate', options.selfGenerate, SELF_GENERATE_KEYS);
   const model = context.model;
   const info = model.info;
   const E = checkInteger('exitLayer', options.exitLayer, 1, info.layerCount - 1);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { builtScript } from '../built-script.js';
 import { checkInteger } from '../errors.js';
 import { isLoopback, RPC_NO_AUTH_WARNING } from './endpoint.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export interface RpcServerOptions {
   /** Address to bind (default 127.0.0.1; any other address gets a warning: the protocol has no authentication). */
@@ -59,7 +60,12 @@ async function accepts(host: string, port: number): Promise<boolean> {
 }
 
 /** Starts an RPC server in a child process and resolves once it accepts connections. */
+const RPC_SERVER_KEYS = {
+  host: true, port: true, threads: true, cacheDir: true, device: true, startTimeoutMs: true,
+} as const satisfies KeysOf<RpcServerOptions>;
+
 export async function startRpcServer(options: RpcServerOptions = {}): Promise<RpcServer> {
+  checkOptionKeys('startRpcServer options', options, RPC_SERVER_KEYS);
   const host = options.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host.length === 0) throw new TypeError('host must be a non-empty string');
   const threads = checkInteger('threads', options.threads ?? availableParallelism(), 1, 512);

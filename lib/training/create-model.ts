@@ -9,6 +9,7 @@ import { constantTensorData, llamaArchitectureMetadata, llamaTensorSlots, normal
 import { readGgufInfo, type GgufFileInfo } from '../gguf/reader.js';
 import type { GgufMetadataValue } from '../gguf/types.js';
 import { writeGguf, type GgufTensorInput } from '../gguf/writer.js';
+import { nearestHint } from '../option-keys.js';
 
 export interface CreateModelSpec {
   /** Number of transformer blocks (llama.block_count). */
@@ -70,20 +71,6 @@ const SPEC_KEYS: readonly (keyof CreateModelSpec)[] = [
 /** Largest dimension accepted (ggml and the GGUF u32 metadata fields). */
 const MAX_DIMENSION = 0x7fffffff;
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return row[b.length];
-}
-
 function checkPositiveInt(field: string, v: unknown): number {
   if (typeof v !== 'number') throw new TypeError(`createModel: spec.${field} must be a positive integer, got ${typeof v}`);
   if (!Number.isInteger(v) || v <= 0 || v > MAX_DIMENSION) {
@@ -120,8 +107,7 @@ function resolveSpec(spec: CreateModelSpec): ResolvedSpec {
   }
   for (const key of Object.keys(spec)) {
     if ((SPEC_KEYS as readonly string[]).includes(key)) continue;
-    const near = SPEC_KEYS.map((k) => [k, editDistance(key.toLowerCase(), k.toLowerCase())] as const).sort((a, b) => a[1] - b[1])[0];
-    const hint = near[1] <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${near[0]}"?)` : '';
+    const hint = nearestHint(key, SPEC_KEYS);
     throw new TypeError(`createModel: unknown spec key "${key}"${hint}; known keys: ${SPEC_KEYS.join(', ')}`);
   }
   const layers = checkPositiveInt('layers', spec.layers);

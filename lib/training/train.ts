@@ -17,6 +17,7 @@ import {
   exitWeights, keepFactors, learningRate,
   type EarlyExitLossOptions, type LayerDropoutOptions,
 } from './recipe.js';
+import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export type { TrainingData } from './data.js';
 export type { Curriculum, DropoutScale, EarlyExitLossOptions, ExitWeighting, LayerDropoutOptions } from './recipe.js';
@@ -109,11 +110,11 @@ export interface TrainModelResult {
   peakRss: number;
 }
 
-const OPTION_KEYS = new Set([
-  'output', 'data', 'evalData', 'steps', 'tokens', 'batchSize', 'contextSize', 'learningRate', 'warmupSteps', 'minLearningRate',
-  'weightDecay', 'layerDropout', 'earlyExitLoss', 'evalInterval', 'evalTokens', 'checkpointInterval', 'resume', 'checkpointOnAbort',
-  'threads', 'seed', 'signal', 'onProgress',
-]);
+const OPTION_KEYS = {
+  output: true, data: true, evalData: true, steps: true, tokens: true, batchSize: true, contextSize: true, learningRate: true,
+  warmupSteps: true, minLearningRate: true, weightDecay: true, layerDropout: true, earlyExitLoss: true, evalInterval: true,
+  evalTokens: true, checkpointInterval: true, resume: true, checkpointOnAbort: true, threads: true, seed: true, signal: true, onProgress: true,
+} as const satisfies KeysOf<TrainModelOptions>;
 
 interface Plan {
   output: string;
@@ -133,14 +134,11 @@ interface Plan {
   seed: number;
 }
 
-function checkKeys(name: string, value: object, keys: readonly string[]): void {
-  for (const k of Object.keys(value)) if (!keys.includes(k)) throw new TypeError(`${name}: unknown option "${k}" (expected ${keys.join(', ')})`);
-}
 
 function checkDropout(d: unknown): LayerDropoutOptions | undefined {
   if (d === undefined) return undefined;
   if (d === null || typeof d !== 'object') throw new TypeError('layerDropout must be an object { pMax, scale?, fromScratch? }');
-  checkKeys('layerDropout', d, ['pMax', 'scale', 'fromScratch']);
+  checkOptionKeys('layerDropout', d, { pMax: true, scale: true, fromScratch: true } as const satisfies KeysOf<LayerDropoutOptions>);
   const o = d as LayerDropoutOptions;
   checkNumber('layerDropout.pMax', o.pMax, 0, 1);
   checkEnum('layerDropout.scale', o.scale, ['exp', 'linear'] as const);
@@ -151,7 +149,7 @@ function checkDropout(d: unknown): LayerDropoutOptions | undefined {
 function checkExitLoss(e: unknown, layers: number): EarlyExitLossOptions | undefined {
   if (e === undefined) return undefined;
   if (e === null || typeof e !== 'object') throw new TypeError('earlyExitLoss must be an object { scale, curriculum?, rotation?, weights? }');
-  checkKeys('earlyExitLoss', e, ['scale', 'curriculum', 'rotation', 'weights']);
+  checkOptionKeys('earlyExitLoss', e, { scale: true, curriculum: true, rotation: true, weights: true } as const satisfies KeysOf<EarlyExitLossOptions>);
   const o = e as EarlyExitLossOptions;
   checkNumber('earlyExitLoss.scale', o.scale, 0, 1e6);
   checkEnum('earlyExitLoss.curriculum', o.curriculum, ['rotational', 'gradual', 'none'] as const);
@@ -207,7 +205,7 @@ function checkWritable(output: string): void {
 
 function plan(options: TrainModelOptions, layers: number): Plan {
   if (options === null || typeof options !== 'object') throw new TypeError('trainModel: options must be an object');
-  for (const k of Object.keys(options)) if (!OPTION_KEYS.has(k)) throw new TypeError(`trainModel: unknown option "${k}"`);
+  checkOptionKeys('trainModel options', options, OPTION_KEYS);
   if (typeof options.output !== 'string' || options.output.length === 0) throw new TypeError('trainModel: output must be a path');
   const batch = options.batchSize === undefined ? 8 : checkInteger('batchSize', options.batchSize, 1, 4096);
   const context = options.contextSize === undefined ? 128 : checkInteger('contextSize', options.contextSize, 2, 65536);
