@@ -123,9 +123,9 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
   }
   const nlc = (lookup?: { maxPredictionLength: number }) => async (_: string, promptTokens: number[], threads: number) => {
     const r = await nodeLlamaCppGenerate({ modelPath: modelPath!, promptTokens, threads, maxTokens: TOKENS, lookup });
-    // node-llama-cpp's compute threads keep spinning for a while after a call; with 2 threads on 2
-    // cores they slowed the next configuration by up to 2x: let them settle
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // node-llama-cpp's compute threads keep spinning while its context lives: with 2 threads on 2
+    // cores they slowed every other configuration by up to 10x. Free them after each call.
+    await disposeNodeLlamaCpp();
     return { tokensPerSecond: r.tokensPerSecond, tokens: r.tokens, drafted: r.predictions.validated + r.predictions.refuted, accepted: r.predictions.validated };
   };
   const ngram = (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) => async (prompt: string, promptTokens: number[], threads: number) => {
@@ -181,6 +181,11 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
       let plainTokens: number[] = [];
       for (let rep = 0; rep < repetitions; rep++) {
         let plainRate = NaN;
+        // after the peers' processes and threads: let the machine settle, and wake our thread pool
+        // with an untimed generation (at 2 threads the first plain run after them ran up to 4x slower)
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        ctx.clear();
+        await ctx.generate(promptTokens, { maxTokens: 8 }).result;
         for (const cfg of list) {
           let rate: number;
           let m = got.get(cfg.name);
