@@ -40,6 +40,11 @@ describe('layerskip CLI', () => {
     [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'yes'], /--overlap must be on or off/],
     [['generate', '-p', 'x', '--overlap', 'on'], /need --exit-layer/],
     [['generate', '-p', 'x', '--lookup', 'maybe'], /--lookup must be on or off/],
+    [['generate', '-p', 'x', '--temp', '-1'], /--temp must be a number >= 0, got "-1"/],
+    [['generate', '-p', 'x', '--exit-layer', '5'], /--exit-layer must be in \[1, 4\] for this model \(5 layers\), got 5/],
+    [['generate', '-p', 'x', '--threads', '4096'], /--threads 4096 is more than this machine's \d+ cores.*use --threads \d+ or fewer/],
+    [['calibrate', '-m', STORIES, '--exit-layer', '2', '--text', '/nonexistent/calibration.txt'], /--text: cannot read \/nonexistent\/calibration.txt \(ENOENT\)/],
+    [['chat', '--template', '/nonexistent/template.jinja'], /--template: cannot read/],
     [['generate', '-p', 'x', '--prediction', '/nonexistent/prediction.txt'], /--prediction: cannot read \/nonexistent\/prediction.txt \(ENOENT\)/],
     [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'on', '--lookup', 'on'], /--overlap on cannot be combined/],
     [['generate'], /generate needs -p PROMPT/],
@@ -73,6 +78,15 @@ describe('layerskip CLI', () => {
     expect(accepted).toBeGreaterThan(20);
   });
 
+  it("the README's CLI section is the --help text", () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    const usage = r.stdout.replace(/^Usage:\n/, '').split('\n').map((l) => l.replace(/^ {2}/, '')).join('\n').trimEnd();
+    const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md'), 'utf8');
+    const block = /## CLI\n[^\n]*\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block?.trimEnd()).toBe(usage);
+  });
+
   it('--help on a command prints the usage and exits 0', () => {
     for (const cmd of ['generate', 'calibrate', 'analyze', 'sweep', 'info']) {
       const r = run(cmd, '--help');
@@ -104,6 +118,16 @@ describe('layerskip CLI', () => {
     expect(spec.status, spec.stderr).toBe(0);
     expect(spec.stdout).toBe(plain.stdout);
     expect(spec.stderr).toMatch(/self-speculative: exit layer 4\/5/);
+    // the head file stores its exit layer: --draft-head alone is enough
+    const headOnly = run('generate', '-m', STORIES, '-p', 'Once upon a time', '-n', '40', '--draft-head', out);
+    expect(headOnly.status, headOnly.stderr).toBe(0);
+    expect(headOnly.stdout).toBe(plain.stdout);
+    expect(headOnly.stderr).toMatch(/self-speculative: exit layer 4\/5/);
+    // info on a head file describes the head
+    const info = run('info', '-m', out);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/a draft head, not a model/);
+    expect(info.stdout).toMatch(/exitLayer +4/);
   }, 120_000);
 });
 
@@ -146,8 +170,10 @@ describe('layerskip chat (driven through its streams)', () => {
   }, 120_000);
 
   it('rejects bad flags', () => {
-    expect(run('chat', '--draft', '2').stderr).toMatch(/need --exit-layer/);
-    expect(run('chat', '--template', join(work, 'missing.jinja')).status).toBe(1);
+    expect(run('chat', '--draft', '2').stderr).toMatch(/needs? --exit-layer/);
+    const t = run('chat', '--template', join(work, 'missing.jinja'));
+    expect(t.status).toBe(2); // a usage error naming the flag, not a raw ENOENT
+    expect(t.stderr).toMatch(/--template: cannot read .*missing\.jinja \(ENOENT\)/);
   });
 });
 

@@ -1,12 +1,12 @@
 // `layerskip analyze`: the per-layer analysis of a model (agreement, CKA, rCCA, costs, predicted
 // speedup), or with --synthetic the SDR paper's synthetic sweep (PCA / PLS / CCA / rCCA).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { runSyntheticSweep } from '../analysis/index.js';
 import { DraftHead } from '../draft-head/draft-head.js';
 import { analyzeLayers, DEFAULT_CALIBRATION_TEXTS } from '../layer-analysis.js';
 import { loadModel } from '../model.js';
 import { formatLayerAnalysis, renderLayerAnalysisSvg } from '../reports/layer-analysis-report.js';
-import { intFlag, intListFlag, parse, UsageError } from './args.js';
+import { intFlag, intListFlag, parse, readFlagFile, UsageError } from './args.js';
 import { progressBar } from './progress.js';
 
 export const analyzeUsage = `  layerskip analyze -m MODEL [--text FILE] [--json OUT] [--svg OUT] [--layers 1,2,3] [--threads T]
@@ -44,7 +44,7 @@ export async function analyzeCommand(argv: string[]): Promise<void> {
   if (values.csv) throw new UsageError('--csv is for analyze --synthetic (the layer analysis writes --json and --svg)');
   if (!values.model) throw new UsageError('analyze needs -m MODEL (or --synthetic)');
   const layers = intListFlag('layers', values.layers, 1);
-  const texts = values.text !== undefined ? [readFileSync(values.text, 'utf8')] : [...DEFAULT_CALIBRATION_TEXTS];
+  const texts = values.text !== undefined ? [readFlagFile('analyze', 'text', values.text)] : [...DEFAULT_CALIBRATION_TEXTS];
   const threads = intFlag('threads', values.threads, 1);
   const maxTokens = intFlag('max-tokens', values['max-tokens'], 8);
   const model = await loadModel(values.model);

@@ -1,5 +1,6 @@
 // The CLI's one argument parser (node:util parseArgs, strict: unknown flags are errors) and its
 // value checkers. A UsageError ends the command with its message, the usage and exit status 2.
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -14,11 +15,44 @@ export class HelpRequested extends Error {}
 export function parse<const O extends Options>(command: string, args: string[], options: O, positionals = false): Parsed<O> {
   if (args.includes('--help') || (args.includes('-h') && !Object.values(options).some((o) => o.short === 'h'))) throw new HelpRequested(command);
   try {
-    const r = parseArgs({ args, options, allowPositionals: true as const, strict: true as const });
+    const r = parseArgs({ args: joinNegativeValues(args, options), allowPositionals: true as const, strict: true as const, options });
     if (!positionals && r.positionals.length > 0) throw new UsageError(`unexpected argument ${r.positionals[0]}`);
     return r;
   } catch (e) {
     throw new UsageError(`${command}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * `--temp -1` as `--temp=-1`: parseArgs takes a value that starts with '-' for an option of its own
+ * ("argument is ambiguous"), so a string flag followed by a negative number gets it joined, and the
+ * value check then says what is wrong with it.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const takesValue = (arg: string): boolean => {
+    if (arg.startsWith('--')) return options[arg.slice(2)]?.type === 'string';
+    if (/^-[A-Za-z]$/.test(arg)) return Object.values(options).some((o) => o.short === arg[1] && o.type === 'string');
+    return false;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (takesValue(args[i]) && next !== undefined && /^-\d|^-\.\d/.test(next)) {
+      out.push(`${args[i]}=${next}`.replace(/^(-[A-Za-z])=/, '$1'));
+      i++;
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
+/** Reads a text file named by a flag; a missing or unreadable file is a usage error naming the flag. */
+export function readFlagFile(command: string, flag: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${command}: --${flag}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
 

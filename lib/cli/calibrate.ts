@@ -1,10 +1,9 @@
 // `layerskip calibrate`: fits a draft head (exit adapter and draft vocabulary) for one exit layer
 // and writes it as a small GGUF file, with a progress bar on the terminal.
-import { readFileSync } from 'node:fs';
 import { fitDraftHead, type FitDraftHeadOptions } from '../draft-head/fit.js';
 import type { DraftHeadStats } from '../draft-head/draft-head.js';
 import { loadModel } from '../model.js';
-import { intFlag, numberFlag, parse, required, UsageError } from './args.js';
+import { intFlag, numberFlag, parse, readFlagFile, required, UsageError } from './args.js';
 import { progressBar } from './progress.js';
 
 export const calibrateUsage = `  layerskip calibrate -m MODEL --exit-layer E [--text FILE] [--out FILE] [--vocab N|full|COVERAGE%]
@@ -36,7 +35,7 @@ export async function calibrateCommand(argv: string[]): Promise<void> {
   if (positions !== undefined && values.text !== undefined) throw new UsageError('calibrate: --positions is for self-generated data, not --text');
   const options: FitDraftHeadOptions = {
     exitLayer,
-    text: values.text !== undefined ? readFileSync(values.text, 'utf8') : undefined,
+    text: values.text !== undefined ? readFlagFile('calibrate', 'text', values.text) : undefined,
     vocabulary: vocabulary(values.vocab),
     steps: intFlag('steps', values.steps, 0),
     adapter: !values['no-adapter'],

@@ -1,15 +1,14 @@
 // `layerskip chat`: an interactive conversation on a model's chat template. Each line is a user
 // turn; the answer streams to stdout. Ctrl-C stops the current answer (the conversation goes on),
 // Ctrl-D (end of input) ends the session.
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ChatSession } from '../chat/session.js';
 import { PLAIN_CHAT_TEMPLATE } from '../chat/template.js';
 import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { loadModel } from '../model.js';
-import { intFlag, parse, UsageError } from './args.js';
-import { GENERATION_FLAGS, contextFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
+import { intFlag, parse, readFlagFile, UsageError } from './args.js';
+import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, exitLayerFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
                  [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
@@ -22,16 +21,17 @@ export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--templat
 export async function chatCommand(argv: string[]): Promise<void> {
   const { values } = parse('chat', argv, { ...GENERATION_FLAGS, system: { type: 'string' }, template: { type: 'string' } });
   const options = { ...samplingFromFlags(values, 256), ...freeDraftsFromFlags('chat', values) };
-  const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
+  const exitLayer = exitLayerFromFlags('chat', values);
   if (exitLayer !== undefined) {
     options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead: values['draft-head'] };
-  } else if (values.draft !== undefined || values['draft-head'] !== undefined) {
-    throw new UsageError('chat: --draft and --draft-head need --exit-layer');
+  } else if (values.draft !== undefined) {
+    throw new UsageError('chat: --draft needs --exit-layer (or a --draft-head file)');
   }
-  let template = values.template === undefined ? undefined : readFileSync(values.template, 'utf8');
+  let template = values.template === undefined ? undefined : readFlagFile('chat', 'template', values.template);
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K)\n`);
   const model = await loadModel(values.model ?? DEMO_MODEL_PATH);
   try {
+    checkExitLayerFlag('chat', exitLayer, model.layerCount);
     if (!template && !model.info.chatTemplate) {
       process.stderr.write('layerskip: the model has no chat template; using the plain "User: / Assistant:" transcript\n');
       template = PLAIN_CHAT_TEMPLATE;
@@ -51,7 +51,10 @@ async function converse(chat: ChatSession, options: GenerateOptions): Promise<vo
   // a terminal delivers Ctrl-C to readline; a pipe (tests, scripts) gets the signal itself
   const interrupt = () => {
     if (answering) answering.abort();
-    else process.stderr.write('\n(Ctrl-D ends the chat)\n');
+    else {
+      process.stderr.write('\n(Ctrl-D ends the chat)\n');
+      rl.prompt(); // the line typed so far is dropped: a fresh prompt, as a shell gives
+    }
   };
   rl.on('SIGINT', interrupt);
   process.on('SIGINT', interrupt);

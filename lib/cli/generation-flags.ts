@@ -1,9 +1,10 @@
 // The flags `generate` and `chat` share: the model, the sampling options, the context's threads and
 // size, and the self-speculative settings.
-import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { GenerateOptions } from '../context.js';
+import { DraftHead } from '../draft-head/draft-head.js';
 import type { SourceStats, SpeculativeStats } from '../generation.js';
-import { intFlag, numberFlag, UsageError } from './args.js';
+import { intFlag, numberFlag, readFlagFile, UsageError } from './args.js';
 
 export const GENERATION_FLAGS = {
   model: { type: 'string', short: 'm' },
@@ -36,7 +37,31 @@ export function samplingFromFlags(values: FlagValues, defaultMaxTokens: number):
 
 /** The context options from the shared flags. */
 export function contextFromFlags(values: FlagValues): { threads?: number; contextSize?: number } {
-  return { threads: intFlag('threads', values.threads, 1), contextSize: intFlag('ctx', values.ctx, 1) };
+  const threads = intFlag('threads', values.threads, 1);
+  const cores = availableParallelism();
+  // the API's error names an option the CLI has no flag for (allowMoreThreadsThanCores)
+  if (threads !== undefined && threads > cores) {
+    throw new UsageError(`--threads ${threads} is more than this machine's ${cores} cores: oversubscribed threads wait on each other and run slower; use --threads ${cores} or fewer`);
+  }
+  return { threads, contextSize: intFlag('ctx', values.ctx, 1) };
+}
+
+/** The exit layer: --exit-layer, else the one a --draft-head file was fitted for (the file stores it). */
+export function exitLayerFromFlags(command: string, values: FlagValues): number | undefined {
+  const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
+  if (exitLayer !== undefined || values['draft-head'] === undefined) return exitLayer;
+  try {
+    return DraftHead.load(values['draft-head']).exitLayer;
+  } catch (e) {
+    throw new UsageError(`${command}: --draft-head: ${(e as Error).message}`);
+  }
+}
+
+/** The exit layer against the loaded model, as a usage error worded for the CLI (exit 2), not the API's. */
+export function checkExitLayerFlag(command: string, exitLayer: number | undefined, layerCount: number): void {
+  if (exitLayer !== undefined && exitLayer >= layerCount) {
+    throw new UsageError(`${command}: --exit-layer must be in [1, ${layerCount - 1}] for this model (${layerCount} layers), got ${exitLayer}`);
+  }
 }
 
 /**
@@ -47,13 +72,7 @@ export function freeDraftsFromFlags(command: string, values: FlagValues): Pick<G
   const v = values.lookup;
   if (v !== undefined && v !== 'on' && v !== 'off') throw new UsageError(`${command}: --lookup must be on or off, got ${v}`);
   let prediction: string | undefined;
-  if (values.prediction !== undefined) {
-    try {
-      prediction = readFileSync(values.prediction, 'utf8');
-    } catch (e) {
-      throw new UsageError(`${command}: --prediction: cannot read ${values.prediction} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-  }
+  if (values.prediction !== undefined) prediction = readFlagFile(command, 'prediction', values.prediction);
   return { lookup: v !== 'off', prediction };
 }
 

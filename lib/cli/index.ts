@@ -2,7 +2,8 @@
 // The `layerskip` command line. Each command lives in its own module here; they share one argument
 // parser (args.ts). Usage errors (unknown flags, bad values) exit with status 2 and the usage text;
 // other failures exit with status 1 and the error's message.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { DraftHead, isDraftHeadFile } from '../draft-head/draft-head.js';
 import { layerRangeRefusal } from '../architectures.js';
 import { loadModel } from '../model.js';
 import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../quantize.js';
@@ -10,7 +11,7 @@ import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
 import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
-import { GENERATION_FLAGS, contextFromFlags, describeSources, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
+import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, describeSources, exitLayerFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
 import { rpcServerCommand, rpcServerUsage } from './rpc-server.js';
@@ -53,7 +54,7 @@ async function generate(argv: string[]): Promise<void> {
   if (values.overlap !== undefined && values.overlap !== 'on' && values.overlap !== 'off') {
     throw new UsageError(`generate: --overlap must be on or off, got ${values.overlap}`);
   }
-  const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
+  const exitLayer = exitLayerFromFlags('generate', values);
   if (exitLayer !== undefined) {
     options.selfSpeculative = {
       exitLayer,
@@ -68,8 +69,8 @@ async function generate(argv: string[]): Promise<void> {
       if (values.lookup === 'on' || values.prediction !== undefined) throw new UsageError('generate: --overlap on cannot be combined with --lookup on or --prediction');
       options.lookup = false;
     }
-  } else if (values.draft !== undefined || values.adaptive || values['draft-head'] !== undefined || values.verify !== undefined || values.overlap !== undefined) {
-    throw new UsageError('generate: --draft, --adaptive, --verify, --draft-head and --overlap need --exit-layer');
+  } else if (values.draft !== undefined || values.adaptive || values.verify !== undefined || values.overlap !== undefined) {
+    throw new UsageError('generate: --draft, --adaptive, --verify and --overlap need --exit-layer (or a --draft-head file)');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
   const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
@@ -77,6 +78,7 @@ async function generate(argv: string[]): Promise<void> {
   if (remoteLayers !== undefined && !rpcServers) throw new UsageError('generate: --remote-layers needs --rpc');
   const model = await loadModel(values.model ?? DEMO_MODEL_PATH, rpcServers ? { rpcServers, gpuLayers: remoteLayers } : {});
   try {
+    checkExitLayerFlag('generate', exitLayer, model.layerCount);
     if (rpcServers) {
       const d = model.devices();
       const at = d.layers.map((dev, i) => `${i}:${dev}`).join(', ');
@@ -117,7 +119,23 @@ async function generate(argv: string[]): Promise<void> {
 
 async function info(argv: string[]): Promise<void> {
   const { values } = parse('info', argv, { model: { type: 'string', short: 'm' }, json: { type: 'boolean' } });
-  const model = await loadModel(required('info', '-m MODEL', values.model));
+  const path = required('info', '-m MODEL', values.model);
+  // a draft head file (layerskip calibrate's output) is no model: describe the head
+  if (existsSync(path) && isDraftHeadFile(path)) {
+    const h = DraftHead.load(path);
+    const summary = {
+      kind: 'draft head', exitLayer: h.exitLayer, embeddingSize: h.embeddingSize, vocabularySize: h.vocabularySize,
+      adapter: h.adapter !== null, draftVocabulary: h.tokenIds?.length ?? 'full', baseModel: h.baseModel, stats: h.stats,
+    };
+    if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    else {
+      process.stdout.write(`${path}: a draft head, not a model (use it with generate --draft-head on its model)\n`);
+      for (const [k, v] of Object.entries(summary)) if (k !== 'stats' && k !== 'kind') process.stdout.write(`${k.padEnd(18)} ${v}\n`);
+      if (h.stats) process.stdout.write(`${'agreement'.padEnd(18)} ${h.stats.agreementBefore.toFixed(3)} -> ${h.stats.agreementAfter.toFixed(3)} (held out)\n`);
+    }
+    return;
+  }
+  const model = await loadModel(path);
   const i = model.info;
   if (values.json) process.stdout.write(JSON.stringify(i, null, 2) + '\n');
   else {

@@ -10,6 +10,15 @@ import { writeGguf, type GgufTensorInput } from '../gguf/writer.js';
 export const DRAFT_HEAD_TYPE = 'layerskip.draft_head';
 const KEY = 'layerskip.draft_head';
 
+/** Whether a GGUF file is a draft head (its metadata has the head's exit layer). */
+export function isDraftHeadFile(path: string): boolean {
+  try {
+    return readGgufInfo(path).metadata.has(`${KEY}.exit_layer`);
+  } catch {
+    return false; // not a GGUF file at all: loadModel gives the error
+  }
+}
+
 /** What calibration measured (agreement = early-exit argmax equals the full model's, on held-out positions). */
 export interface DraftHeadStats {
   /** Calibration positions used to fit, and held out to evaluate. */
