@@ -91,6 +91,7 @@ if (what === 'definitions') {
 } else if (what === 'libs') {
   const { prepareLlama } = await import(join(root, 'scripts', 'prepare-llama.mjs'));
   prepareLlama({ quiet: true });
+  /** @type {import('node:child_process').ExecFileSyncOptions} */
   const quiet = { stdio: ['ignore', 'ignore', 'inherit'] };
   if (!existsSync(join(build, 'CMakeCache.txt'))) {
     execFileSync('cmake', ['-S', llama, '-B', build, ...definitions], quiet);

@@ -55,6 +55,7 @@ try {
     scratches.push(base);
     const dir = join(base, 'prebuilds', `${process.platform}-${process.arch}`);
     const file = readdirSync(dir).find((f) => f.endsWith('.node'));
+    if (!file) throw new Error(`no .node file in ${dir}`);
     mkdirSync(join(out, `${process.platform}-${process.arch}`, 'baseline'), { recursive: true });
     cpSync(join(dir, file), join(out, `${process.platform}-${process.arch}`, 'baseline', 'layerskip.node'));
   }

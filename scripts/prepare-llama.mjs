@@ -19,11 +19,13 @@ const stampFile = join(target, '.layerskip-patches');
 const git = (args, cwd = target) =>
   execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }).trim();
 
+/** @returns {never} */
 function fail(message) {
   console.error(`layerskip: ${message}`);
   process.exit(1);
 }
 
+/** @returns {string} */
 function findSource() {
   const fromEnv = process.env.LAYERSKIP_LLAMA_CPP_DIR;
   if (fromEnv) {
@@ -86,7 +88,8 @@ function applyPatches(patches, log) {
           cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_CEILING_DIRECTORIES: dirname(scratch) },
         });
       } catch (e) {
-        fail(`patch ${join('patches', f)} does not apply to llama.cpp ${LLAMA_CPP_COMMIT}:\n${e.stderr || e.message}`);
+        const err = /** @type {Error & { stderr?: Buffer }} */ (e);
+        fail(`patch ${join('patches', f)} does not apply to llama.cpp ${LLAMA_CPP_COMMIT}:\n${err.stderr || err.message}`);
       }
       log(`applied ${f}`);
     }
@@ -136,7 +139,7 @@ export function prepareLlama({ quiet = false } = {}) {
     try {
       git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--force', '--detach', LLAMA_CPP_COMMIT]);
     } catch (e) {
-      fail(`deps/llama.cpp does not contain commit ${LLAMA_CPP_COMMIT}; delete deps/llama.cpp and retry (${e.message})`);
+      fail(`deps/llama.cpp does not contain commit ${LLAMA_CPP_COMMIT}; delete deps/llama.cpp and retry (${/** @type {Error} */ (e).message})`);
     }
   }
   applyPatches(patches, log);

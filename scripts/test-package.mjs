@@ -18,7 +18,7 @@ function check(name, fn) {
     console.log(`  ok   ${name}`);
   } catch (e) {
     failed++;
-    console.log(`  FAIL ${name}: ${e.message}`);
+    console.log(`  FAIL ${name}: ${/** @type {Error} */ (e).message}`);
   }
 }
 function assert(cond, msg) {
@@ -72,7 +72,7 @@ console.log(JSON.stringify({ text: r.text, same: s.text === r.text, devices: sys
   gguf: typeof writeRandomLlamaModel, cka: typeof linearCka }));
 model.dispose();
 `);
-  const run = (env = {}) => JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop());
+  const run = (env = {}) => JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop() ?? '');
   const out = run();
   check('generates text from stories260K with the prebuilt binary', () => {
     assert(out.text.startsWith(', there was a little girl named Lily'), JSON.stringify(out.text));
