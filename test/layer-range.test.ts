@@ -3,7 +3,8 @@
 // and the same KV cache; rollback is exact; alternating ranges never reuse the wrong graph.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Context, type Model } from '../lib/index.js';
-import { EXACT, modelFixture, randomModel, randomPrompts, relErr, SHAPES, STORIES } from './helpers.js';
+import { sliceModel } from '../lib/gguf/index.js';
+import { cachedModel, EXACT, modelFixture, randomModel, randomPrompts, relErr, SHAPES, STORIES } from './helpers.js';
 
 const MODELS: [string, () => string][] = [
   ['stories260K', () => STORIES],
@@ -25,13 +26,33 @@ for (const [name, path] of MODELS) {
     });
     afterAll(() => model?.dispose());
 
-    it('early exit at E = N equals the full decode', async () => {
-      for (const prompt of randomPrompts(10, model.info.vocabularySize, 3)) {
+    it('early exit at E equals the full decode of the model cut to its first E layers (every E)', async () => {
+      // an independent reference: sliceModel writes the first E blocks with the same embeddings,
+      // final norm and LM head, and plain llama.cpp decodes that file
+      const prompts = randomPrompts(5, model.info.vocabularySize, 3);
+      for (let E = 1; E < N; E++) {
+        const cut = cachedModel(`slice-${name}-E${E}`, [E], (tmp) => sliceModel(path(), tmp, E));
+        const sliced = await loadModel(cut);
+        try {
+          const sctx = await sliced.createContext({ contextSize: 128, threads: 1, ...EXACT });
+          for (const prompt of prompts) {
+            ctx.clear();
+            const want = await sctx.decodeLayers({ tokens: prompt, outputs: 'all', logits: true });
+            sctx.clear();
+            const exit = await ctx.decodeLayers({ tokens: prompt, layers: [0, E], outputs: 'all', logits: true });
+            expect(relErr(exit.logits!, want.logits!), `E=${E}`).toBeLessThan(1e-5);
+          }
+        } finally {
+          sliced.dispose();
+        }
+      }
+      // and [0, N) is the full decode
+      for (const prompt of prompts) {
         ref.clear();
         ctx.clear();
         const full = await ref.decodeLayers({ tokens: prompt, outputs: 'all', logits: true });
-        const exit = await ctx.decodeLayers({ tokens: prompt, layers: [0, N], outputs: 'all', logits: true });
-        expect(relErr(exit.logits!, full.logits!)).toBeLessThan(1e-5);
+        const all = await ctx.decodeLayers({ tokens: prompt, layers: [0, N], outputs: 'all', logits: true });
+        expect(relErr(all.logits!, full.logits!)).toBeLessThan(1e-5);
       }
     });
 

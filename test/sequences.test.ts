@@ -57,6 +57,37 @@ describe('concurrent sequences', () => {
     ctx.dispose();
   });
 
+  it('the scheduler batches: concurrent plain steps share decodeMany calls, drafts draftMany, verifications verifyMany', async () => {
+    const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 3 });
+    try {
+      // count the batched calls and their sizes on the context's addon handle, which the scheduler calls
+      const handle = (ctx as unknown as { handle: Record<string, (...a: unknown[]) => Promise<unknown>> }).handle;
+      const sizes: Record<string, number[]> = { decodeMany: [], draftMany: [], verifyMany: [] };
+      for (const name of Object.keys(sizes)) {
+        const original = handle[name].bind(handle);
+        // the class's methods are read-only: shadow them on the instance
+        Object.defineProperty(handle, name, {
+          configurable: true,
+          value: (arg: unknown) => {
+            sizes[name].push(Array.isArray(arg) ? arg.length : (arg as { entries: unknown[] }).entries.length);
+            return original(arg);
+          },
+        });
+      }
+      const run = (spec?: { exitLayer: number; draftTokens: number }) =>
+        Promise.all(PROMPTS.slice(0, 3).map((p, i) => ctx.sequence(i).generate(p, { maxTokens: 24, selfSpeculative: spec }).result));
+      const plain = await run();
+      expect(plain.map((r) => r.tokens.length)).toEqual([24, 24, 24]);
+      // plain steps of three sequences go out together: most decodeMany calls carry several
+      expect(sizes.decodeMany.filter((n) => n >= 2).length).toBeGreaterThan(10);
+      await run({ exitLayer: 3, draftTokens: 2 });
+      expect(sizes.draftMany.filter((n) => n >= 2).length).toBeGreaterThan(3);
+      expect(sizes.verifyMany.filter((n) => n >= 2).length).toBeGreaterThan(3);
+    } finally {
+      ctx.dispose();
+    }
+  });
+
   it('a sequence that finishes early leaves the others running; context.generate is sequence 0', async () => {
     const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 2 });
     const short = ctx.generate(PROMPTS[0], { maxTokens: 3 });
