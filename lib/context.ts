@@ -16,6 +16,7 @@ import { NativeScheduler } from './decoding/scheduler.js';
 import { resolveFreeDrafts, type LookupOptions, type ResolvedFreeDrafts } from './decoding/draft-sources.js';
 import { assertLayerRanges } from './architectures.js';
 import { checkOptionKeys, type KeysOf } from './option-keys.js';
+import { withNativeErrors } from './error-codes.js';
 
 /** Which draft head a native context has installed (null: the model's own exit). */
 interface HeadSlot {
@@ -142,6 +143,12 @@ export interface GenerateOptions extends SamplingOptions {
   freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
+/** Every method of the addon's context (all of them map addon errors to this library's classes). */
+const NATIVE_CONTEXT_METHODS = {
+  decode: true, decodeMany: true, draft: true, draftMany: true, verifyMany: true, decodeRun: true, setDraftHead: true, removeFrom: true,
+  markVerified: true, clear: true, setThreads: true, state: true, abort: true, dispose: true,
+} as const satisfies KeysOf<NativeContext>;
+
 const CONTEXT_KEYS = {
   contextSize: true, batchSize: true, threads: true, batchThreads: true, allowMoreThreadsThanCores: true, flashAttention: true,
   kvCacheType: true, sequences: true, slidingWindowCache: true,
@@ -217,7 +224,7 @@ export class Context {
     const sequences = checkInteger('sequences', o.sequences ?? 1, 1, 64);
     const swaFull = (checkEnum('slidingWindowCache', o.slidingWindowCache, ['full', 'window'] as const) ?? 'full') === 'full';
     const nativeOptions = { contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences, swaFull };
-    const handle = await native().createContext(model.handle, nativeOptions);
+    const handle = withNativeErrors(await native().createContext(model.handle, nativeOptions), Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[]);
     return new Context(model, handle, threads, sequences, nativeOptions);
   }
 
@@ -411,7 +418,7 @@ export class Context {
   /** The draft-only context of overlapped generations: the same sizes and threads as this one. */
   private async drafterFor(head: DraftHead | null): Promise<NativeContext> {
     if (!this.drafter) {
-      const handle = await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 });
+      const handle = withNativeErrors(await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 }), Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[]);
       if (this.isDisposed) {
         handle.dispose();
         throw new DisposedError('generate (the context was disposed during generation)');

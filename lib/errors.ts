@@ -1,5 +1,6 @@
-// Error types of the public API. Native errors carry a `code` too (ERR_DISPOSED, ERR_BUSY,
-// ERR_CONTEXT_FULL, ERR_PENDING_DRAFT, ERR_NO_DRAFT, ERR_SPLIT_DECODED); these classes cover the TypeScript side.
+// Error types of the public API. Every error of this library carries a `code` (the table is
+// lib/error-codes.ts); the addon's ERR_DISPOSED, ERR_BUSY and ERR_CONTEXT_FULL reach callers as
+// these classes too (nativeError()), so `instanceof` works whichever side found the condition.
 
 /** A call on a model or context after dispose(). */
 export class DisposedError extends Error {
@@ -7,6 +8,13 @@ export class DisposedError extends Error {
   constructor(what: string) {
     super(`${what}: the object is disposed`);
     this.name = 'DisposedError';
+  }
+
+  /** With the addon's own message (error-codes.ts, nativeError()). */
+  static withMessage(message: string): DisposedError {
+    const e = new DisposedError('');
+    e.message = message;
+    return e;
   }
 }
 
@@ -16,6 +24,13 @@ export class BusyError extends Error {
   constructor(what: string) {
     super(`${what}: the context is busy with another generation or decode`);
     this.name = 'BusyError';
+  }
+
+  /** With the addon's own message (error-codes.ts, nativeError()). */
+  static withMessage(message: string): BusyError {
+    const e = new BusyError('');
+    e.message = message;
+    return e;
   }
 }
 

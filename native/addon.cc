@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "adapter-trainer.h"
+#include "error-codes.h"
 #include "addon.h"
 #include "common.h"
 #include "context.h"
@@ -69,7 +70,7 @@ static Napi::Value chat_apply_builtin_template(const Napi::CallbackInfo & info) 
         buf.resize(n);
         n = llama_chat_apply_template(tmpl.c_str(), chat.data(), chat.size(), info[2].As<Napi::Boolean>(), buf.data(), (int32_t)buf.size());
     }
-    if (n < 0) throw_error(env, "llama.cpp's built-in renderer does not support this chat template", "ERR_UNSUPPORTED_TEMPLATE");
+    if (n < 0) throw_error(env, "llama.cpp's built-in renderer does not support this chat template", codes::UNSUPPORTED_TEMPLATE);
     return Napi::String::New(env, buf.data(), n);
 }
 

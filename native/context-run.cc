@@ -4,6 +4,7 @@
 // it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
 // strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
 #include "context.h"
+#include "error-codes.h"
 
 #include "common.h"
 
@@ -47,7 +48,7 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
     check_no_split(env, "decodeRun", S, job->seq);
     if (S.n_full < S.n_past) {
         throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full) + ", " + std::to_string(S.n_past) +
-            ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") first", "ERR_PENDING_DRAFT");
+            ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") first", codes::PENDING_DRAFT);
     }
     check_room(env, "decodeRun", 1);
     return run_busy(env,
@@ -73,7 +74,7 @@ void Context::run_greedy(RunJob & job) {
     int32_t feed = job.token;
     for (int32_t i = 0; i < job.max_tokens; ++i) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
-        if (i > 0 && abort_.load()) throw CodedError("ERR_ABORTED", "the operation was aborted");
+        if (i > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
         if (cells_used() + 1 > n_ctx_) break;
         const int32_t pos = S.n_past;
         b.n_tokens = 1;

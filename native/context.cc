@@ -1,4 +1,5 @@
 #include "context.h"
+#include "error-codes.h"
 
 #include "addon.h"
 #include "common.h"
@@ -287,7 +288,7 @@ int32_t Context::cells_used() const {
 void Context::check_draft_continues(Napi::Env env, const char * what, const SeqState & seq, int32_t layer) const {
     if (seq.n_full < seq.n_past && seq.draft_layer != layer) {
         throw_error(env, std::string(what) + ": pending drafts were made with exit layer " + std::to_string(seq.draft_layer) +
-            ", not " + std::to_string(layer), "ERR_PENDING_DRAFT");
+            ", not " + std::to_string(layer), codes::PENDING_DRAFT);
     }
 }
 
@@ -296,14 +297,14 @@ void Context::check_no_split(Napi::Env env, const char * what, const SeqState & 
     if (seq.split_from < 0) return;
     throw_error(env, std::string(what) + ": positions [" + std::to_string(seq.split_from) + ", " + std::to_string(seq.n_past) +
         ") of sequence " + std::to_string(seq_id) + " came from split decodes (no KV below layer " + std::to_string(seq.split_layer) +
-        "); removeFrom(" + std::to_string(seq.split_from) + ") before a decode that runs the layers below it", "ERR_SPLIT_DECODED");
+        "); removeFrom(" + std::to_string(seq.split_from) + ") before a decode that runs the layers below it", codes::SPLIT_DECODED);
 }
 
 void Context::check_room(Napi::Env env, const char * what, int32_t n) const {
     const int32_t used = cells_used();
     if (used + n > n_ctx_) {
         throw_error(env, std::string(what) + ": the context is full (" + std::to_string(n_ctx_) + " tokens; " + std::to_string(used) +
-            " used, " + std::to_string(n) + " more requested)", "ERR_CONTEXT_FULL");
+            " used, " + std::to_string(n) + " more requested)", codes::CONTEXT_FULL);
     }
 }
 
@@ -320,8 +321,8 @@ Napi::Value Context::run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWo
 }
 
 void Context::check_usable(Napi::Env env, const char * what) const {
-    if (disposed_ || !ctx_) throw_error(env, std::string(what) + ": the context is disposed", "ERR_DISPOSED");
-    if (busy_.load()) throw_error(env, std::string(what) + ": the context is busy with another operation", "ERR_BUSY");
+    if (disposed_ || !ctx_) throw_error(env, std::string(what) + ": the context is disposed", codes::DISPOSED);
+    if (busy_.load()) throw_error(env, std::string(what) + ": the context is busy with another operation", codes::BUSY);
 }
 
 // decode({ tokens?: Int32Array, hidden?: Float32Array, count?: number, position?: number,
@@ -381,7 +382,7 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         }
         if (job->end == n_layer_ && S.n_full < S.n_past) {
             throw_error(env, "decode: positions [" + std::to_string(S.n_full) + ", " + std::to_string(S.n_past) +
-                ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") before a full decode", "ERR_PENDING_DRAFT");
+                ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") before a full decode", codes::PENDING_DRAFT);
         }
         if (job->end < n_layer_) check_draft_continues(env, "decode", S, job->end);
     } else {
@@ -393,11 +394,11 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         if (job->split && S.split_from >= 0 && S.split_layer != job->start) {
             throw_error(env, "decode: positions from " + std::to_string(S.split_from) + " were split-decoded from layer " +
                 std::to_string(S.split_layer) + ", not " + std::to_string(job->start) + "; removeFrom(" + std::to_string(S.split_from) + ") first",
-                "ERR_SPLIT_DECODED");
+                codes::SPLIT_DECODED);
         }
         if (!job->split && (S.n_full >= S.n_past || S.draft_layer != job->start)) {
             throw_error(env, "decode: no early-exit drafts at layer " + std::to_string(job->start) + " to verify" +
-                (S.n_full < S.n_past ? " (pending drafts exit at layer " + std::to_string(S.draft_layer) + ")" : ""), "ERR_NO_DRAFT");
+                (S.n_full < S.n_past ? " (pending drafts exit at layer " + std::to_string(S.draft_layer) + ")" : ""), codes::NO_DRAFT);
         }
         job->pos0 = get_int(env, o, "position", S.n_full, 0, INT32_MAX - 1);
         if (job->pos0 != S.n_full) {
@@ -456,9 +457,9 @@ int32_t Context::decode_checked(llama_batch & b) {
 
 // llama_decode's status 2 is an aborted compute (abort() or dispose() during the call)
 [[noreturn]] void throw_decode_failure(int32_t ret, const std::string & why) {
-    if (ret == 2) throw CodedError("ERR_ABORTED", "the operation was aborted");
+    if (ret == 2) throw CodedError(codes::ABORTED, "the operation was aborted");
     if (ret == DECODE_RPC_LOST) {
-        throw CodedError("ERR_RPC", "an RPC server of this model was lost or timed out (rpcTimeoutMs)" + (why.empty() ? std::string() : ": " + why));
+        throw CodedError(codes::RPC, "an RPC server of this model was lost or timed out (rpcTimeoutMs)" + (why.empty() ? std::string() : ": " + why));
     }
     throw std::runtime_error("llama_decode failed (" + std::to_string(ret) + ")" + (why.empty() ? "" : ": " + why));
 }
@@ -488,7 +489,7 @@ Napi::Value Context::decode_many(const Napi::CallbackInfo & info) {
         e.outputs = parse_outputs(env, o, "decodeMany");
         e.want_logits = get_bool(o, "logits", false);
         if (S.n_full < S.n_past) {
-            throw_error(env, "decodeMany: sequence " + std::to_string(e.seq) + " holds early-exit drafts; verify or remove them first", "ERR_PENDING_DRAFT");
+            throw_error(env, "decodeMany: sequence " + std::to_string(e.seq) + " holds early-exit drafts; verify or remove them first", codes::PENDING_DRAFT);
         }
         check_no_split(env, "decodeMany", S, e.seq);
         e.pos0 = S.n_past;
@@ -701,7 +702,7 @@ Napi::Value Context::verify_many(const Napi::CallbackInfo & info) {
         v.seq = seq_arg(env, e);
         const SeqState & S = *seqs_[v.seq];
         if (S.n_full >= S.n_past || S.draft_layer != job->layer) {
-            throw_error(env, "verifyMany: sequence " + std::to_string(v.seq) + " has no early-exit drafts at layer " + std::to_string(job->layer), "ERR_NO_DRAFT");
+            throw_error(env, "verifyMany: sequence " + std::to_string(v.seq) + " has no early-exit drafts at layer " + std::to_string(job->layer), codes::NO_DRAFT);
         }
         v.pos0 = S.n_full;
         v.n = get_int(env, e, "count", S.n_past - S.n_full, 1, S.n_past - S.n_full);
@@ -788,7 +789,7 @@ std::shared_ptr<Context::DraftJob> Context::parse_draft(Napi::Env env, const Nap
         // without `token` the prefix follows the sequence's decoded drafts at this exit layer
         if (job->token < 0 && (S.n_full == S.n_past || S.draft_layer != job->layer)) {
             throw_error(env, "draft: a prefix without a token continues pending drafts at layer " + std::to_string(job->layer) + ", and there are none",
-                "ERR_NO_DRAFT");
+                codes::NO_DRAFT);
         }
         if ((int32_t)job->prefix.size() + 1 > n_batch_) throw_range(env, "draft: the prefix and its token exceed the batch size");
     }

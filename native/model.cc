@@ -1,4 +1,5 @@
 #include "model.h"
+#include "error-codes.h"
 
 #include "addon.h"
 #include "common.h"
@@ -124,7 +125,7 @@ void Model::release() {
 }
 
 void Model::check_live(Napi::Env env, const char * what) const {
-    if (disposed_) throw_error(env, std::string(what) + ": the model is disposed", "ERR_DISPOSED");
+    if (disposed_) throw_error(env, std::string(what) + ": the model is disposed", codes::DISPOSED);
 }
 
 Model * Model::unwrap_live(Napi::Env env, Napi::Value value, const char * what) {
@@ -190,7 +191,7 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
             if (!rpc->endpoints.empty()) rpc->apply(path, params);
             *result = llama_model_load_from_file(path.c_str(), params);
             if (!*result) {
-                if (cancelled->load()) throw CodedError("ERR_ABORTED", "loading " + path + " was aborted");
+                if (cancelled->load()) throw CodedError(codes::ABORTED, "loading " + path + " was aborted");
                 std::string why = take_last_llama_error();
                 throw std::runtime_error("failed to load model " + path + (why.empty() ? "" : ": " + why));
             }
@@ -198,7 +199,7 @@ Napi::Value Model::load(const Napi::CallbackInfo & info) {
         [result, cancelled, rpc](Napi::Env env) -> Napi::Value {
             if (cancelled->load()) {  // cancelled after the last progress call: the model is not wanted
                 llama_model_free(*result);
-                throw CodedError("ERR_ABORTED", "loading was aborted");
+                throw CodedError(codes::ABORTED, "loading was aborted");
             }
             auto * data = env.GetInstanceData<AddonData>();
             try {
@@ -423,7 +424,7 @@ Napi::Value Model::rpc_serve(const Napi::CallbackInfo & info) {
     if (!wanted.empty() && !dev) throw_range(env, "rpcServe: no device " + wanted + " (devices: " + names + ")");
     if (!dev) dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     ggml_backend_rpc_start_server(endpoint.c_str(), cache.empty() ? nullptr : cache.c_str(), threads, 1, &dev);
-    throw_error(env, "the RPC server could not start on " + endpoint + " (is the port in use?)", "ERR_RPC_SERVER");
+    throw_error(env, "the RPC server could not start on " + endpoint + " (is the port in use?)", codes::RPC_SERVER);
 }
 
 Napi::Value Model::quantize(const Napi::CallbackInfo & info) {

@@ -4,6 +4,7 @@
 // function, stops between steps on abort(), and saves the trained weights with llama.cpp's saver.
 // Options were validated in TypeScript; the checks here only keep bad calls from reaching C.
 #include "trainer.h"
+#include "error-codes.h"
 
 #include "addon.h"
 #include "ggml.h"
@@ -107,7 +108,7 @@ Napi::Value Trainer::create(const Napi::CallbackInfo & info) {
     num("weightDecay", p.weight_decay);
     p.final_exit_only = get_bool(o, "finalExitOnly", false);
     p.forward_only = get_bool(o, "forwardOnly", false);
-    if (const char * reason = llama_layerskip_train_check(model->get())) throw_error(env, std::string("createTrainer: ") + reason, "ERR_TRAIN_MODEL");
+    if (const char * reason = llama_layerskip_train_check(model->get())) throw_error(env, std::string("createTrainer: ") + reason, codes::TRAIN_MODEL);
 
     model->retain();  // held while the worker builds the graph over its tensors
     auto model_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
@@ -120,7 +121,7 @@ Napi::Value Trainer::create(const Napi::CallbackInfo & info) {
             *result = llama_layerskip_train_init(m, p);
             if (!*result) {
                 std::string why = take_last_llama_error();
-                throw CodedError("ERR_TRAIN_MODEL", "createTrainer: " + (why.empty() ? std::string("the training graph could not be built") : why));
+                throw CodedError(codes::TRAIN_MODEL, "createTrainer: " + (why.empty() ? std::string("the training graph could not be built") : why));
             }
         },
         [result, model_ref, p, n_layer](Napi::Env env) -> Napi::Value {
@@ -140,9 +141,9 @@ Napi::Value Trainer::create(const Napi::CallbackInfo & info) {
 }
 
 void Trainer::check_usable(Napi::Env env, const char * what) const {
-    if (disposed_ || !trainer_) throw_error(env, std::string(what) + ": the trainer is disposed", "ERR_DISPOSED");
-    if (busy_.load()) throw_error(env, std::string(what) + ": the trainer is busy with another job", "ERR_BUSY");
-    if (model_->disposed()) throw_error(env, std::string(what) + ": the model is disposed", "ERR_DISPOSED");
+    if (disposed_ || !trainer_) throw_error(env, std::string(what) + ": the trainer is disposed", codes::DISPOSED);
+    if (busy_.load()) throw_error(env, std::string(what) + ": the trainer is busy with another job", codes::BUSY);
+    if (model_->disposed()) throw_error(env, std::string(what) + ": the model is disposed", codes::DISPOSED);
 }
 
 Napi::Value Trainer::run_busy(Napi::Env env, PromiseWorker::Work work, PromiseWorker::Done done) {
@@ -202,7 +203,7 @@ Napi::Value Trainer::run(const Napi::CallbackInfo & info) {
                 const int32_t rc = llama_layerskip_train_step(t, job->tokens.data() + s * B * row, job->weights.data() + s * L,
                     job->keep.data() + s * L * B, job->lr[s], job->train, job->ce.data() + s * L,
                     job->counts ? job->correct.data() + s * L : nullptr, job->counts ? job->agree.data() + s * L : nullptr);
-                if (rc == -2) throw CodedError("ERR_TOKEN_RANGE", "trainer.run: a token id is outside the vocabulary");
+                if (rc == -2) throw CodedError(codes::TOKEN_RANGE, "trainer.run: a token id is outside the vocabulary");
                 if (rc != 0) throw std::runtime_error("trainer.run: invalid step constants (code " + std::to_string(rc) + ")");
                 job->done = s + 1;
                 if (tsfn) {
@@ -247,7 +248,7 @@ Napi::Value Trainer::save(const Napi::CallbackInfo & info) {
             llama_model_save_to_file(m, path->c_str());
             struct stat st;
             // llama.cpp's saver logs and returns when it cannot open the file
-            if (stat(path->c_str(), &st) != 0 || st.st_size == 0) throw CodedError("ERR_SAVE", "trainer.save: could not write " + *path);
+            if (stat(path->c_str(), &st) != 0 || st.st_size == 0) throw CodedError(codes::SAVE, "trainer.save: could not write " + *path);
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
 }
