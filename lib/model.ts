@@ -60,6 +60,8 @@ const LOAD_MODEL_KEYS = {
 const TOKENIZE_KEYS = { addBos: true, special: true } as const;
 const TEMPLATE_KEYS = { addGenerationPrompt: true, tools: true, template: true } as const satisfies KeysOf<ChatTemplateOptions>;
 
+let warnedNoGpu = false;
+
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw new TypeError('loadModel: path must be a non-empty string');
   checkOptionKeys('loadModel options', options, LOAD_MODEL_KEYS);
@@ -78,6 +80,13 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   if (checkBoolean('validate', options.validate) !== false) await validateModelFileAsync(path); // on a worker thread
   const binding = await loadNative();
   signal?.throwIfAborted();
+  // layers to offload with no GPU backend (and no RPC servers) are silently ignored by llama.cpp: say so once
+  if (options.gpuLayers !== undefined && options.gpuLayers !== 0 && !rpc.rpcServers && !binding.systemInfo().gpuOffload && !warnedNoGpu) {
+    warnedNoGpu = true;
+    process.emitWarning('loadModel: gpuLayers has no effect: this build of layerskip has no GPU backend (every layer runs on the CPU)', {
+      code: 'LAYERSKIP_NO_GPU',
+    });
+  }
   const load = binding.loadModel(path, { gpuLayers: options.gpuLayers, mmap, checkTensors, ...rpc });
   const cancel = () => load.cancel();
   signal?.addEventListener('abort', cancel, { once: true });
@@ -184,6 +193,11 @@ export class Model {
     checkOptionKeys('tokenize options', options, TOKENIZE_KEYS);
     const addBos = options.addBos ?? this.info.specialTokens.addBos;
     return Array.from(this.handle.tokenize(text, addBos, options.special ?? false));
+  }
+
+  /** How many tokens `text` takes: tokenize(text, options).length (BOS counted when it is added). */
+  countTokens(text: string, options: { addBos?: boolean; special?: boolean } = {}): number {
+    return this.tokenize(text, options).length;
   }
 
   /** Like tokenize(), off the main thread: for long texts (tokenizing 10 MB takes seconds). */

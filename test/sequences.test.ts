@@ -88,6 +88,27 @@ describe('concurrent sequences', () => {
     }
   });
 
+  it('sequences that fill their shared context end with stopReason contextFull and keep their text', async () => {
+    const ctx = await model.createContext({ contextSize: 256, threads: 1, sequences: 2 });
+    try {
+      const cells = ctx.sequence(0).generate('x', { maxTokens: 1 }); // the context's real size (llama.cpp rounds it)
+      await cells.result;
+      ctx.clear();
+      for (const spec of [undefined, { exitLayer: 3, draftTokens: 3 }]) {
+        const gens = [0, 1].map((i) => ctx.sequence(i).generate(PROMPTS[i], { maxTokens: 1000, selfSpeculative: spec }));
+        const results = await Promise.all(gens.map((g) => g.result));
+        expect(results.map((r) => r.stopReason)).toContain('contextFull');
+        for (const [i, r] of results.entries()) {
+          expect(r.tokens.length, `sequence ${i}`).toBeGreaterThan(10);
+          expect(r.text.length).toBeGreaterThan(0);
+        }
+        ctx.clear();
+      }
+    } finally {
+      ctx.dispose();
+    }
+  });
+
   it('a sequence that finishes early leaves the others running; context.generate is sequence 0', async () => {
     const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 2 });
     const short = ctx.generate(PROMPTS[0], { maxTokens: 3 });

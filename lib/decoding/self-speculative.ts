@@ -14,7 +14,7 @@
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
 // min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution;
 // a free draft is a point mass.
-import { checkBoolean, checkInteger, checkNumber } from '../errors.js';
+import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../errors.js';
 import { assertLayerRanges } from '../architectures.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
@@ -191,96 +191,104 @@ export async function selfSpeculativeLoop(
   let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
   if (!session.accept(last)) return finishStats(s.stats, session.tokens.length, session.tokens.length);
   s.stats.corrections++;
-  while (!session.done) {
-    session.check();
-    if (p >= contextSize) {
-      session.stop('contextFull');
-      break;
-    }
-    // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
-    const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
-    s.stats.rounds++;
-    const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
-    if (choice) {
-      const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;
-      const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
-      if (!after) break;
-      ({ p, last } = after);
-      continue;
-    }
-    const want = spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
-    if (want === 0) {
-      if (!runner) {
-        last = await plainRound(s, last);
-        p++;
-        if (s.free) s.free.sinceFree++;
+  try {
+    while (!session.done) {
+      session.check();
+      if (p >= contextSize) {
+        session.stop('contextFull');
+        break;
+      }
+      // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
+      const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
+      s.stats.rounds++;
+      const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
+      if (choice) {
+        const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;
+        const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
+        if (!after) break;
+        ({ p, last } = after);
         continue;
       }
-      // plain steps in one call: until the adaptive policy's next probe, or the run length
-      const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
-      const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
-      const t0 = performance.now();
-      const before = session.tokens.length;
-      const r = await plainRun(runner, session, p, last, n, onCached);
-      const ms = performance.now() - t0;
-      s.stats.verifyMs += ms;
-      s.stats.corrections += session.tokens.length - before; // the full model's own tokens
-      if (!r) break;
-      const steps = r.position - p;
-      stepMs = r.nativeMs / steps;
-      s.stats.draftLengths.push(0);
-      policy?.skipPlain(steps);
-      policy?.observeFullStep(ms / steps);
-      if (s.free) {
-        s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
-        s.free.afterRound = false;
-        s.free.sinceFree += steps;
-        plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
+      const want = spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
+      if (want === 0) {
+        if (!runner) {
+          last = await plainRound(s, last);
+          p++;
+          if (s.free) s.free.sinceFree++;
+          continue;
+        }
+        // plain steps in one call: until the adaptive policy's next probe, or the run length
+        const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
+        const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
+        const t0 = performance.now();
+        const before = session.tokens.length;
+        const r = await plainRun(runner, session, p, last, n, onCached);
+        const ms = performance.now() - t0;
+        s.stats.verifyMs += ms;
+        s.stats.corrections += session.tokens.length - before; // the full model's own tokens
+        if (!r) break;
+        const steps = r.position - p;
+        stepMs = r.nativeMs / steps;
+        s.stats.draftLengths.push(0);
+        policy?.skipPlain(steps);
+        policy?.observeFullStep(ms / steps);
+        if (s.free) {
+          s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
+          s.free.afterRound = false;
+          s.free.sinceFree += steps;
+          plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
+        }
+        ({ position: p, token: last } = r);
+        continue;
       }
-      ({ position: p, token: last } = r);
-      continue;
+      const t0 = performance.now();
+      const early = await draft(s, last, want);
+      // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
+      const ext = await lookupAfterDrafts(s, early, room);
+      const d = ext?.drafts ?? early;
+      const k = early.tokens.length;
+      const t1 = performance.now();
+      const v = await verify(s, p, last, d);
+      const t2 = performance.now();
+      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
+      observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
+      const ee = s.stats.sources.earlyExit!;
+      ee.rounds++;
+      ee.draftMs += t1 - t0;
+      ee.verifyMs += t2 - t1;
+      countDrafts(ee, 0, k, Math.min(accepted, k));
+      if (ext) {
+        const lk = s.stats.sources.lookup!;
+        const lkAccepted = Math.max(0, accepted - k);
+        countDrafts(lk, k, ext.count, lkAccepted);
+        // the lookup drafts were tested only if every early-exit draft before them was accepted
+        if (accepted >= k) s.free!.acceptance.observe('lookup', ext.matchLength, ext.count, lkAccepted);
+      }
+      const before = session.tokens.length;
+      const acceptedBefore = s.stats.accepted;
+      const after = commit(s, p, last, d.tokens, accepted, next);
+      if (ext) {
+        // accepted lookup drafts are counted apart from the early-exit ones
+        const taken = s.stats.accepted - acceptedBefore;
+        const lookupTaken = Math.max(0, taken - k);
+        countLegacyLookup(s.stats, 'lookup', ext.count, lookupTaken);
+        s.stats.accepted -= lookupTaken;
+      }
+      s.stats.samplingMs += performance.now() - t2;
+      if (s.free) {
+        s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
+        s.free.afterRound = true;
+        s.free.sinceFree += session.tokens.length - before;
+      }
+      if (!after) break;
+      ({ p, last } = after);
     }
-    const t0 = performance.now();
-    const early = await draft(s, last, want);
-    // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
-    const ext = await lookupAfterDrafts(s, early, room);
-    const d = ext?.drafts ?? early;
-    const k = early.tokens.length;
-    const t1 = performance.now();
-    const v = await verify(s, p, last, d);
-    const t2 = performance.now();
-    const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
-    observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
-    const ee = s.stats.sources.earlyExit!;
-    ee.rounds++;
-    ee.draftMs += t1 - t0;
-    ee.verifyMs += t2 - t1;
-    countDrafts(ee, 0, k, Math.min(accepted, k));
-    if (ext) {
-      const lk = s.stats.sources.lookup!;
-      const lkAccepted = Math.max(0, accepted - k);
-      countDrafts(lk, k, ext.count, lkAccepted);
-      // the lookup drafts were tested only if every early-exit draft before them was accepted
-      if (accepted >= k) s.free!.acceptance.observe('lookup', ext.matchLength, ext.count, lkAccepted);
-    }
-    const before = session.tokens.length;
-    const acceptedBefore = s.stats.accepted;
-    const after = commit(s, p, last, d.tokens, accepted, next);
-    if (ext) {
-      // accepted lookup drafts are counted apart from the early-exit ones
-      const taken = s.stats.accepted - acceptedBefore;
-      const lookupTaken = Math.max(0, taken - k);
-      countLegacyLookup(s.stats, 'lookup', ext.count, lookupTaken);
-      s.stats.accepted -= lookupTaken;
-    }
-    s.stats.samplingMs += performance.now() - t2;
-    if (s.free) {
-      s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
-      s.free.afterRound = true;
-      s.free.sinceFree += session.tokens.length - before;
-    }
-    if (!after) break;
-    ({ p, last } = after);
+  } catch (e) {
+    // a context shared by several sequences ran out of cells (the others hold them): the generation
+    // ends as at a full context, with its text, instead of losing it to an error
+    if (!(e instanceof ContextFullError) || session.done) throw e;
+    ctx.removeFrom(p); // drafts of the failed round, if any (a lookup continuation's call may fail after the drafts)
+    session.stop('contextFull');
   }
   return finishStats(s.stats, session.tokens.length, 0);
 }
