@@ -8,7 +8,7 @@ import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, 
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextOptions, type NativeContextState, type NativeDecodeOptions, type NativeDecodeResult } from './native.js';
 import { pipelinedLoop, prefillDrafter } from './decoding/pipelined.js';
-import { resolveSampling, type SamplingOptions } from './sampling.js';
+import { needsLogits, resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
 import { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
@@ -154,7 +154,8 @@ const CONTEXT_KEYS = {
   kvCacheType: true, sequences: true, slidingWindowCache: true,
 } as const satisfies KeysOf<ContextOptions>;
 const GENERATE_KEYS = {
-  temperature: true, topK: true, topP: true, seed: true, maxTokens: true, stop: true, stopTokens: true, signal: true, addBos: true,
+  temperature: true, topK: true, topP: true, minP: true, seed: true, repeatPenalty: true, presencePenalty: true, frequencyPenalty: true,
+  penaltyLastN: true, maxTokens: true, stop: true, stopTokens: true, signal: true, addBos: true,
   selfSpeculative: true, lookup: true, prediction: true, freeDraftChoice: true,
 } as const satisfies KeysOf<GenerateOptions>;
 const DECODE_LAYERS_KEYS = {
@@ -393,6 +394,7 @@ export class Context {
       }
       const free = resolveFreeDrafts(options, spec, (text) => this.model.tokenize(text, { addBos: false }),
         (name, tokens) => Array.from(this.checkTokens(name, tokens)));
+      if (spec?.overlap && sampling.penalties) throw new RangeError('selfSpeculative.overlap cannot be combined with repetition, presence or frequency penalties');
       if (free && spec?.overlap) throw new RangeError('selfSpeculative.overlap cannot be combined with lookup or prediction (an overlapped round is drafted by early exit ahead of time)');
       if (spec?.overlap && this.cores.length > 1) {
         throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
@@ -505,7 +507,7 @@ export class Context {
         first = await core.view.decode({
           tokens: Int32Array.from(chunk),
           outputs: last ? 'last' : 'none',
-          logits: last && sampling.temperature > 0,
+          logits: last && needsLogits(sampling),
           probs: false,
         });
         core.prefix.push(...chunk);

@@ -1,5 +1,5 @@
-// Token sampling in TypeScript (policy lives here, not in the addon): temperature, top-k, top-p,
-// with a seeded PRNG so that sampled generations are reproducible. The same `distribution()` is
+// Token sampling in TypeScript (policy lives here, not in the addon): repetition, presence and
+// frequency penalties, temperature, top-k, top-p, min-p, with a seeded PRNG so that sampled generations are reproducible. The same `distribution()` is
 // used for the draft and the full model in speculative sampling, so both see identical filtering.
 import { checkInteger, checkNumber } from './errors.js';
 import type { NativeDecodeResult } from './native.js';
@@ -14,22 +14,82 @@ export interface SamplingOptions {
   topP?: number;
   /** Seed of the sampler's PRNG (default 0xC0FFEE). */
   seed?: number;
+  /** Keep only tokens at least this fraction as likely as the most likely one (0 = all; after top-k and top-p). */
+  minP?: number;
+  /**
+   * Repetition penalty (llama.cpp's): the logit of a token among the last `penaltyLastN` tokens is
+   * divided by it when positive, multiplied when negative (1 = none; 1.1-1.3 stops loops).
+   */
+  repeatPenalty?: number;
+  /** Subtracted from the logit of every token among the last `penaltyLastN` tokens (0 = none). */
+  presencePenalty?: number;
+  /** Subtracted from a token's logit once per occurrence among the last `penaltyLastN` tokens (0 = none). */
+  frequencyPenalty?: number;
+  /** How many of the newest tokens (prompt and generated) the penalties look at (default 64). */
+  penaltyLastN?: number;
+}
+
+/** The penalties of a generation; null when none is set. */
+export interface Penalties {
+  repeat: number;
+  presence: number;
+  frequency: number;
+  lastN: number;
 }
 
 export interface ResolvedSampling {
   temperature: number;
   topK: number;
   topP: number;
+  minP: number;
   seed: number;
+  penalties: Penalties | null;
 }
 
 export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
+  const repeat = checkNumber('repeatPenalty', o.repeatPenalty ?? 1, 1e-3, 1e3);
+  const presence = checkNumber('presencePenalty', o.presencePenalty ?? 0, -1e3, 1e3);
+  const frequency = checkNumber('frequencyPenalty', o.frequencyPenalty ?? 0, -1e3, 1e3);
+  const lastN = checkInteger('penaltyLastN', o.penaltyLastN ?? 64, 0, 1 << 24);
+  const active = lastN > 0 && (repeat !== 1 || presence !== 0 || frequency !== 0);
   return {
     temperature: checkNumber('temperature', o.temperature ?? 0, 0, 100),
     topK: checkInteger('topK', o.topK ?? 0, 0, 1 << 30),
     topP: checkNumber('topP', o.topP ?? 1, 0, 1),
+    minP: checkNumber('minP', o.minP ?? 0, 0, 1),
     seed: checkInteger('seed', o.seed ?? 0xc0ffee, 0, 2 ** 32 - 1),
+    penalties: active ? { repeat, presence, frequency, lastN } : null,
   };
+}
+
+/** Whether choosing a token needs the logits row (sampling, or penalties that change the greedy pick). */
+export function needsLogits(s: ResolvedSampling): boolean {
+  return s.temperature > 0 || s.penalties !== null;
+}
+
+/**
+ * One logits row with the penalties applied for `history` (the tokens before this position; only
+ * the last `lastN` count), as a new array. llama.cpp's rule: a token seen c > 0 times gets
+ * l / repeat (l > 0) or l * repeat (l <= 0), minus c * frequency, minus presence.
+ */
+export function penalizedRow(logits: Float32Array, offset: number, n: number, history: readonly number[], p: Penalties): Float32Array {
+  const row = logits.slice(offset, offset + n);
+  const counts = new Map<number, number>();
+  for (let i = Math.max(0, history.length - p.lastN); i < history.length; i++) counts.set(history[i], (counts.get(history[i]) ?? 0) + 1);
+  for (const [t, c] of counts) {
+    if (t < 0 || t >= n) continue;
+    const l = row[t];
+    row[t] = (l > 0 ? l / p.repeat : l * p.repeat) - c * p.frequency - p.presence;
+  }
+  return row;
+}
+
+/** The index of the largest value (the first of ties, as the addon's argmax). */
+function argmaxOf(row: Float32Array): number {
+  finiteMax(row, 0, row.length);
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
 }
 
 /** The sampler's seeded PRNG: uniform numbers in [0, 1) from mulberry32 (the analysis toolkit's generator). */
@@ -75,14 +135,21 @@ export function distribution(logits: Float32Array, s: ResolvedSampling, offset =
   }
   for (let i = 0; i < nVocab; i++) p[i] /= sum;
   const filterK = s.topK > 0 && s.topK < nVocab;
-  if (!filterK && s.topP >= 1) return p;
+  const minP = s.minP ?? 0;
+  if (!filterK && s.topP >= 1 && minP === 0) return p;
 
   // the most likely token has exp(0) / sum
-  const kept = nucleus(p, 1 / sum, filterK ? s.topK : nVocab, s.topP);
+  let kept = !filterK && s.topP >= 1 ? null : nucleus(p, 1 / sum, filterK ? s.topK : nVocab, s.topP);
+  // min-p last (llama.cpp's order): a fraction of the most likely token's probability, which every
+  // filter above keeps and renormalizing does not change relative to the others
+  if (minP > 0) {
+    const floor = (minP * 1) / sum;
+    kept = (kept ?? Array.from({ length: nVocab }, (_, i) => i)).filter((i) => p[i] >= floor);
+  }
   const out = new Float64Array(nVocab);
   let total = 0;
-  for (const i of kept) total += p[i];
-  for (const i of kept) out[i] = p[i] / total;
+  for (const i of kept!) total += p[i];
+  for (const i of kept!) out[i] = p[i] / total;
   return out;
 }
 
@@ -134,8 +201,27 @@ export function sampleFrom(p: Float64Array, rng: Rng): number {
   return last; // rounding: u landed past the accumulated total
 }
 
-/** The token of one output row of a decode: its argmax when greedy, else a sample of `distribution()`. */
-export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: Rng, row = 0, nVocab = 0): number {
+/**
+ * The token of one output row of a decode: its argmax when greedy, else a sample of `distribution()`;
+ * with penalties, of the row penalized for `history` (the tokens before that position).
+ */
+export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: Rng, row = 0, nVocab = 0, history: readonly number[] = []): number {
+  if (sampling.penalties) {
+    const penalized = penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties);
+    return sampling.temperature === 0 ? argmaxOf(penalized) : sampleFrom(distribution(penalized, sampling), rng);
+  }
   if (sampling.temperature === 0) return r.argmax[row];
   return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
+}
+
+/** The greedy token of a row: the addon's argmax, or with penalties the argmax of the penalized row. */
+export function greedyToken(r: Pick<NativeDecodeResult, 'argmax' | 'logits'>, sampling: ResolvedSampling, row: number, nVocab: number, history: readonly number[]): number {
+  if (!sampling.penalties) return r.argmax[row];
+  return argmaxOf(penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties));
+}
+
+/** The full model's distribution of a row: `distribution()` of the row, penalized for `history` when penalties are set. */
+export function targetDistribution(logits: Float32Array, sampling: ResolvedSampling, row: number, nVocab: number, history: readonly number[]): Float64Array {
+  if (!sampling.penalties) return distribution(logits, sampling, row * nVocab, nVocab);
+  return distribution(penalizedRow(logits, row * nVocab, nVocab, history, sampling.penalties), sampling);
 }

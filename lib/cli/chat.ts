@@ -11,7 +11,7 @@ import { intFlag, parse, readFlagFile, UsageError } from './args.js';
 import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, exitLayerFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
-                 [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
+                 [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
                  [--exit-layer E [--draft D] [--draft-head FILE]]  (lookup drafts come from every
                   earlier turn too; default on)
                  (one user turn per line; Ctrl-C stops the current answer, Ctrl-D ends; a model

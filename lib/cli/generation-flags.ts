@@ -12,6 +12,8 @@ export const GENERATION_FLAGS = {
   temp: { type: 'string' },
   'top-k': { type: 'string' },
   'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
   seed: { type: 'string' },
   threads: { type: 'string', short: 't' },
   ctx: { type: 'string', short: 'c' },
@@ -31,6 +33,8 @@ export function samplingFromFlags(values: FlagValues, defaultMaxTokens: number):
     temperature: numberFlag('temp', values.temp, { min: 0 }),
     topK: intFlag('top-k', values['top-k'], 0),
     topP: numberFlag('top-p', values['top-p'], { min: 0, max: 1 }),
+    minP: numberFlag('min-p', values['min-p'], { min: 0, max: 1 }),
+    repeatPenalty: numberFlag('repeat-penalty', values['repeat-penalty'], { min: 0.001, max: 1000 }),
     seed: intFlag('seed', values.seed, 0, 2 ** 32 - 1),
   };
 }

@@ -20,7 +20,8 @@ import { trainCommand, trainUsage } from './train.js';
 
 const USAGE = `Usage:
   layerskip --version
-  layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]
+  layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
+                     [--repeat-penalty R]  (R > 1 penalizes the last 64 tokens, as llama.cpp; 1.1-1.3 stops loops)
                      [--threads T] [--ctx N] [--stop TEXT ...]
                      [--lookup on|off] [--prediction FILE]
                                             (lookup: draft from the context where its newest tokens

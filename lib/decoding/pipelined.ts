@@ -148,7 +148,7 @@ async function draw(s: Loop, last: number, m: number): Promise<Chain> {
   });
   const tokens = Array.from(r.tokens);
   // drafts are drawn from softmax(logits / T) without top-k/top-p (see self-speculative.ts)
-  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
   const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
   return { tokens, dists, hidden: r.hidden! };
 }

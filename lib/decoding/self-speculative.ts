@@ -18,7 +18,7 @@ import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../er
 import { assertLayerRanges } from '../architectures.js';
 import type { SpeculativeStats } from '../generation.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
-import { distribution, pickToken, Rng, sampleFrom, type ResolvedSampling } from '../sampling.js';
+import { distribution, greedyToken, needsLogits, pickToken, Rng, sampleFrom, targetDistribution, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type FreeDraftSource, type ResolvedFreeDrafts } from './draft-sources.js';
@@ -124,6 +124,8 @@ interface LoopState {
   stats: SpeculativeStats;
   onCached: (token: number) => void;
   free: FreeRounds | null;
+  /** The prompt (the penalties look at its newest tokens too). */
+  promptTokens: readonly number[];
 }
 
 /** The free draft sources of a generation and what chooses between them. */
@@ -171,7 +173,7 @@ export async function selfSpeculativeLoop(
   freeOptions: ResolvedFreeDrafts | null = null,
 ): Promise<SpeculativeStats> {
   const policy = spec?.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
-  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null };
+  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null, promptTokens };
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
@@ -180,7 +182,8 @@ export async function selfSpeculativeLoop(
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
   // greedy plain steps run several per addon call (decodeRun); sampling steps one by one
-  const runner = sampling.temperature === 0 && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  // (not with penalties: the addon's loop picks the plain argmax)
+  const runner = sampling.temperature === 0 && !sampling.penalties && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
   // free drafts: plain steps per run, doubling from 8 up to runLength(), or staying at 8 while free
   // drafts are accepted (a run may hide the next free draft: free rounds follow each other without
   // plain steps between them while the text repeats, so only the start of a repeat waits for a run)
@@ -188,7 +191,7 @@ export async function selfSpeculativeLoop(
   let stepMs = NaN; // one plain step, measured in runs
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
-  let last = pickToken(first, sampling, s.rng, 0, nVocab); // the first token comes from the prompt's decode
+  let last = pickToken(first, sampling, s.rng, 0, nVocab, penaltyHistory(s)); // the first token comes from the prompt's decode
   if (!session.accept(last)) return finishStats(s.stats, session.tokens.length, session.tokens.length);
   s.stats.corrections++;
   try {
@@ -250,7 +253,7 @@ export async function selfSpeculativeLoop(
       const t1 = performance.now();
       const v = await verify(s, p, last, d);
       const t2 = performance.now();
-      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab);
+      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s));
       observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
       const ee = s.stats.sources.earlyExit!;
       ee.rounds++;
@@ -438,12 +441,12 @@ async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): 
   const f = s.free!;
   const look = c.tokens;
   const t0 = performance.now();
-  const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: sampling.temperature > 0 });
+  const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: needsLogits(sampling) });
   const t1 = performance.now();
   f.cost.observeRound(look.length + 1, t1 - t0);
   f.afterRound = true;
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
-  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab);
+  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab, penaltyHistory(s));
   f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
   f.lastFreeAccepted = accepted;
   if (c.probe) observeProbe(f, accepted);
@@ -486,12 +489,12 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
     tokens = cut;
     lastDecoded = true;
   }
-  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
   const dists = greedy ? null : tokens.map((t, j) => j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab));
   const d: Drafts = { tokens, dists, lastDecoded };
   const v = await verify(s, p, last, d);
   const t2 = performance.now();
-  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab);
+  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s));
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
@@ -531,7 +534,7 @@ function countLegacyLookup(stats: SpeculativeStats, source: string, drafted: num
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
 async function plainRound(s: LoopState, last: number): Promise<number> {
   const t0 = performance.now();
-  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab);
+  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, penaltyHistory(s));
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
   s.free?.cost.observePlainRun(1, ms, s.free.afterRound);
@@ -567,7 +570,7 @@ async function draft(s: LoopState, last: number, want: number): Promise<Drafts> 
   }
   // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
   // exact for any draft distribution, as long as it is the one the draft was drawn from)
-  const draftSampling = { ...sampling, topK: 0, topP: 1 };
+  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
   const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
   return { tokens, dists, lastDecoded };
 }
@@ -577,7 +580,7 @@ async function verify(s: LoopState, p: number, last: number, d: Drafts): Promise
   const { ctx } = s;
   const spec = s.spec!;
   const k = d.tokens.length;
-  const logits = s.sampling.temperature > 0;
+  const logits = needsLogits(s.sampling);
   if (spec.verification === 'cached') {
     const rows = d.lastDecoded ? k + 1 : k;
     return ctx.decode({ layers: [spec.exitLayer, spec.layerCount], count: rows, outputs: 'all', logits });
@@ -603,20 +606,33 @@ export function acceptPrefix(
   sampling: ResolvedSampling,
   rng: Rng,
   nVocab: number,
+  history: readonly number[] = [],
 ): { accepted: number; next: number } {
   const greedy = sampling.temperature === 0;
+  // with penalties, row j's distribution depends on the tokens before it: the history and drafts [0, j)
+  const before = (j: number): readonly number[] => (sampling.penalties ? [...history, ...drafts.slice(0, j)] : history);
   for (let j = 0; j < drafts.length; j++) {
     const d = drafts[j];
     if (greedy) {
-      if (verified.argmax[j] !== d) return { accepted: j, next: verified.argmax[j] };
+      const t = greedyToken(verified, sampling, j, nVocab, before(j));
+      if (t !== d) return { accepted: j, next: t };
       continue;
     }
-    const pj = distribution(verified.logits!, sampling, j * nVocab, nVocab);
+    const pj = targetDistribution(verified.logits!, sampling, j, nVocab, before(j));
     const qj = draftDists![j];
     if (rng.next() * qj[d] >= pj[d]) return { accepted: j, next: sampleFrom(residual(pj, qj), rng) };
   }
   const k = drafts.length;
-  return { accepted: k, next: k < verified.argmax.length ? pickToken(verified as NativeDecodeResult, sampling, rng, k, nVocab) : -1 };
+  return { accepted: k, next: k < verified.argmax.length ? pickToken(verified as NativeDecodeResult, sampling, rng, k, nVocab, before(k)) : -1 };
+}
+
+/** The newest tokens the penalties look at: the prompt's and the session's (empty without penalties). */
+function penaltyHistory(s: LoopState): number[] {
+  const p = s.sampling.penalties;
+  if (!p) return [];
+  const fromSession = s.session.tokens.slice(-p.lastN);
+  const fromPrompt = fromSession.length < p.lastN ? s.promptTokens.slice(Math.max(0, s.promptTokens.length - (p.lastN - fromSession.length))) : [];
+  return [...fromPrompt, ...fromSession];
 }
 
 /**
