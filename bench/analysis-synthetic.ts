@@ -14,7 +14,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runSyntheticSweep, type SyntheticSweepOptions } from 'layerskip/analysis';
+import { runSyntheticSweep, syntheticSweepSvg, type SyntheticSweepOptions } from 'layerskip/analysis';
 
 function parseArgs(argv: string[]): SyntheticSweepOptions {
   const options: SyntheticSweepOptions = {};
@@ -62,7 +62,7 @@ const result = runSyntheticSweep(parseArgs(process.argv.slice(2)));
 const outDir = join('bench', 'results');
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'analysis-synthetic.csv'), result.csv);
-writeFileSync(join(outDir, 'analysis-synthetic.svg'), result.svg);
+writeFileSync(join(outDir, 'analysis-synthetic.svg'), syntheticSweepSvg(result.rows, result.options, result.chance));
 
 const fmt = (v: number) => (Number.isNaN(v) ? '   -  ' : v.toFixed(3).padStart(6));
 console.log(`chance level k/d = ${result.chance.toFixed(3)}; ${((Date.now() - started) / 1000).toFixed(1)} s`);

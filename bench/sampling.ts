@@ -7,7 +7,7 @@ import { Bench } from 'tinybench';
 
 // the package exports no sampler internals; load them from the build next to this benchmark
 type Sampling = typeof import('../dist/sampling.js');
-const { distribution, resolveSampling, Rng } = (await import(new URL('../../dist/sampling.js', import.meta.url).href)) as Sampling;
+const { distribution, resolveSampling, SamplerRng } = (await import(new URL('../../dist/sampling.js', import.meta.url).href)) as Sampling;
 
 function fullSortDistribution(logits: Float32Array, topK: number, topP: number, temperature: number): Float64Array {
   const p = distribution(logits, resolveSampling({ temperature }));
@@ -26,7 +26,7 @@ function fullSortDistribution(logits: Float32Array, topK: number, topP: number, 
 }
 
 // logits shaped like a language model's: Gaussian (std 2.5) with a few clear favourites
-const rng = new Rng(5);
+const rng = new SamplerRng(5);
 const gaussian = () => Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
 const rows = (n: number) => Array.from({ length: 8 }, () => Float32Array.from({ length: n }, (_, i) => 2.5 * gaussian() + (i % 997 === 0 ? 8 : 0)));
 

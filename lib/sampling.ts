@@ -3,7 +3,7 @@
 // used for the draft and the full model in speculative sampling, so both see identical filtering.
 import { checkInteger, checkNumber } from './errors.js';
 import type { NativeDecodeResult } from './native.js';
-import { mulberry32 } from './analysis/random.js';
+import { mulberry32 } from './util/random.js';
 
 export interface SamplingOptions {
   /** 0 (the default) is greedy decoding. */
@@ -93,7 +93,7 @@ function argmaxOf(row: Float32Array): number {
 }
 
 /** The sampler's seeded PRNG: uniform numbers in [0, 1) from mulberry32 (the analysis toolkit's generator). */
-export class Rng {
+export class SamplerRng {
   private readonly uniform: () => number;
   constructor(seed: number) {
     this.uniform = mulberry32(seed);
@@ -187,7 +187,7 @@ function nucleus(p: Float64Array, maxP: number, topK: number, topP: number): num
 }
 
 /** Draws one token from a probability vector. */
-export function sampleFrom(p: Float64Array, rng: Rng): number {
+export function sampleFrom(p: Float64Array, rng: SamplerRng): number {
   const u = rng.next();
   let acc = 0;
   let last = 0;
@@ -205,7 +205,7 @@ export function sampleFrom(p: Float64Array, rng: Rng): number {
  * The token of one output row of a decode: its argmax when greedy, else a sample of `distribution()`;
  * with penalties, of the row penalized for `history` (the tokens before that position).
  */
-export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: Rng, row = 0, nVocab = 0, history: readonly number[] = []): number {
+export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: SamplerRng, row = 0, nVocab = 0, history: readonly number[] = []): number {
   if (sampling.penalties) {
     const penalized = penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties);
     return sampling.temperature === 0 ? argmaxOf(penalized) : sampleFrom(distribution(penalized, sampling), rng);

@@ -3,16 +3,16 @@
 // norm(max(0, p − q)) rule, at its boundary and in distribution.
 import { describe, expect, it } from 'vitest';
 import { acceptPrefix } from '../lib/decoding/self-speculative.js';
-import { Rng, resolveSampling, sampleFrom } from '../lib/sampling.js';
+import { SamplerRng, resolveSampling, sampleFrom } from '../lib/sampling.js';
 
 const greedy = resolveSampling({});
 const sampled = resolveSampling({ temperature: 1 });
 
 /** A PRNG that returns the given numbers in order. */
-function scripted(...values: number[]): Rng {
-  const r = new Rng(0);
+function scripted(...values: number[]): SamplerRng {
+  const r = new SamplerRng(0);
   r.next = () => {
-    if (values.length === 0) throw new Error('scripted Rng exhausted');
+    if (values.length === 0) throw new Error('scripted SamplerRng exhausted');
     return values.shift()!;
   };
   return r;
@@ -25,12 +25,12 @@ function logitsOf(...rows: number[][]): Float32Array {
 
 describe('acceptPrefix, greedy', () => {
   it('accepts drafts while they equal the argmax, and returns the correction', () => {
-    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7, 8) }, [5, 6, 9], null, greedy, new Rng(1), 10)).toEqual({ accepted: 2, next: 7 });
-    expect(acceptPrefix({ argmax: Int32Array.of(4, 6, 7, 8) }, [5, 6, 7], null, greedy, new Rng(1), 10)).toEqual({ accepted: 0, next: 4 });
+    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7, 8) }, [5, 6, 9], null, greedy, new SamplerRng(1), 10)).toEqual({ accepted: 2, next: 7 });
+    expect(acceptPrefix({ argmax: Int32Array.of(4, 6, 7, 8) }, [5, 6, 7], null, greedy, new SamplerRng(1), 10)).toEqual({ accepted: 0, next: 4 });
   });
   it('all drafts accepted: the bonus row gives the next token, or -1 without one', () => {
-    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7, 8) }, [5, 6, 7], null, greedy, new Rng(1), 10)).toEqual({ accepted: 3, next: 8 });
-    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7) }, [5, 6, 7], null, greedy, new Rng(1), 10)).toEqual({ accepted: 3, next: -1 });
+    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7, 8) }, [5, 6, 7], null, greedy, new SamplerRng(1), 10)).toEqual({ accepted: 3, next: 8 });
+    expect(acceptPrefix({ argmax: Int32Array.of(5, 6, 7) }, [5, 6, 7], null, greedy, new SamplerRng(1), 10)).toEqual({ accepted: 3, next: -1 });
   });
 });
 
@@ -53,7 +53,7 @@ describe('acceptPrefix, speculative sampling', () => {
   it('the emitted token follows p whatever q is (10,000 seeded rounds)', () => {
     const pp = [0.5, 0.25, 0.125, 0.125];
     const q = Float64Array.of(0.1, 0.6, 0.3, 0);
-    const rng = new Rng(7);
+    const rng = new SamplerRng(7);
     const counts = [0, 0, 0, 0];
     const n = 10000;
     for (let i = 0; i < n; i++) {

@@ -22,12 +22,12 @@ import { writeGguf, type GgufTensorInput } from '../lib/gguf/writer.js';
 import { fitDraftHead, loadModel } from '../lib/index.js';
 import type { NativeModelInfo, NativeTrainTail } from '../lib/native-contract.js';
 import { native } from '../lib/native.js';
-import { Rng } from '../lib/sampling.js';
+import { SamplerRng } from '../lib/sampling.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'layerskip-tails-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function gaussians(rng: Rng, n: number, std = 1, mean = 0): Float32Array {
+function gaussians(rng: SamplerRng, n: number, std = 1, mean = 0): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const u = Math.max(rng.next(), 1e-12);
@@ -50,7 +50,7 @@ interface TailFile {
 /** A GGUF file with what readModelTail reads: the header keys and the tail's tensors (no layers). */
 function tailFile(spec: TailFile): GgufFileInfo {
   const { arch, D = 8, V = 12 } = spec;
-  const rng = new Rng(D * 31 + V);
+  const rng = new SamplerRng(D * 31 + V);
   const metadata: [string, GgufMetadataValue][] = [
     ['general.architecture', ggufValue.string(arch)],
     [`${arch}.block_count`, ggufValue.u32(2)],
@@ -177,7 +177,7 @@ function problem(seed: number): Problem {
   const D = 16;
   const V = 24;
   const N = 8;
-  const rng = new Rng(seed);
+  const rng = new SamplerRng(seed);
   const hidden = gaussians(rng, N * D, 2, 0.5);
   const noise = gaussians(rng, D * D, 0.1);
   const adapter = Float32Array.from(noise, (v, k) => v + (k % (D + 1) === 0 ? 1 : 0));
@@ -254,7 +254,7 @@ async function trainOneStep(p: Problem, tail: NativeTrainTail) {
 
 describe('the adapter trainer applies each tail op as the reference does', () => {
   const p = problem(7);
-  const rng = new Rng(99);
+  const rng = new SamplerRng(99);
   const rmsTail = (): ModelTail => ({ architecture: 'llama', norm: { kind: 'rms', weight: gaussians(rng, p.D, 0.3, 1), eps: 1e-5 } });
   const cases: [string, ModelTail][] = [
     ['RMS norm (llama)', rmsTail()],
@@ -412,7 +412,7 @@ describe('readModelTail reproduces llama.cpp\'s logits from the final residual',
     return file;
   };
   const qwen2Bias = () => withExtras(model('qwen2', 401), join(dir, 'qwen2-bias.gguf'), [],
-    [{ name: 'output.bias', shape: [V], type: GgmlType.F32, data: gaussians(new Rng(4), V, 3) }]);
+    [{ name: 'output.bias', shape: [V], type: GgmlType.F32, data: gaussians(new SamplerRng(4), V, 3) }]);
   const variants: [string, () => string, (t: ModelTail) => void][] = [
     ...LAYER_RANGE_ARCHITECTURES.map((arch, i): [string, () => string, (t: ModelTail) => void] => [arch, () => model(arch as RandomArch, 300 + i), (t) => {
       expect(t.norm.kind).toBe('rms');
@@ -420,7 +420,7 @@ describe('readModelTail reproduces llama.cpp\'s logits from the final residual',
       expect(t.logitFactor).toBe(arch === 'granite' ? 1 / 8 : undefined);
       expect(t.finalSoftcap).toBe(arch === 'gemma2' ? 30 : undefined);
     }]),
-    ['qwen2 with output.bias', qwen2Bias, (t) => expect(t.outputBias).toEqual(gaussians(new Rng(4), V, 3))],
+    ['qwen2 with output.bias', qwen2Bias, (t) => expect(t.outputBias).toEqual(gaussians(new SamplerRng(4), V, 3))],
     ['gemma3 with final_logit_softcapping 2', () => withExtras(model('gemma3', 402), join(dir, 'gemma3-softcap.gguf'),
       [['gemma3.final_logit_softcapping', ggufValue.f32(2)]], []),
     (t) => expect(t.finalSoftcap).toBe(2)],

@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DraftHead, fitDraftHead, loadModel, type Context, type Model } from '../lib/index.js';
-import { Rng } from '../lib/sampling.js';
+import { SamplerRng } from '../lib/sampling.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
 function randomHead(model: Model, exitLayer: number, seed: number, tokenIds: number[] | null): DraftHead {
   const D = model.info.embeddingSize;
-  const rng = new Rng(seed);
+  const rng = new SamplerRng(seed);
   return new DraftHead({
     exitLayer, embeddingSize: D, vocabularySize: model.info.vocabularySize, baseModel: model.identity,
     adapter: Float32Array.from({ length: D * D }, () => (rng.next() - 0.5) * 2),
@@ -140,7 +140,7 @@ describe('speculative sampling with a draft head and a restricted vocabulary', (
     const likely = new Set([...exact.keys()].map((k) => Number(k.split(',')[0]))); // the possible first tokens
     // a vocabulary holding half the likely first tokens and 100 others; an identity-ish adapter
     const D = model.info.embeddingSize;
-    const rng = new Rng(3);
+    const rng = new SamplerRng(3);
     const ids = [...[...likely].filter((_, i) => i % 2 === 0), ...Array.from({ length: 100 }, (_, i) => 200 + i)];
     const adapter = new Float32Array(D * D);
     for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.1;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomLlamaModel, type RandomLlamaSpec } from '../lib/gguf/index.js';
-import { distribution, resolveSampling, Rng, type SamplingOptions } from '../lib/sampling.js';
+import { distribution, resolveSampling, SamplerRng, type SamplingOptions } from '../lib/sampling.js';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { loadModel, type Context, type ContextOptions, type Model } from '../lib/index.js';
 
@@ -80,7 +80,7 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Seeded random token prompts (ids in [3, nVocab), so no BOS/EOS/UNK inside). */
 export function randomPrompts(count: number, nVocab: number, seed: number, minLen = 1, maxLen = 16): number[][] {
-  const rng = new Rng(seed);
+  const rng = new SamplerRng(seed);
   return Array.from({ length: count }, () => {
     const len = minLen + Math.floor(rng.next() * (maxLen - minLen + 1));
     return Array.from({ length: len }, () => 3 + Math.floor(rng.next() * (nVocab - 3)));

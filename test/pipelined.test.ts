@@ -7,7 +7,7 @@
 // decode's.
 import { describe, expect, it } from 'vitest';
 import { DraftHead, loadModel, type Context } from '../lib/index.js';
-import { Rng } from '../lib/sampling.js';
+import { SamplerRng } from '../lib/sampling.js';
 import type { NativeContext } from '../lib/native.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES, untilFirstToken } from './helpers.js';
 
@@ -114,7 +114,7 @@ describe('overlapped generation on stories260K', () => {
     const prompt = 'Once upon a time';
     const plain = await f.ctx.generate(prompt, { maxTokens: 60 }).result;
     const D = f.model.info.embeddingSize;
-    const rng = new Rng(5);
+    const rng = new SamplerRng(5);
     const adapter = new Float32Array(D * D);
     for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.2;
     const tokenIds = Int32Array.from(new Set([...plain.tokens, ...Array.from({ length: 100 }, (_, i) => 200 + i)])).sort();

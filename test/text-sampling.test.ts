@@ -2,7 +2,7 @@
 // distribution (temperature, top-k, top-p) against hand-computed values.
 import { describe, expect, it } from 'vitest';
 import { TextOutput } from '../lib/text-output.js';
-import { distribution, resolveSampling, Rng, sampleFrom } from '../lib/sampling.js';
+import { distribution, resolveSampling, SamplerRng, sampleFrom } from '../lib/sampling.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -68,7 +68,7 @@ describe('sampling distribution', () => {
       for (const i of idx.slice(0, keep)) out[i] = full[i] / total;
       return out;
     };
-    const rng = new Rng(11);
+    const rng = new SamplerRng(11);
     let checked = 0;
     const pick = <T,>(options: T[]) => options[Math.floor(rng.next() * options.length)];
     for (const nVocab of [3, 50, 4096, 32000]) {
@@ -99,7 +99,7 @@ describe('sampling distribution', () => {
   });
   it('sampling follows the distribution (seeded)', () => {
     const p = Float64Array.from([0.5, 0.3, 0.2]);
-    const rng = new Rng(7);
+    const rng = new SamplerRng(7);
     const counts = [0, 0, 0];
     for (let i = 0; i < 20000; i++) counts[sampleFrom(p, rng)]++;
     // 5 standard deviations of a binomial(20000, p) count: a correct sampler fails with probability < 1e-6

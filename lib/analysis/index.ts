@@ -43,6 +43,7 @@ export {
 } from './metrics.js';
 // charts are reports, not mathematics: kept here for compatibility (they live in lib/reports/)
 export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from '../reports/svg-chart.js';
+export { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
 export {
   resolveSweepOptions,
   runSyntheticSweep,

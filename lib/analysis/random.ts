@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { mulberry32 } from '../util/random.js';
+
+export { mulberry32 } from '../util/random.js';
 
 /** A seeded source of uniform and Gaussian variates. */
 export interface Rng {
@@ -16,17 +19,6 @@ export interface Rng {
   permutation(n: number): number[];
 }
 
-/** The mulberry32 generator: 32-bit state, uniforms on `[0, 1)`. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Create a seeded {@link Rng}. Normals come in Box–Muller pairs; the second of

@@ -25,7 +25,6 @@ import { pca } from './pca.js';
 import { pls } from './pls.js';
 import type { LinearProjection } from './projection.js';
 import { DEFAULT_RCCA_GRID, rccaCv } from './rcca-cv.js';
-import { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
 import { SingularCovarianceError } from './two-view.js';
 import { ShapeError } from './matrix-input.js';
 import { checkOptionKeys, type KeysOf } from '../option-keys.js';
@@ -103,10 +102,8 @@ export interface SyntheticSweepResult {
   rows: SyntheticSweepRow[];
   /** Chance level of the subspace quality, `k / d` (mean of X and Y). */
   chance: number;
-  /** CSV of `rows` (header line first). */
+  /** CSV of `rows` (header line first). The figure: syntheticSweepSvg(result) (reports/). */
   csv: string;
-  /** SVG figure: subspace recovery and reconstructed correlation versus samples. */
-  svg: string;
 }
 
 
@@ -246,7 +243,7 @@ export function runSyntheticSweep(options: SyntheticSweepOptions = {}): Syntheti
     }
   }
   const chance = 0.5 * (chanceSubspaceQuality(o.dx, o.k, o.sharedSignals) + chanceSubspaceQuality(o.dy, o.k, o.sharedSignals));
-  return { options: o, rows, chance, csv: sweepRowsToCsv(rows), svg: syntheticSweepSvg(rows, o, chance) };
+  return { options: o, rows, chance, csv: sweepRowsToCsv(rows) };
 }
 
 /** CSV with a header line; numbers at full precision, `NaN` for missing. */

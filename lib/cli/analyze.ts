@@ -2,6 +2,7 @@
 // speedup), or with --synthetic the SDR paper's synthetic sweep (PCA / PLS / CCA / rCCA).
 import { writeFileSync } from 'node:fs';
 import { runSyntheticSweep } from '../analysis/index.js';
+import { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
 import { DraftHead } from '../draft-head/draft-head.js';
 import { analyzeLayers, DEFAULT_CALIBRATION_TEXTS } from '../layer-analysis.js';
 import { loadModel } from '../model.js';
@@ -36,7 +37,7 @@ export async function analyzeCommand(argv: string[]): Promise<void> {
     process.stderr.write('running the synthetic PCA / PLS / CCA / rCCA sweep...\n');
     const r = runSyntheticSweep();
     if (values.csv) writeFileSync(values.csv, r.csv);
-    if (values.svg) writeFileSync(values.svg, r.svg);
+    if (values.svg) writeFileSync(values.svg, syntheticSweepSvg(r.rows, r.options, r.chance));
     if (!values.csv) process.stdout.write(r.csv);
     for (const [k, f] of [['csv', values.csv], ['svg', values.svg]] as const) if (f) process.stderr.write(`wrote ${k} to ${f}\n`);
     return;

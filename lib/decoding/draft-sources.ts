@@ -7,7 +7,7 @@
 // in the context is far more likely to continue than a 2-token one), and the cost of verifying k
 // rows with all layers is measured (a least-squares line through recent rounds).
 import { checkEnum, checkInteger } from '../errors.js';
-import type { SourceStats } from '../generation.js';
+import type { SourceStats } from './types.js';
 import { expectedTokens } from './cost-model.js';
 import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 

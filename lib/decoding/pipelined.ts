@@ -17,9 +17,9 @@
 // contexts roll back to what was accepted. The accept rule is the unpipelined loop's
 // (acceptPrefix), so greedy output is plain greedy output and sampling keeps the full model's
 // distribution (the chain's drafts were drawn from the distribution they are checked against).
-import type { SpeculativeStats } from '../generation.js';
+import type { SpeculativeStats } from './types.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
-import { distribution, pickToken, Rng, type ResolvedSampling } from '../sampling.js';
+import { distribution, pickToken, SamplerRng, type ResolvedSampling } from '../sampling.js';
 import { acceptPrefix, emitRound, finishStats, newStats, type ResolvedSelfSpeculative } from './self-speculative.js';
 import type { DecodeSession } from './session.js';
 
@@ -37,7 +37,7 @@ interface Loop {
   session: DecodeSession;
   sampling: ResolvedSampling;
   spec: ResolvedSelfSpeculative;
-  rng: Rng;
+  rng: SamplerRng;
   nVocab: number;
   nEmbd: number;
 }
@@ -59,7 +59,7 @@ export async function pipelinedLoop(
   nEmbd: number,
   spec: ResolvedSelfSpeculative,
 ): Promise<SpeculativeStats> {
-  const s: Loop = { drafter, session, sampling, spec, rng: new Rng(sampling.seed), nVocab, nEmbd };
+  const s: Loop = { drafter, session, sampling, spec, rng: new SamplerRng(sampling.seed), nVocab, nEmbd };
   const stats = newStats(spec.exitLayer);
   stats.pipelinedRounds = 0;
   const { contextSize, nextPosition } = verifier.state();

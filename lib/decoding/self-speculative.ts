@@ -16,9 +16,9 @@
 // a free draft is a point mass.
 import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../errors.js';
 import { assertLayerRanges } from '../architectures.js';
-import type { SpeculativeStats } from '../generation.js';
+import type { SpeculativeStats } from './types.js';
 import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
-import { distribution, greedyToken, needsLogits, pickToken, Rng, sampleFrom, targetDistribution, type ResolvedSampling } from '../sampling.js';
+import { distribution, greedyToken, needsLogits, pickToken, SamplerRng, sampleFrom, targetDistribution, type ResolvedSampling } from '../sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type FreeDraftSource, type ResolvedFreeDrafts } from './draft-sources.js';
@@ -119,7 +119,7 @@ interface LoopState {
   nVocab: number;
   /** null: free drafts only (no early exit) */
   spec: ResolvedSelfSpeculative | null;
-  rng: Rng;
+  rng: SamplerRng;
   policy: DraftPolicy | null;
   stats: SpeculativeStats;
   onCached: (token: number) => void;
@@ -173,7 +173,7 @@ export async function selfSpeculativeLoop(
   freeOptions: ResolvedFreeDrafts | null = null,
 ): Promise<SpeculativeStats> {
   const policy = spec?.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
-  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new Rng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null, promptTokens };
+  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new SamplerRng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null, promptTokens };
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
@@ -604,7 +604,7 @@ export function acceptPrefix(
   drafts: readonly number[],
   draftDists: readonly Float64Array[] | null,
   sampling: ResolvedSampling,
-  rng: Rng,
+  rng: SamplerRng,
   nVocab: number,
   history: readonly number[] = [],
 ): { accepted: number; next: number } {

@@ -2,7 +2,7 @@
 // limit, streaming text), abort checks, and timings. The loops (plain, self-speculative) only
 // decide which tokens come next.
 import { abortReason, DisposedError } from '../errors.js';
-import type { GenerationChunk, StopReason } from '../generation.js';
+import type { GenerationChunk, StopReason } from './types.js';
 import type { NativeModel } from '../native.js';
 import { TextOutput } from '../text-output.js';
 

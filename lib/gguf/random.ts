@@ -1,111 +1,17 @@
 /**
  * Fast deterministic random numbers for synthetic weights.
  *
- * - xoshiro128** (32-bit state words, Math.imul) seeded through splitmix32;
+ * - xoshiro128** (lib/util/random.ts, with every other generator of the library);
  * - normal samples through a 65536-entry inverse-CDF table: every 32-bit output gives two samples
  *   (one per 16-bit half). The distribution is a discretised standard normal (quantiles at
  *   (i + 0.5) / 65536, tails clipped at about 4.3 sigma), rescaled to exactly unit variance. It uses
  *   no transcendental functions per sample, so it is fast and bit-reproducible.
  */
+import { Xoshiro128 } from '../util/random.js';
 
-/** splitmix32 step: returns [next state, output]. */
-function splitmix32(state: number): [number, number] {
-  state = (state + 0x9e3779b9) | 0;
-  let z = state;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  z ^= z >>> 16;
-  return [state, z >>> 0];
-}
+export { hashSeed, Xoshiro128 } from '../util/random.js';
 
-/** FNV-1a over the UTF-16 code units of `s`, mixed with a seed. */
-export function hashSeed(seed: number, s: string): number {
-  if (!Number.isSafeInteger(seed)) throw new Error(`seed must be a safe integer, got ${seed}`);
-  const lo = seed >>> 0;
-  const hi = Math.floor(seed / 0x100000000) >>> 0;
-  let h = 0x811c9dc5 ^ lo;
-  h = Math.imul(h, 0x01000193);
-  h ^= hi;
-  h = Math.imul(h, 0x01000193);
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return splitmix32(h)[1];
-}
 
-export class Xoshiro128 {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
-  constructor(seed: number) {
-    let st = seed | 0;
-    let out: number;
-    [st, out] = splitmix32(st);
-    this.s0 = out | 0;
-    [st, out] = splitmix32(st);
-    this.s1 = out | 0;
-    [st, out] = splitmix32(st);
-    this.s2 = out | 0;
-    [st, out] = splitmix32(st);
-    this.s3 = out | 0;
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
-  }
-
-  /** Next 32-bit unsigned output. */
-  nextU32(): number {
-    const s1 = this.s1;
-    const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9);
-    const t = s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return r >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  nextFloat(): number {
-    return this.nextU32() / 0x100000000;
-  }
-
-  /**
-   * Fills `out` with table[lo16] and table[hi16] pairs drawn from this generator; `table` must have
-   * 65536 entries. `out.length` must be even. Hot loop with the state kept in locals.
-   */
-  fillFromTable<T extends Float32Array | Uint16Array>(out: T, table: T): void {
-    let s0 = this.s0;
-    let s1 = this.s1;
-    let s2 = this.s2;
-    let s3 = this.s3;
-    const n = out.length;
-    for (let i = 0; i < n; i += 2) {
-      const m = Math.imul(s1, 5);
-      const r = Math.imul((m << 7) | (m >>> 25), 9);
-      const t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      out[i] = table[r & 0xffff];
-      out[i + 1] = table[r >>> 16];
-    }
-    this.s0 = s0;
-    this.s1 = s1;
-    this.s2 = s2;
-    this.s3 = s3;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
 
 /** Inverse standard normal CDF (Acklam's rational approximation, |rel err| < 1.2e-9). */
 export function inverseNormalCdf(p: number): number {

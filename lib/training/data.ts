@@ -1,7 +1,7 @@
 // Training data: text, files or token ids, tokenized with the model's own tokenizer into one
 // stream (each document starts with BOS), and the windows a step trains on.
 import { readFile } from 'node:fs/promises';
-import { Xoshiro128, hashSeed } from '../gguf/random.js';
+import { Xoshiro128, hashSeed } from '../util/random.js';
 import type { Model } from '../model.js';
 
 export interface TrainingData {

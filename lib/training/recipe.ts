@@ -3,7 +3,7 @@
 // skips, and the learning rate. Pure functions of the step, so a resumed run draws the same
 // values; the native step takes them as inputs and its graph never changes (see
 // patches/README.md, 0008).
-import { Xoshiro128, hashSeed } from '../gguf/random.js';
+import { Xoshiro128, hashSeed } from '../util/random.js';
 
 export type DropoutScale = 'exp' | 'linear';
 export type Curriculum = 'rotational' | 'gradual' | 'none';

@@ -17,6 +17,7 @@ import {
   reconstructedCorrelation,
   rccaCv,
   runSyntheticSweep,
+  syntheticSweepSvg,
   type SdrModelOptions,
   SingularCovarianceError,
   subspaceQuality,
@@ -134,10 +135,11 @@ describe('runSyntheticSweep', () => {
       'method,samples,feasible,subspaceQuality,subspaceQualitySd,reconstructedScore,reconstructedRaw,reconstructedBaseline,oracle,rccaCoefficient',
     );
     expect(res.csv.trim().split('\n')).toHaveLength(1 + res.rows.length);
-    expect(res.svg.startsWith('<svg')).toBe(true);
-    expect(res.svg).toContain('training samples');
-    expect(res.svg).toContain('rCCA (cross-validated)');
-    expect(res.svg).toContain('chance k/d');
+    const svg = syntheticSweepSvg(res.rows, res.options, res.chance);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('training samples');
+    expect(svg).toContain('rCCA (cross-validated)');
+    expect(svg).toContain('chance k/d');
     // Deterministic.
     expect(runSyntheticSweep({ dx: 20, dy: 20, sampleCounts: [15, 60], repeats: 1, testSamples: 100, shuffles: 2, rccaGrid: [0, 0.1, 1] }).csv).toBe(res.csv);
   });
