@@ -39,21 +39,25 @@ if (mode === 'qwen3-late') {
   const type = (env.LAYERSKIP_QWEN3_TYPE ?? 'Q8_0') as QuantizationType | 'F16';
   const t0 = performance.now();
   const stem = `qwen3-0.6b-late${lateFrom}x${lateScale}`;
-  const path = await generatedModel(stem, {
-    arch: 'qwen3',
-    nLayer: 28,
-    nEmbd: 1024,
-    nHead: 16,
-    nHeadKv: 8,
-    nFf: 3072,
-    nVocab: 151936,
-    nCtx: 4096,
-    tiedOutput: true,
-    ropeFreqBase: 1e6, // Qwen3-0.6B's rope_theta and rms_norm_eps
-    rmsEps: 1e-6,
-    vocabFrom: join(ROOT, 'deps', 'llama.cpp', 'models', 'ggml-vocab-qwen2.gguf'),
-    lateLayerScale: { fromLayer: lateFrom, scale: lateScale },
-  }, type);
+  const path = await generatedModel(
+    stem,
+    {
+      arch: 'qwen3',
+      nLayer: 28,
+      nEmbd: 1024,
+      nHead: 16,
+      nHeadKv: 8,
+      nFf: 3072,
+      nVocab: 151936,
+      nCtx: 4096,
+      tiedOutput: true,
+      ropeFreqBase: 1e6, // Qwen3-0.6B's rope_theta and rms_norm_eps
+      rmsEps: 1e-6,
+      vocabFrom: join(ROOT, 'deps', 'llama.cpp', 'models', 'ggml-vocab-qwen2.gguf'),
+      lateLayerScale: { fromLayer: lateFrom, scale: lateScale },
+    },
+    type,
+  );
   const model = await loadModel(path);
   const ctx = await model.createContext({ contextSize: 1024, threads: 2 });
   const tModel = performance.now();
@@ -79,12 +83,18 @@ if (mode === 'qwen3-late') {
   const covered = head.tokenIds ? plain.filter((t) => inHead.has(t)).length / plain.length : 1;
   const describe = (name: string, h: DraftHead) => {
     const st = h.stats;
-    return `${name}: ${h.tokenIds ? `${h.tokenIds.length}-token draft vocabulary` : 'full vocabulary'}${h.adapter ? ' + adapter' : ''}` +
-      (st ? `; held-out agreement ${st.agreementBefore.toFixed(3)} plain exit, ${st.agreementVocabulary.toFixed(3)} vocabulary alone, ` +
-        `${st.agreementRidge.toFixed(3)} ridge, ${st.agreementAfter.toFixed(3)} head (${st.refinementSteps} refinement steps); calibration ${(st.calibrationMs / 1000).toFixed(0)} s` : '');
+    return (
+      `${name}: ${h.tokenIds ? `${h.tokenIds.length}-token draft vocabulary` : 'full vocabulary'}${h.adapter ? ' + adapter' : ''}` +
+      (st
+        ? `; held-out agreement ${st.agreementBefore.toFixed(3)} plain exit, ${st.agreementVocabulary.toFixed(3)} vocabulary alone, ` +
+          `${st.agreementRidge.toFixed(3)} ridge, ${st.agreementAfter.toFixed(3)} head (${st.refinementSteps} refinement steps); calibration ${(st.calibrationMs / 1000).toFixed(0)} s`
+        : '')
+    );
   };
   console.log(`\n${stem} ${type}: ${model.layerCount} layers, ${(model.info.sizeBytes / 2 ** 20).toFixed(0)} MiB, exit layer E=${E}`);
-  console.log(`- ${describe('fitted head', head)}; it holds ${(covered * 100).toFixed(0)}% of the plain run's ${plain.length} tokens (${new Set(plain).size} distinct)`);
+  console.log(
+    `- ${describe('fitted head', head)}; it holds ${(covered * 100).toFixed(0)}% of the plain run's ${plain.length} tokens (${new Set(plain).size} distinct)`,
+  );
   console.log(`- ${describe('fitted head, full vocabulary', fullHead)}`);
   // every d with and without the covering head; the calibrated heads at the middle d only (the
   // out-of-sample vocabulary is accepted so rarely that its runs are the slowest of the table)
@@ -98,11 +108,16 @@ if (mode === 'qwen3-late') {
     cases.push([`E=${E} d=${d} + fitted head, full vocabulary`, { exitLayer: E, draftTokens: d, draftHead: fullHead }]);
   }
   // the machine is shared: the load average before and after the table says how busy it was
-  const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
   console.log(`load average before the table: ${load()}`);
   await speedTable(model, ctx, prompt, maxTokens, cases);
   console.log(`load average after the table: ${load()}`);
-  console.log(`\nwall: model ${((tModel - t0) / 1000).toFixed(1)} s, head ${((tHead - tModel) / 1000).toFixed(1)} s, table ${((performance.now() - tHead) / 1000).toFixed(1)} s`);
+  console.log(
+    `\nwall: model ${((tModel - t0) / 1000).toFixed(1)} s, head ${((tHead - tModel) / 1000).toFixed(1)} s, table ${((performance.now() - tHead) / 1000).toFixed(1)} s`,
+  );
   model.dispose();
 } else {
   console.error('usage: node bench/run.mjs architectures qwen3-late');

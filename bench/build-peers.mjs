@@ -97,9 +97,16 @@ if (!process.argv.includes('--force') && upToDate()) {
   // generator, so only choose one for a fresh directory.
   const fresh = !existsSync(join(out, 'CMakeCache.txt'));
   const generator = fresh && hasNinja() ? ['-G', 'Ninja'] : [];
-  run('cmake', ['-S', tree, '-B', out, ...generator, ...definitions.map((d) => `-D${d}`),
+  run('cmake', [
+    '-S',
+    tree,
+    '-B',
+    out,
+    ...generator,
+    ...definitions.map((d) => `-D${d}`),
     // binaries in one folder whatever the generator
-    `-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${binDir}`]);
+    `-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${binDir}`,
+  ]);
   run('cmake', ['--build', out, '--config', 'Release', '--parallel', jobs, '--target', ...targets]);
   const missing = targets.filter((t) => !existsSync(join(binDir, t)));
   if (missing.length > 0) {

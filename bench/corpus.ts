@@ -78,7 +78,12 @@ export function detokenizeBrown(raw: string): string {
     const s = detokenizeSentence(line, quote);
     if (s) paragraphs[paragraphs.length - 1].push(s);
   }
-  return paragraphs.filter((p) => p.length > 0).map((p) => p.join('\n')).join('\n\n') + '\n';
+  return (
+    paragraphs
+      .filter((p) => p.length > 0)
+      .map((p) => p.join('\n'))
+      .join('\n\n') + '\n'
+  );
 }
 
 function packageDir(entry: string): string {

@@ -32,26 +32,76 @@ const iterations = which === SHAPE_1B ? 20 : 40;
 const bench = new Bench({ iterations, warmupIterations: 2, time: 0, warmupTime: 0 });
 const reset = () => ctx.removeFrom(P);
 bench
-  .add('full decode, 1 token', async () => { await ctx.decodeLayers({ tokens: [7] }); }, { beforeEach: reset })
-  .add(`early exit E=${E}, 1 token (with LM head)`, async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E] }); }, { beforeEach: reset })
-  .add(`early exit E=${E}, 1 token (no output)`, async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E], outputs: 'none' }); }, { beforeEach: reset })
-  .add(`early exit E=${E}, 1 token, ${DRAFT_VOCAB}-token draft vocabulary`, async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E] }); }, {
-    beforeAll: async () => { await ctx.useDraftHead(vocabHead); }, // installing reserves the scheduler once
-    beforeEach: reset,
-    afterAll: async () => { await ctx.useDraftHead(null); },
-  })
-  .add(`early exit E=${E}, 1 token, ${DRAFT_VOCAB}-token draft vocabulary + adapter`, async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E] }); }, {
-    beforeAll: async () => { await ctx.useDraftHead(fullHead); }, // installing reserves the scheduler once
-    beforeEach: reset,
-    afterAll: async () => { await ctx.useDraftHead(null); },
-  })
-  .add(`verify ${k} tokens, layers [${E},${N}) from cached hidden`, async () => { await ctx.decodeLayers({ layers: [E, N], outputs: 'all' }); }, {
-    beforeEach: async () => {
-      reset();
-      await ctx.decodeLayers({ tokens: [7, 8, 9, 10, 11, 12].slice(0, k), layers: [0, E], outputs: 'none' });
+  .add(
+    'full decode, 1 token',
+    async () => {
+      await ctx.decodeLayers({ tokens: [7] });
     },
-  })
-  .add(`full decode, ${k} tokens (all outputs)`, async () => { await ctx.decodeLayers({ tokens: [7, 8, 9, 10, 11, 12].slice(0, k), outputs: 'all' }); }, { beforeEach: reset });
+    { beforeEach: reset },
+  )
+  .add(
+    `early exit E=${E}, 1 token (with LM head)`,
+    async () => {
+      await ctx.decodeLayers({ tokens: [7], layers: [0, E] });
+    },
+    { beforeEach: reset },
+  )
+  .add(
+    `early exit E=${E}, 1 token (no output)`,
+    async () => {
+      await ctx.decodeLayers({ tokens: [7], layers: [0, E], outputs: 'none' });
+    },
+    { beforeEach: reset },
+  )
+  .add(
+    `early exit E=${E}, 1 token, ${DRAFT_VOCAB}-token draft vocabulary`,
+    async () => {
+      await ctx.decodeLayers({ tokens: [7], layers: [0, E] });
+    },
+    {
+      beforeAll: async () => {
+        await ctx.useDraftHead(vocabHead);
+      }, // installing reserves the scheduler once
+      beforeEach: reset,
+      afterAll: async () => {
+        await ctx.useDraftHead(null);
+      },
+    },
+  )
+  .add(
+    `early exit E=${E}, 1 token, ${DRAFT_VOCAB}-token draft vocabulary + adapter`,
+    async () => {
+      await ctx.decodeLayers({ tokens: [7], layers: [0, E] });
+    },
+    {
+      beforeAll: async () => {
+        await ctx.useDraftHead(fullHead);
+      }, // installing reserves the scheduler once
+      beforeEach: reset,
+      afterAll: async () => {
+        await ctx.useDraftHead(null);
+      },
+    },
+  )
+  .add(
+    `verify ${k} tokens, layers [${E},${N}) from cached hidden`,
+    async () => {
+      await ctx.decodeLayers({ layers: [E, N], outputs: 'all' });
+    },
+    {
+      beforeEach: async () => {
+        reset();
+        await ctx.decodeLayers({ tokens: [7, 8, 9, 10, 11, 12].slice(0, k), layers: [0, E], outputs: 'none' });
+      },
+    },
+  )
+  .add(
+    `full decode, ${k} tokens (all outputs)`,
+    async () => {
+      await ctx.decodeLayers({ tokens: [7, 8, 9, 10, 11, 12].slice(0, k), outputs: 'all' });
+    },
+    { beforeEach: reset },
+  );
 await bench.run();
 const mean = (name: string) => {
   const r = bench.getTask(name)!.result;
@@ -59,7 +109,9 @@ const mean = (name: string) => {
   return r.latency.mean;
 };
 const base = mean('full decode, 1 token');
-console.log(`\n${which.name} ${type} (${(model.info.parameterCount / 1e6).toFixed(0)}M parameters, ${N} layers), ${threads} threads, ${iterations} iterations\n`);
+console.log(
+  `\n${which.name} ${type} (${(model.info.parameterCount / 1e6).toFixed(0)}M parameters, ${N} layers), ${threads} threads, ${iterations} iterations\n`,
+);
 console.log('| call | ms (mean) | fraction of a full 1-token decode |');
 console.log('|---|---:|---:|');
 for (const t of bench.tasks) console.log(`| ${t.name} | ${mean(t.name).toFixed(2)} | ${(mean(t.name) / base).toFixed(3)} |`);

@@ -31,7 +31,8 @@ if (mode === 'stories') {
   const model = await loadModel(await benchModel(SHAPE_1B, 'late', 'Q8_0'));
   const ctx = await model.createContext({ contextSize: 1024, threads: 2 });
   const vocab = await cachedHead(ctx, '1b-late-q8_0-E4-vocab32k', () =>
-    fitDraftHead(ctx, { exitLayer: 4, adapter: false, vocabulary: 32000, selfGenerate: { positions: 1024, tokensPerSequence: 128 } }));
+    fitDraftHead(ctx, { exitLayer: 4, adapter: false, vocabulary: 32000, selfGenerate: { positions: 1024, tokensPerSequence: 128 } }),
+  );
   // A random model's greedy tokens are spread evenly over its 128k vocabulary (no Zipf law), so a
   // vocabulary from other text covers about a quarter of them. The second head isolates the cost
   // side: 32k tokens that include every token the plain run emits (in-sample), which is the
@@ -60,7 +61,11 @@ if (mode === 'stories') {
   const prefix = model.tokenize('Once upon a time');
   // the primitives and the loop alternate three times; each figure is its fastest repetition
   // (noise on a shared machine only ever adds time)
-  for (const [E, d] of [[3, 2], [3, 4], [6, 3]] as const) {
+  for (const [E, d] of [
+    [3, 2],
+    [3, 4],
+    [6, 3],
+  ] as const) {
     const best = { draft: Infinity, hidden: Infinity, verify: Infinity, round: Infinity };
     let rounds = 0;
     for (let rep = 0; rep < 3; rep++) {
@@ -69,14 +74,32 @@ if (mode === 'stories') {
       const P = prefix.length;
       const bench = new Bench({ iterations: 20, warmupIterations: 3, time: 0, warmupTime: 0 });
       bench
-        .add('draft step', async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E] }); }, { beforeEach: () => ctx.removeFrom(P) })
-        .add('hidden-only step', async () => { await ctx.decodeLayers({ tokens: [7], layers: [0, E], outputs: 'none' }); }, { beforeEach: () => ctx.removeFrom(P) })
-        .add('verify', async () => { await ctx.decodeLayers({ layers: [E, N], outputs: 'all' }); }, {
-          beforeEach: async () => {
-            ctx.removeFrom(P);
-            await ctx.decodeLayers({ tokens: Array.from({ length: d + 1 }, (_, i) => 7 + i), layers: [0, E], outputs: 'none' });
+        .add(
+          'draft step',
+          async () => {
+            await ctx.decodeLayers({ tokens: [7], layers: [0, E] });
           },
-        });
+          { beforeEach: () => ctx.removeFrom(P) },
+        )
+        .add(
+          'hidden-only step',
+          async () => {
+            await ctx.decodeLayers({ tokens: [7], layers: [0, E], outputs: 'none' });
+          },
+          { beforeEach: () => ctx.removeFrom(P) },
+        )
+        .add(
+          'verify',
+          async () => {
+            await ctx.decodeLayers({ layers: [E, N], outputs: 'all' });
+          },
+          {
+            beforeEach: async () => {
+              ctx.removeFrom(P);
+              await ctx.decodeLayers({ tokens: Array.from({ length: d + 1 }, (_, i) => 7 + i), layers: [0, E], outputs: 'none' });
+            },
+          },
+        );
       await bench.run();
       const ms = (n: string) => (bench.getTask(n)!.result as { latency: { mean: number } }).latency.mean;
       best.draft = Math.min(best.draft, ms('draft step'));
@@ -91,7 +114,9 @@ if (mode === 'stories') {
       else best.round = Math.min(best.round, r.timings.generateMs / (s.rounds + (s.drafted - full * d) / d - (s.rounds - full)));
     }
     const predicted = d * best.draft + best.hidden + best.verify;
-    console.log(`E=${E} d=${d}: draft ${best.draft.toFixed(2)} ms, hidden-only ${best.hidden.toFixed(2)} ms, verify ${d + 1} rows ${best.verify.toFixed(2)} ms -> predicted round ${predicted.toFixed(2)} ms; measured ${best.round.toFixed(2)} ms per round (${rounds} rounds): ${((predicted / best.round) * 100).toFixed(0)}% of the predicted speed`);
+    console.log(
+      `E=${E} d=${d}: draft ${best.draft.toFixed(2)} ms, hidden-only ${best.hidden.toFixed(2)} ms, verify ${d + 1} rows ${best.verify.toFixed(2)} ms -> predicted round ${predicted.toFixed(2)} ms; measured ${best.round.toFixed(2)} ms per round (${rounds} rounds): ${((predicted / best.round) * 100).toFixed(0)}% of the predicted speed`,
+    );
   }
   model.dispose();
 } else {

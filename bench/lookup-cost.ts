@@ -16,9 +16,12 @@ const which = process.argv[2] ?? '1b';
 const threads = Number(process.argv[3] ?? 2);
 const repetitions = Number(process.argv[4] ?? 5);
 const path =
-  which === '1b' ? await benchModel(SHAPE_1B, 'late', 'Q8_0')
-    : which === '100m' ? await benchModel(SHAPE_100M, 'late', 'Q8_0')
-      : which === 'stories' ? STORIES
+  which === '1b'
+    ? await benchModel(SHAPE_1B, 'late', 'Q8_0')
+    : which === '100m'
+      ? await benchModel(SHAPE_100M, 'late', 'Q8_0')
+      : which === 'stories'
+        ? STORIES
         : join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
 const model = await loadModel(path);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
@@ -35,7 +38,9 @@ const seed = model.tokenize('Once upon a time', { addBos: true });
 const warm = await ctx.generate(seed, { maxTokens: 48 }).result;
 const prompt = [...seed, ...warm.tokens, ...warm.tokens.slice(0, 8)];
 console.log(`${which} (${path}), ${threads} thread(s), ${repetitions} repetitions; prompt ${prompt.length} tokens`);
-console.log('| drafts k | lookup rounds | generation (ms) | its decode calls (ms) | generation / decodes | one round\'s decode (ms) | bare decode of k+1 rows (ms) |');
+console.log(
+  "| drafts k | lookup rounds | generation (ms) | its decode calls (ms) | generation / decodes | one round's decode (ms) | bare decode of k+1 rows (ms) |",
+);
 console.log('|---:|---:|---:|---:|---:|---:|---:|');
 for (const k of [4, 8, 16]) {
   const total: number[] = [];
@@ -61,7 +66,9 @@ for (const k of [4, 8, 16]) {
   }
   const g = median(total);
   const d = median(decodes);
-  console.log(`| ${k} | ${(100 * rounds).toFixed(0)}% | ${g.toFixed(2)} | ${d.toFixed(2)} | ${(g / d).toFixed(3)} | ${median(perRound).toFixed(2)} | ${median(bare).toFixed(2)} |`);
+  console.log(
+    `| ${k} | ${(100 * rounds).toFixed(0)}% | ${g.toFixed(2)} | ${d.toFixed(2)} | ${(g / d).toFixed(3)} | ${median(perRound).toFixed(2)} | ${median(bare).toFixed(2)} |`,
+  );
 }
 
 // 2. free continuation: plain against lookup on (measured choice)
@@ -77,7 +84,9 @@ for (let rep = 0; rep < repetitions; rep++) {
   lookupRounds += withLookup.speculative!.sources.lookup!.rounds;
   ratios.push(withLookup.timings.tokensPerSecond / plain.timings.tokensPerSecond);
 }
-console.log(`free continuation, 128 tokens: lookup on / plain = ${median(ratios).toFixed(3)}x (median; range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}), ${(lookupRounds / repetitions).toFixed(1)} lookup rounds per generation`);
+console.log(
+  `free continuation, 128 tokens: lookup on / plain = ${median(ratios).toFixed(3)}x (median; range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}), ${(lookupRounds / repetitions).toFixed(1)} lookup rounds per generation`,
+);
 
 // 3. what the index costs when no lookup draft is verified: lookup on with every draft declined
 // ('never': the index is kept and consulted each round, plain steps run as with lookup on)
@@ -90,6 +99,8 @@ for (let rep = 0; rep < repetitions; rep++) {
   if (declined.tokens.join() !== plain.tokens.join()) throw new Error('lookup changed the greedy output');
   costRatios.push(plain.timings.tokensPerSecond / declined.timings.tokensPerSecond);
 }
-console.log(`256 tokens, lookup consulted but never verified: time per token ${median(costRatios).toFixed(3)}x plain's (median; range ${Math.min(...costRatios).toFixed(3)}-${Math.max(...costRatios).toFixed(3)})`);
+console.log(
+  `256 tokens, lookup consulted but never verified: time per token ${median(costRatios).toFixed(3)}x plain's (median; range ${Math.min(...costRatios).toFixed(3)}-${Math.max(...costRatios).toFixed(3)})`,
+);
 ctx.dispose();
 model.dispose();

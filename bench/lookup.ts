@@ -48,7 +48,12 @@ const COPY_F32 = join(ROOT, 'models-generated', 'train', 'copy-ls.gguf');
 const COPY_Q8 = join(ROOT, 'models-generated', 'train', 'copy-ls.Q8_0.gguf');
 const CASES: Record<string, ModelCase> = {
   stories: { label: 'stories260K (F32)', path: async () => STORIES, exit: { exitLayer: 3, draftTokens: 2 }, head: true, maxPrompt: 150 },
-  brown: { label: 'layerskip-brown-12L (Q8_0, trained on 128-token windows)', path: async () => join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf'), exit: { exitLayer: 6, draftTokens: 3 }, maxPrompt: 80 },
+  brown: {
+    label: 'layerskip-brown-12L (Q8_0, trained on 128-token windows)',
+    path: async () => join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf'),
+    exit: { exitLayer: 6, draftTokens: 3 },
+    maxPrompt: 80,
+  },
   copy: {
     label: 'brown-12L + copy-augmented training (Q8_0, 256-token windows)',
     path: async () => {
@@ -69,7 +74,10 @@ interface Task {
 
 /** A passage of whole sentences from a held-out document, at most `maxTokens` tokens. */
 function passage(model: Model, doc: string, maxTokens: number): string {
-  const sentences = doc.replace(/\s+/g, ' ').trim().match(/[^.!?]+[.!?]+["']?\s*/g) ?? [doc];
+  const sentences = doc
+    .replace(/\s+/g, ' ')
+    .trim()
+    .match(/[^.!?]+[.!?]+["']?\s*/g) ?? [doc];
   let text = '';
   for (const s of sentences) {
     if (model.tokenize(text + s).length > maxTokens) break;
@@ -94,7 +102,10 @@ function tasks(model: Model, c: ModelCase, docIndex: number): Task[] {
   const free = passage(model, test[(docIndex + 7) % test.length], 48);
   return [
     { name: 'quote', prompt: `${p}\n\n${firstWords}` },
-    { name: 'chat', prompt: `User: Read this.\n${chatP}\nAssistant: I have read it.\nUser: What comes after "${chatP.split(' ').slice(0, 5).join(' ')}"?\nAssistant: ${chatP.split(' ').slice(0, 5).join(' ')}` },
+    {
+      name: 'chat',
+      prompt: `User: Read this.\n${chatP}\nAssistant: I have read it.\nUser: What comes after "${chatP.split(' ').slice(0, 5).join(' ')}"?\nAssistant: ${chatP.split(' ').slice(0, 5).join(' ')}`,
+    },
     { name: 'edit', prompt: `${p}\n\nThe same text, revised:\n`, prediction: edited(p) },
     { name: 'free', prompt: free },
   ];
@@ -104,7 +115,11 @@ interface Config {
   name: string;
   /** ours: generate options; else a peer */
   ours?: GenerateOptions;
-  peer?: (promptText: string, promptTokens: number[], threads: number) => Promise<{ tokensPerSecond: number; tokens?: number[]; text?: string; drafted?: number; accepted?: number }>;
+  peer?: (
+    promptText: string,
+    promptTokens: number[],
+    threads: number,
+  ) => Promise<{ tokensPerSecond: number; tokens?: number[]; text?: string; drafted?: number; accepted?: number }>;
 }
 
 function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[] {
@@ -115,7 +130,10 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''}`, ours: { selfSpeculative: exit } },
     { name: `E=${exit.exitLayer} d=${exit.draftTokens}${head ? ' +head' : ''} + lookup`, ours: { selfSpeculative: exit, lookup: true } },
     { name: `E=${exit.exitLayer} adaptive${head ? ' +head' : ''}`, ours: { selfSpeculative: { ...exit, draftTokens: 4, adaptive: true } } },
-    { name: `E=${exit.exitLayer} adaptive${head ? ' +head' : ''} + lookup`, ours: { selfSpeculative: { ...exit, draftTokens: 4, adaptive: true }, lookup: true } },
+    {
+      name: `E=${exit.exitLayer} adaptive${head ? ' +head' : ''} + lookup`,
+      ours: { selfSpeculative: { ...exit, draftTokens: 4, adaptive: true }, lookup: true },
+    },
   ];
   if (task.prediction) {
     out.push({ name: 'prediction + lookup', ours: { prediction: task.prediction, lookup: true } });
@@ -126,20 +144,30 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     // node-llama-cpp's compute threads keep spinning while its context lives: with 2 threads on 2
     // cores they slowed every other configuration by up to 10x. Free them after each call.
     await disposeNodeLlamaCpp();
-    return { tokensPerSecond: r.tokensPerSecond, tokens: r.tokens, drafted: r.predictions.validated + r.predictions.refuted, accepted: r.predictions.validated };
+    return {
+      tokensPerSecond: r.tokensPerSecond,
+      tokens: r.tokens,
+      drafted: r.predictions.validated + r.predictions.refuted,
+      accepted: r.predictions.validated,
+    };
   };
-  const ngram = (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) => async (prompt: string, promptTokens: number[], threads: number) => {
-    const r = await ngramSpeculative({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, specType, ngramSimple });
-    return { tokensPerSecond: r.tokensPerSecond, text: r.text, drafted: r.drafted, accepted: r.accepted };
-  };
+  const ngram =
+    (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) =>
+    async (prompt: string, promptTokens: number[], threads: number) => {
+      const r = await ngramSpeculative({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, specType, ngramSimple });
+      return { tokensPerSecond: r.tokensPerSecond, text: r.text, drafted: r.drafted, accepted: r.accepted };
+    };
   out.push(
     { name: 'node-llama-cpp plain', peer: nlc() },
     { name: 'node-llama-cpp InputLookup (3)', peer: nlc({ maxPredictionLength: 3 }) },
     { name: 'node-llama-cpp InputLookup (8)', peer: nlc({ maxPredictionLength: 8 }) },
-    { name: 'llama.cpp plain (native)', peer: async (prompt, promptTokens, threads) => {
-      const r = await nativePlainAfterPrompt({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS });
-      return { tokensPerSecond: r.tokensPerSecond, text: r.text };
-    } },
+    {
+      name: 'llama.cpp plain (native)',
+      peer: async (prompt, promptTokens, threads) => {
+        const r = await nativePlainAfterPrompt({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS });
+        return { tokensPerSecond: r.tokensPerSecond, text: r.text };
+      },
+    },
     { name: 'llama.cpp ngram-simple (12/48)', peer: ngram('ngram-simple') },
     { name: 'llama.cpp ngram-simple (3/16)', peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }) },
     { name: 'llama.cpp ngram-mod', peer: ngram('ngram-mod') },
@@ -170,7 +198,9 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
     const fitCtx = await model.createContext({ threads: Math.max(...threadList) });
     head = await fitDraftHead(fitCtx, { exitLayer: c.exit.exitLayer, selfGenerate: { positions: 4000 } });
     fitCtx.dispose();
-    process.stderr.write(`[lookup] ${c.label}: draft head at E=${c.exit.exitLayer}, held-out agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}\n`);
+    process.stderr.write(
+      `[lookup] ${c.label}: draft head at E=${c.exit.exitLayer}, held-out agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}\n`,
+    );
   }
   for (const threads of threadList) {
     const ctx: Context = await model.createContext({ threads });
@@ -205,8 +235,14 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
             const r = await cfg.peer!(task.prompt, promptTokens, threads);
             rate = r.tokensPerSecond;
             const same = r.tokens
-              ? (r.tokens.slice(0, plainTokens.length).join() === plainTokens.join() ? 'yes' : 'no')
-              : r.text !== undefined && r.text.startsWith(model.detokenize([...promptTokens, ...plainTokens], { special: true }).slice(model.detokenize(promptTokens, { special: true }).length)) ? 'yes (text)' : 'no (text)';
+              ? r.tokens.slice(0, plainTokens.length).join() === plainTokens.join()
+                ? 'yes'
+                : 'no'
+              : r.text?.startsWith(
+                    model.detokenize([...promptTokens, ...plainTokens], { special: true }).slice(model.detokenize(promptTokens, { special: true }).length),
+                  )
+                ? 'yes (text)'
+                : 'no (text)';
             m ??= { ratios: [], tokensPerSecond: [], same, drafted: r.drafted, accepted: r.accepted };
           }
           if (cfg.name === 'plain') plainRate = rate;
@@ -218,9 +254,19 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
       for (const cfg of list) {
         const m = got.get(cfg.name)!;
         rows.push({
-          model: c.label, threads, task: task.name, promptTokens: promptTokens.length, config: cfg.name, peer: !cfg.ours,
-          tokensPerSecond: median(m.tokensPerSecond), ratio: median(m.ratios), ratioMin: Math.min(...m.ratios), ratioMax: Math.max(...m.ratios),
-          drafted: m.drafted, accepted: m.accepted, same: m.same,
+          model: c.label,
+          threads,
+          task: task.name,
+          promptTokens: promptTokens.length,
+          config: cfg.name,
+          peer: !cfg.ours,
+          tokensPerSecond: median(m.tokensPerSecond),
+          ratio: median(m.ratios),
+          ratioMin: Math.min(...m.ratios),
+          ratioMax: Math.max(...m.ratios),
+          drafted: m.drafted,
+          accepted: m.accepted,
+          same: m.same,
         });
       }
       printTask(rows.filter((r) => r.model === c.label && r.threads === threads && r.task === task.name));
@@ -233,18 +279,24 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
 
 function printTask(rows: Record<string, unknown>[]): void {
   const r0 = rows[0];
-  console.log(`\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompt ${r0.promptTokens} tokens, ${TOKENS} generated, ${repetitions} interleaved repetitions)`);
+  console.log(
+    `\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompt ${r0.promptTokens} tokens, ${TOKENS} generated, ${repetitions} interleaved repetitions)`,
+  );
   console.log('| configuration | tokens/s | vs our plain (median [min-max]) | drafted | accepted | greedy output = our plain |');
   console.log('|---|---:|---|---:|---:|---|');
   for (const r of rows) {
     const f = (x: unknown) => (x === undefined ? '' : String(x));
-    console.log(`| ${r.config} | ${(r.tokensPerSecond as number).toFixed(0)} | ${(r.ratio as number).toFixed(2)}x [${(r.ratioMin as number).toFixed(2)}-${(r.ratioMax as number).toFixed(2)}] | ${f(r.drafted)} | ${f(r.accepted)} | ${r.same} |`);
+    console.log(
+      `| ${r.config} | ${(r.tokensPerSecond as number).toFixed(0)} | ${(r.ratio as number).toFixed(2)}x [${(r.ratioMin as number).toFixed(2)}-${(r.ratioMax as number).toFixed(2)}] | ${f(r.drafted)} | ${f(r.accepted)} | ${r.same} |`,
+    );
   }
   const ours = rows.filter((r) => !r.peer);
   const peers = rows.filter((r) => r.peer);
   const bestOurs = ours.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
   const bestPeer = peers.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
-  console.log(`best of ours: ${bestOurs.config} ${(bestOurs.ratio as number).toFixed(2)}x plain; best peer: ${bestPeer.config} ${(bestPeer.ratio as number).toFixed(2)}x; ours / best peer ${((bestOurs.ratio as number) / (bestPeer.ratio as number)).toFixed(2)}x`);
+  console.log(
+    `best of ours: ${bestOurs.config} ${(bestOurs.ratio as number).toFixed(2)}x plain; best peer: ${bestPeer.config} ${(bestPeer.ratio as number).toFixed(2)}x; ours / best peer ${((bestOurs.ratio as number) / (bestPeer.ratio as number)).toFixed(2)}x`,
+  );
 }
 
 const all: Record<string, unknown>[] = [];

@@ -18,7 +18,10 @@ async function child(mode: string, path: string, tokens: number, E: number, d: n
   if (mode.startsWith('layerskip')) {
     const model = await loadModel(path);
     const ctx = await model.createContext({ contextSize: 1024, threads });
-    const r = await ctx.generate(prompt, { maxTokens: tokens, selfSpeculative: mode === 'layerskip-self-speculative' ? { exitLayer: E, draftTokens: d } : undefined }).result;
+    const r = await ctx.generate(prompt, {
+      maxTokens: tokens,
+      selfSpeculative: mode === 'layerskip-self-speculative' ? { exitLayer: E, draftTokens: d } : undefined,
+    }).result;
     console.log(JSON.stringify({ mode, peakMiB: peakRssMiB(), tokens: r.tokens.length }));
   } else {
     const { getLlama, LlamaLogLevel, DraftSequenceTokenPredictor } = await import('node-llama-cpp');
@@ -54,7 +57,9 @@ if (process.argv[2] === 'child') {
   slicedModel(path, E);
   const rows = [];
   for (const mode of ['layerskip-plain', 'layerskip-self-speculative', 'node-llama-cpp-plain', 'node-llama-cpp-two-model']) {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'child', mode, path, String(tokens), String(E), String(d), String(threads)], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), 'child', mode, path, String(tokens), String(E), String(d), String(threads)], {
+      encoding: 'utf8',
+    });
     rows.push(JSON.parse(out.trim().split('\n').pop()!));
   }
   const base = rows[0].peakMiB;

@@ -15,13 +15,10 @@ const rows: { wall: number; native: number; gen: number }[] = [];
 for (let rep = 0; rep < 15; rep++) {
   ctx.clear();
   let r = await ctx.decodeLayers({ tokens: prompt });
-  let wall = 0;
   let nativeMs = 0;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const s = performance.now();
     r = await ctx.decodeLayers({ tokens: [r.argmax[0]] });
-    wall += performance.now() - s;
     nativeMs += r.nativeMs ?? 0;
   }
   const total = performance.now() - t0;

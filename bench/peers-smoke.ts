@@ -119,7 +119,11 @@ async function runModel(label: string, path: string): Promise<Row[]> {
 
   add('node-llama-cpp plain', { tokens: plain.tokens }, { tokens: plain.tokens.length, tokensPerSecond: plain.tokensPerSecond });
   const plainDefaults = await nodeLlamaCppGenerate({ modelPath: path, promptTokens, threads: THREADS, maxTokens: TOKENS, ...PEER_DEFAULTS });
-  add('node-llama-cpp plain, its defaults (F16 KV, flash attention auto)', { tokens: plainDefaults.tokens }, { tokens: plainDefaults.tokens.length, tokensPerSecond: plainDefaults.tokensPerSecond });
+  add(
+    'node-llama-cpp plain, its defaults (F16 KV, flash attention auto)',
+    { tokens: plainDefaults.tokens },
+    { tokens: plainDefaults.tokens.length, tokensPerSecond: plainDefaults.tokensPerSecond },
+  );
 
   for (const specType of ['ngram-simple', 'ngram-mod'] as const) {
     const r = await ngramSpeculative({ modelPath: path, prompt: PROMPT, promptTokens, threads: THREADS, maxTokens: TOKENS, specType });
@@ -128,12 +132,16 @@ async function runModel(label: string, path: string): Promise<Row[]> {
 
   const lookup = await nodeLlamaCppGenerate({ modelPath: path, promptTokens, threads: THREADS, maxTokens: TOKENS, lookup: {} });
   const p = lookup.predictions;
-  add('node-llama-cpp InputLookupTokenPredictor (its defaults)', { tokens: lookup.tokens }, {
-    tokens: lookup.tokens.length,
-    tokensPerSecond: lookup.tokensPerSecond,
-    drafted: p.validated + p.refuted,
-    accepted: p.validated,
-  });
+  add(
+    'node-llama-cpp InputLookupTokenPredictor (its defaults)',
+    { tokens: lookup.tokens },
+    {
+      tokens: lookup.tokens.length,
+      tokensPerSecond: lookup.tokensPerSecond,
+      drafted: p.validated + p.refuted,
+      accepted: p.validated,
+    },
+  );
 
   ctx.dispose();
   ours.dispose();
@@ -149,5 +157,7 @@ console.log(`\npeers smoke: ${THREADS} thread, ${TOKENS} tokens, greedy, node ${
 console.log('| model | peer | tokens | tokens/s | drafted | accepted | same greedy output as node-llama-cpp plain | same as layerskip plain |');
 console.log('|---|---|---:|---:|---:|---:|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.model} | ${r.peer} | ${r.tokens} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.drafted)} | ${fmt(r.accepted)} | ${r.sameAsNodeLlamaCpp} | ${r.sameAsOurs} |`);
+  console.log(
+    `| ${r.model} | ${r.peer} | ${r.tokens} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.drafted)} | ${fmt(r.accepted)} | ${r.sameAsNodeLlamaCpp} | ${r.sameAsOurs} |`,
+  );
 }

@@ -15,7 +15,16 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { getLlama, InputLookupTokenPredictor, LlamaLogLevel, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from 'node-llama-cpp';
+import {
+  getLlama,
+  InputLookupTokenPredictor,
+  LlamaLogLevel,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+} from 'node-llama-cpp';
 import { ROOT } from './models.js';
 
 const run = promisify(execFile);
@@ -86,11 +95,33 @@ export interface LlamaBenchOptions extends PeerAttention {
  * mean of the per-run tokens/s, as llama-bench prints it. KV cache F16 (see LlamaBenchOptions):
  * for a plain native reference with our F32 KV cache, see nativePlainAfterPrompt.
  */
-export async function llamaBenchTokensPerSecond(modelPath: string, threads: number, nTokens: number, repetitions: number, options: LlamaBenchOptions = {}): Promise<number> {
+export async function llamaBenchTokensPerSecond(
+  modelPath: string,
+  threads: number,
+  nTokens: number,
+  repetitions: number,
+  options: LlamaBenchOptions = {},
+): Promise<number> {
   if (options.kvCacheType === 'f32') throw new Error('llama-bench cannot make an F32 KV cache at this llama.cpp commit');
   const depth = options.depth ?? 0;
   const attention = attentionArgs({ ...options, kvCacheType: options.kvCacheType ?? 'f16' });
-  const args = ['-m', modelPath, '-t', String(threads), '-p', '0', '-n', String(nTokens), '-d', String(depth), '-r', String(repetitions), ...attention, '-o', 'json'];
+  const args = [
+    '-m',
+    modelPath,
+    '-t',
+    String(threads),
+    '-p',
+    '0',
+    '-n',
+    String(nTokens),
+    '-d',
+    String(depth),
+    '-r',
+    String(repetitions),
+    ...attention,
+    '-o',
+    'json',
+  ];
   const { stdout } = await runPeer('llama-bench', args);
   let entries: LlamaBenchEntry[];
   try {
@@ -187,7 +218,10 @@ async function runSpeculativeSimple(args: string[], attempts = 3): Promise<{ std
   for (let i = 1; ; i++) {
     const out = await runPeer('llama-speculative-simple', args);
     if (out.stdout.endsWith('\n\n\n\n')) return out;
-    if (i === attempts) throw new Error(`llama-speculative-simple: its log was cut short ${attempts} times (exit before the asynchronous logger flushed):\n${out.stderr.slice(-1000)}`);
+    if (i === attempts)
+      throw new Error(
+        `llama-speculative-simple: its log was cut short ${attempts} times (exit before the asynchronous logger flushed):\n${out.stderr.slice(-1000)}`,
+      );
     process.stderr.write('[peers] llama-speculative-simple: log cut short at exit, running it again\n');
   }
 }
@@ -206,16 +240,29 @@ export async function ngramSpeculative(o: NgramSpeculativeOptions): Promise<Ngra
   if (o.maxTokens < 2) throw new RangeError('ngramSpeculative: maxTokens must be at least 2');
   if (o.prompt.includes('\\')) throw new Error('ngramSpeculative: backslashes in the prompt are not passed through verbatim'); // see --no-escape
   const args = [
-    '-m', o.modelPath,
-    '-t', String(o.threads), '-tb', String(o.threads),
-    '-c', String(o.contextSize ?? 2048),
+    '-m',
+    o.modelPath,
+    '-t',
+    String(o.threads),
+    '-tb',
+    String(o.threads),
+    '-c',
+    String(o.contextSize ?? 2048),
     ...attentionArgs(o),
-    '-n', String(o.maxTokens - 1),
-    '--temp', '0', '--top-k', '1', '--seed', '1',
+    '-n',
+    String(o.maxTokens - 1),
+    '--temp',
+    '0',
+    '--top-k',
+    '1',
+    '--seed',
+    '1',
     '--no-escape', // the prompt is text, not a C string
-    '--spec-type', o.specType,
+    '--spec-type',
+    o.specType,
     ...draftArgs(o),
-    '-p', o.prompt,
+    '-p',
+    o.prompt,
   ];
   const { stdout, stderr } = await runSpeculativeSimple(args);
   const promptTokens = matchNumber(stderr, /encoded\s+(\d+) tokens in/, 'encoded');

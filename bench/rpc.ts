@@ -16,7 +16,15 @@ const THREADS = 1; // each RPC server
 const CLIENT_THREADS = 1; // this process (the drafts run here)
 const servers = await Promise.all([startRpcServer({ port: 0, threads: THREADS }), startRpcServer({ port: 0, threads: THREADS })]);
 
-interface Row { model: string; link: string; mode: string; tps: number; trips: number; perRound?: number; speedup?: number }
+interface Row {
+  model: string;
+  link: string;
+  mode: string;
+  tps: number;
+  trips: number;
+  perRound?: number;
+  speedup?: number;
+}
 const rows: Row[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -57,7 +65,12 @@ async function run(path: string, label: string, exitLayer: number, draftLengths:
     modes.forEach(([mode], m) => {
       const last = runs[m][runs[m].length - 1]; // greedy: trips and tokens per round repeat exactly
       rows.push({
-        model: label, link, mode, tps: median(runs[m].map((r) => r.tps)), trips: last.trips, perRound: last.perRound,
+        model: label,
+        link,
+        mode,
+        tps: median(runs[m].map((r) => r.tps)),
+        trips: last.trips,
+        perRound: last.perRound,
         speedup: m === 0 ? undefined : median(runs[m].map((r, i) => r.tps / runs[0][i].tps)),
       });
     });
@@ -79,7 +92,9 @@ try {
 }
 
 console.log(`medians of ${REPETITIONS} repetitions (self-spec / plain: the median of the ratios within a repetition)\n`);
-console.log('| model | link | decoding | tokens/s | round trips / token | tokens / round | self-spec / plain | 0.8 x tokens/round |\n|---|---|---|---|---|---|---|---|');
+console.log(
+  '| model | link | decoding | tokens/s | round trips / token | tokens / round | self-spec / plain | 0.8 x tokens/round |\n|---|---|---|---|---|---|---|---|',
+);
 for (const r of rows) {
   const trips = r.link === 'local' ? '-' : r.trips.toFixed(2);
   if (r.speedup === undefined) {
@@ -88,5 +103,7 @@ for (const r of rows) {
   }
   const target = 0.8 * r.perRound!;
   const verdict = r.link.includes('+5 ms') ? (r.speedup >= target ? ' (met)' : ' (missed)') : '';
-  console.log(`| ${r.model} | ${r.link} | ${r.mode} | ${r.tps.toFixed(1)} | ${trips} | ${r.perRound!.toFixed(2)} | **${r.speedup.toFixed(2)}x**${verdict} | ${target.toFixed(2)} |`);
+  console.log(
+    `| ${r.model} | ${r.link} | ${r.mode} | ${r.tps.toFixed(1)} | ${trips} | ${r.perRound!.toFixed(2)} | **${r.speedup.toFixed(2)}x**${verdict} | ${target.toFixed(2)} |`,
+  );
 }

@@ -9,7 +9,28 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const [name = 'quick', ...rest] = process.argv.slice(2);
-const scripts = { quick: 'suite.js', full: 'suite.js', costs: 'costs.js', adaptive: 'adaptive.js', memory: 'memory.js', 'analysis-synthetic': 'analysis-synthetic.js', sampling: 'sampling.js', 'draft-head': 'draft-head.js', overhead: 'overhead.js', soak: 'soak.js', sequences: 'sequences.js', rpc: 'rpc.js', train: 'train.js', 'train-speed': 'train-speed.js', 'train-throughput': 'train-throughput.js', 'train-speed-focus': 'train-speed-focus.js', architectures: 'architectures.js', 'peers-smoke': 'peers-smoke.js', lookup: 'lookup.js', 'lookup-cost': 'lookup-cost.js' };
+const scripts = {
+  quick: 'suite.js',
+  full: 'suite.js',
+  costs: 'costs.js',
+  adaptive: 'adaptive.js',
+  memory: 'memory.js',
+  'analysis-synthetic': 'analysis-synthetic.js',
+  sampling: 'sampling.js',
+  'draft-head': 'draft-head.js',
+  overhead: 'overhead.js',
+  soak: 'soak.js',
+  sequences: 'sequences.js',
+  rpc: 'rpc.js',
+  train: 'train.js',
+  'train-speed': 'train-speed.js',
+  'train-throughput': 'train-throughput.js',
+  'train-speed-focus': 'train-speed-focus.js',
+  architectures: 'architectures.js',
+  'peers-smoke': 'peers-smoke.js',
+  lookup: 'lookup.js',
+  'lookup-cost': 'lookup-cost.js',
+};
 if (!scripts[name]) {
   console.error(`unknown benchmark ${name}; one of ${Object.keys(scripts).join(', ')}`);
   process.exit(2);

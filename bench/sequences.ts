@@ -5,7 +5,12 @@
 import { loadModel, type GenerateOptions } from 'layerskip';
 import { SHAPE_100M, SHAPE_1B, benchModel, sourceModel } from './models.js';
 
-const PROMPTS = [[1, 300, 301, 302], [1, 400, 401, 402], [1, 500, 501, 502], [1, 600, 601, 602]];
+const PROMPTS = [
+  [1, 300, 301, 302],
+  [1, 400, 401, 402],
+  [1, 500, 501, 502],
+  [1, 600, 601, 602],
+];
 const THREADS = 2;
 
 async function measure(path: string, label: string, exitLayer: number, tokens: number): Promise<void> {
@@ -14,7 +19,10 @@ async function measure(path: string, label: string, exitLayer: number, tokens: n
     const one = await model.createContext({ contextSize: 2048, threads: THREADS });
     const many = await model.createContext({ contextSize: 2048, threads: THREADS, sequences: 4 });
     const rows: string[] = [];
-    for (const [mode, extra] of [['plain', {}], [`self-speculative E=${exitLayer} d=3`, { selfSpeculative: { exitLayer, draftTokens: 3 } }]] as [string, GenerateOptions][]) {
+    for (const [mode, extra] of [
+      ['plain', {}],
+      [`self-speculative E=${exitLayer} d=3`, { selfSpeculative: { exitLayer, draftTokens: 3 } }],
+    ] as [string, GenerateOptions][]) {
       const opts = { maxTokens: tokens, ...extra };
       await one.generate(PROMPTS[0], { ...opts, maxTokens: 4 }).result; // warm-up
       let t0 = performance.now();

@@ -38,5 +38,7 @@ const last = readings[readings.length - 1];
 const growth = last.rss - at100.rss;
 console.log(`\n| cycle | RSS MB | JS heap MB |\n|---|---|---|`);
 for (const r of readings) console.log(`| ${r.cycle} | ${r.rss.toFixed(1)} | ${r.heap.toFixed(1)} |`);
-console.log(`\n${cycles} cycles in ${((performance.now() - t0) / 1000).toFixed(1)} s; RSS growth from cycle 100 to ${last.cycle}: ${growth.toFixed(1)} MB (limit 20 MB)`);
+console.log(
+  `\n${cycles} cycles in ${((performance.now() - t0) / 1000).toFixed(1)} s; RSS growth from cycle 100 to ${last.cycle}: ${growth.toFixed(1)} MB (limit 20 MB)`,
+);
 process.exitCode = growth < 20 ? 0 : 1;

@@ -25,11 +25,19 @@ export async function cachedHead(ctx: Context, name: string, fit: () => Promise<
   const h = await fit();
   h.save(file);
   const s = h.stats!;
-  process.stderr.write(`[draft-head] ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s; held-out agreement ${s.agreementBefore.toFixed(3)} -> ${s.agreementAfter.toFixed(3)}\n`);
+  process.stderr.write(
+    `[draft-head] ${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s; held-out agreement ${s.agreementBefore.toFixed(3)} -> ${s.agreementAfter.toFixed(3)}\n`,
+  );
   return h;
 }
 
-export async function speedTable(model: Model, ctx: Context, prompt: string, maxTokens: number, cases: [string, SelfSpeculativeOptions | undefined][]): Promise<void> {
+export async function speedTable(
+  model: Model,
+  ctx: Context,
+  prompt: string,
+  maxTokens: number,
+  cases: [string, SelfSpeculativeOptions | undefined][],
+): Promise<void> {
   const stats = new Map<string, { tokens: number; ms: number; acc: number; drafted: number; text: string }>();
   const bench = new Bench({ iterations, warmupIterations: 1, time: 0, warmupTime: 0 });
   for (const [label, spec] of cases) {
@@ -52,7 +60,9 @@ export async function speedTable(model: Model, ctx: Context, prompt: string, max
   console.log('|---|---:|---:|---:|---|');
   for (const [label] of cases) {
     const s = stats.get(label)!;
-    console.log(`| ${label} | ${tps(label).toFixed(1)} | ${(tps(label) / base).toFixed(2)}x | ${s.drafted ? (s.acc / s.drafted).toFixed(3) : ''} | ${s.text === stats.get(cases[0][0])!.text ? 'yes' : 'NO'} |`);
+    console.log(
+      `| ${label} | ${tps(label).toFixed(1)} | ${(tps(label) / base).toFixed(2)}x | ${s.drafted ? (s.acc / s.drafted).toFixed(3) : ''} | ${s.text === stats.get(cases[0][0])!.text ? 'yes' : 'NO'} |`,
+    );
   }
   for (let i = 2; i < cases.length; i++) {
     const spec = cases[i][1];

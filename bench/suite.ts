@@ -34,7 +34,12 @@ const quick: ModelCase[] = [
     path: async () => STORIES,
     tokens: 128,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 3, draftTokens: 3 }, { exitLayer: 4, draftTokens: 4 }, { exitLayer: 4, draftTokens: 4, verification: 'full' }, { exitLayer: 4, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 3, draftTokens: 3 },
+      { exitLayer: 4, draftTokens: 4 },
+      { exitLayer: 4, draftTokens: 4, verification: 'full' },
+      { exitLayer: 4, draftTokens: 8, adaptive: true },
+    ],
     twoModel: { layers: 4, draft: 4 },
   },
   {
@@ -42,7 +47,13 @@ const quick: ModelCase[] = [
     path: () => benchModel(SHAPE_100M, 'late', 'Q8_0'),
     tokens: 64,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 3, draftTokens: 4 }, { exitLayer: 3, draftTokens: 7 }, { exitLayer: 3, draftTokens: 7, verification: 'full' }, { exitLayer: 6, draftTokens: 4 }, { exitLayer: 3, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 3, draftTokens: 4 },
+      { exitLayer: 3, draftTokens: 7 },
+      { exitLayer: 3, draftTokens: 7, verification: 'full' },
+      { exitLayer: 6, draftTokens: 4 },
+      { exitLayer: 3, draftTokens: 8, adaptive: true },
+    ],
     twoModel: { layers: 3, draft: 7 },
   },
   {
@@ -50,7 +61,10 @@ const quick: ModelCase[] = [
     path: () => benchModel(SHAPE_100M, 'plain', 'Q8_0'),
     tokens: 64,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 6, draftTokens: 4 }, { exitLayer: 6, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 6, draftTokens: 4 },
+      { exitLayer: 6, draftTokens: 8, adaptive: true },
+    ],
   },
 ];
 
@@ -60,7 +74,13 @@ const full: ModelCase[] = [
     path: () => benchModel(SHAPE_1B, 'late', 'Q8_0'),
     tokens: 32,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 4, draftTokens: 3 }, { exitLayer: 4, draftTokens: 5 }, { exitLayer: 4, draftTokens: 7 }, { exitLayer: 4, draftTokens: 5, verification: 'full' }, { exitLayer: 4, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 4, draftTokens: 3 },
+      { exitLayer: 4, draftTokens: 5 },
+      { exitLayer: 4, draftTokens: 7 },
+      { exitLayer: 4, draftTokens: 5, verification: 'full' },
+      { exitLayer: 4, draftTokens: 8, adaptive: true },
+    ],
     twoModel: { layers: 4, draft: 5 },
   },
   {
@@ -68,14 +88,20 @@ const full: ModelCase[] = [
     path: () => benchModel(SHAPE_1B, 'plain', 'Q8_0'),
     tokens: 24,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 4, draftTokens: 4 }, { exitLayer: 4, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 4, draftTokens: 4 },
+      { exitLayer: 4, draftTokens: 8, adaptive: true },
+    ],
   },
   {
     label: '1B-shape Q4_K_M, late layers matter little (synthetic)',
     path: () => benchModel(SHAPE_1B, 'late', 'Q4_K_M'),
     tokens: 32,
     prompt: 'Once upon a time',
-    speculative: [{ exitLayer: 4, draftTokens: 5 }, { exitLayer: 4, draftTokens: 8, adaptive: true }],
+    speculative: [
+      { exitLayer: 4, draftTokens: 5 },
+      { exitLayer: 4, draftTokens: 8, adaptive: true },
+    ],
   },
 ];
 
@@ -194,7 +220,10 @@ const fmt = (v: number | undefined, d = 2) => (v === undefined ? '' : v.toFixed(
 const lines = [
   `| model | task | tokens/s | ratio to plain | acceptance | tokens/round | same tokens as plain |`,
   `|---|---|---:|---:|---:|---:|---|`,
-  ...rows.map((r) => `| ${r.model} | ${r.task} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.ratio)}x | ${fmt(r.acceptance)} | ${fmt(r.tokensPerRound)} | ${r.sameTokens ? 'yes' : 'no'} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.model} | ${r.task} | ${fmt(r.tokensPerSecond, 1)} | ${fmt(r.ratio)}x | ${fmt(r.acceptance)} | ${fmt(r.tokensPerRound)} | ${r.sameTokens ? 'yes' : 'no'} |`,
+  ),
 ];
 console.log(`\n${suiteName} suite, ${threads} threads, ${iterations} iterations per task (tinybench mean), node ${process.version}\n`);
 console.log(lines.join('\n'));

@@ -10,10 +10,19 @@ import { runPrompts } from './trained-runs.js';
 const dir = join('models-generated', 'train');
 const names = (process.argv[2] ?? 'scratch-base,scratch-ls').split(',');
 const reps = Number(process.argv[3] ?? 5);
-const PROMPTS = ['The committee said that the new law would', 'She looked at the old house and', 'In the morning, the men went to the', 'It was not until the end of the year that'];
+const PROMPTS = [
+  'The committee said that the new law would',
+  'She looked at the old house and',
+  'In the morning, the men went to the',
+  'It was not until the end of the year that',
+];
 const SETTINGS: SelfSpeculativeOptions[] = [
-  { exitLayer: 3, draftTokens: 1 }, { exitLayer: 4, draftTokens: 2 }, { exitLayer: 6, draftTokens: 3 },
-  { exitLayer: 3, draftTokens: 1, lookup: true }, { exitLayer: 4, draftTokens: 2, lookup: true }, { exitLayer: 6, draftTokens: 3, lookup: true },
+  { exitLayer: 3, draftTokens: 1 },
+  { exitLayer: 4, draftTokens: 2 },
+  { exitLayer: 6, draftTokens: 3 },
+  { exitLayer: 3, draftTokens: 1, lookup: true },
+  { exitLayer: 4, draftTokens: 2, lookup: true },
+  { exitLayer: 6, draftTokens: 3, lookup: true },
 ];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log('model         threads  setting                  speedup (median of per-rep ratios)  acceptance  lookup acc.  tokens/round');
@@ -35,8 +44,12 @@ for (const name of names) {
       }
       if (last.texts.some((t, i) => t !== plainText[i])) throw new Error(`greedy output differs from plain: ${name} ${JSON.stringify(spec)}`);
       const label = `E=${spec.exitLayer} d=${spec.draftTokens}${spec.lookup ? ' lookup' : ''}`;
-      console.log(`${name.padEnd(13)} ${String(threads).padStart(7)}  ${label.padEnd(23)}  ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`.padEnd(80) +
-        `${last.acceptance.toFixed(2).padStart(10)}  ${Number.isNaN(last.lookupAcceptance) ? '         -' : last.lookupAcceptance.toFixed(2).padStart(11)}  ${last.tokensPerRound.toFixed(2).padStart(12)}`);
+      console.log(
+        `${name.padEnd(13)} ${String(threads).padStart(7)}  ${label.padEnd(23)}  ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`.padEnd(
+          80,
+        ) +
+          `${last.acceptance.toFixed(2).padStart(10)}  ${Number.isNaN(last.lookupAcceptance) ? '         -' : last.lookupAcceptance.toFixed(2).padStart(11)}  ${last.tokensPerRound.toFixed(2).padStart(12)}`,
+      );
     }
     model.dispose();
   }

@@ -46,7 +46,9 @@ for (const name of names) {
     const label = `${name} t${threads}`;
     const r = await sweep(ctx, { exitLayers, draftLengths: drafts, prompts: ps, maxTokens: 128, repeats: 2 });
     const top = [...r.cells].sort((a, b) => b.speedup - a.speedup).slice(0, 3);
-    console.log(`${label}: plain ${r.plainTokensPerSecond.toFixed(0)} tok/s; best ${top.map((c) => `E=${c.exitLayer} d=${c.draftTokens} ${c.speedup.toFixed(2)}x (acc ${c.acceptance.toFixed(2)}, ${c.tokensPerRound.toFixed(2)}/round)`).join('; ')}`);
+    console.log(
+      `${label}: plain ${r.plainTokensPerSecond.toFixed(0)} tok/s; best ${top.map((c) => `E=${c.exitLayer} d=${c.draftTokens} ${c.speedup.toFixed(2)}x (acc ${c.acceptance.toFixed(2)}, ${c.tokensPerRound.toFixed(2)}/round)`).join('; ')}`,
+    );
     const row: Record<string, unknown> = { plain: r.plainTokensPerSecond, cells: r.cells };
     // the best cells again, with context lookup and with a draft head fitted on the model's own generations
     const specs: SelfSpeculativeOptions[] = [];
@@ -56,13 +58,18 @@ for (const name of names) {
         const file = `${q8}.head-E${c.exitLayer}.gguf`;
         if (!existsSync(file)) (await fitDraftHead(ctx, { exitLayer: c.exitLayer, threads })).save(file);
         const head = DraftHead.load(file);
-        specs.push({ exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head }, { exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head, lookup: true });
+        specs.push(
+          { exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head },
+          { exitLayer: c.exitLayer, draftTokens: c.draftTokens, draftHead: head, lookup: true },
+        );
         console.log(`  head E=${c.exitLayer}: held-out agreement ${head.stats?.agreementBefore.toFixed(2)} -> ${head.stats?.agreementAfter.toFixed(2)}`);
       }
     }
     const cells = await compare(ctx, specs, ps);
     for (const c of cells) {
-      console.log(`  E=${c.spec.exitLayer} d=${c.spec.draftTokens}${c.spec.draftHead ? ' head' : ''}${c.spec.lookup ? ' lookup' : ''}: ${c.speedup.toFixed(2)}x (plain ${c.plain.toFixed(0)} tok/s; acceptance ${c.acceptance.toFixed(2)}${c.spec.lookup ? `, lookup ${c.lookupAcceptance.toFixed(2)}` : ''}; ${c.tokensPerRound.toFixed(2)} tokens/round)`);
+      console.log(
+        `  E=${c.spec.exitLayer} d=${c.spec.draftTokens}${c.spec.draftHead ? ' head' : ''}${c.spec.lookup ? ' lookup' : ''}: ${c.speedup.toFixed(2)}x (plain ${c.plain.toFixed(0)} tok/s; acceptance ${c.acceptance.toFixed(2)}${c.spec.lookup ? `, lookup ${c.lookupAcceptance.toFixed(2)}` : ''}; ${c.tokensPerRound.toFixed(2)} tokens/round)`,
+      );
     }
     row.compared = cells;
     results[label] = row;
@@ -86,7 +93,15 @@ async function compare(ctx: Context, specs: SelfSpeculativeOptions[], ps: string
     const plain = (a.tokensPerSecond + b.tokensPerSecond) / 2;
     const s = s1.tokensPerSecond > s2.tokensPerSecond ? s1 : s2;
     if (s.texts.some((t, i) => t !== a.texts[i])) throw new Error(`greedy output differs from plain for ${JSON.stringify(spec)}`);
-    cells.push({ spec: { ...spec, draftHead: spec.draftHead ? 'fitted' : undefined }, tokensPerSecond: s.tokensPerSecond, plain, speedup: s.tokensPerSecond / plain, acceptance: s.acceptance, lookupAcceptance: s.lookupAcceptance, tokensPerRound: s.tokensPerRound });
+    cells.push({
+      spec: { ...spec, draftHead: spec.draftHead ? 'fitted' : undefined },
+      tokensPerSecond: s.tokensPerSecond,
+      plain,
+      speedup: s.tokensPerSecond / plain,
+      acceptance: s.acceptance,
+      lookupAcceptance: s.lookupAcceptance,
+      tokensPerRound: s.tokensPerRound,
+    });
   }
   return cells;
 }

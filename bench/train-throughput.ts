@@ -22,9 +22,17 @@ if (!existsSync(init)) await createModel(init, { layers: 12, embeddingSize: 128,
 async function ours(threads: number, layerskip: boolean): Promise<number> {
   const stamps: number[] = [];
   await trainModel(init, {
-    output: join(dir, 'throughput-out.gguf'), data: { tokens: readTokens() }, steps, batchSize: 8, contextSize: 128, threads, learningRate: 1e-3,
+    output: join(dir, 'throughput-out.gguf'),
+    data: { tokens: readTokens() },
+    steps,
+    batchSize: 8,
+    contextSize: 128,
+    threads,
+    learningRate: 1e-3,
     ...(layerskip ? { layerDropout: { pMax: 0.1, fromScratch: false }, earlyExitLoss: { scale: 0.2, curriculum: 'rotational' as const, rotation: 4 } } : {}),
-    onProgress: (p) => { if (p.phase === 'train') stamps.push(performance.now()); },
+    onProgress: (p) => {
+      if (p.phase === 'train') stamps.push(performance.now());
+    },
   });
   const ms = (stamps[stamps.length - 1] - stamps[WARMUP - 1]) / (stamps.length - WARMUP);
   return (8 * 128 * 1000) / ms;
@@ -40,11 +48,34 @@ function readTokens(): Int32Array {
 }
 
 function pytorch(threads: number, layerskip: boolean): number {
-  const out = execFileSync('python3', [
-    join('bench', 'pytorch', 'layerskip_train.py'), '--layers', '12', '--dim', '128', '--heads', '4', '--ff', '384', '--vocab', '512',
-    '--context', '128', '--batch', '8', '--threads', String(threads), '--steps', String(steps), '--tokens', tokensFile,
-    ...(layerskip ? ['--layerskip', '--rotation', '4'] : []),
-  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync(
+    'python3',
+    [
+      join('bench', 'pytorch', 'layerskip_train.py'),
+      '--layers',
+      '12',
+      '--dim',
+      '128',
+      '--heads',
+      '4',
+      '--ff',
+      '384',
+      '--vocab',
+      '512',
+      '--context',
+      '128',
+      '--batch',
+      '8',
+      '--threads',
+      String(threads),
+      '--steps',
+      String(steps),
+      '--tokens',
+      tokensFile,
+      ...(layerskip ? ['--layerskip', '--rotation', '4'] : []),
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   return JSON.parse(out.trim().split('\n').pop()!).tokens_per_s;
 }
 
@@ -52,12 +83,16 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length
 console.log('threads  recipe     layerskip tok/s  PyTorch tok/s  ratio');
 for (const threads of [1, 2]) {
   for (const layerskip of [false, true]) {
-    const a: number[] = [], b: number[] = [];
+    const a: number[] = [],
+      b: number[] = [];
     for (let r = 0; r < reps; r++) {
       a.push(await ours(threads, layerskip));
       b.push(pytorch(threads, layerskip));
     }
-    const x = median(a), y = median(b);
-    console.log(`${String(threads).padStart(7)}  ${(layerskip ? 'LayerSkip' : 'baseline').padEnd(9)}  ${x.toFixed(0).padStart(15)}  ${y.toFixed(0).padStart(13)}  ${(x / y).toFixed(2)}x`);
+    const x = median(a),
+      y = median(b);
+    console.log(
+      `${String(threads).padStart(7)}  ${(layerskip ? 'LayerSkip' : 'baseline').padEnd(9)}  ${x.toFixed(0).padStart(15)}  ${y.toFixed(0).padStart(13)}  ${(x / y).toFixed(2)}x`,
+    );
   }
 }

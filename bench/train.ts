@@ -62,8 +62,17 @@ if (!existsSync(init)) await createModel(init, { ...SHAPE, tokenizer: DEMO_MODEL
 const RECIPE_SCRATCH = { layerDropout: { pMax: 0.1, scale: 'exp', fromScratch: true }, earlyExitLoss: { scale: 0.2, curriculum: 'rotational' } } as const;
 const RECIPE_CONT = { layerDropout: { pMax: 0.1, scale: 'exp' }, earlyExitLoss: { scale: 0.2, curriculum: 'rotational' } } as const;
 const common = (output: string, tokenBudget: number): TrainModelOptions => ({
-  output, data: { tokens: data.train }, evalData: { tokens: data.test }, tokens: tokenBudget, batchSize: 8, contextSize: 128,
-  learningRate: 2e-3, threads, seed: 1, evalTokens: 65536, checkpointInterval: 250,
+  output,
+  data: { tokens: data.train },
+  evalData: { tokens: data.test },
+  tokens: tokenBudget,
+  batchSize: 8,
+  contextSize: 128,
+  learningRate: 2e-3,
+  threads,
+  seed: 1,
+  evalTokens: 65536,
+  checkpointInterval: 250,
   onProgress: (p) => {
     if (p.phase === 'train' && p.step % 50 === 0) {
       process.stderr.write(`  step ${p.step}/${p.steps} loss ${p.loss.toFixed(3)} ${p.tokensPerSecond.toFixed(0)} tok/s eta ${Math.round(p.etaSeconds)} s\n`);
@@ -130,8 +139,13 @@ function copyAugmented(stream: Int32Array, length: number, seed: number): Int32A
 const plan: Record<string, () => TrainModelOptions & { from: string }> = {
   // the committed model trained further on 256-token windows of copy-augmented text (the lookup benchmark's model)
   'copy-ls': () => ({
-    from: dequantizedCommitted(), ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * 1.5)), ...RECIPE_CONT,
-    data: { tokens: copyAugmented(data.train, 8_000_000, 1) }, batchSize: 4, contextSize: 256, learningRate: 2e-3,
+    from: dequantizedCommitted(),
+    ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * 1.5)),
+    ...RECIPE_CONT,
+    data: { tokens: copyAugmented(data.train, 8_000_000, 1) },
+    batchSize: 4,
+    contextSize: 256,
+    learningRate: 2e-3,
   }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
@@ -147,12 +161,18 @@ for (const arm of arms) {
   console.error(`${arm}: ${from} -> ${options.output}, ${options.tokens} tokens`);
   const r: TrainModelResult = await trainModel(from, options);
   const row = {
-    tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokensPerSecond, peakRssMiB: r.peakRss / 2 ** 20, perplexity: r.perplexity,
+    tokens: r.tokens,
+    seconds: r.seconds,
+    tokensPerSecond: r.tokensPerSecond,
+    peakRssMiB: r.peakRss / 2 ** 20,
+    perplexity: r.perplexity,
     exits: r.evaluation.map((e) => ({ layer: e.layer, ce: e.crossEntropy, accuracy: e.accuracy, agreement: e.agreement })),
   };
   results[arm] = row;
   writeFileSync(resultsFile, JSON.stringify(results, null, 1));
-  console.log(`${arm}: ${r.seconds.toFixed(0)} s, ${r.tokensPerSecond.toFixed(0)} tok/s, peak RSS ${row.peakRssMiB.toFixed(0)} MiB, perplexity ${r.perplexity.toFixed(2)}`);
+  console.log(
+    `${arm}: ${r.seconds.toFixed(0)} s, ${r.tokensPerSecond.toFixed(0)} tok/s, peak RSS ${row.peakRssMiB.toFixed(0)} MiB, perplexity ${r.perplexity.toFixed(2)}`,
+  );
   console.log('  exit  ce     acc    agree');
   for (const e of row.exits) console.log(`  ${String(e.layer).padStart(4)}  ${e.ce.toFixed(3)}  ${e.accuracy.toFixed(3)}  ${e.agreement.toFixed(3)}`);
 }

@@ -13,7 +13,13 @@ export interface PromptsRun {
 }
 
 export async function runPrompts(ctx: Context, prompts: readonly string[], spec?: SelfSpeculativeOptions, maxTokens = 128): Promise<PromptsRun> {
-  let tokens = 0, ms = 0, drafted = 0, accepted = 0, lookupDrafted = 0, lookupAccepted = 0, rounds = 0;
+  let tokens = 0,
+    ms = 0,
+    drafted = 0,
+    accepted = 0,
+    lookupDrafted = 0,
+    lookupAccepted = 0,
+    rounds = 0;
   const texts: string[] = [];
   for (const p of prompts) {
     ctx.clear();

@@ -27,8 +27,24 @@ export const TRAINING_ARCHITECTURES: readonly string[] = Object.freeze(['llama']
 
 // Why the others are refused. A family not named here is refused as "not converted yet".
 const RECURRENT_OR_HYBRID = [
-  'qwen35', 'qwen35moe', 'qwen3next', 'lfm2', 'lfm2moe', 'granitehybrid', 'mamba', 'mamba2', 'jamba',
-  'falcon-h1', 'plamo2', 'nemotron_h', 'nemotron_h_moe', 'rwkv6', 'rwkv6qwen2', 'rwkv7', 'arwkv7', 'kimi-linear',
+  'qwen35',
+  'qwen35moe',
+  'qwen3next',
+  'lfm2',
+  'lfm2moe',
+  'granitehybrid',
+  'mamba',
+  'mamba2',
+  'jamba',
+  'falcon-h1',
+  'plamo2',
+  'nemotron_h',
+  'nemotron_h_moe',
+  'rwkv6',
+  'rwkv6qwen2',
+  'rwkv7',
+  'arwkv7',
+  'kimi-linear',
 ];
 const MULTI_POSITION = ['qwen2vl', 'qwen3vl', 'qwen3vlmoe'];
 const PER_LAYER_INPUTS = ['gemma3n', 'gemma4'];

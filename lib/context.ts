@@ -10,7 +10,7 @@ import { native, type NativeContext, type NativeContextOptions, type NativeConte
 import { pipelinedLoop, prefillDrafter } from './decoding/pipelined.js';
 import { needsLogits, resolveSampling, type SamplingOptions } from './sampling.js';
 import type { Model } from './model.js';
-import { DraftHead } from './draft-head/draft-head.js';
+import type { DraftHead } from './draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from './draft-head/install.js';
 import { NativeScheduler } from './decoding/scheduler.js';
 import { resolveFreeDrafts, type LookupOptions, type ResolvedFreeDrafts } from './decoding/draft-sources.js';
@@ -87,8 +87,10 @@ function checkThreads(name: string, value: unknown, oversubscribe: boolean): num
   const n = checkInteger(name, value, 1, MAX_THREADS);
   const cores = availableParallelism();
   if (n > cores && !oversubscribe) {
-    throw new RangeError(`${name}: ${n} is more than this machine's ${cores} cores; it would run slower than ${cores} ` +
-      '(threads wait on each other). Pass allowMoreThreadsThanCores: true to use it anyway');
+    throw new RangeError(
+      `${name}: ${n} is more than this machine's ${cores} cores; it would run slower than ${cores} ` +
+        '(threads wait on each other). Pass allowMoreThreadsThanCores: true to use it anyway',
+    );
   }
   return n;
 }
@@ -145,21 +147,64 @@ export interface GenerateOptions extends SamplingOptions {
 
 /** Every method of the addon's context (all of them map addon errors to this library's classes). */
 const NATIVE_CONTEXT_METHODS = {
-  decode: true, decodeMany: true, draft: true, draftMany: true, verifyMany: true, decodeRun: true, setDraftHead: true, removeFrom: true,
-  markVerified: true, clear: true, setThreads: true, state: true, abort: true, dispose: true,
+  decode: true,
+  decodeMany: true,
+  draft: true,
+  draftMany: true,
+  verifyMany: true,
+  decodeRun: true,
+  setDraftHead: true,
+  removeFrom: true,
+  markVerified: true,
+  clear: true,
+  setThreads: true,
+  state: true,
+  abort: true,
+  dispose: true,
 } as const satisfies KeysOf<NativeContext>;
 
 const CONTEXT_KEYS = {
-  contextSize: true, batchSize: true, threads: true, batchThreads: true, allowMoreThreadsThanCores: true, flashAttention: true,
-  kvCacheType: true, sequences: true, slidingWindowCache: true,
+  contextSize: true,
+  batchSize: true,
+  threads: true,
+  batchThreads: true,
+  allowMoreThreadsThanCores: true,
+  flashAttention: true,
+  kvCacheType: true,
+  sequences: true,
+  slidingWindowCache: true,
 } as const satisfies KeysOf<ContextOptions>;
 const GENERATE_KEYS = {
-  temperature: true, topK: true, topP: true, minP: true, seed: true, repeatPenalty: true, presencePenalty: true, frequencyPenalty: true,
-  penaltyLastN: true, maxTokens: true, stop: true, stopTokens: true, signal: true, addBos: true,
-  selfSpeculative: true, lookup: true, prediction: true, freeDraftChoice: true,
+  temperature: true,
+  topK: true,
+  topP: true,
+  minP: true,
+  seed: true,
+  repeatPenalty: true,
+  presencePenalty: true,
+  frequencyPenalty: true,
+  penaltyLastN: true,
+  maxTokens: true,
+  stop: true,
+  stopTokens: true,
+  signal: true,
+  addBos: true,
+  selfSpeculative: true,
+  lookup: true,
+  prediction: true,
+  freeDraftChoice: true,
 } as const satisfies KeysOf<GenerateOptions>;
 const DECODE_LAYERS_KEYS = {
-  tokens: true, hidden: true, count: true, position: true, layers: true, outputs: true, logits: true, probs: true, returnHidden: true, sequence: true,
+  tokens: true,
+  hidden: true,
+  count: true,
+  position: true,
+  layers: true,
+  outputs: true,
+  logits: true,
+  probs: true,
+  returnHidden: true,
+  sequence: true,
 } as const satisfies KeysOf<DecodeLayersOptions>;
 
 export class Context {
@@ -184,7 +229,11 @@ export class Context {
     // one sequence talks to the addon directly; several go through the batching scheduler
     const scheduler = sequences > 1 ? new NativeScheduler(handle, model.layerCount) : null;
     this.cores = Array.from({ length: sequences }, (_, index) => ({
-      index, view: scheduler ? scheduler.view(index) : handle, prefix: [], running: null, head: undefined,
+      index,
+      view: scheduler ? scheduler.view(index) : handle,
+      prefix: [],
+      running: null,
+      head: undefined,
     }));
   }
 
@@ -283,7 +332,11 @@ export class Context {
       if (options.layers !== undefined && (options.layers[0] !== 0 || options.layers[1] !== this.model.layerCount)) {
         assertLayerRanges(this.model.info.architecture, 'decodeLayers');
       }
-      return await this.handle.decode({ ...options, sequence, tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens) });
+      return await this.handle.decode({
+        ...options,
+        sequence,
+        tokens: options.tokens === undefined ? undefined : this.checkTokens('decodeLayers: tokens', options.tokens),
+      });
     } catch (e) {
       if (this.isDisposed) throw new DisposedError('decodeLayers (the context was disposed during the decode)');
       throw e;
@@ -392,17 +445,28 @@ export class Context {
         // verification of earlier drafts still does: verification would fail (patch 0014), not be wrong
         throw new RangeError("selfSpeculative: needs slidingWindowCache: 'full' on a sliding-window model (this context keeps only the window)");
       }
-      const free = resolveFreeDrafts(options, spec, (text) => this.model.tokenize(text, { addBos: false }),
-        (name, tokens) => Array.from(this.checkTokens(name, tokens)));
-      if (spec?.overlap && sampling.penalties) throw new RangeError('selfSpeculative.overlap cannot be combined with repetition, presence or frequency penalties');
-      if (free && spec?.overlap) throw new RangeError('selfSpeculative.overlap cannot be combined with lookup or prediction (an overlapped round is drafted by early exit ahead of time)');
+      const free = resolveFreeDrafts(
+        options,
+        spec,
+        (text) => this.model.tokenize(text, { addBos: false }),
+        (name, tokens) => Array.from(this.checkTokens(name, tokens)),
+      );
+      if (spec?.overlap && sampling.penalties)
+        throw new RangeError('selfSpeculative.overlap cannot be combined with repetition, presence or frequency penalties');
+      if (free && spec?.overlap)
+        throw new RangeError(
+          'selfSpeculative.overlap cannot be combined with lookup or prediction (an overlapped round is drafted by early exit ahead of time)',
+        );
       if (spec?.overlap && this.cores.length > 1) {
         throw new RangeError('selfSpeculative.overlap: needs a context with one sequence (it drafts in a second context of its own)');
       }
       // a long text is tokenized off the main thread when the generation starts (10 MB: seconds)
-      const promptTokens = typeof prompt !== 'string'
-        ? Array.from(this.checkTokens('generate: prompt token', prompt))
-        : prompt.length <= LONG_PROMPT_CHARS ? this.model.tokenize(prompt, { addBos: options.addBos }) : null;
+      const promptTokens =
+        typeof prompt !== 'string'
+          ? Array.from(this.checkTokens('generate: prompt token', prompt))
+          : prompt.length <= LONG_PROMPT_CHARS
+            ? this.model.tokenize(prompt, { addBos: options.addBos })
+            : null;
       if (promptTokens) this.checkPromptFits(core, promptTokens.length);
       options.signal?.throwIfAborted();
       if (spec) this.claimHead(core, (spec.draftHead as DraftHead | undefined) ?? null);
@@ -420,7 +484,10 @@ export class Context {
   /** The draft-only context of overlapped generations: the same sizes and threads as this one. */
   private async drafterFor(head: DraftHead | null): Promise<NativeContext> {
     if (!this.drafter) {
-      const handle = withNativeErrors(await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 }), Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[]);
+      const handle = withNativeErrors(
+        await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 }),
+        Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[],
+      );
       if (this.isDisposed) {
         handle.dispose();
         throw new DisposedError('generate (the context was disposed during generation)');
@@ -435,8 +502,10 @@ export class Context {
   private claimHead(core: SequenceCore, head: DraftHead | null): void {
     const other = this.cores.find((c) => c !== core && c.head !== undefined && c.head !== head);
     if (other) {
-      throw new Error(`generate: sequence ${other.index} is drafting with ${other.head ? 'another draft head' : 'no draft head'}; ` +
-        'sequences drafting at the same time share the context\'s draft head');
+      throw new Error(
+        `generate: sequence ${other.index} is drafting with ${other.head ? 'another draft head' : 'no draft head'}; ` +
+          "sequences drafting at the same time share the context's draft head",
+      );
     }
     core.head = head;
   }
@@ -515,8 +584,8 @@ export class Context {
       const t1 = performance.now();
       const onCached = (token: number) => core.prefix?.push(token);
       const speculative = drafter
-        // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
-        ? await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
+        ? // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
+          await pipelinedLoop(core.view, drafter, prefilled!, first!, session, sampling, nVocab, this.model.info.embeddingSize, spec!)
         : await selfSpeculativeLoop(core.view, first!, session, sampling, nVocab, spec, onCached, promptTokens, free);
       session.finish();
       const t2 = performance.now();
@@ -542,7 +611,8 @@ export class Context {
       if (!this.isDisposed) {
         try {
           const st = core.view.state();
-          if (!st.busy || this.cores.length > 1) { // the scheduler applies it when the addon is free
+          if (!st.busy || this.cores.length > 1) {
+            // the scheduler applies it when the addon is free
             core.view.removeFrom(st.verifiedPosition);
             if (core.prefix) core.prefix.length = Math.min(core.prefix.length, st.verifiedPosition);
           } else {

@@ -35,10 +35,14 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export function nativeError(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
   const code = (e as NodeJS.ErrnoException).code;
-  const mapped = code === 'ERR_CONTEXT_FULL' ? new ContextFullError(e.message)
-    : code === 'ERR_BUSY' ? BusyError.withMessage(e.message)
-      : code === 'ERR_DISPOSED' ? DisposedError.withMessage(e.message)
-        : null;
+  const mapped =
+    code === 'ERR_CONTEXT_FULL'
+      ? new ContextFullError(e.message)
+      : code === 'ERR_BUSY'
+        ? BusyError.withMessage(e.message)
+        : code === 'ERR_DISPOSED'
+          ? DisposedError.withMessage(e.message)
+          : null;
   if (!mapped) return e;
   mapped.stack = e.stack;
   return mapped;

@@ -46,7 +46,10 @@ export class ContextFullError extends Error {
 /** The model's architecture does not support what was asked (layer ranges, training); plain decoding still works. */
 export class UnsupportedArchitectureError extends Error {
   readonly code = 'ERR_ARCHITECTURE';
-  constructor(message: string, readonly architecture: string) {
+  constructor(
+    message: string,
+    readonly architecture: string,
+  ) {
     super(message);
     this.name = 'UnsupportedArchitectureError';
   }

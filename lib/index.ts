@@ -30,7 +30,16 @@ export { systemInfo } from './system.js';
 export { formatLayerAnalysis, renderLayerAnalysisSvg } from './reports/layer-analysis-report.js';
 export { sweepToCsv, sweepToSvg } from './reports/sweep-report.js';
 export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from './reports/svg-chart.js';
-export { analyzeLayers, predictedSpeedup, DEFAULT_CALIBRATION_TEXTS, LAYER_ANALYSIS_RCCA_GRID, type LayerAnalysisOptions, type LayerAnalysisResult, type LayerAnalysisEntry, type LayerRecommendation } from './layer-analysis.js';
+export {
+  analyzeLayers,
+  predictedSpeedup,
+  DEFAULT_CALIBRATION_TEXTS,
+  LAYER_ANALYSIS_RCCA_GRID,
+  type LayerAnalysisOptions,
+  type LayerAnalysisResult,
+  type LayerAnalysisEntry,
+  type LayerRecommendation,
+} from './layer-analysis.js';
 export { sweep, type SweepCell, type SweepOptions, type SweepResult } from './sweep.js';
 export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
 export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './draft-head/fit.js';

@@ -161,8 +161,16 @@ function resolveLayers(layers: readonly number[] | undefined, n: number): number
  * from all others in LLaMA models and would dominate both similarities.
  */
 const LAYER_ANALYSIS_KEYS = {
-  layers: true, maxDraft: true, maxTokens: true, canonicalPairs: true, rccaGrid: true, rccaFolds: true, timingRepeats: true,
-  onProgress: true, signal: true, draftHeads: true,
+  layers: true,
+  maxDraft: true,
+  maxTokens: true,
+  canonicalPairs: true,
+  rccaGrid: true,
+  rccaFolds: true,
+  timingRepeats: true,
+  onProgress: true,
+  signal: true,
+  draftHeads: true,
 } as const satisfies KeysOf<LayerAnalysisOptions>;
 
 export async function analyzeLayers(
@@ -345,8 +353,13 @@ export async function analyzeLayers(
         const speedup = e.verifyMs.map((v, i) => predictedSpeedup(agreed / positions, i + 1, draftMs, v, e.fullMs));
         const bestSpeedup = Math.max(...speedup);
         e.head = {
-          agreement: agreed / positions, draftMs, speedup, bestDraft: speedup.indexOf(bestSpeedup) + 1, bestSpeedup,
-          vocabulary: h.tokenIds?.length ?? null, adapter: h.adapter !== null,
+          agreement: agreed / positions,
+          draftMs,
+          speedup,
+          bestDraft: speedup.indexOf(bestSpeedup) + 1,
+          bestSpeedup,
+          vocabulary: h.tokenIds?.length ?? null,
+          adapter: h.adapter !== null,
         };
       } finally {
         await context.useDraftHead(null);

@@ -107,9 +107,14 @@ function attention(d: Dims, b: string): Rule[] {
   const fused = `${b}attn_qkv.weight`;
   const split = (name: string, ...shape: number[]): Rule => ({ name, shape, need: { unless: fused } });
   return [
-    opt(fused, E, Q + K + V), opt(`${b}attn_qkv.bias`, Q + K + V),
-    split(`${b}attn_q.weight`, E, Q), split(`${b}attn_k.weight`, E, K), split(`${b}attn_v.weight`, E, V),
-    opt(`${b}attn_q.bias`, Q), opt(`${b}attn_k.bias`, K), opt(`${b}attn_v.bias`, V),
+    opt(fused, E, Q + K + V),
+    opt(`${b}attn_qkv.bias`, Q + K + V),
+    split(`${b}attn_q.weight`, E, Q),
+    split(`${b}attn_k.weight`, E, K),
+    split(`${b}attn_v.weight`, E, V),
+    opt(`${b}attn_q.bias`, Q),
+    opt(`${b}attn_k.bias`, K),
+    opt(`${b}attn_v.bias`, V),
     req(`${b}attn_output.weight`, Q, E),
   ];
 }
@@ -149,7 +154,8 @@ const LLAMA: ArchRules = {
       rules.push(...swiglu(d, b), opt(`${b}ffn_gate.bias`, d.F), opt(`${b}ffn_down.bias`, d.E), opt(`${b}ffn_up.bias`, d.F));
     } else {
       rules.push(...experts(d, b, d.F, 'optional'));
-      if (d.Fs > 0) rules.push(req(`${b}ffn_gate_shexp.weight`, d.E, d.Fs), req(`${b}ffn_up_shexp.weight`, d.E, d.Fs), req(`${b}ffn_down_shexp.weight`, d.Fs, d.E));
+      if (d.Fs > 0)
+        rules.push(req(`${b}ffn_gate_shexp.weight`, d.E, d.Fs), req(`${b}ffn_up_shexp.weight`, d.E, d.Fs), req(`${b}ffn_down_shexp.weight`, d.Fs, d.E));
     }
     return rules;
   },
@@ -197,9 +203,12 @@ export const ARCH_TENSOR_RULES: Readonly<Record<string, ArchRules>> = {
     ffn: 'dense',
     global: (d) => [...head(d, 'optional'), opt('cls.output.weight', d.E, d.Cls)],
     block: (d, b) => [
-      req(`${b}attn_norm.weight`, d.E), ...attention(d, b),
-      req(`${b}attn_k_norm.weight`, d.Hk), req(`${b}attn_q_norm.weight`, d.Hk),
-      req(`${b}ffn_norm.weight`, d.E), ...swiglu(d, b),
+      req(`${b}attn_norm.weight`, d.E),
+      ...attention(d, b),
+      req(`${b}attn_k_norm.weight`, d.Hk),
+      req(`${b}attn_q_norm.weight`, d.Hk),
+      req(`${b}ffn_norm.weight`, d.E),
+      ...swiglu(d, b),
     ],
   },
   qwen3moe: {
@@ -209,9 +218,12 @@ export const ARCH_TENSOR_RULES: Readonly<Record<string, ArchRules>> = {
     ffn: 'experts',
     global: (d) => head(d, 'optional'),
     block: (d, b) => [
-      req(`${b}attn_norm.weight`, d.E), ...attention(d, b),
-      req(`${b}attn_k_norm.weight`, d.Hk), req(`${b}attn_q_norm.weight`, d.Hk),
-      req(`${b}ffn_norm.weight`, d.E), ...experts(d, b, d.Fx),
+      req(`${b}attn_norm.weight`, d.E),
+      ...attention(d, b),
+      req(`${b}attn_k_norm.weight`, d.Hk),
+      req(`${b}attn_q_norm.weight`, d.Hk),
+      req(`${b}ffn_norm.weight`, d.E),
+      ...experts(d, b, d.Fx),
     ],
   },
   gemma2: {
@@ -241,8 +253,11 @@ export const ARCH_TENSOR_RULES: Readonly<Record<string, ArchRules>> = {
     // llama.cpp loads phi3's attn_q/k/v as optional even without attn_qkv, and its graph then
     // multiplies by a null tensor: the rules require the fused tensor or all three
     block: (d, b) => [
-      req(`${b}attn_norm.weight`, d.E), ...attention(d, b), req(`${b}ffn_norm.weight`, d.E),
-      req(`${b}ffn_down.weight`, d.F, d.E), req(`${b}ffn_up.weight`, d.E, 2 * d.F), // fused gate | up
+      req(`${b}attn_norm.weight`, d.E),
+      ...attention(d, b),
+      req(`${b}ffn_norm.weight`, d.E),
+      req(`${b}ffn_down.weight`, d.F, d.E),
+      req(`${b}ffn_up.weight`, d.E, 2 * d.F), // fused gate | up
     ],
   },
   olmo2: {
@@ -254,8 +269,11 @@ export const ARCH_TENSOR_RULES: Readonly<Record<string, ArchRules>> = {
     global: (d) => head(d, 'required'),
     block: (d, b) => [
       ...attention(d, b),
-      req(`${b}attn_q_norm.weight`, d.E), req(`${b}attn_k_norm.weight`, d.Hkv * Math.floor(d.E / d.H)),
-      req(`${b}post_attention_norm.weight`, d.E), ...swiglu(d, b), req(`${b}post_ffw_norm.weight`, d.E),
+      req(`${b}attn_q_norm.weight`, d.E),
+      req(`${b}attn_k_norm.weight`, d.Hkv * Math.floor(d.E / d.H)),
+      req(`${b}post_attention_norm.weight`, d.E),
+      ...swiglu(d, b),
+      req(`${b}post_ffw_norm.weight`, d.E),
     ],
   },
   'gpt-oss': {
@@ -266,10 +284,16 @@ export const ARCH_TENSOR_RULES: Readonly<Record<string, ArchRules>> = {
     ffn: 'experts',
     global: (d) => head(d, 'required'),
     block: (d, b) => [
-      req(`${b}attn_norm.weight`, d.E), req(`${b}post_attention_norm.weight`, d.E), ...attention(d, b),
-      req(`${b}attn_sinks.weight`, d.H), ...experts(d, b, d.Fx), req(`${b}attn_output.bias`, d.E),
-      req(`${b}ffn_gate_inp.bias`, d.X), req(`${b}ffn_gate_exps.bias`, d.Fx, d.X),
-      req(`${b}ffn_down_exps.bias`, d.E, d.X), req(`${b}ffn_up_exps.bias`, d.Fx, d.X),
+      req(`${b}attn_norm.weight`, d.E),
+      req(`${b}post_attention_norm.weight`, d.E),
+      ...attention(d, b),
+      req(`${b}attn_sinks.weight`, d.H),
+      ...experts(d, b, d.Fx),
+      req(`${b}attn_output.bias`, d.E),
+      req(`${b}ffn_gate_inp.bias`, d.X),
+      req(`${b}ffn_gate_exps.bias`, d.Fx, d.X),
+      req(`${b}ffn_down_exps.bias`, d.E, d.X),
+      req(`${b}ffn_up_exps.bias`, d.Fx, d.X),
     ],
   },
 };
@@ -302,14 +326,28 @@ export function checkArchTensors(arch: string, tensors: readonly { name: string;
   const h0 = sizesOf(0);
   for (let il = 1; il < nLayer; il++) {
     const h = sizesOf(il);
-    if (at(hp.nHeadKv, il) !== Hkv) fail('hyperparameter', `${k('attention.head_count_kv')} is ${at(hp.nHeadKv, il)} for layer ${il} but ${Hkv} for layer 0: ${arch} builds every layer with layer 0's`);
-    if (h.k !== h0.k || h.v !== h0.v) fail('hyperparameter', `layer ${il} has key/value head sizes ${h.k}/${h.v} but layer 0 ${h0.k}/${h0.v} (sliding-window and full layers): ${arch} builds every layer with layer 0's`);
+    if (at(hp.nHeadKv, il) !== Hkv)
+      fail(
+        'hyperparameter',
+        `${k('attention.head_count_kv')} is ${at(hp.nHeadKv, il)} for layer ${il} but ${Hkv} for layer 0: ${arch} builds every layer with layer 0's`,
+      );
+    if (h.k !== h0.k || h.v !== h0.v)
+      fail(
+        'hyperparameter',
+        `layer ${il} has key/value head sizes ${h.k}/${h.v} but layer 0 ${h0.k}/${h0.v} (sliding-window and full layers): ${arch} builds every layer with layer 0's`,
+      );
   }
-  if (!(h0.k > 0 && h0.rot >= 0 && h0.rot % 2 === 0 && h0.rot <= h0.k)) fail('hyperparameter', `layer 0's head size ${h0.k} and rope dimension ${h0.rot} must be positive, even and at most the head size`);
+  if (!(h0.k > 0 && h0.rot >= 0 && h0.rot % 2 === 0 && h0.rot <= h0.k))
+    fail('hyperparameter', `layer 0's head size ${h0.k} and rope dimension ${h0.rot} must be positive, even and at most the head size`);
   // the graph builders' GGML_ASSERTs and reshapes
-  if (h0.k !== h0.v) fail('hyperparameter', `key head size ${h0.k} differs from value head size ${h0.v} (${k('attention.key_length')} / value_length), which ${arch} does not support`);
+  if (h0.k !== h0.v)
+    fail(
+      'hyperparameter',
+      `key head size ${h0.k} differs from value head size ${h0.v} (${k('attention.key_length')} / value_length), which ${arch} does not support`,
+    );
   if (rules.rotIsHead && h0.rot !== h0.k) fail('hyperparameter', `${k('rope.dimension_count')} ${h0.rot} must equal the head size ${h0.k} for ${arch}`);
-  if (rules.qIsEmbd && h0.k * H !== hp.nEmbd) fail('hyperparameter', `head size ${h0.k} times ${H} heads must equal ${k('embedding_length')} ${hp.nEmbd} for ${arch}`);
+  if (rules.qIsEmbd && h0.k * H !== hp.nEmbd)
+    fail('hyperparameter', `head size ${h0.k} times ${H} heads must equal ${k('embedding_length')} ${hp.nEmbd} for ${arch}`);
 
   const F = hp.nFf === undefined ? 0 : hp.nFf[0];
   let X = 0;

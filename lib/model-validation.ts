@@ -47,9 +47,34 @@ const MAX_EXPERTS = 512;
 
 /** Types whose CPU matrix multiplication and row lookup exist (ggml-cpu type_traits_cpu has a vec_dot). */
 const MATRIX_TYPES: ReadonlySet<GgmlTypeName> = new Set<GgmlTypeName>([
-  'F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K',
-  'IQ2_XXS', 'IQ2_XS', 'IQ3_XXS', 'IQ1_S', 'IQ4_NL', 'IQ3_S', 'IQ2_S', 'IQ4_XS', 'IQ1_M', 'TQ1_0', 'TQ2_0',
-  'MXFP4', 'NVFP4', 'Q1_0', 'Q2_0',
+  'F32',
+  'F16',
+  'BF16',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q8_0',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'IQ2_XXS',
+  'IQ2_XS',
+  'IQ3_XXS',
+  'IQ1_S',
+  'IQ4_NL',
+  'IQ3_S',
+  'IQ2_S',
+  'IQ4_XS',
+  'IQ1_M',
+  'TQ1_0',
+  'TQ2_0',
+  'MXFP4',
+  'NVFP4',
+  'Q1_0',
+  'Q2_0',
 ]);
 
 const ROPE_SCALING_TYPES = ['none', 'linear', 'yarn', 'longrope'];
@@ -57,7 +82,23 @@ const ROPE_SCALING_TYPES = ['none', 'linear', 'yarn', 'longrope'];
 const TOKENIZERS = ['llama', 'gpt2'];
 const TOKEN_TYPE_MAX = 6; // LLAMA_TOKEN_TYPE_BYTE
 const TOKEN_TYPE_BYTE = 6;
-const SPECIAL_TOKEN_KEYS = ['bos', 'eos', 'eot', 'eom', 'unknown', 'seperator', 'padding', 'mask', 'cls', 'fim_pre', 'fim_suf', 'fim_mid', 'fim_pad', 'fim_rep', 'fim_sep'];
+const SPECIAL_TOKEN_KEYS = [
+  'bos',
+  'eos',
+  'eot',
+  'eom',
+  'unknown',
+  'seperator',
+  'padding',
+  'mask',
+  'cls',
+  'fim_pre',
+  'fim_suf',
+  'fim_mid',
+  'fim_pad',
+  'fim_rep',
+  'fim_sep',
+];
 const NULL_TOKEN_U32 = 0xffffffff;
 
 /** Reads and checks a model file's header; returns it, or throws ModelFileError. Reads no tensor data. */
@@ -95,7 +136,8 @@ function checkStructure(info: GgufFileInfo, fail: Fail): void {
   const names = new Set<string>();
   let expectedOffset = 0; // GGUF packs tensor data in table order, each padded to the alignment
   for (const t of info.tensors) {
-    if (t.offset !== expectedOffset) fail('structure', `tensor ${t.name} has data offset ${t.offset}, expected ${expectedOffset} (tensor data must follow the table's order)`);
+    if (t.offset !== expectedOffset)
+      fail('structure', `tensor ${t.name} has data offset ${t.offset}, expected ${expectedOffset} (tensor data must follow the table's order)`);
     expectedOffset += Math.ceil(t.byteSize / a) * a;
     if (names.has(t.name)) fail('tensor-missing', `tensor ${t.name} appears twice`);
     names.add(t.name);
@@ -138,7 +180,8 @@ function perLayerIntKey(info: GgufFileInfo, key: string, nLayer: number, min: nu
   const v = info.metadata.get(key);
   if (v === undefined) return undefined;
   if (v.type !== 'array') return [intKey(info, key, min, max, fail)!];
-  if (v.itemType === 'string' || v.itemType === 'bool' || v.itemType === 'f32' || v.itemType === 'f64') fail('hyperparameter', `${key} must hold integers, not ${v.itemType}`);
+  if (v.itemType === 'string' || v.itemType === 'bool' || v.itemType === 'f32' || v.itemType === 'f64')
+    fail('hyperparameter', `${key} must hold integers, not ${v.itemType}`);
   if (v.value.length !== nLayer) fail('hyperparameter', `${key} has ${v.value.length} values for ${nLayer} layers`);
   const out = Array.from(v.value as ArrayLike<number | bigint>, Number);
   for (const n of out) if (!(n >= min && n <= max)) fail('hyperparameter', `${key} holds ${n}, outside [${min}, ${max}]`);
@@ -183,11 +226,13 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Omi
   const h0 = nHead[0];
   const keyLength = intKey(info, k('attention.key_length'), 1, 2 ** 16, fail);
   const valueLength = intKey(info, k('attention.value_length'), 1, 2 ** 16, fail);
-  if (h0 > 0 && keyLength === undefined && nEmbd % h0 !== 0) fail('hyperparameter', `embedding_length ${nEmbd} is not a multiple of attention.head_count ${h0}`);
+  if (h0 > 0 && keyLength === undefined && nEmbd % h0 !== 0)
+    fail('hyperparameter', `embedding_length ${nEmbd} is not a multiple of attention.head_count ${h0}`);
   const headK = keyLength ?? (h0 > 0 ? Math.floor(nEmbd / h0) : 0); // llama.cpp's integer division
   const headV = valueLength ?? (h0 > 0 ? Math.floor(nEmbd / h0) : 0);
   const nRot = intKey(info, k('rope.dimension_count'), 0, 2 ** 16, fail);
-  if (nRot !== undefined && (nRot % 2 !== 0 || nRot > headK)) fail('hyperparameter', `rope.dimension_count ${nRot} must be even and at most the head size ${headK}`);
+  if (nRot !== undefined && (nRot % 2 !== 0 || nRot > headK))
+    fail('hyperparameter', `rope.dimension_count ${nRot} must be even and at most the head size ${headK}`);
   const full = { k: headK, v: headV, rot: nRot ?? headK };
   // The keys below are read without range checks: only the shape rules use them, for the
   // architectures they cover, and a wrong value there shows as a wrong size. (llama.cpp refuses
@@ -232,8 +277,21 @@ function checkHyperparameters(info: GgufFileInfo, arch: string, fail: Fail): Omi
   const labels = info.metadata.get(k('classifier.output_labels'));
   const nClsOut = labels?.type === 'array' && labels.value.length > 0 ? labels.value.length : 1;
   return {
-    blockCount: nLayer, nextn, nEmbd, nHead, nHeadKv, nFf, full, swa, slidingWindow, swaPattern,
-    nExpert, nExpertUsed: used[0], nFfExp, nFfShexp, nClsOut,
+    blockCount: nLayer,
+    nextn,
+    nEmbd,
+    nHead,
+    nHeadKv,
+    nFf,
+    full,
+    swa,
+    slidingWindow,
+    swaPattern,
+    nExpert,
+    nExpertUsed: used[0],
+    nFfExp,
+    nFfShexp,
+    nClsOut,
   };
 }
 
@@ -244,7 +302,7 @@ function checkVocabulary(info: GgufFileInfo, fail: Fail): number {
   if (model === undefined) fail('vocabulary', 'tokenizer.ggml.model is missing');
   if (!TOKENIZERS.includes(model!)) fail('vocabulary', `tokenizer "${model}" is not supported (${TOKENIZERS.join(', ')})`);
   const tv = info.metadata.get('tokenizer.ggml.tokens');
-  if (!tv || tv.type !== 'array' || tv.itemType !== 'string') fail('vocabulary', 'tokenizer.ggml.tokens must be an array of strings');
+  if (tv?.type !== 'array' || tv.itemType !== 'string') fail('vocabulary', 'tokenizer.ggml.tokens must be an array of strings');
   const tokens = tv!.value as readonly string[];
   const n = tokens.length;
   if (n === 0 || n >= 2 ** 31 - 1) fail('vocabulary', `the vocabulary has ${n} tokens`);
@@ -259,7 +317,8 @@ function checkVocabulary(info: GgufFileInfo, fail: Fail): number {
 
   const scores = info.metadata.get('tokenizer.ggml.scores');
   if (scores) {
-    if (scores.type !== 'array' || (scores.itemType !== 'f32' && scores.itemType !== 'f64')) fail('vocabulary', 'tokenizer.ggml.scores must be an array of floats');
+    if (scores.type !== 'array' || (scores.itemType !== 'f32' && scores.itemType !== 'f64'))
+      fail('vocabulary', 'tokenizer.ggml.scores must be an array of floats');
     if (scores.value.length !== n) fail('vocabulary', `tokenizer.ggml.scores has ${scores.value.length} values for ${n} tokens`);
   }
   const types = info.metadata.get('tokenizer.ggml.token_type');
@@ -288,12 +347,13 @@ function checkVocabulary(info: GgufFileInfo, fail: Fail): number {
     }
   } else {
     const merges = info.metadata.get('tokenizer.ggml.merges');
-    if (!merges || merges.type !== 'array' || merges.itemType !== 'string') fail('vocabulary', 'tokenizer.ggml.merges must be an array of strings');
+    if (merges?.type !== 'array' || merges.itemType !== 'string') fail('vocabulary', 'tokenizer.ggml.merges must be an array of strings');
     const list = merges!.value as readonly string[];
     for (let i = 0; i < list.length; i++) {
       const m = list[i];
       const at = m.indexOf(' ', 1);
-      if (at < 1 || at === m.length - 1 || m.indexOf(' ', at + 1) !== -1) fail('vocabulary', `merge ${i} ${JSON.stringify(m.slice(0, 40))} is not "left right"`);
+      if (at < 1 || at === m.length - 1 || m.indexOf(' ', at + 1) !== -1)
+        fail('vocabulary', `merge ${i} ${JSON.stringify(m.slice(0, 40))} is not "left right"`);
     }
   }
 

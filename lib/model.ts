@@ -55,7 +55,15 @@ export interface LoadModelOptions {
  * reject, and an error with code ERR_MODEL_LOAD carrying llama.cpp's own reason otherwise.
  */
 const LOAD_MODEL_KEYS = {
-  gpuLayers: true, rpcServers: true, tensorSplit: true, outputLocal: true, rpcTimeoutMs: true, mmap: true, checkTensors: true, validate: true, signal: true,
+  gpuLayers: true,
+  rpcServers: true,
+  tensorSplit: true,
+  outputLocal: true,
+  rpcTimeoutMs: true,
+  mmap: true,
+  checkTensors: true,
+  validate: true,
+  signal: true,
 } as const satisfies KeysOf<LoadModelOptions>;
 const TOKENIZE_KEYS = { addBos: true, special: true } as const;
 const TEMPLATE_KEYS = { addGenerationPrompt: true, tools: true, template: true } as const satisfies KeysOf<ChatTemplateOptions>;
@@ -224,10 +232,13 @@ export class Model {
     checkOptionKeys('applyChatTemplate options', options, TEMPLATE_KEYS);
     const addGenerationPrompt = checkBoolean('addGenerationPrompt', options.addGenerationPrompt) ?? true;
     if (options.tools !== undefined && !Array.isArray(options.tools)) throw new TypeError('tools must be an array');
-    if (options.template !== undefined && (typeof options.template !== 'string' || options.template.length === 0)) throw new TypeError('template must be a non-empty string');
+    if (options.template !== undefined && (typeof options.template !== 'string' || options.template.length === 0))
+      throw new TypeError('template must be a non-empty string');
     const source = options.template ?? this.info.chatTemplate;
     if (!source) {
-      throw new ChatTemplateError(`${this.info.name || this.path} has no chat template (tokenizer.chat_template); pass { template }, for example PLAIN_CHAT_TEMPLATE`);
+      throw new ChatTemplateError(
+        `${this.info.name || this.path} has no chat template (tokenizer.chat_template); pass { template }, for example PLAIN_CHAT_TEMPLATE`,
+      );
     }
     const { bos, eos, addBos } = this.info.specialTokens;
     const bosToken = this.specialText(bos);

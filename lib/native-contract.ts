@@ -257,7 +257,10 @@ export interface NativeContext {
   /** Drafts of several sequences (one exit layer) in one loop: each step is one early-exit batch. */
   draftMany(entries: readonly NativeDraftOptions[]): Promise<NativeDraftResult[]>;
   /** Verifications of several sequences' pending drafts (one exit layer) in one batch. */
-  verifyMany(options: { layer: number; entries: readonly { sequence: number; count?: number; logits?: boolean }[] }): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
+  verifyMany(options: {
+    layer: number;
+    entries: readonly { sequence: number; count?: number; logits?: boolean }[];
+  }): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   setDraftHead(head: NativeDraftHead): Promise<void>;
   removeFrom(position: number, sequence?: number): void;
   /**
@@ -283,15 +286,30 @@ export interface NativeModelLoad {
 }
 
 export interface NativeContextOptions {
-  contextSize?: number; batchSize?: number; threads?: number; batchThreads?: number; flashAttention?: number;
-  kvCacheType?: string; sequences?: number; swaFull?: boolean;
+  contextSize?: number;
+  batchSize?: number;
+  threads?: number;
+  batchThreads?: number;
+  flashAttention?: number;
+  kvCacheType?: string;
+  sequences?: number;
+  swaFull?: boolean;
 }
 
 export interface NativeBinding {
-  loadModel(path: string, options: {
-    gpuLayers?: number; mmap?: boolean; checkTensors?: boolean;
-    rpcServers?: string[]; tensorSplit?: number[]; outputLocal?: boolean; rpcTimeoutMs?: number; mainDevice?: number;
-  }): NativeModelLoad;
+  loadModel(
+    path: string,
+    options: {
+      gpuLayers?: number;
+      mmap?: boolean;
+      checkTensors?: boolean;
+      rpcServers?: string[];
+      tensorSplit?: number[];
+      outputLocal?: boolean;
+      rpcTimeoutMs?: number;
+      mainDevice?: number;
+    },
+  ): NativeModelLoad;
   /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
   rpcServe(host: string, port: number, threads: number, cacheDir?: string, device?: string): never;
   createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;

@@ -14,7 +14,7 @@ export function checkOptionKeys(what: string, options: unknown, known: KeysOf<ob
   if (options === undefined || options === null || typeof options !== 'object') return; // the caller's type check reports these
   const names = Object.keys(known);
   for (const key of Object.keys(options)) {
-    if (Object.prototype.hasOwnProperty.call(known, key)) continue;
+    if (Object.hasOwn(known, key)) continue;
     throw new TypeError(`${what}: unknown option "${key}"${nearestHint(key, names)}; known options: ${names.join(', ')}`);
   }
 }

@@ -6,13 +6,28 @@ import { checkInteger } from './errors.js';
 import { checkOptionKeys } from './option-keys.js';
 
 export const QUANTIZATION_TYPES = [
-  'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K',
+  'F32',
+  'F16',
+  'BF16',
+  'Q8_0',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q2_K',
+  'Q3_K_M',
+  'Q4_K_S',
+  'Q4_K_M',
+  'Q5_K_S',
+  'Q5_K_M',
+  'Q6_K',
 ] as const;
 export type QuantizationType = (typeof QUANTIZATION_TYPES)[number];
 
 /** Writes `destination`, a copy of the GGUF model `source` with its weights quantized to `type`. */
 export async function quantizeModel(source: string, destination: string, type: QuantizationType, options: { threads?: number } = {}): Promise<void> {
-  if (typeof source !== 'string' || typeof destination !== 'string' || destination.length === 0) throw new TypeError('quantizeModel: source and destination must be paths');
+  if (typeof source !== 'string' || typeof destination !== 'string' || destination.length === 0)
+    throw new TypeError('quantizeModel: source and destination must be paths');
   checkOptionKeys('quantizeModel options', options, { threads: true });
   if (!existsSync(source)) throw new Error(`quantizeModel: model file not found: ${source}`);
   // llama.cpp maps the source while it writes: a FIFO never ends, and writing onto the source

@@ -112,7 +112,8 @@ export function finiteMax(logits: Float32Array, offset: number, n: number): numb
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
     const v = logits[offset + i];
-    if (Number.isNaN(v) || v === Infinity) throw new Error('the model produced non-finite logits (NaN or Inf): its weights or hyper-parameters are likely corrupt');
+    if (Number.isNaN(v) || v === Infinity)
+      throw new Error('the model produced non-finite logits (NaN or Inf): its weights or hyper-parameters are likely corrupt');
     if (v > max) max = v;
   }
   if (max === -Infinity) throw new Error('the model produced non-finite logits (all -Inf)');
@@ -215,7 +216,13 @@ export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng
 }
 
 /** The greedy token of a row: the addon's argmax, or with penalties the argmax of the penalized row. */
-export function greedyToken(r: Pick<NativeDecodeResult, 'argmax' | 'logits'>, sampling: ResolvedSampling, row: number, nVocab: number, history: readonly number[]): number {
+export function greedyToken(
+  r: Pick<NativeDecodeResult, 'argmax' | 'logits'>,
+  sampling: ResolvedSampling,
+  row: number,
+  nVocab: number,
+  history: readonly number[],
+): number {
   if (!sampling.penalties) return r.argmax[row];
   return argmaxOf(penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties));
 }

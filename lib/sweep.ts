@@ -37,7 +37,12 @@ const DEFAULT_PROMPTS = ['Once upon a time', 'The little dog ran to the park and
 
 /** Measures every (exit layer, draft length) cell; plain decoding is measured between rows to follow drift. */
 const SWEEP_KEYS = {
-  exitLayers: true, draftLengths: true, prompts: true, maxTokens: true, repeats: true, onProgress: true,
+  exitLayers: true,
+  draftLengths: true,
+  prompts: true,
+  maxTokens: true,
+  repeats: true,
+  onProgress: true,
 } as const satisfies KeysOf<SweepOptions>;
 
 export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<SweepResult> {

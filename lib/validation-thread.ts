@@ -10,9 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { builtScript } from './built-script.js';
 import { ModelFileError, validateModelFile, type ModelFileFault } from './model-validation.js';
 
-type Reply =
-  | { id: number; ok: true }
-  | { id: number; ok: false; fault?: ModelFileFault; path?: string; detail?: string; message?: string };
+type Reply = { id: number; ok: true } | { id: number; ok: false; fault?: ModelFileFault; path?: string; detail?: string; message?: string };
 
 interface Pending {
   path: string;

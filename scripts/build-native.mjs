@@ -25,28 +25,30 @@ for (let i = 0; i < args.length; i++) {
   i += known[args[i]];
 }
 const flag = (name, env) => args.includes(name) || envFlag(env);
-const valueOf = (name, env) => {
+const flagValue = (name, env) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : process.env[env];
 };
 
 const cuda = flag('--cuda', 'LAYERSKIP_CUDA');
-const cudaArch = valueOf('--cuda-arch', 'LAYERSKIP_CUDA_ARCHITECTURES');
+const cudaArch = flagValue('--cuda-arch', 'LAYERSKIP_CUDA_ARCHITECTURES');
 const portable = flag('--portable', 'LAYERSKIP_PORTABLE');
 const noMetal = args.includes('--no-metal') || process.env.LAYERSKIP_METAL === '0';
 const debug = args.includes('--debug');
-const out = valueOf('--out', 'LAYERSKIP_BUILD_DIR') ?? 'build';
+const out = flagValue('--out', 'LAYERSKIP_BUILD_DIR') ?? 'build';
 const jobs = process.env.LAYERSKIP_BUILD_JOBS ?? String(Math.max(1, cpus().length));
 
 prepareLlama();
 
-const cmakeArgs = [`LAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`, ...backendDefinitions({ cuda, cudaArch, metal: !noMetal })]
-  .map((def) => `--CD${def}`);
+const cmakeArgs = [`LAYERSKIP_PORTABLE=${portable ? 'ON' : 'OFF'}`, ...backendDefinitions({ cuda, cudaArch, metal: !noMetal })].map((def) => `--CD${def}`);
 
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const build = spawnSync(process.execPath, [cmakeJs, 'build', '--directory', root, '--out', out, '--parallel', jobs,
-  ...(debug ? ['--debug'] : []), ...cmakeArgs], { stdio: 'inherit', cwd: root });
+const build = spawnSync(
+  process.execPath,
+  [cmakeJs, 'build', '--directory', root, '--out', out, '--parallel', jobs, ...(debug ? ['--debug'] : []), ...cmakeArgs],
+  { stdio: 'inherit', cwd: root },
+);
 if (build.status !== 0) {
   console.error('layerskip: native build failed (see the output above)');
   process.exit(build.status ?? 1);

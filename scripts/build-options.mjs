@@ -9,7 +9,10 @@ import { readFileSync } from 'node:fs';
  */
 export function llamaDefinitions() {
   const text = readFileSync(new URL('./llama-options.txt', import.meta.url), 'utf8');
-  return text.split('\n').map((l) => l.trim()).filter((l) => /^[A-Z_0-9]+=/.test(l));
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^[A-Z_0-9]+=/.test(l));
 }
 
 /** An on/off environment variable: 1, on or true (any case) turn it on. */

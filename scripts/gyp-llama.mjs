@@ -28,18 +28,25 @@ if (!['avx2', 'baseline'].includes(variant)) {
 // default on Apple (LAYERSKIP_METAL=0 turns it off); LAYERSKIP_CMAKE_ARGS passes more definitions
 const cuda = envFlag('LAYERSKIP_CUDA');
 const build = join(root, ['build-llama-portable', ...(variant === 'avx2' ? [] : [variant]), ...(cuda ? ['cuda'] : [])].join('-'));
-const variantFlags = variant === 'baseline'
-  ? ['-DGGML_AVX=OFF', '-DGGML_AVX2=OFF', '-DGGML_FMA=OFF', '-DGGML_F16C=OFF', '-DGGML_BMI2=OFF', '-DGGML_AVX512=OFF', '-DGGML_SSE42=ON']
-  : [];
+const variantFlags =
+  variant === 'baseline'
+    ? ['-DGGML_AVX=OFF', '-DGGML_AVX2=OFF', '-DGGML_FMA=OFF', '-DGGML_F16C=OFF', '-DGGML_BMI2=OFF', '-DGGML_AVX512=OFF', '-DGGML_SSE42=ON']
+    : [];
 const backendFlags = backendDefinitions({
-  cuda, cudaArch: process.env.LAYERSKIP_CUDA_ARCHITECTURES, metal: process.env.LAYERSKIP_METAL !== '0',
+  cuda,
+  cudaArch: process.env.LAYERSKIP_CUDA_ARCHITECTURES,
+  metal: process.env.LAYERSKIP_METAL !== '0',
 }).map((def) => `-D${def}`);
 const what = process.argv[2];
 // the shared list (scripts/llama-options.txt), then what only this path sets: a portable CPU
 // baseline (prebuilt binaries), position-independent static libraries, the variant and backends
 const definitions = [
-  '-DCMAKE_BUILD_TYPE=Release', ...llamaDefinitions().map((d) => `-D${d}`), '-DCMAKE_POSITION_INDEPENDENT_CODE=ON',
-  '-DGGML_NATIVE=OFF', ...variantFlags, ...backendFlags,
+  '-DCMAKE_BUILD_TYPE=Release',
+  ...llamaDefinitions().map((d) => `-D${d}`),
+  '-DCMAKE_POSITION_INDEPENDENT_CODE=ON',
+  '-DGGML_NATIVE=OFF',
+  ...variantFlags,
+  ...backendFlags,
 ];
 
 /** Static libraries in link order: llama, ggml, every backend that was built, ggml-base. */
@@ -85,7 +92,13 @@ if (what === 'definitions') {
   console.log(definitions.join('\n'));
 } else if (what === 'sources') {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'native');
-  console.log(readdirSync(dir).filter((f) => f.endsWith('.cc')).sort().map((f) => `native/${f}`).join(' '));
+  console.log(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.cc'))
+      .sort()
+      .map((f) => `native/${f}`)
+      .join(' '),
+  );
 } else if (what === 'include') {
   console.log([join(llama, 'include'), join(llama, 'src'), join(llama, 'ggml', 'include')].join(' '));
 } else if (what === 'libs') {

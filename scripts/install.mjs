@@ -34,8 +34,10 @@ const build = hasCmakeJs
     ? spawnSync(process.execPath, [process.env.npm_config_node_gyp, 'rebuild'], { cwd: root, stdio: 'inherit' })
     : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'inherit', shell: true });
 if (build.status !== 0) {
-  console.error('layerskip: no prebuilt binary fits this platform and the source build failed. A source build needs CMake, ' +
-    'a C++17 compiler and the llama.cpp tree: set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' +
-    '80fb11ac73e66d89eae2c6a91d8a77428fa733ed (see the README).');
+  console.error(
+    'layerskip: no prebuilt binary fits this platform and the source build failed. A source build needs CMake, ' +
+      'a C++17 compiler and the llama.cpp tree: set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' +
+      '80fb11ac73e66d89eae2c6a91d8a77428fa733ed (see the README).',
+  );
 }
 process.exit(build.status ?? 1);

@@ -4,8 +4,10 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 chmodSync('dist/cli/index.js', 0o755);
-writeFileSync('dist/require-error.cjs',
-  "throw new Error(\"layerskip is an ES module: use `import { loadModel } from 'layerskip'` (or `await import('layerskip')` from CommonJS)\");\n");
+writeFileSync(
+  'dist/require-error.cjs',
+  "throw new Error(\"layerskip is an ES module: use `import { loadModel } from 'layerskip'` (or `await import('layerskip')` from CommonJS)\");\n",
+);
 const nativeArgs = process.argv.slice(2);
 if (nativeArgs.length > 0) {
   const r = spawnSync(process.execPath, ['scripts/build-native.mjs', ...nativeArgs], { stdio: 'inherit' });

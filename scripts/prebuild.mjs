@@ -25,7 +25,8 @@ if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
   throw new Error(`no Node headers under ${nodedir}: set npm_config_nodedir`);
 }
 // node-gyp: the one npm ships (prebuildify looks for `node-gyp` on PATH otherwise)
-const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const nodeGyp =
+  process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 
 /** Runs prebuildify for one CPU variant in a scratch copy; returns the folder holding prebuilds/. */
 function prebuild(variant) {

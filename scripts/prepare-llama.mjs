@@ -16,8 +16,7 @@ const target = join(root, 'deps', 'llama.cpp');
 const patchesDir = join(root, 'patches');
 const stampFile = join(target, '.layerskip-patches');
 
-const git = (args, cwd = target) =>
-  execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }).trim();
+const git = (args, cwd = target) => execFileSync('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' }).trim();
 
 /** @returns {never} */
 function fail(message) {
@@ -47,13 +46,18 @@ function findSource() {
     if (up === dir) break;
     dir = up;
   }
-  fail('no llama.cpp source: install the devDependency node-llama-cpp@3.21.1 (its llama/gitRelease.bundle ' +
-    'carries the pinned tree) or set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' + LLAMA_CPP_COMMIT);
+  fail(
+    'no llama.cpp source: install the devDependency node-llama-cpp@3.21.1 (its llama/gitRelease.bundle ' +
+      'carries the pinned tree) or set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' +
+      LLAMA_CPP_COMMIT,
+  );
 }
 
 function patchFiles() {
   if (!existsSync(patchesDir)) return [];
-  return readdirSync(patchesDir).filter((f) => f.endsWith('.patch')).sort();
+  return readdirSync(patchesDir)
+    .filter((f) => f.endsWith('.patch'))
+    .sort();
 }
 
 // Applies the patches to pristine copies of the files they touch (in a scratch folder), then
@@ -85,7 +89,9 @@ function applyPatches(patches, log) {
       try {
         // outside any repository (git apply then works as a plain patch tool)
         execFileSync('git', ['apply', '--whitespace=nowarn', join(patchesDir, f)], {
-          cwd: scratch, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_CEILING_DIRECTORIES: dirname(scratch) },
+          cwd: scratch,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, GIT_CEILING_DIRECTORIES: dirname(scratch) },
         });
       } catch (e) {
         const err = /** @type {Error & { stderr?: Buffer }} */ (e);

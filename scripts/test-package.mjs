@@ -3,7 +3,7 @@
 // project with install scripts off (so only the prebuilt binary can make it work), and generates
 // text from the bundled demo model (stories260K) there. Run `npm run build:prebuilt` first.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,9 +47,15 @@ try {
     assert(models.length === 1 && models[0] === 'models/stories260K.gguf', models.join(', ') || 'no model');
   });
   check('the prebuilt binary, the compiled library and its types are in', () => {
-    assert(files.some((f) => /^prebuilds\/[^/]+\/.+\.node$/.test(f.path)), 'no prebuilds/*/*.node');
+    assert(
+      files.some((f) => /^prebuilds\/[^/]+\/.+\.node$/.test(f.path)),
+      'no prebuilds/*/*.node',
+    );
     for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/index.js', 'dist/gguf/index.js', 'dist/analysis/index.js']) {
-      assert(files.some((f) => f.path === p), `missing ${p}`);
+      assert(
+        files.some((f) => f.path === p),
+        `missing ${p}`,
+      );
     }
   });
 
@@ -60,7 +66,9 @@ try {
   check('installed without a build folder (scripts were off)', () => {
     assert(!existsSync(join(app, 'node_modules', 'layerskip', 'build')), 'a build/ folder exists');
   });
-  writeFileSync(join(app, 'run.mjs'), `
+  writeFileSync(
+    join(app, 'run.mjs'),
+    `
 import { DEMO_MODEL_PATH, loadModel, systemInfo } from 'layerskip';
 import { writeRandomLlamaModel } from 'layerskip/gguf';
 import { linearCka } from 'layerskip/analysis';
@@ -71,8 +79,15 @@ const s = await ctx.generate('Once upon a time', { maxTokens: 24, selfSpeculativ
 console.log(JSON.stringify({ text: r.text, same: s.text === r.text, devices: systemInfo().devices.length,
   gguf: typeof writeRandomLlamaModel, cka: typeof linearCka }));
 model.dispose();
-`);
-  const run = (env = {}) => JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop() ?? '');
+`,
+  );
+  const run = (env = {}) =>
+    JSON.parse(
+      execFileSync(process.execPath, ['run.mjs'], { cwd: app, encoding: 'utf8', env: { ...process.env, ...env } })
+        .trim()
+        .split('\n')
+        .pop() ?? '',
+    );
   const out = run();
   check('generates text from stories260K with the prebuilt binary', () => {
     assert(out.text.startsWith(', there was a little girl named Lily'), JSON.stringify(out.text));
@@ -81,7 +96,10 @@ model.dispose();
   });
   if (process.arch === 'x64' && process.platform === 'linux') {
     check('the baseline (no AVX2) binary is packed, loads, and gives the same text', () => {
-      assert(files.some((f) => f.path === 'prebuilds/linux-x64/baseline/layerskip.node'), 'no prebuilds/linux-x64/baseline/layerskip.node');
+      assert(
+        files.some((f) => f.path === 'prebuilds/linux-x64/baseline/layerskip.node'),
+        'no prebuilds/linux-x64/baseline/layerskip.node',
+      );
       const base = run({ LAYERSKIP_CPU_VARIANT: 'baseline' });
       assert(base.text === out.text && base.same, JSON.stringify(base));
     });
@@ -101,9 +119,35 @@ model.dispose();
   });
   check('types resolve under moduleResolution node16 and bundler', () => {
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    writeFileSync(join(app, 'use.ts'), `import { loadModel, type GenerationResult } from 'layerskip';\nimport { pca } from 'layerskip/analysis';\nexport const f: typeof loadModel = loadModel; export type R = GenerationResult; export const g = pca;\n`);
-    for (const [module, resolution] of [['node16', 'node16'], ['esnext', 'bundler']]) {
-      execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', module, '--moduleResolution', resolution, '--target', 'es2022', '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), 'use.ts'], { cwd: app, stdio: 'pipe' });
+    writeFileSync(
+      join(app, 'use.ts'),
+      `import { loadModel, type GenerationResult } from 'layerskip';\nimport { pca } from 'layerskip/analysis';\nexport const f: typeof loadModel = loadModel; export type R = GenerationResult; export const g = pca;\n`,
+    );
+    for (const [module, resolution] of [
+      ['node16', 'node16'],
+      ['esnext', 'bundler'],
+    ]) {
+      execFileSync(
+        process.execPath,
+        [
+          tsc,
+          '--noEmit',
+          '--strict',
+          '--skipLibCheck',
+          '--module',
+          module,
+          '--moduleResolution',
+          resolution,
+          '--target',
+          'es2022',
+          '--types',
+          'node',
+          '--typeRoots',
+          join(root, 'node_modules', '@types'),
+          'use.ts',
+        ],
+        { cwd: app, stdio: 'pipe' },
+      );
     }
   });
 } finally {

@@ -42,7 +42,10 @@ describe('acceptPrefix, speculative sampling', () => {
     // u = 0.5 is the boundary: rejected; the residual max(0, p − q) = [0.5, 0, 0, 0] gives token 0
     expect(acceptPrefix({ argmax: Int32Array.of(0, 0), logits: logitsOf(p, p) }, [1], [q], sampled, scripted(0.5, 0.99), 4)).toEqual({ accepted: 0, next: 0 });
     // just below: accepted; the bonus row samples p with the next uniform (0.75 lands on token 1)
-    expect(acceptPrefix({ argmax: Int32Array.of(0, 0), logits: logitsOf(p, p) }, [1], [q], sampled, scripted(0.4999, 0.75), 4)).toEqual({ accepted: 1, next: 1 });
+    expect(acceptPrefix({ argmax: Int32Array.of(0, 0), logits: logitsOf(p, p) }, [1], [q], sampled, scripted(0.4999, 0.75), 4)).toEqual({
+      accepted: 1,
+      next: 1,
+    });
   });
 
   it('a draft the full model cannot produce is never accepted', () => {

@@ -9,8 +9,18 @@ const SLIDING_WINDOW_ARCHS: string[] = ['gemma2', 'gemma3', 'gpt-oss'];
 /** The shape the architecture tests use: small, GQA (2 query heads per KV head), late layers damped. */
 export function archSpec(arch: RandomModelSpec['arch'], seed = 31): RandomModelSpec {
   return {
-    arch, nLayer: 4, nEmbd: 64, nHead: 4, nHeadKv: 2, nFf: 128, nVocab: 320, nCtx: 2048, seed, tensorType: 'f32',
-    normJitter: 0.1, lateLayerScale: { fromLayer: 2, scale: 0.3 },
+    arch,
+    nLayer: 4,
+    nEmbd: 64,
+    nHead: 4,
+    nHeadKv: 2,
+    nFf: 128,
+    nVocab: 320,
+    nCtx: 2048,
+    seed,
+    tensorType: 'f32',
+    normJitter: 0.1,
+    lateLayerScale: { fromLayer: 2, scale: 0.3 },
     ...(SLIDING_WINDOW_ARCHS.includes(arch) ? { slidingWindow: 8 } : {}),
   };
 }

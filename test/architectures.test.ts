@@ -7,7 +7,15 @@
 // Refused architectures give a clear error and still decode plainly.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { architectureSupport, fitDraftHead, LAYER_RANGE_ARCHITECTURES, loadModel, UnsupportedArchitectureError, type Context, type Model } from '../lib/index.js';
+import {
+  architectureSupport,
+  fitDraftHead,
+  LAYER_RANGE_ARCHITECTURES,
+  loadModel,
+  UnsupportedArchitectureError,
+  type Context,
+  type Model,
+} from '../lib/index.js';
 import { getGgufMetadata, RANDOM_ARCHS, readGgufInfo, type RandomArch } from '../lib/gguf/index.js';
 import { archModel, archSpec, slicedArchModel } from './arch-models.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, randomPrompts, relErr } from './helpers.js';
@@ -152,7 +160,7 @@ describe('a family tokenizer', () => {
   }, 60_000);
 });
 
-describe('a windowed sliding-window cache that no longer holds a draft\'s window', () => {
+describe("a windowed sliding-window cache that no longer holds a draft's window", () => {
   it('fails the verification (never a wrong answer) and leaves the context usable', async () => {
     // 10 prompt tokens and 252 drafts fill the 256-cell cache past its start: it then holds
     // positions [6, 261], so position 10 is there but its window [3, 10] is not
@@ -203,7 +211,10 @@ describe("the README's architecture table", () => {
     const rows = section.split('\n').filter((l) => l.startsWith('| `') && /\| (yes|no) \|/.test(l));
     const seen = new Set<string>();
     for (const row of rows) {
-      const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+      const cells = row
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
       const flags = cells.slice(2).map((c) => c === 'yes');
       for (const [, arch] of cells[0].matchAll(/`([^`*]+)`/g)) {
         const s = architectureSupport(arch);

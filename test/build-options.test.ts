@@ -37,7 +37,9 @@ describe('build options', () => {
   });
 
   it('both paths compile the same native sources', () => {
-    const sources = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.cc')).sort();
+    const sources = readdirSync(join(root, 'native'))
+      .filter((f) => f.endsWith('.cc'))
+      .sort();
     expect(gyp('sources').split(' ')).toEqual(sources.map((f) => `native/${f}`));
     const ninja = join(root, 'build', 'build.ninja');
     if (existsSync(ninja)) {

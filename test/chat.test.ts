@@ -27,7 +27,11 @@ function withChatTemplate(fixture: ChatTemplateFixture): string {
   md.set('tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types } as GgufMetadataValue);
   md.set('tokenizer.chat_template', { type: 'string', value: fixture.template });
   const out = join(tmpdir(), `layerskip-chat-${fixture.family.replace(/\W+/g, '-')}-${process.pid}.gguf`);
-  writeGguf(out, md, info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(STORIES, t) })));
+  writeGguf(
+    out,
+    md,
+    info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(STORIES, t) })),
+  );
   files.push(out);
   return out;
 }
@@ -43,7 +47,7 @@ const WITH_SYSTEM: ChatMessage[] = [
 ];
 const WITHOUT_SYSTEM = WITH_SYSTEM.slice(1);
 
-describe('chat templates: Jinja against llama.cpp\'s built-in renderer', () => {
+describe("chat templates: Jinja against llama.cpp's built-in renderer", () => {
   it.each(CHAT_TEMPLATES)('$family ($source)', async (fixture) => {
     const model = await loadModel(withChatTemplate(fixture));
     try {
@@ -117,7 +121,9 @@ describe('ChatSession', () => {
   it('bad input: message shapes, unknown roles, no template', async () => {
     const ctx = await model.createContext({ contextSize: 256, threads: 1 });
     expect(() => model.applyChatTemplate('hi' as never)).toThrow(/messages must be an array/);
-    expect(() => model.applyChatTemplate([{ role: 'wizard', content: 'x' }] as never)).toThrow(/role must be one of "system", "user", "assistant", "tool", got "wizard"/);
+    expect(() => model.applyChatTemplate([{ role: 'wizard', content: 'x' }] as never)).toThrow(
+      /role must be one of "system", "user", "assistant", "tool", got "wizard"/,
+    );
     expect(() => model.applyChatTemplate([{ role: 'user', content: 5 }] as never)).toThrow(/content must be a string/);
     expect(() => model.applyChatTemplate([null] as never)).toThrow(/must be an object/);
     expect(() => new ChatSession(ctx, { history: [{ role: 'bot', content: '' }] as never })).toThrow(/history\[0\]\.role/);

@@ -29,8 +29,24 @@ describe('layerskip train', () => {
   const scratch = join(work, 'scratch.gguf');
 
   it('from scratch (--init): writes --out, prints progress and the summary, and the model loads', async () => {
-    const r = run('train', ...TINY, '--eval-text', EVAL_TEXT, '--steps', '20', '--eval-interval', '10',
-      '--layer-dropout', '0.1', '--curriculum', 'rotational', '--seed', '3', '--out', scratch);
+    const r = run(
+      'train',
+      ...TINY,
+      '--eval-text',
+      EVAL_TEXT,
+      '--steps',
+      '20',
+      '--eval-interval',
+      '10',
+      '--layer-dropout',
+      '0.1',
+      '--curriculum',
+      'rotational',
+      '--seed',
+      '3',
+      '--out',
+      scratch,
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(existsSync(scratch)).toBe(true);
     expect(existsSync(`${scratch}.init.gguf`)).toBe(true);
@@ -54,8 +70,30 @@ describe('layerskip train', () => {
 
   it('continual training from --model', async () => {
     const out = join(work, 'continual.gguf');
-    const r = run('train', '--model', STORIES, '--text', TEXT, ...SHAPE, '--steps', '8', '--layer-dropout', '0.2',
-      '--dropout-scale', 'linear', '--curriculum', 'gradual', '--early-exit-scale', '1', '--lr', '1e-4', '--warmup', '2', '--out', out);
+    const r = run(
+      'train',
+      '--model',
+      STORIES,
+      '--text',
+      TEXT,
+      ...SHAPE,
+      '--steps',
+      '8',
+      '--layer-dropout',
+      '0.2',
+      '--dropout-scale',
+      'linear',
+      '--curriculum',
+      'gradual',
+      '--early-exit-scale',
+      '1',
+      '--lr',
+      '1e-4',
+      '--warmup',
+      '2',
+      '--out',
+      out,
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/: 8 steps, 256 tokens; .*perplexity n\/a \(no --eval-text\)/);
     expect(existsSync(`${out}.init.gguf`)).toBe(false);
@@ -69,8 +107,22 @@ describe('layerskip train', () => {
 
   it('the baseline flags (--layer-dropout 0 --curriculum none) with a --tokens budget', () => {
     const out = join(work, 'baseline.gguf');
-    const r = run('train', ...TINY, '--layer-dropout', '0', '--curriculum', 'none', '--tokens', '100', '--eval-text', EVAL_TEXT,
-      '--checkpoint-interval', '2', '--out', out);
+    const r = run(
+      'train',
+      ...TINY,
+      '--layer-dropout',
+      '0',
+      '--curriculum',
+      'none',
+      '--tokens',
+      '100',
+      '--eval-text',
+      EVAL_TEXT,
+      '--checkpoint-interval',
+      '2',
+      '--out',
+      out,
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/: 4 steps, 128 tokens;/); // ceil(100 / (2 x 16))
     expect(r.stdout).toMatch(TABLE);
@@ -102,7 +154,10 @@ describe('layerskip train', () => {
     [['--text', TEXT, '--steps', '2', '--out', 'x.gguf'], /train needs --model FILE .* or --init LAYERS,DIM,HEADS,FF/],
     [[...TINY, '--steps', '2'], /train needs --out FILE/],
     [['--init', '2,32,4', '--tokenizer', STORIES, '--text', TEXT, '--steps', '2', '--out', 'x.gguf'], /--init needs LAYERS,DIM,HEADS,FF/],
-    [['--init', '2,30,4,64', '--tokenizer', STORIES, '--text', TEXT, '--steps', '2', '--out', 'x.gguf'], /--init: DIM \(30\) must be a multiple of HEADS \(4\)/],
+    [
+      ['--init', '2,30,4,64', '--tokenizer', STORIES, '--text', TEXT, '--steps', '2', '--out', 'x.gguf'],
+      /--init: DIM \(30\) must be a multiple of HEADS \(4\)/,
+    ],
     [['--init', '2,32,4,64', '--text', TEXT, '--steps', '2', '--out', 'x.gguf'], /--init needs --tokenizer FILE/],
     [['--model', STORIES, '--tokenizer', STORIES, '--text', TEXT, '--steps', '2', '--out', 'x.gguf'], /--tokenizer is for --init/],
     [['--model', STORIES, '--steps', '2', '--out', 'x.gguf'], /train needs --text FILE/],
@@ -169,7 +224,7 @@ describe('layerskip train', () => {
     expect(at).toBeGreaterThan(0);
     expect(at).toBeLessThan(steps);
     expect(JSON.parse(readFileSync(`${out}.train.json`, 'utf8'))).toMatchObject({ step: at, steps });
-    const loaded = await loadModel(out);  // the checkpoint is a whole model
+    const loaded = await loadModel(out); // the checkpoint is a whole model
     loaded.dispose();
 
     const r = run(...args, '--resume');

@@ -43,7 +43,10 @@ describe('layerskip CLI', () => {
     [['generate', '-p', 'x', '--temp', '-1'], /--temp must be a number >= 0, got "-1"/],
     [['generate', '-p', 'x', '--exit-layer', '5'], /--exit-layer must be in \[1, 4\] for this model \(5 layers\), got 5/],
     [['generate', '-p', 'x', '--threads', '4096'], /--threads 4096 is more than this machine's \d+ cores.*use --threads \d+ or fewer/],
-    [['calibrate', '-m', STORIES, '--exit-layer', '2', '--text', '/nonexistent/calibration.txt'], /--text: cannot read \/nonexistent\/calibration.txt \(ENOENT\)/],
+    [
+      ['calibrate', '-m', STORIES, '--exit-layer', '2', '--text', '/nonexistent/calibration.txt'],
+      /--text: cannot read \/nonexistent\/calibration.txt \(ENOENT\)/,
+    ],
     [['chat', '--template', '/nonexistent/template.jinja'], /--template: cannot read/],
     [['generate', '-p', 'x', '--prediction', '/nonexistent/prediction.txt'], /--prediction: cannot read \/nonexistent\/prediction.txt \(ENOENT\)/],
     [['generate', '-p', 'x', '--exit-layer', '3', '--overlap', 'on', '--lookup', 'on'], /--overlap on cannot be combined/],
@@ -81,7 +84,12 @@ describe('layerskip CLI', () => {
   it("the README's CLI section is the --help text", () => {
     const r = run('--help');
     expect(r.status).toBe(0);
-    const usage = r.stdout.replace(/^Usage:\n/, '').split('\n').map((l) => l.replace(/^ {2}/, '')).join('\n').trimEnd();
+    const usage = r.stdout
+      .replace(/^Usage:\n/, '')
+      .split('\n')
+      .map((l) => l.replace(/^ {2}/, ''))
+      .join('\n')
+      .trimEnd();
     const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md'), 'utf8');
     const block = /## CLI\n[^\n]*\n```\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block?.trimEnd()).toBe(usage);
@@ -190,7 +198,10 @@ describe('layerskip rpc-server and generate --rpc', () => {
     try {
       for (let i = 0; ; i++) {
         const up = await new Promise<boolean>((resolve) => {
-          const s = net.createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+          const s = net.createConnection({ host: '127.0.0.1', port }, () => {
+            s.destroy();
+            resolve(true);
+          });
           s.on('error', () => resolve(false));
         });
         if (up) break;

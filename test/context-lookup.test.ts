@@ -97,7 +97,10 @@ describe('ContextLookup', () => {
 // a prompt that repeats itself, so that lookup rounds start at once
 const REPEATING = 'Once upon a time, there was a little dog. Once upon a time, there was a little';
 
-for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])]] as const) {
+for (const [name, path] of [
+  ['stories260K', () => STORIES],
+  ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])],
+] as const) {
   describe(`lookup rounds keep greedy output: ${name}`, () => {
     const f = modelFixture(path, { threads: 1, ...EXACT });
     it('equals plain greedy for several exit layers, draft and lookup lengths', async () => {
@@ -105,10 +108,15 @@ for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () =>
       const prompts = [REPEATING, ...randomPrompts(3, f.model.info.vocabularySize, 5, 4, 12).map((p) => f.model.detokenize([...p, ...p, ...p]))];
       for (const prompt of prompts) {
         const plain = await f.ctx.generate(prompt, { maxTokens: 48 }).result;
-        for (const [exitLayer, draftTokens, lookupTokens] of [[1, 1, 1], [2, 3, 8], [3, 2, 16]]) {
+        for (const [exitLayer, draftTokens, lookupTokens] of [
+          [1, 1, 1],
+          [2, 3, 8],
+          [3, 2, 16],
+        ]) {
           // eager: every lookup draft is taken whole and continued by early exit (both sources in a round)
           for (const freeDraftChoice of ['eager', 'measured'] as const) {
-            const r = await f.ctx.generate(prompt, { maxTokens: 48, freeDraftChoice, selfSpeculative: { exitLayer, draftTokens, lookup: true, lookupTokens } }).result;
+            const r = await f.ctx.generate(prompt, { maxTokens: 48, freeDraftChoice, selfSpeculative: { exitLayer, draftTokens, lookup: true, lookupTokens } })
+              .result;
             expect(r.tokens, `E=${exitLayer} d=${draftTokens} lookup ${lookupTokens} ${freeDraftChoice}`).toEqual(plain.tokens);
             lookupRounds += r.speculative!.lookup!.rounds;
           }
@@ -133,9 +141,15 @@ describe('lookup rounds keep the sampling distribution', () => {
     const sampling = { temperature: 4, topK: 6 };
     const prompt = f.model.tokenize(text);
     const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 2);
-    let rejected = 0, accepted = 0;
+    let rejected = 0,
+      accepted = 0;
     await expectSamplesFollow(exact, 1500, 2, async (seed) => {
-      const r = await f.ctx.generate(text, { ...sampling, seed, maxTokens: 3, selfSpeculative: { exitLayer: 3, draftTokens: 2, lookup: true, lookupTokens: 2 } }).result;
+      const r = await f.ctx.generate(text, {
+        ...sampling,
+        seed,
+        maxTokens: 3,
+        selfSpeculative: { exitLayer: 3, draftTokens: 2, lookup: true, lookupTokens: 2 },
+      }).result;
       const lk = r.speculative!.lookup!;
       accepted += lk.accepted;
       rejected += lk.drafted - lk.accepted;

@@ -201,7 +201,10 @@ describe('a created model', () => {
       for (const t of info.tensors) {
         const data = tensor(info, t.name);
         if (t.shape.length === 1) {
-          expect(data.every((x) => x === 1), t.name).toBe(true);
+          expect(
+            data.every((x) => x === 1),
+            t.name,
+          ).toBe(true);
           continue;
         }
         const target = /attn_output|ffn_down/.test(t.name) ? residualStd : 0.02;
@@ -303,7 +306,9 @@ describe('validation', () => {
     await expect(createModel(out(), { ...BASE, tokenizer: text })).rejects.toThrow(/spec\.tokenizer: .*not-gguf\.txt is not a readable GGUF file/);
     const bare = path.join(dir, 'no-tokenizer.gguf');
     writeGguf(bare, [['general.architecture', { type: 'string', value: 'llama' }]], [{ name: 'x', shape: [4], type: GgmlType.F32, data: new Float32Array(4) }]);
-    await expect(createModel(out(), { ...BASE, tokenizer: bare })).rejects.toThrow(/spec\.tokenizer: .*no-tokenizer\.gguf has no tokenizer \(tokenizer\.ggml\.tokens/);
+    await expect(createModel(out(), { ...BASE, tokenizer: bare })).rejects.toThrow(
+      /spec\.tokenizer: .*no-tokenizer\.gguf has no tokenizer \(tokenizer\.ggml\.tokens/,
+    );
     await expect(createModel(out(), { ...BASE, tokenizer: dir })).rejects.toThrow(/spec\.tokenizer: .* is not a file/);
     expect(fs.existsSync(out())).toBe(false);
     fs.rmSync(text);

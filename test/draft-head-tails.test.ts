@@ -97,7 +97,9 @@ describe('readModelTail: each architecture its own tail', () => {
     const norm = { 'output_norm.weight': ones(8) };
     expect(readModelTail(tailFile({ arch: 'gemma2', keys: rms, tensors: norm })).finalSoftcap).toBe(30);
     expect(readModelTail(tailFile({ arch: 'gemma2', keys: { ...rms, final_logit_softcapping: 15 }, tensors: norm })).finalSoftcap).toBe(15);
-    expect(() => readModelTail(tailFile({ arch: 'gemma2', keys: { ...rms, final_logit_softcapping: 0 }, tensors: norm }))).toThrow(/gemma2.*final_logit_softcapping is 0/);
+    expect(() => readModelTail(tailFile({ arch: 'gemma2', keys: { ...rms, final_logit_softcapping: 0 }, tensors: norm }))).toThrow(
+      /gemma2.*final_logit_softcapping is 0/,
+    );
     expect(readModelTail(tailFile({ arch: 'gemma3', keys: rms, tensors: norm })).finalSoftcap).toBeUndefined();
     expect(readModelTail(tailFile({ arch: 'gemma3', keys: { ...rms, final_logit_softcapping: 30 }, tensors: norm })).finalSoftcap).toBe(30);
     expect(readModelTail(tailFile({ arch: 'gemma3', keys: { ...rms, final_logit_softcapping: 0 }, tensors: norm })).finalSoftcap).toBeUndefined();
@@ -128,10 +130,14 @@ describe('readModelTail: each architecture its own tail', () => {
       expect(() => readModelTail(tailFile({ arch, keys: rms, tensors: { 'output_norm.weight': w, 'output_norm.bias': b } }))).toThrow(/layer_norm_epsilon/);
     }
     const ob = ramp(12, -3);
-    const phi2 = readModelTail(tailFile({ arch: 'phi2', keys: ln, untied: true, tensors: { 'output_norm.weight': w, 'output_norm.bias': b, 'output.bias': ob } }));
+    const phi2 = readModelTail(
+      tailFile({ arch: 'phi2', keys: ln, untied: true, tensors: { 'output_norm.weight': w, 'output_norm.bias': b, 'output.bias': ob } }),
+    );
     expect(phi2.norm.bias).toEqual(b);
     expect(phi2.outputBias).toEqual(ob);
-    expect(() => readModelTail(tailFile({ arch: 'phi2', keys: ln, untied: true, tensors: { 'output_norm.weight': w, 'output_norm.bias': b } }))).toThrow(/no output.bias/);
+    expect(() => readModelTail(tailFile({ arch: 'phi2', keys: ln, untied: true, tensors: { 'output_norm.weight': w, 'output_norm.bias': b } }))).toThrow(
+      /no output.bias/,
+    );
   });
 
   it('what it cannot describe is an error naming the architecture, never a guess', () => {
@@ -140,11 +146,19 @@ describe('readModelTail: each architecture its own tail', () => {
     expect(() => readModelTail(tailFile({ arch: 'llama', tensors: norm }))).toThrow(/llama.*no llama\.attention\.layer_norm_rms_epsilon/);
     expect(() => readModelTail(tailFile({ arch: 'llama', keys: rms }))).toThrow(/architecture llama.*no output_norm.weight/);
     // tensors and keys that llama.cpp's graph for the architecture would not apply
-    expect(() => readModelTail(tailFile({ arch: 'llama', keys: rms, untied: true, tensors: { ...norm, 'output.bias': ones(12) } }))).toThrow(/llama.*output\.bias.*does not use/);
-    expect(() => readModelTail(tailFile({ arch: 'qwen3', keys: rms, tensors: { ...norm, 'output_norm.bias': ones(8) } }))).toThrow(/qwen3.*output_norm\.bias.*does not use/);
-    expect(() => readModelTail(tailFile({ arch: 'llama', keys: { ...rms, final_logit_softcapping: 30 }, tensors: norm }))).toThrow(/llama.*final_logit_softcapping.*does not apply/);
+    expect(() => readModelTail(tailFile({ arch: 'llama', keys: rms, untied: true, tensors: { ...norm, 'output.bias': ones(12) } }))).toThrow(
+      /llama.*output\.bias.*does not use/,
+    );
+    expect(() => readModelTail(tailFile({ arch: 'qwen3', keys: rms, tensors: { ...norm, 'output_norm.bias': ones(8) } }))).toThrow(
+      /qwen3.*output_norm\.bias.*does not use/,
+    );
+    expect(() => readModelTail(tailFile({ arch: 'llama', keys: { ...rms, final_logit_softcapping: 30 }, tensors: norm }))).toThrow(
+      /llama.*final_logit_softcapping.*does not apply/,
+    );
     expect(() => readModelTail(tailFile({ arch: 'qwen2', keys: { ...rms, logit_scale: 2 }, tensors: norm }))).toThrow(/qwen2.*logit_scale.*does not apply/);
-    expect(() => readModelTail(tailFile({ arch: 'llama', keys: rms, tensors: { 'output_norm.weight': ones(7) } }))).toThrow(/output_norm.weight has 7 values, expected 8/);
+    expect(() => readModelTail(tailFile({ arch: 'llama', keys: rms, tensors: { 'output_norm.weight': ones(7) } }))).toThrow(
+      /output_norm.weight has 7 values, expected 8/,
+    );
   });
 
   it('trainerTail: the output bias of the draft vocabulary, and bad tails refused once', () => {
@@ -188,7 +202,7 @@ function problem(seed: number): Problem {
     const z = gaussians(rng, V, 2);
     const m = Math.max(...z);
     let s = 0;
-    for (let v = 0; v < V; v++) s += (targets[r * V + v] = Math.exp(z[v] - m));
+    for (let v = 0; v < V; v++) s += targets[r * V + v] = Math.exp(z[v] - m);
     for (let v = 0; v < V; v++) targets[r * V + v] /= s;
   }
   return { D, V, N, hidden, targets, head, adapter, bias };
@@ -247,8 +261,18 @@ function referenceGradient(p: Problem, tail: NativeTrainTail): { w: Float64Array
 const LR = 1e-3;
 async function trainOneStep(p: Problem, tail: NativeTrainTail) {
   return native().trainExitAdapter({
-    hidden: p.hidden, targets: p.targets, head: p.head, tail, adapter: p.adapter, bias: p.bias,
-    embeddingSize: p.D, vocabularySize: p.V, steps: 1, batchSize: p.N, learningRate: LR, threads: 1,
+    hidden: p.hidden,
+    targets: p.targets,
+    head: p.head,
+    tail,
+    adapter: p.adapter,
+    bias: p.bias,
+    embeddingSize: p.D,
+    vocabularySize: p.V,
+    steps: 1,
+    batchSize: p.N,
+    learningRate: LR,
+    threads: 1,
   });
 }
 
@@ -258,11 +282,17 @@ describe('the adapter trainer applies each tail op as the reference does', () =>
   const rmsTail = (): ModelTail => ({ architecture: 'llama', norm: { kind: 'rms', weight: gaussians(rng, p.D, 0.3, 1), eps: 1e-5 } });
   const cases: [string, ModelTail][] = [
     ['RMS norm (llama)', rmsTail()],
-    ['LayerNorm with weight and bias (starcoder2)', { architecture: 'starcoder2', norm: { kind: 'layer', weight: gaussians(rng, p.D, 0.3, 1), bias: gaussians(rng, p.D, 0.5), eps: 1e-5 } }],
+    [
+      'LayerNorm with weight and bias (starcoder2)',
+      { architecture: 'starcoder2', norm: { kind: 'layer', weight: gaussians(rng, p.D, 0.3, 1), bias: gaussians(rng, p.D, 0.5), eps: 1e-5 } },
+    ],
     ['output bias (qwen2)', { ...rmsTail(), architecture: 'qwen2', outputBias: gaussians(rng, p.V, 2) }],
     ['logit scale (granite)', { ...rmsTail(), architecture: 'granite', logitFactor: Math.fround(1 / 3) }],
     ['final softcapping (gemma2)', { ...rmsTail(), architecture: 'gemma2', finalSoftcap: 2 }],
-    ['LayerNorm and a logit scale (command-r)', { architecture: 'command-r', norm: { kind: 'layer', weight: gaussians(rng, p.D, 0.3, 1), eps: 1e-5 }, logitFactor: 0.5 }],
+    [
+      'LayerNorm and a logit scale (command-r)',
+      { architecture: 'command-r', norm: { kind: 'layer', weight: gaussians(rng, p.D, 0.3, 1), eps: 1e-5 }, logitFactor: 0.5 },
+    ],
   ];
   const losses = new Map<string, number>();
 
@@ -279,7 +309,10 @@ describe('the adapter trainer applies each tail op as the reference does', () =>
       const g = referenceGradient(p, tail);
       const max = Math.max(...g.w.map(Math.abs), ...g.b.map(Math.abs));
       let checked = 0;
-      for (const [got, start, grad] of [[r.adapter, p.adapter, g.w], [r.bias, p.bias, g.b]] as const) {
+      for (const [got, start, grad] of [
+        [r.adapter, p.adapter, g.w],
+        [r.bias, p.bias, g.b],
+      ] as const) {
         for (let k = 0; k < grad.length; k++) {
           if (Math.abs(grad[k]) < 1e-3 * max) continue;
           const step = got[k] - start[k];
@@ -302,7 +335,8 @@ describe('the adapter trainer applies each tail op as the reference does', () =>
     const ids = Int32Array.of(0, 3, 5, 6, 10, 11, 17, 20, 23);
     const full: ModelTail = { ...rmsTail(), architecture: 'qwen2', outputBias: gaussians(rng, p.V, 2) };
     const sub: Problem = {
-      ...p, V: ids.length,
+      ...p,
+      V: ids.length,
       head: Float32Array.from({ length: ids.length * p.D }, (_, k) => p.head[ids[Math.floor(k / p.D)] * p.D + (k % p.D)]),
       targets: Float32Array.from({ length: p.N * ids.length }, (_, k) => p.targets[Math.floor(k / ids.length) * p.V + ids[k % ids.length]]),
     };
@@ -315,10 +349,21 @@ describe('the adapter trainer applies each tail op as the reference does', () =>
 
   it('the addon checks the tail it is given', async () => {
     const good = trainerTail(cases[0][1], p.D, null);
-    const run = (tail: unknown) => native().trainExitAdapter({
-      hidden: p.hidden, targets: p.targets, head: p.head, tail: tail as NativeTrainTail, adapter: p.adapter, bias: p.bias,
-      embeddingSize: p.D, vocabularySize: p.V, steps: 1, batchSize: p.N, learningRate: LR, threads: 1,
-    });
+    const run = (tail: unknown) =>
+      native().trainExitAdapter({
+        hidden: p.hidden,
+        targets: p.targets,
+        head: p.head,
+        tail: tail as NativeTrainTail,
+        adapter: p.adapter,
+        bias: p.bias,
+        embeddingSize: p.D,
+        vocabularySize: p.V,
+        steps: 1,
+        batchSize: p.N,
+        learningRate: LR,
+        threads: 1,
+      });
     expect(() => run(undefined)).toThrow(/tail must be an object/);
     expect(() => run({ ...good, norm: 'group' })).toThrow(/tail.norm/);
     expect(() => run({ ...good, eps: 0 })).toThrow(/tail.eps/);
@@ -395,7 +440,7 @@ function tailLogits(tail: ModelTail, head: Float32Array, hidden: Float32Array, D
   return out;
 }
 
-describe('readModelTail reproduces llama.cpp\'s logits from the final residual', () => {
+describe("readModelTail reproduces llama.cpp's logits from the final residual", () => {
   it('every layer-range architecture has a known tail', () => {
     for (const arch of LAYER_RANGE_ARCHITECTURES) expect(TAIL_ARCHITECTURES, arch).toContain(arch);
   });
@@ -405,36 +450,63 @@ describe('readModelTail reproduces llama.cpp\'s logits from the final residual',
   const model = (arch: RandomArch, seed: number) => {
     const file = join(dir, `model-${arch}-${seed}.gguf`);
     writeRandomModel(file, {
-      arch, nLayer: 3, nEmbd: D, nHead: 4, nHeadKv: 2, nFf: 128, nVocab: V, nCtx: 128, seed, tensorType: 'f32',
+      arch,
+      nLayer: 3,
+      nEmbd: D,
+      nHead: 4,
+      nHeadKv: 2,
+      nFf: 128,
+      nVocab: V,
+      nCtx: 128,
+      seed,
+      tensorType: 'f32',
       ...(arch === 'gemma2' || arch === 'gemma3' || arch === 'gpt-oss' ? { slidingWindow: 8 } : {}),
       ...(arch === 'qwen3moe' || arch === 'gpt-oss' ? { nExpert: 4, nExpertUsed: 2 } : {}),
     });
     return file;
   };
-  const qwen2Bias = () => withExtras(model('qwen2', 401), join(dir, 'qwen2-bias.gguf'), [],
-    [{ name: 'output.bias', shape: [V], type: GgmlType.F32, data: gaussians(new SamplerRng(4), V, 3) }]);
+  const qwen2Bias = () =>
+    withExtras(
+      model('qwen2', 401),
+      join(dir, 'qwen2-bias.gguf'),
+      [],
+      [{ name: 'output.bias', shape: [V], type: GgmlType.F32, data: gaussians(new SamplerRng(4), V, 3) }],
+    );
   const variants: [string, () => string, (t: ModelTail) => void][] = [
-    ...LAYER_RANGE_ARCHITECTURES.map((arch, i): [string, () => string, (t: ModelTail) => void] => [arch, () => model(arch as RandomArch, 300 + i), (t) => {
-      expect(t.norm.kind).toBe('rms');
-      expect(t.outputBias).toBeUndefined();
-      expect(t.logitFactor).toBe(arch === 'granite' ? 1 / 8 : undefined);
-      expect(t.finalSoftcap).toBe(arch === 'gemma2' ? 30 : undefined);
-    }]),
+    ...LAYER_RANGE_ARCHITECTURES.map((arch, i): [string, () => string, (t: ModelTail) => void] => [
+      arch,
+      () => model(arch as RandomArch, 300 + i),
+      (t) => {
+        expect(t.norm.kind).toBe('rms');
+        expect(t.outputBias).toBeUndefined();
+        expect(t.logitFactor).toBe(arch === 'granite' ? 1 / 8 : undefined);
+        expect(t.finalSoftcap).toBe(arch === 'gemma2' ? 30 : undefined);
+      },
+    ]),
     ['qwen2 with output.bias', qwen2Bias, (t) => expect(t.outputBias).toEqual(gaussians(new SamplerRng(4), V, 3))],
-    ['gemma3 with final_logit_softcapping 2', () => withExtras(model('gemma3', 402), join(dir, 'gemma3-softcap.gguf'),
-      [['gemma3.final_logit_softcapping', ggufValue.f32(2)]], []),
-    (t) => expect(t.finalSoftcap).toBe(2)],
+    [
+      'gemma3 with final_logit_softcapping 2',
+      () => withExtras(model('gemma3', 402), join(dir, 'gemma3-softcap.gguf'), [['gemma3.final_logit_softcapping', ggufValue.f32(2)]], []),
+      (t) => expect(t.finalSoftcap).toBe(2),
+    ],
   ];
 
-  it('fitDraftHead refines through granite\'s logit scale, gemma2\'s softcap and qwen2\'s output bias', async () => {
+  it("fitDraftHead refines through granite's logit scale, gemma2's softcap and qwen2's output bias", async () => {
     const refused = 'a draft vocabulary is not supported for models with an output bias (output.bias); fit the head with the full vocabulary';
-    for (const [file, biased] of [[model('granite', 310), false], [model('gemma2', 311), false], [qwen2Bias(), true]] as const) {
+    for (const [file, biased] of [
+      [model('granite', 310), false],
+      [model('gemma2', 311), false],
+      [qwen2Bias(), true],
+    ] as const) {
       const m = await loadModel(file);
       const ctx = await m.createContext({ contextSize: 256, threads: 1 });
       if (biased) await expect(fitDraftHead(ctx, { exitLayer: 2, vocabulary: 50 })).rejects.toThrow(refused);
       const losses: number[] = [];
       const head = await fitDraftHead(ctx, {
-        exitLayer: 2, selfGenerate: { positions: 600, tokensPerSequence: 60 }, steps: 40, vocabulary: biased ? undefined : 100,
+        exitLayer: 2,
+        selfGenerate: { positions: 600, tokensPerSequence: 60 },
+        steps: 40,
+        vocabulary: biased ? undefined : 100,
         onProgress: (p) => p.loss !== undefined && losses.push(p.loss),
       });
       expect(head.tokenIds === null, file).toBe(biased);

@@ -14,10 +14,14 @@ function randomHead(model: Model, exitLayer: number, seed: number, tokenIds: num
   const D = model.info.embeddingSize;
   const rng = new SamplerRng(seed);
   return new DraftHead({
-    exitLayer, embeddingSize: D, vocabularySize: model.info.vocabularySize, baseModel: model.identity,
+    exitLayer,
+    embeddingSize: D,
+    vocabularySize: model.info.vocabularySize,
+    baseModel: model.identity,
     adapter: Float32Array.from({ length: D * D }, () => (rng.next() - 0.5) * 2),
     bias: Float32Array.from({ length: D }, () => rng.next() - 0.5),
-    tokenIds: tokenIds ? Int32Array.from(tokenIds) : null, stats: null,
+    tokenIds: tokenIds ? Int32Array.from(tokenIds) : null,
+    stats: null,
   });
 }
 
@@ -103,7 +107,16 @@ for (const [name, path] of MODELS) {
           const heads = [
             randomHead(f.model, E, E, null),
             randomHead(f.model, E, E + 100, unused),
-            new DraftHead({ exitLayer: E, embeddingSize: f.model.info.embeddingSize, vocabularySize: V, baseModel: f.model.identity, adapter: null, bias: null, tokenIds: Int32Array.from([...plain.tokens.slice(0, 4), 2].filter((t, i, a) => a.indexOf(t) === i)), stats: null }),
+            new DraftHead({
+              exitLayer: E,
+              embeddingSize: f.model.info.embeddingSize,
+              vocabularySize: V,
+              baseModel: f.model.identity,
+              adapter: null,
+              bias: null,
+              tokenIds: Int32Array.from([...plain.tokens.slice(0, 4), 2].filter((t, i, a) => a.indexOf(t) === i)),
+              stats: null,
+            }),
           ];
           for (const [hi, draftHead] of heads.entries()) {
             for (const d of [1, 3, 6]) {
@@ -119,7 +132,8 @@ for (const [name, path] of MODELS) {
       const prompt = prompts[0];
       const plain = await f.ctx.generate(prompt, { maxTokens: 30 }).result;
       const unused = [...Array(V).keys()].filter((t) => !plain.tokens.includes(t) && t > 2).slice(0, 3);
-      const r = await f.ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: 3, draftHead: randomHead(f.model, E, 5, unused) } }).result;
+      const r = await f.ctx.generate(prompt, { maxTokens: 30, selfSpeculative: { exitLayer: E, draftTokens: 3, draftHead: randomHead(f.model, E, 5, unused) } })
+        .result;
       expect(r.speculative!.accepted).toBe(0);
       await f.ctx.useDraftHead(randomHead(f.model, E, 5, unused));
       f.ctx.clear();
@@ -144,7 +158,16 @@ describe('speculative sampling with a draft head and a restricted vocabulary', (
     const ids = [...[...likely].filter((_, i) => i % 2 === 0), ...Array.from({ length: 100 }, (_, i) => 200 + i)];
     const adapter = new Float32Array(D * D);
     for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.1;
-    const draftHead = new DraftHead({ exitLayer: 3, embeddingSize: D, vocabularySize: model.info.vocabularySize, baseModel: model.identity, adapter, bias: null, tokenIds: Int32Array.from(new Set(ids)).sort(), stats: null });
+    const draftHead = new DraftHead({
+      exitLayer: 3,
+      embeddingSize: D,
+      vocabularySize: model.info.vocabularySize,
+      baseModel: model.identity,
+      adapter,
+      bias: null,
+      tokenIds: Int32Array.from(new Set(ids)).sort(),
+      stats: null,
+    });
     await expectSamplesFollow(exact, 600, 2, async (seed) => {
       // 3 tokens: the first comes from the prompt's decode, the second is drafted and verified
       const r = await ctx.generate(prompt, { ...sampling, seed, maxTokens: 3, selfSpeculative: { exitLayer: 3, draftTokens: 3, draftHead } }).result;
@@ -206,7 +229,9 @@ describe('bad draft heads are clear errors and leave the context usable', () => 
     await ctx.useDraftHead(good);
     const ac = new AbortController();
     const fit = fitDraftHead(ctx, {
-      exitLayer: 3, selfGenerate: { positions: 3000 }, signal: ac.signal,
+      exitLayer: 3,
+      selfGenerate: { positions: 3000 },
+      signal: ac.signal,
       onProgress: (p) => p.phase === 'collect' && p.done === 3 && ac.abort(),
     });
     await expect(fit).rejects.toThrow(/abort/i);

@@ -12,13 +12,17 @@ import { STORIES } from './helpers.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const files = (dir: string, ext: RegExp): string[] =>
   readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? files(join(dir, e.name), ext) : ext.test(e.name) ? [join(dir, e.name)] : []);
+    e.isDirectory() ? files(join(dir, e.name), ext) : ext.test(e.name) ? [join(dir, e.name)] : [],
+  );
 
 describe('error codes', () => {
   it('native/error-codes.h and lib/error-codes.ts list the same native codes', () => {
     const header = readFileSync(join(root, 'native', 'error-codes.h'), 'utf8');
     const inHeader = [...header.matchAll(/= "(ERR_[A-Z_]+)"/g)].map((m) => m[1]).sort();
-    const nativeInTable = Object.entries(ERROR_CODES).filter(([, v]) => v.from === 'native').map(([k]) => k).sort();
+    const nativeInTable = Object.entries(ERROR_CODES)
+      .filter(([, v]) => v.from === 'native')
+      .map(([k]) => k)
+      .sort();
     expect(inHeader).toEqual(nativeInTable);
   });
 

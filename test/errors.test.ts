@@ -28,7 +28,10 @@ describe('model files', () => {
     truncateSync(p, size);
     // the header check names the fault; without it llama.cpp's own reason reaches the message
     await expect(loadModel(p)).rejects.toMatchObject({ name: 'ModelFileError', code: 'ERR_MODEL_FILE', fault: 'structure' });
-    await expect(loadModel(p, { validate: false })).rejects.toMatchObject({ code: 'ERR_MODEL_LOAD', message: expect.stringMatching(/failed to load model \S+: \S/) });
+    await expect(loadModel(p, { validate: false })).rejects.toMatchObject({
+      code: 'ERR_MODEL_LOAD',
+      message: expect.stringMatching(/failed to load model \S+: \S/),
+    });
   });
   it('a GGUF with a corrupted header', async () => {
     const p = join(dir, 'corrupt.gguf');

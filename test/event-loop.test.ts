@@ -46,11 +46,11 @@ describe('event loop stays responsive', { retry: 2 }, () => {
     const model = load.value;
     const ctx = await model.createContext({ contextSize: 1024, threads: 1 });
     const gen = await worstTimerLag(() => ctx.generate([1, 300, 301, 302], { maxTokens: 150 }).result);
-    const spec = await worstTimerLag(
-      () => ctx.generate([1, 300, 301, 302], { maxTokens: 150, selfSpeculative: { exitLayer: 4, draftTokens: 4 } }).result,
-    );
+    const spec = await worstTimerLag(() => ctx.generate([1, 300, 301, 302], { maxTokens: 150, selfSpeculative: { exitLayer: 4, draftTokens: 4 } }).result);
     model.dispose();
-    console.log(`timer lag: load ${load.lag.toFixed(1)} ms of ${load.ms.toFixed(0)}, generate ${gen.lag.toFixed(1)} ms of ${gen.ms.toFixed(0)}, self-speculative ${spec.lag.toFixed(1)} ms of ${spec.ms.toFixed(0)}`);
+    console.log(
+      `timer lag: load ${load.lag.toFixed(1)} ms of ${load.ms.toFixed(0)}, generate ${gen.lag.toFixed(1)} ms of ${gen.ms.toFixed(0)}, self-speculative ${spec.lag.toFixed(1)} ms of ${spec.ms.toFixed(0)}`,
+    );
     // the work lasts long enough that blocking would show, and the timer never waited long
     expect(gen.ms).toBeGreaterThan(200);
     expect(load.lag).toBeLessThan(60);

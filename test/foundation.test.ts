@@ -10,7 +10,12 @@ describe('stories260K', () => {
 
   it('reads the metadata', () => {
     expect(f.model.info).toMatchObject({
-      architecture: 'llama', layerCount: 5, embeddingSize: 64, headCount: 8, headCountKv: 4, vocabularySize: 512,
+      architecture: 'llama',
+      layerCount: 5,
+      embeddingSize: 64,
+      headCount: 8,
+      headCountKv: 4,
+      vocabularySize: 512,
       trainContextLength: 2048,
     });
     expect(f.model.info.specialTokens).toMatchObject({ bos: 1, eos: 2 });
@@ -102,7 +107,7 @@ describe('stories260K', () => {
 async function lastLogits(ctx: Context, tokens: number[], oneByOne: boolean): Promise<Float32Array> {
   ctx.clear();
   if (!oneByOne) return (await ctx.decodeLayers({ tokens, logits: true })).logits!;
-  let r;
+  let r: Awaited<ReturnType<Context['decodeLayers']>> | undefined;
   for (const t of tokens) r = await ctx.decodeLayers({ tokens: [t], logits: true });
   return r!.logits!;
 }

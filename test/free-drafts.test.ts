@@ -41,7 +41,10 @@ describe('PredictionDrafts', () => {
   });
 });
 
-for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])]] as const) {
+for (const [name, path] of [
+  ['stories260K', () => STORIES],
+  ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])],
+] as const) {
   describe(`plain and free drafts keep greedy output: ${name}`, () => {
     const f = modelFixture(path, { threads: 1, ...EXACT });
 
@@ -96,7 +99,8 @@ for (const [name, path] of [['stories260K', () => STORIES], ['gqa-untied', () =>
 
     it('per-source statistics add up', async () => {
       const prompt = 'the dog, the dog, the dog, the dog, the';
-      const r = await f.ctx.generate(prompt, { maxTokens: 48, lookup: true, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 2, draftTokens: 2 } }).result;
+      const r = await f.ctx.generate(prompt, { maxTokens: 48, lookup: true, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 2, draftTokens: 2 } })
+        .result;
       const { lookup, earlyExit } = r.speculative!.sources;
       for (const s of [lookup!, earlyExit!]) {
         expect(s.draftedByPosition.reduce((a, b) => a + b, 0)).toBe(s.drafted);
@@ -118,8 +122,12 @@ describe('free drafts keep the sampling distribution (chi-square)', () => {
     const prompt = f.model.tokenize(text);
     const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 2);
     // the prediction is the likeliest pair: its second token is drafted whenever the first matches
-    const prediction = [...exact.entries()].sort((a, b) => b[1] - a[1])[0][0].split(',').map(Number);
-    let accepted = 0, drafted = 0;
+    const prediction = [...exact.entries()]
+      .sort((a, b) => b[1] - a[1])[0][0]
+      .split(',')
+      .map(Number);
+    let accepted = 0,
+      drafted = 0;
     await expectSamplesFollow(exact, 1500, 2, async (seed) => {
       // maxTokens 3: the second token is a round's (the first comes from the prompt's decode)
       const r = await f.ctx.generate(prompt, { ...sampling, seed, maxTokens: 3, prediction, freeDraftChoice: 'eager' }).result;
@@ -136,10 +144,17 @@ describe('free drafts keep the sampling distribution (chi-square)', () => {
     const sampling = { temperature: 3, topK: 4 };
     const prompt = f.model.tokenize(text);
     const exact = await exactSampleDistribution(f.ctx, prompt, sampling, 3);
-    let mixed = 0, lookupRejected = 0, lookupAccepted = 0;
+    let mixed = 0,
+      lookupRejected = 0,
+      lookupAccepted = 0;
     await expectSamplesFollow(exact, 2500, 3, async (seed) => {
       const r = await f.ctx.generate(prompt, {
-        ...sampling, seed, maxTokens: 4, lookup: { maxTokens: 1 }, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 3, draftTokens: 1 },
+        ...sampling,
+        seed,
+        maxTokens: 4,
+        lookup: { maxTokens: 1 },
+        freeDraftChoice: 'eager',
+        selfSpeculative: { exitLayer: 3, draftTokens: 1 },
       }).result;
       const { lookup, earlyExit } = r.speculative!.sources;
       mixed += earlyExit!.draftedByPosition[1] ?? 0; // an early-exit draft after a lookup draft
@@ -162,7 +177,11 @@ describe('a lookup draft that continues early-exit drafts', () => {
   it('keeps greedy output', async () => {
     const plain = await f.ctx.generate(text, { maxTokens: 40 }).result;
     let continued = 0;
-    for (const [exitLayer, draftTokens] of [[2, 1], [3, 2], [4, 3]]) {
+    for (const [exitLayer, draftTokens] of [
+      [2, 1],
+      [3, 2],
+      [4, 3],
+    ]) {
       for (const freeDraftChoice of ['eager', 'continuation'] as const) {
         const r = await f.ctx.generate(text, { maxTokens: 40, lookup: true, freeDraftChoice, selfSpeculative: { exitLayer, draftTokens } }).result;
         expect(r.tokens, `E=${exitLayer} d=${draftTokens} ${freeDraftChoice}`).toEqual(plain.tokens);
@@ -184,7 +203,12 @@ describe('a lookup draft that continues early-exit drafts', () => {
     let lookupAfterEarly = 0;
     await expectSamplesFollow(exact, 2500, 3, async (seed) => {
       const r = await f.ctx.generate(prompt, {
-        ...sampling, seed, maxTokens: 4, lookup: { maxTokens: 1 }, freeDraftChoice: 'continuation', selfSpeculative: { exitLayer: 4, draftTokens: 1 },
+        ...sampling,
+        seed,
+        maxTokens: 4,
+        lookup: { maxTokens: 1 },
+        freeDraftChoice: 'continuation',
+        selfSpeculative: { exitLayer: 4, draftTokens: 1 },
       }).result;
       lookupAfterEarly += r.speculative!.sources.lookup!.draftedByPosition[1] ?? 0; // a lookup draft after an early-exit draft
       return r.tokens;

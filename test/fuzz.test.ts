@@ -36,7 +36,9 @@ describe('the harness', () => {
     // a stand-in worker, by case id mod 5: 1 aborts in a stage, 2 never answers, 3 rejects,
     // 4 passes and then aborts (a late crash, blamed on that case), 0 passes
     const fake = join(work, 'fake-worker.mjs');
-    writeFileSync(fake, `
+    writeFileSync(
+      fake,
+      `
       const send = (m) => new Promise((r) => process.send(m, r));
       process.on('message', async ({ id }) => {
         await send({ type: 'stage', id, stage: 'generate-plain' });
@@ -48,12 +50,17 @@ describe('the harness', () => {
       });
       process.on('disconnect', () => process.exit(0));
       await send({ type: 'ready' });
-    `);
+    `,
+    );
     const report = await runFuzz({ seedModel: STORIES, cases: 10, firstSeed: 1, jobs: 2, timeoutMs: 1500, workerPath: fake });
     expect(report.totals).toEqual({ ok: 2, rejected: 2, crash: 4, hang: 2, unusable: 0 });
     expect(report.failures.map((f) => [f.seed, f.outcome, f.stage])).toEqual([
-      [1, 'crash', 'generate-plain'], [2, 'hang', 'generate-plain'], [4, 'crash', 'after-done'],
-      [6, 'crash', 'generate-plain'], [7, 'hang', 'generate-plain'], [9, 'crash', 'after-done'],
+      [1, 'crash', 'generate-plain'],
+      [2, 'hang', 'generate-plain'],
+      [4, 'crash', 'after-done'],
+      [6, 'crash', 'generate-plain'],
+      [7, 'hang', 'generate-plain'],
+      [9, 'crash', 'after-done'],
     ]);
     expect(report.failures[0].signal).toBe('SIGABRT');
     expect(report.rejectionsByCause.map((c) => [c.cause, c.count])).toEqual([['ERR_X', 2]]);
@@ -81,7 +88,13 @@ describe('fuzzing the library', () => {
     expect(report.cases).toBe(300);
     expect(report.totals.ok + report.totals.rejected + report.failures.length).toBe(300);
     expect(report.totals.ok).toBeGreaterThan(0); // the mutations are not all fatal: the compute stages run
-    expect(report.failures.map((f) => `${f.outcome} seed ${f.seed} ${f.kind} at ${f.stage}: ${f.signature}`), text).toEqual([]);
-    expect(report.vagueRejections.map((v) => `seed ${v.seed} ${v.kind}: ${v.errors![0].message}`), text).toEqual([]);
+    expect(
+      report.failures.map((f) => `${f.outcome} seed ${f.seed} ${f.kind} at ${f.stage}: ${f.signature}`),
+      text,
+    ).toEqual([]);
+    expect(
+      report.vagueRejections.map((v) => `seed ${v.seed} ${v.kind}: ${v.errors![0].message}`),
+      text,
+    ).toEqual([]);
   }, 120_000);
 });

@@ -10,7 +10,10 @@ const PROMPT = 'Once upon a time';
 describe('generation control', () => {
   const f = modelFixture(() => STORIES, { contextSize: 2048, threads: 1 });
 
-  for (const [label, selfSpeculative] of [['plain', undefined], ['self-speculative', { exitLayer: 3, draftTokens: 4 }]] as const) {
+  for (const [label, selfSpeculative] of [
+    ['plain', undefined],
+    ['self-speculative', { exitLayer: 3, draftTokens: 4 }],
+  ] as const) {
     it(`break after the first chunk stops a ${label} generation and frees the context`, async () => {
       const gen = f.ctx.generate(PROMPT, { maxTokens: 2000, selfSpeculative });
       let seen = 0;
@@ -44,9 +47,11 @@ describe('generation control', () => {
 
   it('a throw in the loop body and return from a function stop it too', async () => {
     const thrown = f.ctx.generate(PROMPT, { maxTokens: 2000 });
-    await expect((async () => {
-      for await (const _ of thrown) throw new Error('the consumer failed');
-    })()).rejects.toThrow('the consumer failed');
+    await expect(
+      (async () => {
+        for await (const _ of thrown) throw new Error('the consumer failed');
+      })(),
+    ).rejects.toThrow('the consumer failed');
     await expect(thrown.result).rejects.toMatchObject({ name: 'AbortError' });
 
     const returned = f.ctx.generate(PROMPT, { maxTokens: 2000 });

@@ -132,7 +132,12 @@ export function modelFixture(path: () => string, options: ContextOptions): { rea
  * The exact distribution of the first `length` tokens sampled after `prompt` (keys "t1,t2,..."),
  * by enumerating every sequence the sampling options allow (full-model decodes on `ctx`).
  */
-export async function exactSampleDistribution(ctx: Context, prompt: readonly number[], sampling: SamplingOptions, length: number): Promise<Map<string, number>> {
+export async function exactSampleDistribution(
+  ctx: Context,
+  prompt: readonly number[],
+  sampling: SamplingOptions,
+  length: number,
+): Promise<Map<string, number>> {
   const s = resolveSampling({ ...sampling, seed: 0 });
   const exact = new Map<string, number>();
   const expand = async (prefix: number[], prob: number): Promise<void> => {

@@ -21,8 +21,17 @@ import { linearCka } from '../lib/analysis/index.js';
 import { EXACT, STORIES, randomModel } from './helpers.js';
 
 const LATE_SCALED = {
-  nLayer: 6, nEmbd: 96, nHead: 6, nHeadKv: 2, nFf: 192, nVocab: 400, nCtx: 512, tiedOutput: false, seed: 21,
-  tensorType: 'f32', lateLayerScale: { fromLayer: 3, scale: 0.05 },
+  nLayer: 6,
+  nEmbd: 96,
+  nHead: 6,
+  nHeadKv: 2,
+  nFf: 192,
+  nVocab: 400,
+  nCtx: 512,
+  tiedOutput: false,
+  seed: 21,
+  tensorType: 'f32',
+  lateLayerScale: { fromLayer: 3, scale: 0.05 },
 } as const;
 
 function argmaxRows(logits: Float32Array, nVocab: number): number[] {
@@ -202,18 +211,35 @@ describe('analyzeLayers: stories260K', () => {
     expect(json.recommendation.mode).toBe(result.recommendation.mode);
     const svg = renderLayerAnalysisSvg(result);
     expect(svg.startsWith('<svg')).toBe(true);
-    for (const label of ['exit layer (of 5)', 'agreement / similarity', 'speedup over plain decoding (x)', 'top-1 agreement', 'linear CKA', 'top canonical correlation (rCCA)', 'predicted best speedup']) {
+    for (const label of [
+      'exit layer (of 5)',
+      'agreement / similarity',
+      'speedup over plain decoding (x)',
+      'top-1 agreement',
+      'linear CKA',
+      'top canonical correlation (rCCA)',
+      'predicted best speedup',
+    ]) {
       expect(svg).toContain(label);
     }
   });
 
-  it('measures a layer with its draft head: a vocabulary without the full model\'s tokens never agrees', async () => {
+  it("measures a layer with its draft head: a vocabulary without the full model's tokens never agrees", async () => {
     const full = await ctx.decodeLayers({ tokens: model.tokenize(DEFAULT_CALIBRATION_TEXTS[0]), outputs: 'all' });
     ctx.clear();
     const unused = [...Array(model.info.vocabularySize).keys()].filter((t) => !full.argmax.includes(t)).slice(0, 5);
-    const base = { embeddingSize: model.info.embeddingSize, vocabularySize: model.info.vocabularySize, baseModel: model.identity, adapter: null, bias: null, stats: null };
+    const base = {
+      embeddingSize: model.info.embeddingSize,
+      vocabularySize: model.info.vocabularySize,
+      baseModel: model.identity,
+      adapter: null,
+      bias: null,
+      stats: null,
+    };
     const r = await analyzeLayers(ctx, [DEFAULT_CALIBRATION_TEXTS[0]], {
-      layers: [2, 3], timingRepeats: 1, draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.from(unused) })],
+      layers: [2, 3],
+      timingRepeats: 1,
+      draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.from(unused) })],
     });
     expect(r.layers[0].head).toBeUndefined();
     const h = r.layers[1].head!;
@@ -222,7 +248,9 @@ describe('analyzeLayers: stories260K', () => {
     expect(h.vocabulary).toBe(unused.length);
     expect(h.draftMs).toBeGreaterThan(0);
     expect(formatLayerAnalysis(r)).toMatch(/w\/ head/);
-    await expect(analyzeLayers(ctx, undefined, { layers: [2], draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.of(5) })] })).rejects.toThrow(/not analysed/);
+    await expect(
+      analyzeLayers(ctx, undefined, { layers: [2], draftHeads: [new DraftHead({ ...base, exitLayer: 3, tokenIds: Int32Array.of(5) })] }),
+    ).rejects.toThrow(/not analysed/);
     expect(ctx.draftHead).toBeNull();
   });
 

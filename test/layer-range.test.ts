@@ -178,7 +178,7 @@ describe('layer-range errors leave the context usable', () => {
 
   it('hidden states of the wrong width or count', async () => {
     f.ctx.clear();
-    await f.ctx.decodeLayers({ tokens: [1, 2] , layers: [0, 2] });
+    await f.ctx.decodeLayers({ tokens: [1, 2], layers: [0, 2] });
     await expect(f.ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(63) })).rejects.toThrow(/multiple of the embedding size/);
     await expect(f.ctx.decodeLayers({ layers: [2, 5], hidden: new Float32Array(64 * 3) })).rejects.toThrow(/no early-layer KV/);
     await expect(f.ctx.decodeLayers({ layers: [2, 5], count: 3 })).rejects.toThrow(/count/);

@@ -30,7 +30,16 @@ const ARCHS = LAYER_RANGE_ARCHITECTURES as readonly RandomArch[];
 const SLIDING = ['gemma2', 'gemma3', 'gpt-oss'];
 // E = 64, 4 heads of 16, 2 KV heads: Q = 64, K = V = 32; n_ff 128; 4 experts; 300 tokens
 const spec = (arch: RandomArch): RandomModelSpec => ({
-  arch, nLayer: 4, nEmbd: 64, nHead: 4, nHeadKv: 2, nFf: 128, nVocab: 300, nCtx: 256, seed: 5, tensorType: 'f32',
+  arch,
+  nLayer: 4,
+  nEmbd: 64,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 128,
+  nVocab: 300,
+  nCtx: 256,
+  seed: 5,
+  tensorType: 'f32',
   ...(SLIDING.includes(arch) ? { slidingWindow: 8 } : {}),
 });
 
@@ -42,24 +51,70 @@ const OPTIONAL_WRITTEN: Partial<Record<RandomArch, string[]>> = {
 
 /** Optional tensors llama.cpp loads for the architecture (its models/<arch>.cpp), with their shapes here. */
 const LLAMA_OPTIONAL: [string, number[]][] = [
-  ['output.weight', [64, 300]], ['rope_freqs.weight', [8]], ['blk.1.attn_output.bias', [64]],
-  ['blk.1.attn_q.bias', [64]], ['blk.1.attn_k.bias', [32]], ['blk.1.attn_v.bias', [32]],
-  ['blk.1.ffn_gate.bias', [128]], ['blk.1.ffn_up.bias', [128]], ['blk.1.ffn_down.bias', [64]],
-  ['blk.1.attn_q.scale', [1]], ['blk.1.ffn_down.input_scale', [1]],
+  ['output.weight', [64, 300]],
+  ['rope_freqs.weight', [8]],
+  ['blk.1.attn_output.bias', [64]],
+  ['blk.1.attn_q.bias', [64]],
+  ['blk.1.attn_k.bias', [32]],
+  ['blk.1.attn_v.bias', [32]],
+  ['blk.1.ffn_gate.bias', [128]],
+  ['blk.1.ffn_up.bias', [128]],
+  ['blk.1.ffn_down.bias', [64]],
+  ['blk.1.attn_q.scale', [1]],
+  ['blk.1.ffn_down.input_scale', [1]],
 ];
 const OPTIONAL: Record<string, [string, number[]][]> = {
   llama: LLAMA_OPTIONAL,
   mistral3: LLAMA_OPTIONAL,
   granite: LLAMA_OPTIONAL,
-  smollm3: [['output.weight', [64, 300]], ['blk.1.attn_q.bias', [64]], ['blk.1.attn_v.bias', [32]], ['blk.1.ffn_up.scale', [1]]],
-  qwen2: [['output.weight', [64, 300]], ['output.bias', [300]], ['blk.1.attn_output.scale', [1]]],
-  qwen3: [['output.weight', [64, 300]], ['cls.output.weight', [64, 1]], ['blk.1.attn_k.bias', [32]]],
-  qwen3moe: [['output.weight', [64, 300]], ['blk.1.attn_q.bias', [64]], ['blk.1.ffn_up_exps.scale', [4]], ['blk.1.ffn_gate_exps.input_scale', [4]]],
-  gemma2: [['blk.1.attn_q.bias', [64]], ['blk.1.attn_k.bias', [32]], ['blk.1.attn_v.bias', [32]], ['blk.1.ffn_gate.scale', [1]]],
-  gemma3: [['output.weight', [64, 300]], ['blk.1.attn_v.bias', [32]], ['blk.2.attn_output.scale', [1]]],
-  phi3: [['output.weight', [64, 300]], ['rope_factors_long.weight', [8]], ['rope_factors_short.weight', [8]], ['blk.1.attn_qkv.bias', [128]], ['blk.1.attn_qkv.scale', [1]]],
-  olmo2: [['blk.1.attn_q.bias', [64]], ['blk.1.ffn_down.scale', [1]]],
-  'gpt-oss': [['blk.1.attn_output.scale', [1]], ['blk.1.ffn_down_exps.scale', [4]]],
+  smollm3: [
+    ['output.weight', [64, 300]],
+    ['blk.1.attn_q.bias', [64]],
+    ['blk.1.attn_v.bias', [32]],
+    ['blk.1.ffn_up.scale', [1]],
+  ],
+  qwen2: [
+    ['output.weight', [64, 300]],
+    ['output.bias', [300]],
+    ['blk.1.attn_output.scale', [1]],
+  ],
+  qwen3: [
+    ['output.weight', [64, 300]],
+    ['cls.output.weight', [64, 1]],
+    ['blk.1.attn_k.bias', [32]],
+  ],
+  qwen3moe: [
+    ['output.weight', [64, 300]],
+    ['blk.1.attn_q.bias', [64]],
+    ['blk.1.ffn_up_exps.scale', [4]],
+    ['blk.1.ffn_gate_exps.input_scale', [4]],
+  ],
+  gemma2: [
+    ['blk.1.attn_q.bias', [64]],
+    ['blk.1.attn_k.bias', [32]],
+    ['blk.1.attn_v.bias', [32]],
+    ['blk.1.ffn_gate.scale', [1]],
+  ],
+  gemma3: [
+    ['output.weight', [64, 300]],
+    ['blk.1.attn_v.bias', [32]],
+    ['blk.2.attn_output.scale', [1]],
+  ],
+  phi3: [
+    ['output.weight', [64, 300]],
+    ['rope_factors_long.weight', [8]],
+    ['rope_factors_short.weight', [8]],
+    ['blk.1.attn_qkv.bias', [128]],
+    ['blk.1.attn_qkv.scale', [1]],
+  ],
+  olmo2: [
+    ['blk.1.attn_q.bias', [64]],
+    ['blk.1.ffn_down.scale', [1]],
+  ],
+  'gpt-oss': [
+    ['blk.1.attn_output.scale', [1]],
+    ['blk.1.ffn_down_exps.scale', [4]],
+  ],
 };
 
 const models = new Map<RandomArch, string>();
@@ -89,7 +144,10 @@ function rewrite(src: string, edit: { tensors?: (ts: Tensor[]) => Tensor[]; meta
   return path;
 }
 const without = (name: string) => (ts: Tensor[]) => {
-  expect(ts.some((t) => t.name === name), name).toBe(true);
+  expect(
+    ts.some((t) => t.name === name),
+    name,
+  ).toBe(true);
   return ts.filter((t) => t.name !== name);
 };
 const reshaped = (name: string, shape: (s: number[]) => number[]) => (ts: Tensor[]) => {
@@ -98,7 +156,10 @@ const reshaped = (name: string, shape: (s: number[]) => number[]) => (ts: Tensor
   const next = shape([...ts[i].shape]);
   return ts.map((t, j) => (j === i ? { ...t, shape: next, data: zeros(next) } : t));
 };
-const added = (extra: [string, number[]][]) => (ts: Tensor[]) => [...ts, ...extra.map(([name, shape]) => ({ name, shape, type: GgmlType.F32, data: zeros(shape) }))];
+const added = (extra: [string, number[]][]) => (ts: Tensor[]) => [
+  ...ts,
+  ...extra.map(([name, shape]) => ({ name, shape, type: GgmlType.F32, data: zeros(shape) })),
+];
 
 /** The fault validateModelFile reports, or null when the file passes. */
 function faultOf(path: string): ModelFileFault | null {
@@ -123,8 +184,9 @@ function infoFault(info: GgufFileInfo): [ModelFileFault | null, string] {
 /** The first tensor of layer 1 whose role (name without blk.1. and .weight) is one of `roles`. */
 function layer1(arch: RandomArch, ...roles: string[]): string {
   const s = spec(arch);
-  const slot = archTensorSlots(arch, { ...s, tiedOutput: !['olmo2', 'gpt-oss'].includes(arch), nExpert: 4, nExpertUsed: 2 })
-    .find((t) => t.layer === 1 && roles.some((r) => t.name === `blk.1.${r}.weight`));
+  const slot = archTensorSlots(arch, { ...s, tiedOutput: !['olmo2', 'gpt-oss'].includes(arch), nExpert: 4, nExpertUsed: 2 }).find(
+    (t) => t.layer === 1 && roles.some((r) => t.name === `blk.1.${r}.weight`),
+  );
   return slot!.name;
 }
 
@@ -153,7 +215,9 @@ describe.each(ARCHS)('%s', (arch) => {
   });
 
   it("refuses a missing tensor as 'tensor-missing' unless llama.cpp loads it as optional", () => {
-    const names = readGgufInfo(model(arch)).tensors.map((t) => t.name).filter((n) => !/^blk\.[023]\./.test(n));
+    const names = readGgufInfo(model(arch))
+      .tensors.map((t) => t.name)
+      .filter((n) => !/^blk\.[023]\./.test(n));
     names.push(names.includes('blk.1.ffn_down.weight') ? 'blk.3.ffn_down.weight' : 'blk.3.ffn_down_exps.weight'); // the last layer too
     const optional = (OPTIONAL_WRITTEN[arch] ?? []).map((r) => `blk.1.${r}`);
     const got = names.map((n) => {
@@ -197,11 +261,18 @@ const fuse = (ts: Tensor[]) => {
 };
 
 /** phi3's fused attn_qkv replaced by attn_q/k/v. */
-const split = (ts: Tensor[]) => ts.flatMap((t): Tensor[] => {
-  const m = /^blk\.(\d+)\.attn_qkv\.weight$/.exec(t.name);
-  if (!m) return [t];
-  return ([['attn_q', 64], ['attn_k', 32], ['attn_v', 32]] as const).map(([role, rows]) => ({ name: `blk.${m[1]}.${role}.weight`, shape: [64, rows], type: GgmlType.F32, data: zeros([64, rows]) }));
-});
+const split = (ts: Tensor[]) =>
+  ts.flatMap((t): Tensor[] => {
+    const m = /^blk\.(\d+)\.attn_qkv\.weight$/.exec(t.name);
+    if (!m) return [t];
+    return (
+      [
+        ['attn_q', 64],
+        ['attn_k', 32],
+        ['attn_v', 32],
+      ] as const
+    ).map(([role, rows]) => ({ name: `blk.${m[1]}.${role}.weight`, shape: [64, rows], type: GgmlType.F32, data: zeros([64, rows]) }));
+  });
 
 describe('fused attention and head sizes', () => {
   it.each(['llama', 'qwen2', 'qwen3', 'gemma3'] as RandomArch[])('%s passes with a fused attn_qkv instead of attn_q/k/v', (arch) => {
@@ -220,7 +291,16 @@ describe('fused attention and head sizes', () => {
   it("refuses an output.scale without an untied output.weight as 'tensor-missing'", () => {
     // with an NVFP4 token_embd llama.cpp would assert on it; otherwise it is a tensor it never creates
     expect(faultOf(rewrite(model('qwen3'), { tensors: added([['output.scale', [1]]]) }))).toBe('tensor-missing');
-    expect(faultOf(rewrite(model('qwen3'), { tensors: added([['output.weight', [64, 300]], ['output.scale', [1]]]) }))).toBeNull();
+    expect(
+      faultOf(
+        rewrite(model('qwen3'), {
+          tensors: added([
+            ['output.weight', [64, 300]],
+            ['output.scale', [1]],
+          ]),
+        }),
+      ),
+    ).toBeNull();
   });
 
   const set = (key: string, value: GgufMetadataValue) => (m: Map<string, GgufMetadataValue>) => void m.set(key, value);
@@ -228,11 +308,36 @@ describe('fused attention and head sizes', () => {
   it.each<[string, RandomArch, (m: Map<string, GgufMetadataValue>) => void, RegExp]>([
     ['value head size unlike the key head size', 'qwen3', set('qwen3.attention.value_length', u32(32)), /differs from value head size/],
     ['a rope dimension below the head size where the graph asserts equality', 'qwen2', set('qwen2.rope.dimension_count', u32(8)), /must equal the head size/],
-    ['heads that do not tile the width of attn_q [n_embd, n_embd]', 'phi3', (m) => { for (const k of ['attention.key_length', 'attention.value_length', 'rope.dimension_count']) set(`phi3.${k}`, u32(8))(m); }, /must equal phi3\.embedding_length/],
-    ['per-layer KV head counts', 'qwen3', set('qwen3.attention.head_count_kv', { type: 'array', itemType: 'u32', value: [2, 2, 4, 2] }), /head_count_kv is 4 for layer 2/],
-    ['sliding-window layers with another head size', 'gemma2', (m) => { set('gemma2.attention.key_length_swa', u32(32))(m); set('gemma2.attention.value_length_swa', u32(32))(m); }, /layer 1 has key\/value head sizes 16\/16 but layer 0 32\/32/],
+    [
+      'heads that do not tile the width of attn_q [n_embd, n_embd]',
+      'phi3',
+      (m) => {
+        for (const k of ['attention.key_length', 'attention.value_length', 'rope.dimension_count']) set(`phi3.${k}`, u32(8))(m);
+      },
+      /must equal phi3\.embedding_length/,
+    ],
+    [
+      'per-layer KV head counts',
+      'qwen3',
+      set('qwen3.attention.head_count_kv', { type: 'array', itemType: 'u32', value: [2, 2, 4, 2] }),
+      /head_count_kv is 4 for layer 2/,
+    ],
+    [
+      'sliding-window layers with another head size',
+      'gemma2',
+      (m) => {
+        set('gemma2.attention.key_length_swa', u32(32))(m);
+        set('gemma2.attention.value_length_swa', u32(32))(m);
+      },
+      /layer 1 has key\/value head sizes 16\/16 but layer 0 32\/32/,
+    ],
     ['no layers outside nextn_predict_layers', 'qwen2', set('qwen2.nextn_predict_layers', u32(4)), /leaves no layers/],
-    ['gpt-oss without expert_feed_forward_length', 'gpt-oss', (m) => void m.delete('gpt-oss.expert_feed_forward_length'), /expert_feed_forward_length is missing/],
+    [
+      'gpt-oss without expert_feed_forward_length',
+      'gpt-oss',
+      (m) => void m.delete('gpt-oss.expert_feed_forward_length'),
+      /expert_feed_forward_length is missing/,
+    ],
   ])("refuse %s as 'hyperparameter'", (_what, arch, edit, message) => {
     const path = rewrite(model(arch), { metadata: edit });
     expect(() => validateModelFile(path)).toThrow(message);
@@ -241,9 +346,15 @@ describe('fused attention and head sizes', () => {
 
   it('follow the sliding-window layers: gemma3 with 4 layers of period 6 has only sliding-window layers', () => {
     // every layer uses the *_swa head sizes, so the tensors must be sized by them
-    const swa32 = (m: Map<string, GgufMetadataValue>) => { m.set('gemma3.attention.key_length_swa', { type: 'u32', value: 32 }); m.set('gemma3.attention.value_length_swa', { type: 'u32', value: 32 }); };
+    const swa32 = (m: Map<string, GgufMetadataValue>) => {
+      m.set('gemma3.attention.key_length_swa', { type: 'u32', value: 32 });
+      m.set('gemma3.attention.value_length_swa', { type: 'u32', value: 32 });
+    };
     expect(faultOf(rewrite(model('gemma3'), { metadata: swa32 }))).toBe('tensor-shape');
-    const period1 = (m: Map<string, GgufMetadataValue>) => { swa32(m); m.set('gemma3.attention.sliding_window_pattern', { type: 'u32', value: 1 }); };
+    const period1 = (m: Map<string, GgufMetadataValue>) => {
+      swa32(m);
+      m.set('gemma3.attention.sliding_window_pattern', { type: 'u32', value: 1 });
+    };
     expect(faultOf(rewrite(model('gemma3'), { metadata: period1 }))).toBeNull(); // no sliding-window layers: the keys are unused
   });
 });
@@ -271,17 +382,32 @@ describe('llama.cpp agrees', () => {
   // Qwen3, Gemma 2/3, Mistral 3 and gpt-oss set the head size apart from n_embd / n_head: here 4
   // heads of 32 on a width of 64 (attn_q [64, 128], attn_output [128, 64]), which the writer never makes
   const WIDE_HEADS: RandomArch[] = ['llama', 'mistral3', 'granite', 'smollm3', 'qwen3', 'qwen3moe', 'gemma2', 'gemma3', 'gpt-oss'];
-  const wideHeads = (arch: RandomArch) => rewrite(model(arch), {
-    metadata: (m) => { for (const k of ['attention.key_length', 'attention.value_length', 'rope.dimension_count']) m.set(`${arch}.${k}`, { type: 'u32', value: 32 }); },
-    tensors: (ts) => ts.map((t) => {
-      const role = /^blk\.\d+\.(\w+)\.(weight|bias)$/.exec(t.name);
-      const shape = !role ? null : ({
-        'attn_q.weight': [64, 128], 'attn_k.weight': [64, 64], 'attn_v.weight': [64, 64], 'attn_output.weight': [128, 64],
-        'attn_q.bias': [128], 'attn_k.bias': [64], 'attn_v.bias': [64], 'attn_q_norm.weight': [32], 'attn_k_norm.weight': [32],
-      } as Record<string, number[]>)[`${role[1]}.${role[2]}`];
-      return shape ? { ...t, shape, data: zeros(shape) } : t;
-    }),
-  });
+  const wideHeads = (arch: RandomArch) =>
+    rewrite(model(arch), {
+      metadata: (m) => {
+        for (const k of ['attention.key_length', 'attention.value_length', 'rope.dimension_count']) m.set(`${arch}.${k}`, { type: 'u32', value: 32 });
+      },
+      tensors: (ts) =>
+        ts.map((t) => {
+          const role = /^blk\.\d+\.(\w+)\.(weight|bias)$/.exec(t.name);
+          const shape = !role
+            ? null
+            : (
+                {
+                  'attn_q.weight': [64, 128],
+                  'attn_k.weight': [64, 64],
+                  'attn_v.weight': [64, 64],
+                  'attn_output.weight': [128, 64],
+                  'attn_q.bias': [128],
+                  'attn_k.bias': [64],
+                  'attn_v.bias': [64],
+                  'attn_q_norm.weight': [32],
+                  'attn_k_norm.weight': [32],
+                } as Record<string, number[]>
+              )[`${role[1]}.${role[2]}`];
+          return shape ? { ...t, shape, data: zeros(shape) } : t;
+        }),
+    });
   it('loads and decodes models whose head size is not n_embd / n_head, with and without the checks', async () => {
     const results: [string, string, string, string][] = [];
     for (const arch of WIDE_HEADS) {

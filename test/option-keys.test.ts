@@ -6,9 +6,28 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  analyzeLayers, ChatSession, createModel, fitDraftHead, loadModel, PLAIN_CHAT_TEMPLATE, quantizeModel, startRpcServer, sweep, trainModel,
+  analyzeLayers,
+  ChatSession,
+  createModel,
+  fitDraftHead,
+  loadModel,
+  PLAIN_CHAT_TEMPLATE,
+  quantizeModel,
+  startRpcServer,
+  sweep,
+  trainModel,
 } from '../lib/index.js';
-import { cca, crossValidateRegularization, createSdrModel, pca, pls, rcca, rccaCv, reconstructedCorrelation, runSyntheticSweep } from '../lib/analysis/index.js';
+import {
+  cca,
+  crossValidateRegularization,
+  createSdrModel,
+  pca,
+  pls,
+  rcca,
+  rccaCv,
+  reconstructedCorrelation,
+  runSyntheticSweep,
+} from '../lib/analysis/index.js';
 import { modelFixture, STORIES } from './helpers.js';
 
 /** `call` throws or rejects with a TypeError naming `key` (and suggesting `near`, when given). */
@@ -24,8 +43,22 @@ async function expectUnknown(call: () => unknown, key: string, near?: string): P
   if (near) expect((error as Error).message).toContain(`did you mean "${near}"?`);
 }
 
-const X = [[1, 2], [2, 1], [3, 5], [4, 3], [5, 6], [6, 4]];
-const Y = [[2, 1], [1, 3], [4, 2], [3, 5], [6, 4], [5, 7]];
+const X = [
+  [1, 2],
+  [2, 1],
+  [3, 5],
+  [4, 3],
+  [5, 6],
+  [6, 4],
+];
+const Y = [
+  [2, 1],
+  [1, 3],
+  [4, 2],
+  [3, 5],
+  [6, 4],
+  [5, 7],
+];
 
 /** Each public options type and a call that passes it a misspelled key. */
 const CASES: Record<string, (f: ReturnType<typeof modelFixture>) => Promise<void>> = {
@@ -33,7 +66,8 @@ const CASES: Record<string, (f: ReturnType<typeof modelFixture>) => Promise<void
   ContextOptions: (f) => expectUnknown(() => f.model.createContext({ contextSzie: 64 } as never), 'contextSzie', 'contextSize'),
   GenerateOptions: (f) => expectUnknown(() => f.ctx.generate('Once', { maxTokenz: 2 } as never), 'maxTokenz', 'maxTokens'),
   SamplingOptions: (f) => expectUnknown(() => f.ctx.generate('Once', { temprature: 1 } as never), 'temprature', 'temperature'),
-  SelfSpeculativeOptions: (f) => expectUnknown(() => f.ctx.generate('Once', { selfSpeculative: { exitLayer: 2, draftTokenz: 2 } } as never), 'draftTokenz', 'draftTokens'),
+  SelfSpeculativeOptions: (f) =>
+    expectUnknown(() => f.ctx.generate('Once', { selfSpeculative: { exitLayer: 2, draftTokenz: 2 } } as never), 'draftTokenz', 'draftTokens'),
   LookupOptions: (f) => expectUnknown(() => f.ctx.generate('Once', { lookup: { maxTokenz: 2 } } as never), 'maxTokenz', 'maxTokens'),
   FreeDraftOptions: (f) => expectUnknown(() => f.ctx.generate('Once', { predicton: 'x' } as never), 'predicton', 'prediction'),
   DecodeLayersOptions: (f) => expectUnknown(() => f.ctx.decodeLayers({ tokens: [1], outputz: 'all' } as never), 'outputz', 'outputs'),
@@ -42,7 +76,12 @@ const CASES: Record<string, (f: ReturnType<typeof modelFixture>) => Promise<void
     await expectUnknown(() => f.model.tokenizeAsync('x', { specal: true } as never), 'specal', 'special');
     await expectUnknown(() => f.model.detokenize([1], { specal: true } as never), 'specal', 'special');
   },
-  ChatTemplateOptions: (f) => expectUnknown(() => f.model.applyChatTemplate([{ role: 'user', content: 'x' }], { template: PLAIN_CHAT_TEMPLATE, addGenerationPromt: true } as never), 'addGenerationPromt', 'addGenerationPrompt'),
+  ChatTemplateOptions: (f) =>
+    expectUnknown(
+      () => f.model.applyChatTemplate([{ role: 'user', content: 'x' }], { template: PLAIN_CHAT_TEMPLATE, addGenerationPromt: true } as never),
+      'addGenerationPromt',
+      'addGenerationPrompt',
+    ),
   ChatSessionOptions: (f) => expectUnknown(() => new ChatSession(f.ctx, { systemPromt: 'x' } as never), 'systemPromt', 'systemPrompt'),
   FitDraftHeadOptions: async (f) => {
     await expectUnknown(() => fitDraftHead(f.ctx, { exitLayer: 2, stepz: 1 } as never), 'stepz', 'steps');
@@ -53,9 +92,21 @@ const CASES: Record<string, (f: ReturnType<typeof modelFixture>) => Promise<void
   RpcServerOptions: () => expectUnknown(() => startRpcServer({ prot: 1 } as never), 'prot', 'port'),
   QuantizeOptions: () => expectUnknown(() => quantizeModel(STORIES, '/tmp/never-written.gguf', 'Q8_0', { thredas: 1 } as never), 'thredas', 'threads'),
   TrainModelOptions: async () => {
-    await expectUnknown(() => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, learningRat: 1 } as never), 'learningRat', 'learningRate');
-    await expectUnknown(() => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, layerDropout: { pmax: 0.1 } } as never), 'pmax', 'pMax');
-    await expectUnknown(() => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, earlyExitLoss: { scale: 1, curiculum: 'none' } } as never), 'curiculum', 'curriculum');
+    await expectUnknown(
+      () => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, learningRat: 1 } as never),
+      'learningRat',
+      'learningRate',
+    );
+    await expectUnknown(
+      () => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, layerDropout: { pmax: 0.1 } } as never),
+      'pmax',
+      'pMax',
+    );
+    await expectUnknown(
+      () => trainModel(STORIES, { output: '/tmp/never-written.gguf', data: { text: 'x' }, steps: 1, earlyExitLoss: { scale: 1, curiculum: 'none' } } as never),
+      'curiculum',
+      'curriculum',
+    );
   },
   CreateModelSpec: async () => {
     const e = await createModel('/tmp/never-written.gguf', { layerz: 2 } as never).catch((x: unknown) => x);
@@ -69,7 +120,11 @@ const CASES: Record<string, (f: ReturnType<typeof modelFixture>) => Promise<void
     await expectUnknown(() => rcca(X, Y, { k: 1, regularisation: 0.1 } as never), 'regularisation', 'regularization');
     await expectUnknown(() => rccaCv(X, Y, { k: 1, fold: 2 } as never), 'fold', 'folds');
     await expectUnknown(() => crossValidateRegularization(X, Y, { k: 1, fold: 2 } as never), 'fold', 'folds');
-    await expectUnknown(() => createSdrModel({ dx: 2, dy: 2, sharedSignals: 1, selfSignals: 0, snrShared: 1, snrSelf: 1, seed: 1, sed: 1 } as never), 'sed', 'seed');
+    await expectUnknown(
+      () => createSdrModel({ dx: 2, dy: 2, sharedSignals: 1, selfSignals: 0, snrShared: 1, snrSelf: 1, seed: 1, sed: 1 } as never),
+      'sed',
+      'seed',
+    );
     await expectUnknown(() => runSyntheticSweep({ repeat: 1 } as never), 'repeat', 'repeats');
     await expectUnknown(() => reconstructedCorrelation(X, Y, { shuffle: 1 } as never), 'shuffle', 'shuffles');
   },
@@ -110,10 +165,24 @@ describe('strict options', () => {
     // writer's (neither takes user input); the training recipe's parts (in TrainModelOptions) and the
     // analysis toolkit's (in AnalysisOptions) have their cases above
     const internal = new Set([
-      'NativeDecodeOptions', 'NativeDraftOptions', 'NativeRunOptions', 'NativeContextOptions', 'NativeTrainOptions', 'NativeTrainerOptions',
-      'RenderChatOptions', 'WriteGgufOptions',
-      'LayerDropoutOptions', 'EarlyExitLossOptions',
-      'CcaOptions', 'RccaOptions', 'PlsOptions', 'PcaOptions', 'RccaCvOptions', 'SdrModelOptions', 'SyntheticSweepOptions', 'ReconstructedCorrelationOptions',
+      'NativeDecodeOptions',
+      'NativeDraftOptions',
+      'NativeRunOptions',
+      'NativeContextOptions',
+      'NativeTrainOptions',
+      'NativeTrainerOptions',
+      'RenderChatOptions',
+      'WriteGgufOptions',
+      'LayerDropoutOptions',
+      'EarlyExitLossOptions',
+      'CcaOptions',
+      'RccaOptions',
+      'PlsOptions',
+      'PcaOptions',
+      'RccaCvOptions',
+      'SdrModelOptions',
+      'SyntheticSweepOptions',
+      'ReconstructedCorrelationOptions',
     ]);
     const covered = new Set([...Object.keys(CASES), ...internal]);
     const missing = [...found].filter((n) => !covered.has(n));

@@ -78,7 +78,8 @@ describe('overlapped generation on stories260K', () => {
     fresh.dispose();
     const stop = ['Lily', 'park.'];
     const plainStop = await f.ctx.generate('Once upon a time', { maxTokens: 200, stop }).result;
-    const specStop = await f.ctx.generate('Once upon a time', { maxTokens: 200, stop, selfSpeculative: { exitLayer: 4, draftTokens: 6, overlap: true } }).result;
+    const specStop = await f.ctx.generate('Once upon a time', { maxTokens: 200, stop, selfSpeculative: { exitLayer: 4, draftTokens: 6, overlap: true } })
+      .result;
     expect(specStop.text).toBe(plainStop.text);
     expect(specStop.stopReason).toBe('stopString');
   });
@@ -118,7 +119,16 @@ describe('overlapped generation on stories260K', () => {
     const adapter = new Float32Array(D * D);
     for (let i = 0; i < D; i++) for (let j = 0; j < D; j++) adapter[i * D + j] = (i === j ? 1 : 0) + (rng.next() - 0.5) * 0.2;
     const tokenIds = Int32Array.from(new Set([...plain.tokens, ...Array.from({ length: 100 }, (_, i) => 200 + i)])).sort();
-    const draftHead = new DraftHead({ exitLayer: 3, embeddingSize: D, vocabularySize: f.model.info.vocabularySize, baseModel: f.model.identity, adapter, bias: null, tokenIds, stats: null });
+    const draftHead = new DraftHead({
+      exitLayer: 3,
+      embeddingSize: D,
+      vocabularySize: f.model.info.vocabularySize,
+      baseModel: f.model.identity,
+      adapter,
+      bias: null,
+      tokenIds,
+      stats: null,
+    });
     const bare = await f.ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true } }).result;
     const headed = await f.ctx.generate(prompt, { maxTokens: 60, selfSpeculative: { exitLayer: 3, draftTokens: 2, overlap: true, draftHead } }).result;
     expect(bare.tokens).toEqual(plain.tokens);

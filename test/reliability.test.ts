@@ -71,7 +71,11 @@ describe('a vocabulary without byte-fallback tokens', () => {
     md.set('tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens } as GgufMetadataValue);
     md.set('tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types } as GgufMetadataValue);
     const out = join(tmpdir(), `layerskip-nobyte-${process.pid}.gguf`);
-    writeGguf(out, md, info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(src, t) })));
+    writeGguf(
+      out,
+      md,
+      info.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, data: () => iterateTensorBytes(src, t) })),
+    );
     await expect(loadModel(out)).rejects.toThrow(/byte-fallback token <0x00> is missing/);
     // past the check (validate: false), llama.cpp's exception still becomes a JavaScript error
     const model = await loadModel(out, { validate: false });
@@ -127,7 +131,7 @@ describe('strict options (no silent coercion)', () => {
     expect((await f.ctx.generate('Once', { maxTokens: 3 }).result).tokens.length).toBe(3);
   });
 
-  it('thread counts above the cores need an explicit override; above ggml\'s limit never', async () => {
+  it("thread counts above the cores need an explicit override; above ggml's limit never", async () => {
     const { availableParallelism } = await import('node:os');
     const over = availableParallelism() + 1;
     await expect(f.model.createContext({ threads: over })).rejects.toThrow(/more than this machine's .* cores/);

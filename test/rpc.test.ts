@@ -78,7 +78,7 @@ describe('RPC servers', () => {
     }
   });
 
-  it('a local-only decode in one context does not wait for another context\'s decode on the servers (patch 0007)', async () => {
+  it("a local-only decode in one context does not wait for another context's decode on the servers (patch 0007)", async () => {
     const proxies = await Promise.all(servers.map((s) => startDelayProxy(s, 0)));
     const model = await loadModel(STORIES, { rpcServers: proxies.map((p) => p.endpoint), gpuLayers: 2 });
     try {

@@ -19,33 +19,38 @@ for (const [name, path] of MODELS) {
   describe(`lossless greedy: ${name}`, () => {
     const f = modelFixture(path, { contextSize: 512, threads: 1, ...EXACT });
 
-    it(`identical tokens for every exit layer and draft lengths 1..8 (${PROMPTS} prompts x ${TOKENS} tokens)`, async () => {
-      const N = f.model.layerCount;
-      const prompts = randomPrompts(PROMPTS, f.model.info.vocabularySize, 4242, 1, 10).map((p) => [1, ...p]);
-      let drafted = 0;
-      let accepted = 0;
-      for (const [pi, prompt] of prompts.entries()) {
-        const plain = await f.ctx.generate(prompt, { maxTokens: TOKENS }).result;
-        for (let E = 1; E < N; E++) {
-          for (let d = 1; d <= 8; d++) {
-            if ((pi + E + d) % 2 === 1 && !FULL_SWEEP) continue; // the default run covers half the grid per prompt
-            const spec = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
-            expect(spec.tokens, `E=${E} d=${d} prompt ${pi}`).toEqual(plain.tokens);
-            expect(spec.stopReason).toBe(plain.stopReason);
-            const s = spec.speculative!;
-            expect(s.accepted + s.corrections).toBe(spec.tokens.length);
-            expect(s.acceptanceRate).toBeCloseTo(s.drafted ? s.accepted / s.drafted : 0, 12);
-            expect(Math.max(...s.draftLengths)).toBeLessThanOrEqual(d);
-            drafted += s.drafted;
-            accepted += s.accepted;
+    it(
+      `identical tokens for every exit layer and draft lengths 1..8 (${PROMPTS} prompts x ${TOKENS} tokens)`,
+      async () => {
+        const N = f.model.layerCount;
+        const prompts = randomPrompts(PROMPTS, f.model.info.vocabularySize, 4242, 1, 10).map((p) => [1, ...p]);
+        let drafted = 0;
+        let accepted = 0;
+        for (const [pi, prompt] of prompts.entries()) {
+          const plain = await f.ctx.generate(prompt, { maxTokens: TOKENS }).result;
+          for (let E = 1; E < N; E++) {
+            for (let d = 1; d <= 8; d++) {
+              if ((pi + E + d) % 2 === 1 && !FULL_SWEEP) continue; // the default run covers half the grid per prompt
+              const spec = await f.ctx.generate(prompt, { maxTokens: TOKENS, selfSpeculative: { exitLayer: E, draftTokens: d } }).result;
+              expect(spec.tokens, `E=${E} d=${d} prompt ${pi}`).toEqual(plain.tokens);
+              expect(spec.stopReason).toBe(plain.stopReason);
+              const s = spec.speculative!;
+              expect(s.accepted + s.corrections).toBe(spec.tokens.length);
+              expect(s.acceptanceRate).toBeCloseTo(s.drafted ? s.accepted / s.drafted : 0, 12);
+              expect(Math.max(...s.draftLengths)).toBeLessThanOrEqual(d);
+              drafted += s.drafted;
+              accepted += s.accepted;
+            }
           }
         }
-      }
-      expect(drafted).toBeGreaterThan(0);
-      // on the real model some drafts must be accepted, or the test would not exercise acceptance
-      if (name === 'stories260K') expect(accepted).toBeGreaterThan(0);
-      if (FULL_SWEEP) console.log(`[sweep] ${name}: ${prompts.length} prompts x ${TOKENS} tokens, every E and d: identical; drafted ${drafted}, accepted ${accepted}`);
-    }, SWEEP_TIMEOUT);
+        expect(drafted).toBeGreaterThan(0);
+        // on the real model some drafts must be accepted, or the test would not exercise acceptance
+        if (name === 'stories260K') expect(accepted).toBeGreaterThan(0);
+        if (FULL_SWEEP)
+          console.log(`[sweep] ${name}: ${prompts.length} prompts x ${TOKENS} tokens, every E and d: identical; drafted ${drafted}, accepted ${accepted}`);
+      },
+      SWEEP_TIMEOUT,
+    );
 
     it('full re-run verification gives the same tokens and the same statistics', async () => {
       const N = f.model.layerCount;
@@ -129,7 +134,10 @@ describe('the KV cache after self-speculative generation', () => {
     const model = await loadModel(STORIES);
     const ctx = await model.createContext({ threads: 1, contextSize: 512 });
     const fresh = await model.createContext({ threads: 1, contextSize: 512 });
-    for (const spec of [{ exitLayer: 4, draftTokens: 4 }, { exitLayer: 3, draftTokens: 8, adaptive: true }]) {
+    for (const spec of [
+      { exitLayer: 4, draftTokens: 4 },
+      { exitLayer: 3, draftTokens: 8, adaptive: true },
+    ]) {
       ctx.clear();
       const prompt = model.tokenize('Once upon a time');
       const first = await ctx.generate(prompt, { maxTokens: 60, selfSpeculative: spec }).result;

@@ -45,7 +45,7 @@ describe('concurrent sequences', () => {
         }
       })().catch((e: unknown) => e);
       const results = await Promise.allSettled(gens.map((g) => g.result));
-      expect((await aborted as Error).name).toBe('AbortError');
+      expect(((await aborted) as Error).name).toBe('AbortError');
       expect(results[2].status).toBe('rejected');
       for (const i of [0, 1, 3]) {
         expect(results[i].status).toBe('fulfilled');
@@ -113,7 +113,7 @@ describe('concurrent sequences', () => {
     const ctx = await model.createContext({ contextSize: 1024, threads: 1, sequences: 2 });
     const short = ctx.generate(PROMPTS[0], { maxTokens: 3 });
     const long = ctx.sequence(1).generate(PROMPTS[1], { maxTokens: 40 });
-    expect((await short.result).tokens).toEqual((await alone(PROMPTS[0], 3)));
+    expect((await short.result).tokens).toEqual(await alone(PROMPTS[0], 3));
     expect((await long.result).tokens).toEqual(await alone(PROMPTS[1], 40));
     expect(ctx.sequence(0).index).toBe(0);
     ctx.dispose();
@@ -142,10 +142,12 @@ describe('concurrent sequences', () => {
 
   it('dispose while 3 sequences generate: each rejects with DisposedError; the model goes on', async () => {
     const ctx = await model.createContext({ contextSize: 2048, threads: 1, sequences: 3 });
-    const gens = [0, 1, 2].map((i) => ctx.sequence(i).generate(PROMPTS[i], { maxTokens: 200, selfSpeculative: i === 1 ? { exitLayer: 3, draftTokens: 3 } : undefined }));
+    const gens = [0, 1, 2].map((i) =>
+      ctx.sequence(i).generate(PROMPTS[i], { maxTokens: 200, selfSpeculative: i === 1 ? { exitLayer: 3, draftTokens: 3 } : undefined }),
+    );
     await untilFirstToken(gens[0]);
     ctx.dispose();
     for (const g of gens) await expect(g.result).rejects.toBeInstanceOf(DisposedError);
-    expect((await alone(PROMPTS[0], 5))).toHaveLength(5);
+    expect(await alone(PROMPTS[0], 5)).toHaveLength(5);
   });
 });

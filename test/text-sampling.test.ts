@@ -70,7 +70,7 @@ describe('sampling distribution', () => {
     };
     const rng = new SamplerRng(11);
     let checked = 0;
-    const pick = <T,>(options: T[]) => options[Math.floor(rng.next() * options.length)];
+    const pick = <T>(options: T[]) => options[Math.floor(rng.next() * options.length)];
     for (const nVocab of [3, 50, 4096, 32000]) {
       for (let trial = 0; trial < 25; trial++) {
         // flat to very peaked rows; a flat row with one high logit puts most of the nucleus far

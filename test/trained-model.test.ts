@@ -17,7 +17,11 @@ describe.runIf(existsSync(TRAINED))('the LayerSkip-trained demo model', () => {
   it('decodes self-speculatively to the plain greedy output, with and without lookup', async () => {
     for (const prompt of ['The committee said that the new law would', 'She looked at the old house and']) {
       const plain = await f.ctx.generate(prompt, { maxTokens: 64 }).result;
-      for (const spec of [{ exitLayer: 4, draftTokens: 2 }, { exitLayer: 6, draftTokens: 3, lookup: true }, { exitLayer: 2, draftTokens: 1, lookup: true }]) {
+      for (const spec of [
+        { exitLayer: 4, draftTokens: 2 },
+        { exitLayer: 6, draftTokens: 3, lookup: true },
+        { exitLayer: 2, draftTokens: 1, lookup: true },
+      ]) {
         const r = await f.ctx.generate(prompt, { maxTokens: 64, selfSpeculative: spec }).result;
         expect(r.tokens, JSON.stringify(spec)).toEqual(plain.tokens);
       }

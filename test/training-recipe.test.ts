@@ -4,8 +4,15 @@
 // Pure TypeScript: nothing here loads the native addon.
 import { describe, expect, it } from 'vitest';
 import {
-  curriculumMask, dropoutRates, exitScales, exitWeights, keepFactors, learningRate,
-  type Curriculum, type EarlyExitLossOptions, type ExitWeighting,
+  curriculumMask,
+  dropoutRates,
+  exitScales,
+  exitWeights,
+  keepFactors,
+  learningRate,
+  type Curriculum,
+  type EarlyExitLossOptions,
+  type ExitWeighting,
 } from '../lib/training/recipe.js';
 import { evaluationBatches, sampleWindows } from '../lib/training/data.js';
 
@@ -28,7 +35,9 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < expected.length; i++) {
     if (Math.abs(actual[i] - expected[i]) > tol * Math.max(1, Math.abs(expected[i]))) {
-      throw new Error(`index ${i}: got ${actual[i]}, expected ${expected[i]}\n  actual   ${Array.from(actual).join(', ')}\n  expected ${Array.from(expected).join(', ')}`);
+      throw new Error(
+        `index ${i}: got ${actual[i]}, expected ${expected[i]}\n  actual   ${Array.from(actual).join(', ')}\n  expected ${Array.from(expected).join(', ')}`,
+      );
     }
   }
 }
@@ -42,8 +51,8 @@ describe('exitScales', () => {
     for (let l = 0; l < 11; l++) want.push((0.2 * l * (l + 1)) / 2);
     want.push(11 + 0.2 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10));
     expectClose(got, want);
-    expect(got[11]).toBeCloseTo(22, 12);  // 11 + 0.2 * 55
-    expect(got[10]).toBeCloseTo(11, 12);  // 0.2 * 55
+    expect(got[11]).toBeCloseTo(22, 12); // 11 + 0.2 * 55
+    expect(got[10]).toBeCloseTo(11, 12); // 0.2 * 55
     expectClose(got, paperScales(12, 0.2));
   });
 
@@ -62,7 +71,11 @@ describe('exitScales', () => {
   });
 
   it("'linear': early exit l weighs e_scale * (l + 1); with e_scale 1 the final layer weighs L", () => {
-    for (const s of [0.1, 0.2, 1]) expectClose(exitScales(6, s, 'linear').slice(0, 5), [1, 2, 3, 4, 5].map((k) => s * k));
+    for (const s of [0.1, 0.2, 1])
+      expectClose(
+        exitScales(6, s, 'linear').slice(0, 5),
+        [1, 2, 3, 4, 5].map((k) => s * k),
+      );
     expectClose(exitScales(6, 1, 'linear'), [1, 2, 3, 4, 5, 6]);
   });
 
@@ -113,7 +126,7 @@ describe('curriculumMask', () => {
         const a = curriculumMask(L, s, 1000, 'rotational', R).slice(0, L - 1);
         const b = curriculumMask(L, s + 1, 1000, 'rotational', R).slice(0, L - 1);
         expect(b).not.toEqual(a);
-        const down = a.slice(1).every((v, l) => b[l] === v);      // b[l] = a[l + 1]
+        const down = a.slice(1).every((v, l) => b[l] === v); // b[l] = a[l + 1]
         const up = a.slice(0, -1).every((v, l) => b[l + 1] === v); // b[l + 1] = a[l]
         expect(down || up).toBe(true);
         const d = down ? -1 : 1;
@@ -128,7 +141,13 @@ describe('curriculumMask', () => {
   });
 
   it("'gradual': only the final layer at step 0, exits switched on from the last layer down, all on from half-way", () => {
-    for (const [L, T] of [[12, 100], [12, 101], [5, 40], [2, 10], [24, 1000]] as const) {
+    for (const [L, T] of [
+      [12, 100],
+      [12, 101],
+      [5, 40],
+      [2, 10],
+      [24, 1000],
+    ] as const) {
       let prev = -1;
       for (let t = 0; t <= T; t++) {
         const m = curriculumMask(L, t, T, 'gradual');
@@ -136,7 +155,7 @@ describe('curriculumMask', () => {
         expect(m[L - 1]).toBe(true);
         const n = count(m);
         if (t === 0) expect(n).toBe(1);
-        expect(n).toBeGreaterThanOrEqual(prev);  // monotone non-decreasing
+        expect(n).toBeGreaterThanOrEqual(prev); // monotone non-decreasing
         prev = n;
         // from the last layer down: if exit l is on, every exit above it is on
         for (let l = 0; l < L - 1; l++) {
@@ -161,7 +180,12 @@ describe('exitWeights', () => {
   const configs: { L: number; T: number; o: EarlyExitLossOptions }[] = [];
   for (const L of [2, 5, 12]) {
     for (const weights of ['paper', 'uniform', 'linear', undefined] as (ExitWeighting | undefined)[]) {
-      for (const [curriculum, rotation] of [['rotational', 2], ['rotational', 3], ['gradual', undefined], [undefined, undefined]] as [Curriculum | undefined, number | undefined][]) {
+      for (const [curriculum, rotation] of [
+        ['rotational', 2],
+        ['rotational', 3],
+        ['gradual', undefined],
+        [undefined, undefined],
+      ] as [Curriculum | undefined, number | undefined][]) {
         configs.push({ L, T: 50, o: { scale: 0.2, curriculum, rotation, weights } });
       }
     }
@@ -175,7 +199,8 @@ describe('exitWeights', () => {
         expect(w).toBeInstanceOf(Float32Array);
         expect(w.length).toBe(L);
         const mask = curriculumMask(L, t, T, o.curriculum ?? 'rotational', o.rotation ?? 2);
-        let sum = 0, scaleSum = 0;
+        let sum = 0,
+          scaleSum = 0;
         for (let l = 0; l < L; l++) {
           expect(w[l]).toBeGreaterThanOrEqual(0);
           if (!mask[l]) expect(w[l]).toBe(0);
@@ -184,7 +209,7 @@ describe('exitWeights', () => {
         }
         expect(sum).toBeCloseTo(1, 6);
         for (let l = 0; l < L; l++) if (mask[l]) expect(w[l]).toBeCloseTo(scales[l] / scaleSum, 6);
-        expect(w[L - 1]).toBeGreaterThan(0);  // the final layer always trains
+        expect(w[L - 1]).toBeGreaterThan(0); // the final layer always trains
       }
     }
   });
@@ -213,8 +238,9 @@ describe('exitWeights', () => {
 });
 
 describe('dropoutRates', () => {
-  const L = 12, pMax = 0.2;
-  const expD = (l: number): number => Math.exp((l * Math.LN2) / (L - 1)) - 1;  // 2^(l/(L-1)) - 1
+  const L = 12,
+    pMax = 0.2;
+  const expD = (l: number): number => Math.exp((l * Math.LN2) / (L - 1)) - 1; // 2^(l/(L-1)) - 1
 
   it("'exp' (the default): p(l) = (2^(l/(L-1)) - 1) * p_max; 0 at the first layer, p_max at the last", () => {
     const want = Array.from({ length: L }, (_, l) => expD(l) * pMax);
@@ -230,7 +256,11 @@ describe('dropoutRates', () => {
   });
 
   it("'linear': p(l) = l/(L-1) * p_max", () => {
-    expectClose(dropoutRates(L, 5, 100, { pMax, scale: 'linear' }), Array.from({ length: L }, (_, l) => (l / (L - 1)) * pMax), 1e-12);
+    expectClose(
+      dropoutRates(L, 5, 100, { pMax, scale: 'linear' }),
+      Array.from({ length: L }, (_, l) => (l / (L - 1)) * pMax),
+      1e-12,
+    );
     expectClose(dropoutRates(3, 0, 1, { pMax: 0.1, scale: 'linear' }), [0, 0.05, 0.1], 1e-12);
   });
 
@@ -239,10 +269,18 @@ describe('dropoutRates', () => {
     const base = Array.from({ length: L }, (_, l) => expD(l) * pMax);
     expectClose(dropoutRates(L, 0, T, { pMax, fromScratch: true }), new Array(L).fill(0));
     expectClose(dropoutRates(L, T, T, { pMax, fromScratch: true }), base, 1e-12);
-    expectClose(dropoutRates(L, T / 2, T, { pMax, fromScratch: true }), base.map((p) => (Math.SQRT2 - 1) * p), 1e-12);
+    expectClose(
+      dropoutRates(L, T / 2, T, { pMax, fromScratch: true }),
+      base.map((p) => (Math.SQRT2 - 1) * p),
+      1e-12,
+    );
     for (const t of [10, 37, 99]) {
       const S = Math.exp((t / T) * Math.LN2) - 1;
-      expectClose(dropoutRates(L, t, T, { pMax, fromScratch: true }), base.map((p) => S * p), 1e-12);
+      expectClose(
+        dropoutRates(L, t, T, { pMax, fromScratch: true }),
+        base.map((p) => S * p),
+        1e-12,
+      );
       // without fromScratch the rate does not depend on the step
       expectClose(dropoutRates(L, t, T, { pMax }), base, 1e-12);
     }
@@ -258,9 +296,11 @@ describe('dropoutRates', () => {
 
 describe('keepFactors', () => {
   it('values 0/1 only; each layer skips at its rate (4 layers x 20000 samples, within 4 standard errors)', () => {
-    const layers = 4, samples = 20000;
+    const layers = 4,
+      samples = 20000;
     for (const o of [{ pMax: 0.2 }, { pMax: 0.5, scale: 'linear' as const }, { pMax: 0.3, fromScratch: true }]) {
-      const step = 60, total = 100;
+      const step = 60,
+        total = 100;
       const keep = keepFactors(layers, samples, step, total, o, 1234);
       expect(keep).toBeInstanceOf(Float32Array);
       expect(keep.length).toBe(layers * samples);
@@ -282,7 +322,8 @@ describe('keepFactors', () => {
   });
 
   it('layout [layer][sample]: the first layer (rate 0) never skips, the last (rate p_max = 1) always', () => {
-    const layers = 3, samples = 50;
+    const layers = 3,
+      samples = 50;
     const keep = keepFactors(layers, samples, 0, 10, { pMax: 1 }, 7);
     expect(Array.from(keep.subarray(0, samples))).toEqual(new Array(samples).fill(1));
     expect(Array.from(keep.subarray(2 * samples, 3 * samples))).toEqual(new Array(samples).fill(0));
@@ -312,7 +353,10 @@ describe('keepFactors', () => {
 });
 
 describe('learningRate', () => {
-  const peak = 1e-3, floor = 1e-4, W = 10, T = 110;
+  const peak = 1e-3,
+    floor = 1e-4,
+    W = 10,
+    T = 110;
 
   it('linear warm-up: (step + 1) / warmup * peak, reaching the peak at step warmup - 1', () => {
     for (let s = 0; s < W; s++) expect(learningRate(s, T, peak, W, floor)).toBeCloseTo(((s + 1) / W) * peak, 15);
@@ -340,7 +384,12 @@ describe('learningRate', () => {
   });
 
   it('monotone non-increasing after warm-up, between floor and peak', () => {
-    for (const [w, t, f] of [[W, T, floor], [0, 37, 0], [5, 6, 2e-4], [20, 1000, 1e-5]] as const) {
+    for (const [w, t, f] of [
+      [W, T, floor],
+      [0, 37, 0],
+      [5, 6, 2e-4],
+      [20, 1000, 1e-5],
+    ] as const) {
       let prev = Infinity;
       for (let s = w; s <= t + 3; s++) {
         const lr = learningRate(s, t, peak, w, f);
@@ -362,7 +411,8 @@ describe('data windows', () => {
   const offsetOf = (v: number): number => (v - 3) / 7;
 
   it('sampleWindows: count * length tokens, each window a contiguous slice of the stream', () => {
-    const count = 16, length = 33;
+    const count = 16,
+      length = 33;
     const w = sampleWindows(stream, count, length, 5, 0);
     expect(w).toBeInstanceOf(Int32Array);
     expect(w.length).toBe(count * length);
@@ -376,7 +426,8 @@ describe('data windows', () => {
   });
 
   it('sampleWindows: offsets cover the whole stream, both ends included, never past it', () => {
-    const small = stream.subarray(0, 50), length = 10;
+    const small = stream.subarray(0, 50),
+      length = 10;
     const w = sampleWindows(small, 3000, length, 9, 2);
     const seen = new Set<number>();
     for (let i = 0; i < 3000; i++) {
@@ -409,14 +460,14 @@ describe('data windows', () => {
 
   it('evaluationBatches: contiguous non-overlapping windows from the start, whole batches, at most maxTokens predicted', () => {
     for (const [n, batch, length, maxTokens] of [
-      [1000, 2, 10, 100],   // budget-bound: floor(100 / 18) = 5
-      [1000, 2, 10, 1e9],   // data-bound: 100 windows -> 50 batches
-      [990, 2, 10, 1e9],    // 99 windows -> 49 batches, the odd window left out
-      [1005, 4, 10, 1e9],   // 100 windows -> 25 batches
-      [1000, 3, 17, 48],    // exactly one batch's budget: 3 * 16 = 48
-      [1000, 3, 17, 47],    // below one batch's budget: still one batch
-      [1000, 1, 2, 7],      // 7 one-token windows
-      [40, 2, 20, 1e9],     // exactly one batch of data
+      [1000, 2, 10, 100], // budget-bound: floor(100 / 18) = 5
+      [1000, 2, 10, 1e9], // data-bound: 100 windows -> 50 batches
+      [990, 2, 10, 1e9], // 99 windows -> 49 batches, the odd window left out
+      [1005, 4, 10, 1e9], // 100 windows -> 25 batches
+      [1000, 3, 17, 48], // exactly one batch's budget: 3 * 16 = 48
+      [1000, 3, 17, 47], // below one batch's budget: still one batch
+      [1000, 1, 2, 7], // 7 one-token windows
+      [40, 2, 20, 1e9], // exactly one batch of data
     ] as const) {
       const got = evaluationBatches(stream.subarray(0, n), batch, length, maxTokens);
       const want = expectedBatches(n, batch, length, maxTokens);
@@ -430,13 +481,13 @@ describe('data windows', () => {
       expect(got.length).toBeGreaterThanOrEqual(1);
     }
     // the budget counts predicted tokens (length - 1 per window), not stored ones
-    expect(evaluationBatches(stream, 2, 10, 36)).toHaveLength(2);  // 2 * 18 = 36 <= 36, 2 * 20 = 40 > 36
+    expect(evaluationBatches(stream, 2, 10, 36)).toHaveLength(2); // 2 * 18 = 36 <= 36, 2 * 20 = 40 > 36
   });
 
   it('evaluationBatches: none when the stream holds fewer than one batch of windows', () => {
     expect(evaluationBatches(stream.subarray(0, 39), 2, 20, 1e9)).toEqual([]);
     expect(evaluationBatches(stream.subarray(0, 19), 1, 20, 1e9)).toEqual([]);
     expect(evaluationBatches(new Int32Array(0), 1, 2, 100)).toEqual([]);
-    expect(evaluationBatches(stream, 101, 10, 1e9)).toEqual([]);  // 100 windows < 101
+    expect(evaluationBatches(stream, 101, 10, 1e9)).toEqual([]); // 100 windows < 101
   });
 });

@@ -14,7 +14,8 @@ import { randomModel, STORIES } from './helpers.js';
 
 const SPEC = { nLayer: 3, nEmbd: 32, nHead: 4, nHeadKv: 2, nFf: 64, nVocab: 300, nCtx: 256, tiedOutput: true, seed: 21, tensorType: 'f32' } as const;
 const UNTIED = { ...SPEC, tiedOutput: false, seed: 22 } as const;
-const C = 8, B = 2;
+const C = 8,
+  B = 2;
 
 let dir: string;
 beforeAll(() => {
@@ -27,7 +28,7 @@ function tokensFor(seed: number, n: number, vocab: number): Int32Array {
   let s = seed;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    out[i] = 3 + (s % (vocab - 3));  // no control tokens
+    out[i] = 3 + (s % (vocab - 3)); // no control tokens
   }
   return out;
 }
@@ -52,7 +53,9 @@ function writeEntry(path: string, name: string, index: number, value: number): v
 function withoutLayer(src: string, dst: string, drop: number): void {
   const info = readGgufInfo(src);
   const n = Number(info.metadata.get('llama.block_count')!.value);
-  const metadata: [string, GgufMetadataValue][] = [...info.metadata].map(([k, v]) => (k === 'llama.block_count' ? [k, { ...v, value: n - 1 } as GgufMetadataValue] : [k, v]));
+  const metadata: [string, GgufMetadataValue][] = [...info.metadata].map(([k, v]) =>
+    k === 'llama.block_count' ? [k, { ...v, value: n - 1 } as GgufMetadataValue] : [k, v],
+  );
   const tensors: GgufTensorInput[] = [];
   for (const t of info.tensors) {
     const m = /^blk\.(\d+)\.(.*)$/.exec(t.name);
@@ -85,7 +88,11 @@ async function inferenceCe(path: string, row: Int32Array, layers: number): Promi
   }
 }
 
-async function withTrainer<T>(path: string, options: { forwardOnly?: boolean; beta1?: number; beta2?: number; eps?: number }, f: (t: NativeTrainer) => Promise<T>): Promise<T> {
+async function withTrainer<T>(
+  path: string,
+  options: { forwardOnly?: boolean; beta1?: number; beta2?: number; eps?: number },
+  f: (t: NativeTrainer) => Promise<T>,
+): Promise<T> {
   const native = await loadNative();
   const model = await loadModel(path, { mmap: false });
   const t = await native.createTrainer(model.handle, { contextSize: C, sequences: B, threads: 1, ...options });
@@ -118,12 +125,13 @@ describe('the training graph', () => {
       const ce = await forwardCe(path);
       const reduced = join(dir, `without-1-${spec.seed}.gguf`);
       withoutLayer(path, reduced, 1);
-      const row0 = ROWS.subarray(0, C + 1), row1 = ROWS.subarray(C + 1);
+      const row0 = ROWS.subarray(0, C + 1),
+        row1 = ROWS.subarray(C + 1);
       // sample 0 skips layer 1: its exits after layers 1, 2, 3 are the reduced model's after 1, 1, 2
       const ref = [
-        (await inferenceCe(path, row1, 1) + await inferenceCe(reduced, row0, 1)) / 2,
-        (await inferenceCe(path, row1, 2) + await inferenceCe(reduced, row0, 1)) / 2,
-        (await inferenceCe(path, row1, 3) + await inferenceCe(reduced, row0, 2)) / 2,
+        ((await inferenceCe(path, row1, 1)) + (await inferenceCe(reduced, row0, 1))) / 2,
+        ((await inferenceCe(path, row1, 2)) + (await inferenceCe(reduced, row0, 1))) / 2,
+        ((await inferenceCe(path, row1, 3)) + (await inferenceCe(reduced, row0, 2))) / 2,
       ];
       for (let l = 0; l < 3; l++) expect(Math.abs(ce[l] - ref[l]), `exit ${l + 1}`).toBeLessThan(1e-4);
       expect(Math.abs(weighted(ce) - weighted(ref))).toBeLessThan(1e-4);
@@ -134,15 +142,26 @@ describe('the training graph', () => {
     const path = randomModel(SPEC);
     // AdamW's first step with beta1 = beta2 = 0 is w -= lr * g / (|g| + eps): with a large eps it
     // reveals g exactly, g = -d * eps / (lr - |d|)
-    const eps = 1e3, lr = 1;
+    const eps = 1e3,
+      lr = 1;
     const trained = join(dir, 'probe.gguf');
     await withTrainer(path, { beta1: 0, beta2: 0, eps }, async (t) => {
       await t.run({ steps: 1, tokens: ROWS, exitWeights: WEIGHTS, keep: KEEP, learningRates: new Float32Array([lr]), train: true, counts: false });
       await t.save(trained);
     });
-    const names = ['token_embd.weight', 'blk.0.attn_k.weight', 'blk.2.attn_v.weight', 'blk.0.attn_q.weight', 'blk.1.ffn_down.weight', 'blk.2.ffn_gate.weight', 'blk.0.attn_norm.weight', 'output_norm.weight'];
+    const names = [
+      'token_embd.weight',
+      'blk.0.attn_k.weight',
+      'blk.2.attn_v.weight',
+      'blk.0.attn_q.weight',
+      'blk.1.ffn_down.weight',
+      'blk.2.ffn_gate.weight',
+      'blk.0.attn_norm.weight',
+      'output_norm.weight',
+    ];
     for (const name of names) {
-      const before = readTensor(path, name), after = readTensor(trained, name);
+      const before = readTensor(path, name),
+        after = readTensor(trained, name);
       // the entry with the largest gradient
       let at = 0;
       for (let i = 0; i < before.length; i++) if (Math.abs(after[i] - before[i]) > Math.abs(after[at] - before[at])) at = i;
@@ -150,7 +169,8 @@ describe('the training graph', () => {
       const g = (-d * eps) / (lr - Math.abs(d));
       expect(Math.abs(g), `${name} has a gradient`).toBeGreaterThan(1e-4);
       const h = Math.max(1e-3, Math.abs(before[at]) * 0.05);
-      const plus = join(dir, 'plus.gguf'), minus = join(dir, 'minus.gguf');
+      const plus = join(dir, 'plus.gguf'),
+        minus = join(dir, 'minus.gguf');
       copyFileSync(path, plus);
       copyFileSync(path, minus);
       writeEntry(plus, name, at, before[at] + h);
@@ -163,11 +183,20 @@ describe('the training graph', () => {
   it('keeps its topology when the curriculum changes: weights the loss does not depend on never move', async () => {
     const path = randomModel(UNTIED);
     const out = join(dir, 'topology.gguf');
-    const step = (t: NativeTrainer, weights: number[]) => t.run({
-      steps: 1, tokens: ROWS, exitWeights: new Float32Array(weights), keep: new Float32Array(SPEC.nLayer * B).fill(1),
-      learningRates: new Float32Array([1e-2]), train: true, counts: false,
-    });
-    const layer = (p: string, l: number) => ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down', 'attn_norm', 'ffn_norm'].map((n) => readTensor(p, `blk.${l}.${n}.weight`));
+    const step = (t: NativeTrainer, weights: number[]) =>
+      t.run({
+        steps: 1,
+        tokens: ROWS,
+        exitWeights: new Float32Array(weights),
+        keep: new Float32Array(SPEC.nLayer * B).fill(1),
+        learningRates: new Float32Array([1e-2]),
+        train: true,
+        counts: false,
+      });
+    const layer = (p: string, l: number) =>
+      ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate', 'ffn_up', 'ffn_down', 'attn_norm', 'ffn_norm'].map((n) =>
+        readTensor(p, `blk.${l}.${n}.weight`),
+      );
     const same = (a: Float32Array[], b: Float32Array[]) => a.every((x, i) => x.every((v, j) => v === b[i][j]));
     await withTrainer(path, {}, async (t) => {
       // exit 1 only, then exit 2 only (the curriculum moves up): layer 3 never enters a loss
@@ -194,8 +223,18 @@ describe('trainModel', () => {
     const output = join(dir, 'trained.gguf');
     const progress: string[] = [];
     const r = await trainModel(init, {
-      output, data: { text: text.slice(0, 8000) }, evalData: { text: text.slice(8000, 12000) }, steps: 12, batchSize: 2, contextSize: 16,
-      learningRate: 3e-3, threads: 1, layerDropout: { pMax: 0.2 }, earlyExitLoss: { scale: 0.2 }, evalInterval: 6, checkpointInterval: 6,
+      output,
+      data: { text: text.slice(0, 8000) },
+      evalData: { text: text.slice(8000, 12000) },
+      steps: 12,
+      batchSize: 2,
+      contextSize: 16,
+      learningRate: 3e-3,
+      threads: 1,
+      layerDropout: { pMax: 0.2 },
+      earlyExitLoss: { scale: 0.2 },
+      evalInterval: 6,
+      checkpointInterval: 6,
       onProgress: (p) => progress.push(p.phase),
     });
     expect(r.steps).toBe(12);
@@ -211,11 +250,20 @@ describe('trainModel', () => {
     expect(existsSync(`${output}.train.json`)).toBe(true);
   });
 
-  it('lowers the held-out loss on real text, and the trained model\'s decodes match its own evaluation', async () => {
+  it("lowers the held-out loss on real text, and the trained model's decodes match its own evaluation", async () => {
     const init = randomModel(SPEC);
     const output = join(dir, 'learned.gguf');
     const data = { text: text.slice(0, 20000) };
-    const before = await trainModel(init, { output: join(dir, 'zero.gguf'), data, evalData: data, steps: 1, learningRate: 1e-9, batchSize: 2, contextSize: 16, threads: 1 });
+    const before = await trainModel(init, {
+      output: join(dir, 'zero.gguf'),
+      data,
+      evalData: data,
+      steps: 1,
+      learningRate: 1e-9,
+      batchSize: 2,
+      contextSize: 16,
+      threads: 1,
+    });
     const after = await trainModel(init, { output, data, evalData: data, steps: 40, learningRate: 5e-3, batchSize: 2, contextSize: 16, threads: 1 });
     expect(after.evaluation[2].crossEntropy).toBeLessThan(before.evaluation[2].crossEntropy - 0.5);
   });
@@ -235,7 +283,12 @@ describe('trainModel', () => {
     await expect(trainModel(init, { ...ok, earlyExitLoss: { scale: 0.2, curriculum: 'sideways' as never } })).rejects.toThrow(/curriculum/);
     const gemma = join(dir, 'not-llama.gguf');
     const info = readGgufInfo(init);
-    writeGguf(gemma, [...info.metadata].map(([k, v]) => (k === 'general.architecture' ? [k, { ...v, value: 'gemma' } as GgufMetadataValue] : [k, v])), [], { alignment: info.alignment });
+    writeGguf(
+      gemma,
+      [...info.metadata].map(([k, v]) => (k === 'general.architecture' ? [k, { ...v, value: 'gemma' } as GgufMetadataValue] : [k, v])),
+      [],
+      { alignment: info.alignment },
+    );
     await expect(trainModel(gemma, ok)).rejects.toThrow(/llama architecture, not gemma/);
     // an F16 file trains from an F32 copy
     const f16 = randomModel({ ...SPEC, tensorType: 'f16', seed: 23 });
@@ -250,9 +303,17 @@ describe('trainModel', () => {
     const output = join(dir, 'aborted.gguf');
     const base = { output, data: { text }, steps: 40, batchSize: 2, contextSize: 16, threads: 1, checkpointInterval: 10, learningRate: 1e-3 };
     const ac = new AbortController();
-    await expect(trainModel(init, { ...base, signal: ac.signal, onProgress: (p) => { if (p.phase === 'train' && p.step === 13) ac.abort(); } })).rejects.toThrow(/abort/i);
+    await expect(
+      trainModel(init, {
+        ...base,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.phase === 'train' && p.step === 13) ac.abort();
+        },
+      }),
+    ).rejects.toThrow(/abort/i);
     const state = JSON.parse(readFileSync(`${output}.train.json`, 'utf8'));
-    expect(state.step).toBe(10);  // the checkpoint at step 10; steps 11-13 are not on disk
+    expect(state.step).toBe(10); // the checkpoint at step 10; steps 11-13 are not on disk
     expect(readdirSync(dir).filter((f) => f.startsWith('aborted.gguf.tmp'))).toEqual([]);
     const r = await trainModel(init, { ...base, resume: true });
     expect(r.steps).toBe(40);

@@ -115,14 +115,24 @@ function woodburyWeights(b: Rows, a: Rows, noiseStd: number): Matrix {
 /** Draw the loadings of a generative model (see the module comment). */
 export function createSdrModel(options: SdrModelOptions): SdrModel {
   checkOptionKeys('createSdrModel options', options, {
-    dx: true, dy: true, sharedSignals: true, selfSignals: true, snrShared: true, snrSelf: true, noiseStd: true, seed: true,
+    dx: true,
+    dy: true,
+    sharedSignals: true,
+    selfSignals: true,
+    snrShared: true,
+    snrSelf: true,
+    noiseStd: true,
+    seed: true,
   } as const satisfies KeysOf<SdrModelOptions>);
   const o: Required<SdrModelOptions> = { noiseStd: 1, ...options };
   checkInt(o.dx, 'dx', 1);
   checkInt(o.dy, 'dy', 1);
   checkInt(o.sharedSignals, 'sharedSignals', 1);
   checkInt(o.selfSignals, 'selfSignals', 0);
-  for (const [name, v] of [['snrShared', o.snrShared], ['snrSelf', o.snrSelf]] as const) {
+  for (const [name, v] of [
+    ['snrShared', o.snrShared],
+    ['snrSelf', o.snrSelf],
+  ] as const) {
     if (!(v >= 0) || !Number.isFinite(v)) throw new ShapeError(`${name} must be a finite number >= 0, got ${v}`);
   }
   if (!(o.noiseStd > 0) || !Number.isFinite(o.noiseStd)) throw new ShapeError(`noiseStd must be a finite number > 0, got ${o.noiseStd}`);

@@ -27,7 +27,7 @@ export function principalAngleCosines(a: MatrixInput, b: MatrixInput): Float64Ar
   const m = mulAtB(qa, qb);
   const k = Math.min(m.length, m[0].length);
   const out = new Float64Array(k);
-  let svd;
+  let svd: ReturnType<typeof topSvd> | undefined;
   try {
     svd = topSvd(m, k);
   } catch {
@@ -133,12 +133,12 @@ export interface ReconstructedCorrelation {
  * `(raw − baseline) / (reference − baseline)` clamped to `[0, 1]`, 0 meaning "no
  * more shared correlation than unrelated data" and 1 "as much as the reference".
  */
-export function reconstructedCorrelation(
-  zx: MatrixInput,
-  zy: MatrixInput,
-  options: ReconstructedCorrelationOptions = {},
-): ReconstructedCorrelation {
-  checkOptionKeys('reconstructedCorrelation options', options, { shuffles: true, seed: true, reference: true } as const satisfies KeysOf<ReconstructedCorrelationOptions>);
+export function reconstructedCorrelation(zx: MatrixInput, zy: MatrixInput, options: ReconstructedCorrelationOptions = {}): ReconstructedCorrelation {
+  checkOptionKeys('reconstructedCorrelation options', options, {
+    shuffles: true,
+    seed: true,
+    reference: true,
+  } as const satisfies KeysOf<ReconstructedCorrelationOptions>);
   const rows = toPairedRows(zx, zy, 3);
   const shuffles = options.shuffles ?? 10;
   if (!Number.isInteger(shuffles) || shuffles < 1) throw new ShapeError(`shuffles must be a positive integer, got ${shuffles}`);
@@ -147,7 +147,10 @@ export function reconstructedCorrelation(
   let base = 0;
   for (let s = 0; s < shuffles; s++) {
     const perm = rng.permutation(rows.y.length);
-    base += msccRows(rows.x, perm.map((i) => rows.y[i]));
+    base += msccRows(
+      rows.x,
+      perm.map((i) => rows.y[i]),
+    );
   }
   const baseline = base / shuffles;
   const reference = options.reference ?? 1;

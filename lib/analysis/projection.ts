@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Matrix } from 'ml-matrix';
+import type { Matrix } from 'ml-matrix';
 import { mul, normaliseColumns, centre } from './linalg.js';
 import { type MatrixInput, type Rows, rowsToMatrix, toRows } from './matrix-input.js';
 

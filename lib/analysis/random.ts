@@ -19,7 +19,6 @@ export interface Rng {
   permutation(n: number): number[];
 }
 
-
 /**
  * Create a seeded {@link Rng}. Normals come in Box–Muller pairs; the second of
  * each pair is cached and returned by the next call.

@@ -128,7 +128,7 @@ function crossValidateRows(xr: Rows, yr: Rows, options: RccaCvOptions): RccaCvSu
     }
     const pair = spanPair(trX, trY);
     candidates.forEach((cand, ci) => {
-      let fit;
+      let fit: ReturnType<typeof fitOnSpans>;
       try {
         fit = fitOnSpans(pair, k, 'rcca', cand.x, cand.y);
       } catch (e) {

@@ -106,12 +106,25 @@ export interface SyntheticSweepResult {
   csv: string;
 }
 
-
 /** Fill in the defaults of {@link SyntheticSweepOptions}. */
 export function resolveSweepOptions(options: SyntheticSweepOptions = {}): Required<SyntheticSweepOptions> {
   checkOptionKeys('synthetic sweep options', options, {
-    dx: true, dy: true, sharedSignals: true, selfSignals: true, snrShared: true, snrSelf: true, noiseStd: true, k: true, sampleCounts: true,
-    repeats: true, testSamples: true, seed: true, rccaFolds: true, rccaGrid: true, shuffles: true, methods: true,
+    dx: true,
+    dy: true,
+    sharedSignals: true,
+    selfSignals: true,
+    snrShared: true,
+    snrSelf: true,
+    noiseStd: true,
+    k: true,
+    sampleCounts: true,
+    repeats: true,
+    testSamples: true,
+    seed: true,
+    rccaFolds: true,
+    rccaGrid: true,
+    shuffles: true,
+    methods: true,
   } as const satisfies KeysOf<SyntheticSweepOptions>);
   const sharedSignals = options.sharedSignals ?? 2;
   return {

@@ -229,12 +229,7 @@ function projectedVariance(span: CentredSpan, dEff: Float64Array, p: Rows, col: 
 }
 
 /** Wrap a {@link SpanFit} into a public {@link TwoViewResult}. */
-export function twoViewResult(
-  method: TwoViewMethod,
-  pair: SpanPair,
-  fit: SpanFit,
-  regularization: { x: number; y: number },
-): TwoViewResult {
+export function twoViewResult(method: TwoViewMethod, pair: SpanPair, fit: SpanFit, regularization: { x: number; y: number }): TwoViewResult {
   const x = makeProjection(pair.sx.mean, fit.wx, 'X', fit.lx);
   const y = makeProjection(pair.sy.mean, fit.wy, 'Y', fit.ly);
   return {

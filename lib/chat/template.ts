@@ -43,7 +43,9 @@ export function checkChatMessages(messages: unknown, what = 'messages'): ChatMes
     if (typeof m !== 'object' || m === null) throw new TypeError(`${what}[${i}] must be an object { role, content }`);
     const { role, content } = m as Record<string, unknown>;
     if (!CHAT_ROLES.includes(role as ChatRole)) {
-      throw new RangeError(`${what}[${i}].role must be one of ${CHAT_ROLES.map((r) => JSON.stringify(r)).join(', ')}, got ${typeof role === 'string' ? JSON.stringify(role) : String(role)}`);
+      throw new RangeError(
+        `${what}[${i}].role must be one of ${CHAT_ROLES.map((r) => JSON.stringify(r)).join(', ')}, got ${typeof role === 'string' ? JSON.stringify(role) : String(role)}`,
+      );
     }
     if (typeof content !== 'string') throw new TypeError(`${what}[${i}].content must be a string, got ${typeof content}`);
     return { role: role as ChatRole, content };

@@ -39,7 +39,11 @@ export async function analyzeCommand(argv: string[]): Promise<void> {
     if (values.csv) writeFileSync(values.csv, r.csv);
     if (values.svg) writeFileSync(values.svg, syntheticSweepSvg(r.rows, r.options, r.chance));
     if (!values.csv) process.stdout.write(r.csv);
-    for (const [k, f] of [['csv', values.csv], ['svg', values.svg]] as const) if (f) process.stderr.write(`wrote ${k} to ${f}\n`);
+    for (const [k, f] of [
+      ['csv', values.csv],
+      ['svg', values.svg],
+    ] as const)
+      if (f) process.stderr.write(`wrote ${k} to ${f}\n`);
     return;
   }
   if (values.csv) throw new UsageError('--csv is for analyze --synthetic (the layer analysis writes --json and --svg)');

@@ -72,7 +72,10 @@ export const intFlag = (name: string, v: string | undefined, min = 0, max = Infi
 /** A comma-separated list of integers, e.g. --layers 1,2,3. */
 export function intListFlag(name: string, v: string | undefined, min = 0): number[] | undefined {
   if (v === undefined) return undefined;
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UsageError(`--${name} needs a comma-separated list of integers, e.g. 1,2,3`);
   return items.map((s) => intFlag(name, s, min)!);
 }

@@ -49,7 +49,8 @@ export async function calibrateCommand(argv: string[]): Promise<void> {
     const controller = new AbortController();
     process.once('SIGINT', () => controller.abort());
     const head = await fitDraftHead(ctx, {
-      ...options, signal: controller.signal,
+      ...options,
+      signal: controller.signal,
       onProgress: (p) => bar.update(p.phase, p.done, p.total, p.loss !== undefined ? `loss ${p.loss.toFixed(4)}` : ''),
     });
     bar.end();

@@ -72,10 +72,13 @@ async function converse(chat: ChatSession, options: GenerateOptions): Promise<vo
           const s = r.speculative;
           const lk = s?.sources.lookup;
           const spec = s
-            ? `, ${s.tokensPerRound.toFixed(2)} tokens/round` + (s.exitLayer === null ? '' : `, acceptance ${(s.acceptanceRate * 100).toFixed(0)}%`) +
+            ? `, ${s.tokensPerRound.toFixed(2)} tokens/round` +
+              (s.exitLayer === null ? '' : `, acceptance ${(s.acceptanceRate * 100).toFixed(0)}%`) +
               (lk && lk.drafted > 0 ? `, lookup accepted ${lk.accepted}/${lk.drafted}` : '')
             : '';
-          process.stderr.write(`[${r.timings.generatedTokens} tokens, ${r.timings.tokensPerSecond.toFixed(0)} tokens/s${spec}, prompt ${r.timings.promptTokens} (${r.timings.reusedPromptTokens} reused)]\n`);
+          process.stderr.write(
+            `[${r.timings.generatedTokens} tokens, ${r.timings.tokensPerSecond.toFixed(0)} tokens/s${spec}, prompt ${r.timings.promptTokens} (${r.timings.reusedPromptTokens} reused)]\n`,
+          );
         } catch (e) {
           if ((e as Error).name !== 'AbortError') throw e;
           process.stdout.write('\n[answer stopped]\n');

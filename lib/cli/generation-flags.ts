@@ -45,7 +45,9 @@ export function contextFromFlags(values: FlagValues): { threads?: number; contex
   const cores = availableParallelism();
   // the API's error names an option the CLI has no flag for (allowMoreThreadsThanCores)
   if (threads !== undefined && threads > cores) {
-    throw new UsageError(`--threads ${threads} is more than this machine's ${cores} cores: oversubscribed threads wait on each other and run slower; use --threads ${cores} or fewer`);
+    throw new UsageError(
+      `--threads ${threads} is more than this machine's ${cores} cores: oversubscribed threads wait on each other and run slower; use --threads ${cores} or fewer`,
+    );
   }
   return { threads, contextSize: intFlag('ctx', values.ctx, 1) };
 }
@@ -82,15 +84,25 @@ export function freeDraftsFromFlags(command: string, values: FlagValues): Pick<G
 
 /** One line per draft source: drafted, accepted, and the acceptance at the first draft positions. */
 export function describeSources(s: SpeculativeStats): string {
-  const names: [keyof SpeculativeStats['sources'], string][] = [['earlyExit', 'early exit'], ['lookup', 'lookup'], ['prediction', 'prediction']];
+  const names: [keyof SpeculativeStats['sources'], string][] = [
+    ['earlyExit', 'early exit'],
+    ['lookup', 'lookup'],
+    ['prediction', 'prediction'],
+  ];
   return names
     .filter(([k]) => s.sources[k] !== undefined)
     .map(([k, label]) => {
       const x = s.sources[k] as SourceStats;
       const rate = x.drafted > 0 ? ` (${((100 * x.accepted) / x.drafted).toFixed(0)}%)` : '';
-      const byPos = x.draftedByPosition.slice(0, 6).map((d, j) => (d > 0 ? (x.acceptedByPosition[j] / d).toFixed(2) : '-')).join(' ');
-      return `  ${label}: ${x.rounds} rounds, drafted ${x.drafted}, accepted ${x.accepted}${rate}` +
-        (x.drafted > 0 ? `; acceptance by draft position ${byPos}` : '') + `; draft ${x.draftMs.toFixed(1)} ms, verify ${x.verifyMs.toFixed(1)} ms\n`;
+      const byPos = x.draftedByPosition
+        .slice(0, 6)
+        .map((d, j) => (d > 0 ? (x.acceptedByPosition[j] / d).toFixed(2) : '-'))
+        .join(' ');
+      return (
+        `  ${label}: ${x.rounds} rounds, drafted ${x.drafted}, accepted ${x.accepted}${rate}` +
+        (x.drafted > 0 ? `; acceptance by draft position ${byPos}` : '') +
+        `; draft ${x.draftMs.toFixed(1)} ms, verify ${x.verifyMs.toFixed(1)} ms\n`
+      );
     })
     .join('');
 }

@@ -11,7 +11,15 @@ import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
 import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
-import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, describeSources, exitLayerFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
+import {
+  GENERATION_FLAGS,
+  checkExitLayerFlag,
+  contextFromFlags,
+  describeSources,
+  exitLayerFromFlags,
+  freeDraftsFromFlags,
+  samplingFromFlags,
+} from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
 import { chatCommand, chatUsage } from './chat.js';
 import { rpcServerCommand, rpcServerUsage } from './rpc-server.js';
@@ -67,14 +75,18 @@ async function generate(argv: string[]): Promise<void> {
     };
     // an overlapped round is drafted by early exit ahead of time: no free drafts with it
     if (values.overlap === 'on') {
-      if (values.lookup === 'on' || values.prediction !== undefined) throw new UsageError('generate: --overlap on cannot be combined with --lookup on or --prediction');
+      if (values.lookup === 'on' || values.prediction !== undefined)
+        throw new UsageError('generate: --overlap on cannot be combined with --lookup on or --prediction');
       options.lookup = false;
     }
   } else if (values.draft !== undefined || values.adaptive || values.verify !== undefined || values.overlap !== undefined) {
     throw new UsageError('generate: --draft, --adaptive, --verify and --overlap need --exit-layer (or a --draft-head file)');
   }
   if (!values.model) process.stderr.write(`layerskip: no -m MODEL given; using the demo model ${DEMO_MODEL_PATH} (stories260K, see models/README.md)\n`);
-  const rpcServers = values.rpc?.split(',').map((e) => e.trim()).filter((e) => e.length > 0);
+  const rpcServers = values.rpc
+    ?.split(',')
+    .map((e) => e.trim())
+    .filter((e) => e.length > 0);
   const remoteLayers = intFlag('remote-layers', values['remote-layers'], 0);
   if (remoteLayers !== undefined && !rpcServers) throw new UsageError('generate: --remote-layers needs --rpc');
   const model = await loadModel(values.model ?? DEMO_MODEL_PATH, rpcServers ? { rpcServers, gpuLayers: remoteLayers } : {});
@@ -101,15 +113,17 @@ async function generate(argv: string[]): Promise<void> {
     );
     if (r.speculative) {
       const s = r.speculative;
-      const head = s.exitLayer === null
-        ? 'speculative (free drafts only)'
-        : `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
-          `(${(s.acceptanceRate * 100).toFixed(1)}%)`;
+      const head =
+        s.exitLayer === null
+          ? 'speculative (free drafts only)'
+          : `self-speculative: exit layer ${s.exitLayer}/${model.layerCount}, drafted ${s.drafted}, accepted ${s.accepted} ` +
+            `(${(s.acceptanceRate * 100).toFixed(1)}%)`;
       process.stderr.write(
         `${head}, corrections ${s.corrections}, rounds ${s.rounds}, ` +
           `${s.tokensPerRound.toFixed(2)} tokens/round; draft ${s.draftMs.toFixed(1)} ms, verify ${s.verifyMs.toFixed(1)} ms, ` +
           `sampling ${s.samplingMs.toFixed(1)} ms` +
-          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) + '\n' +
+          (s.pipelinedRounds === undefined ? '' : `; overlapped: ${s.pipelinedRounds} rounds drafted during the previous verification`) +
+          '\n' +
           describeSources(s),
       );
     }
@@ -125,8 +139,14 @@ async function info(argv: string[]): Promise<void> {
   if (existsSync(path) && isDraftHeadFile(path)) {
     const h = DraftHead.load(path);
     const summary = {
-      kind: 'draft head', exitLayer: h.exitLayer, embeddingSize: h.embeddingSize, vocabularySize: h.vocabularySize,
-      adapter: h.adapter !== null, draftVocabulary: h.tokenIds?.length ?? 'full', baseModel: h.baseModel, stats: h.stats,
+      kind: 'draft head',
+      exitLayer: h.exitLayer,
+      embeddingSize: h.embeddingSize,
+      vocabularySize: h.vocabularySize,
+      adapter: h.adapter !== null,
+      draftVocabulary: h.tokenIds?.length ?? 'full',
+      baseModel: h.baseModel,
+      stats: h.stats,
     };
     if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
     else {
@@ -141,9 +161,16 @@ async function info(argv: string[]): Promise<void> {
   if (values.json) process.stdout.write(JSON.stringify(i, null, 2) + '\n');
   else {
     const rows: [string, unknown][] = [
-      ['architecture', i.architecture], ['name', i.name], ['description', i.description], ['layers', i.layerCount],
-      ['embedding size', i.embeddingSize], ['heads', `${i.headCount} (KV ${i.headCountKv})`], ['vocabulary', i.vocabularySize],
-      ['training context', i.trainContextLength], ['parameters', i.parameterCount], ['size (bytes)', i.sizeBytes],
+      ['architecture', i.architecture],
+      ['name', i.name],
+      ['description', i.description],
+      ['layers', i.layerCount],
+      ['embedding size', i.embeddingSize],
+      ['heads', `${i.headCount} (KV ${i.headCountKv})`],
+      ['vocabulary', i.vocabularySize],
+      ['training context', i.trainContextLength],
+      ['parameters', i.parameterCount],
+      ['size (bytes)', i.sizeBytes],
       ['special tokens', `bos ${i.specialTokens.bos}, eos ${i.specialTokens.eos}, eot ${i.specialTokens.eot}, add bos ${i.specialTokens.addBos}`],
       ['chat template', i.chatTemplate ? `${i.chatTemplate.length} characters` : 'none'],
       ['sliding window', i.slidingWindow || 'none'],
@@ -163,7 +190,15 @@ async function quantize(argv: string[]): Promise<void> {
 }
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
-  generate, chat: chatCommand, 'rpc-server': rpcServerCommand, info, quantize, calibrate: calibrateCommand, analyze: analyzeCommand, sweep: sweepCommand, train: trainCommand,
+  generate,
+  chat: chatCommand,
+  'rpc-server': rpcServerCommand,
+  info,
+  quantize,
+  calibrate: calibrateCommand,
+  analyze: analyzeCommand,
+  sweep: sweepCommand,
+  train: trainCommand,
 };
 
 async function main(): Promise<void> {

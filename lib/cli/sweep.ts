@@ -9,8 +9,14 @@ export const sweepUsage = `  layerskip sweep -m MODEL [--csv OUT] [--svg OUT] [-
 
 export async function sweepCommand(argv: string[]): Promise<void> {
   const { values } = parse('sweep', argv, {
-    model: { type: 'string', short: 'm' }, csv: { type: 'string' }, svg: { type: 'string' }, tokens: { type: 'string' },
-    layers: { type: 'string' }, drafts: { type: 'string' }, repeats: { type: 'string' }, threads: { type: 'string', short: 't' },
+    model: { type: 'string', short: 'm' },
+    csv: { type: 'string' },
+    svg: { type: 'string' },
+    tokens: { type: 'string' },
+    layers: { type: 'string' },
+    drafts: { type: 'string' },
+    repeats: { type: 'string' },
+    threads: { type: 'string', short: 't' },
   });
   const path = required('sweep', '-m MODEL', values.model);
   const options = {
@@ -27,7 +33,7 @@ export async function sweepCommand(argv: string[]): Promise<void> {
     const r = await sweep(ctx, {
       ...options,
       onProgress: (done, total, label) => {
-        const eta = ((performance.now() - t0) / done) * (total - done) / 1000;
+        const eta = (((performance.now() - t0) / done) * (total - done)) / 1000;
         process.stderr.write(`\r[${done}/${total}] ${label.padEnd(12)} ~${eta.toFixed(0)} s left   `);
       },
     });

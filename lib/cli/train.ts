@@ -44,7 +44,12 @@ const FLAGS = {
   resume: { type: 'boolean' },
 } as const;
 
-interface InitSpec { layers: number; embeddingSize: number; heads: number; feedForwardSize: number }
+interface InitSpec {
+  layers: number;
+  embeddingSize: number;
+  heads: number;
+  feedForwardSize: number;
+}
 
 function initSpec(v: string): InitSpec {
   const dims = intListFlag('init', v, 1)!;
@@ -58,7 +63,8 @@ function initSpec(v: string): InitSpec {
 
 function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`train: --${flag} must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, got ${JSON.stringify(v)}`);
+  if (!(allowed as readonly string[]).includes(v))
+    throw new UsageError(`train: --${flag} must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -66,7 +72,8 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
 function fromFlags(argv: string[]) {
   const { values } = parse('train', argv, FLAGS);
   if (values.model !== undefined && values.init !== undefined) throw new UsageError('train: give --model FILE or --init LAYERS,DIM,HEADS,FF, not both');
-  if (values.model === undefined && values.init === undefined) throw new UsageError('train needs --model FILE (continual training) or --init LAYERS,DIM,HEADS,FF with --tokenizer FILE (from scratch)');
+  if (values.model === undefined && values.init === undefined)
+    throw new UsageError('train needs --model FILE (continual training) or --init LAYERS,DIM,HEADS,FF with --tokenizer FILE (from scratch)');
   const init = values.init !== undefined ? initSpec(values.init) : undefined;
   if (init && values.tokenizer === undefined) throw new UsageError('train: --init needs --tokenizer FILE (a GGUF whose tokenizer the new model gets)');
   if (!init && values.tokenizer !== undefined) throw new UsageError('train: --tokenizer is for --init (a --model has its own tokenizer)');
@@ -125,9 +132,11 @@ const num = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFix
 /** The per-exit table: one row per exit layer, the last the full model. */
 export function formatExitTable(evaluation: readonly ExitEvaluation[]): string {
   const last = evaluation.length;
-  const rows = evaluation.map((e) =>
-    `  ${String(e.layer).padStart(5)}  ${num(e.crossEntropy, 4).padStart(13)}  ${num(e.accuracy, 4).padStart(8)}  ${num(e.agreement, 4).padStart(9)}` +
-    (e.layer === last ? '  (final)' : ''));
+  const rows = evaluation.map(
+    (e) =>
+      `  ${String(e.layer).padStart(5)}  ${num(e.crossEntropy, 4).padStart(13)}  ${num(e.accuracy, 4).padStart(8)}  ${num(e.agreement, 4).padStart(9)}` +
+      (e.layer === last ? '  (final)' : ''),
+  );
   return `  layer  cross-entropy  accuracy  agreement\n${rows.join('\n')}\n`;
 }
 
@@ -147,7 +156,8 @@ function progressLine() {
       lastAt = now;
       const width = 24;
       const filled = Math.min(width, Math.round((width * p.step) / Math.max(p.steps, 1)));
-      const line = `step ${p.step}/${p.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${num(p.loss, 4)}  ` +
+      const line =
+        `step ${p.step}/${p.steps} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] loss ${num(p.loss, 4)}  ` +
         `${Number.isFinite(p.tokensPerSecond) ? p.tokensPerSecond.toFixed(0) : '--'} tokens/s  ETA ${duration(p.etaSeconds)}`;
       if (tty) {
         process.stderr.write(`\r\x1b[K${line}`);
@@ -163,7 +173,11 @@ function progressLine() {
   };
 }
 
-interface CheckpointState { step: number; steps: number; seed: number }
+interface CheckpointState {
+  step: number;
+  steps: number;
+  seed: number;
+}
 
 function readState(out: string): (CheckpointState & { mtimeMs: number }) | undefined {
   const file = `${out}.train.json`;
@@ -185,7 +199,10 @@ function fail(text: string): never {
 export async function trainCommand(argv: string[]): Promise<void> {
   const { options, model, init, tokenizer, seed } = fromFlags(argv);
   const out = options.output;
-  for (const [flag, files] of [['--text', options.data.files], ['--eval-text', options.evalData?.files]] as const) {
+  for (const [flag, files] of [
+    ['--text', options.data.files],
+    ['--eval-text', options.evalData?.files],
+  ] as const) {
     for (const f of files ?? []) {
       try {
         if (!statSync(f).isFile()) fail(`${flag}: ${f} is not a file`);
@@ -266,7 +283,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const r = result;
   const perplexity = Number.isFinite(r.perplexity) ? r.perplexity.toFixed(3) : 'n/a (no --eval-text)';
   process.stdout.write(
-    `trained ${out}: ${r.steps} steps, ${r.tokens} tokens` + (options.resume ? ` (resumed at step ${before!.step})` : '') +
+    `trained ${out}: ${r.steps} steps, ${r.tokens} tokens` +
+      (options.resume ? ` (resumed at step ${before!.step})` : '') +
       `; ${r.seconds.toFixed(1)} s, ${r.tokensPerSecond.toFixed(0)} tokens/s; ` +
       `final train loss ${num(r.trainLoss.at(-1) ?? Number.NaN, 4)}; perplexity ${perplexity}\n` +
       (r.evaluation.length > 0 ? `held-out per-exit evaluation:\n${formatExitTable(r.evaluation)}` : ''),

@@ -105,9 +105,15 @@ export class DraftPolicy {
     this.vSamples.push([tokens, ms]);
     if (this.vSamples.length > 32) this.vSamples.shift();
     const n = this.vSamples.length;
-    let sx = 0, sy = 0, sxx = 0, sxy = 0;
+    let sx = 0,
+      sy = 0,
+      sxx = 0,
+      sxy = 0;
     for (const [x, y] of this.vSamples) {
-      sx += x; sy += y; sxx += x * x; sxy += x * y;
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
     }
     const den = n * sxx - sx * sx;
     if (n >= 3 && den > 1e-9) {

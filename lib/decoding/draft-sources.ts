@@ -115,9 +115,15 @@ export class FreeRoundCost {
     this.samples.push([rows, ms]);
     if (this.samples.length > 48) this.samples.shift();
     const n = this.samples.length;
-    let sx = 0, sy = 0, sxx = 0, sxy = 0;
+    let sx = 0,
+      sy = 0,
+      sxx = 0,
+      sxy = 0;
     for (const [x, y] of this.samples) {
-      sx += x; sy += y; sxx += x * x; sxy += x * y;
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
     }
     const den = n * sxx - sx * sx;
     if (n >= 3 && den > 1e-9) {
@@ -210,9 +216,12 @@ export function resolveFreeDrafts(
   }
   if (typeof l === 'object') checkOptionKeys('lookup', l, { maxTokens: true } as const satisfies KeysOf<LookupOptions>);
   const lookup = (l !== undefined && l !== false) || (specLookup?.lookup ?? false);
-  const maxTokens = typeof l === 'object' && l.maxTokens !== undefined
-    ? checkInteger('lookup.maxTokens', l.maxTokens, 1, 64)
-    : specLookup?.lookup ? specLookup.lookupTokens : 16;
+  const maxTokens =
+    typeof l === 'object' && l.maxTokens !== undefined
+      ? checkInteger('lookup.maxTokens', l.maxTokens, 1, 64)
+      : specLookup?.lookup
+        ? specLookup.lookupTokens
+        : 16;
   let prediction: number[] | null = null;
   if (o.prediction !== undefined) {
     if (typeof o.prediction === 'string') prediction = tokenize(o.prediction);

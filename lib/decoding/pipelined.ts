@@ -86,7 +86,11 @@ export async function pipelinedLoop(
       const c: Chain = chain ?? (await draw(s, last, m));
       const t1 = performance.now();
       const verifying = verifier.decode({
-        hidden: c.hidden, layers: [spec.exitLayer, spec.layerCount], position: p, outputs: 'all', logits: sampling.temperature > 0,
+        hidden: c.hidden,
+        layers: [spec.exitLayer, spec.layerCount],
+        position: p,
+        outputs: 'all',
+        logits: sampling.temperature > 0,
       });
       // the next round's drafts, in case every draft of this one is accepted
       const T = c.tokens.length;
@@ -143,8 +147,13 @@ async function draw(s: Loop, last: number, m: number): Promise<Chain> {
   const { sampling, spec } = s;
   const greedy = sampling.temperature === 0;
   const r = await s.drafter.draft({
-    token: last, layer: spec.exitLayer, maxTokens: m, minProbability: spec.minDraftProbability, returnHidden: true,
-    temperature: sampling.temperature, uniforms: greedy ? undefined : Float64Array.from({ length: m }, () => s.rng.next()),
+    token: last,
+    layer: spec.exitLayer,
+    maxTokens: m,
+    minProbability: spec.minDraftProbability,
+    returnHidden: true,
+    temperature: sampling.temperature,
+    uniforms: greedy ? undefined : Float64Array.from({ length: m }, () => s.rng.next()),
   });
   const tokens = Array.from(r.tokens);
   // drafts are drawn from softmax(logits / T) without top-k/top-p (see self-speculative.ts)

@@ -4,7 +4,7 @@
 // are sized from the measured step time, so that text still streams every few milliseconds and an
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
-import { needsLogits, pickToken, SamplerRng, type ResolvedSampling } from '../sampling.js';
+import { needsLogits, pickToken, type SamplerRng, type ResolvedSampling } from '../sampling.js';
 import type { NativeContext } from '../native.js';
 import type { DecodeSession } from './session.js';
 
@@ -14,7 +14,14 @@ const RUN_TARGET_MS = 8;
 const MAX_RUN = 64;
 
 /** One plain step: `token` through all layers at the next position; returns the full model's next token (`history`: the tokens up to `token`, for penalties). */
-export async function plainStep(ctx: NativeContext, token: number, sampling: ResolvedSampling, rng: SamplerRng, nVocab: number, history: readonly number[] = []): Promise<number> {
+export async function plainStep(
+  ctx: NativeContext,
+  token: number,
+  sampling: ResolvedSampling,
+  rng: SamplerRng,
+  nVocab: number,
+  history: readonly number[] = [],
+): Promise<number> {
   const r = await ctx.decode({ tokens: Int32Array.of(token), logits: needsLogits(sampling) });
   return pickToken(r, sampling, rng, 0, nVocab, history);
 }

@@ -5,7 +5,15 @@
 // the same exit layer as one draftMany (each draft step one batch), verifications with the same
 // exit layer as one verifyMany. Anything else runs alone. Each sequence sees a view with the
 // NativeContext interface bound to its sequence, so the decoding loops are unchanged.
-import type { NativeContext, NativeContextState, NativeDecodeOptions, NativeDecodeResult, NativeDraftHead, NativeDraftOptions, NativeDraftResult } from '../native.js';
+import type {
+  NativeContext,
+  NativeContextState,
+  NativeDecodeOptions,
+  NativeDecodeResult,
+  NativeDraftHead,
+  NativeDraftOptions,
+  NativeDraftResult,
+} from '../native.js';
 
 type Call =
   | { kind: 'decode'; seq: number; options: NativeDecodeOptions; resolve: (r: NativeDecodeResult) => void; reject: (e: unknown) => void }
@@ -33,9 +41,9 @@ export class NativeScheduler {
     return {
       decode: (options) => this.enqueue<NativeDecodeResult>({ kind: 'decode', seq, options } as Call),
       draft: (options) => this.enqueue<NativeDraftResult>({ kind: 'draft', seq, options } as Call),
-      decodeMany: () => Promise.reject(new Error('decodeMany is the scheduler\'s own call')),
-      draftMany: () => Promise.reject(new Error('draftMany is the scheduler\'s own call')),
-      verifyMany: () => Promise.reject(new Error('verifyMany is the scheduler\'s own call')),
+      decodeMany: () => Promise.reject(new Error("decodeMany is the scheduler's own call")),
+      draftMany: () => Promise.reject(new Error("draftMany is the scheduler's own call")),
+      verifyMany: () => Promise.reject(new Error("verifyMany is the scheduler's own call")),
       setDraftHead: (head: NativeDraftHead) => this.enqueue<void>({ kind: 'exclusive', seq, run: () => this.native.setDraftHead(head) } as Call),
       removeFrom: (position: number) => this.removeFrom(seq, position),
       markVerified: () => {
@@ -161,7 +169,9 @@ export class NativeScheduler {
         continue;
       }
       await this.guard(new Set(group.map((c) => c.seq)), group, async () => {
-        const r = await this.native.decodeMany(group.map((c) => ({ sequence: c.seq, tokens: c.options.tokens!, outputs: c.options.outputs, logits: c.options.logits })));
+        const r = await this.native.decodeMany(
+          group.map((c) => ({ sequence: c.seq, tokens: c.options.tokens!, outputs: c.options.outputs, logits: c.options.logits })),
+        );
         group.forEach((c, i) => c.resolve({ argmax: r.results[i].argmax, logits: r.results[i].logits, nativeMs: r.nativeMs }));
       });
     }

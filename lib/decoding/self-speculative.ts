@@ -60,8 +60,15 @@ export interface SelfSpeculativeOptions {
 }
 
 const SELF_SPECULATIVE_KEYS = {
-  exitLayer: true, draftTokens: true, adaptive: true, minDraftProbability: true, verification: true, draftHead: true, overlap: true,
-  lookup: true, lookupTokens: true,
+  exitLayer: true,
+  draftTokens: true,
+  adaptive: true,
+  minDraftProbability: true,
+  verification: true,
+  draftHead: true,
+  overlap: true,
+  lookup: true,
+  lookupTokens: true,
 } as const satisfies KeysOf<SelfSpeculativeOptions>;
 
 export interface ResolvedSelfSpeculative {
@@ -95,11 +102,14 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
   }
   if (typeof draftHead === 'string' && draftHead.length === 0) throw new TypeError('selfSpeculative.draftHead: the path is empty');
   const overlap = checkBoolean('selfSpeculative.overlap', o.overlap) ?? false;
-  if (overlap && adaptive) throw new RangeError('selfSpeculative: overlap and adaptive cannot be combined (an overlapped round is drafted before the last one is scored)');
-  if (overlap && verification === 'full') throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
+  if (overlap && adaptive)
+    throw new RangeError('selfSpeculative: overlap and adaptive cannot be combined (an overlapped round is drafted before the last one is scored)');
+  if (overlap && verification === 'full')
+    throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
   const lookup = checkBoolean('selfSpeculative.lookup', o.lookup) ?? false;
   const lookupTokens = checkInteger('selfSpeculative.lookupTokens', o.lookupTokens ?? 8, 1, 64);
-  if (lookup && overlap) throw new RangeError('selfSpeculative: lookup and overlap cannot be combined (an overlapped round is drafted by early exit ahead of time)');
+  if (lookup && overlap)
+    throw new RangeError('selfSpeculative: lookup and overlap cannot be combined (an overlapped round is drafted by early exit ahead of time)');
   return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap, lookup, lookupTokens };
 }
 
@@ -173,11 +183,34 @@ export async function selfSpeculativeLoop(
   freeOptions: ResolvedFreeDrafts | null = null,
 ): Promise<SpeculativeStats> {
   const policy = spec?.adaptive ? new DraftPolicy(spec.draftTokens, spec.exitLayer / spec.layerCount) : null;
-  const s: LoopState = { ctx, session, sampling, nVocab, spec, rng: new SamplerRng(sampling.seed), policy, stats: newStats(spec?.exitLayer ?? null), onCached, free: null, promptTokens };
+  const s: LoopState = {
+    ctx,
+    session,
+    sampling,
+    nVocab,
+    spec,
+    rng: new SamplerRng(sampling.seed),
+    policy,
+    stats: newStats(spec?.exitLayer ?? null),
+    onCached,
+    free: null,
+    promptTokens,
+  };
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   if (freeOptions) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { options: freeOptions, sources, synced: 0, acceptance: new FreeAcceptance(), cost: new FreeRoundCost(), afterRound: true, earlyExitRate: NaN, sinceFree: 0, probeInterval: PROBE_EVERY, lastFreeAccepted: 0 };
+    s.free = {
+      options: freeOptions,
+      sources,
+      synced: 0,
+      acceptance: new FreeAcceptance(),
+      cost: new FreeRoundCost(),
+      afterRound: true,
+      earlyExitRate: NaN,
+      sinceFree: 0,
+      probeInterval: PROBE_EVERY,
+      lastFreeAccepted: 0,
+    };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
@@ -305,13 +338,26 @@ function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): Fr
   const out: FreeDraftSource[] = [];
   if (o.prediction) {
     const impl = new PredictionDrafts(o.prediction);
-    out.push({ name: 'prediction', push: (t) => impl.push(t), draft: (n) => impl.draft(n), get matchLength() { return impl.matchLength; } });
+    out.push({
+      name: 'prediction',
+      push: (t) => impl.push(t),
+      draft: (n) => impl.draft(n),
+      get matchLength() {
+        return impl.matchLength;
+      },
+    });
   }
   if (o.lookup) {
     const impl = new ContextLookup();
     impl.pushAll(promptTokens);
     out.push({
-      name: 'lookup', push: (t) => impl.push(t), draft: (n) => impl.draft(n), peek: (extra, n) => impl.peek(extra, n), get matchLength() { return impl.matchLength; },
+      name: 'lookup',
+      push: (t) => impl.push(t),
+      draft: (n) => impl.draft(n),
+      peek: (extra, n) => impl.peek(extra, n),
+      get matchLength() {
+        return impl.matchLength;
+      },
     });
   }
   return out;
@@ -477,8 +523,13 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
   const greedy = sampling.temperature === 0;
   const t0 = performance.now();
   const r = await s.ctx.draft({
-    token: last, prefix: Int32Array.from(c.tokens), layer: spec.exitLayer, maxTokens: extend, minProbability: spec.minDraftProbability,
-    finish: spec.verification === 'cached', temperature: sampling.temperature,
+    token: last,
+    prefix: Int32Array.from(c.tokens),
+    layer: spec.exitLayer,
+    maxTokens: extend,
+    minProbability: spec.minDraftProbability,
+    finish: spec.verification === 'cached',
+    temperature: sampling.temperature,
     uniforms: greedy ? undefined : Float64Array.from({ length: extend }, () => s.rng.next()),
   });
   const t1 = performance.now();
@@ -490,7 +541,9 @@ async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, 
     lastDecoded = true;
   }
   const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
-  const dists = greedy ? null : tokens.map((t, j) => j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab));
+  const dists = greedy
+    ? null
+    : tokens.map((t, j) => (j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab)));
   const d: Drafts = { tokens, dists, lastDecoded };
   const v = await verify(s, p, last, d);
   const t2 = performance.now();
@@ -557,8 +610,13 @@ async function draft(s: LoopState, last: number, want: number): Promise<Drafts> 
   // a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can
   const finish = spec.verification === 'cached' && !s.policy?.probing;
   const r = await s.ctx.draft({
-    token: last, layer: spec.exitLayer, maxTokens: want, minProbability: spec.minDraftProbability, finish,
-    temperature: sampling.temperature, uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
+    token: last,
+    layer: spec.exitLayer,
+    maxTokens: want,
+    minProbability: spec.minDraftProbability,
+    finish,
+    temperature: sampling.temperature,
+    uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
   });
   let tokens = Array.from(r.tokens);
   let lastDecoded = r.lastDecoded;
@@ -684,8 +742,18 @@ function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, d
 
 export function newStats(exitLayer: number | null): SpeculativeStats {
   return {
-    exitLayer, drafted: 0, accepted: 0, corrections: 0, acceptanceRate: 0, rounds: 0,
-    tokensPerRound: 0, draftMs: 0, verifyMs: 0, samplingMs: 0, draftLengths: [], sources: {},
+    exitLayer,
+    drafted: 0,
+    accepted: 0,
+    corrections: 0,
+    acceptanceRate: 0,
+    rounds: 0,
+    tokensPerRound: 0,
+    draftMs: 0,
+    verifyMs: 0,
+    samplingMs: 0,
+    draftLengths: [],
+    sources: {},
   };
 }
 

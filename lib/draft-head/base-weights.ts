@@ -78,8 +78,19 @@ interface TailRule {
 
 const RMS: TailRule = { norm: 'rms' };
 const TAIL_RULES: Readonly<Record<string, TailRule>> = {
-  llama: RMS, qwen3: RMS, qwen2moe: RMS, qwen3moe: RMS, gemma: RMS, phi3: RMS, mistral3: RMS, olmo2: RMS,
-  smollm3: RMS, internlm2: RMS, exaone4: RMS, glm4: RMS, 'gpt-oss': RMS,
+  llama: RMS,
+  qwen3: RMS,
+  qwen2moe: RMS,
+  qwen3moe: RMS,
+  gemma: RMS,
+  phi3: RMS,
+  mistral3: RMS,
+  olmo2: RMS,
+  smollm3: RMS,
+  internlm2: RMS,
+  exaone4: RMS,
+  glm4: RMS,
+  'gpt-oss': RMS,
   lfm2: { norm: 'rms', normTensor: 'token_embd_norm' }, // llama.cpp's LLM_TENSOR_OUTPUT_NORM_LFM2
   qwen2: { norm: 'rms', outputBias: 'optional' },
   gemma2: { norm: 'rms', softcap: { absent: 30, always: true } },
@@ -179,7 +190,10 @@ export function trainerTail(tail: ModelTail, embeddingSize: number, vocabulary: 
   finite('the norm weight', norm.weight, embeddingSize);
   if (norm.bias && norm.kind !== 'layer') throw bad('a norm bias needs a LayerNorm');
   finite('the norm bias', norm.bias, embeddingSize);
-  for (const [name, v] of [['the logit factor', tail.logitFactor], ['the final softcap', tail.finalSoftcap]] as const) {
+  for (const [name, v] of [
+    ['the logit factor', tail.logitFactor],
+    ['the final softcap', tail.finalSoftcap],
+  ] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw bad(`${name} ${v} must be a positive number`);
   }
   const out: NativeTrainTail = { norm: norm.kind, normWeight: norm.weight, eps: norm.eps };

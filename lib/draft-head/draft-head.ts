@@ -81,7 +81,10 @@ export class DraftHead implements DraftHeadParts {
         seen.add(t);
       }
     }
-    for (const [name, a] of [['adapter', parts.adapter], ['bias', parts.bias]] as const) {
+    for (const [name, a] of [
+      ['adapter', parts.adapter],
+      ['bias', parts.bias],
+    ] as const) {
       if (a && !a.every(Number.isFinite)) throw new RangeError(`draft head: the ${name} holds non-finite values`);
     }
     this.exitLayer = exitLayer;
@@ -103,7 +106,8 @@ export class DraftHead implements DraftHeadParts {
       throw new Error(`draft head ${path}: not a readable GGUF file (${(e as Error).message})`);
     }
     const meta = (k: string) => getGgufMetadata(info, `${KEY}.${k}`);
-    if (getGgufMetadata(info, 'general.type') !== DRAFT_HEAD_TYPE) throw new Error(`draft head ${path}: not a layerskip draft head (general.type is not ${DRAFT_HEAD_TYPE})`);
+    if (getGgufMetadata(info, 'general.type') !== DRAFT_HEAD_TYPE)
+      throw new Error(`draft head ${path}: not a layerskip draft head (general.type is not ${DRAFT_HEAD_TYPE})`);
     const tensor = (name: string) => {
       const t = info.tensors.find((x) => x.name === name);
       if (!t) return null;

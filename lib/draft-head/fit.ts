@@ -52,26 +52,55 @@ export interface FitDraftHeadOptions {
 }
 
 const GENERIC_PROMPTS = [
-  'Once upon a time', 'The', 'One day', 'Hello', 'In the morning', 'She said', 'There was a', 'It is',
-  'Today', 'Why', 'How to', 'My name is', 'Long ago', 'We', 'After school', 'The little',
+  'Once upon a time',
+  'The',
+  'One day',
+  'Hello',
+  'In the morning',
+  'She said',
+  'There was a',
+  'It is',
+  'Today',
+  'Why',
+  'How to',
+  'My name is',
+  'Long ago',
+  'We',
+  'After school',
+  'The little',
 ];
 
 /** What teacher forcing one sequence gives, per position. */
 interface Collected {
-  hidden: Float32Array[];   // layer-E residuals
-  final: Float32Array[];    // final residuals (before the norm)
-  greedy: number[];         // the full model's argmax
-  topIds: Int32Array[];     // the full model's top-k tokens and probabilities
+  hidden: Float32Array[]; // layer-E residuals
+  final: Float32Array[]; // final residuals (before the norm)
+  greedy: number[]; // the full model's argmax
+  topIds: Int32Array[]; // the full model's top-k tokens and probabilities
   topProbs: Float32Array[];
-  sequence: number[];       // which calibration sequence each position came from
+  sequence: number[]; // which calibration sequence each position came from
 }
 
 const FIT_KEYS = {
-  exitLayer: true, text: true, selfGenerate: true, vocabulary: true, adapter: true, steps: true, batchSize: true, learningRate: true,
-  heldOut: true, topK: true, threads: true, onProgress: true, signal: true,
+  exitLayer: true,
+  text: true,
+  selfGenerate: true,
+  vocabulary: true,
+  adapter: true,
+  steps: true,
+  batchSize: true,
+  learningRate: true,
+  heldOut: true,
+  topK: true,
+  threads: true,
+  onProgress: true,
+  signal: true,
 } as const satisfies KeysOf<FitDraftHeadOptions>;
 const SELF_GENERATE_KEYS = {
-  prompts: true, positions: true, tokensPerSequence: true, temperature: true, seed: true,
+  prompts: true,
+  positions: true,
+  tokensPerSequence: true,
+  temperature: true,
+  seed: true,
 } as const satisfies KeysOf<NonNullable<FitDraftHeadOptions['selfGenerate']>>;
 
 export async function fitDraftHead(context: Context, options: FitDraftHeadOptions): Promise<DraftHead> {
@@ -208,8 +237,18 @@ async function calibrate(context: Context, sequences: number[][], plan: Calibrat
     progress({ phase: 'refine', done: 0, total: steps });
     const trained = await native().trainExitAdapter(
       {
-        hidden, targets, head: headF32, tail: trainTail, adapter, bias, embeddingSize: D, vocabularySize: vocabulary.length,
-        steps, batchSize, learningRate: checkNumber('learningRate', options.learningRate ?? (big ? 1e-4 : 1e-3), 1e-8, 1), threads,
+        hidden,
+        targets,
+        head: headF32,
+        tail: trainTail,
+        adapter,
+        bias,
+        embeddingSize: D,
+        vocabularySize: vocabulary.length,
+        steps,
+        batchSize,
+        learningRate: checkNumber('learningRate', options.learningRate ?? (big ? 1e-4 : 1e-3), 1e-8, 1),
+        threads,
       },
       (done, loss) => progress({ phase: 'refine', done, total: steps, loss }),
     );
@@ -223,8 +262,16 @@ async function calibrate(context: Context, sequences: number[][], plan: Calibrat
   const agreementAfter = head === base ? agreementRidge : agreementRefined!;
 
   const stats: DraftHeadStats = {
-    fitPositions: fitRows, heldOutPositions: data.greedy.length - fitRows, agreementBefore, agreementVocabulary, agreementRidge, agreementAfter,
-    ridgeLambda: lambda, refinementSteps: adapter ? steps : 0, vocabularyCoverage: covered, calibrationMs: performance.now() - t0,
+    fitPositions: fitRows,
+    heldOutPositions: data.greedy.length - fitRows,
+    agreementBefore,
+    agreementVocabulary,
+    agreementRidge,
+    agreementAfter,
+    ridgeLambda: lambda,
+    refinementSteps: adapter ? steps : 0,
+    vocabularyCoverage: covered,
+    calibrationMs: performance.now() - t0,
     ...(agreementRefined === undefined ? {} : { agreementRefined, refinementKept: head !== base }),
   };
   return new DraftHead({ ...head, stats });
@@ -268,8 +315,12 @@ async function selfGenerated(context: Context, options: FitDraftHeadOptions, pro
 
 /** Teacher forcing: layers [0, E) then [E, N) from the cached states, with logits and both residuals. */
 async function collect(
-  context: Context, sequences: number[][], E: number, topK: number,
-  progress: (p: FitDraftHeadProgress) => void, signal?: AbortSignal,
+  context: Context,
+  sequences: number[][],
+  E: number,
+  topK: number,
+  progress: (p: FitDraftHeadProgress) => void,
+  signal?: AbortSignal,
 ): Promise<Collected> {
   const { layerCount: N, embeddingSize: D, vocabularySize: V } = context.model.info;
   const c: Collected = { hidden: [], final: [], greedy: [], topIds: [], topProbs: [], sequence: [] };
@@ -331,7 +382,9 @@ function checkVocabularyChoice(choice: unknown, V: number): asserts choice is 'f
 
 /** The draft vocabulary (sorted token ids), or null for the full vocabulary. */
 export function chooseVocabulary(
-  choice: 'full' | number | { coverage: number }, greedy: readonly number[], V: number,
+  choice: 'full' | number | { coverage: number },
+  greedy: readonly number[],
+  V: number,
   model: { info: { specialTokens: { eos: number; eot: number } } },
 ): Int32Array | null {
   checkVocabularyChoice(choice, V);

@@ -17,8 +17,10 @@ export function resolveDraftHead(head: DraftHead | string, base: HeadBase, exitL
   if (!(h instanceof DraftHead)) throw new TypeError('draftHead must be a DraftHead or the path of a draft head file');
   const { info } = base;
   if (h.embeddingSize !== info.embeddingSize || h.vocabularySize !== info.vocabularySize) {
-    throw new Error(`draft head: fitted for a model with embedding size ${h.embeddingSize} and ${h.vocabularySize} tokens; ` +
-      `this model has ${info.embeddingSize} and ${info.vocabularySize}`);
+    throw new Error(
+      `draft head: fitted for a model with embedding size ${h.embeddingSize} and ${h.vocabularySize} tokens; ` +
+        `this model has ${info.embeddingSize} and ${info.vocabularySize}`,
+    );
   }
   if (h.baseModel !== base.identity) {
     throw new Error(`draft head: fitted for another model (base model ${h.baseModel}; this model is ${base.identity})`);

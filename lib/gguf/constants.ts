@@ -140,9 +140,7 @@ export const GGML_TYPE_TRAITS: Readonly<Record<GgmlTypeName, readonly [blockSize
   Q2_0: [64, 2 + 16],
 };
 
-const TYPE_NAME_BY_ID = new Map<number, GgmlTypeName>(
-  Object.entries(GgmlType).map(([name, id]) => [id, name as GgmlTypeName]),
-);
+const TYPE_NAME_BY_ID = new Map<number, GgmlTypeName>(Object.entries(GgmlType).map(([name, id]) => [id, name as GgmlTypeName]));
 
 /** Name of a ggml type id (e.g. 1 -> "F16"); throws for unknown ids. */
 export function ggmlTypeName(type: number): GgmlTypeName {

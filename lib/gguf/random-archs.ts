@@ -137,7 +137,11 @@ const f32 = (value: number): GgufMetadataValue => ({ type: 'f32', value });
 /** attn_q, attn_k, attn_v (each followed by a bias when `bias`), attn_output. */
 function attention(b: BlockBuilder, s: ModelShape, bias = false): void {
   const d = s.nEmbd;
-  for (const [role, rows] of [['attn_q', d], ['attn_k', kvDim(s)], ['attn_v', kvDim(s)]] as const) {
+  for (const [role, rows] of [
+    ['attn_q', d],
+    ['attn_k', kvDim(s)],
+    ['attn_v', kvDim(s)],
+  ] as const) {
     b.w(role, [d, rows], 'matrix');
     if (bias) b.b(role, [rows]);
   }

@@ -149,7 +149,9 @@ export function resolveRandomModelSpec(spec: RandomModelSpec): ResolvedSpec {
   const def = archDef(spec.arch, spec as ModelShape);
   const tiedOutput = spec.tiedOutput ?? def.output !== 'untied';
   if (def.output !== 'either' && tiedOutput !== (def.output === 'tied')) {
-    throw new Error(`${L}.tiedOutput: ${spec.arch} ${def.output === 'tied' ? 'always ties its output (llama.cpp loads no output.weight)' : 'needs an untied output.weight'}`);
+    throw new Error(
+      `${L}.tiedOutput: ${spec.arch} ${def.output === 'tied' ? 'always ties its output (llama.cpp loads no output.weight)' : 'needs an untied output.weight'}`,
+    );
   }
   if (spec.slidingWindow !== undefined) {
     if (!def.slidingWindow) throw new Error(`${L}.slidingWindow applies only to ${archsWith((a) => archDef(a, spec as ModelShape).slidingWindow)}`);
@@ -225,7 +227,7 @@ export function architectureMetadata(arch: RandomArch, h: ModelHyperparameters):
 function copiedTokenizer(file: string): { entries: [string, GgufMetadataValue][]; nVocab: number } {
   const info = readGgufInfo(file);
   const tokens = info.metadata.get('tokenizer.ggml.tokens');
-  if (!tokens || tokens.type !== 'array' || tokens.itemType !== 'string') throw new Error(`RandomModelSpec.vocabFrom: ${file} has no tokenizer.ggml.tokens`);
+  if (tokens?.type !== 'array' || tokens.itemType !== 'string') throw new Error(`RandomModelSpec.vocabFrom: ${file} has no tokenizer.ggml.tokens`);
   const entries: [string, GgufMetadataValue][] = [];
   for (const [key, value] of info.metadata) if (key.startsWith('tokenizer.')) entries.push([key, value]);
   return { entries, nVocab: tokens.value.length };

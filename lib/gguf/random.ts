@@ -7,11 +7,7 @@
  *   (i + 0.5) / 65536, tails clipped at about 4.3 sigma), rescaled to exactly unit variance. It uses
  *   no transcendental functions per sample, so it is fast and bit-reproducible.
  */
-import { Xoshiro128 } from '../util/random.js';
-
 export { hashSeed, Xoshiro128 } from '../util/random.js';
-
-
 
 /** Inverse standard normal CDF (Acklam's rational approximation, |rel err| < 1.2e-9). */
 export function inverseNormalCdf(p: number): number {
@@ -28,10 +24,7 @@ export function inverseNormalCdf(p: number): number {
   if (p > 1 - pLow) return -inverseNormalCdf(1 - p);
   const q = p - 0.5;
   const r = q * q;
-  return (
-    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
-    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-  );
+  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
 let unitNormalTable: Float64Array | undefined;

@@ -16,9 +16,7 @@ export type GgufMetadataValue =
   | { type: 'array'; itemType: GgufNumberType; value: ArrayLike<number> };
 
 /** Metadata as an ordered list of [key, value] pairs, a Map, or a plain object (insertion order kept). */
-export type GgufMetadataInput =
-  | Iterable<readonly [string, GgufMetadataValue]>
-  | Readonly<Record<string, GgufMetadataValue>>;
+export type GgufMetadataInput = Iterable<readonly [string, GgufMetadataValue]> | Readonly<Record<string, GgufMetadataValue>>;
 
 /** Convenience constructors for typed metadata values. */
 export const ggufValue = {
@@ -39,4 +37,3 @@ export const ggufValue = {
   i32Array: (value: ArrayLike<number>): GgufMetadataValue => ({ type: 'array', itemType: 'i32', value }),
   u32Array: (value: ArrayLike<number>): GgufMetadataValue => ({ type: 'array', itemType: 'u32', value }),
 } as const;
-

@@ -51,12 +51,7 @@ const COMMON_WORDS = (
   'friend friends park tree dog cat ball sky red blue green big little day once upon time lily tom mom dad'
 ).split(' ');
 
-const SINGLE_CHARS = [
-  ...'abcdefghijklmnopqrstuvwxyz',
-  ...'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
-  ...'0123456789',
-  ...'.,!?\'":;-()',
-];
+const SINGLE_CHARS = [...'abcdefghijklmnopqrstuvwxyz', ...'ABCDEFGHIJKLMNOPQRSTUVWXYZ', ...'0123456789', ...'.,!?\'":;-()'];
 
 function hex2(b: number): string {
   return b.toString(16).toUpperCase().padStart(2, '0');

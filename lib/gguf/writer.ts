@@ -332,12 +332,7 @@ function writeAll(fd: number, data: Uint8Array): void {
  * of model size. The file is written to a temporary name next to `filePath` and renamed at the end.
  * Synchronous (blocks the event loop for large models).
  */
-export function writeGguf(
-  filePath: string,
-  metadata: GgufMetadataInput,
-  tensors: readonly GgufTensorInput[],
-  options: WriteGgufOptions = {},
-): WriteGgufResult {
+export function writeGguf(filePath: string, metadata: GgufMetadataInput, tensors: readonly GgufTensorInput[], options: WriteGgufOptions = {}): WriteGgufResult {
   if (os.endianness() !== 'LE') throw new Error('writeGguf supports little-endian hosts only');
   const entries = metadataEntries(metadata);
 
@@ -413,9 +408,7 @@ export function writeGguf(
       for (const chunk of chunks) {
         if (chunk instanceof Float32Array) {
           if (t.type !== GgmlType.F32 && t.type !== GgmlType.F16) {
-            throw new Error(
-              `tensor ${t.name}: Float32Array data only for F32/F16 tensors (type is ${ggmlTypeName(t.type)}); pass raw bytes`,
-            );
+            throw new Error(`tensor ${t.name}: Float32Array data only for F32/F16 tensors (type is ${ggmlTypeName(t.type)}); pass raw bytes`);
           }
           const byteLen = chunk.length * (t.type === GgmlType.F16 ? 2 : 4);
           if (out.offset + byteLen > expectedEnd) throw sizeError(info, out.offset + byteLen - start);
@@ -457,7 +450,6 @@ export function writeGguf(
 
 function sizeError(info: WrittenTensorInfo, got: number): Error {
   return new Error(
-    `tensor ${info.name}: data is ${got} bytes so far, expected ${info.byteSize} bytes ` +
-      `(${ggmlTypeName(info.type)} [${info.shape.join(', ')}])`,
+    `tensor ${info.name}: data is ${got} bytes so far, expected ${info.byteSize} bytes ` + `(${ggmlTypeName(info.type)} [${info.shape.join(', ')}])`,
   );
 }

@@ -14,9 +14,7 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
   const D = result.maxDraft;
   const lines: string[] = [];
   lines.push(`model: ${m.name} (${m.layerCount} layers, embedding ${m.embeddingSize}, vocabulary ${m.vocabularySize})`);
-  lines.push(
-    `calibration: ${c.texts} text(s), ${c.tokens} tokens in ${c.segments} segment(s); ${c.analysisRows} rows for CKA/rCCA`,
-  );
+  lines.push(`calibration: ${c.texts} text(s), ${c.tokens} tokens in ${c.segments} segment(s); ${c.analysisRows} rows for CKA/rCCA`);
   lines.push(
     result.costSource === 'measured'
       ? `costs: measured with ${result.threads} thread(s); fastest full step ${result.fullMs.toFixed(3)} ms (each layer's costs are timed together with full steps)`
@@ -60,11 +58,33 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
   const withHeads = result.layers.filter((e) => e.head);
   if (withHeads.length > 0) {
     lines.push('');
-    lines.push(['layer'.padStart(5), 'head'.padStart(16), 'agree'.padStart(6), 'w/ head'.padStart(8), `draft${unit && ' ' + unit}`.padStart(9), `w/ head`.padStart(8), 'best d'.padStart(6), 'speedup'.padStart(8)].join(' '));
+    lines.push(
+      [
+        'layer'.padStart(5),
+        'head'.padStart(16),
+        'agree'.padStart(6),
+        'w/ head'.padStart(8),
+        `draft${unit && ' ' + unit}`.padStart(9),
+        `w/ head`.padStart(8),
+        'best d'.padStart(6),
+        'speedup'.padStart(8),
+      ].join(' '),
+    );
     for (const e of withHeads) {
       const h = e.head!;
       const kind = `${h.adapter ? 'adapter' : ''}${h.adapter && h.vocabulary ? '+' : ''}${h.vocabulary ? `${h.vocabulary} tok` : ''}`;
-      lines.push([String(e.layer).padStart(5), kind.padStart(16), fmt(e.agreement, 3, 6), fmt(h.agreement, 3, 8), fmt(e.draftMs, 3, 9), fmt(h.draftMs, 3, 8), String(h.bestDraft).padStart(6), `${fmt(h.bestSpeedup, 2, 7)}x`].join(' '));
+      lines.push(
+        [
+          String(e.layer).padStart(5),
+          kind.padStart(16),
+          fmt(e.agreement, 3, 6),
+          fmt(h.agreement, 3, 8),
+          fmt(e.draftMs, 3, 9),
+          fmt(h.draftMs, 3, 8),
+          String(h.bestDraft).padStart(6),
+          `${fmt(h.bestSpeedup, 2, 7)}x`,
+        ].join(' '),
+      );
     }
   }
   const notes = result.layers.filter((e) => e.note);

@@ -122,9 +122,7 @@ export function renderLineCharts(panels: ReadonlyArray<ChartPanel>, layout: Char
     }
     const [ylo, yhi] = panel.yRange ?? [Math.min(0, ...ys), Math.max(1e-12, ...ys)];
     const fx = (v: number) =>
-      panel.xLog
-        ? x0 + ((Math.log(v) - Math.log(xlo)) / (Math.log(xhi) - Math.log(xlo))) * (x1 - x0)
-        : x0 + ((v - xlo) / (xhi - xlo)) * (x1 - x0);
+      panel.xLog ? x0 + ((Math.log(v) - Math.log(xlo)) / (Math.log(xhi) - Math.log(xlo))) * (x1 - x0) : x0 + ((v - xlo) / (xhi - xlo)) * (x1 - x0);
     const fy = (v: number) => y0 - ((v - ylo) / (yhi - ylo || 1)) * (y0 - y1);
     parts.push(`<g>`);
     parts.push(`<text x="${(x0 + x1) / 2}" y="${top + 16}" text-anchor="middle" font-weight="bold">${escapeXml(panel.title)}</text>`);
@@ -170,7 +168,9 @@ export function renderLineCharts(panels: ReadonlyArray<ChartPanel>, layout: Char
         dots.push(`<circle cx="${px}" cy="${py}" r="3" fill="${s.color}"/>`);
       }
       if (d) {
-        parts.push(`<path d="${d.trim()}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}><title>${escapeXml(s.name)}</title></path>`);
+        parts.push(
+          `<path d="${d.trim()}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}><title>${escapeXml(s.name)}</title></path>`,
+        );
       }
       parts.push(...dots);
     }

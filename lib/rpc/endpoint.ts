@@ -21,5 +21,5 @@ export function isLoopback(host: string): boolean {
 }
 
 export const RPC_NO_AUTH_WARNING =
-  'llama.cpp\'s RPC protocol has no authentication or encryption: anyone who can reach this port can run ' +
-  'computations and read or write the model\'s data. Bind to 127.0.0.1 and use an SSH tunnel, or a trusted LAN only.';
+  "llama.cpp's RPC protocol has no authentication or encryption: anyone who can reach this port can run " +
+  "computations and read or write the model's data. Bind to 127.0.0.1 and use an SSH tunnel, or a trusted LAN only.";

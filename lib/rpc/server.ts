@@ -61,7 +61,12 @@ async function accepts(host: string, port: number): Promise<boolean> {
 
 /** Starts an RPC server in a child process and resolves once it accepts connections. */
 const RPC_SERVER_KEYS = {
-  host: true, port: true, threads: true, cacheDir: true, device: true, startTimeoutMs: true,
+  host: true,
+  port: true,
+  threads: true,
+  cacheDir: true,
+  device: true,
+  startTimeoutMs: true,
 } as const satisfies KeysOf<RpcServerOptions>;
 
 export async function startRpcServer(options: RpcServerOptions = {}): Promise<RpcServer> {
@@ -72,7 +77,8 @@ export async function startRpcServer(options: RpcServerOptions = {}): Promise<Rp
   const startTimeoutMs = checkInteger('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000);
   let port = checkInteger('port', options.port ?? 50052, 0, 65535);
   if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError('cacheDir must be a string');
-  if (options.device !== undefined && (typeof options.device !== 'string' || options.device.length === 0)) throw new TypeError('device must be a device name such as "CUDA0"');
+  if (options.device !== undefined && (typeof options.device !== 'string' || options.device.length === 0))
+    throw new TypeError('device must be a device name such as "CUDA0"');
   if (!isLoopback(host)) process.emitWarning(`RPC server on ${host}: ${RPC_NO_AUTH_WARNING}`, 'LayerskipRpcWarning');
   if (port === 0) port = await freePort(host);
   // something already answering there would pass for our server below

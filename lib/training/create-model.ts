@@ -173,7 +173,7 @@ function readTokenizer(file: string): { entries: [string, GgufMetadataValue][]; 
     throw new Error(`createModel: spec.tokenizer: ${file} is not a readable GGUF file: ${(e as Error).message}`, { cause: e });
   }
   const tokens = info.metadata.get('tokenizer.ggml.tokens');
-  if (!tokens || tokens.type !== 'array' || tokens.itemType !== 'string' || tokens.value.length === 0) {
+  if (tokens?.type !== 'array' || tokens.itemType !== 'string' || tokens.value.length === 0) {
     throw new Error(`createModel: spec.tokenizer: ${file} has no tokenizer (tokenizer.ggml.tokens, a non-empty string array)`);
   }
   if (tokens.value.length > MAX_DIMENSION) throw new Error(`createModel: spec.tokenizer: ${file} has too many tokens (${tokens.value.length})`);
@@ -207,9 +207,7 @@ export async function createModel(path: string, spec: CreateModelSpec): Promise<
     nVocab,
     tiedOutput: s.tiedOutput,
   };
-  const name =
-    s.name ??
-    `untrained-llama-L${s.layers}-E${s.embeddingSize}-H${s.heads}-KV${s.headsKv}-FF${s.feedForwardSize}-V${nVocab}-seed${s.seed}`;
+  const name = s.name ?? `untrained-llama-L${s.layers}-E${s.embeddingSize}-H${s.heads}-KV${s.headsKv}-FF${s.feedForwardSize}-V${nVocab}-seed${s.seed}`;
   const metadata: [string, GgufMetadataValue][] = [
     ...llamaArchitectureMetadata({ ...shape, nCtx: s.contextLength, ropeFreqBase: s.ropeFreqBase, rmsEps: s.rmsEps, name, fileType: 0 }),
     ...tokenizerEntries,

@@ -35,9 +35,12 @@ export function exitScales(layers: number, scale: number, weighting: ExitWeighti
   if (Array.isArray(weighting)) return [...weighting];
   const early = (l: number): number => {
     switch (weighting) {
-      case 'uniform': return scale;
-      case 'linear': return scale * (l + 1);
-      default: return scale * ((l * (l + 1)) / 2);  // sum_{i<=l} i
+      case 'uniform':
+        return scale;
+      case 'linear':
+        return scale * (l + 1);
+      default:
+        return scale * ((l * (l + 1)) / 2); // sum_{i<=l} i
     }
   };
   const out: number[] = [];
@@ -95,7 +98,14 @@ export function dropoutRates(layers: number, step: number, total: number, option
  * Keep factors [layer][sample] for one step: 0 where the sample skips the layer (Bernoulli with
  * p(l, t), per sample as in torchtune, no rescale), 1 elsewhere. Drawn from (seed, step) alone.
  */
-export function keepFactors(layers: number, samples: number, step: number, total: number, options: LayerDropoutOptions | undefined, seed: number): Float32Array {
+export function keepFactors(
+  layers: number,
+  samples: number,
+  step: number,
+  total: number,
+  options: LayerDropoutOptions | undefined,
+  seed: number,
+): Float32Array {
   const keep = new Float32Array(layers * samples).fill(1);
   const rates = dropoutRates(layers, step, total, options);
   if (rates.every((p) => p === 0)) return keep;

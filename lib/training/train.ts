@@ -13,10 +13,7 @@ import { loadNative, type NativeTrainer } from '../native.js';
 import { defaultThreads } from '../context.js';
 import { quantizeModel } from '../quantize.js';
 import { checkTrainingData, evaluationBatches, sampleWindows, tokenizeTrainingData, type TrainingData } from './data.js';
-import {
-  exitWeights, keepFactors, learningRate,
-  type EarlyExitLossOptions, type LayerDropoutOptions,
-} from './recipe.js';
+import { exitWeights, keepFactors, learningRate, type EarlyExitLossOptions, type LayerDropoutOptions } from './recipe.js';
 import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export type { TrainingData } from './data.js';
@@ -111,9 +108,28 @@ export interface TrainModelResult {
 }
 
 const OPTION_KEYS = {
-  output: true, data: true, evalData: true, steps: true, tokens: true, batchSize: true, contextSize: true, learningRate: true,
-  warmupSteps: true, minLearningRate: true, weightDecay: true, layerDropout: true, earlyExitLoss: true, evalInterval: true,
-  evalTokens: true, checkpointInterval: true, resume: true, checkpointOnAbort: true, threads: true, seed: true, signal: true, onProgress: true,
+  output: true,
+  data: true,
+  evalData: true,
+  steps: true,
+  tokens: true,
+  batchSize: true,
+  contextSize: true,
+  learningRate: true,
+  warmupSteps: true,
+  minLearningRate: true,
+  weightDecay: true,
+  layerDropout: true,
+  earlyExitLoss: true,
+  evalInterval: true,
+  evalTokens: true,
+  checkpointInterval: true,
+  resume: true,
+  checkpointOnAbort: true,
+  threads: true,
+  seed: true,
+  signal: true,
+  onProgress: true,
 } as const satisfies KeysOf<TrainModelOptions>;
 
 interface Plan {
@@ -133,7 +149,6 @@ interface Plan {
   threads: number;
   seed: number;
 }
-
 
 function checkDropout(d: unknown): LayerDropoutOptions | undefined {
   if (d === undefined) return undefined;
@@ -171,17 +186,21 @@ const HALF_TYPES = new Set(['F16', 'BF16']);
 function checkTrainableFile(path: string): { layers: number; half: boolean } {
   const info = readGgufInfo(path);
   const arch = info.metadata.get('general.architecture')?.value;
-  if (arch !== 'llama') throw Object.assign(new Error(`trainModel: the trainer supports the llama architecture, not ${String(arch)} (${path})`), { code: 'ERR_TRAIN_MODEL' });
+  if (arch !== 'llama')
+    throw Object.assign(new Error(`trainModel: the trainer supports the llama architecture, not ${String(arch)} (${path})`), { code: 'ERR_TRAIN_MODEL' });
   const notF32 = info.tensors.filter((t) => t.type !== 0 && !HALF_TYPES.has(ggmlTypeName(t.type)));
   const half = info.tensors.some((t) => HALF_TYPES.has(ggmlTypeName(t.type)));
   if (notF32.length > 0) {
     const types = [...new Set(notF32.map((t) => ggmlTypeName(t.type)))].join(', ');
-    throw Object.assign(new Error(
-      `trainModel: training needs F32 or F16 weights; ${path} has ${types} tensors (${notF32[0].name}, ...). ` +
-      `Train the F16 or F32 file it was made from (an F16 file is converted to F32 first; by hand: ` +
-      `quantizeModel(source, 'model-f32.gguf', 'F32') or \`layerskip quantize SOURCE model-f32.gguf F32\`); ` +
-      `a quantized file has lost precision that training cannot recover.`,
-    ), { code: 'ERR_TRAIN_MODEL' });
+    throw Object.assign(
+      new Error(
+        `trainModel: training needs F32 or F16 weights; ${path} has ${types} tensors (${notF32[0].name}, ...). ` +
+          `Train the F16 or F32 file it was made from (an F16 file is converted to F32 first; by hand: ` +
+          `quantizeModel(source, 'model-f32.gguf', 'F32') or \`layerskip quantize SOURCE model-f32.gguf F32\`); ` +
+          `a quantized file has lost precision that training cannot recover.`,
+      ),
+      { code: 'ERR_TRAIN_MODEL' },
+    );
   }
   const layers = Number(info.metadata.get('llama.block_count')?.value);
   return { layers, half };
@@ -210,9 +229,10 @@ function plan(options: TrainModelOptions, layers: number): Plan {
   const batch = options.batchSize === undefined ? 8 : checkInteger('batchSize', options.batchSize, 1, 4096);
   const context = options.contextSize === undefined ? 128 : checkInteger('contextSize', options.contextSize, 2, 65536);
   if ((options.steps === undefined) === (options.tokens === undefined)) throw new TypeError('trainModel: give exactly one budget, steps or tokens');
-  const steps = options.steps !== undefined
-    ? checkInteger('steps', options.steps, 1, 1e9)
-    : Math.ceil(checkInteger('tokens', options.tokens, 1, Number.MAX_SAFE_INTEGER) / (batch * context));
+  const steps =
+    options.steps !== undefined
+      ? checkInteger('steps', options.steps, 1, 1e9)
+      : Math.ceil(checkInteger('tokens', options.tokens, 1, Number.MAX_SAFE_INTEGER) / (batch * context));
   const lr = options.learningRate === undefined ? 1e-3 : checkNumber('learningRate', options.learningRate, 1e-12, 10);
   const warmup = options.warmupSteps === undefined ? Math.max(1, Math.round(steps * 0.05)) : checkInteger('warmupSteps', options.warmupSteps, 0, 1e9);
   const minLr = options.minLearningRate === undefined ? lr / 10 : checkNumber('minLearningRate', options.minLearningRate, 0, lr);
@@ -257,7 +277,7 @@ async function writeCheckpoint(trainer: NativeTrainer, output: string, state: Ch
   const tmp = `${output}.tmp-${process.pid}`;
   try {
     await trainer.save(tmp);
-    readGgufInfo(tmp);  // a written file that does not parse never replaces the last good one
+    readGgufInfo(tmp); // a written file that does not parse never replaces the last good one
     renameSync(tmp, output);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -269,7 +289,8 @@ async function writeCheckpoint(trainer: NativeTrainer, output: string, state: Ch
 
 /** One job's arrays: the windows, exit weights, keep factors and learning rates of steps [from, to). */
 function buildJob(p: Plan, layers: number, stream: Int32Array, from: number, to: number) {
-  const n = to - from, row = p.context + 1;
+  const n = to - from,
+    row = p.context + 1;
   const tokens = new Int32Array(n * p.batch * row);
   const weights = new Float32Array(n * layers);
   const keep = new Float32Array(n * layers * p.batch);
@@ -291,14 +312,20 @@ async function evaluate(trainer: NativeTrainer, layers: number, batches: Int32Ar
   const tokens = new Int32Array(batches.length * batch * row);
   batches.forEach((b, i) => tokens.set(b, i * batch * row));
   const r = await trainer.run({
-    steps: batches.length, tokens, exitWeights: new Float32Array(batches.length * layers).fill(1),
-    keep: new Float32Array(batches.length * layers * batch).fill(1), learningRates: new Float32Array(batches.length),
-    train: false, counts: true,
+    steps: batches.length,
+    tokens,
+    exitWeights: new Float32Array(batches.length * layers).fill(1),
+    keep: new Float32Array(batches.length * layers * batch).fill(1),
+    learningRates: new Float32Array(batches.length),
+    train: false,
+    counts: true,
   });
   const out: ExitEvaluation[] = [];
   const perBatch = batch * context;
   for (let l = 0; l < layers; l++) {
-    let ce = 0, correct = 0, agree = 0;
+    let ce = 0,
+      correct = 0,
+      agree = 0;
     for (let s = 0; s < r.steps; s++) {
       ce += r.exitCe[s * layers + l];
       correct += r.exitCorrect![s * layers + l];
@@ -324,9 +351,11 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
   let start = 0;
   let source = path;
   if (options.resume) {
-    if (!existsSync(statePath(p.output)) || !existsSync(p.output)) throw new Error(`trainModel: nothing to resume: ${p.output} or ${statePath(p.output)} is missing`);
+    if (!existsSync(statePath(p.output)) || !existsSync(p.output))
+      throw new Error(`trainModel: nothing to resume: ${p.output} or ${statePath(p.output)} is missing`);
     const state = JSON.parse(readFileSync(statePath(p.output), 'utf8')) as CheckpointState;
-    if (state.steps !== p.steps || state.seed !== p.seed) throw new Error(`trainModel: the checkpoint was written by a run of ${state.steps} steps with seed ${state.seed}; resume with the same budget and seed`);
+    if (state.steps !== p.steps || state.seed !== p.seed)
+      throw new Error(`trainModel: the checkpoint was written by a run of ${state.steps} steps with seed ${state.seed}; resume with the same budget and seed`);
     start = state.step;
     source = p.output;
     checkTrainableFile(source);
@@ -342,9 +371,9 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
   const native = await loadNative();
   let model: Model;
   try {
-    model = await loadModel(source, { mmap: false, signal });  // writable weights
+    model = await loadModel(source, { mmap: false, signal }); // writable weights
   } finally {
-    removeCopy();  // loaded without mmap: the copy is no longer read
+    removeCopy(); // loaded without mmap: the copy is no longer read
   }
   let trainer: NativeTrainer | undefined;
   let evaluator: NativeTrainer | undefined;
@@ -365,7 +394,11 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
     // without the early-exit loss only the final exit is built (the baseline pays for no other);
     // the evaluation then runs in a forward-only trainer over the same weights with every exit
     trainer = await native.createTrainer(model.handle, {
-      contextSize: p.context, sequences: p.batch, threads: p.threads, weightDecay: p.weightDecay, finalExitOnly: p.exitLoss === undefined,
+      contextSize: p.context,
+      sequences: p.batch,
+      threads: p.threads,
+      weightDecay: p.weightDecay,
+      finalExitOnly: p.exitLoss === undefined,
     });
     if (p.exitLoss === undefined && evalBatches.length > 0) {
       evaluator = await native.createTrainer(model.handle, { contextSize: p.context, sequences: p.batch, threads: p.threads, forwardOnly: true });
@@ -385,9 +418,16 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
         const seconds = (performance.now() - t0) / 1000;
         const tps = ((step - start) * perStep) / Math.max(seconds, 1e-9);
         options.onProgress({
-          phase, step, steps: p.steps, tokens: step * perStep, loss: trainLoss[layers - 1] ?? NaN, exitLosses: trainLoss,
-          learningRate: learningRate(Math.max(0, step - 1), p.steps, p.lr, p.warmup, p.minLr), tokensPerSecond: tps,
-          etaSeconds: tps > 0 ? ((p.steps - step) * perStep) / tps : NaN, evaluation,
+          phase,
+          step,
+          steps: p.steps,
+          tokens: step * perStep,
+          loss: trainLoss[layers - 1] ?? NaN,
+          exitLosses: trainLoss,
+          learningRate: learningRate(Math.max(0, step - 1), p.steps, p.lr, p.warmup, p.minLr),
+          tokensPerSecond: tps,
+          etaSeconds: tps > 0 ? ((p.steps - step) * perStep) / tps : NaN,
+          evaluation,
         });
       };
       // an abort is checked after every native job (a job stops between steps), evaluation and checkpoint
@@ -456,9 +496,15 @@ export async function trainModel(path: string, options: TrainModelOptions): Prom
 }
 
 /** Per-exit held-out cross-entropy, accuracy and agreement of a model file (F32, llama), without training. */
-export async function evaluateExits(path: string, options: { data: TrainingData; batchSize?: number; contextSize?: number; evalTokens?: number; threads?: number }): Promise<ExitEvaluation[]> {
+export async function evaluateExits(
+  path: string,
+  options: { data: TrainingData; batchSize?: number; contextSize?: number; evalTokens?: number; threads?: number },
+): Promise<ExitEvaluation[]> {
   const { layers, half } = checkTrainableFile(path);
-  if (half) throw Object.assign(new Error(`evaluateExits: ${path} has F16 weights; convert it to F32 first (quantizeModel(path, dst, 'F32'))`), { code: 'ERR_TRAIN_MODEL' });
+  if (half)
+    throw Object.assign(new Error(`evaluateExits: ${path} has F16 weights; convert it to F32 first (quantizeModel(path, dst, 'F32'))`), {
+      code: 'ERR_TRAIN_MODEL',
+    });
   const batch = options.batchSize === undefined ? 8 : checkInteger('batchSize', options.batchSize, 1, 4096);
   const context = options.contextSize === undefined ? 128 : checkInteger('contextSize', options.contextSize, 2, 65536);
   checkTrainingData('data', options.data);
@@ -469,11 +515,15 @@ export async function evaluateExits(path: string, options: { data: TrainingData;
     const stream = await tokenizeTrainingData(model, options.data, 'data');
     const batches = evaluationBatches(stream, batch, context + 1, options.evalTokens ?? 32768);
     if (batches.length === 0) throw new RangeError(`evaluateExits: the data holds ${stream.length} tokens, fewer than one batch (${batch} x ${context + 1})`);
-    trainer = await native.createTrainer(model.handle, { contextSize: context, sequences: batch, threads: options.threads ?? defaultThreads(), forwardOnly: true });
+    trainer = await native.createTrainer(model.handle, {
+      contextSize: context,
+      sequences: batch,
+      threads: options.threads ?? defaultThreads(),
+      forwardOnly: true,
+    });
     return await evaluate(trainer, layers, batches, batch, context);
   } finally {
     trainer?.dispose();
     model.dispose();
   }
 }
-

@@ -19,7 +19,9 @@ describe('CCA on data with known canonical correlations', () => {
   const r = rng(11);
   const u = gaussian(r, n, 5);
   const e = gaussian(r, n, 4);
-  const mx = randomOrthogonal(r, 5).mmul(Matrix.diag([3, 2, 1, 0.5, 0.25])).mmul(randomOrthogonal(r, 5));
+  const mx = randomOrthogonal(r, 5)
+    .mmul(Matrix.diag([3, 2, 1, 0.5, 0.25]))
+    .mmul(randomOrthogonal(r, 5));
   const my = randomOrthogonal(r, 4).mmul(Matrix.diag([1, 4, 2, 0.3]));
   const v = new Matrix(n, 4);
   for (let t = 0; t < n; t++) {
@@ -180,7 +182,10 @@ describe('regularised CCA', () => {
   const r = rng(41);
   const n = 80;
   const z = gaussian(r, n, 2);
-  const x = z.mmul(gaussian(r, 2, 12)).add(gaussian(r, n, 12)).mmul(Matrix.diag(Array.from({ length: 12 }, (_, i) => 1 + i / 4)));
+  const x = z
+    .mmul(gaussian(r, 2, 12))
+    .add(gaussian(r, n, 12))
+    .mmul(Matrix.diag(Array.from({ length: 12 }, (_, i) => 1 + i / 4)));
   const y = z.mmul(gaussian(r, 2, 9)).add(gaussian(r, n, 9).mul(2));
 
   it('with coefficient 0 matches CCA', () => {
@@ -232,7 +237,10 @@ describe('regularised CCA', () => {
     // Weights are normalised so that wᵀ R w = 1.
     const w = Matrix.columnVector(columnOf(ours.x.weights, 0));
     const c = covariance(xs);
-    const rx = c.clone().mul(0.8).add(Matrix.eye(40).mul((0.2 * c.trace()) / 40));
+    const rx = c
+      .clone()
+      .mul(0.8)
+      .add(Matrix.eye(40).mul((0.2 * c.trace()) / 40));
     expect(w.transpose().mmul(rx).mmul(w).get(0, 0)).toBeCloseTo(1, 9);
   });
 

@@ -90,9 +90,7 @@ describe('SDR generative model', () => {
     const b = createSdrModel(options).sample(10, 3);
     expect(a.x.to2DArray()).toEqual(b.x.to2DArray());
     expect(createSdrModel(options).sample(10, 4).x.to2DArray()).not.toEqual(a.x.to2DArray());
-    expect(createSdrModel({ ...options, seed: 6 }).sharedLoadingsX.to2DArray()).not.toEqual(
-      createSdrModel(options).sharedLoadingsX.to2DArray(),
-    );
+    expect(createSdrModel({ ...options, seed: 6 }).sharedLoadingsX.to2DArray()).not.toEqual(createSdrModel(options).sharedLoadingsX.to2DArray());
   });
 
   it('optimal weights are C⁻¹ B', () => {
@@ -148,7 +146,15 @@ describe('subspace metrics', () => {
   it('reconstructed correlation: 1 for the same representation, ~0 for unrelated data', () => {
     const r = rng(82);
     const zx = gaussian(r, 400, 2);
-    const same = reconstructedCorrelation(zx, zx.mmul(new Matrix([[2, 1], [0, 1]])));
+    const same = reconstructedCorrelation(
+      zx,
+      zx.mmul(
+        new Matrix([
+          [2, 1],
+          [0, 1],
+        ]),
+      ),
+    );
     expect(same.raw).toBeCloseTo(1, 10);
     expect(same.score).toBeCloseTo(1, 2);
     // Shuffled baseline for k = 2, n = 400: E[ρ²] ≈ 1/n per pair ⇒ ≈ 0.0025.

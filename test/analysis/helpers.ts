@@ -40,7 +40,10 @@ export function centred(m: Matrix): Matrix {
 }
 
 export function covariance(a: Matrix, b: Matrix = a): Matrix {
-  return centred(a).transpose().mmul(centred(b)).div(a.rows - 1);
+  return centred(a)
+    .transpose()
+    .mmul(centred(b))
+    .div(a.rows - 1);
 }
 
 /** Symmetric matrix power via eigendecomposition (eigenvalues clamped at 0 for p > 0). */
@@ -58,7 +61,10 @@ export function symPower(s: Matrix, p: number): Matrix {
 export function naiveRcca(x: Matrix, y: Matrix, cx: number, cy: number, k: number) {
   const reg = (c: Matrix, coef: number) => {
     const tau = c.trace() / c.rows;
-    return c.clone().mul(1 - coef).add(Matrix.eye(c.rows).mul(coef * tau));
+    return c
+      .clone()
+      .mul(1 - coef)
+      .add(Matrix.eye(c.rows).mul(coef * tau));
   };
   const rx = reg(covariance(x), cx);
   const ry = reg(covariance(y), cy);

@@ -3,16 +3,7 @@
  * the rCCA coefficient.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  Matrix,
-  crossValidateRegularization,
-  DEFAULT_RCCA_GRID,
-  pca,
-  pls,
-  rcca,
-  rccaCv,
-  ShapeError,
-} from '../../lib/analysis/index.js';
+import { Matrix, crossValidateRegularization, DEFAULT_RCCA_GRID, pca, pls, rcca, rccaCv, ShapeError } from '../../lib/analysis/index.js';
 import { gaussian, rng } from './helpers.js';
 
 describe('input handling', () => {
@@ -42,7 +33,15 @@ describe('input handling', () => {
   it('rejects bad shapes and values with clear errors', () => {
     expect(() => pca([], { k: 1 })).toThrow(ShapeError);
     expect(() => pca([[1, 2], [3]], { k: 1 })).toThrow(/row 1 has 1 columns, row 0 has 2/);
-    expect(() => pca([[1, Number.NaN], [3, 4]], { k: 1 })).toThrow(/non-finite value NaN at row 0, column 1/);
+    expect(() =>
+      pca(
+        [
+          [1, Number.NaN],
+          [3, 4],
+        ],
+        { k: 1 },
+      ),
+    ).toThrow(/non-finite value NaN at row 0, column 1/);
     expect(() => pca([[1, 2]], { k: 1 })).toThrow(/at least 2 samples/);
     expect(() => pls(x, gaussian(r, 29, 4), { k: 1 })).toThrow(/X has 30 rows but Y has 29/);
     expect(() => pls(x, y, { k: 0 })).toThrow(/positive integer/);

@@ -140,8 +140,10 @@ export const DIST_ENTRY = join(REPOSITORY_ROOT, 'dist', 'index.js');
 export function distIsStale(): boolean {
   if (!existsSync(DIST_ENTRY)) return true;
   const built = statSync(DIST_ENTRY).mtimeMs;
-  const newer = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) =>
-    e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > built);
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > built,
+    );
   return newer(join(REPOSITORY_ROOT, 'lib'));
 }
 
@@ -150,8 +152,8 @@ export function distIsStale(): boolean {
  * with paths and numbers replaced, so that the same fault in different files counts once.
  */
 export function causeOf(e: CaseError): string {
-  if (e.reason && e.reason.trim()) return clip(e.reason.trim());
-  if (e.code && e.code.trim()) return e.code.trim();
+  if (e.reason?.trim()) return clip(e.reason.trim());
+  if (e.code?.trim()) return e.code.trim();
   return clip(normaliseText(`${e.message}`));
 }
 
@@ -169,7 +171,8 @@ function clip(s: string, n = 80): string {
 }
 
 /** Message parts that say nothing about the fault: the path, generic phrases, bare function names. */
-const GENERIC_PART = /^(?:<path>|error|unknown error|native error|tokenize failed|loadModel|(?:invalid model file|failed to load model|model load failed)(?: <path>)?|[a-z][a-z0-9]*_[a-z0-9_]+)$/i;
+const GENERIC_PART =
+  /^(?:<path>|error|unknown error|native error|tokenize failed|loadModel|(?:invalid model file|failed to load model|model load failed)(?: <path>)?|[a-z][a-z0-9]*_[a-z0-9_]+)$/i;
 
 /**
  * A rejection that does not say what is wrong with the file: no cause, or a message made only of
@@ -177,13 +180,19 @@ const GENERIC_PART = /^(?:<path>|error|unknown error|native error|tokenize faile
  */
 export function isVagueRejection(e: CaseError): boolean {
   if (!causeOf(e)) return true;
-  return normaliseText(e.message).split(':').map((part) => part.trim()).every((part) => part === '' || GENERIC_PART.test(part));
+  return normaliseText(e.message)
+    .split(':')
+    .map((part) => part.trim())
+    .every((part) => part === '' || GENERIC_PART.test(part));
 }
 
 /** The most telling line of a dead worker's output: llama.cpp/ggml assertions, C++ exceptions, JS errors. */
 function signatureOf(signal: string | null | undefined, exitCode: number | null | undefined, output: string): string {
   const how = signal ?? (exitCode === undefined || exitCode === null ? '' : `exit ${exitCode}`);
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   // else the last line: ggml's own aborts print their reason without a keyword ("binary_op: unsupported types: ...")
   const telling = lines.find((l) => /GGML_ASSERT|GGML_ABORT|assertion|terminate called|what\(\)|segmentation|error|abort/i.test(l)) ?? lines.at(-1);
   return clip([how, telling ? normaliseText(telling) : ''].filter(Boolean).join(': '), 160);
@@ -327,7 +336,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const live = new Set<FuzzWorker>();
   const startWorker = async () => {
     workerStarts++;
-    const w = await FuzzWorker.start(resolve(options.workerPath ?? WORKER_PATH), [seedPath, options.validate === false ? 'no-validate' : 'validate'], dir, Math.max(60_000, timeoutMs));
+    const w = await FuzzWorker.start(
+      resolve(options.workerPath ?? WORKER_PATH),
+      [seedPath, options.validate === false ? 'no-validate' : 'validate'],
+      dir,
+      Math.max(60_000, timeoutMs),
+    );
     live.add(w);
     return w;
   };
@@ -346,13 +360,28 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     rmSync(file, { force: true });
     const base = { seed: caseSeed, kind: m.kind, detail: m.detail, ms: Math.round(performance.now() - started) };
     if (end.end === 'exit') {
-      return { ...base, outcome: 'crash', stage: end.stage, signal: end.signal, exitCode: end.code, signature: signatureOf(end.signal, end.code, end.output), output: end.output };
+      return {
+        ...base,
+        outcome: 'crash',
+        stage: end.stage,
+        signal: end.signal,
+        exitCode: end.code,
+        signature: signatureOf(end.signal, end.code, end.output),
+        output: end.output,
+      };
     }
     if (end.end === 'timeout') return { ...base, outcome: 'hang', stage: end.stage, signature: `no answer in ${timeoutMs} ms`, output: end.output };
     const msg = end.message;
     const first = msg.errors[0];
     if (!msg.usable) {
-      return { ...base, outcome: 'unusable', stage: 'probe', errors: msg.errors, signature: clip(normaliseText(msg.probeError ?? ''), 160), output: `${msg.probeError}\n${end.output}` };
+      return {
+        ...base,
+        outcome: 'unusable',
+        stage: 'probe',
+        errors: msg.errors,
+        signature: clip(normaliseText(msg.probeError ?? ''), 160),
+        output: `${msg.probeError}\n${end.output}`,
+      };
     }
     if (first) return { ...base, outcome: 'rejected', stage: first.stage, cause: causeOf(first), errors: msg.errors };
     return { ...base, outcome: 'ok' };
@@ -360,7 +389,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 
   /** Turns a finished case into a crash: its worker died right after reporting it done. */
   const diedAfter = (r: CaseResult, how: { code: number | null; signal: string | null; output: string }) => {
-    Object.assign(r, { outcome: 'crash', stage: 'after-done', signal: how.signal, exitCode: how.code, signature: signatureOf(how.signal, how.code, how.output), output: how.output });
+    Object.assign(r, {
+      outcome: 'crash',
+      stage: 'after-done',
+      signal: how.signal,
+      exitCode: how.code,
+      signature: signatureOf(how.signal, how.code, how.output),
+      output: how.output,
+    });
     keepCase(r);
   };
 
@@ -402,10 +438,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
 
   try {
     // a lane that cannot start a worker ends the run (and stops the other lanes)
-    await Promise.all(Array.from({ length: jobs }, () => lane().catch((e: unknown) => {
-      failed = true;
-      throw e;
-    })));
+    await Promise.all(
+      Array.from({ length: jobs }, () =>
+        lane().catch((e: unknown) => {
+          failed = true;
+          throw e;
+        }),
+      ),
+    );
   } finally {
     for (const w of live) w.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -434,7 +474,15 @@ function summarise(results: CaseResult[], meta: Pick<FuzzReport, 'seedModel' | '
       causes.set(r.cause!, c);
     } else if (r.outcome !== 'ok') {
       const key = [r.outcome, r.kind, r.stage, r.signature].join('\u0000');
-      const g = groups.get(key) ?? { outcome: r.outcome, kind: r.kind, stage: r.stage ?? '?', signature: r.signature ?? '', count: 0, seeds: [], detail: r.detail };
+      const g = groups.get(key) ?? {
+        outcome: r.outcome,
+        kind: r.kind,
+        stage: r.stage ?? '?',
+        signature: r.signature ?? '',
+        count: 0,
+        seeds: [],
+        detail: r.detail,
+      };
       g.count++;
       g.seeds.push(r.seed);
       groups.set(key, g);
@@ -460,29 +508,69 @@ export function formatReport(r: FuzzReport): string {
   const table = (head: string[], rows: (string | number)[][]): string => {
     const cells = [head, ...rows.map((row) => row.map(String))];
     const widths = head.map((_, i) => Math.max(...cells.map((row) => row[i].length)));
-    const line = (row: string[]) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+    const line = (row: string[]) =>
+      row
+        .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i])))
+        .join('  ')
+        .trimEnd();
     return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.slice(1).map(line)].join('\n');
   };
   const out: string[] = [];
   const t = r.totals;
-  out.push(`fuzz: ${r.cases} cases (seeds ${r.firstSeed}..${r.firstSeed + r.cases - 1}) of ${r.seedModel} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.workerStarts} worker starts`);
+  out.push(
+    `fuzz: ${r.cases} cases (seeds ${r.firstSeed}..${r.firstSeed + r.cases - 1}) of ${r.seedModel} in ${(r.elapsedMs / 1000).toFixed(1)} s, ${r.workerStarts} worker starts`,
+  );
   out.push(`ok ${t.ok}, rejected ${t.rejected}, crash ${t.crash}, hang ${t.hang}, unusable ${t.unusable}`);
   out.push('', 'Rejections by cause');
-  out.push(table(['count', 'example seed', 'stages', 'cause'], r.rejectionsByCause.map((c) => [c.count, c.exampleSeed, c.stages.join(','), c.cause])));
+  out.push(
+    table(
+      ['count', 'example seed', 'stages', 'cause'],
+      r.rejectionsByCause.map((c) => [c.count, c.exampleSeed, c.stages.join(','), c.cause]),
+    ),
+  );
   out.push('', 'Rejection messages under each cause (paths and numbers as <path> and N)');
-  out.push(table(['count', 'example seed', 'cause', 'message'], r.rejectionsByCause.flatMap((c) => c.messages.map((m) => [m.count, m.exampleSeed, c.cause, m.message]))));
+  out.push(
+    table(
+      ['count', 'example seed', 'cause', 'message'],
+      r.rejectionsByCause.flatMap((c) => c.messages.map((m) => [m.count, m.exampleSeed, c.cause, m.message])),
+    ),
+  );
   out.push('', 'Outcomes by mutation kind');
-  out.push(table(['kind', 'ok', 'rejected', 'crash', 'hang', 'unusable'], Object.entries(r.byKind).map(([k, v]) => [k, v.ok, v.rejected, v.crash, v.hang, v.unusable])));
+  out.push(
+    table(
+      ['kind', 'ok', 'rejected', 'crash', 'hang', 'unusable'],
+      Object.entries(r.byKind).map(([k, v]) => [k, v.ok, v.rejected, v.crash, v.hang, v.unusable]),
+    ),
+  );
   if (r.failureGroups.length > 0) {
     out.push('', 'Crashes, hangs and unusable workers, grouped (reproduce a seed with --reproduce SEED --out FILE)');
-    out.push(table(['count', 'outcome', 'kind', 'stage', 'seeds', 'signature'], r.failureGroups.map((g) => [g.count, g.outcome, g.kind, g.stage, g.seeds.slice(0, 5).join(',') + (g.seeds.length > 5 ? ',...' : ''), g.signature])));
+    out.push(
+      table(
+        ['count', 'outcome', 'kind', 'stage', 'seeds', 'signature'],
+        r.failureGroups.map((g) => [g.count, g.outcome, g.kind, g.stage, g.seeds.slice(0, 5).join(',') + (g.seeds.length > 5 ? ',...' : ''), g.signature]),
+      ),
+    );
   }
   if (r.vagueRejections.length > 0) {
     out.push('', `Rejections whose message names no reason: ${r.vagueRejections.length}, by mutation kind`);
     const byKind = new Map<string, CaseResult[]>();
     for (const v of r.vagueRejections) byKind.set(v.kind, [...(byKind.get(v.kind) ?? []), v]);
-    out.push(table(['count', 'kind', 'seeds', 'message'], [...byKind].sort((a, b) => b[1].length - a[1].length).map(([kind, list]) =>
-      [list.length, kind, list.slice(0, 5).map((v) => v.seed).join(',') + (list.length > 5 ? ',...' : ''), clip(normaliseText(list[0].errors![0].message), 100)])));
+    out.push(
+      table(
+        ['count', 'kind', 'seeds', 'message'],
+        [...byKind]
+          .sort((a, b) => b[1].length - a[1].length)
+          .map(([kind, list]) => [
+            list.length,
+            kind,
+            list
+              .slice(0, 5)
+              .map((v) => v.seed)
+              .join(',') + (list.length > 5 ? ',...' : ''),
+            clip(normaliseText(list[0].errors![0].message), 100),
+          ]),
+      ),
+    );
   }
   return out.join('\n');
 }

@@ -169,23 +169,48 @@ class Out {
     this.push(b);
   }
   scalar(type: GgufArrayItemType, v: unknown): void {
-    if (type === 'string') return this.str(String(v));
+    if (type === 'string') {
+      this.str(String(v));
+      return;
+    }
     const size = { u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, u64: 8, i64: 8, f64: 8 }[type];
     const b = Buffer.alloc(size);
     // values wrap into the type's range instead of throwing: the mutations write what they mean
     const n = typeof v === 'bigint' ? Number(v) : Number(v);
     switch (type) {
-      case 'u8': b.writeUInt8(n & 0xff); break;
-      case 'i8': b.writeInt8((n << 24) >> 24); break;
-      case 'u16': b.writeUInt16LE(n & 0xffff); break;
-      case 'i16': b.writeInt16LE((n << 16) >> 16); break;
-      case 'u32': b.writeUInt32LE(n >>> 0); break;
-      case 'i32': b.writeInt32LE(n | 0); break;
-      case 'f32': b.writeFloatLE(n); break;
-      case 'f64': b.writeDoubleLE(n); break;
-      case 'bool': b.writeUInt8(v ? 1 : 0); break;
-      case 'u64': b.writeBigUInt64LE(BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(n) || 0))); break;
-      case 'i64': b.writeBigInt64LE(BigInt.asIntN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(n) || 0))); break;
+      case 'u8':
+        b.writeUInt8(n & 0xff);
+        break;
+      case 'i8':
+        b.writeInt8((n << 24) >> 24);
+        break;
+      case 'u16':
+        b.writeUInt16LE(n & 0xffff);
+        break;
+      case 'i16':
+        b.writeInt16LE((n << 16) >> 16);
+        break;
+      case 'u32':
+        b.writeUInt32LE(n >>> 0);
+        break;
+      case 'i32':
+        b.writeInt32LE(n | 0);
+        break;
+      case 'f32':
+        b.writeFloatLE(n);
+        break;
+      case 'f64':
+        b.writeDoubleLE(n);
+        break;
+      case 'bool':
+        b.writeUInt8(v ? 1 : 0);
+        break;
+      case 'u64':
+        b.writeBigUInt64LE(BigInt.asUintN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(n) || 0)));
+        break;
+      case 'i64':
+        b.writeBigInt64LE(BigInt.asIntN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(n) || 0)));
+        break;
     }
     this.push(b);
   }
@@ -264,7 +289,26 @@ const ALL_TYPE_IDS = [...Array.from({ length: 46 }, (_, i) => i), 100, 255, 0x7f
 const NON_FINITE = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
 const WEIRD_F32 = [...NON_FINITE, 0, -0, -1, 1e-45, 1e-38, 1e30, 3.4e38, -3.4e38];
 const WEIRD_U32 = [0, 1, 2, 3, 7, 0x7fffffff, 0x80000000, 0xfffffffe, U32_MAX];
-const STRINGS = ['bert', 'gpt2', 'none', 'no_vocab', 't5', 'rwkv', 'ugm', 'plamo2', 'foo', '', 'llama', 'LLAMA', 'llama ', 'default', 'llama3', '\u0000', '日本語', 'x'.repeat(70000)];
+const STRINGS = [
+  'bert',
+  'gpt2',
+  'none',
+  'no_vocab',
+  't5',
+  'rwkv',
+  'ugm',
+  'plamo2',
+  'foo',
+  '',
+  'llama',
+  'LLAMA',
+  'llama ',
+  'default',
+  'llama3',
+  '\u0000',
+  '日本語',
+  'x'.repeat(70000),
+];
 
 /** A ggml type id with its name, when it has one. */
 function typeLabel(id: number): string {
@@ -293,7 +337,7 @@ function setKey(d: Draft, key: string, v: GgufMetadataValue): string {
 
 function getArray<T>(d: Draft, key: string): T[] {
   const v = d.entries.find(([k]) => k === key)?.[1];
-  if (!v || v.type !== 'array') throw new Error(`seed model lacks array ${key}`);
+  if (v?.type !== 'array') throw new Error(`seed model lacks array ${key}`);
   return Array.from(v.value as ArrayLike<T>);
 }
 
@@ -374,16 +418,16 @@ function byteSizeOrNull(type: number, dims: readonly (number | bigint)[]): numbe
 
 function pickTensor(d: Dice, draft: Draft, prefer?: 'matrix' | 'norm'): number {
   const idx = draft.tensors.map((t, i) => ({ t, i }));
-  const pool = prefer === 'norm' ? idx.filter(({ t }) => t.name.includes('norm'))
-    : prefer === 'matrix' ? idx.filter(({ t }) => t.dims.length === 2)
-    : idx;
+  const pool = prefer === 'norm' ? idx.filter(({ t }) => t.name.includes('norm')) : prefer === 'matrix' ? idx.filter(({ t }) => t.dims.length === 2) : idx;
   return d.pick(pool.length > 0 ? pool : idx).i;
 }
 
 const TOKENS = 'tokenizer.ggml.tokens';
 const SCORES = 'tokenizer.ggml.scores';
 const TOKEN_TYPES = 'tokenizer.ggml.token_type';
-const SPECIAL_ID_KEYS = ['bos', 'eos', 'unknown', 'padding', 'seperator', 'eot', 'eom', 'mask', 'cls', 'fim_pre', 'fim_suf', 'fim_mid'].map((k) => `tokenizer.ggml.${k}_token_id`);
+const SPECIAL_ID_KEYS = ['bos', 'eos', 'unknown', 'padding', 'seperator', 'eot', 'eom', 'mask', 'cls', 'fim_pre', 'fim_suf', 'fim_mid'].map(
+  (k) => `tokenizer.ggml.${k}_token_id`,
+);
 
 /** Keys a LLaMA file may carry that the seed lacks, with value makers. */
 const EXTRA_KEYS: [string, (d: Dice) => GgufMetadataValue][] = [
@@ -411,25 +455,51 @@ const EXTRA_KEYS: [string, (d: Dice) => GgufMetadataValue][] = [
   ['general.file_type', (d) => u32(d.pick([0, 1, 7, 1000]))],
 ];
 
-const LLAMA_LAYER_SUFFIXES = ['attn_q.weight', 'attn_k.weight', 'attn_v.weight', 'attn_output.weight', 'attn_norm.weight', 'ffn_gate.weight', 'ffn_down.weight', 'ffn_up.weight', 'ffn_norm.weight'];
+const LLAMA_LAYER_SUFFIXES = [
+  'attn_q.weight',
+  'attn_k.weight',
+  'attn_v.weight',
+  'attn_output.weight',
+  'attn_norm.weight',
+  'ffn_gate.weight',
+  'ffn_down.weight',
+  'ffn_up.weight',
+  'ffn_norm.weight',
+];
 
 /** A replacement value of another type than `v`. */
 function wrongType(v: GgufMetadataValue, d: Dice): GgufMetadataValue {
   const n = v.type !== 'array' && typeof v.value === 'number' && Number.isFinite(v.value) ? v.value : 5;
   const options: GgufMetadataValue[] = [
-    { type: 'u8', value: n & 0xff }, { type: 'i8', value: -1 }, { type: 'u16', value: n & 0xffff }, { type: 'i16', value: -7 },
-    { type: 'i32', value: -1 }, { type: 'u32', value: n >>> 0 }, { type: 'u64', value: BigInt(Math.trunc(n)) }, { type: 'i64', value: -1n },
-    f32(n), { type: 'f64', value: n }, { type: 'bool', value: true }, str(String(n)),
-    { type: 'array', itemType: 'string', value: ['a'] }, { type: 'array', itemType: 'i32', value: Int32Array.of(n) },
-    { type: 'array', itemType: 'f32', value: Float32Array.of(n) }, { type: 'array', itemType: 'u8', value: new Uint8Array(0) },
+    { type: 'u8', value: n & 0xff },
+    { type: 'i8', value: -1 },
+    { type: 'u16', value: n & 0xffff },
+    { type: 'i16', value: -7 },
+    { type: 'i32', value: -1 },
+    { type: 'u32', value: n >>> 0 },
+    { type: 'u64', value: BigInt(Math.trunc(n)) },
+    { type: 'i64', value: -1n },
+    f32(n),
+    { type: 'f64', value: n },
+    { type: 'bool', value: true },
+    str(String(n)),
+    { type: 'array', itemType: 'string', value: ['a'] },
+    { type: 'array', itemType: 'i32', value: Int32Array.of(n) },
+    { type: 'array', itemType: 'f32', value: Float32Array.of(n) },
+    { type: 'array', itemType: 'u8', value: new Uint8Array(0) },
   ];
   if (v.type === 'array') {
     // the same length in another item type (tokens as numbers, scores as strings, ...)
     const len = (v.value as ArrayLike<unknown>).length;
     const item = d.pick(['string', 'i32', 'u8', 'i64', 'f32', 'f64', 'bool', 'u32'] as const);
-    const value = item === 'string' ? Array.from({ length: len }, (_, i) => `t${i}`)
-      : item === 'bool' ? Array.from({ length: len }, () => false)
-      : item === 'i64' ? new BigInt64Array(len) : new Float64Array(len).map((_, i) => i % 7);
+    const value =
+      item === 'string'
+        ? Array.from({ length: len }, (_, i) => `t${i}`)
+        : item === 'bool'
+          ? Array.from({ length: len }, () => false)
+          : item === 'i64'
+            ? new BigInt64Array(len)
+            : new Float64Array(len).map((_, i) => i % 7);
     options.push({ type: 'array', itemType: item, value } as GgufMetadataValue);
   }
   const sameKind = (o: GgufMetadataValue) => o.type === v.type && (o.type !== 'array' || v.type !== 'array' || o.itemType === v.itemType);
@@ -450,7 +520,13 @@ const MUTATORS: Record<string, Mutator> = {
   'flip/tensor-info': inPlace((b, d, s) => {
     if (d.chance(0.4)) return flip(b, d, s.kvEnd, s.infoEnd, d.range(1, 4)).join(', ');
     const t = d.pick(s.tensorSpans);
-    const [field, lo, hi] = d.pick([['name', t.start, t.nDimsAt], ['n_dims', t.nDimsAt, t.dimsAt], ['dims', t.dimsAt, t.typeAt], ['type', t.typeAt, t.offsetAt], ['offset', t.offsetAt, t.end]] as const);
+    const [field, lo, hi] = d.pick([
+      ['name', t.start, t.nDimsAt],
+      ['n_dims', t.nDimsAt, t.dimsAt],
+      ['dims', t.dimsAt, t.typeAt],
+      ['type', t.typeAt, t.offsetAt],
+      ['offset', t.offsetAt, t.end],
+    ] as const);
     return `${t.name} ${field}: ${flip(b, d, lo, hi, d.range(1, 2)).join(', ')}`;
   }),
   'flip/data': inPlace((b, d, s) => {
@@ -466,7 +542,7 @@ const MUTATORS: Record<string, Mutator> = {
     for (let i = 0; i < count; i++) b.writeFloatLE(value, t.absoluteOffset + 4 * (count === n ? i : d.int(n)));
     return `${t.name}: ${count === n ? 'all' : count} values = ${value}`;
   }),
-  'truncate/header': inPlace((b, d, s) => {
+  'truncate/header': inPlace((_b, d, s) => {
     const bounds = [...s.kvs.map((k) => k.end), ...s.tensorSpans.map((t) => t.end), s.infoEnd];
     const at = d.chance(0.3) ? d.pick(bounds) : d.int(s.info.dataOffset);
     return { detail: `to ${at} bytes`, length: at };
@@ -499,8 +575,8 @@ const MUTATORS: Record<string, Mutator> = {
     const numeric = draft.entries.filter(([, v]) => v.type === 'u32' || v.type === 'f32');
     const [key, v] = d.pick(numeric);
     const old = v.value as number;
-    const nv = v.type === 'f32' ? f32(d.pick([...WEIRD_F32, old * 2, old / 2]))
-      : u32(d.pick([...WEIRD_U32, old - 1, old + 1, old * 2, old >>> 1, d.int(U32_MAX)]));
+    const nv =
+      v.type === 'f32' ? f32(d.pick([...WEIRD_F32, old * 2, old / 2])) : u32(d.pick([...WEIRD_U32, old - 1, old + 1, old * 2, old >>> 1, d.int(U32_MAX)]));
     return setKey(draft, key, nv);
   }),
   'meta/wrong-type': structural((draft, d) => {
@@ -564,33 +640,55 @@ const MUTATORS: Record<string, Mutator> = {
     if (d.chance(0.25)) {
       // per-layer arrays, sometimes of the wrong length
       const len = d.pick([5, 5, 4, 6, 0]);
-      return setKey(draft, key, { type: 'array', itemType: d.pick(['u32', 'i32'] as const), value: Array.from({ length: len }, () => d.pick([0, 1, 4, 8, 16])) } as GgufMetadataValue);
+      return setKey(draft, key, {
+        type: 'array',
+        itemType: d.pick(['u32', 'i32'] as const),
+        value: Array.from({ length: len }, () => d.pick([0, 1, 4, 8, 16])),
+      } as GgufMetadataValue);
     }
     return setKey(draft, key, u32(d.pick([0, 1, 2, 3, 5, 7, 16, 64, 65536, U32_MAX])));
   }),
   'hparam/embedding': structural((draft, d) => setKey(draft, 'llama.embedding_length', u32(d.pick([0, 1, 8, 32, 63, 65, 128, 4096, U32_MAX])))),
-  'hparam/context-length': structural((draft, d) => setKey(draft, 'llama.context_length', u32(d.pick([0, 1, 2, 16, 127, 128, 129, 1 << 24, 0x7fffffff, 0x80000000, U32_MAX])))),
+  'hparam/context-length': structural((draft, d) =>
+    setKey(draft, 'llama.context_length', u32(d.pick([0, 1, 2, 16, 127, 128, 129, 1 << 24, 0x7fffffff, 0x80000000, U32_MAX]))),
+  ),
   'hparam/feed-forward': structural((draft, d) => {
     if (d.chance(0.25)) {
       const len = d.pick([5, 4, 6]);
-      return setKey(draft, 'llama.feed_forward_length', { type: 'array', itemType: 'u32', value: Array.from({ length: len }, () => d.pick([0, 172, 173])) } as GgufMetadataValue);
+      return setKey(draft, 'llama.feed_forward_length', {
+        type: 'array',
+        itemType: 'u32',
+        value: Array.from({ length: len }, () => d.pick([0, 172, 173])),
+      } as GgufMetadataValue);
     }
     return setKey(draft, 'llama.feed_forward_length', u32(d.pick([0, 1, 171, 173, 344, 1 << 30, U32_MAX])));
   }),
   'hparam/rope': structural((draft, d) => {
     const which = d.pick(['dims', 'base', 'type', 'factor', 'scale', 'orig-ctx'] as const);
     switch (which) {
-      case 'dims': return setKey(draft, 'llama.rope.dimension_count', u32(d.pick([0, 1, 2, 7, 9, 16, 64, 65, U32_MAX])));
-      case 'base': return setKey(draft, 'llama.rope.freq_base', f32(d.pick(WEIRD_F32)));
-      case 'type': return setKey(draft, 'llama.rope.scaling.type', str(d.pick(['foo', '', 'LINEAR', 'none', 'linear', 'yarn', 'longrope', 'ntk'])));
-      case 'factor': return setKey(draft, 'llama.rope.scaling.factor', f32(d.pick(WEIRD_F32)));
-      case 'scale': return setKey(draft, 'llama.rope.scale_linear', f32(d.pick(WEIRD_F32)));
-      case 'orig-ctx': return setKey(draft, 'llama.rope.scaling.original_context_length', u32(d.pick([0, 1, U32_MAX])));
+      case 'dims':
+        return setKey(draft, 'llama.rope.dimension_count', u32(d.pick([0, 1, 2, 7, 9, 16, 64, 65, U32_MAX])));
+      case 'base':
+        return setKey(draft, 'llama.rope.freq_base', f32(d.pick(WEIRD_F32)));
+      case 'type':
+        return setKey(draft, 'llama.rope.scaling.type', str(d.pick(['foo', '', 'LINEAR', 'none', 'linear', 'yarn', 'longrope', 'ntk'])));
+      case 'factor':
+        return setKey(draft, 'llama.rope.scaling.factor', f32(d.pick(WEIRD_F32)));
+      case 'scale':
+        return setKey(draft, 'llama.rope.scale_linear', f32(d.pick(WEIRD_F32)));
+      case 'orig-ctx':
+        return setKey(draft, 'llama.rope.scaling.original_context_length', u32(d.pick([0, 1, U32_MAX])));
     }
   }),
-  'hparam/rms-eps': structural((draft, d) => setKey(draft, 'llama.attention.layer_norm_rms_epsilon', d.chance(0.15)
-    ? { type: 'f64', value: d.pick([-1, Number.NaN, 1e-5]) }
-    : f32(d.pick([-1, -1e-5, 0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e30, 1e-45])))),
+  'hparam/rms-eps': structural((draft, d) =>
+    setKey(
+      draft,
+      'llama.attention.layer_norm_rms_epsilon',
+      d.chance(0.15)
+        ? { type: 'f64', value: d.pick([-1, Number.NaN, 1e-5]) }
+        : f32(d.pick([-1, -1e-5, 0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e30, 1e-45])),
+    ),
+  ),
   'hparam/experts': structural((draft, d) => {
     const parts: string[] = [];
     const which = d.pick(['count', 'used', 'both', 'both'] as const);
@@ -632,17 +730,40 @@ const MUTATORS: Record<string, Mutator> = {
     const op = d.pick(['swap', '+1', '-1', '*2', '/2', '=1', '=0', 'huge', 'add-dim', 'drop-dim', 'five-dims'] as const);
     const n = Number(dims[k]);
     switch (op) {
-      case 'swap': dims.reverse(); break;
-      case '+1': dims[k] = n + 1; break;
-      case '-1': dims[k] = n - 1; break;
-      case '*2': dims[k] = n * 2; break;
-      case '/2': dims[k] = Math.max(1, n >> 1); break;
-      case '=1': dims[k] = 1; break;
-      case '=0': dims[k] = 0; break;
-      case 'huge': dims[k] = d.pick([1n << 32n, 1n << 40n, 1n << 62n, (1n << 64n) - 1n]); break;
-      case 'add-dim': dims.push(d.pick([1, 2])); break;
-      case 'drop-dim': if (dims.length > 1) dims.pop(); else dims.push(2); break;
-      case 'five-dims': while (dims.length < 5) dims.push(1); break;
+      case 'swap':
+        dims.reverse();
+        break;
+      case '+1':
+        dims[k] = n + 1;
+        break;
+      case '-1':
+        dims[k] = n - 1;
+        break;
+      case '*2':
+        dims[k] = n * 2;
+        break;
+      case '/2':
+        dims[k] = Math.max(1, n >> 1);
+        break;
+      case '=1':
+        dims[k] = 1;
+        break;
+      case '=0':
+        dims[k] = 0;
+        break;
+      case 'huge':
+        dims[k] = d.pick([1n << 32n, 1n << 40n, 1n << 62n, (1n << 64n) - 1n]);
+        break;
+      case 'add-dim':
+        dims.push(d.pick([1, 2]));
+        break;
+      case 'drop-dim':
+        if (dims.length > 1) dims.pop();
+        else dims.push(2);
+        break;
+      case 'five-dims':
+        while (dims.length < 5) dims.push(1);
+        break;
     }
     const size = byteSizeOrNull(t.type, dims);
     // a consistent file when the new shape has a size, else the old bytes under the new shape
@@ -659,8 +780,18 @@ const MUTATORS: Record<string, Mutator> = {
     const t = draft.tensors[i];
     const layer = d.pick(LLAMA_LAYER_SUFFIXES);
     const name = d.pick([
-      t.name, t.name, `blk.5.${layer}`, `blk.4294967295.${layer}`, 'blk.0.attn_q.bias', 'blk.0.attn_output.bias', 'blk.0.ffn_gate_inp.weight',
-      'blk.0.ffn_gate_exps.weight', 'rope_freqs.weight', 'foo.weight', 'output_norm.bias', 'token_embd_norm.weight',
+      t.name,
+      t.name,
+      `blk.5.${layer}`,
+      `blk.4294967295.${layer}`,
+      'blk.0.attn_q.bias',
+      'blk.0.attn_output.bias',
+      'blk.0.ffn_gate_inp.weight',
+      'blk.0.ffn_gate_exps.weight',
+      'rope_freqs.weight',
+      'foo.weight',
+      'output_norm.bias',
+      'token_embd_norm.weight',
     ]);
     draft.tensors.splice(d.chance(0.5) ? i + 1 : draft.tensors.length, 0, { ...t, name });
     return `${t.name} [${t.dims.join(', ')}] copied as ${name}`;
@@ -674,7 +805,8 @@ const MUTATORS: Record<string, Mutator> = {
       const j = draft.tensors.findIndex((t) => t.name === other);
       draft.tensors[j] = { ...draft.tensors[j], name: old };
     }
-    const name = mode === 'swap' || mode === 'same-as-other' ? other : mode === 'unknown' ? `${old}.x` : mode === 'empty' ? '' : 'w'.repeat(d.pick([63, 64, 300]));
+    const name =
+      mode === 'swap' || mode === 'same-as-other' ? other : mode === 'unknown' ? `${old}.x` : mode === 'empty' ? '' : 'w'.repeat(d.pick([63, 64, 300]));
     draft.tensors[i] = { ...draft.tensors[i], name };
     return `${old} -> ${short(name)} (${mode})`;
   }),
@@ -684,7 +816,17 @@ const MUTATORS: Record<string, Mutator> = {
     const old = BigInt(s.info.tensors[i].offset);
     const align = BigInt(s.info.alignment);
     const dataSize = BigInt(s.bytes.length - s.info.dataOffset);
-    const v = d.pick([0n, old + 1n, old + align, old - align, BigInt(s.info.tensors[d.int(s.info.tensors.length)].offset), dataSize, 1n << 40n, 1n << 63n, (1n << 64n) - 1n]);
+    const v = d.pick([
+      0n,
+      old + 1n,
+      old + align,
+      old - align,
+      BigInt(s.info.tensors[d.int(s.info.tensors.length)].offset),
+      dataSize,
+      1n << 40n,
+      1n << 63n,
+      (1n << 64n) - 1n,
+    ]);
     b.writeBigUInt64LE(BigInt.asUintN(64, v), t.offsetAt);
     return `${t.name} offset ${old} -> ${BigInt.asUintN(64, v)}`;
   }),
@@ -762,7 +904,21 @@ const MUTATORS: Record<string, Mutator> = {
     const out: string[] = [];
     for (let k = 0; k < count; k++) {
       const i = d.int(tokens.length);
-      const text = d.pick(['', ' ', '\u0000', '\u2581', '\u2581\u2581\u2581', '<0x41>', '<0xZZ>', '<0x>', '<0x4142>', '\uFFFD', 'a'.repeat(5000), '<s>', '</s>']);
+      const text = d.pick([
+        '',
+        ' ',
+        '\u0000',
+        '\u2581',
+        '\u2581\u2581\u2581',
+        '<0x41>',
+        '<0xZZ>',
+        '<0x>',
+        '<0x4142>',
+        '\uFFFD',
+        'a'.repeat(5000),
+        '<s>',
+        '</s>',
+      ]);
       tokens[i] = text;
       // a byte-looking text on a token typed as a byte (or not) is where the tokenizer parses it
       if (text.startsWith('<0x') && d.chance(0.5)) types[i] = 6;

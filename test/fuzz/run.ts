@@ -17,7 +17,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DIST_ENTRY, REPOSITORY_ROOT, distIsStale, formatReport, reproduce, runFuzz } from './harness.js';
 
-const USAGE = 'usage: npm run fuzz -- [--cases N] [--seed S] [--jobs J] [--timeout MS] [--keep-crashes DIR] [--json FILE] [--model FILE] [--no-validate] | --reproduce SEED --out FILE';
+const USAGE =
+  'usage: npm run fuzz -- [--cases N] [--seed S] [--jobs J] [--timeout MS] [--keep-crashes DIR] [--json FILE] [--model FILE] [--no-validate] | --reproduce SEED --out FILE';
 
 function parseFlags() {
   try {
@@ -85,7 +86,9 @@ const report = await runFuzz({
     running[r.outcome]++;
     if (r.outcome !== 'ok' && r.outcome !== 'rejected') console.error(`  ${r.outcome} seed ${r.seed} ${r.kind} at ${r.stage}: ${r.signature} (${r.detail})`);
     if (done % 100 === 0 || done === total) {
-      const counts = Object.entries(running).map(([k, v]) => `${k} ${v}`).join(', ');
+      const counts = Object.entries(running)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
       console.error(`[${done}/${total}] ${counts} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
     }
   },
@@ -97,4 +100,3 @@ if (failed + report.vagueRejections.length > 0) {
   console.error(`FAIL: ${failed} crashed, hung or unusable; ${report.vagueRejections.length} rejections without a reason`);
   process.exitCode = 1;
 }
-

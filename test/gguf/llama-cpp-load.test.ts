@@ -5,14 +5,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { getLlama, LlamaLogLevel, readGgufFileInfo, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildSpmVocab, readGgufInfo, sliceLlamaModel, writeRandomLlamaModel, type RandomLlamaSpec } from '../../lib/gguf/index.js';
 import { STORIES } from '../helpers.js';
-
 
 const MHA_TIED_F32: RandomLlamaSpec = {
   nLayer: 2,
@@ -102,9 +100,7 @@ async function greedy(model: LlamaModel, prompts: string[], n: number): Promise<
 async function argmaxAtEachPosition(model: LlamaModel, tokens: Token[]): Promise<Token[]> {
   const context = await model.createContext({ contextSize: 128, threads: 1, sequences: 1 });
   try {
-    const res = await context
-      .getSequence()
-      .controlledEvaluate(tokens.map((t) => [t, { generateNext: { token: true, options: { temperature: 0 } } }]));
+    const res = await context.getSequence().controlledEvaluate(tokens.map((t) => [t, { generateNext: { token: true, options: { temperature: 0 } } }]));
     return tokens.map((_, i) => res[i]!.next.token!);
   } finally {
     await context.dispose();

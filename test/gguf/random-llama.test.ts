@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -23,7 +22,6 @@ import {
   type RandomLlamaSpec,
 } from '../../lib/gguf/index.js';
 import { STORIES } from '../helpers.js';
-
 
 const SPEC: RandomLlamaSpec = {
   nLayer: 3,
@@ -210,9 +208,7 @@ describe('writeRandomLlamaModel', () => {
     expect(() => writeRandomLlamaModel(f, { ...SPEC, nVocab: 100 })).toThrow(/nVocab must be >= 260/);
     expect(() => writeRandomLlamaModel(f, { ...SPEC, nLayer: 0 })).toThrow(/nLayer must be a positive integer/);
     expect(() => writeRandomLlamaModel(f, { ...SPEC, nEmbd: 12, nHead: 4, nHeadKv: 4 })).toThrow(/head dim .* even/);
-    expect(() => writeRandomLlamaModel(f, { ...SPEC, lateLayerScale: { fromLayer: 9, scale: 1 } })).toThrow(
-      /fromLayer must be an integer in \[0, nLayer=3\]/,
-    );
+    expect(() => writeRandomLlamaModel(f, { ...SPEC, lateLayerScale: { fromLayer: 9, scale: 1 } })).toThrow(/fromLayer must be an integer in \[0, nLayer=3\]/);
     expect(() => writeRandomLlamaModel(f, { ...SPEC, tensorType: 'q8' as 'f16' })).toThrow(/tensorType/);
     expect(() => writeRandomLlamaModel(f, { ...SPEC, residualGain: 0 })).toThrow(/residualGain must be a positive number/);
     expect(fs.existsSync(f)).toBe(false);

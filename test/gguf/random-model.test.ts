@@ -114,8 +114,16 @@ describe.each(RANDOM_ARCHS.map((arch, i) => [arch, 200 + i] as const))('%s', (ar
     expect(norms.length).toBeGreaterThan(4);
     for (const s of norms) {
       const w = readTensorF32(full, info.tensors.find((t) => t.name === s.name)!);
-      if (arch === 'llama') expect(w.every((x) => x === 1), s.name).toBe(true);
-      else expect(w.some((x) => Math.abs(x - 1) > 0.02), s.name).toBe(true);
+      if (arch === 'llama')
+        expect(
+          w.every((x) => x === 1),
+          s.name,
+        ).toBe(true);
+      else
+        expect(
+          w.some((x) => Math.abs(x - 1) > 0.02),
+          s.name,
+        ).toBe(true);
     }
   });
 

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -130,8 +129,7 @@ describe('GGUF writer -> reader round trip', () => {
     expect(info.dataOffset % 32).toBe(0);
     expect([...info.metadata.keys()]).toEqual(metadata.map(([k]) => k));
 
-    const plain = (v: GgufMetadataValue | undefined) =>
-      v && v.type === 'array' ? Array.from(v.value as ArrayLike<unknown>) : v?.value;
+    const plain = (v: GgufMetadataValue | undefined) => (v && v.type === 'array' ? Array.from(v.value as ArrayLike<unknown>) : v?.value);
     for (const [k, v] of metadata) {
       const got = info.metadata.get(k)!;
       expect(got.type, k).toBe(v.type);
@@ -181,9 +179,7 @@ describe('GGUF writer -> reader round trip', () => {
 
   it('rejects bad input with clear errors and leaves no file behind', () => {
     const file = path.join(dir, 'bad.gguf');
-    const t = (data: Float32Array | Uint8Array, type: number = GgmlType.F32, shape = [4]) => [
-      { name: 'x', shape, type, data },
-    ];
+    const t = (data: Float32Array | Uint8Array, type: number = GgmlType.F32, shape = [4]) => [{ name: 'x', shape, type, data }];
     expect(() => writeGguf(file, [], t(new Float32Array(3)))).toThrow(/expected 16 bytes/);
     expect(() => writeGguf(file, [], t(new Float32Array(5)))).toThrow(/expected 16 bytes/);
     expect(() => writeGguf(file, [], t(new Float32Array(32), GgmlType.Q8_0, [32]))).toThrow(/raw bytes/);
@@ -192,12 +188,25 @@ describe('GGUF writer -> reader round trip', () => {
     expect(() => writeGguf(file, [['k', ggufValue.i32(1.5)]], [])).toThrow(/not a valid i32/);
     expect(() => writeGguf(file, [['k', ggufValue.u64(-1n)]], [])).toThrow(/out of range/);
     expect(() =>
-      writeGguf(file, [], [
-        { name: 'x', shape: [1], type: 0, data: new Float32Array(1) },
-        { name: 'x', shape: [1], type: 0, data: new Float32Array(1) },
-      ]),
+      writeGguf(
+        file,
+        [],
+        [
+          { name: 'x', shape: [1], type: 0, data: new Float32Array(1) },
+          { name: 'x', shape: [1], type: 0, data: new Float32Array(1) },
+        ],
+      ),
     ).toThrow(/duplicate tensor/);
-    expect(() => writeGguf(file, [['k', ggufValue.u8(1)], ['k', ggufValue.u8(1)]], [])).toThrow(/duplicate metadata/);
+    expect(() =>
+      writeGguf(
+        file,
+        [
+          ['k', ggufValue.u8(1)],
+          ['k', ggufValue.u8(1)],
+        ],
+        [],
+      ),
+    ).toThrow(/duplicate metadata/);
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
