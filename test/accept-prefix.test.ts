@@ -2,7 +2,7 @@
 // prefix agreement, and speculative sampling's accept-with-min(1, p/q) and resample-from
 // norm(max(0, p − q)) rule, at its boundary and in distribution.
 import { describe, expect, it } from 'vitest';
-import { acceptPrefix } from '../lib/decoding/self-speculative.js';
+import { acceptPrefix } from '../lib/decoding/accept.js';
 import { SamplerRng, resolveSampling, sampleFrom } from '../lib/sampling.js';
 
 const greedy = resolveSampling({});

@@ -20,7 +20,8 @@
 import type { SpeculativeStats } from './types.js';
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import { distribution, pickToken, SamplerRng, type ResolvedSampling } from '../sampling.js';
-import { acceptPrefix, emitRound, finishStats, newStats, type ResolvedSelfSpeculative } from './self-speculative.js';
+import { acceptPrefix, emitRound, finishStats, newStats } from './accept.js';
+import type { ResolvedSelfSpeculative } from './self-speculative.js';
 import type { DecodeSession } from './session.js';
 
 /** One round's drafts, made by the drafter from `last`. */

@@ -1,0 +1,268 @@
+// Free rounds: drafts that cost no model layers (context lookup, the caller's prediction), the
+// choice of whether a round takes one (expected tokens per millisecond against the alternative),
+// and their fusion with early exit in either order. Sampling stays exact: a free draft is a point
+// mass (accept.ts).
+import { distribution, needsLogits } from '../sampling.js';
+import { acceptPrefix, pointMass } from './accept.js';
+import { ContextLookup } from './context-lookup.js';
+import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
+import { PredictionDrafts } from './prediction.js';
+import { commit, countLegacyLookup, type Drafts, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
+
+/** The free draft sources of a generation and what chooses between them. */
+export interface FreeRounds {
+  options: ResolvedFreeDrafts;
+  sources: FreeDraftSource[];
+  /** Session tokens already given to the sources. */
+  synced: number;
+  acceptance: FreeAcceptance;
+  cost: FreeRoundCost;
+  /** The next plain run follows a multi-row decode (its graph is built again). */
+  afterRound: boolean;
+  /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
+  earlyExitRate: number;
+  /** Tokens since the last free round, and how many may pass before a probe. */
+  sinceFree: number;
+  probeInterval: number;
+  /** Drafts accepted in the latest free round. */
+  lastFreeAccepted: number;
+}
+
+/** A free draft chosen for a round. */
+export interface FreeChoice {
+  source: FreeDraftSource;
+  tokens: number[];
+  matchLength: number;
+  acceptance: number;
+  /** Taken to measure, not because it is expected to win. */
+  probe: boolean;
+}
+
+/** The sources a generation drafts from for free: the caller's prediction first, then the context. */
+export function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): FreeDraftSource[] {
+  const out: FreeDraftSource[] = [];
+  if (o.prediction) {
+    const impl = new PredictionDrafts(o.prediction);
+    out.push({
+      name: 'prediction',
+      push: (t) => impl.push(t),
+      draft: (n) => impl.draft(n),
+      get matchLength() {
+        return impl.matchLength;
+      },
+    });
+  }
+  if (o.lookup) {
+    const impl = new ContextLookup();
+    impl.pushAll(promptTokens);
+    out.push({
+      name: 'lookup',
+      push: (t) => impl.push(t),
+      draft: (n) => impl.draft(n),
+      peek: (extra, n) => impl.peek(extra, n),
+      get matchLength() {
+        return impl.matchLength;
+      },
+    });
+  }
+  return out;
+}
+
+/**
+ * The free draft for this round, or null when none is expected to beat the alternative (an
+ * early-exit round, or a plain step): per source, the draft length with the most expected tokens
+ * per ms of its verification.
+ */
+export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | null {
+  const { session } = s;
+  while (f.synced < session.tokens.length) {
+    const t = session.tokens[f.synced++];
+    for (const src of f.sources) src.push(t);
+  }
+  f.acceptance.age();
+  if (f.options.choice === 'continuation' && s.spec) return null;
+  const plainRate = 1 / f.cost.plainMs();
+  // the alternative: an early-exit round, or a plain step where the adaptive policy may pick one
+  const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
+  let bestRate = s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
+  let best: FreeChoice | null = null;
+  let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
+  for (const source of f.sources) {
+    const matchLength = source.matchLength;
+    if (matchLength === 0) continue;
+    const proposal = untilStop(session, source.draft(Math.min(f.options.maxTokens, room)));
+    if (proposal.length === 0) continue;
+    const acceptance = f.acceptance.estimate(source.name, matchLength);
+    if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance, probe: false };
+    const { length, rate } = bestFreeLength(acceptance, proposal.length, f.cost);
+    if (rate > bestRate) {
+      bestRate = rate;
+      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance, probe: false };
+    }
+    if (!likeliest || acceptance > likeliest.acceptance) likeliest = { source, tokens: proposal.slice(0, PROBE_TOKENS), matchLength, acceptance, probe: true };
+  }
+  // while free drafts do not win, one is still verified now and then (after PROBE_EVERY generated
+  // tokens): its acceptance and the cost of its rows are what the choice is made from. A probe that
+  // fails doubles the interval.
+  // a probe costs a multi-row decode and the switch back: on a tiny model several plain steps, so it
+  // waits until it costs at most 1/40 of the tokens since the last free round
+  const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
+  if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, 40 * probeSteps)) best = likeliest;
+  if (f.options.choice === 'never') return null;
+  if (best) f.sinceFree = 0;
+  return best;
+}
+
+/** Drafts in a probe round: enough to see whether a source agrees, few rows to pay for. */
+export const PROBE_TOKENS = 2;
+
+/** After a probe: probe again soon if it found accepted drafts, else half as often (at most every 512 tokens). */
+export function observeProbe(f: FreeRounds, accepted: number): void {
+  f.probeInterval = accepted > 0 ? PROBE_EVERY : Math.min(2 * f.probeInterval, 512);
+}
+
+export const PROBE_EVERY = 64;
+
+/**
+ * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
+ * accepted whole and early-exit rounds pay, or always when the choice is eager.
+ */
+export function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): number {
+  const spec = s.spec!;
+  const f = s.free!;
+  const left = room - c.tokens.length;
+  if (left < 1 || s.session.isEog(c.tokens[c.tokens.length - 1])) return 0;
+  if (f.options.choice === 'eager') return Math.min(spec.draftTokens, left);
+  const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs();
+  if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
+  return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
+}
+
+/**
+ * A lookup draft that continues early-exit drafts: the context's continuation of the longest
+ * suffix of the sequence and the drafts, when it is likely to be reached (the early-exit drafts all
+ * accepted) and accepted. Its tokens pass layers [0, E) in one more draft call, after the last early
+ * draft (already decoded), so one verification checks both. Returns null when it does not pay.
+ */
+export async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): Promise<{ drafts: Drafts; count: number; matchLength: number } | null> {
+  const f = s.free;
+  const spec = s.spec!;
+  const lookup = f?.sources.find((x) => x.name === 'lookup');
+  if (!f || !lookup?.peek || !d.lastDecoded || spec.verification !== 'cached' || s.policy?.probing) return null;
+  const k = d.tokens.length;
+  const left = Math.min(f.options.maxTokens, room - k);
+  if (left < 1 || s.session.isEog(d.tokens[k - 1])) return null;
+  const { tokens, matchLength } = lookup.peek(d.tokens, left);
+  let c = untilStop(s.session, [...d.tokens, ...tokens]).slice(k);
+  if (c.length === 0) return null;
+  const a = f.acceptance.estimate('lookup', matchLength);
+  if (f.options.choice === 'measured') {
+    const ee = s.stats.sources.earlyExit!;
+    const aEarly = (ee.accepted + 1) / (ee.drafted + 2);
+    if (matchLength < 4 || aEarly ** k < 0.5 || a < 0.5) return null;
+    c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.cost).length));
+  }
+  const greedy = s.sampling.temperature === 0;
+  await s.ctx.draft({ prefix: Int32Array.from(c), layer: spec.exitLayer, maxTokens: 0 }); // no new drafts: nothing is sampled
+  const dists = greedy ? null : [...d.dists!, ...c.map((t) => pointMass(t, s.nVocab))];
+  return { drafts: { tokens: [...d.tokens, ...c], dists, lastDecoded: true }, count: c.length, matchLength };
+}
+
+/**
+ * A round drafted for free: `last` and the drafts through all layers in one batch. A free draft is
+ * a point mass, so sampling accepts draft d with probability p(d) and otherwise resamples from p
+ * without d (acceptPrefix with one-hot draft distributions): exact, like every other round.
+ */
+export async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): Promise<{ p: number; last: number } | null> {
+  const { sampling, nVocab, stats } = s;
+  const f = s.free!;
+  const look = c.tokens;
+  const t0 = performance.now();
+  const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: needsLogits(sampling) });
+  const t1 = performance.now();
+  f.cost.observeRound(look.length + 1, t1 - t0);
+  f.afterRound = true;
+  const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
+  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab, penaltyHistory(s));
+  f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
+  f.lastFreeAccepted = accepted;
+  if (c.probe) observeProbe(f, accepted);
+  stats.verifyMs += t1 - t0;
+  stats.draftLengths.push(look.length);
+  const src = stats.sources[c.source.name]!;
+  src.rounds++;
+  src.verifyMs += t1 - t0;
+  countDrafts(src, 0, look.length, accepted);
+  const before = stats.accepted;
+  const after = commit(s, p, last, look, accepted, next);
+  // accepted free drafts are counted apart from the early-exit drafts
+  countLegacyLookup(stats, c.source.name, look.length, stats.accepted - before);
+  stats.accepted = before;
+  stats.samplingMs += performance.now() - t1;
+  return after;
+}
+
+/**
+ * A free draft continued by early exit: `last` and the free drafts through layers [0, E) in one
+ * batch, early-exit drafts after them (one draft call), then one verification of all of them. Each
+ * draft keeps its own distribution (a point mass for the free ones), so sampling stays exact.
+ */
+export async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, extend: number): Promise<{ p: number; last: number } | null> {
+  const { sampling, nVocab, stats, session } = s;
+  const spec = s.spec!;
+  const f = s.free!;
+  const greedy = sampling.temperature === 0;
+  const t0 = performance.now();
+  const r = await s.ctx.draft({
+    token: last,
+    prefix: Int32Array.from(c.tokens),
+    layer: spec.exitLayer,
+    maxTokens: extend,
+    minProbability: spec.minDraftProbability,
+    finish: spec.verification === 'cached',
+    temperature: sampling.temperature,
+    uniforms: greedy ? undefined : Float64Array.from({ length: extend }, () => s.rng.next()),
+  });
+  const t1 = performance.now();
+  let tokens = [...c.tokens, ...r.tokens];
+  let lastDecoded = r.lastDecoded;
+  const cut = untilStop(session, tokens);
+  if (cut.length < tokens.length) {
+    tokens = cut;
+    lastDecoded = true;
+  }
+  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
+  const dists = greedy
+    ? null
+    : tokens.map((t, j) => (j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab)));
+  const d: Drafts = { tokens, dists, lastDecoded };
+  const v = await verify(s, p, last, d);
+  const t2 = performance.now();
+  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s));
+  const nFree = Math.min(c.tokens.length, tokens.length);
+  const nEarly = tokens.length - nFree;
+  f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
+  f.lastFreeAccepted = Math.min(accepted, nFree);
+  f.afterRound = true;
+  if (c.probe) observeProbe(f, Math.min(accepted, nFree));
+  stats.draftMs += t1 - t0;
+  stats.verifyMs += t2 - t1;
+  stats.drafted += nEarly;
+  stats.draftLengths.push(tokens.length);
+  const src = stats.sources[c.source.name]!;
+  src.rounds++;
+  src.verifyMs += t2 - t1;
+  countDrafts(src, 0, nFree, Math.min(accepted, nFree));
+  const ee = stats.sources.earlyExit!;
+  ee.draftMs += t1 - t0;
+  countDrafts(ee, nFree, nEarly, Math.max(0, accepted - nFree));
+  const before = stats.accepted;
+  const after = commit(s, p, last, tokens, accepted, next);
+  // of the accepted drafts, the free ones are counted apart from the early-exit ones
+  const taken = stats.accepted - before;
+  const freeTaken = Math.min(taken, nFree);
+  countLegacyLookup(stats, c.source.name, nFree, freeTaken);
+  stats.accepted = before + taken - freeTaken;
+  stats.samplingMs += performance.now() - t2;
+  return after;
+}

@@ -1,0 +1,157 @@
+// The round machinery the driver's strategies share: the loop's state, the early-exit draft and
+// its verification, a plain step, and committing a round's tokens to the KV cache and the session.
+import type { NativeContext, NativeDecodeResult } from '../native.js';
+import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from '../sampling.js';
+import { emitRound } from './accept.js';
+import type { DraftPolicy } from './draft-policy.js';
+import type { FreeRounds } from './free-rounds.js';
+import { plainStep } from './plain.js';
+import type { ResolvedSelfSpeculative } from './self-speculative.js';
+import type { DecodeSession } from './session.js';
+import type { SpeculativeStats } from './types.js';
+
+/** What one round's draft call produced. */
+export interface Drafts {
+  tokens: number[];
+  /** Sampling: the distribution each draft was sampled from (one-hot for a free draft). */
+  dists: Float64Array[] | null;
+  /** The last draft's layers [0, E) are in the KV cache, so a verification can score the position after it. */
+  lastDecoded: boolean;
+}
+
+export interface LoopState {
+  ctx: NativeContext;
+  session: DecodeSession;
+  sampling: ResolvedSampling;
+  nVocab: number;
+  /** null: free drafts only (no early exit) */
+  spec: ResolvedSelfSpeculative | null;
+  rng: SamplerRng;
+  policy: DraftPolicy | null;
+  stats: SpeculativeStats;
+  onCached: (token: number) => void;
+  free: FreeRounds | null;
+  /** The prompt (the penalties look at its newest tokens too). */
+  promptTokens: readonly number[];
+}
+
+export function ema(previous: number, value: number): number {
+  return Number.isNaN(previous) ? value : 0.8 * previous + 0.2 * value;
+}
+
+/** Drafts up to a completed stop string (later drafts are wasted; the stop string ends the generation). */
+export function untilStop(session: DecodeSession, tokens: number[]): number[] {
+  if (!session.hasStopStrings) return tokens;
+  const end = tokens.findIndex((_, j) => session.wouldStop(tokens.slice(0, j + 1)));
+  return end >= 0 ? tokens.slice(0, end + 1) : tokens;
+}
+
+/** The newest tokens the penalties look at: the prompt's and the session's (empty without penalties). */
+export function penaltyHistory(s: LoopState): number[] {
+  const p = s.sampling.penalties;
+  if (!p) return [];
+  const fromSession = s.session.tokens.slice(-p.lastN);
+  const fromPrompt = fromSession.length < p.lastN ? s.promptTokens.slice(Math.max(0, s.promptTokens.length - (p.lastN - fromSession.length))) : [];
+  return [...fromPrompt, ...fromSession];
+}
+
+/** A zero-length draft: one plain step with the full model. Returns the next `last`. */
+export async function plainRound(s: LoopState, last: number): Promise<number> {
+  const t0 = performance.now();
+  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, penaltyHistory(s));
+  const ms = performance.now() - t0;
+  s.policy?.observeFullStep(ms);
+  s.free?.cost.observePlainRun(1, ms, s.free.afterRound);
+  if (s.free) s.free.afterRound = false;
+  s.stats.verifyMs += ms;
+  s.stats.draftLengths.push(0);
+  s.onCached(last);
+  const before = s.session.tokens.length;
+  if (s.session.accept(next)) s.stats.corrections++;
+  else s.stats.corrections += s.session.tokens.length - before;
+  return next;
+}
+
+/** Up to `want` early-exit drafts after `last`, in one native call. */
+export async function draft(s: LoopState, last: number, want: number): Promise<Drafts> {
+  const { sampling, session } = s;
+  const spec = s.spec!;
+  const greedy = sampling.temperature === 0;
+  // a bonus row (the full model's token after the last draft) needs the last draft's layers [0, E);
+  // a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can
+  const finish = spec.verification === 'cached' && !s.policy?.probing;
+  const r = await s.ctx.draft({
+    token: last,
+    layer: spec.exitLayer,
+    maxTokens: want,
+    minProbability: spec.minDraftProbability,
+    finish,
+    temperature: sampling.temperature,
+    uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
+  });
+  let tokens = Array.from(r.tokens);
+  let lastDecoded = r.lastDecoded;
+  // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
+  const cut = untilStop(session, tokens);
+  if (cut.length < tokens.length) {
+    tokens = cut;
+    lastDecoded = true;
+  }
+  // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
+  // exact for any draft distribution, as long as it is the one the draft was drawn from)
+  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
+  const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
+  return { tokens, dists, lastDecoded };
+}
+
+/** The full model's rows for `last` and the drafts: from the cached layer-E states, or by re-running all layers. */
+export async function verify(s: LoopState, p: number, last: number, d: Drafts): Promise<NativeDecodeResult> {
+  const { ctx } = s;
+  const spec = s.spec!;
+  const k = d.tokens.length;
+  const logits = needsLogits(s.sampling);
+  if (spec.verification === 'cached') {
+    const rows = d.lastDecoded ? k + 1 : k;
+    return ctx.decode({ layers: [spec.exitLayer, spec.layerCount], count: rows, outputs: 'all', logits });
+  }
+  // after an end-of-generation draft there is nothing to predict; a probe skips the bonus row
+  const bonus = !s.session.isEog(d.tokens[k - 1]) && !s.policy?.probing;
+  ctx.removeFrom(p);
+  return ctx.decode({ tokens: Int32Array.from([last, ...d.tokens.slice(0, bonus ? k : k - 1)]), outputs: 'all', logits });
+}
+
+/**
+ * Keeps what was accepted: the KV cache is cut after the last verified token that has a position,
+ * and the tokens go to the session. Verified positions p .. p+rows-1 hold `last` and the drafts;
+ * with a full-model token (`next`) `last` and the accepted drafts stay. Without one (every draft
+ * accepted and no bonus row) the last accepted draft has no position yet and becomes the next
+ * round's `last`. Returns the next round's state, or null when the generation stops.
+ */
+export function commit(s: LoopState, p: number, last: number, drafts: readonly number[], accepted: number, next: number): { p: number; last: number } | null {
+  const { session, stats } = s;
+  const kept = next >= 0 ? accepted : accepted - 1;
+  s.ctx.removeFrom(p + kept + 1);
+  s.onCached(last);
+  for (let j = 0; j < kept; j++) s.onCached(drafts[j]);
+  if (!emitRound(session, stats, drafts, accepted, next)) return null;
+  return { p: p + kept + 1, last: next >= 0 ? next : drafts[accepted - 1] };
+}
+
+export function observeRound(s: LoopState, d: Drafts, rows: number, accepted: number, draftMs: number, verifyMs: number): void {
+  const k = d.tokens.length;
+  s.stats.draftMs += draftMs;
+  s.stats.verifyMs += verifyMs;
+  s.stats.drafted += k;
+  s.stats.draftLengths.push(k);
+  s.policy?.observeDraftStep(draftMs / (d.lastDecoded ? k + 1 : k));
+  s.policy?.observeVerify(rows, verifyMs);
+  s.policy?.observeRound(k, accepted);
+}
+
+/** The lookup counts of earlier versions (stats.lookup), kept for their readers. */
+export function countLegacyLookup(stats: SpeculativeStats, source: string, drafted: number, accepted: number): void {
+  if (source !== 'lookup' || !stats.lookup) return;
+  stats.lookup.rounds++;
+  stats.lookup.drafted += drafted;
+  stats.lookup.accepted += accepted;
+}
