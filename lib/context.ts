@@ -274,7 +274,7 @@ export class Context {
     const sequences = checkInteger('sequences', o.sequences ?? 1, 1, 64);
     const swaFull = (checkEnum('slidingWindowCache', o.slidingWindowCache, ['full', 'window'] as const) ?? 'full') === 'full';
     const nativeOptions = { contextSize, batchSize, threads, batchThreads, flashAttention: fa, kvCacheType, sequences, swaFull };
-    const handle = withNativeErrors(await native().createContext(model.handle, nativeOptions), Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[]);
+    const handle = withNativeErrors(await native().createContext(model.handle, nativeOptions), NATIVE_CONTEXT_METHODS);
     return new Context(model, handle, threads, sequences, nativeOptions);
   }
 
@@ -484,10 +484,7 @@ export class Context {
   /** The draft-only context of overlapped generations: the same sizes and threads as this one. */
   private async drafterFor(head: DraftHead | null): Promise<NativeContext> {
     if (!this.drafter) {
-      const handle = withNativeErrors(
-        await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 }),
-        Object.keys(NATIVE_CONTEXT_METHODS) as (keyof NativeContext)[],
-      );
+      const handle = withNativeErrors(await native().createContext(this.model.handle, { ...this.nativeOptions, sequences: 1 }), NATIVE_CONTEXT_METHODS);
       if (this.isDisposed) {
         handle.dispose();
         throw new DisposedError('generate (the context was disposed during generation)');

@@ -3,6 +3,7 @@
 // TypeScript. `nativeError()` turns an addon error into its error class, so that `instanceof`
 // works whichever side found the condition.
 import { BusyError, ContextFullError, DisposedError } from './errors.js';
+import type { KeysOf } from './option-keys.js';
 
 /** Every code, with where it comes from and what it means. */
 export const ERROR_CODES = {
@@ -50,11 +51,12 @@ export function nativeError(e: unknown): unknown {
 
 /**
  * A native object whose methods throw and reject with nativeError(): a plain object of wrappers,
- * one per method (the object itself is never passed back to the addon).
+ * one per method named in `methods` (every method of T: the type says so), never passed back to
+ * the addon.
  */
-export function withNativeErrors<T extends object>(target: T, methods: readonly (keyof T)[]): T {
+export function withNativeErrors<T extends object>(target: T, methods: KeysOf<T>): T {
   const out = {} as T;
-  for (const name of methods) {
+  for (const name of Object.keys(methods) as (keyof T)[]) {
     const method = target[name];
     if (typeof method !== 'function') continue;
     (out as Record<keyof T, unknown>)[name] = (...args: unknown[]) => {

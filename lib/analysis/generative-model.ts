@@ -112,18 +112,21 @@ function woodburyWeights(b: Rows, a: Rows, noiseStd: number): Matrix {
   return bm.sub(correction).div(s2);
 }
 
+/** The keys of SdrModelOptions (the synthetic sweep's options extend them). */
+export const SDR_MODEL_KEYS = {
+  dx: true,
+  dy: true,
+  sharedSignals: true,
+  selfSignals: true,
+  snrShared: true,
+  snrSelf: true,
+  noiseStd: true,
+  seed: true,
+} as const satisfies KeysOf<SdrModelOptions>;
+
 /** Draw the loadings of a generative model (see the module comment). */
 export function createSdrModel(options: SdrModelOptions): SdrModel {
-  checkOptionKeys('createSdrModel options', options, {
-    dx: true,
-    dy: true,
-    sharedSignals: true,
-    selfSignals: true,
-    snrShared: true,
-    snrSelf: true,
-    noiseStd: true,
-    seed: true,
-  } as const satisfies KeysOf<SdrModelOptions>);
+  checkOptionKeys('createSdrModel options', options, SDR_MODEL_KEYS);
   const o: Required<SdrModelOptions> = { noiseStd: 1, ...options };
   checkInt(o.dx, 'dx', 1);
   checkInt(o.dy, 'dy', 1);

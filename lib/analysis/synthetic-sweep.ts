@@ -19,7 +19,7 @@
  */
 import type { Matrix } from 'ml-matrix';
 import { cca } from './cca.js';
-import { createSdrModel, type SdrModelOptions } from './generative-model.js';
+import { createSdrModel, SDR_MODEL_KEYS, type SdrModelOptions } from './generative-model.js';
 import { chanceSubspaceQuality, meanSquaredCanonicalCorrelation, reconstructedCorrelation, subspaceQuality } from './metrics.js';
 import { pca } from './pca.js';
 import { pls } from './pls.js';
@@ -109,18 +109,11 @@ export interface SyntheticSweepResult {
 /** Fill in the defaults of {@link SyntheticSweepOptions}. */
 export function resolveSweepOptions(options: SyntheticSweepOptions = {}): Required<SyntheticSweepOptions> {
   checkOptionKeys('synthetic sweep options', options, {
-    dx: true,
-    dy: true,
-    sharedSignals: true,
-    selfSignals: true,
-    snrShared: true,
-    snrSelf: true,
-    noiseStd: true,
+    ...SDR_MODEL_KEYS,
     k: true,
     sampleCounts: true,
     repeats: true,
     testSamples: true,
-    seed: true,
     rccaFolds: true,
     rccaGrid: true,
     shuffles: true,

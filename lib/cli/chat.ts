@@ -8,7 +8,7 @@ import type { GenerateOptions } from '../context.js';
 import { DEMO_MODEL_PATH } from '../demo-model.js';
 import { loadModel } from '../model.js';
 import { intFlag, parse, readFlagFile, UsageError } from './args.js';
-import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, exitLayerFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
+import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, speculationFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
                  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
@@ -21,9 +21,9 @@ export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--templat
 export async function chatCommand(argv: string[]): Promise<void> {
   const { values } = parse('chat', argv, { ...GENERATION_FLAGS, system: { type: 'string' }, template: { type: 'string' } });
   const options = { ...samplingFromFlags(values, 256), ...freeDraftsFromFlags('chat', values) };
-  const exitLayer = exitLayerFromFlags('chat', values);
+  const { exitLayer, draftHead } = speculationFromFlags('chat', values);
   if (exitLayer !== undefined) {
-    options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead: values['draft-head'] };
+    options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead };
   } else if (values.draft !== undefined) {
     throw new UsageError('chat: --draft needs --exit-layer (or a --draft-head file)');
   }

@@ -52,15 +52,22 @@ export function contextFromFlags(values: FlagValues): { threads?: number; contex
   return { threads, contextSize: intFlag('ctx', values.ctx, 1) };
 }
 
-/** The exit layer: --exit-layer, else the one a --draft-head file was fitted for (the file stores it). */
-export function exitLayerFromFlags(command: string, values: FlagValues): number | undefined {
+/**
+ * The exit layer and draft head of the flags: --exit-layer, else the layer the --draft-head file was
+ * fitted for (the file stores it). The head is the loaded file when it had to be read for its layer
+ * (so that it is read once), else the path (read when the generation resolves it).
+ */
+export function speculationFromFlags(command: string, values: FlagValues): { exitLayer: number | undefined; draftHead: DraftHead | string | undefined } {
   const exitLayer = intFlag('exit-layer', values['exit-layer'], 1);
-  if (exitLayer !== undefined || values['draft-head'] === undefined) return exitLayer;
+  const path = values['draft-head'];
+  if (exitLayer !== undefined || path === undefined) return { exitLayer, draftHead: path };
+  let head: DraftHead;
   try {
-    return DraftHead.load(values['draft-head']).exitLayer;
+    head = DraftHead.load(path);
   } catch (e) {
     throw new UsageError(`${command}: --draft-head: ${(e as Error).message}`);
   }
+  return { exitLayer: head.exitLayer, draftHead: head };
 }
 
 /** The exit layer against the loaded model, as a usage error worded for the CLI (exit 2), not the API's. */

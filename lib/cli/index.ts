@@ -16,7 +16,7 @@ import {
   checkExitLayerFlag,
   contextFromFlags,
   describeSources,
-  exitLayerFromFlags,
+  speculationFromFlags,
   freeDraftsFromFlags,
   samplingFromFlags,
 } from './generation-flags.js';
@@ -63,14 +63,14 @@ async function generate(argv: string[]): Promise<void> {
   if (values.overlap !== undefined && values.overlap !== 'on' && values.overlap !== 'off') {
     throw new UsageError(`generate: --overlap must be on or off, got ${values.overlap}`);
   }
-  const exitLayer = exitLayerFromFlags('generate', values);
+  const { exitLayer, draftHead } = speculationFromFlags('generate', values);
   if (exitLayer !== undefined) {
     options.selfSpeculative = {
       exitLayer,
       draftTokens: intFlag('draft', values.draft, 1),
       adaptive: values.adaptive,
       verification: values.verify as 'cached' | 'full' | undefined,
-      draftHead: values['draft-head'],
+      draftHead,
       overlap: values.overlap === undefined ? undefined : values.overlap === 'on',
     };
     // an overlapped round is drafted by early exit ahead of time: no free drafts with it

@@ -11,9 +11,12 @@
 // costs O(1) even on a long loop ("a a a ..."); past the bound a short suffix may point at an older
 // occurrence than the newest, which is still an occurrence.
 
+import type { FreeDraftSource } from './draft-sources.js';
+
 const MAX_ENDPOS_WALK = 64;
 
-export class ContextLookup {
+export class ContextLookup implements FreeDraftSource {
+  readonly name = 'lookup';
   private readonly tokens: number[] = [];
   // states: the length of their longest string, suffix link, newest end position, transitions
   private readonly len: number[] = [0];

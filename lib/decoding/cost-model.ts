@@ -14,3 +14,29 @@ export function expectedTokens(a: number, d: number): number {
 export function estimatedVerifyCost(exitFraction: number, k: number): number {
   return (1 - exitFraction) * (1 + 0.25 * (k - 1));
 }
+
+/**
+ * A cost line ms ≈ base + perUnit · x through recent (x, ms) measurements, by least squares (slope
+ * at least `minSlope`, base at least 0). With fewer than three of them, or all at one x, the line
+ * goes through their mean with `fallbackShare` of the mean cost per unit as its slope.
+ */
+export function costLine(samples: readonly (readonly [number, number])[], minSlope: number, fallbackShare: number): { base: number; perUnit: number } {
+  const n = samples.length;
+  let sx = 0;
+  let sy = 0;
+  let sxx = 0;
+  let sxy = 0;
+  for (const [x, y] of samples) {
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+  }
+  const den = n * sxx - sx * sx;
+  if (n >= 3 && den > 1e-9) {
+    const perUnit = Math.max(minSlope, (n * sxy - sx * sy) / den);
+    return { base: Math.max(0, (sy - perUnit * sx) / n), perUnit };
+  }
+  const perUnit = (sy / sx) * fallbackShare;
+  return { base: (sy - perUnit * sx) / n, perUnit };
+}

@@ -7,7 +7,7 @@
 // length d yields (1 - a^(d+1)) / (1 - a) tokens and costs d·draft + verify(d+1) (+ one
 // draft step for the bonus position); a plain step yields 1 token for one full decode.
 
-import { estimatedVerifyCost, expectedTokens } from './cost-model.js';
+import { costLine, estimatedVerifyCost, expectedTokens } from './cost-model.js';
 
 export class DraftPolicy {
   private accepted = 2; // prior: a = 0.5 over a few observations
@@ -101,28 +101,11 @@ export class DraftPolicy {
   }
 
   observeVerify(tokens: number, ms: number): void {
-    // a least-squares line through the recent (tokens, ms) pairs
     this.vSamples.push([tokens, ms]);
     if (this.vSamples.length > 32) this.vSamples.shift();
-    const n = this.vSamples.length;
-    let sx = 0,
-      sy = 0,
-      sxx = 0,
-      sxy = 0;
-    for (const [x, y] of this.vSamples) {
-      sx += x;
-      sy += y;
-      sxx += x * x;
-      sxy += x * y;
-    }
-    const den = n * sxx - sx * sx;
-    if (n >= 3 && den > 1e-9) {
-      this.verifyPerToken = Math.max(0, (n * sxy - sx * sy) / den);
-      this.verifyBase = Math.max(0, (sy - this.verifyPerToken * sx) / n);
-    } else {
-      this.verifyPerToken = sy / sx / 4;
-      this.verifyBase = (sy - this.verifyPerToken * sx) / n;
-    }
+    const line = costLine(this.vSamples, 0, 1 / 4);
+    this.verifyBase = line.base;
+    this.verifyPerToken = line.perUnit;
   }
 }
 

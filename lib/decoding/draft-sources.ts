@@ -8,7 +8,7 @@
 // rows with all layers is measured (a least-squares line through recent rounds).
 import { checkEnum, checkInteger } from '../errors.js';
 import type { SourceStats } from './types.js';
-import { expectedTokens } from './cost-model.js';
+import { costLine, expectedTokens } from './cost-model.js';
 import { checkOptionKeys, type KeysOf } from '../option-keys.js';
 
 export type DraftSourceName = 'earlyExit' | 'lookup' | 'prediction';
@@ -114,25 +114,9 @@ export class FreeRoundCost {
     if (!(ms > 0)) return;
     this.samples.push([rows, ms]);
     if (this.samples.length > 48) this.samples.shift();
-    const n = this.samples.length;
-    let sx = 0,
-      sy = 0,
-      sxx = 0,
-      sxy = 0;
-    for (const [x, y] of this.samples) {
-      sx += x;
-      sy += y;
-      sxx += x * x;
-      sxy += x * y;
-    }
-    const den = n * sxx - sx * sx;
-    if (n >= 3 && den > 1e-9) {
-      this.perRow = Math.max(1e-6, (n * sxy - sx * sy) / den);
-      this.base = Math.max(0, (sy - this.perRow * sx) / n);
-    } else {
-      this.perRow = sy / sx / 2;
-      this.base = (sy - this.perRow * sx) / n;
-    }
+    const line = costLine(this.samples, 1e-6, 1 / 2);
+    this.base = line.base;
+    this.perRow = line.perUnit;
   }
 
   /** A plain run of `steps` steps took `ms`; `afterRound`: it followed a free round (or other multi-row decode). */

@@ -2,12 +2,12 @@
 // choice of whether a round takes one (expected tokens per millisecond against the alternative),
 // and their fusion with early exit in either order. Sampling stays exact: a free draft is a point
 // mass (accept.ts).
-import { distribution, needsLogits } from '../sampling.js';
+import { needsLogits } from '../sampling.js';
 import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
-import { commit, countLegacyLookup, type Drafts, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
+import { commit, countLegacyLookup, type Drafts, draft, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
 
 /** The free draft sources of a generation and what chooses between them. */
 export interface FreeRounds {
@@ -41,29 +41,11 @@ export interface FreeChoice {
 /** The sources a generation drafts from for free: the caller's prediction first, then the context. */
 export function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): FreeDraftSource[] {
   const out: FreeDraftSource[] = [];
-  if (o.prediction) {
-    const impl = new PredictionDrafts(o.prediction);
-    out.push({
-      name: 'prediction',
-      push: (t) => impl.push(t),
-      draft: (n) => impl.draft(n),
-      get matchLength() {
-        return impl.matchLength;
-      },
-    });
-  }
+  if (o.prediction) out.push(new PredictionDrafts(o.prediction));
   if (o.lookup) {
-    const impl = new ContextLookup();
-    impl.pushAll(promptTokens);
-    out.push({
-      name: 'lookup',
-      push: (t) => impl.push(t),
-      draft: (n) => impl.draft(n),
-      peek: (extra, n) => impl.peek(extra, n),
-      get matchLength() {
-        return impl.matchLength;
-      },
-    });
+    const lookup = new ContextLookup();
+    lookup.pushAll(promptTokens);
+    out.push(lookup);
   }
   return out;
 }
@@ -208,34 +190,12 @@ export async function freeRound(s: LoopState, p: number, last: number, c: FreeCh
  * draft keeps its own distribution (a point mass for the free ones), so sampling stays exact.
  */
 export async function fusedRound(s: LoopState, p: number, last: number, c: FreeChoice, extend: number): Promise<{ p: number; last: number } | null> {
-  const { sampling, nVocab, stats, session } = s;
-  const spec = s.spec!;
+  const { sampling, nVocab, stats } = s;
   const f = s.free!;
-  const greedy = sampling.temperature === 0;
   const t0 = performance.now();
-  const r = await s.ctx.draft({
-    token: last,
-    prefix: Int32Array.from(c.tokens),
-    layer: spec.exitLayer,
-    maxTokens: extend,
-    minProbability: spec.minDraftProbability,
-    finish: spec.verification === 'cached',
-    temperature: sampling.temperature,
-    uniforms: greedy ? undefined : Float64Array.from({ length: extend }, () => s.rng.next()),
-  });
+  const d = await draft(s, last, extend, c.tokens);
+  const { tokens, dists } = d;
   const t1 = performance.now();
-  let tokens = [...c.tokens, ...r.tokens];
-  let lastDecoded = r.lastDecoded;
-  const cut = untilStop(session, tokens);
-  if (cut.length < tokens.length) {
-    tokens = cut;
-    lastDecoded = true;
-  }
-  const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
-  const dists = greedy
-    ? null
-    : tokens.map((t, j) => (j < c.tokens.length ? pointMass(t, nVocab) : distribution(r.logits!, draftSampling, (j - c.tokens.length) * nVocab, nVocab)));
-  const d: Drafts = { tokens, dists, lastDecoded };
   const v = await verify(s, p, last, d);
   const t2 = performance.now();
   const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s));

@@ -4,10 +4,13 @@
 // edit), the output's newest tokens are looked up in the prediction, and the drafts continue after
 // their first occurrence past the last agreed position, so that an edited word costs one round.
 
+import type { FreeDraftSource } from './draft-sources.js';
+
 /** Newest output tokens that must agree with the prediction before drafts resume after a mismatch. */
 const REALIGN_ORDERS = [4, 3, 2] as const;
 
-export class PredictionDrafts {
+export class PredictionDrafts implements FreeDraftSource {
+  readonly name = 'prediction';
   /** Output tokens so far (only the newest few are used). */
   private readonly recent: number[] = [];
   /** Where in the prediction the next output token is expected; -1 while unaligned. */

@@ -2,7 +2,7 @@
 // its verification, a plain step, and committing a round's tokens to the KV cache and the session.
 import type { NativeContext, NativeDecodeResult } from '../native.js';
 import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from '../sampling.js';
-import { emitRound } from './accept.js';
+import { emitRound, pointMass } from './accept.js';
 import type { DraftPolicy } from './draft-policy.js';
 import type { FreeRounds } from './free-rounds.js';
 import { plainStep } from './plain.js';
@@ -72,8 +72,12 @@ export async function plainRound(s: LoopState, last: number): Promise<number> {
   return next;
 }
 
-/** Up to `want` early-exit drafts after `last`, in one native call. */
-export async function draft(s: LoopState, last: number, want: number): Promise<Drafts> {
+/**
+ * Up to `want` early-exit drafts after `last`, in one native call; after `free` drafts (a lookup's
+ * or a prediction's, whose tokens pass layers [0, E) in the same call) when given. The free drafts
+ * come first in the result, each with a point mass as its distribution.
+ */
+export async function draft(s: LoopState, last: number, want: number, free: readonly number[] = []): Promise<Drafts> {
   const { sampling, session } = s;
   const spec = s.spec!;
   const greedy = sampling.temperature === 0;
@@ -82,6 +86,7 @@ export async function draft(s: LoopState, last: number, want: number): Promise<D
   const finish = spec.verification === 'cached' && !s.policy?.probing;
   const r = await s.ctx.draft({
     token: last,
+    prefix: free.length > 0 ? Int32Array.from(free) : undefined,
     layer: spec.exitLayer,
     maxTokens: want,
     minProbability: spec.minDraftProbability,
@@ -89,7 +94,7 @@ export async function draft(s: LoopState, last: number, want: number): Promise<D
     temperature: sampling.temperature,
     uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
   });
-  let tokens = Array.from(r.tokens);
+  let tokens = [...free, ...r.tokens];
   let lastDecoded = r.lastDecoded;
   // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
   const cut = untilStop(session, tokens);
@@ -100,7 +105,9 @@ export async function draft(s: LoopState, last: number, want: number): Promise<D
   // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
   // exact for any draft distribution, as long as it is the one the draft was drawn from)
   const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
-  const dists = greedy ? null : tokens.map((_, j) => distribution(r.logits!, draftSampling, j * s.nVocab, s.nVocab));
+  const dists = greedy
+    ? null
+    : tokens.map((t, j) => (j < free.length ? pointMass(t, s.nVocab) : distribution(r.logits!, draftSampling, (j - free.length) * s.nVocab, s.nVocab)));
   return { tokens, dists, lastDecoded };
 }
 

@@ -11,6 +11,8 @@ export class DecodeSession {
   stopReason: StopReason | null = null;
   private readonly out: TextOutput;
   readonly hasStopStrings: boolean;
+  /** The extra end-of-generation tokens, for the addon's own loop (which also stops at the model's). */
+  readonly stopTokenIds: Int32Array;
   private readonly pendingTokens: number[] = [];
 
   constructor(
@@ -25,16 +27,12 @@ export class DecodeSession {
   ) {
     this.out = new TextOutput(stopStrings);
     this.hasStopStrings = stopStrings.length > 0;
+    this.stopTokenIds = Int32Array.from(stopTokens);
   }
 
   /** Whether accepting these tokens would complete a stop string (drafting stops there). */
   wouldStop(tokens: readonly number[]): boolean {
     return this.out.wouldStop(tokens.map((t) => this.model.tokenPiece(t, false)));
-  }
-
-  /** The extra end-of-generation tokens (for the addon's own loop, which also stops at the model's). */
-  get stopTokenIds(): Int32Array {
-    return Int32Array.from(this.stopTokens);
   }
 
   /** Tokens the session still takes before its token limit. */
