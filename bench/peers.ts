@@ -7,7 +7,7 @@
 // otherwise: a silently broken peer would make a comparison meaningless.
 //
 // By default every peer runs with our contexts' attention settings (F32 KV cache, no flash
-// attention: lib/context.ts), not with its own defaults (F16 KV, flash attention 'auto'): these
+// attention: lib/runtime/context.ts), not with its own defaults (F16 KV, flash attention 'auto'): these
 // change both the speed (on the 12-layer brown model, llama-speculative-simple decodes 1042 t/s
 // with ours, 903 with F16 KV, 509 with flash attention) and the greedy tokens (with F16 KV the
 // brown model's output leaves ours at token 55). `PeerAttention` chooses.

@@ -1,13 +1,13 @@
 // Cost of one sampling distribution (softmax + top-k/top-p) over a large vocabulary: the
-// threshold-pruned selection in lib/sampling.ts against sorting the whole vocabulary (the
+// threshold-pruned selection in lib/decoding/sampling.ts against sorting the whole vocabulary (the
 // previous implementation, kept here as the baseline). Speculative sampling computes one such
 // row per drafted token and per verified position, so this is paid several times per round.
 //   node bench/run.mjs sampling
 import { Bench } from 'tinybench';
 
 // the package exports no sampler internals; load them from the build next to this benchmark
-type Sampling = typeof import('../dist/sampling.js');
-const { distribution, resolveSampling, SamplerRng } = (await import(new URL('../../dist/sampling.js', import.meta.url).href)) as Sampling;
+type Sampling = typeof import('../dist/decoding/sampling.js');
+const { distribution, resolveSampling, SamplerRng } = (await import(new URL('../../dist/decoding/sampling.js', import.meta.url).href)) as Sampling;
 
 function fullSortDistribution(logits: Float32Array, topK: number, topP: number, temperature: number): Float64Array {
   const p = distribution(logits, resolveSampling({ temperature }));

@@ -1,6 +1,6 @@
 // Self-speculative speed on the trained models (BENCHMARKS.md, "Training"): for each model of the
 // training experiment, plain greedy decoding and self-speculative decoding at every (E, d) of a grid,
-// measured side by side in one run (lib/sweep.ts interleaves plain runs between exit layers), at 1
+// measured side by side in one run (lib/tools/sweep.ts interleaves plain runs between exit layers), at 1
 // and 2 threads; then the best cells again with context lookup, with a draft head fitted on the model's
 // own generations, and with both, each against plain runs interleaved with it.
 //

@@ -1,7 +1,7 @@
 // layerskip: self-speculative decoding (LayerSkip) for local LLMs on a patched llama.cpp.
-export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './model.js';
-export { ModelFileError, checkModelInfo, validateModelFile, type ModelFileFault } from './model-validation.js';
-export { validateModelFileAsync } from './validation-thread.js';
+export { loadModel, Model, type LoadModelOptions, type ModelInfo } from './runtime/model.js';
+export { ModelFileError, checkModelInfo, validateModelFile, type ModelFileFault } from './model-file/validation.js';
+export { validateModelFileAsync } from './model-file/validation-thread.js';
 export {
   Context,
   Sequence,
@@ -10,7 +10,7 @@ export {
   type DecodeLayersOptions,
   type DecodeLayersResult,
   type GenerateOptions,
-} from './context.js';
+} from './runtime/context.js';
 export {
   Generation,
   type GenerationChunk,
@@ -19,17 +19,17 @@ export {
   type SpeculativeStats,
   type SourceStats,
   type StopReason,
-} from './generation.js';
+} from './runtime/generation.js';
 export type { SelfSpeculativeOptions } from './decoding/self-speculative.js';
 export type { LookupOptions } from './decoding/draft-sources.js';
-export type { SamplingOptions } from './sampling.js';
-export { BusyError, ContextFullError, DisposedError, UnsupportedArchitectureError } from './errors.js';
-export { LAYER_RANGE_ARCHITECTURES, architectureSupport, layerRangeRefusal, type ArchitectureSupport } from './architectures.js';
-export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './quantize.js';
-export { systemInfo } from './system.js';
-export { formatLayerAnalysis, renderLayerAnalysisSvg } from './reports/layer-analysis-report.js';
-export { sweepToCsv, sweepToSvg } from './reports/sweep-report.js';
-export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from './reports/svg-chart.js';
+export type { SamplingOptions } from './decoding/sampling.js';
+export { AbortedError, BusyError, ContextFullError, DisposedError, RpcError, UnsupportedArchitectureError } from './native/errors.js';
+export { LAYER_RANGE_ARCHITECTURES, architectureSupport, layerRangeRefusal, type ArchitectureSupport } from './model-file/architectures.js';
+export { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from './native/quantize.js';
+export { systemInfo } from './native/system.js';
+export { formatLayerAnalysis, renderLayerAnalysisSvg } from './tools/reports/layer-analysis-report.js';
+export { sweepToCsv, sweepToSvg } from './tools/reports/sweep-report.js';
+export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from './analysis/svg-chart.js';
 export {
   analyzeLayers,
   predictedSpeedup,
@@ -39,15 +39,15 @@ export {
   type LayerAnalysisResult,
   type LayerAnalysisEntry,
   type LayerRecommendation,
-} from './layer-analysis.js';
-export { sweep, type SweepCell, type SweepOptions, type SweepResult } from './sweep.js';
+} from './tools/layer-analysis.js';
+export { sweep, type SweepCell, type SweepOptions, type SweepResult } from './tools/sweep.js';
 export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
-export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './draft-head/fit.js';
-export { DEMO_MODEL_PATH } from './demo-model.js';
-export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnResult } from './chat/session.js';
-export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './chat/template.js';
-export { applyBuiltinChatTemplate } from './chat/builtin.js';
-export { createModel, type CreateModelResult, type CreateModelSpec } from './training/create-model.js';
+export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './tools/draft-head-fit.js';
+export { DEMO_MODEL_PATH } from './util/demo-model.js';
+export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnResult } from './runtime/chat-session.js';
+export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './runtime/chat-template.js';
+export { applyBuiltinChatTemplate } from './runtime/chat-builtin.js';
+export { createModel, type CreateModelResult, type CreateModelSpec } from './tools/training/create-model.js';
 export {
   trainModel,
   evaluateExits,
@@ -61,5 +61,5 @@ export {
   type Curriculum,
   type DropoutScale,
   type ExitWeighting,
-} from './training/train.js';
-export { startRpcServer, type RpcServer, type RpcServerOptions } from './rpc/server.js';
+} from './tools/training/train.js';
+export { startRpcServer, type RpcServer, type RpcServerOptions } from './native/rpc-server.js';

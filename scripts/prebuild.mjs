@@ -50,7 +50,7 @@ try {
   rmSync(out, { recursive: true, force: true });
   cpSync(join(main, 'prebuilds'), out, { recursive: true });
   // x64 CPUs without AVX2 get a second binary, in a subfolder node-gyp-build does not scan;
-  // lib/native.ts picks it from the CPU's flags
+  // lib/native/binding.ts picks it from the CPU's flags
   if (process.arch === 'x64' && !process.env.LAYERSKIP_SKIP_BASELINE) {
     const base = prebuild('baseline');
     scratches.push(base);

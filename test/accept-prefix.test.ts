@@ -3,7 +3,7 @@
 // norm(max(0, p − q)) rule, at its boundary and in distribution.
 import { describe, expect, it } from 'vitest';
 import { acceptPrefix } from '../lib/decoding/accept.js';
-import { SamplerRng, resolveSampling, sampleFrom } from '../lib/sampling.js';
+import { SamplerRng, resolveSampling, sampleFrom } from '../lib/decoding/sampling.js';
 
 const greedy = resolveSampling({});
 const sampled = resolveSampling({ temperature: 1 });

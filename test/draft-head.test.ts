@@ -1,4 +1,4 @@
-// Fitted draft heads (issue 11): calibration raises held-out early-exit agreement on stories260K;
+// Fitted draft heads: calibration raises held-out early-exit agreement on stories260K;
 // greedy self-speculative output stays the plain output with a fitted head, a deliberately bad head
 // (random adapter) and a tiny draft vocabulary that misses the next token; speculative sampling
 // stays exact with a head and a restricted vocabulary; bad heads are clear errors.
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DraftHead, fitDraftHead, loadModel, type Context, type Model } from '../lib/index.js';
-import { SamplerRng } from '../lib/sampling.js';
+import { SamplerRng } from '../lib/decoding/sampling.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES } from './helpers.js';
 
 function randomHead(model: Model, exitLayer: number, seed: number, tokenIds: number[] | null): DraftHead {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeRandomLlamaModel, type RandomLlamaSpec } from '../lib/gguf/index.js';
-import { distribution, resolveSampling, SamplerRng, type SamplingOptions } from '../lib/sampling.js';
+import { distribution, resolveSampling, SamplerRng, type SamplingOptions } from '../lib/decoding/sampling.js';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { loadModel, type Context, type ContextOptions, type Model } from '../lib/index.js';
 

@@ -1,4 +1,4 @@
-// Issue 6 part 3: per-layer analysis for choosing an exit layer. Agreement is checked against an
+// tools/layer-analysis: per-layer analysis for choosing an exit layer. Agreement is checked against an
 // independent computation (argmax of the logits rows of a direct early-exit and full decode), CKA
 // against linearCka on directly decoded hidden states; the predicted speedups follow the cost model;
 // a model whose late layers barely move the residual stream agrees well at its deep exits.

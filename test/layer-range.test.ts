@@ -1,4 +1,4 @@
-// Issue 3: the layer-range patch. Early exit at E = N equals a full decode; drafting with layers
+// The layer-range patch (0002, 0003). Early exit at E = N equals a full decode; drafting with layers
 // [0, E) then verifying with [E, N) from the cached hidden states gives the full decode's logits
 // and the same KV cache; rollback is exact; alternating ranges never reuse the wrong graph.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Tensor names and shapes per architecture (lib/model-validation-shapes.ts) on random models of
+// Tensor names and shapes per architecture (lib/model-file/validation-shapes.ts) on random models of
 // every layer-range architecture: the written model passes; every dimension of every tensor the
 // writer writes is checked; a removed tensor is 'tensor-missing' unless llama.cpp loads it as
 // optional; optional tensors real files carry pass with their shape and fail with another; and
@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LAYER_RANGE_ARCHITECTURES } from '../lib/architectures.js';
+import { LAYER_RANGE_ARCHITECTURES } from '../lib/model-file/architectures.js';
 import {
   GgmlType,
   archTensorSlots,

@@ -2,13 +2,13 @@
 // rule, applied to one-token decodes through decodeLayers): greedy output with every decoding mode,
 // and sampled output against the exact distribution (chi-square), with early-exit and lookup drafts.
 import { describe, expect, it } from 'vitest';
-import { distribution, resolveSampling, type SamplingOptions } from '../lib/sampling.js';
+import { distribution, resolveSampling, type SamplingOptions } from '../lib/decoding/sampling.js';
 import type { Context } from '../lib/index.js';
 import { EXACT, expectSamplesFollow, modelFixture, STORIES } from './helpers.js';
 
 const PENALTIES = { repeatPenalty: 1.4, presencePenalty: 0.3, frequencyPenalty: 0.2, penaltyLastN: 24 };
 
-/** llama.cpp's penalties (llama_sampler_penalties), written out independently of lib/sampling.ts. */
+/** llama.cpp's penalties (llama_sampler_penalties), written out independently of lib/decoding/sampling.ts. */
 function penalize(logits: Float32Array, history: readonly number[], o: typeof PENALTIES): Float32Array {
   const out = Float32Array.from(logits);
   const window = history.slice(-o.penaltyLastN);

@@ -7,8 +7,8 @@
 // decode's.
 import { describe, expect, it } from 'vitest';
 import { DraftHead, loadModel, type Context } from '../lib/index.js';
-import { SamplerRng } from '../lib/sampling.js';
-import type { NativeContext } from '../lib/native.js';
+import { SamplerRng } from '../lib/decoding/sampling.js';
+import type { NativeContext } from '../lib/native/binding.js';
 import { EXACT, exactSampleDistribution, expectSamplesFollow, modelFixture, randomModel, randomPrompts, SHAPES, STORIES, untilFirstToken } from './helpers.js';
 
 const MODELS: [string, () => string][] = [

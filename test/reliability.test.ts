@@ -1,4 +1,4 @@
-// Faults that used to take the process down or hang it, now clear errors (part of issue 12): a model
+// Faults that used to take the process down or hang it, now clear errors: a model
 // whose logits come out NaN (greedy returned token 0, top-k / top-p looped forever), a vocabulary
 // without byte tokens (tokenize threw a C++ exception that terminated the process), quantize misuse,
 // the strict option checks that replaced silent coercions, and races with dispose and abort.

@@ -3,8 +3,8 @@
 // decoding over RPC equals plain decoding over RPC, and a server that goes away mid-generation
 // rejects that generation instead of taking the process down.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, startRpcServer, type RpcServer } from '../lib/index.js';
-import { freePort } from '../lib/rpc/server.js';
+import { loadModel, RpcError, startRpcServer, type RpcServer } from '../lib/index.js';
+import { freePort } from '../lib/native/rpc-server.js';
 import { STORIES, untilFirstToken } from './helpers.js';
 import { startDelayProxy } from '../bench/tcp-delay-proxy.js';
 
@@ -122,7 +122,9 @@ describe('RPC servers', () => {
       await untilFirstToken(gen); // it is running
       const t0 = performance.now();
       await doomed.close();
-      await expect(gen.result).rejects.toMatchObject({ code: 'ERR_RPC' });
+      const lost = await gen.result.catch((e: unknown) => e);
+      expect(lost).toBeInstanceOf(RpcError); // the addon's ERR_RPC, as the class the TypeScript side throws
+      expect(lost).toMatchObject({ code: 'ERR_RPC' });
       expect(performance.now() - t0).toBeLessThan(2000);
       await expect(ctx.generate(PROMPT, { maxTokens: 3 }).result).rejects.toMatchObject({ code: 'ERR_RPC' }); // and stays failed
     } finally {

@@ -1,4 +1,4 @@
-// Issue 4: self-speculative decoding is lossless. Greedy output equals plain greedy output token
+// Self-speculative decoding is lossless. Greedy output equals plain greedy output token
 // for token (every exit layer, draft lengths 1..8, seeded prompts); speculative sampling keeps the
 // full model's distribution (chi-square test); statistics add up; bad options are clear errors.
 // The full sweep (100 prompts x 200 tokens) is scripts/lossless-sweep.mjs; this file runs a subset.

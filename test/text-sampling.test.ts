@@ -1,8 +1,8 @@
 // Pure-TypeScript pieces: streamed text with stop strings split across tokens, and the sampling
 // distribution (temperature, top-k, top-p) against hand-computed values.
 import { describe, expect, it } from 'vitest';
-import { TextOutput } from '../lib/text-output.js';
-import { distribution, resolveSampling, SamplerRng, sampleFrom } from '../lib/sampling.js';
+import { TextOutput } from '../lib/util/text-output.js';
+import { distribution, resolveSampling, SamplerRng, sampleFrom } from '../lib/decoding/sampling.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 

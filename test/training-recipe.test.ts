@@ -1,5 +1,5 @@
-// The LayerSkip training recipe's per-step constants (lib/training/recipe.ts) and the data windows
-// (lib/training/data.ts), checked against closed forms written out here from the paper
+// The LayerSkip training recipe's per-step constants (lib/tools/training/recipe.ts) and the data windows
+// (lib/tools/training/data.ts), checked against closed forms written out here from the paper
 // (arXiv 2404.16710, section 4) and torchtune's recipe, not against the functions themselves.
 // Pure TypeScript: nothing here loads the native addon.
 import { describe, expect, it } from 'vitest';
@@ -13,8 +13,8 @@ import {
   type Curriculum,
   type EarlyExitLossOptions,
   type ExitWeighting,
-} from '../lib/training/recipe.js';
-import { evaluationBatches, sampleWindows } from '../lib/training/data.js';
+} from '../lib/tools/training/recipe.js';
+import { evaluationBatches, sampleWindows } from '../lib/tools/training/data.js';
 
 /** sum_{i=0}^{n} i, by a loop (deliberately not n(n+1)/2). */
 function sumTo(n: number): number {

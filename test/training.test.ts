@@ -1,4 +1,4 @@
-// LayerSkip training (patch 0010, native/trainer.cc, lib/training/train.ts) against independent
+// LayerSkip training (patch 0010, native/trainer.cc, lib/tools/training/train.ts) against independent
 // references: the training graph's per-exit cross-entropy against decodeLayers logits (inference
 // graph) with dropped layers removed from the file; its gradients against central finite
 // differences of its own forward loss; the fixed topology through weights that must not move.
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, quantizeModel, trainModel } from '../lib/index.js';
-import { loadNative, type NativeTrainer } from '../lib/native.js';
+import { loadNative, type NativeTrainer } from '../lib/native/binding.js';
 import { readGgufInfo, writeGguf, iterateTensorBytes, type GgufTensorInput } from '../lib/gguf/index.js';
 import type { GgufMetadataValue } from '../lib/gguf/types.js';
 import { randomModel, STORIES } from './helpers.js';

@@ -6,7 +6,7 @@
  */
 import { type MatrixInput, ShapeError, toPairedRows } from './matrix-input.js';
 import { checkCoefficient, fitOnSpans, spanPair, type TwoViewResult, twoViewResult } from './two-view.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** Options for {@link cca}. */
 export interface CcaOptions {

@@ -22,7 +22,7 @@ import { Matrix, solve } from 'ml-matrix';
 import { zeros } from './linalg.js';
 import { type Rows, rowsToMatrix, ShapeError } from './matrix-input.js';
 import { createRng, type Rng } from './random.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** Parameters of {@link createSdrModel}. */
 export interface SdrModelOptions {

@@ -41,9 +41,9 @@ export {
   type ReconstructedCorrelation,
   type ReconstructedCorrelationOptions,
 } from './metrics.js';
-// charts are reports, not mathematics: kept here for compatibility (they live in lib/reports/)
-export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from '../reports/svg-chart.js';
-export { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
+// charts are reports, not mathematics: kept here for compatibility (they live in lib/tools/reports/)
+export { renderLineCharts, type ChartLayout, type ChartPanel, type ChartSeries } from './svg-chart.js';
+export { syntheticSweepSvg } from './synthetic-sweep-chart.js';
 export {
   resolveSweepOptions,
   runSyntheticSweep,

@@ -8,7 +8,7 @@
 import { centredSpan, mulAtB, orthonormalColumns, topSvd } from './linalg.js';
 import { type MatrixInput, ShapeError, toPairedRows, toRows } from './matrix-input.js';
 import { createRng } from './random.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /**
  * Cosines of the principal angles between span(A) and span(B) (`d × ka` and

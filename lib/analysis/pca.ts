@@ -8,7 +8,7 @@ import type { Matrix } from 'ml-matrix';
 import { centredSpan, fixSigns, zeros } from './linalg.js';
 import { checkComponents, type MatrixInput, ShapeError, toRows } from './matrix-input.js';
 import { type LinearProjection, makeProjection } from './projection.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** Options for {@link pca}. */
 export interface PcaOptions {

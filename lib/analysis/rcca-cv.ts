@@ -8,7 +8,7 @@ import { type MatrixInput, type Rows, ShapeError, toPairedRows } from './matrix-
 import { projectRows } from './projection.js';
 import { createRng } from './random.js';
 import { fitOnSpans, SingularCovarianceError, spanPair, type TwoViewResult, twoViewResult } from './two-view.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** Default coefficient grid: plain CCA, light to heavy shrinkage, PLS. */
 export const DEFAULT_RCCA_GRID: readonly number[] = [0, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1];

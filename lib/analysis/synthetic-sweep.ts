@@ -27,7 +27,7 @@ import type { LinearProjection } from './projection.js';
 import { DEFAULT_RCCA_GRID, rccaCv } from './rcca-cv.js';
 import { SingularCovarianceError } from './two-view.js';
 import { ShapeError } from './matrix-input.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** The methods compared by the sweep. */
 export type SweepMethod = 'PCA' | 'PLS' | 'CCA' | 'rCCA';

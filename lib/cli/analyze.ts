@@ -2,11 +2,11 @@
 // speedup), or with --synthetic the SDR paper's synthetic sweep (PCA / PLS / CCA / rCCA).
 import { writeFileSync } from 'node:fs';
 import { runSyntheticSweep } from '../analysis/index.js';
-import { syntheticSweepSvg } from '../reports/synthetic-sweep-chart.js';
+import { syntheticSweepSvg } from '../analysis/synthetic-sweep-chart.js';
 import { DraftHead } from '../draft-head/draft-head.js';
-import { analyzeLayers, DEFAULT_CALIBRATION_TEXTS } from '../layer-analysis.js';
-import { loadModel } from '../model.js';
-import { formatLayerAnalysis, renderLayerAnalysisSvg } from '../reports/layer-analysis-report.js';
+import { analyzeLayers, DEFAULT_CALIBRATION_TEXTS } from '../tools/layer-analysis.js';
+import { loadModel } from '../runtime/model.js';
+import { formatLayerAnalysis, renderLayerAnalysisSvg } from '../tools/reports/layer-analysis-report.js';
 import { intFlag, intListFlag, parse, readFlagFile, UsageError } from './args.js';
 import { progressBar } from './progress.js';
 

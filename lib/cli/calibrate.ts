@@ -1,8 +1,8 @@
 // `layerskip calibrate`: fits a draft head (exit adapter and draft vocabulary) for one exit layer
 // and writes it as a small GGUF file, with a progress bar on the terminal.
-import { fitDraftHead, type FitDraftHeadOptions } from '../draft-head/fit.js';
+import { fitDraftHead, type FitDraftHeadOptions } from '../tools/draft-head-fit.js';
 import type { DraftHeadStats } from '../draft-head/draft-head.js';
-import { loadModel } from '../model.js';
+import { loadModel } from '../runtime/model.js';
 import { intFlag, numberFlag, parse, readFlagFile, required, UsageError } from './args.js';
 import { progressBar } from './progress.js';
 

@@ -2,11 +2,11 @@
 // turn; the answer streams to stdout. Ctrl-C stops the current answer (the conversation goes on),
 // Ctrl-D (end of input) ends the session.
 import { createInterface } from 'node:readline';
-import { ChatSession } from '../chat/session.js';
-import { PLAIN_CHAT_TEMPLATE } from '../chat/template.js';
-import type { GenerateOptions } from '../context.js';
-import { DEMO_MODEL_PATH } from '../demo-model.js';
-import { loadModel } from '../model.js';
+import { ChatSession } from '../runtime/chat-session.js';
+import { PLAIN_CHAT_TEMPLATE } from '../runtime/chat-template.js';
+import type { GenerateOptions } from '../runtime/context.js';
+import { DEMO_MODEL_PATH } from '../util/demo-model.js';
+import { loadModel } from '../runtime/model.js';
 import { intFlag, parse, readFlagFile, UsageError } from './args.js';
 import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, speculationFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
 

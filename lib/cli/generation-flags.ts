@@ -1,9 +1,9 @@
 // The flags `generate` and `chat` share: the model, the sampling options, the context's threads and
 // size, and the self-speculative settings.
 import { availableParallelism } from 'node:os';
-import type { GenerateOptions } from '../context.js';
+import type { GenerateOptions } from '../runtime/context.js';
 import { DraftHead } from '../draft-head/draft-head.js';
-import type { SourceStats, SpeculativeStats } from '../generation.js';
+import type { SourceStats, SpeculativeStats } from '../runtime/generation.js';
 import { intFlag, numberFlag, readFlagFile, UsageError } from './args.js';
 
 export const GENERATION_FLAGS = {

@@ -4,11 +4,11 @@
 // other failures exit with status 1 and the error's message.
 import { existsSync, readFileSync } from 'node:fs';
 import { DraftHead, isDraftHeadFile } from '../draft-head/draft-head.js';
-import { layerRangeRefusal } from '../architectures.js';
-import { loadModel } from '../model.js';
-import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../quantize.js';
-import type { GenerateOptions } from '../context.js';
-import { DEMO_MODEL_PATH } from '../demo-model.js';
+import { layerRangeRefusal } from '../model-file/architectures.js';
+import { loadModel } from '../runtime/model.js';
+import { quantizeModel, QUANTIZATION_TYPES, type QuantizationType } from '../native/quantize.js';
+import type { GenerateOptions } from '../runtime/context.js';
+import { DEMO_MODEL_PATH } from '../util/demo-model.js';
 import { analyzeCommand, analyzeUsage } from './analyze.js';
 import { HelpRequested, intFlag, parse, required, UsageError } from './args.js';
 import {

@@ -1,7 +1,7 @@
 // `layerskip rpc-server`: llama.cpp's RPC server in this process, until SIGINT or SIGTERM.
 import { availableParallelism } from 'node:os';
-import { loadNative } from '../native.js';
-import { isLoopback, RPC_NO_AUTH_WARNING } from '../rpc/endpoint.js';
+import { loadNative } from '../native/binding.js';
+import { isLoopback, RPC_NO_AUTH_WARNING } from '../native/rpc-endpoint.js';
 import { intFlag, parse } from './args.js';
 
 export const rpcServerUsage = `  layerskip rpc-server [--host 127.0.0.1] [--port 50052] [--threads N] [--cache DIR] [--device NAME]

@@ -1,8 +1,8 @@
 // `layerskip sweep`: greedy self-speculative tokens/s for every (exit layer, draft length), as CSV and an SVG heat map.
 import { writeFileSync } from 'node:fs';
-import { loadModel } from '../model.js';
-import { sweepToCsv, sweepToSvg } from '../reports/sweep-report.js';
-import { sweep } from '../sweep.js';
+import { loadModel } from '../runtime/model.js';
+import { sweepToCsv, sweepToSvg } from '../tools/reports/sweep-report.js';
+import { sweep } from '../tools/sweep.js';
 import { intFlag, intListFlag, parse, required } from './args.js';
 
 export const sweepUsage = `  layerskip sweep -m MODEL [--csv OUT] [--svg OUT] [--tokens N] [--layers 1,2,3] [--drafts 1,2,4] [--repeats R] [--threads T]\n`;

@@ -3,8 +3,8 @@
 // with --init (createModel writes <out>.init.gguf first). A progress line on stderr; Ctrl-C stops
 // after the current step and writes a checkpoint that --resume continues.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createModel } from '../training/create-model.js';
-import { trainModel, type ExitEvaluation, type TrainModelOptions, type TrainModelResult, type TrainProgress } from '../training/train.js';
+import { createModel } from '../tools/training/create-model.js';
+import { trainModel, type ExitEvaluation, type TrainModelOptions, type TrainModelResult, type TrainProgress } from '../tools/training/train.js';
 import { intFlag, intListFlag, numberFlag, parse, required, UsageError } from './args.js';
 
 export const trainUsage = `  layerskip train (--model FILE | --init LAYERS,DIM,HEADS,FF --tokenizer FILE) --text FILE ... --out FILE

@@ -1,7 +1,7 @@
 // The accept rule and what a round hands to the session: shared by the generation driver
 // (self-speculative.ts, free-rounds.ts) and the overlapped loop (pipelined.ts).
-import type { NativeDecodeResult } from '../native.js';
-import { greedyToken, pickToken, type ResolvedSampling, type SamplerRng, sampleFrom, targetDistribution } from '../sampling.js';
+import type { NativeDecodeResult } from '../native/binding.js';
+import { greedyToken, pickToken, type ResolvedSampling, type SamplerRng, sampleFrom, targetDistribution } from './sampling.js';
 import type { DecodeSession } from './session.js';
 import type { SpeculativeStats } from './types.js';
 

@@ -6,10 +6,10 @@
 // that maximises that rate: acceptance is estimated per source and per match length (a long match
 // in the context is far more likely to continue than a 2-token one), and the cost of verifying k
 // rows with all layers is measured (a least-squares line through recent rounds).
-import { checkEnum, checkInteger } from '../errors.js';
+import { checkEnum, checkInteger } from '../native/errors.js';
 import type { SourceStats } from './types.js';
 import { costLine, expectedTokens } from './cost-model.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 export type DraftSourceName = 'earlyExit' | 'lookup' | 'prediction';
 

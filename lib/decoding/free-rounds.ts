@@ -2,7 +2,7 @@
 // choice of whether a round takes one (expected tokens per millisecond against the alternative),
 // and their fusion with early exit in either order. Sampling stays exact: a free draft is a point
 // mass (accept.ts).
-import { needsLogits } from '../sampling.js';
+import { needsLogits } from './sampling.js';
 import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';

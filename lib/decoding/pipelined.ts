@@ -18,8 +18,8 @@
 // (acceptPrefix), so greedy output is plain greedy output and sampling keeps the full model's
 // distribution (the chain's drafts were drawn from the distribution they are checked against).
 import type { SpeculativeStats } from './types.js';
-import type { NativeContext, NativeDecodeResult } from '../native.js';
-import { distribution, pickToken, SamplerRng, type ResolvedSampling } from '../sampling.js';
+import type { NativeContext, NativeDecodeResult } from '../native/binding.js';
+import { distribution, pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import { acceptPrefix, emitRound, finishStats, newStats } from './accept.js';
 import type { ResolvedSelfSpeculative } from './self-speculative.js';
 import type { DecodeSession } from './session.js';

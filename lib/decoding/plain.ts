@@ -4,8 +4,8 @@
 // are sized from the measured step time, so that text still streams every few milliseconds and an
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
-import { needsLogits, pickToken, type SamplerRng, type ResolvedSampling } from '../sampling.js';
-import type { NativeContext } from '../native.js';
+import { needsLogits, pickToken, type SamplerRng, type ResolvedSampling } from './sampling.js';
+import type { NativeContext } from '../native/binding.js';
 import type { DecodeSession } from './session.js';
 
 /** How long one run may take before its tokens stream out (ms). */

@@ -1,7 +1,7 @@
 // The round machinery the driver's strategies share: the loop's state, the early-exit draft and
 // its verification, a plain step, and committing a round's tokens to the KV cache and the session.
-import type { NativeContext, NativeDecodeResult } from '../native.js';
-import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from '../sampling.js';
+import type { NativeContext, NativeDecodeResult } from '../native/binding.js';
+import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from './sampling.js';
 import { emitRound, pointMass } from './accept.js';
 import type { DraftPolicy } from './draft-policy.js';
 import type { FreeRounds } from './free-rounds.js';

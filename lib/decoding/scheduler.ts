@@ -13,7 +13,7 @@ import type {
   NativeDraftHead,
   NativeDraftOptions,
   NativeDraftResult,
-} from '../native.js';
+} from '../native/binding.js';
 
 type Call =
   | { kind: 'decode'; seq: number; options: NativeDecodeOptions; resolve: (r: NativeDecodeResult) => void; reject: (e: unknown) => void }

@@ -15,11 +15,11 @@
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
 // min(1, p/q), else resample from norm(max(0, p − q))), which keeps the full model's distribution;
 // a free draft is a point mass.
-import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../errors.js';
-import { assertLayerRanges } from '../architectures.js';
+import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../native/errors.js';
+import { assertLayerRanges } from '../model-file/architectures.js';
 import type { SpeculativeStats } from './types.js';
-import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native.js';
-import { pickToken, SamplerRng, type ResolvedSampling } from '../sampling.js';
+import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native/binding.js';
+import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, finishStats, newStats } from './accept.js';
 import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
@@ -28,7 +28,7 @@ import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, loo
 import { plainRun, runLength } from './plain.js';
 import { commit, countLegacyLookup, draft, ema, type LoopState, observeRound, penaltyHistory, plainRound, verify } from './rounds.js';
 import type { DecodeSession } from './session.js';
-import { checkOptionKeys, type KeysOf } from '../option-keys.js';
+import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 export interface SelfSpeculativeOptions {
   /** Draft with layers [0, exitLayer); 1 <= exitLayer < layer count. */

@@ -1,10 +1,10 @@
 // What every decoding loop shares: accepting tokens one at a time (EOS, stop strings, token
 // limit, streaming text), abort checks, and timings. The loops (plain, self-speculative) only
 // decide which tokens come next.
-import { abortReason, DisposedError } from '../errors.js';
+import { abortReason, DisposedError } from '../native/errors.js';
 import type { GenerationChunk, StopReason } from './types.js';
-import type { NativeModel } from '../native.js';
-import { TextOutput } from '../text-output.js';
+import type { NativeModel } from '../native/binding.js';
+import { TextOutput } from '../util/text-output.js';
 
 export class DecodeSession {
   readonly tokens: number[] = [];

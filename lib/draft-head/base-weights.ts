@@ -4,7 +4,7 @@
 // training the adapter through exactly what llama.cpp applies).
 import { openSync, readSync, closeSync } from 'node:fs';
 import { getGgufMetadata, readTensorF32, type GgufFileInfo, type GgufTensorInfo } from '../gguf/reader.js';
-import type { NativeTrainTail } from '../native-contract.js';
+import type { NativeTrainTail } from '../native/contract.js';
 
 /** The LM head: `output.weight`, or the token embeddings when the model ties them. */
 export function lmHeadTensor(info: GgufFileInfo): GgufTensorInfo {

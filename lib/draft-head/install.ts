@@ -1,7 +1,7 @@
 // Checks that a draft head belongs to a model (and exit layer), and turns it into what the addon
 // installs: the adapter as is, the draft vocabulary with its LM-head rows read from the model file.
 import type { GgufFileInfo } from '../gguf/reader.js';
-import type { NativeDraftHead, NativeModelInfo } from '../native.js';
+import type { NativeDraftHead, NativeModelInfo } from '../native/binding.js';
 import { readHeadRows } from './base-weights.js';
 import { DraftHead } from './draft-head.js';
 

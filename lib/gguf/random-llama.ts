@@ -1,5 +1,5 @@
 // Random LLaMA models: the general random-model writer (random-model.ts) with arch 'llama', plus
-// the LLaMA layout that lib/training/create-model.ts builds on (tensor names and shapes, llama.*
+// the LLaMA layout that lib/tools/training/create-model.ts builds on (tensor names and shapes, llama.*
 // metadata). A LLaMA spec gives the same bytes as before the writer was generalised: all-ones norm
 // weights and the same tensor and key order (test fixtures cache models keyed on this file and
 // the two it builds on).

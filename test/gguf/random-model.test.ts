@@ -48,7 +48,7 @@ function specFor(arch: RandomArch, seed: number): RandomModelSpec {
 
 const CONTEXT = { contextSize: 128, threads: 1, ...EXACT } as const;
 /**
- * Architectures the library's model validation (lib/model-validation.ts, as committed) refuses
+ * Architectures the library's model validation (lib/model-file/validation.ts, as committed) refuses
  * although llama.cpp loads them: lfm2's per-layer attention.head_count_kv is 0 on its convolution
  * layers, which checkHyperparameters takes for a head count that does not divide head_count
  * ("attention.head_count 4 is not a multiple of head_count_kv 0"). They load here with
