@@ -3,6 +3,7 @@
 // decoding that pays it per token runs at half of native speed on stories260K. The loop here pays
 // it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
 // strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
+#include "context-jobs.h"
 #include "context.h"
 #include "error-codes.h"
 
@@ -46,9 +47,9 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
         std::sort(job->stop_tokens.begin(), job->stop_tokens.end());
     }
     check_no_split(env, "decodeRun", S, job->seq);
-    if (S.n_full < S.n_past) {
-        throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full) + ", " + std::to_string(S.n_past) +
-            ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full) + ") first", codes::PENDING_DRAFT);
+    if (S.n_full() < S.n_past()) {
+        throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full()) + ", " + std::to_string(S.n_past()) +
+            ") hold early-exit drafts; verify them or removeFrom(" + std::to_string(S.n_full()) + ") first", codes::PENDING_DRAFT);
     }
     check_room(env, "decodeRun", 1);
     return run_busy(env,
@@ -76,30 +77,19 @@ void Context::run_greedy(RunJob & job) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
         if (i > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
         if (cells_used() + 1 > n_ctx_) break;
-        const int32_t pos = S.n_past;
+        const int32_t pos = S.n_past();
         b.n_tokens = 1;
         b.token[0] = feed;
-        b.pos[0] = pos;
-        b.n_seq_id[0] = 1;
-        b.seq_id[0][0] = job.seq;
-        b.logits[0] = true;
-        take_last_llama_error();
-        const int32_t ret = decode_checked(b);
-        if (ret != 0) {
-            std::string why = take_last_llama_error();
-            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, pos, -1);
-            throw_decode_failure(ret, why);
-        }
-        const float * row = llama_get_logits_ith(ctx_, 0);
+        put_row(b, 0, pos, job.seq, true);
+        decode_or_throw(b, [&] { drop_from(job.seq, pos); });
         int32_t tok = 0;
         try {
-            if (!row) throw std::runtime_error("no logits for the step");
-            tok = row_best(row, false, nullptr);
+            tok = row_best(output_row(0), false, nullptr);
         } catch (...) {
-            llama_memory_seq_rm(llama_get_memory(ctx_), job.seq, pos, -1);  // as a failed decode() leaves it
+            drop_from(job.seq, pos);  // as a failed decode() leaves it
             throw;
         }
-        S.n_past = S.n_full = pos + 1;
+        S.full_decoded(pos + 1);
         job.tokens.push_back(tok);
         if (llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok)) break;
         feed = tok;

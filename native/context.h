@@ -1,7 +1,10 @@
-// Context: a llama_context (KV cache + compute) on one sequence, with the layer-range decode
-// that the patch adds. The addon tracks which positions hold all layers and which hold only the
-// draft's layers [0, E), and keeps the drafts' layer-E hidden states natively (the "exit query
-// cache") so a verification call does not copy them through JavaScript.
+// Context: a llama_context (KV cache + compute) with one or more sequences, and the layer-range
+// decode that the patch adds. Each sequence's SeqState tracks which positions hold all layers and
+// which only the draft's layers [0, E), and keeps the drafts' layer-E hidden states natively so a
+// verification does not copy them through JavaScript.
+// The methods live in files by job: context.cc (lifetime, the busy flag, KV bookkeeping calls),
+// decode.cc (decodes and verifications), draft.cc (the early-exit draft loop), draft-head.cc,
+// context-run.cc (the native plain-decoding loop).
 #pragma once
 
 #include <napi.h>
@@ -10,12 +13,17 @@
 #include "ggml-cpu.h"
 #include "llama.h"
 #include "model.h"
+#include "seq-state.h"
 
 #include <atomic>
 #include <memory>
 #include <vector>
 
 namespace layerskip {
+
+// the most compute threads a context takes; lib/runtime/context-options.ts validates against the same
+// MAX_THREADS (test/error-codes.test.ts checks that the two agree)
+constexpr int32_t MAX_THREADS = 512;
 
 // Throws the error of a failed decode_checked() (worker thread): aborted, RPC lost, or llama.cpp's status.
 [[noreturn]] void throw_decode_failure(int32_t ret, const std::string & why);
@@ -36,13 +44,6 @@ private:
     struct ManyJob;
     struct VerifyJob;
     struct RunJob;
-    struct SeqState {
-        std::atomic<int32_t> n_past{0}, n_full{0}, draft_layer{0};
-        std::vector<float> hidden_cache;  // layer-draft_layer hidden states of [n_full, n_past)
-        // positions [split_from, n_past) came from split decodes at split_layer: no KV below it (-1: none)
-        std::atomic<int32_t> split_from{-1}, split_layer{0};
-    };
-
 
     Napi::Value decode(const Napi::CallbackInfo & info);
     Napi::Value decode_many(const Napi::CallbackInfo & info);
@@ -73,6 +74,18 @@ private:
     void run_verify_many(VerifyJob & job);  // worker thread
     void run_greedy(RunJob & job);          // worker thread (context-run.cc)
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
+    // worker thread: decode_checked(b); on failure `rollback` drops what the batch wrote, then the
+    // failure is thrown (aborted, RPC lost, or llama.cpp's status)
+    template <typename Rollback> void decode_or_throw(llama_batch & b, Rollback && rollback) {
+        take_last_llama_error();
+        const int32_t ret = decode_checked(b);
+        if (ret == 0) return;
+        const std::string why = take_last_llama_error();
+        rollback();
+        throw_decode_failure(ret, why);
+    }
+    const float * output_row(int32_t i) const;  // worker thread: logits of batch row i, or throw
+    void drop_from(int32_t seq, int32_t pos);    // the KV cells of `seq` from `pos` on
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states
     // the token of the best of the first `width` values of an early-exit logits row (mapped through
@@ -93,9 +106,7 @@ private:
 
     int32_t n_layer_ = 0, n_embd_ = 0, n_vocab_ = 0, n_ctx_ = 0, n_batch_ = 0;
 
-    // per sequence: positions [0, n_past) are in the KV cache; [0, n_full) hold all layers and
-    // [n_full, n_past) only layers [0, draft_layer) (early-exit drafts awaiting verification)
-    // atomics: state() reads them on the JavaScript thread while a decode may write them on a worker
+    // per sequence: which positions hold which layers, and the pending drafts' hidden states
     std::vector<std::unique_ptr<SeqState>> seqs_;
     int32_t n_seq_ = 1;
     // the sequence an options object names (`sequence`, default 0)

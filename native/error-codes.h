@@ -1,5 +1,5 @@
 // The error codes the addon's throws and rejections carry as `code`: the one list, mirrored by
-// lib/error-codes.ts (test/error-codes.test.ts checks that the two agree and that no code is
+// lib/native/error-codes.ts (test/error-codes.test.ts checks that the two agree and that no code is
 // written out anywhere else in native/).
 #pragma once
 
