@@ -51,10 +51,10 @@ export interface ContextOptions {
   slidingWindowCache?: 'full' | 'window';
 }
 
-/** ggml's own limit (GGML_MAX_N_THREADS); above it llama.cpp aborts. */
+/** @internal ggml's own limit (GGML_MAX_N_THREADS); above it llama.cpp aborts. */
 export const MAX_THREADS = 512;
 
-/** A thread count in [1, cores] (or up to ggml's limit when oversubscribing is allowed). */
+/** @internal A thread count in [1, cores] (or up to ggml's limit when oversubscribing is allowed). */
 export function checkThreads(name: string, value: unknown, oversubscribe: boolean): number {
   const n = checkInteger(name, value, 1, MAX_THREADS);
   const cores = availableParallelism();
@@ -117,6 +117,7 @@ export interface GenerateOptions extends SamplingOptions {
   freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
 
+/** @internal */
 export const CONTEXT_KEYS = {
   contextSize: true,
   batchSize: true,
@@ -128,6 +129,7 @@ export const CONTEXT_KEYS = {
   sequences: true,
   slidingWindowCache: true,
 } as const satisfies KeysOf<ContextOptions>;
+/** @internal */
 export const GENERATE_KEYS = {
   temperature: true,
   topK: true,
@@ -148,6 +150,7 @@ export const GENERATE_KEYS = {
   prediction: true,
   freeDraftChoice: true,
 } as const satisfies KeysOf<GenerateOptions>;
+/** @internal */
 export const DECODE_LAYERS_KEYS = {
   tokens: true,
   hidden: true,
