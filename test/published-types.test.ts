@@ -13,7 +13,7 @@ const tsFiles = (dir: string): string[] =>
 /** The names of the members declared right after an @internal comment in `src`. */
 function internalMembers(src: string): string[] {
   const names: string[] = [];
-  for (const m of src.matchAll(/@internal\b(?:(?!\*\/)[^])*\*\/\s*(?:(?:static|readonly|private|public|async|get|set)\s+)*([A-Za-z_$][\w$]*)\s*[(:?<]/g)) {
+  for (const m of src.matchAll(/@internal\b(?:(?!\*\/)[\s\S])*\*\/\s*(?:(?:static|readonly|private|public|async|get|set)\s+)*([A-Za-z_$][\w$]*)\s*[(:?<]/g)) {
     names.push(m[1]);
   }
   return names;
