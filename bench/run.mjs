@@ -30,6 +30,7 @@ const scripts = {
   'peers-smoke': 'peers-smoke.js',
   lookup: 'lookup.js',
   'lookup-cost': 'lookup-cost.js',
+  'before-after': 'before-after.js',
 };
 if (!scripts[name]) {
   console.error(`unknown benchmark ${name}; one of ${Object.keys(scripts).join(', ')}`);

@@ -127,4 +127,10 @@ describe('NativeScheduler', () => {
     await alone;
     expect(log).toEqual(['decodeMany(0,1)', 'decode(1)', 'abort']);
   });
+
+  it("a sequence's view offers only that sequence's operations: nothing batched or context-wide", () => {
+    const { native } = fakeNative();
+    const view = new NativeScheduler(native, LAYERS).view(1);
+    expect(Object.keys(view).sort()).toEqual(['abort', 'decode', 'draft', 'removeFrom', 'setDraftHead', 'state']);
+  });
 });

@@ -18,7 +18,7 @@
 // (acceptPrefix), so greedy output is plain greedy output and sampling keeps the full model's
 // distribution (the chain's drafts were drawn from the distribution they are checked against).
 import type { SpeculativeStats } from './types.js';
-import type { NativeContext, NativeDecodeResult } from '../native/binding.js';
+import type { NativeContext, NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import { distribution, pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import { acceptPrefix, emitRound, finishStats, newStats } from './accept.js';
 import type { ResolvedSelfSpeculative } from './self-speculative.js';
@@ -50,7 +50,7 @@ interface Loop {
  * removes them when it returns: the cache keeps the prompt.
  */
 export async function pipelinedLoop(
-  verifier: NativeContext,
+  verifier: NativeSequence,
   drafter: NativeContext,
   prefilled: Promise<void>,
   first: NativeDecodeResult,

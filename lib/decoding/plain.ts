@@ -5,7 +5,7 @@
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
 import { needsLogits, pickToken, type SamplerRng, type ResolvedSampling } from './sampling.js';
-import type { NativeContext } from '../native/binding.js';
+import type { NativeSequence } from '../native/binding.js';
 import type { DecodeSession } from './session.js';
 
 /** How long one run may take before its tokens stream out (ms). */
@@ -15,7 +15,7 @@ const MAX_RUN = 64;
 
 /** One plain step: `token` through all layers at the next position; returns the full model's next token (`history`: the tokens up to `token`, for penalties). */
 export async function plainStep(
-  ctx: NativeContext,
+  ctx: NativeSequence,
   token: number,
   sampling: ResolvedSampling,
   rng: SamplerRng,
@@ -32,7 +32,7 @@ export async function plainStep(
  * the KV cache. Returns the next position and token, or null when the generation stopped.
  */
 export async function plainRun(
-  ctx: NativeContext & { decodeRun: NonNullable<NativeContext['decodeRun']> },
+  ctx: NativeSequence & { decodeRun: NonNullable<NativeSequence['decodeRun']> },
   session: DecodeSession,
   position: number,
   token: number,

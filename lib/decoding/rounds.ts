@@ -1,6 +1,6 @@
 // The round machinery the driver's strategies share: the loop's state, the early-exit draft and
 // its verification, a plain step, and committing a round's tokens to the KV cache and the session.
-import type { NativeContext, NativeDecodeResult } from '../native/binding.js';
+import type { NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from './sampling.js';
 import { emitRound, pointMass } from './accept.js';
 import type { DraftPolicy } from './draft-policy.js';
@@ -20,7 +20,7 @@ export interface Drafts {
 }
 
 export interface LoopState {
-  ctx: NativeContext;
+  ctx: NativeSequence;
   session: DecodeSession;
   sampling: ResolvedSampling;
   nVocab: number;

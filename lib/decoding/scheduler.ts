@@ -4,10 +4,11 @@
 // full-model token decodes (plain steps, prompt chunks) as one decodeMany, early-exit drafts with
 // the same exit layer as one draftMany (each draft step one batch), verifications with the same
 // exit layer as one verifyMany. Anything else runs alone. Each sequence sees a view with the
-// NativeContext interface bound to its sequence, so the decoding loops are unchanged.
+// NativeSequence interface bound to its sequence, so the decoding loops are unchanged.
 import type {
   NativeContext,
   NativeContextState,
+  NativeSequence,
   NativeDecodeOptions,
   NativeDecodeResult,
   NativeDraftHead,
@@ -36,24 +37,15 @@ export class NativeScheduler {
     private readonly layerCount: number,
   ) {}
 
-  /** The NativeContext interface for one sequence. */
-  view(seq: number): NativeContext {
+  /** The NativeSequence interface for one sequence: its own calls, nothing context-wide. */
+  view(seq: number): NativeSequence {
     return {
       decode: (options) => this.enqueue<NativeDecodeResult>({ kind: 'decode', seq, options } as Call),
       draft: (options) => this.enqueue<NativeDraftResult>({ kind: 'draft', seq, options } as Call),
-      decodeMany: () => Promise.reject(new Error("decodeMany is the scheduler's own call")),
-      draftMany: () => Promise.reject(new Error("draftMany is the scheduler's own call")),
-      verifyMany: () => Promise.reject(new Error("verifyMany is the scheduler's own call")),
       setDraftHead: (head: NativeDraftHead) => this.enqueue<void>({ kind: 'exclusive', seq, run: () => this.native.setDraftHead(head) } as Call),
       removeFrom: (position: number) => this.removeFrom(seq, position),
-      markVerified: () => {
-        throw new Error('markVerified is for a draft context of its own, not a sequence of a shared one');
-      },
-      clear: () => this.removeFrom(seq, 0),
-      setThreads: (threads: number, batchThreads?: number) => this.native.setThreads(threads, batchThreads),
       state: () => this.state(seq),
       abort: () => this.abort(seq),
-      dispose: () => this.native.dispose(),
     };
   }
 

@@ -18,7 +18,7 @@
 import { checkBoolean, checkInteger, checkNumber, ContextFullError } from '../native/errors.js';
 import { assertLayerRanges } from '../model-file/architectures.js';
 import type { SpeculativeStats } from './types.js';
-import type { NativeContext, NativeDecodeResult, NativeModelInfo } from '../native/binding.js';
+import type { NativeDecodeResult, NativeModelInfo, NativeSequence } from '../native/binding.js';
 import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, finishStats, newStats } from './accept.js';
@@ -120,7 +120,7 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
  * `spec` null only free drafts run and the other steps are plain.
  */
 export async function selfSpeculativeLoop(
-  ctx: NativeContext,
+  ctx: NativeSequence,
   first: NativeDecodeResult,
   session: DecodeSession,
   sampling: ResolvedSampling,

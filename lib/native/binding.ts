@@ -1,5 +1,5 @@
 // Loads the native addon (a prebuilt binary from prebuilds/ or a source build in build/) through
-// node-gyp-build; its interface is native-contract.ts. Everything else in lib/ goes through these.
+// node-gyp-build; its interface is contract.ts. Everything else in lib/ goes through these.
 import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';

@@ -244,16 +244,31 @@ export interface NativeTrainer {
   dispose(): void;
 }
 
-export interface NativeContext {
+/**
+ * What one sequence can do: its own decodes and drafts, its positions, and stopping its own work.
+ * The decoding loops take this; a scheduler's view of one sequence of a shared context implements
+ * it and nothing context-wide (no batched calls, no clear of every sequence, no dispose).
+ */
+export interface NativeSequence {
   decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
-  /** Full-model decodes of several sequences in one batch (each sequence once). */
-  decodeMany(entries: readonly NativeManyEntry[]): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
   /**
    * Plain greedy steps in one call (the addon's own loop: one hand-off for several tokens). Absent
    * on a scheduler's sequence views, whose plain steps batch with other sequences instead.
    */
   decodeRun?(options: NativeRunOptions): Promise<NativeRunResult>;
+  /** Installs the early exit's draft head (shared by the context's sequences: one at a time). */
+  setDraftHead(head: NativeDraftHead): Promise<void>;
+  removeFrom(position: number, sequence?: number): void;
+  state(sequence?: number): NativeContextState;
+  /** Stops the running decode or draft between graph nodes; it rejects with code ERR_ABORTED. No-op when idle. */
+  abort(): void;
+}
+
+/** The addon's context: every sequence's operations, the batched ones, and the context-wide ones. */
+export interface NativeContext extends NativeSequence {
+  /** Full-model decodes of several sequences in one batch (each sequence once). */
+  decodeMany(entries: readonly NativeManyEntry[]): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
   /** Drafts of several sequences (one exit layer) in one loop: each step is one early-exit batch. */
   draftMany(entries: readonly NativeDraftOptions[]): Promise<NativeDraftResult[]>;
   /** Verifications of several sequences' pending drafts (one exit layer) in one batch. */
@@ -261,8 +276,6 @@ export interface NativeContext {
     layer: number;
     entries: readonly { sequence: number; count?: number; logits?: boolean }[];
   }): Promise<{ results: { argmax: Int32Array; logits?: Float32Array }[]; nativeMs: number }>;
-  setDraftHead(head: NativeDraftHead): Promise<void>;
-  removeFrom(position: number, sequence?: number): void;
   /**
    * The pending drafts before `position` were verified by another context (a pipelined generation's
    * verifier): they stop being pending here and their cached states are dropped. Only for a
@@ -272,9 +285,6 @@ export interface NativeContext {
   /** One sequence's cells, or all without an argument. */
   clear(sequence?: number): void;
   setThreads(threads: number, batchThreads?: number): void;
-  state(sequence?: number): NativeContextState;
-  /** Stops the running decode or draft between graph nodes; it rejects with code ERR_ABORTED. No-op when idle. */
-  abort(): void;
   /** A running operation is aborted and the context freed when it settles. */
   dispose(): void;
 }

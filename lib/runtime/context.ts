@@ -2,7 +2,7 @@ import { DecodeSession } from '../decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative } from '../decoding/self-speculative.js';
 import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from '../native/errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
-import { native, type NativeContext, type NativeContextOptions, type NativeContextState } from '../native/binding.js';
+import { native, type NativeContext, type NativeContextOptions, type NativeContextState, type NativeSequence } from '../native/binding.js';
 import { pipelinedLoop, prefillDrafter } from '../decoding/pipelined.js';
 import { type ResolvedSampling, resolveSampling } from '../decoding/sampling.js';
 import type { Model } from './model.js';
@@ -224,7 +224,7 @@ export class Context {
     return this.installed.head;
   }
 
-  private async installHead(head: DraftHead | null, view: NativeContext = this.handle, slot: HeadSlot = this.installed): Promise<void> {
+  private async installHead(head: DraftHead | null, view: NativeSequence = this.handle, slot: HeadSlot = this.installed): Promise<void> {
     if (head === slot.head) return;
     const parts = nativeDraftHead(head, this.model);
     slot.head = null; // none is certain until the new one is in

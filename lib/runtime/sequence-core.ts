@@ -3,13 +3,13 @@
 // KV cache consistent after a failure. Context.run() strings them together.
 import type { DecodeSession } from '../decoding/session.js';
 import { needsLogits, type ResolvedSampling } from '../decoding/sampling.js';
-import type { NativeContext, NativeDecodeResult } from '../native/binding.js';
+import type { NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 
 /** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
 export interface SequenceCore {
   readonly index: number;
-  readonly view: NativeContext;
+  readonly view: NativeSequence;
   /** Tokens held at positions [0, prefix.length) when known, for prompt-prefix reuse; null when unknown. */
   prefix: number[] | null;
   running: string | null;

@@ -1,0 +1,90 @@
+// Speed of this build against another build of the package (a restructuring must not change it):
+// plain and self-speculative greedy tokens/s on stories260K and the 1B shape ("late" variant,
+// Q8_0), each generation in a fresh process, the two builds alternating within every iteration so
+// that drift hits both alike. Prints the median tokens/s of each and their ratio.
+//   node bench/run.mjs before-after --before DIR [--iterations 5] [--tokens 96] [--skip-1b]
+// DIR is a package root holding dist/ and build/Release/ of the earlier build.
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchModel, ROOT, SHAPE_1B, STORIES } from './models.js';
+
+const { values } = parseArgs({
+  options: {
+    before: { type: 'string' },
+    iterations: { type: 'string', default: '5' },
+    tokens: { type: 'string', default: '96' },
+    'skip-1b': { type: 'boolean', default: false },
+  },
+});
+if (!values.before) throw new Error('--before DIR is required (a package root with dist/ and build/Release/)');
+const builds = { before: resolve(values.before), after: ROOT };
+const iterations = Number(values.iterations);
+const tokens = Number(values.tokens);
+
+interface Case {
+  model: string;
+  label: string;
+  threads: number;
+  spec: { exitLayer: number; draftTokens: number } | null;
+}
+const cases: Case[] = [
+  { model: STORIES, label: 'stories260K plain', threads: 1, spec: null },
+  { model: STORIES, label: 'stories260K E=3 d=3', threads: 1, spec: { exitLayer: 3, draftTokens: 3 } },
+];
+if (!values['skip-1b']) {
+  const oneB = await benchModel(SHAPE_1B, 'late', 'Q8_0');
+  cases.push(
+    { model: oneB, label: '1B late Q8_0 plain', threads: 2, spec: null },
+    { model: oneB, label: '1B late Q8_0 E=4 d=4', threads: 2, spec: { exitLayer: 4, draftTokens: 4 } },
+  );
+}
+
+// one generation in a child process: load, warm up, then the timed run; prints tokens/s
+const CHILD = `
+const [pkg, model, threads, tokens, spec] = process.argv.slice(1);
+const { loadModel } = await import(pkg + '/dist/index.js');
+const m = await loadModel(model);
+const ctx = await m.createContext({ contextSize: 1024, threads: Number(threads) });
+const selfSpeculative = spec === 'null' ? undefined : JSON.parse(spec);
+const prompt = 'Once upon a time, there was a little girl who';
+await ctx.generate(prompt, { maxTokens: 8, selfSpeculative }).result;
+ctx.clear();
+const r = await ctx.generate(prompt, { maxTokens: Number(tokens), selfSpeculative, lookup: false }).result;
+process.stdout.write(String(r.timings.tokensPerSecond));
+m.dispose();
+`;
+
+function run(pkg: string, c: Case): number {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', CHILD, pkg, c.model, String(c.threads), String(tokens), JSON.stringify(c.spec)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return Number(out);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const results = new Map<string, { before: number[]; after: number[] }>();
+for (let i = 0; i < iterations; i++) {
+  for (const c of cases) {
+    const r = results.get(c.label) ?? { before: [], after: [] };
+    // alternate which build goes first
+    const order = i % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+    for (const b of order) r[b].push(run(builds[b], c));
+    results.set(c.label, r);
+  }
+  process.stderr.write(`iteration ${i + 1}/${iterations} done\n`);
+}
+
+console.log(`before: ${builds.before}\nafter:  ${builds.after}\n${iterations} iterations, ${tokens} tokens, median tokens/s (min-max)\n`);
+console.log('| case | before | after | after / before |');
+console.log('| --- | ---: | ---: | ---: |');
+for (const [label, r] of results) {
+  const [b, a] = [median(r.before), median(r.after)];
+  const span = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
+  console.log(`| ${label} | ${b.toFixed(1)} (${span(r.before)}) | ${a.toFixed(1)} (${span(r.after)}) | ${(a / b).toFixed(3)} |`);
+}
