@@ -23,6 +23,7 @@ describe('sweep', () => {
       draftLengths: [1, 3],
       prompts: [PROMPT],
       maxTokens: MAX_TOKENS,
+      repeats: 2,
       onProgress: (done, total, label) => progress.push([done, total, label]),
     });
   });
@@ -54,6 +55,16 @@ describe('sweep', () => {
     }
     const fastest = Math.max(...result.cells.map((c) => c.tokensPerSecond));
     expect(result.best.tokensPerSecond).toBe(fastest);
+    expect(result.beatsPlain).toBe(result.best.speedup > 1);
+    // the kept figure is the fastest repeat; the range spans both repeats
+    for (const c of result.cells) {
+      const [lo, hi] = c.tokensPerSecondRange;
+      expect(lo).toBeLessThanOrEqual(hi);
+      expect(hi).toBe(c.tokensPerSecond);
+    }
+    const [plo, phi] = result.plainTokensPerSecondRange;
+    expect(plo).toBeLessThanOrEqual(result.plainTokensPerSecond);
+    expect(phi).toBeGreaterThanOrEqual(result.plainTokensPerSecond);
   });
 
   it('refuses exit layers and draft lengths out of range, and unknown options', async () => {
@@ -63,24 +74,61 @@ describe('sweep', () => {
   });
 });
 
+const CELLS = [
+  {
+    exitLayer: 1,
+    draftTokens: 2,
+    tokensPerSecond: 80,
+    tokensPerSecondRange: [70, 80] as [number, number],
+    speedup: 0.8,
+    acceptance: 0.25,
+    tokensPerRound: 1.5,
+  },
+  {
+    exitLayer: 2,
+    draftTokens: 2,
+    tokensPerSecond: 130.5,
+    tokensPerSecondRange: [120, 130.5] as [number, number],
+    speedup: 1.305,
+    acceptance: 0.75,
+    tokensPerRound: 2.25,
+  },
+];
 const SAMPLE: SweepResult = {
   plainTokensPerSecond: 100,
+  plainTokensPerSecondRange: [95, 104],
   layerCount: 4,
-  cells: [
-    { exitLayer: 1, draftTokens: 2, tokensPerSecond: 80, speedup: 0.8, acceptance: 0.25, tokensPerRound: 1.5 },
-    { exitLayer: 2, draftTokens: 2, tokensPerSecond: 130.5, speedup: 1.305, acceptance: 0.75, tokensPerRound: 2.25 },
-  ],
-  best: { exitLayer: 2, draftTokens: 2, tokensPerSecond: 130.5, speedup: 1.305, acceptance: 0.75, tokensPerRound: 2.25 },
+  cells: CELLS,
+  best: CELLS[1],
+  beatsPlain: true,
 };
-SAMPLE.best = SAMPLE.cells[1];
+/** Every cell slower than plain decoding. */
+const SLOW: SweepResult = {
+  ...SAMPLE,
+  plainTokensPerSecond: 200,
+  cells: CELLS.map((c) => ({ ...c, speedup: c.tokensPerSecond / 200 })),
+  beatsPlain: false,
+};
+SLOW.best = SLOW.cells[1];
 
 describe('sweep reports', () => {
   it('sweepToCsv writes one row per cell and a plain row, readable back to the same numbers', () => {
     const [header, ...rows] = sweepToCsv(SAMPLE).trimEnd().split('\n');
-    expect(header.split(',')).toEqual(['exit_layer', 'draft_tokens', 'tokens_per_second', 'speedup_vs_plain', 'acceptance', 'tokens_per_round']);
+    expect(header.split(',')).toEqual([
+      'exit_layer',
+      'draft_tokens',
+      'tokens_per_second',
+      'speedup_vs_plain',
+      'acceptance',
+      'tokens_per_round',
+      'tokens_per_second_min',
+      'tokens_per_second_max',
+    ]);
     const parsed = rows.slice(0, -1).map((r) => r.split(',').map(Number));
-    expect(parsed).toEqual(SAMPLE.cells.map((c) => [c.exitLayer, c.draftTokens, c.tokensPerSecond, c.speedup, c.acceptance, c.tokensPerRound]));
-    expect(rows.at(-1)).toBe('plain,,100.00,1,,');
+    expect(parsed).toEqual(
+      SAMPLE.cells.map((c) => [c.exitLayer, c.draftTokens, c.tokensPerSecond, c.speedup, c.acceptance, c.tokensPerRound, ...c.tokensPerSecondRange]),
+    );
+    expect(rows.at(-1)).toBe('plain,,100.00,1,,,95.00,104.00');
   });
 
   it('sweepToSvg draws one cell per result, marks the best, and escapes the title', () => {
@@ -101,6 +149,18 @@ describe('sweep reports', () => {
         .map(Number);
     expect(fill(1)[0]).toBeGreaterThan(fill(1)[2]);
     expect(fill(2)[2]).toBeGreaterThan(fill(2)[0]);
+    expect(svg).toContain('plain decoding: 100.0 tokens/s (runs 95-104)');
+    expect(svg).toContain('best: E=2, d=2');
+  });
+
+  it('sweepToSvg names no best cell when every cell is slower than plain, and is wide enough for its subtitles', () => {
+    const svg = sweepToSvg(SLOW);
+    expect(svg).toContain('no cell beats plain decoding (fastest: E=2, d=2, 0.65x)');
+    expect(svg).not.toContain('best:');
+    expect(svg).not.toMatch(/stroke-width="3"/);
+    const width = Number(svg.match(/width="(\d+(?:\.\d+)?)"/)![1]);
+    const longest = Math.max(...[...svg.matchAll(/y="(?:42|58)" text-anchor="middle">([^<]+)</g)].map((m) => m[1].length));
+    expect(width).toBeGreaterThanOrEqual(6.5 * longest); // 12 px sans-serif: under 6.5 px a character
   });
 });
 

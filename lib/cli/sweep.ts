@@ -42,9 +42,12 @@ export async function sweepCommand(argv: string[]): Promise<void> {
     const svgPath = values.svg ?? 'sweep.svg';
     writeFileSync(csvPath, sweepToCsv(r));
     writeFileSync(svgPath, sweepToSvg(r, `${model.info.name || path}: self-speculative greedy tokens/s`));
+    const [plo, phi] = r.plainTokensPerSecondRange;
+    const [blo, bhi] = r.best.tokensPerSecondRange;
+    const cell = `exit layer ${r.best.exitLayer}, draft ${r.best.draftTokens}: ${r.best.tokensPerSecond.toFixed(1)} tokens/s (repeats ${blo.toFixed(1)}-${bhi.toFixed(1)}; ${r.best.speedup.toFixed(2)}x, acceptance ${r.best.acceptance.toFixed(2)})`;
     process.stdout.write(
-      `plain: ${r.plainTokensPerSecond.toFixed(1)} tokens/s\nbest: exit layer ${r.best.exitLayer}, draft ${r.best.draftTokens}: ` +
-        `${r.best.tokensPerSecond.toFixed(1)} tokens/s (${r.best.speedup.toFixed(2)}x, acceptance ${r.best.acceptance.toFixed(2)})\n` +
+      `plain: ${r.plainTokensPerSecond.toFixed(1)} tokens/s (runs ${plo.toFixed(1)}-${phi.toFixed(1)})\n` +
+        (r.beatsPlain ? `best: ${cell}\n` : `no cell beats plain decoding; fastest: ${cell}\n`) +
         `wrote ${csvPath} and ${svgPath}\n`,
     );
   } finally {

@@ -20,16 +20,25 @@ export interface SweepOptions {
 export interface SweepCell {
   exitLayer: number;
   draftTokens: number;
+  /** The fastest of the cell's repeats. */
   tokensPerSecond: number;
+  /** The slowest and fastest repeat: how far to trust a difference between cells (one repeat: equal). */
+  tokensPerSecondRange: [number, number];
   speedup: number;
   acceptance: number;
   tokensPerRound: number;
 }
 
 export interface SweepResult {
+  /** The median of the plain runs (one before each row and one after the last). */
   plainTokensPerSecond: number;
+  /** The slowest and fastest plain run: the drift over the sweep. */
+  plainTokensPerSecondRange: [number, number];
   cells: SweepCell[];
+  /** The fastest cell; with `speedup` below 1 no cell beats plain decoding. */
   best: SweepCell;
+  /** Whether the fastest cell is faster than plain decoding. */
+  beatsPlain: boolean;
   layerCount: number;
 }
 
@@ -58,6 +67,7 @@ export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<S
 
   const run = async (spec?: { exitLayer: number; draftTokens: number }) => {
     let best = { tps: 0, acceptance: 0, perRound: 0 };
+    const all: number[] = [];
     for (let r = 0; r < repeats; r++) {
       let tokens = 0;
       let ms = 0;
@@ -74,9 +84,10 @@ export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<S
         rounds += res.speculative?.rounds ?? 0;
       }
       const tps = (tokens / ms) * 1000;
+      all.push(tps);
       if (tps > best.tps) best = { tps, acceptance: drafted ? accepted / drafted : 0, perRound: rounds ? tokens / rounds : 0 };
     }
-    return best;
+    return { ...best, range: [Math.min(...all), Math.max(...all)] as [number, number] };
   };
 
   const total = layers.length * drafts.length + layers.length + 1;
@@ -89,7 +100,15 @@ export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<S
     options.onProgress?.(++done, total, 'plain');
     for (const draftTokens of drafts) {
       const r = await run({ exitLayer, draftTokens });
-      cells.push({ exitLayer, draftTokens, tokensPerSecond: r.tps, speedup: 0, acceptance: r.acceptance, tokensPerRound: r.perRound });
+      cells.push({
+        exitLayer,
+        draftTokens,
+        tokensPerSecond: r.tps,
+        tokensPerSecondRange: r.range,
+        speedup: 0,
+        acceptance: r.acceptance,
+        tokensPerRound: r.perRound,
+      });
       options.onProgress?.(++done, total, `E=${exitLayer} d=${draftTokens}`);
     }
   }
@@ -98,5 +117,6 @@ export async function sweep(ctx: Context, options: SweepOptions = {}): Promise<S
   const plainTokensPerSecond = plainRuns.sort((a, b) => a - b)[plainRuns.length >> 1];
   for (const c of cells) c.speedup = c.tokensPerSecond / plainTokensPerSecond;
   const best = cells.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
-  return { plainTokensPerSecond, cells, best, layerCount: N };
+  const plainTokensPerSecondRange: [number, number] = [plainRuns[0], plainRuns[plainRuns.length - 1]]; // sorted above
+  return { plainTokensPerSecond, plainTokensPerSecondRange, cells, best, beatsPlain: best.speedup > 1, layerCount: N };
 }

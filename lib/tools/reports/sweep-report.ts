@@ -3,13 +3,24 @@ import type { SweepResult } from '../sweep.js';
 import { escapeXml } from '../../analysis/svg-chart.js';
 
 export function sweepToCsv(r: SweepResult): string {
-  const lines = ['exit_layer,draft_tokens,tokens_per_second,speedup_vs_plain,acceptance,tokens_per_round'];
+  const lines = ['exit_layer,draft_tokens,tokens_per_second,speedup_vs_plain,acceptance,tokens_per_round,tokens_per_second_min,tokens_per_second_max'];
   for (const c of r.cells) {
+    const [lo, hi] = c.tokensPerSecondRange;
     lines.push(
-      [c.exitLayer, c.draftTokens, c.tokensPerSecond.toFixed(2), c.speedup.toFixed(4), c.acceptance.toFixed(4), c.tokensPerRound.toFixed(3)].join(','),
+      [
+        c.exitLayer,
+        c.draftTokens,
+        c.tokensPerSecond.toFixed(2),
+        c.speedup.toFixed(4),
+        c.acceptance.toFixed(4),
+        c.tokensPerRound.toFixed(3),
+        lo.toFixed(2),
+        hi.toFixed(2),
+      ].join(','),
     );
   }
-  lines.push(`plain,,${r.plainTokensPerSecond.toFixed(2)},1,,`);
+  const [plo, phi] = r.plainTokensPerSecondRange;
+  lines.push(`plain,,${r.plainTokensPerSecond.toFixed(2)},1,,,${plo.toFixed(2)},${phi.toFixed(2)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -20,10 +31,16 @@ export function sweepToSvg(r: SweepResult, title = 'Self-speculative greedy deco
   const cw = 64,
     ch = 40,
     left = 90,
-    top = 70,
+    top = 86,
     legendW = 18;
-  const width = left + drafts.length * cw + 120;
-  const height = top + layers.length * ch + 70;
+  const [plo, phi] = r.plainTokensPerSecondRange;
+  const subtitle = `plain decoding: ${r.plainTokensPerSecond.toFixed(1)} tokens/s (runs ${plo.toFixed(0)}-${phi.toFixed(0)})`;
+  const verdict = r.beatsPlain
+    ? `best: E=${r.best.exitLayer}, d=${r.best.draftTokens}, ${r.best.tokensPerSecond.toFixed(1)} tokens/s (${r.best.speedup.toFixed(2)}x)`
+    : `no cell beats plain decoding (fastest: E=${r.best.exitLayer}, d=${r.best.draftTokens}, ${r.best.speedup.toFixed(2)}x)`;
+  // wide enough for the title and both subtitle lines (about 7 px per character at 12 px)
+  const width = Math.max(left + drafts.length * cw + 120, 7 * Math.max(subtitle.length, verdict.length) + 40, 8.5 * title.length + 40);
+  const height = top + 16 + layers.length * ch + 70;
   const vals = r.cells.map((c) => c.tokensPerSecond);
   const lo = Math.min(...vals, r.plainTokensPerSecond);
   const hi = Math.max(...vals, r.plainTokensPerSecond);
@@ -43,18 +60,18 @@ export function sweepToSvg(r: SweepResult, title = 'Self-speculative greedy deco
   );
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   out.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`);
-  out.push(
-    `<text x="${width / 2}" y="42" text-anchor="middle">plain decoding: ${r.plainTokensPerSecond.toFixed(1)} tokens/s; best: E=${r.best.exitLayer}, d=${r.best.draftTokens}, ${r.best.tokensPerSecond.toFixed(1)} tokens/s (${r.best.speedup.toFixed(2)}x)</text>`,
-  );
+  out.push(`<text x="${width / 2}" y="42" text-anchor="middle">${escapeXml(subtitle)}</text>`);
+  out.push(`<text x="${width / 2}" y="58" text-anchor="middle">${escapeXml(verdict)}</text>`);
   for (const [i, l] of layers.entries()) {
     for (const [j, d] of drafts.entries()) {
       const c = r.cells.find((x) => x.exitLayer === l && x.draftTokens === d);
       if (!c) continue;
       const x = left + j * cw,
         y = top + i * ch;
-      const isBest = c === r.best;
+      const isBest = c === r.best && r.beatsPlain; // no mark when every cell is slower than plain
+      const [lo, hi] = c.tokensPerSecondRange;
       out.push(
-        `<rect x="${x}" y="${y}" width="${cw}" height="${ch}" fill="${colour(c.tokensPerSecond)}" stroke="${isBest ? 'black' : '#ccc'}" stroke-width="${isBest ? 3 : 1}"><title>E=${l} d=${d}: ${c.tokensPerSecond.toFixed(1)} tokens/s, ${c.speedup.toFixed(2)}x, acceptance ${c.acceptance.toFixed(2)}</title></rect>`,
+        `<rect x="${x}" y="${y}" width="${cw}" height="${ch}" fill="${colour(c.tokensPerSecond)}" stroke="${isBest ? 'black' : '#ccc'}" stroke-width="${isBest ? 3 : 1}"><title>E=${l} d=${d}: ${c.tokensPerSecond.toFixed(1)} tokens/s (repeats ${lo.toFixed(1)}-${hi.toFixed(1)}), ${c.speedup.toFixed(2)}x, acceptance ${c.acceptance.toFixed(2)}</title></rect>`,
       );
       out.push(
         `<text x="${x + cw / 2}" y="${y + ch / 2 - 2}" text-anchor="middle">${c.tokensPerSecond >= 100 ? c.tokensPerSecond.toFixed(0) : c.tokensPerSecond.toFixed(1)}</text>`,
