@@ -33,6 +33,8 @@ export interface ChartPanel {
   yRange?: [number, number];
   /** Horizontal reference lines (e.g. chance level), drawn dotted and labelled. */
   hLines?: ReadonlyArray<{ y: number; label: string }>;
+  /** Vertical marks (e.g. a recommended value), drawn dashed and labelled at the top. */
+  vLines?: ReadonlyArray<{ x: number; label: string }>;
 }
 
 /** Layout options for {@link renderLineCharts}. */
@@ -150,6 +152,14 @@ export function renderLineCharts(panels: ReadonlyArray<ChartPanel>, layout: Char
       parts.push(
         `<line x1="${x0}" y1="${py}" x2="${x1}" y2="${py}" stroke="#666" stroke-dasharray="2 3"/>`,
         `<text x="${x1 - 4}" y="${Number(py) - 4}" text-anchor="end" fill="#666">${escapeXml(h.label)}</text>`,
+      );
+    }
+    for (const v of panel.vLines ?? []) {
+      if (!(v.x >= xlo && v.x <= xhi) || (panel.xLog && v.x <= 0)) continue;
+      const px = fx(v.x).toFixed(1);
+      parts.push(
+        `<line x1="${px}" y1="${y1}" x2="${px}" y2="${y0}" stroke="#444" stroke-dasharray="5 3"/>`,
+        `<text x="${Number(px) + 4}" y="${y1 + 12}" fill="#444" font-size="11">${escapeXml(v.label)}</text>`,
       );
     }
     for (const s of panel.series) {

@@ -10,6 +10,7 @@ import { DisposedError, abortReason, checkInteger } from '../native/errors.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { resolveDraftHead } from '../draft-head/install.js';
 import { estimatedVerifyCost, expectedTokens } from '../decoding/cost-model.js';
+import { recommendExit } from './layer-recommendation.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
 /** Built-in calibration text (simple English prose, as the small story models were trained on). */
@@ -101,7 +102,8 @@ export interface LayerAnalysisEntry {
 }
 
 export type LayerRecommendation =
-  | { mode: 'self-speculative'; exitLayer: number; draftTokens: number; speedup: number }
+  /** `withHead`: the prediction is for the exit layer with the draft head it was measured with. */
+  | { mode: 'self-speculative'; exitLayer: number; draftTokens: number; speedup: number; withHead: boolean }
   | { mode: 'plain'; reason: string; bestSpeedup: number };
 
 export interface LayerAnalysisResult {
@@ -124,8 +126,11 @@ export interface LayerAnalysisResult {
   threads: number;
   maxDraft: number;
   layers: LayerAnalysisEntry[];
-  /** The (layer, draft length) with the highest predicted speedup, whether above 1 or not. */
-  best: { layer: number; draft: number; speedup: number };
+  /**
+   * The (layer, draft length) with the highest predicted speedup, whether above 1 or not, among the
+   * exits alone and (`withHead`) the exits with the draft heads given.
+   */
+  best: { layer: number; draft: number; speedup: number; withHead: boolean };
   recommendation: LayerRecommendation;
   elapsedMs: number;
 }
@@ -366,27 +371,8 @@ export async function analyzeLayers(
       }
     }
 
-    let best = { layer: entries[0].layer, draft: 1, speedup: -Infinity };
-    for (const e of entries) {
-      e.speedup = e.verifyMs.map((v, i) => predictedSpeedup(e.agreement, i + 1, e.draftMs, v, e.fullMs));
-      e.bestDraft = 1;
-      e.bestSpeedup = e.speedup[0];
-      e.speedup.forEach((s, i) => {
-        if (s > e.bestSpeedup) {
-          e.bestSpeedup = s;
-          e.bestDraft = i + 1;
-        }
-      });
-      if (e.bestSpeedup > best.speedup) best = { layer: e.layer, draft: e.bestDraft, speedup: e.bestSpeedup };
-    }
-    const recommendation: LayerRecommendation =
-      best.speedup > 1
-        ? { mode: 'self-speculative', exitLayer: best.layer, draftTokens: best.draft, speedup: best.speedup }
-        : {
-            mode: 'plain',
-            reason: `no exit layer is predicted to beat plain decoding (best: layer ${best.layer}, draft ${best.draft}, ${best.speedup.toFixed(2)}x)`,
-            bestSpeedup: best.speedup,
-          };
+    for (const e of entries) e.speedup = e.verifyMs.map((v, k) => predictedSpeedup(e.agreement, k + 1, e.draftMs, v, e.fullMs));
+    const { best, recommendation } = recommendExit(entries);
     return {
       model: { name: info.name, layerCount: N, embeddingSize: nEmbd, vocabularySize: info.vocabularySize },
       calibration: { texts: texts.length, tokens: positions, positions, analysisRows, segments: segments.length },

@@ -90,23 +90,42 @@ export function formatLayerAnalysis(result: LayerAnalysisResult): string {
   const notes = result.layers.filter((e) => e.note);
   for (const e of notes) lines.push(`note (layer ${e.layer}): ${e.note}`);
   lines.push('');
-  lines.push(
-    'agree: early-exit top-1 = full-model top-1 (greedy acceptance); cc: rCCA canonical correlations (in-sample) ' +
-      'between layer-l and final hidden states; speedup: predicted, best draft length d',
-  );
+  lines.push('columns:');
+  lines.push('  agree     early-exit top-1 = full-model top-1 (the greedy acceptance rate)');
+  lines.push('  CKA       linear CKA between layer-l and final hidden states (1: same geometry)');
+  lines.push(`  cc1..cc${pairs}  rCCA canonical correlations of the top pairs (in-sample)`);
+  lines.push("  rCCA c    rCCA's shrinkage, chosen by cross-validation (0: plain CCA, 1: PLS-like)");
+  lines.push("  held-out  rCCA's mean canonical correlation on the held-out folds");
+  lines.push(`  full, draft  one full-model step, one early-exit step at layer l${unit && ` (${unit})`}`);
+  lines.push(`  ver(2), ver(${D + 1})  verifying 2 and ${D + 1} drafted positions with layers [l, N)${unit && ` (${unit})`}`);
+  lines.push('  best d, speedup  the draft length with the highest predicted speedup over plain decoding, and that speedup');
+  if (withHeads.length > 0) lines.push('  w/ head   the same measured with the fitted draft head (the recommendation weighs these rows too)');
   const r = result.recommendation;
   lines.push(
     r.mode === 'self-speculative'
-      ? `recommended: exit layer ${r.exitLayer}, draft ${r.draftTokens} tokens (predicted ${r.speedup.toFixed(2)}x)`
+      ? `recommended: exit layer ${r.exitLayer}${r.withHead ? ' with its draft head' : ''}, draft ${r.draftTokens} tokens (predicted ${r.speedup.toFixed(2)}x)`
       : `recommended: plain decoding; ${r.reason}`,
   );
   return lines.join('\n') + '\n';
 }
 
-/** An SVG chart of agreement, CKA, top canonical correlation and predicted best speedup versus exit layer. */
+/**
+ * An SVG chart of agreement, CKA, top canonical correlation and predicted best speedup versus exit
+ * layer, with the draft heads' rows when there are any, the 1.0x line of plain decoding and the
+ * recommended layer marked.
+ */
 export function renderLayerAnalysisSvg(result: LayerAnalysisResult): string {
   const pts = (f: (e: LayerAnalysisEntry) => number) => result.layers.map((e) => ({ x: e.layer, y: f(e) }));
   const speedup = { name: 'predicted best speedup', color: '#9467bd', points: pts((e) => e.bestSpeedup) };
+  const withHeads = result.layers.some((e) => e.head);
+  const headSpeedup = { name: 'with draft head', color: '#ff7f0e', dashed: true, points: pts((e) => e.head?.bestSpeedup ?? Number.NaN) };
+  const headAgreement = { name: 'agreement with draft head', color: '#17becf', dashed: true, points: pts((e) => e.head?.agreement ?? Number.NaN) };
+  const speeds = result.layers.flatMap((e) => [e.bestSpeedup, e.head?.bestSpeedup ?? Number.NaN]).filter(Number.isFinite);
+  // the 1.0x line is always in view, even when every layer is predicted slower
+  const top = Math.max(1.1, ...speeds.map((s) => s * 1.05));
+  const r = result.recommendation;
+  const marks =
+    r.mode === 'self-speculative' ? [{ x: r.exitLayer, label: `recommended: layer ${r.exitLayer}${r.withHead ? ' + head' : ''}, d ${r.draftTokens}` }] : [];
   const xLabel = `exit layer (of ${result.model.layerCount})`;
   return renderLineCharts(
     [
@@ -119,15 +138,20 @@ export function renderLayerAnalysisSvg(result: LayerAnalysisResult): string {
           { name: 'top-1 agreement', color: '#1f77b4', points: pts((e) => e.agreement) },
           { name: 'linear CKA', color: '#2ca02c', points: pts((e) => e.cka) },
           { name: 'top canonical correlation (rCCA)', color: '#d62728', dashed: true, points: pts((e) => e.canonicalCorrelations[0] ?? Number.NaN) },
+          ...(withHeads ? [headAgreement] : []),
           { ...speedup, points: [] }, // listed in the shared legend; drawn on the right
+          ...(withHeads ? [{ ...headSpeedup, points: [] }] : []),
         ],
+        vLines: marks,
       },
       {
         title: 'Predicted self-speculative speedup',
         xLabel,
         yLabel: 'speedup over plain decoding (x)',
-        series: [speedup],
-        hLines: [{ y: 1, label: 'plain decoding' }],
+        yRange: [0, top],
+        series: withHeads ? [speedup, headSpeedup] : [speedup],
+        hLines: [{ y: 1, label: '1.0x: plain decoding' }],
+        vLines: marks,
       },
     ],
     { title: `Layer analysis: ${result.model.name} (${result.calibration.tokens} calibration tokens)` },
