@@ -489,6 +489,11 @@ export class Sequence {
     return this.context.disposed;
   }
 
+  /** The context's size: the sequences share its cells. */
+  get contextSize(): number {
+    return this.context.contextSize;
+  }
+
   /** context.generate() on this sequence. */
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
     if (this.context.disposed) throw new DisposedError(`generate (sequence ${this.index})`);
