@@ -44,6 +44,7 @@ export { sweep, type SweepCell, type SweepOptions, type SweepResult } from './to
 export { DraftHead, modelIdentity, type DraftHeadParts, type DraftHeadStats } from './draft-head/draft-head.js';
 export { fitDraftHead, chooseVocabulary, type FitDraftHeadOptions, type FitDraftHeadProgress } from './tools/draft-head-fit.js';
 export { DEMO_MODEL_PATH } from './util/demo-model.js';
+export { jsonSchemaToGrammar } from './decoding/grammar.js';
 export { ChatSession, type ChatSessionOptions, type ChatTarget, type ChatTurnResult } from './runtime/chat-session.js';
 export { CHAT_ROLES, ChatTemplateError, PLAIN_CHAT_TEMPLATE, type ChatMessage, type ChatRole, type ChatTemplateOptions } from './runtime/chat-template.js';
 export { applyBuiltinChatTemplate } from './runtime/chat-builtin.js';

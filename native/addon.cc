@@ -7,6 +7,7 @@
 #include "addon.h"
 #include "common.h"
 #include "context.h"
+#include "grammar.h"
 #include "model.h"
 #include "trainer.h"
 
@@ -85,6 +86,8 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     Napi::Function context = Context::define(env);
     data->model_ctor = Napi::Persistent(model);
     data->context_ctor = Napi::Persistent(context);
+    Napi::Function grammar = Grammar::define(env);
+    data->grammar_ctor = Napi::Persistent(grammar);
     Napi::Function trainer = Trainer::define(env);
     data->trainer_ctor = Napi::Persistent(trainer);
     env.SetInstanceData<AddonData>(data);
@@ -95,6 +98,9 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("createTrainer", Napi::Function::New<Trainer::create>(env, "createTrainer"));
     exports.Set("loadModel", Napi::Function::New<Model::load>(env, "loadModel"));
     exports.Set("createContext", Napi::Function::New<Context::create>(env, "createContext"));
+    exports.Set("NativeGrammar", grammar);
+    exports.Set("createGrammar", Napi::Function::New<Grammar::create>(env, "createGrammar"));
+    exports.Set("jsonSchemaToGrammar", Napi::Function::New<Grammar::from_json_schema>(env, "jsonSchemaToGrammar"));
     exports.Set("quantizeModel", Napi::Function::New<Model::quantize>(env, "quantizeModel"));
     exports.Set("rpcServe", Napi::Function::New(env, [](const Napi::CallbackInfo & info) {
         return guard_call(info, [&] { return Model::rpc_serve(info); });

@@ -7,5 +7,6 @@ struct AddonData {
     Napi::FunctionReference model_ctor;
     Napi::FunctionReference context_ctor;
     Napi::FunctionReference trainer_ctor;
+    Napi::FunctionReference grammar_ctor;
 };
 }  // namespace layerskip

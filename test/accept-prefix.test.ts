@@ -3,6 +3,7 @@
 // norm(max(0, p − q)) rule, at its boundary and in distribution.
 import { describe, expect, it } from 'vitest';
 import { acceptPrefix } from '../lib/decoding/accept.js';
+import type { GrammarState } from '../lib/decoding/grammar.js';
 import { SamplerRng, resolveSampling, sampleFrom } from '../lib/decoding/sampling.js';
 
 const greedy = resolveSampling({});
@@ -66,5 +67,37 @@ describe('acceptPrefix, speculative sampling', () => {
     }
     // 4.5 standard deviations of a binomial count
     pp.forEach((pt, t) => expect(Math.abs(counts[t] - n * pt), `token ${t}`).toBeLessThan(4.5 * Math.sqrt(n * pt * (1 - pt))));
+  });
+
+  it('under a grammar: rows are masked, and a cut forbidden draft is resampled as a rejection, so the output follows masked p', () => {
+    // the raw row [0.5, 0.25, 0.125, 0.125]; the grammar forbids token 0 here, so the target is
+    // p = [0, 0.5, 0.25, 0.25]. q drafts the forbidden token 0 most of the time: cutForbidden()
+    // then verifies no draft and hands q over as `rejected`
+    const raw = [0.5, 0.25, 0.125, 0.125];
+    const pm = [0, 0.5, 0.25, 0.25];
+    const q = Float64Array.of(0.7, 0.05, 0.2, 0.05);
+    const forbidden = new Set([0]);
+    const state = {
+      mask: (row: Float32Array) => forbidden.forEach((t) => (row[t] = -Infinity)),
+      accept: () => undefined,
+      dispose: () => undefined,
+      fork: () => state,
+    };
+    const grammar = state as unknown as GrammarState;
+    const rng = new SamplerRng(11);
+    const counts = [0, 0, 0, 0];
+    const n = 10000;
+    const verified = { argmax: Int32Array.of(0), logits: logitsOf(raw) };
+    for (let i = 0; i < n; i++) {
+      const d = sampleFrom(q, rng);
+      const r = forbidden.has(d)
+        ? acceptPrefix(verified, [], null, sampled, rng, 4, [], grammar, q)
+        : acceptPrefix(verified, [d], [q], sampled, rng, 4, [], grammar);
+      counts[r.accepted === 1 ? d : r.next]++;
+    }
+    expect(counts[0]).toBe(0);
+    pm.forEach((pt, t) => expect(Math.abs(counts[t] - n * pt), `token ${t}`).toBeLessThan(4.5 * Math.sqrt(n * pt * (1 - pt)) + 1));
+    // greedy under the mask: the masked argmax, whatever the addon's argmax said
+    expect(acceptPrefix(verified, [], null, greedy, rng, 4, [], grammar)).toEqual({ accepted: 0, next: 1 });
   });
 });

@@ -65,6 +65,22 @@ describe('layerskip CLI', () => {
     expect(r.stderr).toContain('Usage:');
   });
 
+  it('generate --json-schema and --grammar constrain the output; bad files are usage errors', () => {
+    const schemaFile = join(work, 'schema.json');
+    writeFileSync(schemaFile, JSON.stringify({ type: 'object', properties: { name: { type: 'string', maxLength: 8 } }, required: ['name'] }));
+    const r = run('generate', '-p', 'Once upon a time', '-n', '80', '--json-schema', schemaFile, '--exit-layer', '3');
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.slice('Once upon a time'.length))).toMatchObject({ name: expect.any(String) });
+    const grammarFile = join(work, 'words.gbnf');
+    writeFileSync(grammarFile, 'root ::= [a-z ]+ "."\n');
+    const g = run('generate', '-p', 'Once upon a time', '-n', '40', '--grammar', grammarFile);
+    expect(g.status, g.stderr).toBe(0);
+    expect(g.stdout.slice('Once upon a time'.length).trimEnd()).toMatch(/^[a-z ]+\.?$/);
+    writeFileSync(join(work, 'bad.json'), '{ not json');
+    expect(run('generate', '-p', 'x', '--json-schema', join(work, 'bad.json')).status).toBe(2);
+    expect(run('generate', '-p', 'x', '--json-schema', schemaFile, '--grammar', grammarFile).status).toBe(2);
+  });
+
   it('generate --lookup and --prediction give the text of --lookup off, and report each source', () => {
     const args = ['generate', '-p', 'Once upon a time', '-n', '64'];
     const off = run(...args, '--lookup', 'off');

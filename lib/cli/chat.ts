@@ -8,10 +8,19 @@ import type { GenerateOptions } from '../runtime/context.js';
 import { DEMO_MODEL_PATH } from '../util/demo-model.js';
 import { loadModel } from '../runtime/model.js';
 import { intFlag, parse, readFlagFile, UsageError } from './args.js';
-import { GENERATION_FLAGS, checkExitLayerFlag, contextFromFlags, speculationFromFlags, freeDraftsFromFlags, samplingFromFlags } from './generation-flags.js';
+import {
+  GENERATION_FLAGS,
+  checkExitLayerFlag,
+  constraintFromFlags,
+  contextFromFlags,
+  speculationFromFlags,
+  freeDraftsFromFlags,
+  samplingFromFlags,
+} from './generation-flags.js';
 
 export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--template FILE] [-n N] [--temp T] [--top-k K] [--top-p P]
                  [--min-p P] [--repeat-penalty R] [--seed S] [--threads T] [--ctx N] [--lookup on|off] [--prediction FILE]
+                 [--grammar FILE | --json-schema FILE]
                  [--exit-layer E [--draft D] [--draft-head FILE]]  (lookup drafts come from every
                   earlier turn too; default on)
                  (one user turn per line; Ctrl-C stops the current answer, Ctrl-D ends; a model
@@ -20,7 +29,7 @@ export const chatUsage = `  layerskip chat [-m MODEL] [--system TEXT] [--templat
 
 export async function chatCommand(argv: string[]): Promise<void> {
   const { values } = parse('chat', argv, { ...GENERATION_FLAGS, system: { type: 'string' }, template: { type: 'string' } });
-  const options = { ...samplingFromFlags(values, 256), ...freeDraftsFromFlags('chat', values) };
+  const options = { ...samplingFromFlags(values, 256), ...freeDraftsFromFlags('chat', values), ...constraintFromFlags('chat', values) };
   const { exitLayer, draftHead } = speculationFromFlags('chat', values);
   if (exitLayer !== undefined) {
     options.selfSpeculative = { exitLayer, draftTokens: intFlag('draft', values.draft, 1), draftHead };

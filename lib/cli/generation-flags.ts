@@ -22,6 +22,8 @@ export const GENERATION_FLAGS = {
   'draft-head': { type: 'string' },
   lookup: { type: 'string' },
   prediction: { type: 'string' },
+  grammar: { type: 'string' },
+  'json-schema': { type: 'string' },
 } as const;
 
 type FlagValues = { [K in keyof typeof GENERATION_FLAGS]?: string };
@@ -87,6 +89,19 @@ export function freeDraftsFromFlags(command: string, values: FlagValues): Pick<G
   let prediction: string | undefined;
   if (values.prediction !== undefined) prediction = readFlagFile(command, 'prediction', values.prediction);
   return { lookup: v !== 'off', prediction };
+}
+
+/** --grammar FILE (GBNF) or --json-schema FILE (a JSON schema): the output must follow it. */
+export function constraintFromFlags(command: string, values: FlagValues): Pick<GenerateOptions, 'grammar' | 'jsonSchema'> {
+  if (values.grammar !== undefined && values['json-schema'] !== undefined) throw new UsageError(`${command}: give --grammar or --json-schema, not both`);
+  if (values.grammar !== undefined) return { grammar: readFlagFile(command, 'grammar', values.grammar) };
+  if (values['json-schema'] === undefined) return {};
+  const text = readFlagFile(command, 'json-schema', values['json-schema']);
+  try {
+    return { jsonSchema: JSON.parse(text) as object };
+  } catch (e) {
+    throw new UsageError(`${command}: --json-schema: ${values['json-schema']} is not JSON (${(e as Error).message})`);
+  }
 }
 
 /** One line per draft source: drafted, accepted, and the acceptance at the first draft positions. */

@@ -18,6 +18,7 @@ import {
   describeSources,
   speculationFromFlags,
   freeDraftsFromFlags,
+  constraintFromFlags,
   samplingFromFlags,
 } from './generation-flags.js';
 import { calibrateCommand, calibrateUsage } from './calibrate.js';
@@ -31,7 +32,7 @@ const USAGE = `Usage:
   layerskip generate [-m MODEL] -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
                      [--repeat-penalty R]  (R > 1 penalizes the last 64 tokens, as llama.cpp; 1.1-1.3 stops loops)
                      [--threads T] [--ctx N] [--stop TEXT ...]
-                     [--lookup on|off] [--prediction FILE]
+                     [--lookup on|off] [--prediction FILE] [--grammar FILE | --json-schema FILE]
                                             (lookup: draft from the context where its newest tokens
                                             occurred before, when measured acceptance says it pays;
                                             default on. prediction: the expected output, e.g. the
@@ -56,7 +57,12 @@ async function generate(argv: string[]): Promise<void> {
     'remote-layers': { type: 'string' },
   });
   const prompt = required('generate', '-p PROMPT', values.prompt);
-  const options: GenerateOptions = { ...samplingFromFlags(values, 128), ...freeDraftsFromFlags('generate', values), stop: values.stop };
+  const options: GenerateOptions = {
+    ...samplingFromFlags(values, 128),
+    ...freeDraftsFromFlags('generate', values),
+    ...constraintFromFlags('generate', values),
+    stop: values.stop,
+  };
   if (values.verify !== undefined && values.verify !== 'cached' && values.verify !== 'full') {
     throw new UsageError(`generate: --verify must be cached or full, got ${values.verify}`);
   }

@@ -1,6 +1,7 @@
 // The accept rule and what a round hands to the session: shared by the generation driver
 // (self-speculative.ts, free-rounds.ts) and the overlapped loop (pipelined.ts).
 import type { NativeDecodeResult } from '../native/binding.js';
+import type { GrammarState } from './grammar.js';
 import { greedyToken, pickToken, type ResolvedSampling, type SamplerRng, sampleFrom, targetDistribution } from './sampling.js';
 import type { DecodeSession } from './session.js';
 import type { SpeculativeStats } from './types.js';
@@ -12,6 +13,10 @@ import type { SpeculativeStats } from './types.js';
  * sampled from norm(max(0, p_j − q_j)). Returns how many drafts were accepted and the full model's
  * token after them (a correction, or the bonus token when every draft was accepted), or -1 when
  * every draft was accepted and `verified` has no row after the last one.
+ * With a grammar (its committed state: before drafts[0]), row j is masked by the state after
+ * drafts [0, j). `rejected`: the distribution of a draft that followed `drafts` but was cut because
+ * the grammar forbids it; its row's token is then drawn as after a rejection, from
+ * norm(max(0, p − q)), which keeps sampling exact (p gives it no mass, so it would be rejected).
  */
 export function acceptPrefix(
   verified: Pick<NativeDecodeResult, 'argmax' | 'logits'>,
@@ -21,23 +26,37 @@ export function acceptPrefix(
   rng: SamplerRng,
   nVocab: number,
   history: readonly number[] = [],
+  grammar: GrammarState | null = null,
+  rejected: Float64Array | null = null,
 ): { accepted: number; next: number } {
   const greedy = sampling.temperature === 0;
   // with penalties, row j's distribution depends on the tokens before it: the history and drafts [0, j)
   const before = (j: number): readonly number[] => (sampling.penalties ? [...history, ...drafts.slice(0, j)] : history);
-  for (let j = 0; j < drafts.length; j++) {
-    const d = drafts[j];
-    if (greedy) {
-      const t = greedyToken(verified, sampling, j, nVocab, before(j));
-      if (t !== d) return { accepted: j, next: t };
-      continue;
+  // with a grammar, row j's mask is the state after drafts [0, j): a fork follows the accepted drafts
+  const state = grammar?.fork() ?? null;
+  try {
+    for (let j = 0; j < drafts.length; j++) {
+      const d = drafts[j];
+      if (greedy) {
+        const t = greedyToken(verified, sampling, j, nVocab, before(j), state);
+        if (t !== d) return { accepted: j, next: t };
+      } else {
+        const pj = targetDistribution(verified.logits!, sampling, j, nVocab, before(j), state);
+        const qj = draftDists![j];
+        if (rng.next() * qj[d] >= pj[d]) return { accepted: j, next: sampleFrom(residual(pj, qj), rng) };
+      }
+      state?.accept(d);
     }
-    const pj = targetDistribution(verified.logits!, sampling, j, nVocab, before(j));
-    const qj = draftDists![j];
-    if (rng.next() * qj[d] >= pj[d]) return { accepted: j, next: sampleFrom(residual(pj, qj), rng) };
+    const k = drafts.length;
+    if (k >= verified.argmax.length) return { accepted: k, next: -1 };
+    if (rejected && !greedy) {
+      const pk = targetDistribution(verified.logits!, sampling, k, nVocab, before(k), state);
+      return { accepted: k, next: sampleFrom(residual(pk, rejected), rng) };
+    }
+    return { accepted: k, next: pickToken(verified as NativeDecodeResult, sampling, rng, k, nVocab, before(k), state) };
+  } finally {
+    state?.dispose();
   }
-  const k = drafts.length;
-  return { accepted: k, next: k < verified.argmax.length ? pickToken(verified as NativeDecodeResult, sampling, rng, k, nVocab, before(k)) : -1 };
 }
 
 /** norm(max(0, p − q)): the distribution a rejected draft is resampled from. */

@@ -7,7 +7,8 @@ import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
-import { commit, countLegacyLookup, type Drafts, draft, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
+import { commit, countLegacyLookup, cutForbidden, type Drafts, draft, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
+import { allowedPrefix } from './grammar.js';
 
 /** The free draft sources of a generation and what chooses between them. */
 export interface FreeRounds {
@@ -158,14 +159,17 @@ export async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): 
 export async function freeRound(s: LoopState, p: number, last: number, c: FreeChoice): Promise<{ p: number; last: number } | null> {
   const { sampling, nVocab, stats } = s;
   const f = s.free!;
-  const look = c.tokens;
+  // free drafts the grammar forbids are cut before the batch (a cut point mass needs no residual:
+  // norm(max(0, p − δ)) is p itself when p gives the draft no mass)
+  const grammar = s.session.grammar;
+  const look = grammar ? c.tokens.slice(0, allowedPrefix(grammar, c.tokens)) : c.tokens;
   const t0 = performance.now();
   const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: needsLogits(sampling) });
   const t1 = performance.now();
   f.cost.observeRound(look.length + 1, t1 - t0);
   f.afterRound = true;
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
-  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab, penaltyHistory(s));
+  const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab, penaltyHistory(s), grammar);
   f.acceptance.observe(c.source.name, c.matchLength, look.length, accepted);
   f.lastFreeAccepted = accepted;
   if (c.probe) observeProbe(f, accepted);
@@ -193,12 +197,12 @@ export async function fusedRound(s: LoopState, p: number, last: number, c: FreeC
   const { sampling, nVocab, stats } = s;
   const f = s.free!;
   const t0 = performance.now();
-  const d = await draft(s, last, extend, c.tokens);
+  const d = cutForbidden(s, await draft(s, last, extend, c.tokens));
   const { tokens, dists } = d;
   const t1 = performance.now();
   const v = await verify(s, p, last, d);
   const t2 = performance.now();
-  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s));
+  const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s), s.session.grammar, d.rejected);
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));

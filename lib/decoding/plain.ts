@@ -4,7 +4,7 @@
 // are sized from the measured step time, so that text still streams every few milliseconds and an
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
-import { needsLogits, pickToken, type SamplerRng, type ResolvedSampling } from './sampling.js';
+import { needsLogits, pickToken, type RowMask, type SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { NativeSequence } from '../native/binding.js';
 import type { DecodeSession } from './session.js';
 
@@ -21,9 +21,10 @@ export async function plainStep(
   rng: SamplerRng,
   nVocab: number,
   history: readonly number[] = [],
+  mask: RowMask | null = null,
 ): Promise<number> {
   const r = await ctx.decode({ tokens: Int32Array.of(token), logits: needsLogits(sampling) });
-  return pickToken(r, sampling, rng, 0, nVocab, history);
+  return pickToken(r, sampling, rng, 0, nVocab, history, mask);
 }
 
 /**

@@ -3,6 +3,7 @@
 import type { NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from './sampling.js';
 import { emitRound, pointMass } from './accept.js';
+import { allowedPrefix } from './grammar.js';
 import type { DraftPolicy } from './draft-policy.js';
 import type { FreeRounds } from './free-rounds.js';
 import { plainStep } from './plain.js';
@@ -17,6 +18,8 @@ export interface Drafts {
   dists: Float64Array[] | null;
   /** The last draft's layers [0, E) are in the KV cache, so a verification can score the position after it. */
   lastDecoded: boolean;
+  /** Sampling: the distribution of a draft cut after `tokens` because the grammar forbids it (acceptPrefix's `rejected`). */
+  rejected?: Float64Array | null;
 }
 
 export interface LoopState {
@@ -58,7 +61,7 @@ export function penaltyHistory(s: LoopState): number[] {
 /** A zero-length draft: one plain step with the full model. Returns the next `last`. */
 export async function plainRound(s: LoopState, last: number): Promise<number> {
   const t0 = performance.now();
-  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, penaltyHistory(s));
+  const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, penaltyHistory(s), s.session.grammar);
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
   s.free?.cost.observePlainRun(1, ms, s.free.afterRound);
@@ -111,6 +114,19 @@ export async function draft(s: LoopState, last: number, want: number, free: read
   return { tokens, dists, lastDecoded };
 }
 
+/**
+ * The drafts up to the first one the grammar forbids after the committed state (verifying it and
+ * what follows would be wasted). Every kept draft's successor was decoded, so the last kept one is
+ * too; a cut early-exit draft's distribution goes along as `rejected` (see acceptPrefix).
+ */
+export function cutForbidden(s: LoopState, d: Drafts): Drafts {
+  const grammar = s.session.grammar;
+  if (!grammar) return d;
+  const j = allowedPrefix(grammar, d.tokens);
+  if (j === d.tokens.length) return d;
+  return { tokens: d.tokens.slice(0, j), dists: d.dists?.slice(0, j) ?? null, lastDecoded: true, rejected: d.dists?.[j] ?? null };
+}
+
 /** The full model's rows for `last` and the drafts: from the cached layer-E states, or by re-running all layers. */
 export async function verify(s: LoopState, p: number, last: number, d: Drafts): Promise<NativeDecodeResult> {
   const { ctx } = s;
@@ -122,7 +138,7 @@ export async function verify(s: LoopState, p: number, last: number, d: Drafts): 
     return ctx.decode({ layers: [spec.exitLayer, spec.layerCount], count: rows, outputs: 'all', logits });
   }
   // after an end-of-generation draft there is nothing to predict; a probe skips the bonus row
-  const bonus = !s.session.isEog(d.tokens[k - 1]) && !s.policy?.probing;
+  const bonus = k === 0 || (!s.session.isEog(d.tokens[k - 1]) && !s.policy?.probing);
   ctx.removeFrom(p);
   return ctx.decode({ tokens: Int32Array.from([last, ...d.tokens.slice(0, bonus ? k : k - 1)]), outputs: 'all', logits });
 }

@@ -44,6 +44,13 @@ export interface ResolvedSampling {
   minP: number;
   seed: number;
   penalties: Penalties | null;
+  /** A grammar constrains the tokens (the rows are masked: see RowMask). */
+  constrained: boolean;
+}
+
+/** What forbids tokens at one row (a grammar's state there): sets their values to -Infinity, in place. */
+export interface RowMask {
+  mask(row: Float32Array): void;
 }
 
 export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
@@ -59,12 +66,31 @@ export function resolveSampling(o: SamplingOptions = {}): ResolvedSampling {
     minP: checkNumber('minP', o.minP ?? 0, 0, 1),
     seed: checkInteger('seed', o.seed ?? 0xc0ffee, 0, 2 ** 32 - 1),
     penalties: active ? { repeat, presence, frequency, lastN } : null,
+    constrained: false,
   };
 }
 
 /** Whether choosing a token needs the logits row (sampling, or penalties that change the greedy pick). */
 export function needsLogits(s: ResolvedSampling): boolean {
-  return s.temperature > 0 || s.penalties !== null;
+  return s.temperature > 0 || s.penalties !== null || s.constrained;
+}
+
+/**
+ * Row `row` of `logits` as the sampler sees it: penalized for `history` and masked by `mask`, as a
+ * new array; null when neither applies (the row is used as it is).
+ */
+function processedRow(
+  logits: Float32Array,
+  row: number,
+  nVocab: number,
+  sampling: ResolvedSampling,
+  history: readonly number[],
+  mask: RowMask | null,
+): Float32Array | null {
+  if (!sampling.penalties && !mask) return null;
+  const out = sampling.penalties ? penalizedRow(logits, row * nVocab, nVocab, history, sampling.penalties) : logits.slice(row * nVocab, (row + 1) * nVocab);
+  mask?.mask(out);
+  return out;
 }
 
 /**
@@ -204,31 +230,46 @@ export function sampleFrom(p: Float64Array, rng: SamplerRng): number {
 
 /**
  * The token of one output row of a decode: its argmax when greedy, else a sample of `distribution()`;
- * with penalties, of the row penalized for `history` (the tokens before that position).
+ * with penalties, of the row penalized for `history` (the tokens before that position); with a
+ * grammar, of the row masked by its state there.
  */
-export function pickToken(r: NativeDecodeResult, sampling: ResolvedSampling, rng: SamplerRng, row = 0, nVocab = 0, history: readonly number[] = []): number {
-  if (sampling.penalties) {
-    const penalized = penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties);
-    return sampling.temperature === 0 ? argmaxOf(penalized) : sampleFrom(distribution(penalized, sampling), rng);
-  }
+export function pickToken(
+  r: NativeDecodeResult,
+  sampling: ResolvedSampling,
+  rng: SamplerRng,
+  row = 0,
+  nVocab = 0,
+  history: readonly number[] = [],
+  mask: RowMask | null = null,
+): number {
+  const processed = processedRow(r.logits ?? new Float32Array(0), row, nVocab, sampling, history, mask);
+  if (processed) return sampling.temperature === 0 ? argmaxOf(processed) : sampleFrom(distribution(processed, sampling), rng);
   if (sampling.temperature === 0) return r.argmax[row];
   return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
 }
 
-/** The greedy token of a row: the addon's argmax, or with penalties the argmax of the penalized row. */
+/** The greedy token of a row: the addon's argmax, or the argmax of the row penalized and masked. */
 export function greedyToken(
   r: Pick<NativeDecodeResult, 'argmax' | 'logits'>,
   sampling: ResolvedSampling,
   row: number,
   nVocab: number,
   history: readonly number[],
+  mask: RowMask | null = null,
 ): number {
-  if (!sampling.penalties) return r.argmax[row];
-  return argmaxOf(penalizedRow(r.logits!, row * nVocab, nVocab, history, sampling.penalties));
+  const processed = processedRow(r.logits ?? new Float32Array(0), row, nVocab, sampling, history, mask);
+  return processed ? argmaxOf(processed) : r.argmax[row];
 }
 
-/** The full model's distribution of a row: `distribution()` of the row, penalized for `history` when penalties are set. */
-export function targetDistribution(logits: Float32Array, sampling: ResolvedSampling, row: number, nVocab: number, history: readonly number[]): Float64Array {
-  if (!sampling.penalties) return distribution(logits, sampling, row * nVocab, nVocab);
-  return distribution(penalizedRow(logits, row * nVocab, nVocab, history, sampling.penalties), sampling);
+/** The full model's distribution of a row: `distribution()` of the row, penalized for `history` and masked by `mask` when set. */
+export function targetDistribution(
+  logits: Float32Array,
+  sampling: ResolvedSampling,
+  row: number,
+  nVocab: number,
+  history: readonly number[],
+  mask: RowMask | null = null,
+): Float64Array {
+  const processed = processedRow(logits, row, nVocab, sampling, history, mask);
+  return processed ? distribution(processed, sampling) : distribution(logits, sampling, row * nVocab, nVocab);
 }

@@ -26,7 +26,7 @@ import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type Resolv
 import { DraftPolicy } from './draft-policy.js';
 import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, PROBE_EVERY } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
-import { commit, countLegacyLookup, draft, ema, type LoopState, observeRound, penaltyHistory, plainRound, verify } from './rounds.js';
+import { commit, countLegacyLookup, cutForbidden, draft, ema, type LoopState, observeRound, penaltyHistory, plainRound, verify } from './rounds.js';
 import type { DecodeSession } from './session.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
@@ -164,7 +164,8 @@ export async function selfSpeculativeLoop(
   }
   // greedy plain steps run several per addon call (decodeRun); sampling steps one by one
   // (not with penalties: the addon's loop picks the plain argmax)
-  const runner = sampling.temperature === 0 && !sampling.penalties && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  // (nor with a grammar: it masks each row in TypeScript)
+  const runner = sampling.temperature === 0 && !sampling.penalties && !sampling.constrained && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
   // free drafts: plain steps per run, doubling from 8 up to runLength(), or staying at 8 while free
   // drafts are accepted (a run may hide the next free draft: free rounds follow each other without
   // plain steps between them while the text repeats, so only the start of a repeat waits for a run)
@@ -172,7 +173,7 @@ export async function selfSpeculativeLoop(
   let stepMs = NaN; // one plain step, measured in runs
   const { contextSize, nextPosition } = ctx.state();
   let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
-  let last = pickToken(first, sampling, s.rng, 0, nVocab, penaltyHistory(s)); // the first token comes from the prompt's decode
+  let last = pickToken(first, sampling, s.rng, 0, nVocab, penaltyHistory(s), session.grammar); // the first token comes from the prompt's decode
   if (!session.accept(last)) return finishStats(s.stats, session.tokens.length, session.tokens.length);
   s.stats.corrections++;
   try {
@@ -229,12 +230,12 @@ export async function selfSpeculativeLoop(
       const early = await draft(s, last, want);
       // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
       const ext = await lookupAfterDrafts(s, early, room);
-      const d = ext?.drafts ?? early;
+      const d = cutForbidden(s, ext?.drafts ?? early);
       const k = early.tokens.length;
       const t1 = performance.now();
       const v = await verify(s, p, last, d);
       const t2 = performance.now();
-      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s));
+      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s), session.grammar, d.rejected);
       observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
       const ee = s.stats.sources.earlyExit!;
       ee.rounds++;

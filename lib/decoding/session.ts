@@ -5,6 +5,7 @@ import { abortReason, DisposedError } from '../native/errors.js';
 import type { GenerationChunk, StopReason } from './types.js';
 import type { NativeModel } from '../native/binding.js';
 import { TextOutput } from '../util/text-output.js';
+import type { GrammarState } from './grammar.js';
 
 export class DecodeSession {
   readonly tokens: number[] = [];
@@ -14,6 +15,8 @@ export class DecodeSession {
   /** The extra end-of-generation tokens, for the addon's own loop (which also stops at the model's). */
   readonly stopTokenIds: Int32Array;
   private readonly pendingTokens: number[] = [];
+  /** The generation's grammar: every token the session takes advances it (null: none). */
+  grammar: GrammarState | null = null;
 
   constructor(
     private readonly model: NativeModel,
@@ -66,6 +69,7 @@ export class DecodeSession {
       this.stopReason = 'eos';
       return false;
     }
+    this.grammar?.accept(token);
     this.tokens.push(token);
     this.pendingTokens.push(token);
     const text = this.out.push(this.model.tokenPiece(token, false));

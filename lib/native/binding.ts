@@ -43,6 +43,9 @@ function binaryPath(require: NodeJS.Require): string {
   return gypBuild.resolve(packageRoot);
 }
 
+/** The platforms whose binaries ship in the package (prebuilds/, made by `npm run build:prebuilt`). */
+export const PREBUILT_PLATFORMS = ['linux-x64'] as const;
+
 /**
  * The native addon, loaded on first use: `$LAYERSKIP_BINARY` if set, else the best match among
  * prebuilds/ and build/ (node-gyp-build). Throws a clear error when no binary fits this platform.
@@ -54,10 +57,14 @@ export function native(): NativeBinding {
   try {
     binding = require(binaryPath(require)) as NativeBinding;
   } catch (e) {
+    // no "layerskip:" prefix: the CLI adds its own, and an API caller's stack names the package
     const err = new Error(
-      `layerskip: no native binary for ${process.platform}-${process.arch} (node ${process.version}). ` +
-        'Build it from source with `npm run build:native` (needs CMake, a C++17 compiler and the llama.cpp tree; ' +
-        `see the README). Cause: ${(e as Error).message}`,
+      `no native binary of layerskip for ${process.platform}-${process.arch} (Node ${process.version}); ` +
+        `prebuilt binaries ship for ${PREBUILT_PLATFORMS.join(', ')}. Two ways out: allow the package's install script ` +
+        '(npm 11: `npm install-scripts approve layerskip`, then `npm rebuild layerskip`), which builds from the llama.cpp ' +
+        'sources the package ships (needs CMake and a C++17 compiler), or run that build yourself with ' +
+        '`LAYERSKIP_BUILD_FROM_SOURCE=1 npm rebuild layerskip`. ' +
+        `Cause: ${(e as Error).message}`,
     );
     (err as NodeJS.ErrnoException).code = 'ERR_LAYERSKIP_NO_BINARY';
     throw err;

@@ -289,6 +289,19 @@ export interface NativeContext extends NativeSequence {
   dispose(): void;
 }
 
+/** One state of llama.cpp's grammar sampler over a model's vocabulary (native/grammar.h). */
+export interface NativeGrammar {
+  /** Sets the values of the tokens the grammar forbids here to -Infinity (one row of n_vocab, in place). */
+  mask(row: Float32Array): void;
+  allows(token: number): boolean;
+  /** Advances the state by `token`; a RangeError when the grammar forbids it. */
+  accept(token: number): void;
+  /** An independent copy of this state. */
+  fork(): NativeGrammar;
+  /** Frees the state now (else at garbage collection). */
+  dispose(): void;
+}
+
 /** A model load in progress: cancel() makes `promise` reject with code ERR_ABORTED (and frees what was loaded). */
 export interface NativeModelLoad {
   promise: Promise<NativeModel>;
@@ -323,6 +336,10 @@ export interface NativeBinding {
   /** Runs llama.cpp's RPC server on the calling thread; returns (throwing) only when it cannot start. */
   rpcServe(host: string, port: number, threads: number, cacheDir?: string, device?: string): never;
   createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
+  /** A GBNF grammar's start state over the model's vocabulary; one that does not parse throws a SyntaxError. */
+  createGrammar(model: NativeModel, grammar: string, root: string): NativeGrammar;
+  /** GBNF for a JSON schema (JSON text), by llama.cpp's json-schema-to-grammar; a RangeError when unsupported. */
+  jsonSchemaToGrammar(schema: string): string;
   quantizeModel(source: string, destination: string, type: string, threads?: number): Promise<void>;
   systemInfo(): { llamaSystemInfo: string; devices: { name: string; description: string }[]; gpuOffload: boolean };
   trainExitAdapter(

@@ -113,6 +113,15 @@ export interface GenerateOptions extends SamplingOptions {
    * unchanged; only speed depends on how well it predicts.
    */
   prediction?: string | readonly number[];
+  /**
+   * A GBNF grammar (llama.cpp's format, start symbol `root`) the output must follow: every row of
+   * the full model is masked to the tokens it allows, with plain and self-speculative decoding
+   * alike (drafts it forbids are cut before verification). Greedy output equals plain greedy
+   * output under the same grammar; sampling keeps the masked distribution exactly.
+   */
+  grammar?: string;
+  /** A JSON schema the output must follow (an object, or its JSON text), as GBNF by llama.cpp's json-schema-to-grammar. */
+  jsonSchema?: object | string;
   /** @internal tests of the accept rule (decoding/draft-sources.ts, ResolvedFreeDrafts.choice). */
   freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
 }
@@ -148,6 +157,8 @@ export const GENERATE_KEYS = {
   selfSpeculative: true,
   lookup: true,
   prediction: true,
+  grammar: true,
+  jsonSchema: true,
   freeDraftChoice: true,
 } as const satisfies KeysOf<GenerateOptions>;
 /** @internal */

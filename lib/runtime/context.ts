@@ -1,18 +1,19 @@
 import { DecodeSession } from '../decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative } from '../decoding/self-speculative.js';
-import { BusyError, ContextFullError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from '../native/errors.js';
+import { BusyError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from '../native/errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextOptions, type NativeContextState, type NativeSequence } from '../native/binding.js';
 import { pipelinedLoop, prefillDrafter } from '../decoding/pipelined.js';
-import { type ResolvedSampling, resolveSampling } from '../decoding/sampling.js';
+import { resolveSampling } from '../decoding/sampling.js';
 import type { Model } from './model.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { nativeDraftHead, resolveDraftHead } from '../draft-head/install.js';
 import { NativeScheduler } from '../decoding/scheduler.js';
-import { resolveFreeDrafts, type ResolvedFreeDrafts } from '../decoding/draft-sources.js';
+import { resolveFreeDrafts } from '../decoding/draft-sources.js';
 import { assertLayerRanges } from '../model-file/architectures.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
-import { decodePrompt, leaveConsistent, reusePrefix, type SequenceCore } from './sequence-core.js';
+import { checkPromptFits, decodePrompt, type GenerationPlan, leaveConsistent, reusePrefix, type SequenceCore } from './sequence-core.js';
+import { GrammarState, resolveGrammar } from '../decoding/grammar.js';
 import {
   CONTEXT_KEYS,
   type ContextOptions,
@@ -54,18 +55,6 @@ const NATIVE_CONTEXT_METHODS = {
   abort: true,
   dispose: true,
 } as const satisfies KeysOf<NativeContext>;
-
-/** What one generate() call resolved its options into (once, before it starts). */
-interface GenerationPlan {
-  sampling: ResolvedSampling;
-  maxTokens: number;
-  stop: readonly string[];
-  stopTokens: ReadonlySet<number>;
-  spec: ReturnType<typeof resolveSelfSpeculative> | null;
-  free: ResolvedFreeDrafts | null;
-  /** The caller's signal combined with generation.abort() and the loop's own stop. */
-  signal: AbortSignal;
-}
 
 export class Context {
   private running: string | null = null;
@@ -313,6 +302,9 @@ export class Context {
       );
       if (spec?.overlap && sampling.penalties)
         throw new RangeError('selfSpeculative.overlap cannot be combined with repetition, presence or frequency penalties');
+      const grammar = resolveGrammar(options, this.model.handle);
+      if (grammar && spec?.overlap) throw new RangeError('selfSpeculative.overlap cannot be combined with grammar or jsonSchema');
+      if (grammar) sampling.constrained = true;
       if (free && spec?.overlap)
         throw new RangeError(
           'selfSpeculative.overlap cannot be combined with lookup or prediction (an overlapped round is drafted by early exit ahead of time)',
@@ -327,13 +319,13 @@ export class Context {
           : prompt.length <= LONG_PROMPT_CHARS
             ? this.model.tokenize(prompt, { addBos: options.addBos })
             : null;
-      if (promptTokens) this.checkPromptFits(core, promptTokens.length);
+      if (promptTokens) checkPromptFits(core, promptTokens.length);
       options.signal?.throwIfAborted();
       if (spec) this.claimHead(core, (spec.draftHead as DraftHead | undefined) ?? null);
       const tokens = async () => promptTokens ?? this.tokenizeLongPrompt(core, prompt as string, options);
       return new Generation((emit, stopped) => {
         const signal = options.signal ? AbortSignal.any([options.signal, stopped]) : stopped;
-        const plan: GenerationPlan = { sampling, maxTokens, stop, stopTokens, spec, free, signal };
+        const plan: GenerationPlan = { sampling, maxTokens, stop, stopTokens, spec, free, signal, grammar };
         return this.run(core, tokens, plan, emit).finally(release);
       });
     } catch (e) {
@@ -368,17 +360,9 @@ export class Context {
     core.head = head;
   }
 
-  private checkPromptFits(core: SequenceCore, promptLength: number): void {
-    if (promptLength === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
-    const { contextSize } = core.view.state();
-    if (promptLength + 1 > contextSize) {
-      throw new ContextFullError(`generate: the prompt has ${promptLength} tokens; the context holds ${contextSize}`);
-    }
-  }
-
   private async tokenizeLongPrompt(core: SequenceCore, prompt: string, options: GenerateOptions): Promise<number[]> {
     const tokens = await this.model.tokenizeAsync(prompt, { addBos: options.addBos });
-    this.checkPromptFits(core, tokens.length); // before copying millions of ids into an array
+    checkPromptFits(core, tokens.length); // before copying millions of ids into an array
     return Array.from(tokens);
   }
 
@@ -391,6 +375,7 @@ export class Context {
     const { sampling, spec, free, signal } = plan;
     const t0 = performance.now();
     const session = new DecodeSession(this.model.handle, plan.maxTokens, plan.stop, emit, signal, () => this.isDisposed, plan.stopTokens);
+    session.grammar = plan.grammar ? new GrammarState(plan.grammar) : null;
     let reused = 0;
     // an abort stops the running native step between graph nodes (a prompt batch takes ~100 ms)
     let abortedWhileLive = false; // an abort after dispose() (a loop left after it) is not the cause
@@ -448,6 +433,7 @@ export class Context {
       throw e;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      session.grammar?.dispose();
     }
   }
 

@@ -5,6 +5,10 @@ import type { DecodeSession } from '../decoding/session.js';
 import { needsLogits, type ResolvedSampling } from '../decoding/sampling.js';
 import type { NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
+import { ContextFullError } from '../native/errors.js';
+import type { NativeGrammar } from '../native/binding.js';
+import type { ResolvedFreeDrafts } from '../decoding/draft-sources.js';
+import type { resolveSelfSpeculative } from '../decoding/self-speculative.js';
 
 /** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
 export interface SequenceCore {
@@ -75,4 +79,27 @@ export function leaveConsistent(core: SequenceCore, shared: boolean): void {
   } catch {
     core.prefix = null;
   }
+}
+
+/** Room for the prompt and one generated token, or a ContextFullError (an empty prompt is a RangeError). */
+export function checkPromptFits(core: SequenceCore, promptLength: number): void {
+  if (promptLength === 0) throw new RangeError('generate: the prompt is empty (no tokens)');
+  const { contextSize } = core.view.state();
+  if (promptLength + 1 > contextSize) {
+    throw new ContextFullError(`generate: the prompt has ${promptLength} tokens; the context holds ${contextSize}`);
+  }
+}
+
+/** What one generate() call resolved its options into (once, before it starts). */
+export interface GenerationPlan {
+  sampling: ResolvedSampling;
+  maxTokens: number;
+  stop: readonly string[];
+  stopTokens: ReadonlySet<number>;
+  spec: ReturnType<typeof resolveSelfSpeculative> | null;
+  free: ResolvedFreeDrafts | null;
+  /** The caller's signal combined with generation.abort() and the loop's own stop. */
+  signal: AbortSignal;
+  /** The grammar's start state (grammar or jsonSchema), owned by the generation. */
+  grammar: NativeGrammar | null;
 }
