@@ -35,9 +35,9 @@ const build = hasCmakeJs
     : spawnSync('node-gyp', ['rebuild'], { cwd: root, stdio: 'inherit', shell: true });
 if (build.status !== 0) {
   console.error(
-    'layerskip: no prebuilt binary fits this platform and the source build failed. A source build needs CMake, ' +
-      'a C++17 compiler and the llama.cpp tree: set LAYERSKIP_LLAMA_CPP_DIR to a llama.cpp checkout at commit ' +
-      '80fb11ac73e66d89eae2c6a91d8a77428fa733ed (see the README).',
+    'layerskip: no prebuilt binary fits this platform and the source build failed. It needs CMake and a C++17 ' +
+      'compiler (Xcode command-line tools on macOS, the C++ workload of Visual Studio on Windows); the llama.cpp ' +
+      'sources ship in the package (deps/llama.cpp). See "Installing from npm" in the README.',
   );
 }
 process.exit(build.status ?? 1);

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Package test: packs the library, checks the tarball's contents, installs it into an empty
 // project with install scripts off (so only the prebuilt binary can make it work), and generates
-// text from the bundled demo model (stories260K) there. Run `npm run build:prebuilt` first.
+// text from the bundled demo model (stories260K) there. Then, as on a platform without a prebuilt
+// binary: another empty project, the prebuilds removed, the install script run, which builds from
+// the llama.cpp sources the package ships (no node-llama-cpp anywhere), and the same text.
+// Run `npm run build:prebuilt` first. LAYERSKIP_SKIP_SOURCE_BUILD=1 skips the source build.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,9 +41,33 @@ try {
     const big = files.filter((f) => f.size > 50e6);
     assert(big.length === 0, big.map((f) => f.path).join(', '));
   });
-  check('nothing from test/, bench/, build folders or llama.cpp sources', () => {
-    const bad = files.filter((f) => /^(test|bench|build|build-[^/]*|deps|models-generated|\.cache|node_modules)\//.test(f.path));
+  check('nothing from test/, bench/, build folders, nor llama.cpp beyond the sources a build needs', () => {
+    const bad = files.filter((f) => /^(test|bench|build|build-[^/]*|models-generated|\.cache|node_modules)\//.test(f.path));
     assert(bad.length === 0, bad.map((f) => f.path).join(', '));
+    const llamaExtra = files.filter(
+      (f) => f.path.startsWith('deps/') && /^deps\/llama\.cpp\/(\.git|tests|tools|examples|models|docs|vendor\/cpp-httplib)\//.test(f.path),
+    );
+    // of common/, only the JSON-schema converter and the headers it includes
+    const commonExtra = files.filter(
+      (f) => f.path.startsWith('deps/llama.cpp/common/') && !/\/(common\.h|json\.(h|cpp)|json-schema-to-grammar\.(h|cpp))$/.test(f.path),
+    );
+    assert(llamaExtra.length === 0 && commonExtra.length === 0, [...llamaExtra, ...commonExtra].map((f) => f.path).join(', '));
+  });
+  check('the patched llama.cpp sources are in (with their licence and patch stamp), the tarball under 15 MB', () => {
+    for (const p of [
+      'deps/llama.cpp/LICENSE',
+      'deps/llama.cpp/.layerskip-patches',
+      'deps/llama.cpp/CMakeLists.txt',
+      'deps/llama.cpp/src/llama-context.cpp',
+      'deps/llama.cpp/ggml/src/ggml-cpu/ggml-cpu.c',
+      'deps/llama.cpp/ggml/src/ggml-metal/ggml-metal.cpp',
+    ]) {
+      assert(
+        files.some((f) => f.path === p),
+        `missing ${p}`,
+      );
+    }
+    assert(pack.size < 15e6, `${(pack.size / 1e6).toFixed(1)} MB`);
   });
   check('the demo model is in, and no other model file', () => {
     const models = files.filter((f) => /\.gguf$/i.test(f.path)).map((f) => f.path);
@@ -150,6 +177,37 @@ model.dispose();
       );
     }
   });
+
+  if (process.env.LAYERSKIP_SKIP_SOURCE_BUILD !== '1') {
+    // a platform without a prebuilt binary: no prebuilds, the install script builds from the shipped sources
+    const fresh = join(work, 'from-source');
+    execFileSync('mkdir', ['-p', fresh]);
+    writeFileSync(join(fresh, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }));
+    execFileSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', join(work, pack.filename)], { cwd: fresh, stdio: 'inherit' });
+    const pkg = join(fresh, 'node_modules', 'layerskip');
+    rmSync(join(pkg, 'prebuilds'), { recursive: true, force: true });
+    writeFileSync(join(fresh, 'run.mjs'), readFileSync(join(app, 'run.mjs')));
+    check('no node-llama-cpp in the source-build project', () => {
+      assert(!existsSync(join(fresh, 'node_modules', 'node-llama-cpp')), 'node-llama-cpp is installed');
+    });
+    // what npm runs for the install script: npm's own node-gyp; Node's headers from beside this node (offline)
+    const nodeGyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const t0 = Date.now();
+    const build = spawnSync(process.execPath, [join(pkg, 'scripts', 'install.mjs')], {
+      cwd: pkg,
+      encoding: 'utf8',
+      env: { ...process.env, npm_config_node_gyp: nodeGyp, npm_config_nodedir: resolve(dirname(process.execPath), '..') },
+    });
+    console.log(`  source build: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    check('the install script builds the addon from the shipped llama.cpp sources', () => {
+      assert(build.status === 0, `${build.stdout}\n${build.stderr}`.slice(-3000));
+      assert(existsSync(join(pkg, 'build', 'Release', 'layerskip.node')), 'no build/Release/layerskip.node');
+    });
+    check('the source-built addon generates the same text', () => {
+      const built = JSON.parse(execFileSync(process.execPath, ['run.mjs'], { cwd: fresh, encoding: 'utf8' }).trim().split('\n').pop() ?? '');
+      assert(built.text === out.text && built.same, JSON.stringify(built));
+    });
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
