@@ -38,8 +38,6 @@ const backendFlags = backendDefinitions({
   metal: process.env.LAYERSKIP_METAL !== '0',
 }).map((def) => `-D${def}`);
 const what = process.argv[2];
-// llama.cpp's JSON-schema-to-GBNF converter, compiled into the addon (CMakeLists.txt lists the same two)
-const LLAMA_COMMON_SOURCES = ['common/json.cpp', 'common/json-schema-to-grammar.cpp'];
 // the shared list (scripts/llama-options.txt), then what only this path sets: a portable CPU
 // baseline (prebuilt binaries), position-independent static libraries, the variant and backends
 const definitions = [
@@ -99,7 +97,6 @@ if (what === 'definitions') {
       .filter((f) => f.endsWith('.cc'))
       .sort()
       .map((f) => `native/${f}`)
-      .concat(LLAMA_COMMON_SOURCES.map((f) => join(llama, f)))
       .join(' '),
   );
 } else if (what === 'include') {
