@@ -49,7 +49,7 @@ try {
     );
     // of common/, only the JSON-schema converter and the headers it includes
     const commonExtra = files.filter(
-      (f) => f.path.startsWith('deps/llama.cpp/common/') && !/\/(common\.h|json\.(h|cpp)|json-schema-to-grammar\.(h|cpp))$/.test(f.path),
+      (f) => f.path.startsWith('deps/llama.cpp/common/') && !/\/(CMakeLists\.txt|common\.h|json\.(h|cpp)|json-schema-to-grammar\.(h|cpp))$/.test(f.path),
     );
     assert(llamaExtra.length === 0 && commonExtra.length === 0, [...llamaExtra, ...commonExtra].map((f) => f.path).join(', '));
   });
