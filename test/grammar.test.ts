@@ -122,6 +122,16 @@ describe('grammar-constrained generation', () => {
     }
   }, 180_000);
 
+  it('a JSON schema: greedy output is valid JSON, the same with every decoding mode and as the reference', async () => {
+    const prompt = f.model.tokenize('Once upon a time');
+    const want = await referenceGreedy(f.ctx, prompt, jsonSchemaToGrammar(SCHEMA), 200);
+    expect(validates(JSON.parse(f.model.detokenize(want)))).toBe(true);
+    for (const mode of modes) {
+      const r = await f.ctx.generate(prompt, { maxTokens: 200, jsonSchema: SCHEMA, ...mode }).result;
+      expect(r.tokens, JSON.stringify(mode)).toEqual(want);
+    }
+  });
+
   it('a JSON schema: 100 seeded samples, plain and self-speculative, all parse and validate', async () => {
     let speculative = 0;
     for (let seed = 1; seed <= 100; seed++) {
