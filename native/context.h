@@ -28,6 +28,8 @@ constexpr int32_t MAX_THREADS = 512;
 // Throws the error of a failed decode_checked() (worker thread): aborted, RPC lost, or llama.cpp's status.
 [[noreturn]] void throw_decode_failure(int32_t ret, const std::string & why);
 
+struct SeqRows;  // one sequence's outputs of a batched call (context-jobs.h)
+
 class Context : public Napi::ObjectWrap<Context> {
 public:
     struct DraftJob;  // one sequence's draft call (public for the result builder)
@@ -85,6 +87,7 @@ private:
         throw_decode_failure(ret, why);
     }
     const float * output_row(int32_t i) const;  // worker thread: logits of batch row i, or throw
+    void take_row(SeqRows & rows, int32_t i) const;  // worker thread: row i's argmax (and logits) for a batched call
     void drop_from(int32_t seq, int32_t pos);    // the KV cells of `seq` from `pos` on
     void use_layer_range(int32_t start, int32_t end);  // worker thread
     void use_exit_layer(int32_t layer);                // worker thread: extract its hidden states

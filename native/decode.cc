@@ -149,6 +149,12 @@ const float * Context::output_row(int32_t i) const {
     return row;
 }
 
+void Context::take_row(SeqRows & rows, int32_t i) const {
+    const float * row = output_row(i);
+    rows.argmax.push_back(row_best(row, false, nullptr));
+    if (rows.want_logits) rows.logits.insert(rows.logits.end(), row, row + n_vocab_);
+}
+
 void Context::drop_from(int32_t seq, int32_t pos) { llama_memory_seq_rm(llama_get_memory(ctx_), seq, pos, -1); }
 
 // llama_decode's status 2 is an aborted compute (abort() or dispose() during the call)
@@ -223,9 +229,7 @@ void Context::run_decode_many(ManyJob & job) {
         for (auto & e : job.entries) {
             for (size_t i = 0; i < e.tokens.size(); ++i, ++at) {
                 if (!b.logits[at]) continue;
-                const float * row = output_row(at);
-                e.argmax.push_back(row_best(row, false, nullptr));
-                if (e.want_logits) e.logits.insert(e.logits.end(), row, row + n_vocab_);
+                take_row(e, at);
             }
         }
     } catch (...) {
@@ -404,9 +408,7 @@ void Context::run_verify_many(VerifyJob & job) {
     int32_t at = 0;
     for (auto & e : job.entries) {
         for (int32_t i = 0; i < e.n; ++i, ++at) {
-            const float * row = output_row(at);
-            e.argmax.push_back(row_best(row, false, nullptr));
-            if (e.want_logits) e.logits.insert(e.logits.end(), row, row + n_vocab_);
+            take_row(e, at);
         }
     }
     for (const auto & e : job.entries) {

@@ -105,28 +105,33 @@ Napi::Value Grammar::mask(const Napi::CallbackInfo & info) {
     return env.Undefined();
 }
 
-Napi::Value Grammar::allows(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    check_live(env, "allows");
-    const int32_t t = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-    if (t < 0 || t >= n_vocab_) throw_range(env, "allows: token outside the vocabulary");
-    llama_token_data one = {t, 0.0f, 0.0f};
+// the grammar's verdict on one token: a one-candidate pass of its sampler
+bool Grammar::forbids(int32_t token) const {
+    llama_token_data one = {token, 0.0f, 0.0f};
     llama_token_data_array arr = {&one, 1, -1, false};
     llama_sampler_apply(sampler_, &arr);
-    return Napi::Boolean::New(env, !(std::isinf(one.logit) && one.logit < 0));
+    return std::isinf(one.logit) && one.logit < 0;
+}
+
+// the token argument of allows() and accept(), inside the vocabulary
+int32_t Grammar::token_arg(const Napi::CallbackInfo & info, const char * what) const {
+    const int32_t t = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+    if (t < 0 || t >= n_vocab_) throw_range(info.Env(), std::string(what) + ": token outside the vocabulary");
+    return t;
+}
+
+Napi::Value Grammar::allows(const Napi::CallbackInfo & info) {
+    check_live(info.Env(), "allows");
+    return Napi::Boolean::New(info.Env(), !forbids(token_arg(info, "allows")));
 }
 
 Napi::Value Grammar::accept(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     check_live(env, "accept");
-    const int32_t t = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-    if (t < 0 || t >= n_vocab_) throw_range(env, "accept: token outside the vocabulary");
+    const int32_t t = token_arg(info, "accept");
     // llama.cpp aborts the process on an end-of-generation token the grammar does not allow yet:
     // every forbidden token is refused here first
-    llama_token_data one = {t, 0.0f, 0.0f};
-    llama_token_data_array arr = {&one, 1, -1, false};
-    llama_sampler_apply(sampler_, &arr);
-    if (std::isinf(one.logit) && one.logit < 0) throw_range(env, "accept: token " + std::to_string(t) + " is not allowed by the grammar here");
+    if (forbids(t)) throw_range(env, "accept: token " + std::to_string(t) + " is not allowed by the grammar here");
     try {
         llama_sampler_accept(sampler_, t);  // throws when the token leaves the grammar
     } catch (const std::exception & e) {

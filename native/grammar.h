@@ -33,6 +33,8 @@ private:
     Napi::Value fork(const Napi::CallbackInfo & info);     // () => NativeGrammar in the same state
     Napi::Value dispose(const Napi::CallbackInfo & info);  // frees the state now (else at garbage collection)
     void check_live(Napi::Env env, const char * what) const;
+    bool forbids(int32_t token) const;
+    int32_t token_arg(const Napi::CallbackInfo & info, const char * what) const;
     void free_now();
 
     llama_sampler * sampler_ = nullptr;

@@ -2,6 +2,7 @@
 // scripts/gyp-llama.mjs for node-gyp), so both turn them into the same llama.cpp CMake definitions.
 
 import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 
 /**
  * The llama.cpp CMake definitions (NAME=VALUE) of every build, from scripts/llama-options.txt, the
@@ -35,4 +36,16 @@ export function backendDefinitions({ cuda = false, cudaArch, metal = true }) {
     defs.push(def.slice(2));
   }
   return defs;
+}
+
+/**
+ * What node-gyp needs offline: Node's headers (npm_config_nodedir, else the ones installed beside
+ * this node binary) and the node-gyp npm ships (npm_config_node_gyp, else npm's own copy).
+ */
+export function localNodeGyp() {
+  const prefix = resolve(dirname(process.execPath), '..');
+  return {
+    nodedir: process.env.npm_config_nodedir ?? prefix,
+    nodeGyp: process.env.npm_config_node_gyp ?? join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  };
 }

@@ -13,20 +13,19 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localNodeGyp } from './build-options.mjs';
 import { prepareLlama } from './prepare-llama.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = resolve(root, process.env.LAYERSKIP_PREBUILD_OUT ?? 'prebuilds');
 prepareLlama();
 const prebuildify = join(dirname(createRequire(import.meta.url).resolve('prebuildify/package.json')), 'bin.js');
-// node-gyp needs Node's headers; offline, use the ones installed beside this node binary
-const nodedir = process.env.npm_config_nodedir ?? resolve(dirname(process.execPath), '..');
+// node-gyp needs Node's headers (offline: the ones beside this node binary) and, since prebuildify
+// looks for `node-gyp` on PATH otherwise, the node-gyp npm ships
+const { nodedir, nodeGyp } = localNodeGyp();
 if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
   throw new Error(`no Node headers under ${nodedir}: set npm_config_nodedir`);
 }
-// node-gyp: the one npm ships (prebuildify looks for `node-gyp` on PATH otherwise)
-const nodeGyp =
-  process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 
 /** Runs prebuildify for one CPU variant in a scratch copy; returns the folder holding prebuilds/. */
 function prebuild(variant) {

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localNodeGyp } from './build-options.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 let passed = 0;
@@ -191,12 +192,12 @@ model.dispose();
       assert(!existsSync(join(fresh, 'node_modules', 'node-llama-cpp')), 'node-llama-cpp is installed');
     });
     // what npm runs for the install script: npm's own node-gyp; Node's headers from beside this node (offline)
-    const nodeGyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const { nodeGyp, nodedir } = localNodeGyp();
     const t0 = Date.now();
     const build = spawnSync(process.execPath, [join(pkg, 'scripts', 'install.mjs')], {
       cwd: pkg,
       encoding: 'utf8',
-      env: { ...process.env, npm_config_node_gyp: nodeGyp, npm_config_nodedir: resolve(dirname(process.execPath), '..') },
+      env: { ...process.env, npm_config_node_gyp: nodeGyp, npm_config_nodedir: nodedir },
     });
     console.log(`  source build: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     check('the install script builds the addon from the shipped llama.cpp sources', () => {

@@ -6,12 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { distribution, resolveSampling, type SamplingOptions } from '../lib/decoding/sampling.js';
 import { type Context, jsonSchemaToGrammar } from '../lib/index.js';
 import { native } from '../lib/native/binding.js';
-import { EXACT, expectSamplesFollow, modelFixture, STORIES } from './helpers.js';
+import { argmax, EXACT, expectSamplesFollow, modelFixture, STORIES } from './helpers.js';
 
 /** Lower-case words and spaces, ending with a full stop: most of the demo model's likely tokens pass, capitals and commas do not. */
 const WORDS = 'root ::= [a-z ]+ "." [a-z ]*';
-
-const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
 
 /** Greedy decoding under a grammar, one token at a time through decodeLayers, masking with a state advanced here. */
 async function referenceGreedy(ctx: Context, prompt: number[], grammar: string, n: number): Promise<number[]> {

@@ -88,6 +88,9 @@ export function randomPrompts(count: number, nVocab: number, seed: number, minLe
 }
 
 /** Context options for numeric comparisons: F32 KV cache, no flash attention (both round to F16 on CPU). */
+/** The index of a row's largest value (the first of ties, as the addon's argmax). */
+export const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
+
 export const EXACT = { kvCacheType: 'f32', flashAttention: false } as const;
 
 // Pearson chi-square statistic of observed counts against expected probabilities, with sparse

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { distribution, resolveSampling, type SamplingOptions } from '../lib/decoding/sampling.js';
 import type { Context } from '../lib/index.js';
-import { EXACT, expectSamplesFollow, modelFixture, STORIES } from './helpers.js';
+import { argmax, EXACT, expectSamplesFollow, modelFixture, STORIES } from './helpers.js';
 
 const PENALTIES = { repeatPenalty: 1.4, presencePenalty: 0.3, frequencyPenalty: 0.2, penaltyLastN: 24 };
 
@@ -28,8 +28,6 @@ function withMinP(p: Float64Array, minP: number): Float64Array {
   const total = kept.reduce((a, b) => a + b, 0);
   return kept.map((x) => x / total);
 }
-
-const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
 
 /** Greedy decoding with penalties, one token at a time through decodeLayers. */
 async function referenceGreedy(ctx: Context, prompt: number[], n: number, isEog: (t: number) => boolean): Promise<number[]> {

@@ -80,7 +80,7 @@ export function needsLogits(s: ResolvedSampling): boolean {
  * new array; null when neither applies (the row is used as it is).
  */
 function processedRow(
-  logits: Float32Array,
+  logits: Float32Array | undefined,
   row: number,
   nVocab: number,
   sampling: ResolvedSampling,
@@ -88,6 +88,7 @@ function processedRow(
   mask: RowMask | null,
 ): Float32Array | null {
   if (!sampling.penalties && !mask) return null;
+  if (!logits) throw new Error('penalties and grammars need the logits row (needsLogits)');
   const out = sampling.penalties ? penalizedRow(logits, row * nVocab, nVocab, history, sampling.penalties) : logits.slice(row * nVocab, (row + 1) * nVocab);
   mask?.mask(out);
   return out;
@@ -242,7 +243,7 @@ export function pickToken(
   history: readonly number[] = [],
   mask: RowMask | null = null,
 ): number {
-  const processed = processedRow(r.logits ?? new Float32Array(0), row, nVocab, sampling, history, mask);
+  const processed = processedRow(r.logits, row, nVocab, sampling, history, mask);
   if (processed) return sampling.temperature === 0 ? argmaxOf(processed) : sampleFrom(distribution(processed, sampling), rng);
   if (sampling.temperature === 0) return r.argmax[row];
   return sampleFrom(distribution(r.logits!, sampling, row * nVocab, nVocab), rng);
@@ -257,7 +258,7 @@ export function greedyToken(
   history: readonly number[],
   mask: RowMask | null = null,
 ): number {
-  const processed = processedRow(r.logits ?? new Float32Array(0), row, nVocab, sampling, history, mask);
+  const processed = processedRow(r.logits, row, nVocab, sampling, history, mask);
   return processed ? argmaxOf(processed) : r.argmax[row];
 }
 

@@ -8,7 +8,7 @@ import type { DraftHead } from '../draft-head/draft-head.js';
 import { ContextFullError } from '../native/errors.js';
 import type { NativeGrammar } from '../native/binding.js';
 import type { ResolvedFreeDrafts } from '../decoding/draft-sources.js';
-import type { resolveSelfSpeculative } from '../decoding/self-speculative.js';
+import type { ResolvedSelfSpeculative } from '../decoding/self-speculative.js';
 
 /** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
 export interface SequenceCore {
@@ -96,7 +96,7 @@ export interface GenerationPlan {
   maxTokens: number;
   stop: readonly string[];
   stopTokens: ReadonlySet<number>;
-  spec: ReturnType<typeof resolveSelfSpeculative> | null;
+  spec: ResolvedSelfSpeculative | null;
   free: ResolvedFreeDrafts | null;
   /** The caller's signal combined with generation.abort() and the loop's own stop. */
   signal: AbortSignal;
