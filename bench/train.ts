@@ -21,6 +21,7 @@ mkdirSync(join('bench', 'results'), { recursive: true });
 const arms = (process.argv[2] ?? 'scratch-base,scratch-ls,cont-base,cont-ls').split(',');
 const budget = Number(process.argv[3] ?? 2_050_000);
 const threads = Number(process.env.LAYERSKIP_TRAIN_THREADS ?? 2);
+const copyBudgetFactor = Number(process.env.LAYERSKIP_COPY_BUDGET ?? 2);
 
 /** The corpus tokenized once with the demo model's 512-token tokenizer (cached as int32 files). */
 async function tokens(): Promise<{ train: Int32Array; test: Int32Array }> {
@@ -112,7 +113,7 @@ function dequantizedCommitted(): string {
  * the rest a span followed by a repeat of its first 30-100% (after a few tokens of other text).
  * Units are 40-160 tokens, so a 256-token training window usually holds both copies.
  */
-function copyAugmented(stream: Int32Array, length: number, seed: number): Int32Array {
+function copyAugmented(stream: Int32Array, length: number, seed: number, scrambledShare = 0, repeatShare = 0.8): Int32Array {
   const rng = new Xoshiro128(hashSeed(seed, 'copy-augmented'));
   const out = new Int32Array(length);
   const span = (n: number) => {
@@ -125,10 +126,17 @@ function copyAugmented(stream: Int32Array, length: number, seed: number): Int32A
     for (let i = 0; i < n; i++) out[o + i] = a[i];
     o += n;
   };
+  // A unit of tokens drawn one by one from anywhere in the corpus (its unigram distribution): text
+  // no statistic predicts, so its repeat is learnt only by copying (the induction-head task).
+  const scrambled = (n: number): Int32Array => {
+    const u = new Int32Array(n);
+    for (let i = 0; i < n; i++) u[i] = stream[Math.floor(rng.nextFloat() * stream.length)];
+    return u;
+  };
   while (o < length) {
-    const a = span(40 + Math.floor(rng.nextFloat() * 120));
+    const a = rng.nextFloat() < scrambledShare ? scrambled(8 + Math.floor(rng.nextFloat() * 40)) : span(40 + Math.floor(rng.nextFloat() * 120));
     put(a);
-    if (rng.nextFloat() < 0.8) {
+    if (rng.nextFloat() < repeatShare) {
       put(span(Math.floor(rng.nextFloat() * 8)));
       put(a.subarray(0, Math.max(8, Math.floor(a.length * (0.3 + 0.7 * rng.nextFloat())))));
     }
@@ -140,9 +148,9 @@ const plan: Record<string, () => TrainModelOptions & { from: string }> = {
   // the committed model trained further on 256-token windows of copy-augmented text (the lookup benchmark's model)
   'copy-ls': () => ({
     from: dequantizedCommitted(),
-    ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * 1.5)),
+    ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * copyBudgetFactor)),
     ...RECIPE_CONT,
-    data: { tokens: copyAugmented(data.train, 8_000_000, 1) },
+    data: { tokens: copyAugmented(data.train, 12_000_000, 1, 0.6, 0.9) },
     batchSize: 4,
     contextSize: 256,
     learningRate: 2e-3,

@@ -25,6 +25,7 @@ Napi::Function Context::define(Napi::Env env) {
         InstanceMethod<&Context::guarded<&Context::decode_many>>("decodeMany"),
         InstanceMethod<&Context::guarded<&Context::draft>>("draft"),
         InstanceMethod<&Context::guarded<&Context::draft_many>>("draftMany"),
+        InstanceMethod<&Context::guarded<&Context::draft_verify>>("draftVerify"),
         InstanceMethod<&Context::guarded<&Context::decode_run>>("decodeRun"),
         InstanceMethod<&Context::guarded<&Context::verify_many>>("verifyMany"),
         InstanceMethod<&Context::guarded<&Context::set_draft_head>>("setDraftHead"),

@@ -51,6 +51,7 @@ private:
     Napi::Value decode_many(const Napi::CallbackInfo & info);
     Napi::Value draft(const Napi::CallbackInfo & info);
     Napi::Value draft_many(const Napi::CallbackInfo & info);
+    Napi::Value draft_verify(const Napi::CallbackInfo & info);
     Napi::Value decode_run(const Napi::CallbackInfo & info);  // context-run.cc
     Napi::Value verify_many(const Napi::CallbackInfo & info);
     Napi::Value set_draft_head(const Napi::CallbackInfo & info);
@@ -70,6 +71,7 @@ private:
     void attach_threads(int32_t threads, int32_t batch_threads);
     void free_now();
     void run_decode(DecodeJob & job);  // worker thread
+    static Napi::Object decode_result(Napi::Env env, const DecodeJob & job);  // { argmax, nativeMs, maxProb?, logits?, hidden? }
     std::shared_ptr<DraftJob> parse_draft(Napi::Env env, const Napi::Object & o);
     void run_drafts(const std::vector<std::shared_ptr<DraftJob>> & jobs);  // worker thread: one early-exit batch per draft step
     void run_decode_many(ManyJob & job);  // worker thread

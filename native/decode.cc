@@ -123,15 +123,17 @@ Napi::Value Context::decode(const Napi::CallbackInfo & info) {
         [this, job]() {
             job->native_ms = timed_ms([&] { run_decode(*job); });
         },
-        [job](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("argmax", to_js(env, job->argmax));
-            r.Set("nativeMs", job->native_ms);
-            if (job->want_probs) r.Set("maxProb", to_js(env, job->max_prob));
-            if (job->want_logits) r.Set("logits", to_js(env, job->logits));
-            if (job->want_hidden) r.Set("hidden", to_js(env, job->hidden_out));
-            return r;
-        });
+        [job](Napi::Env env) -> Napi::Value { return decode_result(env, *job); });
+}
+
+Napi::Object Context::decode_result(Napi::Env env, const DecodeJob & job) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("argmax", to_js(env, job.argmax));
+    r.Set("nativeMs", job.native_ms);
+    if (job.want_probs) r.Set("maxProb", to_js(env, job.max_prob));
+    if (job.want_logits) r.Set("logits", to_js(env, job.logits));
+    if (job.want_hidden) r.Set("hidden", to_js(env, job.hidden_out));
+    return r;
 }
 
 // llama_decode, then whether the model's RPC servers are still there: a lost server completes its

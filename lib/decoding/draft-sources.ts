@@ -130,6 +130,11 @@ export class FreeRoundCost {
     }
   }
 
+  /** Whether a free round's rows were measured (before one, roundMs() is a guess). */
+  get roundsMeasured(): boolean {
+    return !Number.isNaN(this.perRow);
+  }
+
   /** One plain step (1 before anything is measured: the other figures are then in steps too). */
   plainMs(): number {
     return Number.isNaN(this.step) ? 1 : this.step;

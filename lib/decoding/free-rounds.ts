@@ -7,7 +7,20 @@ import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
-import { commit, countLegacyLookup, cutForbidden, type Drafts, draft, type LoopState, penaltyHistory, untilStop, verify } from './rounds.js';
+import {
+  canDraftVerify,
+  commit,
+  countLegacyLookup,
+  cutForbidden,
+  type Drafts,
+  draft,
+  draftAndVerify,
+  type LoopState,
+  penaltyHistory,
+  untilStop,
+  verify,
+} from './rounds.js';
+import type { NativeDecodeResult } from '../native/binding.js';
 import { allowedPrefix } from './grammar.js';
 
 /** The free draft sources of a generation and what chooses between them. */
@@ -73,7 +86,10 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   for (const source of f.sources) {
     const matchLength = source.matchLength;
     if (matchLength === 0) continue;
-    const proposal = untilStop(session, source.draft(Math.min(f.options.maxTokens, room)));
+    // until a free round was measured its cost is a guess, which on a small model is 3x too low
+    // (a round of 17 rows cost 19 plain steps on stories260K): the first one stays probe-sized
+    const most = f.cost.roundsMeasured || f.options.choice === 'eager' ? f.options.maxTokens : PROBE_TOKENS;
+    const proposal = untilStop(session, source.draft(Math.min(most, room)));
     if (proposal.length === 0) continue;
     const acceptance = f.acceptance.estimate(source.name, matchLength);
     if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance, probe: false };
@@ -119,6 +135,18 @@ export function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): n
   const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs();
   if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
   return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
+}
+
+/**
+ * Whether lookupAfterDrafts may continue this round's early-exit drafts, so that drafting and
+ * verifying take separate calls. With the measured choice a continuation needs a 4-token match,
+ * which is likely only while the text already repeats: a match of the newest tokens now.
+ */
+export function lookupMayContinue(s: LoopState): boolean {
+  const f = s.free;
+  const lookup = f?.sources.find((x) => x.name === 'lookup');
+  if (!f || !lookup?.peek || s.policy?.probing) return false;
+  return f.options.choice !== 'measured' || lookup.matchLength >= 2;
 }
 
 /**
@@ -197,10 +225,19 @@ export async function fusedRound(s: LoopState, p: number, last: number, c: FreeC
   const { sampling, nVocab, stats } = s;
   const f = s.free!;
   const t0 = performance.now();
-  const d = cutForbidden(s, await draft(s, last, extend, c.tokens));
+  let d: Drafts;
+  let v: NativeDecodeResult;
+  let t1: number;
+  if (canDraftVerify(s)) {
+    const r = await draftAndVerify(s, last, extend, c.tokens); // one addon call
+    ({ d, v } = r);
+    t1 = t0 + r.draftMs;
+  } else {
+    d = cutForbidden(s, await draft(s, last, extend, c.tokens));
+    t1 = performance.now();
+    v = await verify(s, p, last, d);
+  }
   const { tokens, dists } = d;
-  const t1 = performance.now();
-  const v = await verify(s, p, last, d);
   const t2 = performance.now();
   const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s), s.session.grammar, d.rejected);
   const nFree = Math.min(c.tokens.length, tokens.length);

@@ -1,6 +1,6 @@
 // The round machinery the driver's strategies share: the loop's state, the early-exit draft and
 // its verification, a plain step, and committing a round's tokens to the KV cache and the session.
-import type { NativeDecodeResult, NativeSequence } from '../native/binding.js';
+import type { NativeDecodeResult, NativeDraftOptions, NativeDraftResult, NativeSequence } from '../native/binding.js';
 import { distribution, needsLogits, type ResolvedSampling, type SamplerRng } from './sampling.js';
 import { emitRound, pointMass } from './accept.js';
 import { allowedPrefix } from './grammar.js';
@@ -75,28 +75,28 @@ export async function plainRound(s: LoopState, last: number): Promise<number> {
   return next;
 }
 
-/**
- * Up to `want` early-exit drafts after `last`, in one native call; after `free` drafts (a lookup's
- * or a prediction's, whose tokens pass layers [0, E) in the same call) when given. The free drafts
- * come first in the result, each with a point mass as its distribution.
- */
-export async function draft(s: LoopState, last: number, want: number, free: readonly number[] = []): Promise<Drafts> {
-  const { sampling, session } = s;
+/** The draft call's options: up to `want` early-exit drafts after `last`, after `free` drafts when given. */
+function draftOptions(s: LoopState, last: number, want: number, free: readonly number[]): NativeDraftOptions {
   const spec = s.spec!;
-  const greedy = sampling.temperature === 0;
+  const greedy = s.sampling.temperature === 0;
   // a bonus row (the full model's token after the last draft) needs the last draft's layers [0, E);
   // a probe of the adaptive policy skips it: it only measures acceptance, as cheaply as it can
   const finish = spec.verification === 'cached' && !s.policy?.probing;
-  const r = await s.ctx.draft({
+  return {
     token: last,
     prefix: free.length > 0 ? Int32Array.from(free) : undefined,
     layer: spec.exitLayer,
     maxTokens: want,
     minProbability: spec.minDraftProbability,
     finish,
-    temperature: sampling.temperature,
+    temperature: s.sampling.temperature,
     uniforms: greedy ? undefined : Float64Array.from({ length: want }, () => s.rng.next()),
-  });
+  };
+}
+
+/** The drafts of a draft call: the free ones first, each with a point mass as its distribution. */
+function toDrafts(s: LoopState, r: NativeDraftResult, free: readonly number[]): Drafts {
+  const { sampling, session } = s;
   let tokens = [...free, ...r.tokens];
   let lastDecoded = r.lastDecoded;
   // drafts after a completed stop string are wasted: verify up to it (the next draft's decode fed it)
@@ -108,10 +108,58 @@ export async function draft(s: LoopState, last: number, want: number, free: read
   // the addon samples drafts from softmax(logits / T) without top-k/top-p (speculative sampling is
   // exact for any draft distribution, as long as it is the one the draft was drawn from)
   const draftSampling = { ...sampling, topK: 0, topP: 1, minP: 0 };
-  const dists = greedy
-    ? null
-    : tokens.map((t, j) => (j < free.length ? pointMass(t, s.nVocab) : distribution(r.logits!, draftSampling, (j - free.length) * s.nVocab, s.nVocab)));
+  const dists =
+    sampling.temperature === 0
+      ? null
+      : tokens.map((t, j) => (j < free.length ? pointMass(t, s.nVocab) : distribution(r.logits!, draftSampling, (j - free.length) * s.nVocab, s.nVocab)));
   return { tokens, dists, lastDecoded };
+}
+
+/**
+ * Up to `want` early-exit drafts after `last`, in one native call; after `free` drafts (a lookup's
+ * or a prediction's, whose tokens pass layers [0, E) in the same call) when given. The free drafts
+ * come first in the result, each with a point mass as its distribution.
+ */
+export async function draft(s: LoopState, last: number, want: number, free: readonly number[] = []): Promise<Drafts> {
+  return toDrafts(s, await s.ctx.draft(draftOptions(s, last, want, free)), free);
+}
+
+/** Whether a round can draft and verify in one call (draftVerify: the addon's own sequence, cached verification). */
+export function canDraftVerify(s: LoopState): boolean {
+  return s.ctx.draftVerify !== undefined && s.spec?.verification === 'cached';
+}
+
+/**
+ * A round's drafts (as draft()) and their verification (as verify()) in one addon call: one hand-off
+ * instead of two. The addon verifies every decoded draft; the rows of drafts cut here (a stop
+ * string, the grammar) are dropped. The call's time is split between drafting and verifying in
+ * proportion to the addon's own times of the two (the policy's cost model keeps them apart).
+ */
+export async function draftAndVerify(
+  s: LoopState,
+  last: number,
+  want: number,
+  free: readonly number[] = [],
+): Promise<{ d: Drafts; v: NativeDecodeResult; draftMs: number; verifyMs: number }> {
+  const t0 = performance.now();
+  const r = await s.ctx.draftVerify!({ ...draftOptions(s, last, want, free), logits: needsLogits(s.sampling) });
+  const ms = performance.now() - t0;
+  const d = cutForbidden(s, toDrafts(s, r.draft, free));
+  const v = firstRows(r.verification, d.lastDecoded ? d.tokens.length + 1 : d.tokens.length, s.nVocab);
+  const verifyNative = r.verification.nativeMs ?? 0;
+  const share = r.draft.nativeMs + verifyNative > 0 ? r.draft.nativeMs / (r.draft.nativeMs + verifyNative) : 0.5;
+  return { d, v, draftMs: ms * share, verifyMs: ms * (1 - share) };
+}
+
+/** The first `rows` rows of a decode's result. */
+function firstRows(v: NativeDecodeResult, rows: number, nVocab: number): NativeDecodeResult {
+  if (v.argmax.length === rows) return v;
+  return {
+    argmax: v.argmax.subarray(0, rows),
+    nativeMs: v.nativeMs,
+    maxProb: v.maxProb?.subarray(0, rows),
+    logits: v.logits?.subarray(0, rows * nVocab),
+  };
 }
 
 /**

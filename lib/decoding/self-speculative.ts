@@ -24,9 +24,23 @@ import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, finishStats, newStats } from './accept.js';
 import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
-import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, PROBE_EVERY } from './free-rounds.js';
+import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, lookupMayContinue, PROBE_EVERY } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
-import { commit, countLegacyLookup, cutForbidden, draft, ema, type LoopState, observeRound, penaltyHistory, plainRound, verify } from './rounds.js';
+import {
+  canDraftVerify,
+  commit,
+  countLegacyLookup,
+  cutForbidden,
+  type Drafts,
+  draft,
+  draftAndVerify,
+  ema,
+  type LoopState,
+  observeRound,
+  penaltyHistory,
+  plainRound,
+  verify,
+} from './rounds.js';
 import type { DecodeSession } from './session.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
@@ -227,13 +241,26 @@ export async function selfSpeculativeLoop(
         continue;
       }
       const t0 = performance.now();
-      const early = await draft(s, last, want);
-      // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
-      const ext = await lookupAfterDrafts(s, early, room);
-      const d = cutForbidden(s, ext?.drafts ?? early);
+      let early: Drafts;
+      let d: Drafts;
+      let v: NativeDecodeResult;
+      let ext: Awaited<ReturnType<typeof lookupAfterDrafts>> = null;
+      let t1: number;
+      if (canDraftVerify(s) && !lookupMayContinue(s)) {
+        // drafts and their verification in one addon call
+        const r = await draftAndVerify(s, last, want);
+        ({ d, v } = r);
+        early = d;
+        t1 = t0 + r.draftMs;
+      } else {
+        early = await draft(s, last, want);
+        // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
+        ext = await lookupAfterDrafts(s, early, room);
+        d = cutForbidden(s, ext?.drafts ?? early);
+        t1 = performance.now();
+        v = await verify(s, p, last, d);
+      }
       const k = early.tokens.length;
-      const t1 = performance.now();
-      const v = await verify(s, p, last, d);
       const t2 = performance.now();
       const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s), session.grammar, d.rejected);
       observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);

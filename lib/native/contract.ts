@@ -253,6 +253,11 @@ export interface NativeSequence {
   decode(options: NativeDecodeOptions): Promise<NativeDecodeResult>;
   draft(options: NativeDraftOptions): Promise<NativeDraftResult>;
   /**
+   * draft() and the verification of every pending draft from its cached layer-E states in one call
+   * (one hand-off per round instead of two). Absent on a scheduler's sequence views.
+   */
+  draftVerify?(options: NativeDraftOptions & { logits?: boolean }): Promise<{ draft: NativeDraftResult; verification: NativeDecodeResult }>;
+  /**
    * Plain greedy steps in one call (the addon's own loop: one hand-off for several tokens). Absent
    * on a scheduler's sequence views, whose plain steps batch with other sequences instead.
    */

@@ -44,6 +44,7 @@ const NATIVE_CONTEXT_METHODS = {
   decodeMany: true,
   draft: true,
   draftMany: true,
+  draftVerify: true,
   verifyMany: true,
   decodeRun: true,
   setDraftHead: true,
