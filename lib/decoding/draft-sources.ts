@@ -96,12 +96,20 @@ function bucket(matchLength: number): number {
  *   reuses a one-token graph from step to step; a decode of another shape builds a new one).
  * - A free round of k rows (the newest token and k - 1 drafts, all layers): a least-squares line
  *   through recent free rounds, which pay their own graph build; until two row counts are measured,
- *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.25
- *   (k - 1) plain steps (the memory-bound case; on a compute-bound CPU the first probe corrects it:
- *   7 rows of a small model took 5 plain steps on this 2-core machine).
+ *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.5
+ *   (k - 1) plain steps (UNMEASURED_ROW_COST; the first round, probe-sized, measures it).
  * - The switch back: the extra time of the first plain run after a free round (its graph is built
  *   again; on stories260K that alone costs about a plain step).
  */
+/**
+ * A free round's extra row, in plain steps, until a round is measured. Measured (BENCHMARKS.md
+ * section 16): 0.4 on the 1B shape at 2 threads (memory-bound), 0.55-0.7 on the 12-layer brown model
+ * and 0.5-0.9 on stories260K at 1 thread (compute- and overhead-bound). At 0.5 a guessed round
+ * of a 2-token draft (3 rows) pays only at an acceptance above 0.62: a short match (the 0.35-0.55
+ * priors) waits for a measured cost, a long one (0.75 and up) is tried.
+ */
+const UNMEASURED_ROW_COST = 0.5;
+
 export class FreeRoundCost {
   private readonly samples: [number, number][] = [];
   private base = NaN;
@@ -142,7 +150,7 @@ export class FreeRoundCost {
 
   /** A free round of `rows` rows, the switch back to plain steps included. */
   roundMs(rows: number): number {
-    const decode = Number.isNaN(this.perRow) ? this.plainMs() * (1 + 0.25 * (rows - 1)) : this.base + this.perRow * rows;
+    const decode = Number.isNaN(this.perRow) ? this.plainMs() * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows;
     return decode + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
   }
 }

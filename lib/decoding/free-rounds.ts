@@ -146,7 +146,14 @@ export function lookupMayContinue(s: LoopState): boolean {
   const f = s.free;
   const lookup = f?.sources.find((x) => x.name === 'lookup');
   if (!f || !lookup?.peek || s.policy?.probing) return false;
-  return f.options.choice !== 'measured' || lookup.matchLength >= 2;
+  // (lookupAfterDrafts also needs every early-exit draft likely accepted: aEarly^k >= 0.5, k >= 1)
+  return f.options.choice !== 'measured' || (lookup.matchLength >= 2 && earlyAcceptance(s) >= 0.5);
+}
+
+/** Per-draft acceptance of early-exit drafts so far (Laplace's rule: 1/2 before any). */
+function earlyAcceptance(s: LoopState): number {
+  const ee = s.stats.sources.earlyExit!;
+  return (ee.accepted + 1) / (ee.drafted + 2);
 }
 
 /**
@@ -168,9 +175,7 @@ export async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): 
   if (c.length === 0) return null;
   const a = f.acceptance.estimate('lookup', matchLength);
   if (f.options.choice === 'measured') {
-    const ee = s.stats.sources.earlyExit!;
-    const aEarly = (ee.accepted + 1) / (ee.drafted + 2);
-    if (matchLength < 4 || aEarly ** k < 0.5 || a < 0.5) return null;
+    if (matchLength < 4 || earlyAcceptance(s) ** k < 0.5 || a < 0.5) return null;
     c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.cost).length));
   }
   const greedy = s.sampling.temperature === 0;
