@@ -219,6 +219,15 @@ describe('a created model', () => {
       expect(tensor(info, 'blk.0.attn_q.weight')).not.toEqual(tensor(info, 'blk.1.attn_q.weight'));
     }
   });
+
+  it('initStd scales every matrix: N(0, s^2), residual projections s/sqrt(2L)', async () => {
+    const s = 1 / Math.sqrt(BASE.embeddingSize);
+    const res = await createModel(path.join(dir, 'init-std.gguf'), { ...BASE, initStd: s });
+    const info = readGgufInfo(res.path);
+    expect(Math.abs(std(tensor(info, 'blk.0.attn_q.weight')).std / s - 1)).toBeLessThan(0.05);
+    expect(Math.abs(std(tensor(info, 'token_embd.weight')).std / s - 1)).toBeLessThan(0.05);
+    expect(Math.abs(std(tensor(info, 'blk.1.ffn_down.weight')).std / (s / Math.sqrt(2 * BASE.layers)) - 1)).toBeLessThan(0.05);
+  });
 });
 
 describe('determinism', () => {
@@ -276,6 +285,8 @@ describe('validation', () => {
     ['seed "1"', { ...BASE, seed: '1' }, TypeError, /spec\.seed/],
     ['ropeFreqBase 0', { ...BASE, ropeFreqBase: 0 }, RangeError, /spec\.ropeFreqBase/],
     ['rmsEps Infinity', { ...BASE, rmsEps: Infinity }, RangeError, /spec\.rmsEps/],
+    ['initStd 0', { ...BASE, initStd: 0 }, RangeError, /spec\.initStd/],
+    ['initStd "0.1"', { ...BASE, initStd: '0.1' }, TypeError, /spec\.initStd/],
     ['name 5', { ...BASE, name: 5 }, TypeError, /spec\.name must be a string/],
     ['tokenizer missing', { ...BASE, tokenizer: undefined }, TypeError, /spec\.tokenizer must be the path/],
     ['unknown key', { ...BASE, tiedOuput: false }, TypeError, /unknown spec key "tiedOuput" \(did you mean "tiedOutput"\?\)/],

@@ -38,6 +38,13 @@ export interface CreateModelSpec {
   ropeFreqBase?: number;
   /** llama.attention.layer_norm_rms_epsilon, default 1e-5. */
   rmsEps?: number;
+  /**
+   * Standard deviation of every matrix's initial weights (attn_output and ffn_down: divided by
+   * sqrt(2 * layers)), default 0.02 (GPT-2's). At small widths 0.02 leaves the attention logits
+   * near zero, where learning an attention pattern is slow: a 2-layer, 64-wide model learnt to copy
+   * the token two back in 600 steps with 0.125 (1 / sqrt(64)) and not in 1,000 with 0.02.
+   */
+  initStd?: number;
   /** general.name; default derived from the shape and seed. */
   name?: string;
 }
@@ -50,7 +57,7 @@ export interface CreateModelResult {
   bytes: number;
 }
 
-/** Init std of every matrix (GPT-2 / LLaMA from scratch). */
+/** Default init std of every matrix (GPT-2 / LLaMA from scratch). */
 const INIT_STD = 0.02;
 
 const SPEC_KEYS: readonly (keyof CreateModelSpec)[] = [
@@ -65,6 +72,7 @@ const SPEC_KEYS: readonly (keyof CreateModelSpec)[] = [
   'seed',
   'ropeFreqBase',
   'rmsEps',
+  'initStd',
   'name',
 ];
 
@@ -97,6 +105,7 @@ interface ResolvedSpec {
   seed: number;
   ropeFreqBase: number;
   rmsEps: number;
+  initStd: number;
   name: string | undefined;
 }
 
@@ -134,6 +143,7 @@ function resolveSpec(spec: CreateModelSpec): ResolvedSpec {
   }
   const ropeFreqBase = spec.ropeFreqBase === undefined ? 10000 : checkPositiveNumber('ropeFreqBase', spec.ropeFreqBase);
   const rmsEps = spec.rmsEps === undefined ? 1e-5 : checkPositiveNumber('rmsEps', spec.rmsEps);
+  const initStd = spec.initStd === undefined ? INIT_STD : checkPositiveNumber('initStd', spec.initStd);
   if (spec.name !== undefined && typeof spec.name !== 'string') throw new TypeError(`createModel: spec.name must be a string, got ${typeof spec.name}`);
   return {
     layers,
@@ -147,6 +157,7 @@ function resolveSpec(spec: CreateModelSpec): ResolvedSpec {
     seed: spec.seed ?? 0,
     ropeFreqBase,
     rmsEps,
+    initStd,
     name: spec.name,
   };
 }
@@ -213,13 +224,13 @@ export async function createModel(path: string, spec: CreateModelSpec): Promise<
     ...tokenizerEntries,
   ];
 
-  const residualStd = INIT_STD / Math.sqrt(2 * s.layers);
+  const residualStd = s.initStd / Math.sqrt(2 * s.layers);
   let parameters = 0;
   const tensors = llamaTensorSlots(shape).map(({ name: tensorName, role, shape: dims }): GgufTensorInput => {
     const n = tensorElementCount(dims);
     parameters += n;
     if (dims.length === 1) return { name: tensorName, shape: dims, type: GgmlType.F32, data: constantTensorData(n, 1) };
-    const std = role === 'attn_output' || role === 'ffn_down' ? residualStd : INIT_STD;
+    const std = role === 'attn_output' || role === 'ffn_down' ? residualStd : s.initStd;
     return { name: tensorName, shape: dims, type: GgmlType.F32, data: normalTensorData(s.seed, tensorName, n, std, 'f32') };
   });
 
