@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs a benchmark: compiles bench/*.ts (they import the built package as 'layerskip') and runs
-// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost> [args]
+// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|round-calls|copy-probe|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost> [args]
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,6 +19,8 @@ const scripts = {
   sampling: 'sampling.js',
   'draft-head': 'draft-head.js',
   overhead: 'overhead.js',
+  'round-calls': 'round-calls.js',
+  'copy-probe': 'copy-probe.js',
   soak: 'soak.js',
   sequences: 'sequences.js',
   rpc: 'rpc.js',

@@ -153,7 +153,7 @@ const plan: Record<string, () => TrainModelOptions & { from: string }> = {
     data: { tokens: copyAugmented(data.train, 12_000_000, 1, 0.6, 0.9) },
     batchSize: 4,
     contextSize: 256,
-    learningRate: 2e-3,
+    learningRate: 1e-3,
   }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
