@@ -7,20 +7,7 @@ import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
 import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
-import {
-  canDraftVerify,
-  commit,
-  countLegacyLookup,
-  cutForbidden,
-  type Drafts,
-  draft,
-  draftAndVerify,
-  type LoopState,
-  penaltyHistory,
-  untilStop,
-  verify,
-} from './rounds.js';
-import type { NativeDecodeResult } from '../native/binding.js';
+import { commit, countLegacyLookup, type Drafts, draftAndVerify, type LoopState, penaltyHistory, untilStop } from './rounds.js';
 import { allowedPrefix } from './grammar.js';
 
 /** The free draft sources of a generation and what chooses between them. */
@@ -230,20 +217,10 @@ export async function fusedRound(s: LoopState, p: number, last: number, c: FreeC
   const { sampling, nVocab, stats } = s;
   const f = s.free!;
   const t0 = performance.now();
-  let d: Drafts;
-  let v: NativeDecodeResult;
-  let t1: number;
-  if (canDraftVerify(s)) {
-    const r = await draftAndVerify(s, last, extend, c.tokens); // one addon call
-    ({ d, v } = r);
-    t1 = t0 + r.draftMs;
-  } else {
-    d = cutForbidden(s, await draft(s, last, extend, c.tokens));
-    t1 = performance.now();
-    v = await verify(s, p, last, d);
-  }
+  const { d, v, draftMs, verifyMs } = await draftAndVerify(s, p, last, extend, c.tokens);
   const { tokens, dists } = d;
-  const t2 = performance.now();
+  const t1 = t0 + draftMs;
+  const t2 = t1 + verifyMs;
   const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s), s.session.grammar, d.rejected);
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;

@@ -124,31 +124,49 @@ export async function draft(s: LoopState, last: number, want: number, free: read
   return toDrafts(s, await s.ctx.draft(draftOptions(s, last, want, free)), free);
 }
 
-/** Whether a round can draft and verify in one call (draftVerify: the addon's own sequence, cached verification). */
-export function canDraftVerify(s: LoopState): boolean {
-  return s.ctx.draftVerify !== undefined && s.spec?.verification === 'cached';
+/** A drafted round's calls: its early-exit drafts, the drafts verified (after any continuation and cut), and the rows. */
+export interface DraftedRound {
+  /** The draft call's drafts (the free ones first). */
+  early: Drafts;
+  /** What was verified: `early`, continued and cut. */
+  d: Drafts;
+  v: NativeDecodeResult;
+  draftMs: number;
+  verifyMs: number;
 }
 
 /**
- * A round's drafts (as draft()) and their verification (as verify()) in one addon call: one hand-off
- * instead of two. The addon verifies every decoded draft; the rows of drafts cut here (a stop
- * string, the grammar) are dropped. The call's time is split between drafting and verifying in
- * proportion to the addon's own times of the two (the policy's cost model keeps them apart).
+ * A round's drafts (draft()) and their verification (verify()). On the addon's own sequence with
+ * cached verification and no `continueDrafts`, both run in one call (draftVerify: one hand-off
+ * instead of two); the addon then verifies every decoded draft and the rows of drafts cut here (a
+ * stop string, the grammar) are dropped, and the call's time is split between drafting and
+ * verifying in proportion to the addon's own times (the policy's cost model keeps them apart).
+ * `continueDrafts` may extend the early-exit drafts before the verification (a lookup
+ * continuation, one more call), which needs the separate calls.
  */
 export async function draftAndVerify(
   s: LoopState,
+  p: number,
   last: number,
   want: number,
   free: readonly number[] = [],
-): Promise<{ d: Drafts; v: NativeDecodeResult; draftMs: number; verifyMs: number }> {
+  continueDrafts?: (early: Drafts) => Promise<Drafts | null>,
+): Promise<DraftedRound> {
   const t0 = performance.now();
-  const r = await s.ctx.draftVerify!({ ...draftOptions(s, last, want, free), logits: needsLogits(s.sampling) });
-  const ms = performance.now() - t0;
-  const d = cutForbidden(s, toDrafts(s, r.draft, free));
-  const v = firstRows(r.verification, d.lastDecoded ? d.tokens.length + 1 : d.tokens.length, s.nVocab);
-  const verifyNative = r.verification.nativeMs ?? 0;
-  const share = r.draft.nativeMs + verifyNative > 0 ? r.draft.nativeMs / (r.draft.nativeMs + verifyNative) : 0.5;
-  return { d, v, draftMs: ms * share, verifyMs: ms * (1 - share) };
+  if (s.ctx.draftVerify && s.spec!.verification === 'cached' && !continueDrafts) {
+    const r = await s.ctx.draftVerify({ ...draftOptions(s, last, want, free), logits: needsLogits(s.sampling) });
+    const ms = performance.now() - t0;
+    const d = cutForbidden(s, toDrafts(s, r.draft, free));
+    const v = firstRows(r.verification, d.lastDecoded ? d.tokens.length + 1 : d.tokens.length, s.nVocab);
+    const verifyNative = r.verification.nativeMs ?? 0;
+    const share = r.draft.nativeMs + verifyNative > 0 ? r.draft.nativeMs / (r.draft.nativeMs + verifyNative) : 0.5;
+    return { early: d, d, v, draftMs: ms * share, verifyMs: ms * (1 - share) };
+  }
+  const early = await draft(s, last, want, free);
+  const d = cutForbidden(s, (await continueDrafts?.(early)) ?? early);
+  const t1 = performance.now();
+  const v = await verify(s, p, last, d);
+  return { early, d, v, draftMs: t1 - t0, verifyMs: performance.now() - t1 };
 }
 
 /** The first `rows` rows of a decode's result. */

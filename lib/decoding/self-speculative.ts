@@ -26,21 +26,7 @@ import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type Resolv
 import { DraftPolicy } from './draft-policy.js';
 import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, lookupMayContinue, PROBE_EVERY } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
-import {
-  canDraftVerify,
-  commit,
-  countLegacyLookup,
-  cutForbidden,
-  type Drafts,
-  draft,
-  draftAndVerify,
-  ema,
-  type LoopState,
-  observeRound,
-  penaltyHistory,
-  plainRound,
-  verify,
-} from './rounds.js';
+import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
 import type { DecodeSession } from './session.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 
@@ -241,27 +227,19 @@ export async function selfSpeculativeLoop(
         continue;
       }
       const t0 = performance.now();
-      let early: Drafts;
-      let d: Drafts;
-      let v: NativeDecodeResult;
-      let ext: Awaited<ReturnType<typeof lookupAfterDrafts>> = null;
-      let t1: number;
-      if (canDraftVerify(s) && !lookupMayContinue(s)) {
-        // drafts and their verification in one addon call
-        const r = await draftAndVerify(s, last, want);
-        ({ d, v } = r);
-        early = d;
-        t1 = t0 + r.draftMs;
-      } else {
-        early = await draft(s, last, want);
-        // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
-        ext = await lookupAfterDrafts(s, early, room);
-        d = cutForbidden(s, ext?.drafts ?? early);
-        t1 = performance.now();
-        v = await verify(s, p, last, d);
-      }
+      // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
+      const found: { ext: Awaited<ReturnType<typeof lookupAfterDrafts>> } = { ext: null };
+      const continueDrafts = lookupMayContinue(s)
+        ? async (e: Drafts) => {
+            found.ext = await lookupAfterDrafts(s, e, room);
+            return found.ext?.drafts ?? null;
+          }
+        : undefined;
+      const { early, d, v, draftMs, verifyMs } = await draftAndVerify(s, p, last, want, [], continueDrafts);
+      const { ext } = found;
+      const t1 = t0 + draftMs;
       const k = early.tokens.length;
-      const t2 = performance.now();
+      const t2 = t1 + verifyMs;
       const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s), session.grammar, d.rejected);
       observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
       const ee = s.stats.sources.earlyExit!;
