@@ -20,7 +20,8 @@
 import type { SpeculativeStats } from './types.js';
 import type { NativeContext, NativeDecodeResult, NativeSequence } from '../native/binding.js';
 import { distribution, pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
-import { acceptPrefix, emitRound, finishStats, newStats } from './accept.js';
+import { acceptPrefix, emitRound, newStats } from './accept.js';
+import { driveRounds, type RoundStrategy } from './driver.js';
 import type { ResolvedSelfSpeculative } from './self-speculative.js';
 import type { DecodeSession } from './session.js';
 
@@ -65,25 +66,14 @@ export async function pipelinedLoop(
   stats.pipelinedRounds = 0;
   const { contextSize, nextPosition } = verifier.state();
   const promptEnd = nextPosition;
-  let p = nextPosition; // the position of `last`, the newest token in neither cache
+  let chain: Chain | null = null; // the drafts of the next round, drawn while this one was verified
   let ahead: Promise<Chain> | null = null; // the drafter's chain for the next round, in flight
-  try {
-    await prefilled;
-    let last = pickToken(first, sampling, s.rng, 0, nVocab);
-    if (!session.accept(last)) return finishStats(stats, session.tokens.length, session.tokens.length);
-    stats.corrections++;
-    let chain: Chain | null = null;
-    while (!session.done) {
-      session.check();
-      if (p >= contextSize) {
-        session.stop('contextFull');
-        break;
-      }
+  const overlapped: RoundStrategy = {
+    async round({ p, last }, room) {
       // a round emits up to m tokens and writes m cells in each context
-      const m = Math.max(1, Math.min(spec.draftTokens + 1, session.maxTokens - session.tokens.length, contextSize - p));
-      stats.rounds++;
+      const m = Math.min(spec.draftTokens + 1, room + 1);
       const t0 = performance.now();
-      if (chain) stats.pipelinedRounds++;
+      if (chain) stats.pipelinedRounds = (stats.pipelinedRounds ?? 0) + 1;
       const c: Chain = chain ?? (await draw(s, last, m));
       const t1 = performance.now();
       const verifying = verifier.decode({
@@ -96,9 +86,9 @@ export async function pipelinedLoop(
       // the next round's drafts, in case every draft of this one is accepted
       const T = c.tokens.length;
       const tail = c.tokens[T - 1];
-      const room = Math.min(session.maxTokens - session.tokens.length - T, contextSize - p - T);
+      const roomAfter = Math.min(session.maxTokens - session.tokens.length - T, contextSize - p - T);
       // (when the drafter decoded its last draft too, there is a bonus row and no chain to continue)
-      ahead = c.hidden.length === T * s.nEmbd && room >= 1 && !session.isEog(tail) ? draw(s, tail, Math.min(spec.draftTokens + 1, room)) : null;
+      ahead = c.hidden.length === T * s.nEmbd && roomAfter >= 1 && !session.isEog(tail) ? draw(s, tail, Math.min(spec.draftTokens + 1, roomAfter)) : null;
       const [v, next] = await settleBoth(verifying, ahead);
       ahead = null;
       const t2 = performance.now();
@@ -115,15 +105,18 @@ export async function pipelinedLoop(
       stats.draftLengths.push(T);
       const going = emitRound(session, stats, c.tokens, accepted, full);
       stats.samplingMs += performance.now() - t2;
-      if (!going) break;
-      p = cut;
-      last = full >= 0 ? full : tail;
+      if (!going) return null;
       chain = continues ? next : null;
-    }
-    return finishStats(stats, session.tokens.length, 0);
+      return { p: cut, last: full >= 0 ? full : tail };
+    },
+  };
+  try {
+    await prefilled;
+    const last = pickToken(first, sampling, s.rng, 0, nVocab);
+    return await driveRounds(session, stats, contextSize, { p: nextPosition, last }, overlapped);
   } finally {
     // the drafter must be idle before anything else runs on it; a failed chain no longer matters
-    if (ahead) await ahead.catch(() => undefined);
+    if (ahead) await (ahead as Promise<Chain>).catch(() => undefined);
     const st = verifier.state();
     if (!st.busy && !st.disposed) verifier.removeFrom(promptEnd);
   }

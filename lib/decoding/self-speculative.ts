@@ -1,9 +1,10 @@
-// The generation driver: every round of a generation that is not overlapped (decoding/pipelined.ts)
-// runs here, whatever drafts it (the rounds' machinery is in rounds.ts, free drafts in
-// free-rounds.ts, the accept rule in accept.ts). A round is a plain step (or, greedy, a run of plain steps in one
-// addon call), a free draft (context lookup, the caller's prediction: decoding/draft-sources.ts)
-// verified with all layers, an early-exit draft verified from its cached layer-E states, or a free
-// draft that early exit continues.
+// The in-turn strategy of the generation driver (driver.ts holds the round skeleton; the overlapped
+// strategy is pipelined.ts): every round runs on the generation's own context, one after the other
+// (the rounds' machinery is in rounds.ts, free drafts in free-rounds.ts, the accept rule in
+// accept.ts). A round is a plain step (or, greedy, a run of plain steps in one addon call), a free
+// draft (context lookup, the caller's prediction: decoding/draft-sources.ts) verified with all
+// layers, an early-exit draft verified from its cached layer-E states, or a free draft that early
+// exit continues.
 //
 // Self-speculative decoding (LayerSkip): draft with the first E layers (early exit through the
 // model's own norm and LM head, or a fitted draft head), verify the drafts with layers [E, N) from
@@ -21,7 +22,8 @@ import type { SpeculativeStats } from './types.js';
 import type { NativeDecodeResult, NativeModelInfo, NativeSequence } from '../native/binding.js';
 import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
-import { acceptPrefix, finishStats, newStats } from './accept.js';
+import { acceptPrefix, newStats } from './accept.js';
+import { type Cursor, driveRounds, type RoundStrategy } from './driver.js';
 import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
 import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, lookupMayContinue, PROBE_EVERY } from './free-rounds.js';
@@ -162,123 +164,121 @@ export async function selfSpeculativeLoop(
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
+  const { contextSize, nextPosition } = ctx.state();
+  const last = pickToken(first, sampling, s.rng, 0, nVocab, penaltyHistory(s), session.grammar); // the first token comes from the prompt's decode
+  return driveRounds(session, s.stats, contextSize, { p: nextPosition, last }, inTurn(s, contextSize));
+}
+
+/**
+ * The in-turn strategy: each round is a free draft (alone, or continued by early exit), an
+ * early-exit draft (possibly continued by a lookup), or plain steps, one after the other on `s.ctx`.
+ */
+function inTurn(s: LoopState, contextSize: number): RoundStrategy {
+  const { session, sampling, spec, policy } = s;
   // greedy plain steps run several per addon call (decodeRun); sampling steps one by one
   // (not with penalties: the addon's loop picks the plain argmax)
   // (nor with a grammar: it masks each row in TypeScript)
-  const runner = sampling.temperature === 0 && !sampling.penalties && !sampling.constrained && ctx.decodeRun ? (ctx as Parameters<typeof plainRun>[0]) : null;
+  const runner =
+    sampling.temperature === 0 && !sampling.penalties && !sampling.constrained && s.ctx.decodeRun ? (s.ctx as Parameters<typeof plainRun>[0]) : null;
   // free drafts: plain steps per run, doubling from 8 up to runLength(), or staying at 8 while free
   // drafts are accepted (a run may hide the next free draft: free rounds follow each other without
   // plain steps between them while the text repeats, so only the start of a repeat waits for a run)
   let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
-  const { contextSize, nextPosition } = ctx.state();
-  let p = nextPosition; // the position of `last`, the newest token not yet in the KV cache
-  let last = pickToken(first, sampling, s.rng, 0, nVocab, penaltyHistory(s), session.grammar); // the first token comes from the prompt's decode
-  if (!session.accept(last)) return finishStats(s.stats, session.tokens.length, session.tokens.length);
-  s.stats.corrections++;
-  try {
-    while (!session.done) {
-      session.check();
-      if (p >= contextSize) {
-        session.stop('contextFull');
-        break;
-      }
-      // drafts must fit the token limit (a round emits up to k + 1 tokens) and the context
-      const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - p);
-      s.stats.rounds++;
+  return {
+    async round({ p, last }, room) {
       const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
       if (choice) {
         const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;
-        const after = extend > 0 ? await fusedRound(s, p, last, choice, extend) : await freeRound(s, p, last, choice);
-        if (!after) break;
-        ({ p, last } = after);
-        continue;
+        return extend > 0 ? fusedRound(s, p, last, choice, extend) : freeRound(s, p, last, choice);
       }
       const want = spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
-      if (want === 0) {
-        if (!runner) {
-          last = await plainRound(s, last);
-          p++;
-          if (s.free) s.free.sinceFree++;
-          continue;
-        }
-        // plain steps in one call: until the adaptive policy's next probe, or the run length
-        const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
-        const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
-        const t0 = performance.now();
-        const before = session.tokens.length;
-        const r = await plainRun(runner, session, p, last, n, onCached);
-        const ms = performance.now() - t0;
-        s.stats.verifyMs += ms;
-        s.stats.corrections += session.tokens.length - before; // the full model's own tokens
-        if (!r) break;
-        const steps = r.position - p;
-        stepMs = r.nativeMs / steps;
-        s.stats.draftLengths.push(0);
-        policy?.skipPlain(steps);
-        policy?.observeFullStep(ms / steps);
-        if (s.free) {
-          s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
-          s.free.afterRound = false;
-          s.free.sinceFree += steps;
-          plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
-        }
-        ({ position: p, token: last } = r);
-        continue;
+      if (want > 0) return earlyExitRound(s, p, last, want, room);
+      if (!runner) {
+        const next = await plainRound(s, last);
+        if (s.free) s.free.sinceFree++;
+        return { p: p + 1, last: next };
       }
+      // plain steps in one call: until the adaptive policy's next probe, or the run length
+      const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
+      const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
-      // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
-      const found: { ext: Awaited<ReturnType<typeof lookupAfterDrafts>> } = { ext: null };
-      const continueDrafts = lookupMayContinue(s)
-        ? async (e: Drafts) => {
-            found.ext = await lookupAfterDrafts(s, e, room);
-            return found.ext?.drafts ?? null;
-          }
-        : undefined;
-      const { early, d, v, draftMs, verifyMs } = await draftAndVerify(s, p, last, want, [], continueDrafts);
-      const { ext } = found;
-      const t1 = t0 + draftMs;
-      const k = early.tokens.length;
-      const t2 = t1 + verifyMs;
-      const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s), session.grammar, d.rejected);
-      observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
-      const ee = s.stats.sources.earlyExit!;
-      ee.rounds++;
-      ee.draftMs += t1 - t0;
-      ee.verifyMs += t2 - t1;
-      countDrafts(ee, 0, k, Math.min(accepted, k));
-      if (ext) {
-        const lk = s.stats.sources.lookup!;
-        const lkAccepted = Math.max(0, accepted - k);
-        countDrafts(lk, k, ext.count, lkAccepted);
-        // the lookup drafts were tested only if every early-exit draft before them was accepted
-        if (accepted >= k) s.free!.acceptance.observe('lookup', ext.matchLength, ext.count, lkAccepted);
-      }
       const before = session.tokens.length;
-      const acceptedBefore = s.stats.accepted;
-      const after = commit(s, p, last, d.tokens, accepted, next);
-      if (ext) {
-        // accepted lookup drafts are counted apart from the early-exit ones
-        const taken = s.stats.accepted - acceptedBefore;
-        const lookupTaken = Math.max(0, taken - k);
-        countLegacyLookup(s.stats, 'lookup', ext.count, lookupTaken);
-        s.stats.accepted -= lookupTaken;
-      }
-      s.stats.samplingMs += performance.now() - t2;
+      const r = await plainRun(runner, session, p, last, n, s.onCached);
+      const ms = performance.now() - t0;
+      s.stats.verifyMs += ms;
+      s.stats.corrections += session.tokens.length - before; // the full model's own tokens
+      if (!r) return null;
+      const steps = r.position - p;
+      stepMs = r.nativeMs / steps;
+      s.stats.draftLengths.push(0);
+      policy?.skipPlain(steps);
+      policy?.observeFullStep(ms / steps);
       if (s.free) {
-        s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
-        s.free.afterRound = true;
-        s.free.sinceFree += session.tokens.length - before;
+        s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
+        s.free.afterRound = false;
+        s.free.sinceFree += steps;
+        plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 ? 8 : runLength(stepMs));
       }
-      if (!after) break;
-      ({ p, last } = after);
-    }
-  } catch (e) {
-    // a context shared by several sequences ran out of cells (the others hold them): the generation
-    // ends as at a full context, with its text, instead of losing it to an error
-    if (!(e instanceof ContextFullError) || session.done) throw e;
-    ctx.removeFrom(p); // drafts of the failed round, if any (a lookup continuation's call may fail after the drafts)
-    session.stop('contextFull');
+      return { p: r.position, last: r.token };
+    },
+    recover(e, at) {
+      // a context shared by several sequences ran out of cells (the others hold them): the generation
+      // ends as at a full context, with its text, instead of losing it to an error
+      if (!(e instanceof ContextFullError) || session.done) return false;
+      s.ctx.removeFrom(at.p); // drafts of the failed round, if any (a lookup continuation's call may fail after the drafts)
+      session.stop('contextFull');
+      return true;
+    },
+  };
+}
+
+/** An early-exit round: up to `want` drafts from layers [0, E), a lookup may continue them, one verification. */
+async function earlyExitRound(s: LoopState, p: number, last: number, want: number, room: number): Promise<Cursor | null> {
+  const { session, sampling, nVocab } = s;
+  const t0 = performance.now();
+  // a lookup may continue the early-exit drafts (one more call, for layers [0, E) of its drafts)
+  const found: { ext: Awaited<ReturnType<typeof lookupAfterDrafts>> } = { ext: null };
+  const continueDrafts = lookupMayContinue(s)
+    ? async (e: Drafts) => {
+        found.ext = await lookupAfterDrafts(s, e, room);
+        return found.ext?.drafts ?? null;
+      }
+    : undefined;
+  const { early, d, v, draftMs, verifyMs } = await draftAndVerify(s, p, last, want, [], continueDrafts);
+  const { ext } = found;
+  const t1 = t0 + draftMs;
+  const k = early.tokens.length;
+  const t2 = t1 + verifyMs;
+  const { accepted, next } = acceptPrefix(v, d.tokens, d.dists, sampling, s.rng, nVocab, penaltyHistory(s), session.grammar, d.rejected);
+  observeRound(s, early, v.argmax.length, Math.min(accepted, k), t1 - t0, t2 - t1);
+  const ee = s.stats.sources.earlyExit!;
+  ee.rounds++;
+  ee.draftMs += t1 - t0;
+  ee.verifyMs += t2 - t1;
+  countDrafts(ee, 0, k, Math.min(accepted, k));
+  if (ext) {
+    const lk = s.stats.sources.lookup!;
+    const lkAccepted = Math.max(0, accepted - k);
+    countDrafts(lk, k, ext.count, lkAccepted);
+    // the lookup drafts were tested only if every early-exit draft before them was accepted
+    if (accepted >= k) s.free!.acceptance.observe('lookup', ext.matchLength, ext.count, lkAccepted);
   }
-  return finishStats(s.stats, session.tokens.length, 0);
+  const before = session.tokens.length;
+  const acceptedBefore = s.stats.accepted;
+  const after = commit(s, p, last, d.tokens, accepted, next);
+  if (ext) {
+    // accepted lookup drafts are counted apart from the early-exit ones
+    const taken = s.stats.accepted - acceptedBefore;
+    const lookupTaken = Math.max(0, taken - k);
+    countLegacyLookup(s.stats, 'lookup', ext.count, lookupTaken);
+    s.stats.accepted -= lookupTaken;
+  }
+  s.stats.samplingMs += performance.now() - t2;
+  if (s.free) {
+    s.free.earlyExitRate = ema(s.free.earlyExitRate, (session.tokens.length - before) / (performance.now() - t0));
+    s.free.afterRound = true;
+    s.free.sinceFree += session.tokens.length - before;
+  }
+  return after;
 }
