@@ -9,8 +9,8 @@
 // Every configuration runs on the same prompt tokens with the same threads, F32 KV cache and no
 // flash attention (our contexts' settings). Repetitions are interleaved (every configuration once,
 // then again), and each speed is reported as the median of its per-repetition ratios to our plain
-// decoding in the same repetition. Our greedy outputs must equal our plain output (checked); the
-// peers' agreement is reported.
+// decoding in the same repetition. Our greedy outputs are checked against our plain output (a
+// difference is reported in the table and fails the run's exit code); the peers' agreement is reported.
 //
 // Tasks, from held-out documents of the training corpora (bench/corpus.ts), never trained on:
 //   quote: a passage, then its first words again (a model that copies continues the passage);
@@ -20,12 +20,14 @@
 //
 //   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens]
 //   models: a comma list of stories, brown (the committed trained model), copy (the committed model
-//   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0)
+//   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0),
+//   100m and 1b (the synthetic "late" models of bench/models.ts, Q8_0: real speed, no real text;
+//   their tokenizer is synthetic too, so their prompts are the same texts in its tokens)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fitDraftHead, loadModel, quantizeModel, type Context, type DraftHead, type GenerateOptions, type Model } from 'layerskip';
 import { loadCorpus } from './corpus.js';
-import { ROOT, STORIES } from './models.js';
+import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
 import { disposeNodeLlamaCpp, nativePlainAfterPrompt, ngramSpeculative, nodeLlamaCppGenerate } from './peers.js';
 
 const models = (process.argv[2] ?? 'stories,copy').split(',');
@@ -62,6 +64,20 @@ const CASES: Record<string, ModelCase> = {
       return COPY_Q8;
     },
     exit: { exitLayer: 6, draftTokens: 3 },
+    maxPrompt: 150,
+  },
+  // the synthetic models' late layers are scaled down (SHAPE_*.lateFrom), so early exit at the
+  // first scaled layer agrees with the full model: the setting bench/costs.ts measures
+  '100m': {
+    label: 'synthetic 100M late (Q8_0)',
+    path: () => benchModel(SHAPE_100M, 'late', 'Q8_0'),
+    exit: { exitLayer: SHAPE_100M.lateFrom, draftTokens: 3 },
+    maxPrompt: 150,
+  },
+  '1b': {
+    label: 'synthetic 1B late (Q8_0)',
+    path: () => benchModel(SHAPE_1B, 'late', 'Q8_0'),
+    exit: { exitLayer: SHAPE_1B.lateFrom, draftTokens: 3 },
     maxPrompt: 150,
   },
 };
@@ -176,6 +192,8 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
 }
 
 let modelPath: string | undefined;
+/** Our configurations whose greedy output differed from our plain output. */
+const divergences: string[] = [];
 
 interface Measured {
   ratios: number[];
@@ -225,8 +243,11 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
             // the first token comes from the prompt's batch: n tokens in n - 1 decodes (the peers time n decodes)
             rate = ((r.tokens.length - 1) / r.timings.generateMs) * 1000;
             if (cfg.name === 'plain') plainTokens = r.tokens;
-            const same = r.tokens.join() === plainTokens.join() ? 'yes' : 'NO';
-            if (same === 'NO') throw new Error(`${c.label} ${task.name} ${cfg.name}: greedy output differs from plain`);
+            const differsAt =
+              r.tokens.length === plainTokens.length ? r.tokens.findIndex((t, j) => t !== plainTokens[j]) : Math.min(r.tokens.length, plainTokens.length);
+            const same = differsAt < 0 ? 'yes' : `NO (from token ${differsAt})`;
+            // reported, not thrown: the run goes on, and ends with a failing exit code and the list
+            if (differsAt >= 0) divergences.push(`${c.label}, ${threads} thread(s), ${task.name}, ${cfg.name}: from token ${differsAt}`);
             const srcs = r.speculative?.sources;
             const drafted = srcs ? Object.values(srcs).reduce((a, s) => a + s.drafted, 0) : undefined;
             const accepted = srcs ? Object.values(srcs).reduce((a, s) => a + s.accepted, 0) : undefined;
@@ -304,3 +325,9 @@ for (const key of models) all.push(...(await runCase(key)));
 await disposeNodeLlamaCpp();
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'results', 'lookup.json'), JSON.stringify(all, null, 1));
+if (divergences.length > 0) {
+  // llama.cpp's batched and one-row kernels round differently; on quantized weights the activations'
+  // rounding to 8 bits can carry that to a near-tie of the argmax (README, "Precision")
+  console.error(`\ngreedy output differed from our plain output in ${divergences.length} configuration(s):\n  ${divergences.join('\n  ')}`);
+  process.exitCode = 1;
+}
