@@ -2,7 +2,7 @@
 // the room it gives a round, where it stops, and what a strategy's recover hook may end.
 import { describe, expect, it } from 'vitest';
 import { newStats } from '../lib/decoding/accept.js';
-import { type Cursor, driveRounds, type RoundStrategy } from '../lib/decoding/driver.js';
+import { type Cursor, driveRounds, MAX_ROUND_DRAFTS, type RoundStrategy } from '../lib/decoding/driver.js';
 import type { DecodeSession } from '../lib/decoding/session.js';
 
 /** The part of a DecodeSession the skeleton uses: token 0 is end of generation. */
@@ -66,6 +66,15 @@ describe('driveRounds', () => {
     expect(rooms).toEqual([6, 2]);
     expect(session.stopReason).toBe('contextFull');
     expect(session.tokens).toHaveLength(1 + 4 + 3);
+  });
+
+  it('gives no round more than MAX_ROUND_DRAFTS drafts (a verification stays within one-row kernels)', async () => {
+    const session = stubSession(1000);
+    const rooms: number[] = [];
+    await driveRounds(session as unknown as DecodeSession, newStats(null), 4096, { p: 5, last: 3 }, emitting(session, 100, rooms));
+    expect(MAX_ROUND_DRAFTS).toBe(64);
+    expect(Math.max(...rooms)).toBe(MAX_ROUND_DRAFTS);
+    expect(rooms.every((r) => r <= MAX_ROUND_DRAFTS)).toBe(true);
   });
 
   it('runs no round when the prompt token ends the generation', async () => {

@@ -8,6 +8,14 @@ import { finishStats } from './accept.js';
 import type { DecodeSession } from './session.js';
 import type { SpeculativeStats } from './types.js';
 
+/**
+ * Most drafts in one round, whatever their sources (a free draft continued by early exit, or the
+ * reverse): a round's verification is then at most 65 rows, which llama.cpp computes row by row with
+ * the kernels of a one-token decode (patches/0015), so that a verification row equals the plain step
+ * it replaces bit for bit.
+ */
+export const MAX_ROUND_DRAFTS = 64;
+
 /** Where a generation stands between rounds. */
 export interface Cursor {
   /** The position of `last`: the newest token, not yet in the KV cache. */
@@ -44,7 +52,7 @@ export async function driveRounds(
         session.stop('contextFull');
         break;
       }
-      const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - at.p);
+      const room = Math.min(session.maxTokens - session.tokens.length - 1, contextSize - 1 - at.p, MAX_ROUND_DRAFTS);
       stats.rounds++;
       const next = await strategy.round(at, room);
       if (!next) break;
