@@ -2,12 +2,14 @@
 // plain and self-speculative greedy tokens/s on stories260K and the 1B shape ("late" variant,
 // Q8_0), each measurement in a fresh process (the fastest of three generations), the two builds alternating within every iteration so
 // that drift hits both alike. Prints the median tokens/s of each and their ratio.
-//   node bench/run.mjs before-after --before DIR [--iterations 5] [--tokens 96] [--skip-1b]
+//   node bench/run.mjs before-after --before DIR [--iterations 5] [--tokens 96] [--skip-1b] [--q8]
+// --q8 adds two Q8_0 models at 1 thread: the committed trained brown-12L (E=6 d=3) and the 100M
+// synthetic "late" model (E=3 d=3), whose quantized products round their activations to 8 bits.
 // DIR is a package root holding dist/ and build/Release/ of the earlier build.
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchModel, ROOT, SHAPE_1B, STORIES } from './models.js';
+import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +17,7 @@ const { values } = parseArgs({
     iterations: { type: 'string', default: '5' },
     tokens: { type: 'string', default: '96' },
     'skip-1b': { type: 'boolean', default: false },
+    q8: { type: 'boolean', default: false },
   },
 });
 if (!values.before) throw new Error('--before DIR is required (a package root with dist/ and build/Release/)');
@@ -32,6 +35,16 @@ const cases: Case[] = [
   { model: STORIES, label: 'stories260K plain', threads: 1, spec: null },
   { model: STORIES, label: 'stories260K E=3 d=3', threads: 1, spec: { exitLayer: 3, draftTokens: 3 } },
 ];
+if (values.q8) {
+  const brown = join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
+  const m100 = await benchModel(SHAPE_100M, 'late', 'Q8_0');
+  cases.push(
+    { model: brown, label: 'brown-12L Q8_0 plain', threads: 1, spec: null },
+    { model: brown, label: 'brown-12L Q8_0 E=6 d=3', threads: 1, spec: { exitLayer: 6, draftTokens: 3 } },
+    { model: m100, label: '100M late Q8_0 plain', threads: 1, spec: null },
+    { model: m100, label: '100M late Q8_0 E=3 d=3', threads: 1, spec: { exitLayer: 3, draftTokens: 3 } },
+  );
+}
 if (!values['skip-1b']) {
   const oneB = await benchModel(SHAPE_1B, 'late', 'Q8_0');
   cases.push(
