@@ -192,6 +192,12 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
 }
 
 let modelPath: string | undefined;
+/** The first index where two token lists differ (a missing token counts), or -1. */
+function firstDifference(a: readonly number[], b: readonly number[]): number {
+  for (let j = 0; j < Math.max(a.length, b.length); j++) if (a[j] !== b[j]) return j;
+  return -1;
+}
+
 /** Our configurations whose greedy output differed from our plain output. */
 const divergences: string[] = [];
 
@@ -243,8 +249,7 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
             // the first token comes from the prompt's batch: n tokens in n - 1 decodes (the peers time n decodes)
             rate = ((r.tokens.length - 1) / r.timings.generateMs) * 1000;
             if (cfg.name === 'plain') plainTokens = r.tokens;
-            const differsAt =
-              r.tokens.length === plainTokens.length ? r.tokens.findIndex((t, j) => t !== plainTokens[j]) : Math.min(r.tokens.length, plainTokens.length);
+            const differsAt = firstDifference(r.tokens, plainTokens);
             const same = differsAt < 0 ? 'yes' : `NO (from token ${differsAt})`;
             // reported, not thrown: the run goes on, and ends with a failing exit code and the list
             if (differsAt >= 0) divergences.push(`${c.label}, ${threads} thread(s), ${task.name}, ${cfg.name}: from token ${differsAt}`);

@@ -10,6 +10,7 @@ import { checkEnum, checkInteger } from '../native/errors.js';
 import type { SourceStats } from './types.js';
 import { costLine, expectedTokens } from './cost-model.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
+import { MAX_ROUND_DRAFTS } from './driver.js';
 
 export type DraftSourceName = 'earlyExit' | 'lookup' | 'prediction';
 
@@ -215,7 +216,7 @@ export function resolveFreeDrafts(
   const lookup = (l !== undefined && l !== false) || (specLookup?.lookup ?? false);
   const maxTokens =
     typeof l === 'object' && l.maxTokens !== undefined
-      ? checkInteger('lookup.maxTokens', l.maxTokens, 1, 64)
+      ? checkInteger('lookup.maxTokens', l.maxTokens, 1, MAX_ROUND_DRAFTS)
       : specLookup?.lookup
         ? specLookup.lookupTokens
         : 16;

@@ -10,7 +10,7 @@ import type { SpeculativeStats } from './types.js';
 
 /**
  * Most drafts in one round, whatever their sources (a free draft continued by early exit, or the
- * reverse): a round's verification is then at most 65 rows, which llama.cpp computes row by row with
+ * reverse), and the upper bound of every draft-length option: a round's verification is then at most 65 rows, which llama.cpp computes row by row with
  * the kernels of a one-token decode (patches/0015), so that a verification row equals the plain step
  * it replaces bit for bit.
  */

@@ -23,7 +23,7 @@ import type { NativeDecodeResult, NativeModelInfo, NativeSequence } from '../nat
 import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, newStats } from './accept.js';
-import { type Cursor, driveRounds, type RoundStrategy } from './driver.js';
+import { type Cursor, driveRounds, MAX_ROUND_DRAFTS, type RoundStrategy } from './driver.js';
 import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
 import { chooseFree, earlyExitExtension, freeRound, freeSources, fusedRound, lookupAfterDrafts, lookupMayContinue, PROBE_EVERY } from './free-rounds.js';
@@ -95,7 +95,7 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
   const n = info.layerCount;
   if (n < 2) throw new RangeError('selfSpeculative: the model needs at least 2 layers');
   const exitLayer = checkInteger('selfSpeculative.exitLayer', o.exitLayer, 1, n - 1);
-  const draftTokens = checkInteger('selfSpeculative.draftTokens', o.draftTokens ?? 4, 1, 64);
+  const draftTokens = checkInteger('selfSpeculative.draftTokens', o.draftTokens ?? 4, 1, MAX_ROUND_DRAFTS);
   const adaptive = o.adaptive ?? false;
   const minDraftProbability = checkNumber('selfSpeculative.minDraftProbability', o.minDraftProbability ?? (adaptive ? 0.3 : 0), 0, 1);
   const verification = o.verification ?? 'cached';
@@ -111,7 +111,7 @@ export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeMo
   if (overlap && verification === 'full')
     throw new RangeError("selfSpeculative: overlap verifies from the drafts' layer-E states; it cannot be combined with verification 'full'");
   const lookup = checkBoolean('selfSpeculative.lookup', o.lookup) ?? false;
-  const lookupTokens = checkInteger('selfSpeculative.lookupTokens', o.lookupTokens ?? 8, 1, 64);
+  const lookupTokens = checkInteger('selfSpeculative.lookupTokens', o.lookupTokens ?? 8, 1, MAX_ROUND_DRAFTS);
   if (lookup && overlap)
     throw new RangeError('selfSpeculative: lookup and overlap cannot be combined (an overlapped round is drafted by early exit ahead of time)');
   return { exitLayer, draftTokens, adaptive, minDraftProbability, verification, layerCount: n, draftHead, overlap, lookup, lookupTokens };
