@@ -49,6 +49,11 @@ describe('DraftPolicy', () => {
     const r = simulate(0.7, 0.36, (k) => 0.75 * k * 0.85);
     expect(1 / r.relTime).toBeGreaterThan(0.95);
   });
+  it('probes rarely when a draft step costs a full step, even though drafts are accepted (tiny models)', () => {
+    // drafting loses at any acceptance here, so a probe that succeeds must not bring probes back
+    const r = simulate(0.6, 1.2, (k) => 1 + 0.3 * (k - 1));
+    expect(1 / r.relTime).toBeGreaterThan(0.98);
+  });
   it('drafts long when acceptance is high and verification is cheap (memory bound)', () => {
     const r = simulate(0.9, 0.3, (k) => 0.75 * (1 + 0.05 * (k - 1)));
     expect(r.meanDraft).toBeGreaterThan(3); // rounds include the plain steps before the first probe

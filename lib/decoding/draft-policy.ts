@@ -39,7 +39,20 @@ export class DraftPolicy {
 
   /** The draft length for the next round: 0 means a plain full-model step. */
   next(): number {
-    const a = Math.min(this.acceptance, 0.999);
+    const best = this.bestDraft(Math.min(this.acceptance, 0.999));
+    // while plain steps win, probe now and then with one draft token (acceptance may change with
+    // the text); a probe that fails doubles the interval, so a model whose early exit never agrees
+    // pays for ever fewer probes
+    if (best === 0 && ++this.plainSteps >= this.probeInterval) {
+      this.plainSteps = 0;
+      this.probing = true;
+      return 1;
+    }
+    return best;
+  }
+
+  /** The draft length that yields the most tokens per ms at per-token acceptance `a` (0: plain steps win). */
+  private bestDraft(a: number): number {
     // medians of recent timings: single decodes on a busy machine have outliers both ways
     const full = median(this.fullSamples) ?? 1;
     const draft = median(this.draftSamples) ?? this.exitFraction * full;
@@ -56,14 +69,6 @@ export class DraftPolicy {
         bestRate = tokens / cost;
         best = d;
       }
-    }
-    // while plain steps win, probe now and then with one draft token (acceptance may change with
-    // the text); a probe that fails doubles the interval, so a model whose early exit never agrees
-    // pays for ever fewer probes
-    if (best === 0 && ++this.plainSteps >= this.probeInterval) {
-      this.plainSteps = 0;
-      this.probing = true;
-      return 1;
     }
     return best;
   }
@@ -84,8 +89,12 @@ export class DraftPolicy {
 
   observeRound(drafted: number, accepted: number): void {
     if (this.probing) {
+      // a probe that fails doubles the interval; so does one that succeeds where the measured costs
+      // say drafting would lose even if every draft were accepted (on a tiny model a draft step can
+      // cost more than a full step: probing its acceptance then only costs time)
       this.probing = false;
-      this.probeInterval = accepted > 0 ? this.probeEvery : Math.min(this.probeInterval * 2, DraftPolicy.maxProbeInterval);
+      const couldPay = this.bestDraft(0.999) > 0;
+      this.probeInterval = accepted > 0 && couldPay ? this.probeEvery : Math.min(this.probeInterval * 2, DraftPolicy.maxProbeInterval);
     }
     const d = DraftPolicy.decay ** drafted;
     this.accepted = this.accepted * d + accepted;
