@@ -54,6 +54,11 @@ describe('DraftPolicy', () => {
     const r = simulate(0.6, 1.2, (k) => 1 + 0.3 * (k - 1));
     expect(1 / r.relTime).toBeGreaterThan(0.98);
   });
+  it('spaces probes by their measured cost, so a short generation loses little to them', () => {
+    // a probe here costs 3.7 full steps: every 16-128 steps that is 3% of 256 tokens
+    const r = simulate(0.6, 1.2, (k) => 1 + 0.3 * (k - 1), 256);
+    expect(1 / r.relTime).toBeGreaterThan(0.975);
+  });
   it('drafts long when acceptance is high and verification is cheap (memory bound)', () => {
     const r = simulate(0.9, 0.3, (k) => 0.75 * (1 + 0.05 * (k - 1)));
     expect(r.meanDraft).toBeGreaterThan(3); // rounds include the plain steps before the first probe
