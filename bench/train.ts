@@ -7,7 +7,9 @@
 //                                                 cont-base, cont-ls (default these four), copy-ls
 //                                                 (the committed model trained further on text with
 //                                                 repeated passages, for the lookup benchmark);
-//                                                 tokens: 2050000 (copy-ls: 1.5 times it)
+//                                                 tokens: 2050000 (copy-ls: 2 times it,
+//                                                 LAYERSKIP_COPY_BUDGET); LAYERSKIP_TRAIN_RESUME=1
+//                                                 continues an arm from its checkpoint
 // Models go to models-generated/train/ (git-ignored); results to bench/results/train.json.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,8 @@ const arms = (process.argv[2] ?? 'scratch-base,scratch-ls,cont-base,cont-ls').sp
 const budget = Number(process.argv[3] ?? 2_050_000);
 const threads = Number(process.env.LAYERSKIP_TRAIN_THREADS ?? 2);
 const copyBudgetFactor = Number(process.env.LAYERSKIP_COPY_BUDGET ?? 2);
+// continue an arm from its checkpoint (same arm, budget and seed): long runs span sessions
+const resume = process.env.LAYERSKIP_TRAIN_RESUME === '1';
 
 /** The corpus tokenized once with the demo model's 512-token tokenizer (cached as int32 files). */
 async function tokens(): Promise<{ train: Int32Array; test: Int32Array }> {
@@ -167,7 +171,7 @@ for (const arm of arms) {
   if (!plan[arm]) throw new Error(`unknown arm ${arm}`);
   const { from, ...options } = plan[arm]();
   console.error(`${arm}: ${from} -> ${options.output}, ${options.tokens} tokens`);
-  const r: TrainModelResult = await trainModel(from, options);
+  const r: TrainModelResult = await trainModel(from, { ...options, resume });
   const row = {
     tokens: r.tokens,
     seconds: r.seconds,
