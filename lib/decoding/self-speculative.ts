@@ -199,8 +199,10 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
         if (s.free) s.free.sinceFree++;
         return { p: p + 1, last: next };
       }
-      // plain steps in one call: until the adaptive policy's next probe, or the run length
-      const cap = policy ? policy.plainStepsBeforeProbe() : s.free ? plainSteps : Infinity;
+      // plain steps in one call: until the adaptive policy's next probe and, with free drafts, the
+      // next look at their sources (a run as long as the policy's probe interval, up to 512 steps,
+      // would hide a repeat that a lookup could draft), or the run length
+      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? plainSteps : Infinity);
       const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
       const before = session.tokens.length;
