@@ -52,14 +52,16 @@ export class DraftPolicy {
   }
 
   /**
-   * Plain steps between probes: the interval, and once a draft step was measured at least 40 times
-   * a probe's cost in full steps, so probing costs at most 1/40 of the time (on stories260K a probe
-   * of one draft costs about 4.5 plain steps: probes every 16 steps took 7% of a generation).
+   * Plain steps between probes: the interval, but once a draft step and a full step are measured at
+   * least 40 times a probe's cost in full steps (at most 512), so probing costs at most 1/40 of the
+   * time (on stories260K a probe of one draft costs about 4.5 plain steps: probes every 16 steps
+   * took 7% of a generation).
    */
   private probeSpacing(): number {
-    if (this.draftSamples.length === 0) return this.probeInterval;
+    if (this.draftSamples.length === 0 || this.fullSamples.length === 0) return this.probeInterval;
     const { full, draft, verify } = this.costs();
-    return Math.max(this.probeInterval, Math.ceil((40 * (2 * draft + verify(2))) / full));
+    const byCost = Math.min(DraftPolicy.maxProbeInterval, Math.ceil((40 * (2 * draft + verify(2))) / full));
+    return Math.max(this.probeInterval, byCost);
   }
 
   /** Recent costs (ms): a full step, an early-exit step and a verification of k rows (measured or guessed). */
