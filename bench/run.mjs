@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs a benchmark: compiles bench/*.ts (they import the built package as 'layerskip') and runs
-// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|round-calls|copy-probe|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost> [args]
+// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|round-calls|copy-probe|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost|fusion> [args]
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,6 +32,7 @@ const scripts = {
   'peers-smoke': 'peers-smoke.js',
   lookup: 'lookup.js',
   'lookup-cost': 'lookup-cost.js',
+  fusion: 'fusion.js',
   'before-after': 'before-after.js',
 };
 if (!scripts[name]) {
