@@ -66,12 +66,6 @@ def main():
                 predictable += [0] * len(u)
         return toks[: a.context + 1], predictable[: a.context + 1]
 
-    def forward(x):
-        h = m.tok(x)
-        for b in m.blocks:
-            h = b(h, m.cos, m.sin)
-        return m.head(h)
-
     t0 = time.time()
     tokens = 0
     step = 0
@@ -80,7 +74,7 @@ def main():
         w = torch.tensor([t for t, _ in seqs])
         mask = torch.tensor([p for _, p in seqs])[:, 1:].bool()
         x, y = w[:, :-1], w[:, 1:]
-        logits = forward(x)
+        logits = m(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         opt.zero_grad()
         loss.backward()

@@ -121,6 +121,12 @@ class Llama(nn.Module):
         # Shared final norm + LM head tied with the token embedding.
         return F.linear(self.norm(h), self.tok.weight)
 
+    def forward(self, x):
+        h = self.tok(x)
+        for blk in self.blocks:
+            h = blk(h, self.cos, self.sin)
+        return self.head(h)
+
 
 def exit_scales(L: int, e_scale: float):
     """Un-normalised LayerSkip early-exit loss scales e(l), l = 0..L-1."""
@@ -134,11 +140,7 @@ def dropout_rates(L: int, p_max: float):
 
 
 def loss_plain(model: Llama, x, y):
-    h = model.tok(x)
-    for blk in model.blocks:
-        h = blk(h, model.cos, model.sin)
-    logits = model.head(h)
-    return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
 
 def loss_layerskip(model: Llama, x, y, step, scales, p_drop, rotation, gen):

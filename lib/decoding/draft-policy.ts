@@ -39,11 +39,12 @@ export class DraftPolicy {
 
   /** The draft length for the next round: 0 means a plain full-model step. */
   next(): number {
-    const best = this.bestDraft(Math.min(this.acceptance, 0.999));
+    const costs = this.costs();
+    const best = this.bestDraft(Math.min(this.acceptance, 0.999), costs);
     // while plain steps win, probe now and then with one draft token (acceptance may change with
     // the text); a probe that fails doubles the interval, so a model whose early exit never agrees
     // pays for ever fewer probes
-    if (best === 0 && ++this.plainSteps >= this.probeSpacing()) {
+    if (best === 0 && ++this.plainSteps >= this.probeSpacing(costs)) {
       this.plainSteps = 0;
       this.probing = true;
       return 1;
@@ -57,9 +58,8 @@ export class DraftPolicy {
    * time (on stories260K a probe of one draft costs about 4.5 plain steps: probes every 16 steps
    * took 7% of a generation).
    */
-  private probeSpacing(): number {
+  private probeSpacing({ full, draft, verify } = this.costs()): number {
     if (this.draftSamples.length === 0 || this.fullSamples.length === 0) return this.probeInterval;
-    const { full, draft, verify } = this.costs();
     const byCost = Math.min(DraftPolicy.maxProbeInterval, Math.ceil((40 * (2 * draft + verify(2))) / full));
     return Math.max(this.probeInterval, byCost);
   }
@@ -75,8 +75,7 @@ export class DraftPolicy {
   }
 
   /** The draft length that yields the most tokens per ms at per-token acceptance `a` (0: plain steps win). */
-  private bestDraft(a: number): number {
-    const { full, draft, verify } = this.costs();
+  private bestDraft(a: number, { full, draft, verify } = this.costs()): number {
     // drafting must beat plain decoding by a margin: cost estimates are noisy, and a split decode
     // (draft + verify) that wins only on noise loses in reality
     let best = 0;
