@@ -33,6 +33,15 @@ export class DraftPolicy {
     this.probeInterval = probeEvery;
   }
 
+  /**
+   * A new generation starts with this policy (a sequence's policy is kept between its generations:
+   * costs, acceptance and the steps since the last probe carry over, so that each generation does not
+   * pay again for the probes that measured them).
+   */
+  startGeneration(): void {
+    this.probing = false; // an aborted generation may have ended inside a probe round
+  }
+
   get acceptance(): number {
     return this.accepted / (this.accepted + this.rejected);
   }
@@ -107,12 +116,17 @@ export class DraftPolicy {
 
   observeRound(drafted: number, accepted: number): void {
     if (this.probing) {
-      // a probe that fails doubles the interval; so does one that succeeds where the measured costs
-      // say drafting would lose even if every draft were accepted (on a tiny model a draft step can
-      // cost more than a full step: probing its acceptance then only costs time)
+      // a probe that fails doubles the interval. Where the measured costs say drafting would lose
+      // even if every draft were accepted (on a tiny model a draft step can cost as much as a full
+      // step), acceptance cannot change the choice, only the costs can: probes then come at the
+      // longest interval (on stories260K one probe costs ~5 plain steps, 2-4% of a 256-token run)
       this.probing = false;
       const couldPay = this.bestDraft(0.999) > 0;
-      this.probeInterval = accepted > 0 && couldPay ? this.probeEvery : Math.min(this.probeInterval * 2, DraftPolicy.maxProbeInterval);
+      this.probeInterval = !couldPay
+        ? DraftPolicy.maxProbeInterval
+        : accepted > 0
+          ? this.probeEvery
+          : Math.min(this.probeInterval * 2, DraftPolicy.maxProbeInterval);
     }
     const d = DraftPolicy.decay ** drafted;
     this.accepted = this.accepted * d + accepted;

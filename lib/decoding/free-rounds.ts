@@ -99,6 +99,18 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   return best;
 }
 
+/**
+ * Whether a free round could beat a plain step at all, by the measured costs, at the acceptance the
+ * sources' long matches have shown (their prior before any). Where it cannot (on stories260K a free
+ * round's row costs about a plain step), only probes take free rounds, and plain runs need not stop
+ * every few steps to look for one. True until a free round was measured.
+ */
+export function freeRoundsCouldPay(f: FreeRounds): boolean {
+  if (!f.cost.roundsMeasured) return true;
+  const a = Math.max(...f.sources.map((src) => f.acceptance.estimate(src.name, Infinity)));
+  return bestFreeLength(Math.min(a, 0.999), f.options.maxTokens, f.cost).rate > 1 / f.cost.plainMs();
+}
+
 /** Drafts in a probe round: enough to see whether a source agrees, few rows to pay for. */
 export const PROBE_TOKENS = 2;
 

@@ -1,5 +1,6 @@
 import { DecodeSession } from '../decoding/session.js';
 import { selfSpeculativeLoop, resolveSelfSpeculative } from '../decoding/self-speculative.js';
+import { GenerationMemory } from '../decoding/generation-memory.js';
 import { BusyError, DisposedError, abortReason, checkBoolean, checkEnum, checkInteger } from '../native/errors.js';
 import { Generation, type GenerationChunk, type GenerationResult } from './generation.js';
 import { native, type NativeContext, type NativeContextOptions, type NativeContextState, type NativeSequence } from '../native/binding.js';
@@ -84,6 +85,7 @@ export class Context {
       prefix: [],
       running: null,
       head: undefined,
+      memory: new GenerationMemory(),
     }));
   }
 
@@ -406,7 +408,7 @@ export class Context {
       const speculative = drafter
         ? // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
           await pipelinedLoop(core.view, drafter, prefilled!, first, session, sampling, vocabularySize, embeddingSize, spec!)
-        : await selfSpeculativeLoop(core.view, first, session, sampling, vocabularySize, spec, onCached, promptTokens, free);
+        : await selfSpeculativeLoop(core.view, first, session, sampling, vocabularySize, spec, onCached, promptTokens, free, core.memory);
       session.finish();
       const t2 = performance.now();
       const generateMs = t2 - t1;

@@ -9,6 +9,7 @@ import { ContextFullError } from '../native/errors.js';
 import type { NativeGrammar } from '../native/binding.js';
 import type { ResolvedFreeDrafts } from '../decoding/draft-sources.js';
 import type { ResolvedSelfSpeculative } from '../decoding/self-speculative.js';
+import type { GenerationMemory } from '../decoding/generation-memory.js';
 
 /** One sequence's generation state: its view of the addon, its cached prompt prefix, what runs on it. */
 export interface SequenceCore {
@@ -19,6 +20,8 @@ export interface SequenceCore {
   running: string | null;
   /** The draft head its running self-speculative generation drafts with (undefined: none running). */
   head: DraftHead | null | undefined;
+  /** What its generations' adaptive choices measured, for the next generation. */
+  readonly memory: GenerationMemory;
 }
 
 /**

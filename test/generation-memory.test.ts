@@ -1,0 +1,104 @@
+// What a sequence keeps between generations (generation-memory.ts), and when plain runs stop early
+// to look for free drafts (free-rounds.ts): pure logic, no model.
+import { describe, expect, it } from 'vitest';
+import { DraftPolicy } from '../lib/decoding/draft-policy.js';
+import { FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
+import { freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
+import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
+import { resolveSampling } from '../lib/decoding/sampling.js';
+import { ContextLookup } from '../lib/decoding/context-lookup.js';
+
+const lookupOnly: ResolvedFreeDrafts = { lookup: true, prediction: null, maxTokens: 16, choice: 'measured' };
+const parts = (over: Partial<MemoryKeyParts> = {}): MemoryKeyParts => ({
+  exitLayer: 3,
+  draftTokens: 4,
+  verification: 'cached',
+  draftHead: null,
+  sampling: resolveSampling({ temperature: 0 }),
+  free: lookupOnly,
+  ...over,
+});
+
+describe('GenerationMemory', () => {
+  it('gives the next generation of the same configuration the same policy and free-draft state', () => {
+    const m = new GenerationMemory();
+    let made = 0;
+    const make = () => {
+      made++;
+      return new DraftPolicy(4, 0.6);
+    };
+    const a = m.policy(parts(), make);
+    expect(m.policy(parts(), make)).toBe(a);
+    expect(made).toBe(1);
+    const f = m.freeState(parts(), 64);
+    f.sinceFree = 37;
+    expect(m.freeState(parts(), 64).sinceFree).toBe(37);
+  });
+
+  it('keeps configurations apart: exit, draft length, head, sampling and free drafts', () => {
+    const m = new GenerationMemory();
+    const make = () => new DraftPolicy(4, 0.6);
+    const base = m.policy(parts(), make);
+    const head = { exitLayer: 3 } as unknown as MemoryKeyParts['draftHead'];
+    const others: Partial<MemoryKeyParts>[] = [
+      { exitLayer: 2 },
+      { draftTokens: 3 },
+      { verification: 'full' },
+      { draftHead: head },
+      { draftHead: 'heads/a.gguf' },
+      { sampling: resolveSampling({ temperature: 0.8, seed: 1 }) },
+      { free: null },
+      { free: { ...lookupOnly, maxTokens: 8 } },
+    ];
+    const seen = new Set([base]);
+    for (const o of others) seen.add(m.policy(parts(o), make));
+    expect(seen.size).toBe(others.length + 1);
+    // the same head object again is the same configuration
+    expect(m.policy(parts({ draftHead: head }), make)).toBe(m.policy(parts({ draftHead: head }), make));
+  });
+
+  it('ends a probe left open by an aborted generation', () => {
+    const m = new GenerationMemory();
+    const p = m.policy(parts(), () => new DraftPolicy(4, 0.6));
+    p.probing = true;
+    expect(m.policy(parts(), () => new DraftPolicy(4, 0.6)).probing).toBe(false);
+  });
+});
+
+describe('freeRoundsCouldPay (whether plain runs stop early to look for free drafts)', () => {
+  const rounds = (perRowSteps: number, baseSteps: number, accepted: boolean): FreeRounds => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false); // a plain step: 1 ms
+    for (const rows of [3, 5, 9]) cost.observeRound(rows, baseSteps + perRowSteps * rows);
+    const acceptance = new FreeAcceptance();
+    // long matches: every draft accepted, or every other one rejected
+    for (let i = 0; i < 20; i++) acceptance.observe('lookup', 20, 8, accepted ? 8 : 1);
+    return {
+      options: lookupOnly,
+      sources: [new ContextLookup()],
+      synced: 0,
+      acceptance,
+      cost,
+      afterRound: false,
+      earlyExitRate: NaN,
+      sinceFree: 0,
+      probeInterval: 64,
+      lastFreeAccepted: 1,
+    };
+  };
+
+  it('yes while no free round was measured', () => {
+    const f = rounds(1, 0, true);
+    f.cost = new FreeRoundCost();
+    expect(freeRoundsCouldPay(f)).toBe(true);
+  });
+  it('no where a row costs a plain step (stories260K): no draft length beats plain steps', () => {
+    expect(freeRoundsCouldPay(rounds(1.05, 0.5, true))).toBe(false);
+  });
+  it('yes where rows are cheap and long matches are accepted (brown-12L, the 1B shape)', () => {
+    expect(freeRoundsCouldPay(rounds(0.5, 1, true))).toBe(true);
+  });
+  it('no where rows are cheap but long matches are mostly rejected', () => {
+    expect(freeRoundsCouldPay(rounds(0.5, 1, false))).toBe(false);
+  });
+});
