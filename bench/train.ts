@@ -113,11 +113,18 @@ function dequantizedCommitted(): string {
 
 /**
  * Training text in which passages recur, so that a model learns to copy from its context as
- * language models do (quotes, edits, repeated names): a fifth of the units are a span of the corpus,
- * the rest a span followed by a repeat of its first 30-100% (after a few tokens of other text).
- * Units are 40-160 tokens, so a 256-token training window usually holds both copies.
+ * language models do (quotes, edits, repeated names): a unit is a span of the corpus or, with
+ * probability `scrambledShare`, tokens drawn one by one from it; with probability `repeatShare` it
+ * is followed by a few tokens of other text and a repeat of its first 30-100%. `unit` is the
+ * length range of spans (scrambled units are half as long), so that a training window usually
+ * holds both copies.
  */
-function copyAugmented(stream: Int32Array, length: number, seed: number, scrambledShare = 0, repeatShare = 0.8): Int32Array {
+function copyAugmented(
+  stream: Int32Array,
+  length: number,
+  seed: number,
+  { scrambledShare = 0, repeatShare = 0.8, unit = [40, 160] }: { scrambledShare?: number; repeatShare?: number; unit?: [number, number] } = {},
+): Int32Array {
   const rng = new Xoshiro128(hashSeed(seed, 'copy-augmented'));
   const out = new Int32Array(length);
   const span = (n: number) => {
@@ -138,26 +145,30 @@ function copyAugmented(stream: Int32Array, length: number, seed: number, scrambl
     return u;
   };
   while (o < length) {
-    const a = rng.nextFloat() < scrambledShare ? scrambled(8 + Math.floor(rng.nextFloat() * 40)) : span(40 + Math.floor(rng.nextFloat() * 120));
+    const n = unit[0] + Math.floor(rng.nextFloat() * (unit[1] - unit[0]));
+    const a = rng.nextFloat() < scrambledShare ? scrambled(Math.max(4, n >> 1)) : span(n);
     put(a);
     if (rng.nextFloat() < repeatShare) {
       put(span(Math.floor(rng.nextFloat() * 8)));
-      put(a.subarray(0, Math.max(8, Math.floor(a.length * (0.3 + 0.7 * rng.nextFloat())))));
+      put(a.subarray(0, Math.max(4, Math.floor(a.length * (0.3 + 0.7 * rng.nextFloat())))));
     }
   }
   return out;
 }
 
 const plan: Record<string, () => TrainModelOptions & { from: string }> = {
-  // the committed model trained further on 256-token windows of copy-augmented text (the lookup benchmark's model)
+  // the committed model trained further on 64-token windows of copy-augmented text (the lookup
+  // benchmark's model). Short windows and a high learning rate make copying appear sooner: the
+  // induction calibration (bench/pytorch/induction.py) learnt it after ~13.5M tokens at 64 tokens and
+  // 3e-3, against ~49M at 256 tokens and 1e-3 (BENCHMARKS.md section 16, stop 33)
   'copy-ls': () => ({
     from: dequantizedCommitted(),
     ...common(join(dir, 'copy-ls.gguf'), Math.round(budget * copyBudgetFactor)),
     ...RECIPE_CONT,
-    data: { tokens: copyAugmented(data.train, 12_000_000, 1, 0.6, 0.9) },
-    batchSize: 4,
-    contextSize: 256,
-    learningRate: 1e-3,
+    data: { tokens: copyAugmented(data.train, 12_000_000, 1, { scrambledShare: 0.6, repeatShare: 0.9, unit: [12, 40] }) },
+    batchSize: 32,
+    contextSize: 64,
+    learningRate: 3e-3,
   }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
