@@ -1,8 +1,9 @@
-// What a sequence keeps between generations (generation-memory.ts), and when plain runs stop early
-// to look for free drafts (free-rounds.ts): pure logic, no model.
+// What a sequence keeps between generations (generation-memory.ts), when plain runs stop early to
+// look for free drafts (free-rounds.ts), and how far free rounds grow past measured ones
+// (draft-sources.ts): pure logic, no model.
 import { describe, expect, it } from 'vitest';
 import { DraftPolicy } from '../lib/decoding/draft-policy.js';
-import { FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
+import { bestFreeLength, FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
 import { freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
 import { resolveSampling } from '../lib/decoding/sampling.js';
@@ -100,5 +101,22 @@ describe('freeRoundsCouldPay (whether plain runs stop early to look for free dra
   });
   it('no where rows are cheap but long matches are mostly rejected', () => {
     expect(freeRoundsCouldPay(rounds(0.5, 1, false))).toBe(false);
+  });
+});
+
+describe('bestFreeLength (how long a free round may be)', () => {
+  it('grows rounds at most to twice the rows of the largest measured one', () => {
+    // probe-sized rounds only (3 rows): the line through them says nothing reliable about 17 rows
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (let i = 0; i < 4; i++) cost.observeRound(3, 2.2 + 0.1 * i);
+    expect(bestFreeLength(0.98, 16, cost).length).toBeLessThanOrEqual(5);
+    for (let i = 0; i < 4; i++) cost.observeRound(6, 3.5 + 0.1 * i);
+    const after = bestFreeLength(0.98, 16, cost).length;
+    expect(after).toBeGreaterThan(5);
+    expect(after).toBeLessThanOrEqual(11);
+  });
+  it('takes what the caller allows before any round is measured', () => {
+    expect(bestFreeLength(0.98, 4, new FreeRoundCost()).length).toBe(4);
   });
 });

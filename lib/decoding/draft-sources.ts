@@ -139,6 +139,11 @@ export class FreeRoundCost {
     }
   }
 
+  /** The most rows of a recent measured round (0 before one). */
+  get largestRound(): number {
+    return this.samples.reduce((m, [rows]) => Math.max(m, rows), 0);
+  }
+
   /** Whether a free round's rows were measured (before one, roundMs() is a guess). */
   get roundsMeasured(): boolean {
     return !Number.isNaN(this.perRow);
@@ -156,11 +161,18 @@ export class FreeRoundCost {
   }
 }
 
-/** The best free draft length for acceptance `a`: the d in [1, max] with the most tokens per ms, and that rate. */
+/**
+ * The best free draft length for acceptance `a`: the d in [1, max] with the most tokens per ms, and
+ * that rate. Rounds grow at most to twice the rows of the largest measured one: the cost line is
+ * fitted through the rounds taken, and far beyond them it can be far off (on stories260K a line
+ * through 3-row probes, with half their mean row cost as slope, puts a 17-row round at about 12
+ * plain steps; one cost 19).
+ */
 export function bestFreeLength(a: number, max: number, cost: FreeRoundCost): { length: number; rate: number } {
+  const limit = cost.roundsMeasured ? Math.min(max, 2 * cost.largestRound - 1) : max;
   let length = 0;
   let rate = 0;
-  for (let d = 1; d <= max; d++) {
+  for (let d = 1; d <= limit; d++) {
     const r = expectedTokens(a, d) / cost.roundMs(d + 1);
     if (r > rate) {
       rate = r;
