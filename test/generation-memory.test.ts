@@ -58,6 +58,18 @@ describe('GenerationMemory', () => {
     expect(m.policy(parts({ draftHead: head }), make)).toBe(m.policy(parts({ draftHead: head }), make));
   });
 
+  it('keeps the most recently used configurations only', () => {
+    const m = new GenerationMemory();
+    const make = () => new DraftPolicy(4, 0.6);
+    const first = m.policy(parts({ draftTokens: 1 }), make);
+    const second = m.policy(parts({ draftTokens: 2 }), make);
+    for (let d = 3; d <= GenerationMemory.maxConfigurations + 1; d++) m.policy(parts({ draftTokens: d }), make);
+    m.policy(parts({ draftTokens: 2 }), make); // used again: now the most recent
+    m.policy(parts({ draftTokens: 99 }), make); // one more: the least recently used goes
+    expect(m.policy(parts({ draftTokens: 2 }), make)).toBe(second);
+    expect(m.policy(parts({ draftTokens: 1 }), make)).not.toBe(first);
+  });
+
   it('ends a probe left open by an aborted generation', () => {
     const m = new GenerationMemory();
     const p = m.policy(parts(), () => new DraftPolicy(4, 0.6));

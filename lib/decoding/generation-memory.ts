@@ -33,8 +33,13 @@ export interface MemoryKeyParts {
   free: ResolvedFreeDrafts | null;
 }
 
-/** One sequence's memory, per configuration (costs differ with the exit, the head and sampling). */
+/**
+ * One sequence's memory, per configuration (costs differ with the exit, the head and sampling). It
+ * holds the most recently used configurations only, so that an application that fits a new draft
+ * head for every request does not accumulate policies.
+ */
 export class GenerationMemory {
+  static readonly maxConfigurations = 16;
   private readonly policies = new Map<string, DraftPolicy>();
   private readonly free = new Map<string, FreeMemory>();
   // a draft head object has no name: it is told apart by identity
@@ -44,11 +49,8 @@ export class GenerationMemory {
   /** The draft policy for this configuration, made on first use; ready for a new generation. */
   policy(parts: MemoryKeyParts, make: () => DraftPolicy): DraftPolicy {
     const key = this.key(parts);
-    let p = this.policies.get(key);
-    if (!p) {
-      p = make();
-      this.policies.set(key, p);
-    }
+    const p = this.policies.get(key) ?? make();
+    remember(this.policies, key, p);
     p.startGeneration();
     return p;
   }
@@ -56,11 +58,14 @@ export class GenerationMemory {
   /** The free-draft state for this configuration, made on first use. */
   freeState(parts: MemoryKeyParts, probeEvery: number): FreeMemory {
     const key = this.key(parts);
-    let m = this.free.get(key);
-    if (!m) {
-      m = { acceptance: new FreeAcceptance(), cost: new FreeRoundCost(), sinceFree: 0, probeInterval: probeEvery, earlyExitRate: NaN };
-      this.free.set(key, m);
-    }
+    const m = this.free.get(key) ?? {
+      acceptance: new FreeAcceptance(),
+      cost: new FreeRoundCost(),
+      sinceFree: 0,
+      probeInterval: probeEvery,
+      earlyExitRate: NaN,
+    };
+    remember(this.free, key, m);
     return m;
   }
 
@@ -80,4 +85,11 @@ export class GenerationMemory {
     }
     return id;
   }
+}
+
+/** Puts `value` last in the map's order (most recently used) and drops the least recently used past the bound. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > GenerationMemory.maxConfigurations) map.delete(map.keys().next().value as string);
 }
