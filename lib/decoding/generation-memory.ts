@@ -23,6 +23,11 @@ export interface FreeMemory {
   earlyExitRate: number;
 }
 
+/** The free-draft state of a sequence that has measured nothing yet. */
+export function newFreeMemory(probeEvery: number): FreeMemory {
+  return { acceptance: new FreeAcceptance(), cost: new FreeRoundCost(), sinceFree: 0, probeInterval: probeEvery, earlyExitRate: NaN };
+}
+
 /** What the in-turn loop needs to know of a generation's configuration to pick its memory. */
 export interface MemoryKeyParts {
   exitLayer: number | null;
@@ -58,13 +63,7 @@ export class GenerationMemory {
   /** The free-draft state for this configuration, made on first use. */
   freeState(parts: MemoryKeyParts, probeEvery: number): FreeMemory {
     const key = this.key(parts);
-    const m = this.free.get(key) ?? {
-      acceptance: new FreeAcceptance(),
-      cost: new FreeRoundCost(),
-      sinceFree: 0,
-      probeInterval: probeEvery,
-      earlyExitRate: NaN,
-    };
+    const m = this.free.get(key) ?? newFreeMemory(probeEvery);
     remember(this.free, key, m);
     return m;
   }

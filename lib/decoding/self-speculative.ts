@@ -24,9 +24,9 @@ import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, newStats } from './accept.js';
 import { type Cursor, driveRounds, MAX_ROUND_DRAFTS, type RoundStrategy } from './driver.js';
-import { countDrafts, FreeAcceptance, FreeRoundCost, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
+import { countDrafts, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
-import type { GenerationMemory, MemoryKeyParts } from './generation-memory.js';
+import { type GenerationMemory, type MemoryKeyParts, newFreeMemory } from './generation-memory.js';
 import {
   chooseFree,
   earlyExitExtension,
@@ -169,21 +169,11 @@ export async function selfSpeculativeLoop(
     promptTokens,
   };
   if (spec) s.stats.sources.earlyExit = newSourceStats();
-  const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? null) : null;
-  if (freeOptions) {
+  // the free-draft state this generation starts from (kept by the sequence, or new), written back at its end
+  const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? newFreeMemory(PROBE_EVERY)) : null;
+  if (freeOptions && kept) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = {
-      options: freeOptions,
-      sources,
-      synced: 0,
-      acceptance: kept?.acceptance ?? new FreeAcceptance(),
-      cost: kept?.cost ?? new FreeRoundCost(),
-      afterRound: true,
-      earlyExitRate: kept?.earlyExitRate ?? NaN,
-      sinceFree: kept?.sinceFree ?? 0,
-      probeInterval: kept?.probeInterval ?? PROBE_EVERY,
-      lastFreeAccepted: 0,
-    };
+    s.free = { ...kept, options: freeOptions, sources, synced: 0, afterRound: true, lastFreeAccepted: 0 };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
