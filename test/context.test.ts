@@ -116,7 +116,8 @@ async function lastLogits(ctx: Context, tokens: number[], oneByOne: boolean): Pr
 }
 
 // patches/0015: a batch of up to 65 rows (every verification) runs on ggml's own kernels, which
-// compute a row alike whatever the batch, so a verification row is the one-token decode bit for bit.
+// compute a row alike whatever the batch, so a verification row is the one-token decode bit for bit
+// (0017: whatever KV window each covers; 0018: also for Q8_0 rows that share a 2x2 kernel call).
 // llamafile's kernels, which took batches of 2+ rows before, differ in the last bits, and quantized
 // products round their activations to 8 bits, which carried that to a flipped greedy near-tie.
 describe('a batch of up to 65 rows equals token-by-token decoding bit for bit', () => {
@@ -129,15 +130,30 @@ describe('a batch of up to 65 rows equals token-by-token decoding bit for bit', 
     ['stories260K (F32)', async () => STORIES],
     ['mqa-untied quantized to Q8_0', q8],
     ['gqa-f16 (F16)', async () => randomModel(F16_SHAPES['gqa-f16'])],
+    // patches/0018: trained Q8_0 weights, whose products span 4-12 blocks of 32 (a 2x2 kernel that
+    // summed them in another order than the one-row kernel fails this case and the one above)
+    ['layerskip-brown-12L (Q8_0, trained)', async () => join(STORIES, '..', 'layerskip-brown-12L.Q8_0.gguf')],
   ];
+  /** Every row's logits, from one batch or from one-token decodes. */
+  const allLogits = async (ctx: Context, tokens: number[], oneByOne: boolean): Promise<Float32Array> => {
+    ctx.clear();
+    if (!oneByOne) return (await ctx.decodeLayers({ tokens, outputs: 'all', logits: true })).logits!;
+    const rows: Float32Array[] = [];
+    for (const t of tokens) rows.push((await ctx.decodeLayers({ tokens: [t], logits: true })).logits!);
+    const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    rows.forEach((r, i) => out.set(r, i * r.length));
+    return out;
+  };
   for (const [name, pathOf] of cases) {
     it(name, async () => {
       const model = await loadModel(await pathOf());
       try {
         const ctx = await model.createContext({ contextSize: 256, threads: 1, ...EXACT });
         for (const prompt of [...randomPrompts(6, model.info.vocabularySize, 21, 2, 40), randomPrompts(1, model.info.vocabularySize, 22, 65, 65)[0]]) {
-          const batch = await lastLogits(ctx, prompt, false);
-          const single = await lastLogits(ctx, prompt, true);
+          // every row: a verification reads each row's logits, not only the last
+          const batch = await allLogits(ctx, prompt, false);
+          const single = await allLogits(ctx, prompt, true);
+          expect(batch.length).toBe(single.length);
           let worst = 0;
           for (let i = 0; i < batch.length; i++) worst = Math.max(worst, Math.abs(batch[i] - single[i]));
           expect(worst, `${prompt.length} rows`).toBe(0);
