@@ -6,8 +6,10 @@
 //   node bench/run.mjs train [arms] [tokens]      arms: a comma list of scratch-base, scratch-ls,
 //                                                 cont-base, cont-ls (default these four), copy-ls
 //                                                 (the committed model trained further on text with
-//                                                 repeated passages, for the lookup benchmark);
-//                                                 tokens: 2050000 (copy-ls: 2 times it,
+//                                                 repeated passages, for the lookup benchmark),
+//                                                 copy-long (copy-ls further on 128-token windows,
+//                                                 longer copies and edit frames);
+//                                                 tokens: 2050000 (copy arms: 2 times it,
 //                                                 LAYERSKIP_COPY_BUDGET); LAYERSKIP_TRAIN_RESUME=1
 //                                                 continues an arm from its checkpoint
 // Models go to models-generated/train/ (git-ignored); results to bench/results/train.json.
@@ -156,7 +158,82 @@ function copyAugmented(
   return out;
 }
 
-const plan: Record<string, () => TrainModelOptions & { from: string }> = {
+/**
+ * An edit workflow's text: a passage, a line that asks for it again ("The same text, edited:"),
+ * and the passage again with one token in 20 replaced. `frames` are the tokenized lines; the
+ * lookup benchmark's own line ("The same text, revised:") is not among them, so the benchmark
+ * measures whether the model generalises the frame, not whether it memorised it.
+ */
+function editFramed(stream: Int32Array, length: number, seed: number, frames: Int32Array[], unit: [number, number]): Int32Array {
+  const rng = new Xoshiro128(hashSeed(seed, 'edit-framed'));
+  const out = new Int32Array(length);
+  let o = 0;
+  const put = (a: ArrayLike<number>) => {
+    const n = Math.min(a.length, length - o);
+    for (let i = 0; i < n; i++) out[o + i] = a[i];
+    o += n;
+  };
+  while (o < length) {
+    const n = unit[0] + Math.floor(rng.nextFloat() * (unit[1] - unit[0]));
+    const at = Math.floor(rng.nextFloat() * (stream.length - n));
+    const a = stream.subarray(at, at + n);
+    put(a);
+    put(frames[Math.floor(rng.nextFloat() * frames.length)]);
+    const b = Int32Array.from(a);
+    for (let i = 0; i < b.length; i++) if (rng.nextFloat() < 0.05) b[i] = stream[Math.floor(rng.nextFloat() * stream.length)];
+    put(b);
+  }
+  return out;
+}
+
+/** Two streams interleaved in blocks of `block` tokens, a share `firstShare` of blocks from `a`. */
+function mixed(a: Int32Array, b: Int32Array, firstShare: number, block: number, seed: number): Int32Array {
+  const rng = new Xoshiro128(hashSeed(seed, 'mixed'));
+  const out = new Int32Array(Math.min(a.length, b.length));
+  for (let o = 0; o < out.length; o += block) {
+    const from = rng.nextFloat() < firstShare ? a : b;
+    out.set(from.subarray(o, Math.min(o + block, out.length)), o);
+  }
+  return out;
+}
+
+async function editFrames(): Promise<Int32Array[]> {
+  const model = await loadModel(DEMO_MODEL_PATH);
+  const lines = [
+    'The same text, edited:',
+    'The same text, corrected:',
+    'The same passage, revised:',
+    'Revised version:',
+    'The text again, with changes:',
+    'Here is the edited text:',
+  ];
+  const out = await Promise.all(lines.map((l) => model.tokenizeAsync(`\n\n${l}\n`, { addBos: false })));
+  model.dispose();
+  return out;
+}
+
+const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> | (TrainModelOptions & { from: string })> = {
+  // copy-ls trained further on 128-token windows: longer units, so that it copies passages of
+  // 100 tokens, and half of them in an edit frame (a passage, a line asking for it again, the
+  // passage with 5% of its tokens changed), so that it begins a copy after such a line
+  'copy-long': async () => ({
+    from: join(dir, 'copy-ls.gguf'),
+    ...common(join(dir, 'copy-long.gguf'), Math.round(budget * copyBudgetFactor)),
+    ...RECIPE_CONT,
+    data: {
+      tokens: mixed(
+        copyAugmented(data.train, 12_000_000, 2, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
+        editFramed(data.train, 12_000_000, 2, await editFrames(), [20, 60]),
+        0.5,
+        1024,
+        2,
+      ),
+    },
+    batchSize: 16,
+    contextSize: 128,
+    learningRate: 2e-3,
+    minLearningRate: 2e-3,
+  }),
   // the committed model trained further on 64-token windows of copy-augmented text (the lookup
   // benchmark's model). Short windows and a high learning rate make copying appear sooner: the
   // induction calibration (bench/pytorch/induction.py) learnt it after ~13.5M tokens at 64 tokens and
@@ -183,7 +260,7 @@ const resultsFile = join('bench', 'results', 'train.json');
 const results: Record<string, unknown> = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
 for (const arm of arms) {
   if (!plan[arm]) throw new Error(`unknown arm ${arm}`);
-  const { from, ...options } = plan[arm]();
+  const { from, ...options } = await plan[arm]();
   console.error(`${arm}: ${from} -> ${options.output}, ${options.tokens} tokens`);
   const r: TrainModelResult = await trainModel(from, { ...options, resume });
   const row = {
