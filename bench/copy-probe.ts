@@ -3,6 +3,9 @@
 // first) that the model's argmax predicts; and the same for 32-token held-out passages repeated.
 // A model that copies scores near 1 on both; one that does not scores its plain next-token accuracy
 // (a few percent on scrambled tokens, about a third on real text for the 12-layer brown models).
+// Two more, for the lookup benchmark's tasks: an 80-token held-out passage repeated (a long copy),
+// and a 60-token passage, the edit task's "The same text, revised:" line, then the passage again
+// (the share of the passage's tokens predicted after the line, its first token included).
 //   node bench/run.mjs copy-probe [model.gguf ...]   (default: the committed brown model)
 // Needs models-generated/train/corpus-test.i32 (written by `node bench/run.mjs train`).
 import { readFileSync } from 'node:fs';
@@ -22,24 +25,37 @@ for (const path of paths) {
   const ctx = await model.createContext({ threads: 1, contextSize: 256 });
   const rng = new Xoshiro128(hashSeed(1, 'copy-probe'));
   const pick = () => Math.floor(rng.nextFloat() * held.length);
-  /** Correct argmax predictions over the repeat of `unit` after BOS and `unit`. */
-  const repeatHits = async (unit: number[]): Promise<number> => {
-    const seq = [1, ...unit, ...unit];
+  const frame = Array.from(await model.tokenizeAsync('\n\nThe same text, revised:\n', { addBos: false }));
+  /** Correct argmax predictions of the second copy of `unit` after BOS, `unit` and `between`. */
+  const repeatHits = async (unit: number[], between: number[] = []): Promise<number> => {
+    const seq = [1, ...unit, ...between, ...unit];
     ctx.clear();
     const r = await ctx.decodeLayers({ tokens: seq, outputs: 'all' });
     let hits = 0;
-    for (let i = UNIT + 1; i < seq.length - 1; i++) if (r.argmax[i] === seq[i + 1]) hits++;
+    // with a line between the copies, its last token's prediction (the copy's first token) counts
+    const from = unit.length + between.length + (between.length > 0 ? 0 : 1);
+    for (let i = from; i < seq.length - 1; i++) if (r.argmax[i] === seq[i + 1]) hits++;
     return hits;
+  };
+  const passage = (n: number): number[] => {
+    const at = Math.min(pick(), held.length - n);
+    return Array.from(held.subarray(at, at + n));
   };
   let scrambled = 0;
   let natural = 0;
+  let long = 0;
+  let edit = 0;
   for (let q = 0; q < 20; q++) {
     scrambled += await repeatHits(Array.from({ length: UNIT }, () => held[pick()]));
-    const at = Math.min(pick(), held.length - UNIT);
-    natural += await repeatHits(Array.from(held.subarray(at, at + UNIT)));
+    natural += await repeatHits(passage(UNIT));
+    long += await repeatHits(passage(80));
+    edit += await repeatHits(passage(60), frame);
   }
   const n = 20 * (UNIT - 1);
-  console.log(`${path}: repeat accuracy, scrambled tokens ${(scrambled / n).toFixed(3)}, real text ${(natural / n).toFixed(3)}`);
+  console.log(
+    `${path}: repeat accuracy, scrambled tokens ${(scrambled / n).toFixed(3)}, real text ${(natural / n).toFixed(3)}, ` +
+      `80-token passages ${(long / (20 * 79)).toFixed(3)}, after the edit line ${(edit / (20 * 60)).toFixed(3)}`,
+  );
   ctx.dispose();
   model.dispose();
 }

@@ -21,9 +21,11 @@
 //   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens]
 //   models: a comma list of stories, brown (the committed trained model), copy (the committed model
 //   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0),
+//   copy-long (copy trained further on 128-token windows and edit frames: train copy-long),
+//   copy-edit (copy-long with edit passages at document starts: train copy-edit),
 //   100m and 1b (the synthetic "late" models of bench/models.ts, Q8_0: real speed, no real text;
 //   their tokenizer is synthetic too, so their prompts are the same texts in its tokens)
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fitDraftHead, loadModel, quantizeModel, type Context, type DraftHead, type GenerateOptions, type Model } from 'layerskip';
 import { loadCorpus } from './corpus.js';
@@ -48,6 +50,23 @@ interface ModelCase {
 
 const COPY_F32 = join(ROOT, 'models-generated', 'train', 'copy-ls.gguf');
 const COPY_Q8 = join(ROOT, 'models-generated', 'train', 'copy-ls.Q8_0.gguf');
+/** A model of a copy arm of bench/train.ts trained on 128-token windows, quantized here to Q8_0. */
+function copyCase(arm: string, label: string): ModelCase {
+  const f32 = join(ROOT, 'models-generated', 'train', `${arm}.gguf`);
+  const q8 = join(ROOT, 'models-generated', 'train', `${arm}.Q8_0.gguf`);
+  return {
+    label,
+    path: async () => {
+      if (!existsSync(f32)) throw new Error(`${f32} is missing: run node bench/run.mjs train ${arm}`);
+      // quantized again after more training
+      if (!existsSync(q8) || statSync(q8).mtimeMs < statSync(f32).mtimeMs) await quantizeModel(f32, q8, 'Q8_0');
+      return q8;
+    },
+    exit: { exitLayer: 6, draftTokens: 3 },
+    // 128-token windows: a passage of up to 81 tokens, and a copy at a distance of at most ~100
+    maxPrompt: 120,
+  };
+}
 const CASES: Record<string, ModelCase> = {
   stories: { label: 'stories260K (F32)', path: async () => STORIES, exit: { exitLayer: 3, draftTokens: 2 }, head: true, maxPrompt: 150 },
   brown: {
@@ -67,6 +86,8 @@ const CASES: Record<string, ModelCase> = {
     // trained on 128-token windows, then copies at distances of at most ~50 tokens (64-token windows)
     maxPrompt: 80,
   },
+  'copy-long': copyCase('copy-long', 'brown-12L + copy and edit-frame training (Q8_0, 128-token windows)'),
+  'copy-edit': copyCase('copy-edit', 'copy-long + edit passages at document starts (Q8_0, 128-token windows)'),
   // the synthetic models' late layers are scaled down (SHAPE_*.lateFrom), so early exit at the
   // first scaled layer agrees with the full model: the setting bench/costs.ts measures
   '100m': {
@@ -89,18 +110,20 @@ interface Task {
   prediction?: string;
 }
 
-/** A passage of whole sentences from a held-out document, at most `maxTokens` tokens. */
+/**
+ * The start of a held-out document, at most `maxTokens` tokens: whole sentences, then the words of
+ * the next one that fit (whole sentences alone left some passages at half the budget, and a quote
+ * then had little to copy).
+ */
 function passage(model: Model, doc: string, maxTokens: number): string {
-  const sentences = doc
-    .replace(/\s+/g, ' ')
-    .trim()
-    .match(/[^.!?]+[.!?]+["']?\s*/g) ?? [doc];
+  const words = doc.replace(/\s+/g, ' ').trim().split(' ');
   let text = '';
-  for (const s of sentences) {
-    if (model.tokenize(text + s).length > maxTokens) break;
-    text += s;
+  for (const w of words) {
+    const next = text ? `${text} ${w}` : w;
+    if (model.tokenize(next).length > maxTokens) break;
+    text = next;
   }
-  return text.trim() || doc.slice(0, maxTokens * 2);
+  return text || doc.slice(0, maxTokens * 2);
 }
 
 /** The passage with every 20th word replaced by the word 7 places on (a deterministic 5% edit). */

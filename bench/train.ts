@@ -8,7 +8,8 @@
 //                                                 (the committed model trained further on text with
 //                                                 repeated passages, for the lookup benchmark),
 //                                                 copy-long (copy-ls further on 128-token windows,
-//                                                 longer copies and edit frames);
+//                                                 longer copies and edit frames), copy-edit
+//                                                 (copy-long with edit passages at document starts);
 //                                                 tokens: 2050000 (copy arms: 2 times it,
 //                                                 LAYERSKIP_COPY_BUDGET); LAYERSKIP_TRAIN_RESUME=1
 //                                                 continues an arm from its checkpoint
@@ -164,7 +165,15 @@ function copyAugmented(
  * lookup benchmark's own line ("The same text, revised:") is not among them, so the benchmark
  * measures whether the model generalises the frame, not whether it memorised it.
  */
-function editFramed(stream: Int32Array, length: number, seed: number, frames: Int32Array[], unit: [number, number]): Int32Array {
+function editFramed(
+  stream: Int32Array,
+  length: number,
+  seed: number,
+  frames: Int32Array[],
+  unit: [number, number],
+  /** Start each passage at a sentence (after this token, the period) behind a BOS, as a document does. */
+  sentenceAfter?: number,
+): Int32Array {
   const rng = new Xoshiro128(hashSeed(seed, 'edit-framed'));
   const out = new Int32Array(length);
   let o = 0;
@@ -173,10 +182,13 @@ function editFramed(stream: Int32Array, length: number, seed: number, frames: In
     for (let i = 0; i < n; i++) out[o + i] = a[i];
     o += n;
   };
+  const starts: number[] = [];
+  if (sentenceAfter !== undefined) for (let i = 1; i < stream.length - unit[1]; i++) if (stream[i - 1] === sentenceAfter) starts.push(i);
   while (o < length) {
     const n = unit[0] + Math.floor(rng.nextFloat() * (unit[1] - unit[0]));
-    const at = Math.floor(rng.nextFloat() * (stream.length - n));
+    const at = starts.length > 0 ? starts[Math.floor(rng.nextFloat() * starts.length)] : Math.floor(rng.nextFloat() * (stream.length - n));
     const a = stream.subarray(at, at + n);
+    if (starts.length > 0) put([BOS]);
     put(a);
     put(frames[Math.floor(rng.nextFloat() * frames.length)]);
     const b = Int32Array.from(a);
@@ -197,7 +209,10 @@ function mixed(a: Int32Array, b: Int32Array, firstShare: number, block: number, 
   return out;
 }
 
-async function editFrames(): Promise<Int32Array[]> {
+const BOS = 1;
+
+/** The edit frames' lines and the period, in the demo model's tokens. */
+async function editTokens(): Promise<{ frames: Int32Array[]; period: number }> {
   const model = await loadModel(DEMO_MODEL_PATH);
   const lines = [
     'The same text, edited:',
@@ -207,9 +222,10 @@ async function editFrames(): Promise<Int32Array[]> {
     'The text again, with changes:',
     'Here is the edited text:',
   ];
-  const out = await Promise.all(lines.map((l) => model.tokenizeAsync(`\n\n${l}\n`, { addBos: false })));
+  const frames = await Promise.all(lines.map((l) => model.tokenizeAsync(`\n\n${l}\n`, { addBos: false })));
+  const sentence = await model.tokenizeAsync('It ended.', { addBos: false });
   model.dispose();
-  return out;
+  return { frames, period: sentence[sentence.length - 1] };
 }
 
 const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> | (TrainModelOptions & { from: string })> = {
@@ -223,7 +239,7 @@ const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> |
     data: {
       tokens: mixed(
         copyAugmented(data.train, 12_000_000, 2, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
-        editFramed(data.train, 12_000_000, 2, await editFrames(), [20, 60]),
+        editFramed(data.train, 12_000_000, 2, (await editTokens()).frames, [20, 60]),
         0.5,
         1024,
         2,
@@ -250,6 +266,29 @@ const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> |
     learningRate: 3e-3,
     minLearningRate: 3e-3,
   }),
+  // copy-long trained further with its edit passages at the start of a document (a BOS, then a
+  // sentence), as the lookup benchmark's prompts are: copy-long began the revised copy mid-passage
+  'copy-edit': async () => {
+    const { frames, period } = await editTokens();
+    return {
+      from: join(dir, 'copy-long.gguf'),
+      ...common(join(dir, 'copy-edit.gguf'), Math.round(budget * copyBudgetFactor)),
+      ...RECIPE_CONT,
+      data: {
+        tokens: mixed(
+          copyAugmented(data.train, 12_000_000, 3, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
+          editFramed(data.train, 12_000_000, 3, frames, [20, 60], period),
+          0.5,
+          1024,
+          3,
+        ),
+      },
+      batchSize: 16,
+      contextSize: 128,
+      learningRate: 2e-3,
+      minLearningRate: 5e-4,
+    };
+  },
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
   'cont-base': () => ({ from: join(dir, 'scratch-base.gguf'), ...common(join(dir, 'cont-base.gguf'), Math.round(budget / 4)), learningRate: 5e-4 }),
