@@ -228,26 +228,38 @@ async function editTokens(): Promise<{ frames: Int32Array[]; period: number }> {
   return { frames, period: sentence[sentence.length - 1] };
 }
 
+/**
+ * Half copy-augmented text with units of 24-100 tokens, half edit-framed passages, in blocks of 1024
+ * tokens; `atDocumentStart` starts the passages behind a BOS at a sentence.
+ */
+async function copyAndEdit(seed: number, atDocumentStart: boolean): Promise<Int32Array> {
+  const { frames, period } = await editTokens();
+  return mixed(
+    copyAugmented(data.train, 12_000_000, seed, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
+    editFramed(data.train, 12_000_000, seed, frames, [20, 60], atDocumentStart ? period : undefined),
+    0.5,
+    1024,
+    seed,
+  );
+}
+
+/** The copy arms on 128-token windows (batch 16, 2e-3 after the warm-up). */
+const longWindows = (output: string, tokens: Int32Array): TrainModelOptions => ({
+  ...common(output, Math.round(budget * copyBudgetFactor)),
+  ...RECIPE_CONT,
+  data: { tokens },
+  batchSize: 16,
+  contextSize: 128,
+  learningRate: 2e-3,
+});
+
 const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> | (TrainModelOptions & { from: string })> = {
   // copy-ls trained further on 128-token windows: longer units, so that it copies passages of
   // 100 tokens, and half of them in an edit frame (a passage, a line asking for it again, the
   // passage with 5% of its tokens changed), so that it begins a copy after such a line
   'copy-long': async () => ({
     from: join(dir, 'copy-ls.gguf'),
-    ...common(join(dir, 'copy-long.gguf'), Math.round(budget * copyBudgetFactor)),
-    ...RECIPE_CONT,
-    data: {
-      tokens: mixed(
-        copyAugmented(data.train, 12_000_000, 2, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
-        editFramed(data.train, 12_000_000, 2, (await editTokens()).frames, [20, 60]),
-        0.5,
-        1024,
-        2,
-      ),
-    },
-    batchSize: 16,
-    contextSize: 128,
-    learningRate: 2e-3,
+    ...longWindows(join(dir, 'copy-long.gguf'), await copyAndEdit(2, false)),
     minLearningRate: 2e-3,
   }),
   // the committed model trained further on 64-token windows of copy-augmented text (the lookup
@@ -268,27 +280,11 @@ const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> |
   }),
   // copy-long trained further with its edit passages at the start of a document (a BOS, then a
   // sentence), as the lookup benchmark's prompts are: copy-long began the revised copy mid-passage
-  'copy-edit': async () => {
-    const { frames, period } = await editTokens();
-    return {
-      from: join(dir, 'copy-long.gguf'),
-      ...common(join(dir, 'copy-edit.gguf'), Math.round(budget * copyBudgetFactor)),
-      ...RECIPE_CONT,
-      data: {
-        tokens: mixed(
-          copyAugmented(data.train, 12_000_000, 3, { scrambledShare: 0.4, repeatShare: 0.9, unit: [24, 100] }),
-          editFramed(data.train, 12_000_000, 3, frames, [20, 60], period),
-          0.5,
-          1024,
-          3,
-        ),
-      },
-      batchSize: 16,
-      contextSize: 128,
-      learningRate: 2e-3,
-      minLearningRate: 5e-4,
-    };
-  },
+  'copy-edit': async () => ({
+    from: join(dir, 'copy-long.gguf'),
+    ...longWindows(join(dir, 'copy-edit.gguf'), await copyAndEdit(3, true)),
+    minLearningRate: 5e-4,
+  }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
   'scratch-ls': () => ({ from: init, ...common(join(dir, 'scratch-ls.gguf'), budget), ...RECIPE_SCRATCH }),
   'cont-base': () => ({ from: join(dir, 'scratch-base.gguf'), ...common(join(dir, 'cont-base.gguf'), Math.round(budget / 4)), learningRate: 5e-4 }),
