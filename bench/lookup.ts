@@ -19,6 +19,7 @@
 //   free:  the start of a document, continued freely (lookup should cost nothing).
 //
 //   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens]
+//   (LAYERSKIP_BENCH_CONTEXT_PER_TASK=1: a fresh context per task)
 //   models: a comma list of stories, brown (the committed trained model), copy (the committed model
 //   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0),
 //   copy-long (copy trained further on 128-token windows and edit frames: train copy-long),
@@ -36,6 +37,9 @@ const models = (process.argv[2] ?? 'stories,copy').split(',');
 const threadList = (process.argv[3] ?? '1,2').split(',').map(Number);
 const repetitions = Number(process.argv[4] ?? 5);
 const TOKENS = Number(process.argv[5] ?? 64);
+// a context (and so the adaptive state a sequence keeps between generations) per task, instead of
+// one for all tasks, where one task's rounds shape the next task's choices
+const CONTEXT_PER_TASK = process.env.LAYERSKIP_BENCH_CONTEXT_PER_TASK === '1';
 
 interface ModelCase {
   label: string;
@@ -251,8 +255,12 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
     );
   }
   for (const threads of threadList) {
-    const ctx: Context = await model.createContext({ threads });
+    let ctx: Context = await model.createContext({ threads });
     for (const task of tasks(model, c, 3)) {
+      if (CONTEXT_PER_TASK) {
+        ctx.dispose();
+        ctx = await model.createContext({ threads });
+      }
       const promptTokens = model.tokenize(task.prompt);
       const list = configs(c, task, head);
       const got = new Map<string, Measured>();
