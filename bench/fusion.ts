@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { fitDraftHead, loadModel, type GenerateOptions } from 'layerskip';
 import { ROOT, STORIES } from './models.js';
+import { median } from './stats.js';
 
 const which = process.argv[2] ?? 'stories';
 if (which !== 'stories' && which !== 'brown') throw new Error(`unknown model ${which}; one of stories, brown`);
@@ -39,7 +40,6 @@ const configs: Record<string, GenerateOptions> = {
   'adaptive + lookup': { selfSpeculative: adaptive, lookup: true },
 };
 const names = Object.keys(configs);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
 
 console.log(

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { loadModel, type GenerateOptions } from 'layerskip';
 import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
+import { median } from './stats.js';
 
 const which = process.argv[2] ?? '1b';
 const threads = Number(process.argv[3] ?? 2);
@@ -27,7 +28,6 @@ const model = await loadModel(path);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
 /** Options with the @internal `freeDraftChoice` (not in the published types): the benchmark's knob. */
 const internal = (o: GenerateOptions & { freeDraftChoice: 'eager' | 'never' }): GenerateOptions => o;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 // 1. rounds whose drafts all come from lookup (eager: every round verifies a k-token lookup draft,
 // and the prompt repeats the model's own greedy text, so there always is one), against the bare

@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { fitDraftHead, loadModel, quantizeModel, type Context, type DraftHead, type GenerateOptions, type Model } from 'layerskip';
 import { loadCorpus } from './corpus.js';
 import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
+import { median } from './stats.js';
 import { disposeNodeLlamaCpp, nativePlainAfterPrompt, ngramSpeculative, nodeLlamaCppGenerate } from './peers.js';
 
 const models = (process.argv[2] ?? 'stories,copy').split(',');
@@ -52,23 +53,22 @@ interface ModelCase {
   maxPrompt: number;
 }
 
-const COPY_F32 = join(ROOT, 'models-generated', 'train', 'copy-ls.gguf');
-const COPY_Q8 = join(ROOT, 'models-generated', 'train', 'copy-ls.Q8_0.gguf');
-/** A model of a copy arm of bench/train.ts trained on 128-token windows, quantized here to Q8_0. */
-function copyCase(arm: string, label: string): ModelCase {
+/**
+ * A model of a copy arm of bench/train.ts, quantized here to Q8_0 (again after more training);
+ * `maxPrompt` follows the arm's training windows.
+ */
+function copyCase(arm: string, label: string, maxPrompt: number): ModelCase {
   const f32 = join(ROOT, 'models-generated', 'train', `${arm}.gguf`);
   const q8 = join(ROOT, 'models-generated', 'train', `${arm}.Q8_0.gguf`);
   return {
     label,
     path: async () => {
       if (!existsSync(f32)) throw new Error(`${f32} is missing: run node bench/run.mjs train ${arm}`);
-      // quantized again after more training
       if (!existsSync(q8) || statSync(q8).mtimeMs < statSync(f32).mtimeMs) await quantizeModel(f32, q8, 'Q8_0');
       return q8;
     },
     exit: { exitLayer: 6, draftTokens: 3 },
-    // 128-token windows: a passage of up to 81 tokens, and a copy at a distance of at most ~100
-    maxPrompt: 120,
+    maxPrompt,
   };
 }
 const CASES: Record<string, ModelCase> = {
@@ -79,19 +79,11 @@ const CASES: Record<string, ModelCase> = {
     exit: { exitLayer: 6, draftTokens: 3 },
     maxPrompt: 80,
   },
-  copy: {
-    label: 'brown-12L + copy-augmented training (Q8_0, 64-token windows)',
-    path: async () => {
-      if (!existsSync(COPY_F32)) throw new Error(`${COPY_F32} is missing: run node bench/run.mjs train copy-ls`);
-      if (!existsSync(COPY_Q8)) await quantizeModel(COPY_F32, COPY_Q8, 'Q8_0');
-      return COPY_Q8;
-    },
-    exit: { exitLayer: 6, draftTokens: 3 },
-    // trained on 128-token windows, then copies at distances of at most ~50 tokens (64-token windows)
-    maxPrompt: 80,
-  },
-  'copy-long': copyCase('copy-long', 'brown-12L + copy and edit-frame training (Q8_0, 128-token windows)'),
-  'copy-edit': copyCase('copy-edit', 'copy-long + edit passages at document starts (Q8_0, 128-token windows)'),
+  // trained on 128-token windows, then copies at distances of at most ~50 tokens (64-token windows)
+  copy: copyCase('copy-ls', 'brown-12L + copy-augmented training (Q8_0, 64-token windows)', 80),
+  // 128-token windows: a passage of up to 81 tokens, and a copy at a distance of at most ~100
+  'copy-long': copyCase('copy-long', 'brown-12L + copy and edit-frame training (Q8_0, 128-token windows)', 120),
+  'copy-edit': copyCase('copy-edit', 'copy-long + edit passages at document starts (Q8_0, 128-token windows)', 120),
   // the synthetic models' late layers are scaled down (SHAPE_*.lateFrom), so early exit at the
   // first scaled layer agrees with the full model: the setting bench/costs.ts measures
   '100m': {
@@ -236,8 +228,6 @@ interface Measured {
   accepted?: number;
   same: string;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 async function runCase(key: string): Promise<Record<string, unknown>[]> {
   const c = CASES[key];

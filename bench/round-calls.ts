@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { fitDraftHead, loadModel, type DraftHead } from 'layerskip';
 import { ROOT, STORIES } from './models.js';
+import { median } from './stats.js';
 
 const which = process.argv[2] ?? 'brown';
 const exitLayer = Number(process.argv[3] ?? 6);
@@ -31,7 +32,6 @@ for (let rep = 0; rep < repetitions; rep++) {
   }
 }
 handle.draftVerify = oneCall;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const plain = median(speeds.plain);
 console.log(`${which}, E=${exitLayer} d=${draftTokens}${head ? ' +head' : ''}${adaptive ? ' adaptive' : ''}, 1 thread, 256 tokens, ${repetitions} repetitions`);
 console.log('| mode | tokens/s (median) | x plain |');

@@ -8,6 +8,7 @@
 import { loadModel, startRpcServer, type GenerateOptions } from 'layerskip';
 import { benchModel, SHAPE_100M, STORIES, sourceModel } from './models.js';
 import { startDelayProxy, type DelayProxy } from './tcp-delay-proxy.js';
+import { median } from './stats.js';
 
 const REPETITIONS = Number(process.argv[2] ?? 3);
 // 1 thread per process: the client and both servers share this machine's 2 cores, but only one of
@@ -26,7 +27,6 @@ interface Row {
   speedup?: number;
 }
 const rows: Row[] = [];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run(path: string, label: string, exitLayer: number, draftLengths: number[], tokens: number): Promise<void> {
   const modes: [string, GenerateOptions][] = [

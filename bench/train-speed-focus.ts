@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { loadModel, type SelfSpeculativeOptions } from 'layerskip';
 import { runPrompts } from './trained-runs.js';
+import { median } from './stats.js';
 
 const dir = join('models-generated', 'train');
 const names = (process.argv[2] ?? 'scratch-base,scratch-ls').split(',');
@@ -24,7 +25,6 @@ const SETTINGS: SelfSpeculativeOptions[] = [
   { exitLayer: 4, draftTokens: 2, lookup: true },
   { exitLayer: 6, draftTokens: 3, lookup: true },
 ];
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log('model         threads  setting                  speedup (median of per-rep ratios)  acceptance  lookup acc.  tokens/round');
 for (const name of names) {
   for (const threads of [1, 2]) {

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createModel, trainModel, DEMO_MODEL_PATH } from 'layerskip';
+import { median } from './stats.js';
 
 const steps = Number(process.argv[2] ?? 20);
 const reps = Number(process.argv[3] ?? 2);
@@ -79,7 +80,6 @@ function pytorch(threads: number, layerskip: boolean): number {
   return JSON.parse(out.trim().split('\n').pop()!).tokens_per_s;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 console.log('threads  recipe     layerskip tok/s  PyTorch tok/s  ratio');
 for (const threads of [1, 2]) {
   for (const layerskip of [false, true]) {

@@ -114,6 +114,18 @@ function dequantizedCommitted(): string {
   return out;
 }
 
+/** A token array of `length` filled from the start by `put`, which cuts what does not fit. */
+function tokenWriter(length: number): { out: Int32Array; put: (a: ArrayLike<number>) => void; full: () => boolean } {
+  const out = new Int32Array(length);
+  let o = 0;
+  const put = (a: ArrayLike<number>) => {
+    const n = Math.min(a.length, length - o);
+    for (let i = 0; i < n; i++) out[o + i] = a[i];
+    o += n;
+  };
+  return { out, put, full: () => o >= length };
+}
+
 /**
  * Training text in which passages recur, so that a model learns to copy from its context as
  * language models do (quotes, edits, repeated names): a unit is a span of the corpus or, with
@@ -129,16 +141,10 @@ function copyAugmented(
   { scrambledShare = 0, repeatShare = 0.8, unit = [40, 160] }: { scrambledShare?: number; repeatShare?: number; unit?: [number, number] } = {},
 ): Int32Array {
   const rng = new Xoshiro128(hashSeed(seed, 'copy-augmented'));
-  const out = new Int32Array(length);
+  const { out, put, full } = tokenWriter(length);
   const span = (n: number) => {
     const at = Math.floor(rng.nextFloat() * (stream.length - n));
     return stream.subarray(at, at + n);
-  };
-  let o = 0;
-  const put = (a: ArrayLike<number>) => {
-    const n = Math.min(a.length, length - o);
-    for (let i = 0; i < n; i++) out[o + i] = a[i];
-    o += n;
   };
   // A unit of tokens drawn one by one from anywhere in the corpus (its unigram distribution): text
   // no statistic predicts, so its repeat is learnt only by copying (the induction-head task).
@@ -147,7 +153,7 @@ function copyAugmented(
     for (let i = 0; i < n; i++) u[i] = stream[Math.floor(rng.nextFloat() * stream.length)];
     return u;
   };
-  while (o < length) {
+  while (!full()) {
     const n = unit[0] + Math.floor(rng.nextFloat() * (unit[1] - unit[0]));
     const a = rng.nextFloat() < scrambledShare ? scrambled(Math.max(4, n >> 1)) : span(n);
     put(a);
@@ -175,16 +181,10 @@ function editFramed(
   sentenceAfter?: number,
 ): Int32Array {
   const rng = new Xoshiro128(hashSeed(seed, 'edit-framed'));
-  const out = new Int32Array(length);
-  let o = 0;
-  const put = (a: ArrayLike<number>) => {
-    const n = Math.min(a.length, length - o);
-    for (let i = 0; i < n; i++) out[o + i] = a[i];
-    o += n;
-  };
+  const { out, put, full } = tokenWriter(length);
   const starts: number[] = [];
   if (sentenceAfter !== undefined) for (let i = 1; i < stream.length - unit[1]; i++) if (stream[i - 1] === sentenceAfter) starts.push(i);
-  while (o < length) {
+  while (!full()) {
     const n = unit[0] + Math.floor(rng.nextFloat() * (unit[1] - unit[0]));
     const at = starts.length > 0 ? starts[Math.floor(rng.nextFloat() * starts.length)] : Math.floor(rng.nextFloat() * (stream.length - n));
     const a = stream.subarray(at, at + n);

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { loadModel } from 'layerskip';
 import { ROOT } from './models.js';
+import { median } from './stats.js';
 
 const path = process.argv[2] ?? join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
 const contextTokens = Number(process.argv[3] ?? 60);
@@ -31,7 +32,6 @@ for (let rep = 0; rep < repetitions; rep++) {
     times.get(k)!.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const one = median(times.get(1)!);
 console.log(`${path}, 1 thread, after ${contextTokens} tokens, ${repetitions} repetitions, binary ${process.env.LAYERSKIP_BINARY ?? '(default)'}`);
 console.log('| rows | ms (median) | one-token decodes | per row |');

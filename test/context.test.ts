@@ -107,12 +107,16 @@ describe('stories260K', () => {
   });
 });
 
-async function lastLogits(ctx: Context, tokens: number[], oneByOne: boolean): Promise<Float32Array> {
+/** The logits of the last row, or of every row one after the other, from one batch or from one-token decodes. */
+async function rowLogits(ctx: Context, tokens: number[], oneByOne: boolean, rows: 'last' | 'all' = 'last'): Promise<Float32Array> {
   ctx.clear();
-  if (!oneByOne) return (await ctx.decodeLayers({ tokens, logits: true })).logits!;
-  let r: Awaited<ReturnType<Context['decodeLayers']>> | undefined;
-  for (const t of tokens) r = await ctx.decodeLayers({ tokens: [t], logits: true });
-  return r!.logits!;
+  if (!oneByOne) return (await ctx.decodeLayers({ tokens, outputs: rows, logits: true })).logits!;
+  const each: Float32Array[] = [];
+  for (const t of tokens) each.push((await ctx.decodeLayers({ tokens: [t], logits: true })).logits!);
+  if (rows === 'last') return each[each.length - 1];
+  const out = new Float32Array(each.reduce((n, r) => n + r.length, 0));
+  each.forEach((r, i) => out.set(r, i * r.length));
+  return out;
 }
 
 // patches/0015: a batch of up to 65 rows (every verification) runs on ggml's own kernels, which
@@ -134,16 +138,6 @@ describe('a batch of up to 65 rows equals token-by-token decoding bit for bit', 
     // summed them in another order than the one-row kernel fails this case and the one above)
     ['layerskip-brown-12L (Q8_0, trained)', async () => join(STORIES, '..', 'layerskip-brown-12L.Q8_0.gguf')],
   ];
-  /** Every row's logits, from one batch or from one-token decodes. */
-  const allLogits = async (ctx: Context, tokens: number[], oneByOne: boolean): Promise<Float32Array> => {
-    ctx.clear();
-    if (!oneByOne) return (await ctx.decodeLayers({ tokens, outputs: 'all', logits: true })).logits!;
-    const rows: Float32Array[] = [];
-    for (const t of tokens) rows.push((await ctx.decodeLayers({ tokens: [t], logits: true })).logits!);
-    const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-    rows.forEach((r, i) => out.set(r, i * r.length));
-    return out;
-  };
   for (const [name, pathOf] of cases) {
     it(name, async () => {
       const model = await loadModel(await pathOf());
@@ -151,8 +145,8 @@ describe('a batch of up to 65 rows equals token-by-token decoding bit for bit', 
         const ctx = await model.createContext({ contextSize: 256, threads: 1, ...EXACT });
         for (const prompt of [...randomPrompts(6, model.info.vocabularySize, 21, 2, 40), randomPrompts(1, model.info.vocabularySize, 22, 65, 65)[0]]) {
           // every row: a verification reads each row's logits, not only the last
-          const batch = await allLogits(ctx, prompt, false);
-          const single = await allLogits(ctx, prompt, true);
+          const batch = await rowLogits(ctx, prompt, false, 'all');
+          const single = await rowLogits(ctx, prompt, true, 'all');
           expect(batch.length).toBe(single.length);
           let worst = 0;
           for (let i = 0; i < batch.length; i++) worst = Math.max(worst, Math.abs(batch[i] - single[i]));
@@ -181,8 +175,8 @@ describe('batch decoding equals token-by-token decoding', () => {
         // F32 KV cache and no flash attention: llama.cpp's F16 paths alone differ by ~1e-4 between batch shapes
         const ctx = await model.createContext({ contextSize: 256, threads: 1, ...EXACT });
         for (const prompt of randomPrompts(8, model.info.vocabularySize, 7, 2, 40)) {
-          const batch = await lastLogits(ctx, prompt, false);
-          const single = await lastLogits(ctx, prompt, true);
+          const batch = await rowLogits(ctx, prompt, false);
+          const single = await rowLogits(ctx, prompt, true);
           expect(relErr(single, batch)).toBeLessThan(tolerance);
         }
       } finally {
