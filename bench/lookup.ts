@@ -207,10 +207,14 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     { name: 'llama.cpp ngram-simple (12/48)', peer: ngram('ngram-simple') },
     { name: 'llama.cpp ngram-simple (3/16)', peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }) },
     { name: 'llama.cpp ngram-mod', peer: ngram('ngram-mod') },
+    // plain again, last in each repetition: what an A/A comparison reads on this machine (the noise
+    // floor of the ratios above), and not a candidate for "best of ours"
+    { name: CONTROL, ours: {} },
   );
   return out;
 }
 
+const CONTROL = 'plain (control, A/A)';
 let modelPath: string | undefined;
 /** The first index where two token lists differ (a missing token counts), or -1. */
 function firstDifference(a: readonly number[], b: readonly number[]): number {
@@ -224,6 +228,8 @@ const divergences: string[] = [];
 interface Measured {
   ratios: number[];
   tokensPerSecond: number[];
+  /** Our plain decoding's tokens/s in the same repetitions. */
+  plainTokensPerSecond: number[];
   drafted?: number;
   accepted?: number;
   same: string;
@@ -278,7 +284,7 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
             const srcs = r.speculative?.sources;
             const drafted = srcs ? Object.values(srcs).reduce((a, s) => a + s.drafted, 0) : undefined;
             const accepted = srcs ? Object.values(srcs).reduce((a, s) => a + s.accepted, 0) : undefined;
-            m ??= { ratios: [], tokensPerSecond: [], same, drafted, accepted };
+            m ??= { ratios: [], tokensPerSecond: [], plainTokensPerSecond: [], same, drafted, accepted };
           } else {
             const r = await cfg.peer!(task.prompt, promptTokens, threads);
             rate = r.tokensPerSecond;
@@ -291,10 +297,11 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
                   )
                 ? 'yes (text)'
                 : 'no (text)';
-            m ??= { ratios: [], tokensPerSecond: [], same, drafted: r.drafted, accepted: r.accepted };
+            m ??= { ratios: [], tokensPerSecond: [], plainTokensPerSecond: [], same, drafted: r.drafted, accepted: r.accepted };
           }
           if (cfg.name === 'plain') plainRate = rate;
           m.tokensPerSecond.push(rate);
+          m.plainTokensPerSecond.push(plainRate);
           m.ratios.push(rate / plainRate);
           got.set(cfg.name, m);
         }
@@ -310,6 +317,10 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
           peer: !cfg.ours,
           tokensPerSecond: median(m.tokensPerSecond),
           ratio: median(m.ratios),
+          // two more estimators, which the control row checks: the ratio of the median speeds (each
+          // per-repetition ratio pairs two noisy runs), and of the fastest runs (the least disturbed)
+          ratioOfMedians: median(m.tokensPerSecond) / median(m.plainTokensPerSecond),
+          ratioOfBest: Math.max(...m.tokensPerSecond) / Math.max(...m.plainTokensPerSecond),
           ratioMin: Math.min(...m.ratios),
           ratioMax: Math.max(...m.ratios),
           drafted: m.drafted,
@@ -330,21 +341,30 @@ function printTask(rows: Record<string, unknown>[]): void {
   console.log(
     `\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompt ${r0.promptTokens} tokens, ${TOKENS} generated, ${repetitions} interleaved repetitions)`,
   );
-  console.log('| configuration | tokens/s | vs our plain (median [min-max]) | drafted | accepted | greedy output = our plain |');
-  console.log('|---|---:|---|---:|---:|---|');
+  console.log(
+    '| configuration | tokens/s | vs our plain (median [min-max]) | median / median | best / best | drafted | accepted | greedy output = our plain |',
+  );
+  console.log('|---|---:|---|---:|---:|---:|---:|---|');
   for (const r of rows) {
     const f = (x: unknown) => (x === undefined ? '' : String(x));
     console.log(
-      `| ${r.config} | ${(r.tokensPerSecond as number).toFixed(0)} | ${(r.ratio as number).toFixed(2)}x [${(r.ratioMin as number).toFixed(2)}-${(r.ratioMax as number).toFixed(2)}] | ${f(r.drafted)} | ${f(r.accepted)} | ${r.same} |`,
+      `| ${r.config} | ${(r.tokensPerSecond as number).toFixed(0)} | ${(r.ratio as number).toFixed(2)}x [${(r.ratioMin as number).toFixed(2)}-${(r.ratioMax as number).toFixed(2)}] | ${(r.ratioOfMedians as number).toFixed(2)}x | ${(r.ratioOfBest as number).toFixed(2)}x | ${f(r.drafted)} | ${f(r.accepted)} | ${r.same} |`,
     );
   }
-  const ours = rows.filter((r) => !r.peer);
+  const ours = rows.filter((r) => !r.peer && r.config !== CONTROL);
   const peers = rows.filter((r) => r.peer);
-  const bestOurs = ours.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
-  const bestPeer = peers.reduce((a, b) => ((b.ratio as number) > (a.ratio as number) ? b : a));
-  console.log(
-    `best of ours: ${bestOurs.config} ${(bestOurs.ratio as number).toFixed(2)}x plain; best peer: ${bestPeer.config} ${(bestPeer.ratio as number).toFixed(2)}x; ours / best peer ${((bestOurs.ratio as number) / (bestPeer.ratio as number)).toFixed(2)}x`,
-  );
+  const control = rows.find((r) => r.config === CONTROL)!;
+  for (const [key, label] of [
+    ['ratio', 'median of ratios'],
+    ['ratioOfMedians', 'median / median'],
+    ['ratioOfBest', 'best / best'],
+  ] as const) {
+    const bestOurs = ours.reduce((a, b) => ((b[key] as number) > (a[key] as number) ? b : a));
+    const bestPeer = peers.reduce((a, b) => ((b[key] as number) > (a[key] as number) ? b : a));
+    console.log(
+      `${label}: best of ours ${bestOurs.config} ${(bestOurs[key] as number).toFixed(2)}x plain; best peer ${bestPeer.config} ${(bestPeer[key] as number).toFixed(2)}x; ours / best peer ${((bestOurs[key] as number) / (bestPeer[key] as number)).toFixed(2)}x; control ${(control[key] as number).toFixed(2)}x`,
+    );
+  }
 }
 
 const all: Record<string, unknown>[] = [];
