@@ -36,6 +36,19 @@ describe('GenerationMemory', () => {
     expect(m.freeState(parts(), 64).sinceFree).toBe(37);
   });
 
+  it("gives the next generation the free drafts' acceptance at a quarter of its weight", () => {
+    const m = new GenerationMemory();
+    const f = m.freeState(parts(), 64);
+    for (let i = 0; i < 20; i++) f.acceptance.observe('lookup', 20, 8, 1); // long matches, mostly rejected
+    const fresh = new FreeAcceptance();
+    for (let i = 0; i < 20; i++) fresh.observe('lookup', 20, 8, 1);
+    expect(f.acceptance.estimate('lookup', 20)).toBe(fresh.estimate('lookup', 20));
+    fresh.startGeneration();
+    const next = m.freeState(parts(), 64);
+    expect(next.acceptance.estimate('lookup', 20)).toBe(fresh.estimate('lookup', 20));
+    expect(next.acceptance.estimate('lookup', 20)).toBeGreaterThan(0.7);
+  });
+
   it('keeps configurations apart: exit, draft length, head, sampling and free drafts', () => {
     const m = new GenerationMemory();
     const make = () => new DraftPolicy(4, 0.6);
@@ -113,6 +126,24 @@ describe('freeRoundsCouldPay (whether plain runs stop early to look for free dra
   });
   it('no where rows are cheap but long matches are mostly rejected', () => {
     expect(freeRoundsCouldPay(rounds(0.5, 1, false))).toBe(false);
+  });
+});
+
+describe('FreeAcceptance across generations', () => {
+  it("counts an earlier generation's acceptance a quarter at the next one's start", () => {
+    const a = new FreeAcceptance();
+    // long matches (the 16+ bucket, prior 0.9 as 2 pseudo-observations) whose 8-token drafts had
+    // only their first token accepted, 20 rounds (as after the chat task of the peer run)
+    for (let i = 0; i < 20; i++) a.observe('lookup', 20, 8, 1);
+    // the counts in closed form: each round decays them by 0.95^8, then adds 1 accepted, 1 rejection
+    let n = 0;
+    for (let i = 0; i < 20; i++) n = n * 0.95 ** 8 + 1;
+    const before = a.estimate('lookup', 20);
+    expect(before).toBeCloseTo((n + 2 * 0.9) / (2 * n + 2), 12);
+    a.startGeneration();
+    const after = a.estimate('lookup', 20);
+    expect(after).toBeCloseTo((n / 4 + 2 * 0.9) / (n / 2 + 2), 12);
+    expect(after).toBeGreaterThan(before + 0.1);
   });
 });
 

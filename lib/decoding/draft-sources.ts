@@ -84,6 +84,21 @@ export class FreeAcceptance {
       c.rejected *= FreeAcceptance.ageing;
     }
   }
+
+  /**
+   * A new generation, usually on another prompt: what earlier generations saw counts a quarter.
+   * Acceptance belongs to a text more than to a configuration: after a chat prompt whose long
+   * matches were mostly rejected (4 of 21), the full kept counts held lookup off the next prompt,
+   * an edit that repeats its passage, for its whole generation (BENCHMARKS.md 16, "Stop 34").
+   * Costs are kept whole: they do not depend on the text.
+   */
+  startGeneration(): void {
+    for (const c of this.counts.values()) {
+      c.accepted *= FreeAcceptance.carriedOver;
+      c.rejected *= FreeAcceptance.carriedOver;
+    }
+  }
+  private static readonly carriedOver = 0.25;
 }
 
 function bucket(matchLength: number): number {

@@ -60,11 +60,12 @@ export class GenerationMemory {
     return p;
   }
 
-  /** The free-draft state for this configuration, made on first use. */
+  /** The free-draft state for this configuration, made on first use; ready for a new generation. */
   freeState(parts: MemoryKeyParts, probeEvery: number): FreeMemory {
     const key = this.key(parts);
     const m = this.free.get(key) ?? newFreeMemory(probeEvery);
     remember(this.free, key, m);
+    m.acceptance.startGeneration();
     return m;
   }
 
