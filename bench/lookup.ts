@@ -209,8 +209,8 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     { name: 'llama.cpp ngram-simple (12/48)', peer: ngram('ngram-simple') },
     { name: 'llama.cpp ngram-simple (3/16)', peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }) },
     { name: 'llama.cpp ngram-mod', peer: ngram('ngram-mod') },
-    // plain again, last in each repetition: what an A/A comparison reads on this machine (the noise
-    // floor of the ratios above), and not a candidate for "best of ours"
+    // plain again, elsewhere in each repetition's order: what an A/A comparison reads on this
+    // machine (the noise floor of the ratios above), and not a candidate for "best of ours"
     { name: CONTROL, ours: {} },
   );
   return out;
