@@ -123,7 +123,7 @@ async function rowLogits(ctx: Context, tokens: number[], oneByOne: boolean, rows
 // compute a row alike whatever the batch, so a verification row is the one-token decode bit for bit
 // (0017: whatever KV window each covers; 0018: also for Q8_0 rows that share a 2x2 kernel call;
 // 0019: and for Q8_0 batches on llamafile's tinyBLAS tiles).
-// llamafile's kernels, which took batches of 2+ rows before, differ in the last bits, and quantized
+// llamafile's F32 kernels, which took batches of 2+ rows before, differ in the last bits, and quantized
 // products round their activations to 8 bits, which carried that to a flipped greedy near-tie.
 describe('a batch of up to 65 rows equals token-by-token decoding bit for bit', () => {
   const q8 = async (): Promise<string> => {

@@ -61,6 +61,7 @@ export class FreeAcceptance {
   private readonly counts = new Map<string, { accepted: number; rejected: number }>();
   private static readonly decay = 0.95; // per drafted token
   private static readonly ageing = 0.995; // per round
+  private static readonly carriedOver = 0.25; // per new generation (startGeneration)
 
   estimate(source: string, matchLength: number): number {
     const b = bucket(matchLength);
@@ -79,10 +80,7 @@ export class FreeAcceptance {
   }
 
   age(): void {
-    for (const c of this.counts.values()) {
-      c.accepted *= FreeAcceptance.ageing;
-      c.rejected *= FreeAcceptance.ageing;
-    }
+    this.scale(FreeAcceptance.ageing);
   }
 
   /**
@@ -93,12 +91,16 @@ export class FreeAcceptance {
    * Costs are kept whole: they do not depend on the text.
    */
   startGeneration(): void {
+    this.scale(FreeAcceptance.carriedOver);
+  }
+
+  /** Every count times `f`: older evidence weighs less, the prior relatively more. */
+  private scale(f: number): void {
     for (const c of this.counts.values()) {
-      c.accepted *= FreeAcceptance.carriedOver;
-      c.rejected *= FreeAcceptance.carriedOver;
+      c.accepted *= f;
+      c.rejected *= f;
     }
   }
-  private static readonly carriedOver = 0.25;
 }
 
 function bucket(matchLength: number): number {
