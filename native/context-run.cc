@@ -19,9 +19,11 @@ struct Context::RunJob {
     std::vector<int32_t> stop_tokens;  // end the run after producing one (as after an end-of-generation token)
     std::vector<int32_t> tokens;       // produced: each but the last is also decoded
     double native_ms = 0;
+    double first_step_ms = 0;          // after a decode of another shape, llama.cpp builds its graph again
+
 };
 
-// decodeRun({ token, maxTokens, stopTokens?: Int32Array, sequence? }) => Promise<{ tokens, nativeMs }>
+// decodeRun({ token, maxTokens, stopTokens?: Int32Array, sequence? }) => Promise<{ tokens, nativeMs, firstStepMs }>
 // Decodes `token` at the sequence's next position with all layers, takes the argmax as the next
 // token, feeds it back, and repeats: up to maxTokens tokens, ending early after an end-of-generation
 // or stop token, or when the context is full. The last produced token is not decoded (as after a
@@ -62,6 +64,7 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
             Napi::Object r = Napi::Object::New(env);
             r.Set("tokens", to_js(env, job->tokens));
             r.Set("nativeMs", job->native_ms);
+            r.Set("firstStepMs", job->first_step_ms);
             return r;
         });
 }
@@ -73,6 +76,7 @@ void Context::run_greedy(RunJob & job) {
     const llama_vocab * vocab = model_->vocab();
     llama_batch & b = tok_batch_;
     int32_t feed = job.token;
+    const auto t0 = std::chrono::steady_clock::now();
     for (int32_t i = 0; i < job.max_tokens; ++i) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
         if (i > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
@@ -90,6 +94,7 @@ void Context::run_greedy(RunJob & job) {
             throw;
         }
         S.full_decoded(pos + 1);
+        if (i == 0) job.first_step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         job.tokens.push_back(tok);
         if (llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok)) break;
         feed = tok;

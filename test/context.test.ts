@@ -72,6 +72,19 @@ describe('stories260K', () => {
     expect(b.tokens).toEqual(a.tokens);
   });
 
+  it("a plain run (decodeRun) produces generate's tokens and times its first step apart", async () => {
+    const want = (await f.ctx.generate('Once upon a time', { maxTokens: 9 }).result).tokens;
+    f.ctx.clear();
+    const h = f.ctx.handle;
+    const first = await h.decode({ tokens: Int32Array.from(f.model.tokenize('Once upon a time')) });
+    // the prompt's batch was a decode of another shape: the run's first step builds the one-token graph
+    const r = await h.decodeRun!({ token: first.argmax[0], maxTokens: 8 });
+    expect([first.argmax[0], ...r.tokens]).toEqual(want);
+    expect(r.firstStepMs).toBeGreaterThan(0);
+    expect(r.firstStepMs).toBeLessThan(r.nativeMs);
+    f.ctx.clear();
+  });
+
   it('stops at a stop string and at EOS', async () => {
     const r = await f.ctx.generate('Once upon a time', { maxTokens: 100, stop: ['Lily'] }).result;
     expect(r.stopReason).toBe('stopString');

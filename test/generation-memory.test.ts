@@ -163,3 +163,34 @@ describe('bestFreeLength (how long a free round may be)', () => {
     expect(bestFreeLength(0.98, 4, new FreeRoundCost()).length).toBe(4);
   });
 });
+
+describe('FreeRoundCost (the plain step and the switch back, from runs that follow a round)', () => {
+  /** A cost with two measured round sizes, and its 17-row decode before any switch was measured. */
+  const measured = () => {
+    const cost = new FreeRoundCost();
+    cost.observeRound(3, 3);
+    cost.observeRound(9, 6);
+    return { cost, decode17: cost.roundMs(17) };
+  };
+  it("measures the step from a run's later steps and the switch from its first step", () => {
+    const { cost, decode17 } = measured();
+    // 8 steps after a round: the first 0.9 ms (its graph rebuilt), the other seven 0.35 ms each
+    cost.observePlainRun(8, 0.9 + 7 * 0.35, true, 0.9);
+    expect(cost.plainMs()).toBeCloseTo(0.35, 12);
+    expect(cost.roundMs(17) - decode17).toBeCloseTo(0.9 - 0.35, 12);
+    // a later run after a round: both move a fifth of the way to the new sample
+    cost.observePlainRun(3, 1.1 + 2 * 0.45, true, 1.1);
+    expect(cost.plainMs()).toBeCloseTo(0.8 * 0.35 + 0.2 * 0.45, 12);
+    expect(cost.roundMs(17) - decode17).toBeCloseTo(0.8 * 0.55 + 0.2 * (1.1 - 0.45), 12);
+  });
+  it("leaves the step unmeasured after a round when the run's first step is not timed", () => {
+    const { cost } = measured();
+    cost.observePlainRun(8, 4, true);
+    expect(cost.plainMs()).toBe(1); // the unmeasured placeholder
+  });
+  it('takes a first step far beyond a rebuilt graph as three plain steps (a pause of the machine)', () => {
+    const { cost, decode17 } = measured();
+    cost.observePlainRun(8, 20 + 7 * 0.35, true, 20);
+    expect(cost.roundMs(17) - decode17).toBeCloseTo(3 * 0.35, 12);
+  });
+});

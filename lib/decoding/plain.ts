@@ -39,7 +39,7 @@ export async function plainRun(
   token: number,
   steps: number,
   onCached: (token: number) => void,
-): Promise<{ position: number; token: number; nativeMs: number } | null> {
+): Promise<{ position: number; token: number; nativeMs: number; firstStepMs?: number } | null> {
   const r = await ctx.decodeRun({ token, maxTokens: steps, stopTokens: session.stopTokenIds });
   let feed = token;
   for (let j = 0; j < r.tokens.length; j++) {
@@ -50,7 +50,7 @@ export async function plainRun(
     }
     feed = r.tokens[j];
   }
-  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs };
+  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs, firstStepMs: r.firstStepMs };
 }
 
 /** Steps for the next run: as many as fit RUN_TARGET_MS at the measured step time. */

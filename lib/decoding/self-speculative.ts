@@ -240,7 +240,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       policy?.skipPlain(steps);
       policy?.observeFullStep(ms / steps);
       if (s.free) {
-        s.free.cost.observePlainRun(steps, ms, s.free.afterRound);
+        s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs);
         s.free.afterRound = false;
         s.free.sinceFree += steps;
         plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 && freeRoundsCouldPay(s.free) ? 8 : runLength(stepMs));

@@ -134,6 +134,11 @@ export interface NativeRunResult {
   /** The tokens produced; all but the last were also decoded (the last is the next one to feed). */
   tokens: Int32Array;
   nativeMs: number;
+  /**
+   * The first step's part of nativeMs. After a decode of another shape (a verification of several
+   * rows) llama.cpp builds and allocates its graph again, so the first step costs more than the rest.
+   */
+  firstStepMs?: number;
 }
 
 export interface NativeDraftResult {
