@@ -20,8 +20,12 @@
 //   edit:  a passage and "revised:", with a prediction that differs from the passage in 5% of its words;
 //   free:  the start of a document, continued freely (lookup should cost nothing).
 //
-//   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens]
+//   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens] [documents]
 //   (LAYERSKIP_BENCH_CONTEXT_PER_TASK=1: a fresh context per task)
+//   documents: held-out document indices, a range "0-14" (the default) or a comma list; repetition
+//   r builds its prompts from the (r mod n)-th. One document's text decides how far a copying model
+//   copies (on document 3 the copy models loop, "the Convair, the Convair", and break off every 9-10
+//   tokens), so a single one says little about the task.
 //   models: a comma list of stories, brown (the committed trained model), copy (the committed model
 //   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0),
 //   copy-long (copy trained further on 128-token windows and edit frames: train copy-long),
@@ -40,6 +44,14 @@ const models = (process.argv[2] ?? 'stories,copy').split(',');
 const threadList = (process.argv[3] ?? '1,2').split(',').map(Number);
 const repetitions = Number(process.argv[4] ?? 5);
 const TOKENS = Number(process.argv[5] ?? 64);
+const documents = parseDocuments(process.argv[6] ?? '0-14');
+
+function parseDocuments(spec: string): number[] {
+  const range = /^(\d+)-(\d+)$/.exec(spec);
+  const list = range ? Array.from({ length: Number(range[2]) - Number(range[1]) + 1 }, (_, i) => Number(range[1]) + i) : spec.split(',').map(Number);
+  if (list.length === 0 || list.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`documents: "${spec}" is not a range like 0-14 or a list like 3,5`);
+  return list;
+}
 // a context (and so the adaptive state a sequence keeps between generations) per task, instead of
 // one for all tasks, where one task's rounds shape the next task's choices
 const CONTEXT_PER_TASK = process.env.LAYERSKIP_BENCH_CONTEXT_PER_TASK === '1';
@@ -232,9 +244,12 @@ interface Measured {
   tokensPerSecond: number[];
   /** Our plain decoding's tokens/s in the same repetitions. */
   plainTokensPerSecond: number[];
+  /** Summed over the repetitions. */
   drafted?: number;
   accepted?: number;
-  same: string;
+  /** Runs whose greedy output equalled our plain output, of `runs`. */
+  sameIn: number;
+  runs: number;
 }
 
 async function runCase(key: string): Promise<Record<string, unknown>[]> {
@@ -254,47 +269,57 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
   }
   for (const threads of threadList) {
     let ctx: Context = await model.createContext({ threads });
-    for (const task of tasks(model, c, 3)) {
+    const taskNames = tasks(model, c, documents[0]).map((t) => t.name);
+    for (const [taskIndex, taskName] of taskNames.entries()) {
       if (CONTEXT_PER_TASK) {
         ctx.dispose();
         ctx = await model.createContext({ threads });
       }
-      const promptTokens = model.tokenize(task.prompt);
-      const list = configs(c, task, head);
+      // each repetition's prompt comes from its own document (the configurations are the same for all)
+      const taskOf = (rep: number) => tasks(model, c, documents[rep % documents.length])[taskIndex];
+      const list = configs(c, taskOf(0), head);
       const got = new Map<string, Measured>();
-      let plainTokens: number[] = [];
+      const promptLengths: number[] = [];
       for (let rep = 0; rep < repetitions; rep++) {
+        const task = taskOf(rep);
+        const promptTokens = model.tokenize(task.prompt);
+        promptLengths.push(promptTokens.length);
+        const repConfigs = configs(c, task, head);
         // after the peers' processes and threads: let the machine settle, and wake our thread pool
         // with an untimed plain generation (at 2 threads the first plain run after them ran up to 4x
         // slower), whose tokens every configuration's output is compared with
         await new Promise((resolve) => setTimeout(resolve, 1000));
         ctx.clear();
-        plainTokens = (await ctx.generate(promptTokens, { maxTokens: TOKENS }).result).tokens;
+        const plainTokens = (await ctx.generate(promptTokens, { maxTokens: TOKENS }).result).tokens;
         // each repetition starts one configuration later: a position in the repetition is worth
         // ~15% here (the plain run first read 1.15x slower than the same run last), and rotating
         // spreads that over every configuration alike
-        const order = list.map((_, i) => list[(i + rep) % list.length]);
+        const order = repConfigs.map((_, i) => repConfigs[(i + rep) % repConfigs.length]);
         const rates = new Map<string, number>();
         for (const cfg of order) {
           let rate: number;
-          let m = got.get(cfg.name);
+          let drafted: number | undefined;
+          let accepted: number | undefined;
+          let same: string;
           if (cfg.ours) {
             ctx.clear();
             const r = await ctx.generate(promptTokens, { maxTokens: TOKENS, ...cfg.ours }).result;
             // the first token comes from the prompt's batch: n tokens in n - 1 decodes (the peers time n decodes)
             rate = ((r.tokens.length - 1) / r.timings.generateMs) * 1000;
             const differsAt = firstDifference(r.tokens, plainTokens);
-            const same = differsAt < 0 ? 'yes' : `NO (from token ${differsAt})`;
+            same = differsAt < 0 ? 'yes' : `NO (from token ${differsAt})`;
             // reported, not thrown: the run goes on, and ends with a failing exit code and the list
-            if (differsAt >= 0) divergences.push(`${c.label}, ${threads} thread(s), ${task.name}, ${cfg.name}: from token ${differsAt}`);
+            if (differsAt >= 0)
+              divergences.push(
+                `${c.label}, ${threads} thread(s), ${task.name}, document ${documents[rep % documents.length]}, ${cfg.name}: from token ${differsAt}`,
+              );
             const srcs = r.speculative?.sources;
-            const drafted = srcs ? Object.values(srcs).reduce((a, s) => a + s.drafted, 0) : undefined;
-            const accepted = srcs ? Object.values(srcs).reduce((a, s) => a + s.accepted, 0) : undefined;
-            m ??= { ratios: [], tokensPerSecond: [], plainTokensPerSecond: [], same, drafted, accepted };
+            drafted = srcs ? Object.values(srcs).reduce((a, s) => a + s.drafted, 0) : undefined;
+            accepted = srcs ? Object.values(srcs).reduce((a, s) => a + s.accepted, 0) : undefined;
           } else {
             const r = await cfg.peer!(task.prompt, promptTokens, threads);
             rate = r.tokensPerSecond;
-            const same = r.tokens
+            same = r.tokens
               ? r.tokens.slice(0, plainTokens.length).join() === plainTokens.join()
                 ? 'yes'
                 : 'no'
@@ -303,8 +328,14 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
                   )
                 ? 'yes (text)'
                 : 'no (text)';
-            m ??= { ratios: [], tokensPerSecond: [], plainTokensPerSecond: [], same, drafted: r.drafted, accepted: r.accepted };
+            drafted = r.drafted;
+            accepted = r.accepted;
           }
+          const m = got.get(cfg.name) ?? { ratios: [], tokensPerSecond: [], plainTokensPerSecond: [], sameIn: 0, runs: 0 };
+          m.runs++;
+          if (same.startsWith('yes')) m.sameIn++;
+          if (drafted !== undefined) m.drafted = (m.drafted ?? 0) + drafted;
+          if (accepted !== undefined) m.accepted = (m.accepted ?? 0) + accepted;
           rates.set(cfg.name, rate);
           m.tokensPerSecond.push(rate);
           got.set(cfg.name, m);
@@ -321,8 +352,8 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
         rows.push({
           model: c.label,
           threads,
-          task: task.name,
-          promptTokens: promptTokens.length,
+          task: taskName,
+          promptTokens: `${Math.min(...promptLengths)}-${Math.max(...promptLengths)}`,
           config: cfg.name,
           peer: !cfg.ours,
           tokensPerSecond: median(m.tokensPerSecond),
@@ -335,10 +366,10 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
           ratioMax: Math.max(...m.ratios),
           drafted: m.drafted,
           accepted: m.accepted,
-          same: m.same,
+          same: m.sameIn === m.runs ? 'yes' : `${m.sameIn} of ${m.runs}`,
         });
       }
-      printTask(rows.filter((r) => r.model === c.label && r.threads === threads && r.task === task.name));
+      printTask(rows.filter((r) => r.model === c.label && r.threads === threads && r.task === taskName));
     }
     ctx.dispose();
   }
@@ -349,10 +380,10 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
 function printTask(rows: Record<string, unknown>[]): void {
   const r0 = rows[0];
   console.log(
-    `\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompt ${r0.promptTokens} tokens, ${TOKENS} generated, ${repetitions} interleaved repetitions)`,
+    `\n${r0.model}, ${r0.threads} thread(s), task ${r0.task} (prompts of ${r0.promptTokens} tokens from documents ${documents.slice(0, repetitions).join(',')}, ${TOKENS} generated, ${repetitions} interleaved repetitions)`,
   );
   console.log(
-    '| configuration | tokens/s | vs our plain (median [min-max]) | median / median | best / best | drafted | accepted | greedy output = our plain |',
+    '| configuration | tokens/s | vs our plain (median [min-max]) | median / median | best / best | drafted (all runs) | accepted | greedy output = our plain |',
   );
   console.log('|---|---:|---|---:|---:|---:|---:|---|');
   for (const r of rows) {
