@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { DraftPolicy } from '../lib/decoding/draft-policy.js';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
-import { freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
+import { chooseFree, freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
+import { PredictionDrafts } from '../lib/decoding/prediction.js';
+import type { LoopState } from '../lib/decoding/rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
 import { resolveSampling } from '../lib/decoding/sampling.js';
 import { ContextLookup } from '../lib/decoding/context-lookup.js';
@@ -192,5 +194,41 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
     const { cost, decode17 } = measured();
     cost.observePlainRun(8, 20 + 7 * 0.35, true, 20);
     expect(cost.roundMs(17) - decode17).toBeCloseTo(3 * 0.35, 12);
+  });
+});
+
+describe('chooseFree with measured costs (a prediction from its first token, a short lookup match not)', () => {
+  /** A 1 ms plain step, free rounds of 0.6 ms + 0.4 ms a row (the 1B shape's); the output so far is `tokens`. */
+  const choose = (sources: FreeRounds['sources'], tokens: number[]) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.4 * rows);
+    const f: FreeRounds = {
+      options: { lookup: true, prediction: [], maxTokens: 16, choice: 'measured' },
+      sources,
+      synced: 0,
+      acceptance: new FreeAcceptance(),
+      cost,
+      afterRound: false,
+      earlyExitRate: NaN,
+      sinceFree: 0,
+      probeInterval: 64,
+      lastFreeAccepted: 0,
+    };
+    const session = { tokens, hasStopStrings: false };
+    return chooseFree({ session, spec: null, policy: null } as unknown as LoopState, f, 32);
+  };
+
+  it("drafts the caller's prediction once the output's first token follows it", () => {
+    const prediction = Array.from({ length: 40 }, (_, i) => 100 + i);
+    const c = choose([new PredictionDrafts(prediction)], [100]);
+    expect(c?.source.name).toBe('prediction');
+    expect(c?.probe).toBe(false);
+    expect(c?.tokens.length).toBeGreaterThanOrEqual(2);
+  });
+  it('does not verify a 2-token context match at the same costs', () => {
+    const lookup = new ContextLookup();
+    lookup.pushAll([5, 6, 7, 8, 9, 5]);
+    expect(choose([lookup], [6])?.source.name).toBeUndefined();
   });
 });

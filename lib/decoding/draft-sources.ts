@@ -48,8 +48,16 @@ export function countDrafts(stats: SourceStats, offset: number, drafted: number,
 
 /** Match lengths that share an acceptance estimate. */
 const BUCKETS = [2, 4, 8, 16, Infinity] as const;
-/** Prior per bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a source is tried. */
-const PRIOR = [0.35, 0.55, 0.75, 0.85, 0.9] as const;
+/** Prior per source and bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a source is tried. */
+const PRIOR: Record<FreeDraftSource['name'], readonly number[]> = {
+  // a match in the context: two tokens of it say little, sixteen a lot
+  lookup: [0.35, 0.55, 0.75, 0.85, 0.9],
+  // the caller's own prediction of the output: its short runs are the output's first tokens and
+  // the re-alignment after an edit, which the caller vouches for as much as the rest. With the
+  // lookup's priors a prediction waited for a 3-token run at the start and after every edit, and
+  // drafted about half of an edit task's tokens
+  prediction: [0.75, 0.8, 0.85, 0.9, 0.9],
+};
 const PRIOR_WEIGHT = 2;
 
 /**
@@ -63,14 +71,14 @@ export class FreeAcceptance {
   private static readonly ageing = 0.995; // per round
   private static readonly carriedOver = 0.25; // per new generation (startGeneration)
 
-  estimate(source: string, matchLength: number): number {
+  estimate(source: FreeDraftSource['name'], matchLength: number): number {
     const b = bucket(matchLength);
     const c = this.counts.get(`${source}:${b}`) ?? { accepted: 0, rejected: 0 };
-    const prior = PRIOR[b];
+    const prior = PRIOR[source][b];
     return (c.accepted + PRIOR_WEIGHT * prior) / (c.accepted + c.rejected + PRIOR_WEIGHT);
   }
 
-  observe(source: string, matchLength: number, drafted: number, accepted: number): void {
+  observe(source: FreeDraftSource['name'], matchLength: number, drafted: number, accepted: number): void {
     const key = `${source}:${bucket(matchLength)}`;
     const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
     const d = FreeAcceptance.decay ** drafted;
