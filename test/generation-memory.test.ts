@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { DraftPolicy } from '../lib/decoding/draft-policy.js';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
-import { chooseFree, freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
+import { chooseFree, earlyExitExtension, type FreeChoice, freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
 import type { LoopState } from '../lib/decoding/rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
@@ -230,5 +230,23 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
     const lookup = new ContextLookup();
     lookup.pushAll([5, 6, 7, 8, 9, 5]);
     expect(choose([lookup], [6])?.source.name).toBeUndefined();
+  });
+});
+
+describe('earlyExitExtension (early-exit drafts after a free draft)', () => {
+  /** A free draft of 4 tokens at acceptance 0.95; early-exit rounds measured at 1 token/ms, plain steps at 5 (stories260K's). */
+  const extension = (policy: DraftPolicy | null) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 2, false);
+    const free = { options: lookupOnly, cost, earlyExitRate: 1 } as unknown as FreeRounds;
+    const s = { spec: { draftTokens: 3 }, free, policy, session: { isEog: () => false } } as unknown as LoopState;
+    const c = { tokens: [5, 6, 7, 8], acceptance: 0.95, probe: false } as unknown as FreeChoice;
+    return earlyExitExtension(s, c, 32);
+  };
+  it("continues with the caller's fixed draft length, whose rounds are early-exit rounds anyway", () => {
+    expect(extension(null)).toBe(3);
+  });
+  it('does not where adaptive drafting would take plain steps instead (early exit slower than plain)', () => {
+    expect(extension(new DraftPolicy(3, 0.6))).toBe(0);
   });
 });

@@ -123,7 +123,8 @@ export const PROBE_EVERY = 64;
 
 /**
  * How many early-exit drafts continue a free draft (0: none): when the free draft is likely to be
- * accepted whole and early-exit rounds pay, or always when the choice is eager.
+ * accepted whole and early-exit rounds pay (or the draft length is fixed), or always when the
+ * choice is eager.
  */
 export function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): number {
   const spec = s.spec!;
@@ -131,7 +132,9 @@ export function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): n
   const left = room - c.tokens.length;
   if (left < 1 || s.session.isEog(c.tokens[c.tokens.length - 1])) return 0;
   if (f.options.choice === 'eager') return Math.min(spec.draftTokens, left);
-  const pays = !Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs();
+  // with a fixed draft length every other round is an early-exit round (the caller's choice), so
+  // extending the free draft saves one; adaptive drafting takes them only where they beat plain steps
+  const pays = !s.policy || (!Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs());
   if (!pays || c.acceptance ** c.tokens.length < 0.5) return 0;
   return Math.min(s.policy ? s.policy.next() : spec.draftTokens, left);
 }
