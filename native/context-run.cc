@@ -19,8 +19,7 @@ struct Context::RunJob {
     std::vector<int32_t> stop_tokens;  // end the run after producing one (as after an end-of-generation token)
     std::vector<int32_t> tokens;       // produced: each but the last is also decoded
     double native_ms = 0;
-    double first_step_ms = 0;          // after a decode of another shape, llama.cpp builds its graph again
-
+    double first_step_ms = 0;          // after a decode of another shape it may build its graph again
 };
 
 // decodeRun({ token, maxTokens, stopTokens?: Int32Array, sequence? }) => Promise<{ tokens, nativeMs, firstStepMs }>

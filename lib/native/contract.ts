@@ -136,7 +136,8 @@ export interface NativeRunResult {
   nativeMs: number;
   /**
    * The first step's part of nativeMs. After a decode of another shape (a verification of several
-   * rows) llama.cpp builds and allocates its graph again, so the first step costs more than the rest.
+   * rows) the first step may build and allocate its graph again (unless one of the graphs patches/0020
+   * keeps fits), and its caches are cold, so it costs more than the rest.
    */
   firstStepMs?: number;
 }
