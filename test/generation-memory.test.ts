@@ -22,6 +22,21 @@ const parts = (over: Partial<MemoryKeyParts> = {}): MemoryKeyParts => ({
   ...over,
 });
 
+/** A generation's free-draft state with lookup on and nothing observed yet, with `over` set. */
+const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
+  options: lookupOnly,
+  sources: [],
+  synced: 0,
+  acceptance: new FreeAcceptance(),
+  cost: new FreeRoundCost(),
+  afterRound: false,
+  earlyExitRate: NaN,
+  sinceFree: 0,
+  probeInterval: 64,
+  lastFreeAccepted: 0,
+  ...over,
+});
+
 describe('GenerationMemory', () => {
   it('gives the next generation of the same configuration the same policy and free-draft state', () => {
     const m = new GenerationMemory();
@@ -101,18 +116,7 @@ describe('freeRoundsCouldPay (whether plain runs stop early to look for free dra
     const acceptance = new FreeAcceptance();
     // long matches: every draft accepted, or every other one rejected
     for (let i = 0; i < 20; i++) acceptance.observe('lookup', 20, 8, accepted ? 8 : 1);
-    return {
-      options: lookupOnly,
-      sources: [new ContextLookup()],
-      synced: 0,
-      acceptance,
-      cost,
-      afterRound: false,
-      earlyExitRate: NaN,
-      sinceFree: 0,
-      probeInterval: 64,
-      lastFreeAccepted: 1,
-    };
+    return freeRounds({ sources: [new ContextLookup()], acceptance, cost, lastFreeAccepted: 1 });
   };
 
   it('yes while no free round was measured', () => {
@@ -203,18 +207,7 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.4 * rows);
-    const f: FreeRounds = {
-      options: { lookup: true, prediction: [], maxTokens: 16, choice: 'measured' },
-      sources,
-      synced: 0,
-      acceptance: new FreeAcceptance(),
-      cost,
-      afterRound: false,
-      earlyExitRate: NaN,
-      sinceFree: 0,
-      probeInterval: 64,
-      lastFreeAccepted: 0,
-    };
+    const f = freeRounds({ sources, cost });
     const session = { tokens, hasStopStrings: false };
     return chooseFree({ session, spec: null, policy: null } as unknown as LoopState, f, 32);
   };
