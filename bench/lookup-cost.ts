@@ -5,10 +5,12 @@
 //      many rows.
 //   2. Lookup when it does not pay: plain generation against generation with lookup on, on free
 //      continuation (interleaved repetitions, median of per-repetition ratios).
-//   3. What the index costs: lookup kept and consulted, no draft ever verified, against plain.
+//   3. What the index costs: lookup kept and consulted, no draft ever verified, against plain;
+//   4. and in parts: the index's own work per token, timed apart from the model.
 //
 //   node bench/run.mjs lookup-cost [model: 1b|100m|stories|brown] [threads] [repetitions]
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { loadModel, type GenerateOptions } from 'layerskip';
 import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
 import { median } from './stats.js';
@@ -101,6 +103,51 @@ for (let rep = 0; rep < repetitions; rep++) {
 }
 console.log(
   `256 tokens, lookup consulted but never verified: time per token ${median(costRatios).toFixed(3)}x plain's (median; range ${Math.min(...costRatios).toFixed(3)}-${Math.max(...costRatios).toFixed(3)})`,
+);
+// 4. the same, in parts: the index's own work timed apart from the model (the ratio above moves by a
+// few percent between identical runs on this machine, its A/A noise). A generation pushes each
+// token into the index and, once a plain run ends, looks at the match and a probe-sized draft:
+// replayed here on the tokens of a plain generation, against plain decoding's own time per token.
+// The other difference from plain decoding is the hand-offs of its plain runs, which stop to look
+// at the context (their count is printed; a sequence's first generation with lookup doubles them
+// from 8 steps, later ones start at the length reached).
+interface LookupIndex {
+  push(token: number): void;
+  readonly matchLength: number;
+  draft(max: number): number[];
+}
+const indexModule = (await import(pathToFileURL(join(ROOT, 'dist', 'decoding', 'context-lookup.js')).href)) as {
+  ContextLookup: new () => LookupIndex;
+};
+ctx.clear();
+const plainRun = await ctx.generate(free, { maxTokens: 256 }).result;
+const stepMs: number[] = [];
+for (let rep = 0; rep < repetitions; rep++) {
+  ctx.clear();
+  const r = await ctx.generate(free, { maxTokens: 256 }).result;
+  stepMs.push(r.timings.generateMs / (r.tokens.length - 1));
+}
+const replay = () => {
+  const index = new indexModule.ContextLookup();
+  for (const t of free) index.push(t);
+  for (const t of plainRun.tokens) {
+    index.push(t);
+    if (index.matchLength > 0) index.draft(2);
+  }
+};
+for (let i = 0; i < 50; i++) replay(); // compiled before it is timed
+const replayMs: number[] = [];
+for (let i = 0; i < 200; i++) {
+  const t0 = performance.now();
+  replay();
+  replayMs.push(performance.now() - t0);
+}
+const indexUs = (median(replayMs) * 1000) / (free.length + plainRun.tokens.length);
+ctx.clear();
+const never = await ctx.generate(free, internal({ maxTokens: 256, lookup: true, freeDraftChoice: 'never' })).result;
+const runs = never.speculative!.draftLengths.length;
+console.log(
+  `the index's own work: ${indexUs.toFixed(2)} us a token against a plain step of ${(median(stepMs) * 1000).toFixed(0)} us (${((100 * indexUs) / (median(stepMs) * 1000)).toFixed(2)}%); with lookup on, ${runs} plain runs for ${never.tokens.length} tokens`,
 );
 ctx.dispose();
 model.dispose();

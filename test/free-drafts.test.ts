@@ -113,6 +113,26 @@ for (const [name, path] of [
   });
 }
 
+describe('plain runs with lookup on', () => {
+  const f = modelFixture(() => STORIES, { threads: 1, ...EXACT });
+
+  it('start where the last generation left them while lookup finds nothing to verify', async () => {
+    // every look at the context declined ('never'): the runs double from 8 steps up to the run
+    // length (8 ms of steps) in the first generation, and the next starts at that length
+    const generation = async () => {
+      f.ctx.clear();
+      const r = await f.ctx.generate('Once upon a time', { maxTokens: 256, lookup: true, freeDraftChoice: 'never' }).result;
+      expect(r.speculative!.sources.lookup!.rounds).toBe(0);
+      return { runs: r.speculative!.draftLengths.length, stepMs: r.timings.generateMs / r.tokens.length };
+    };
+    const first = await generation();
+    const second = await generation();
+    // (where a step takes more than 0.45 ms, a run holds at most 17 steps and both double alike)
+    if (Math.max(first.stepMs, second.stepMs) < 0.45) expect(second.runs).toBeLessThan(first.runs);
+    else expect(second.runs).toBeLessThanOrEqual(first.runs);
+  });
+});
+
 describe('free drafts keep the sampling distribution (chi-square)', () => {
   const f = modelFixture(() => STORIES, { threads: 1, ...EXACT });
   const text = 'the dog, the dog, the dog, the dog, the';

@@ -33,6 +33,7 @@ const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
   earlyExitRate: NaN,
   sinceFree: 0,
   probeInterval: 64,
+  plainSteps: 8,
   lastFreeAccepted: 0,
   ...over,
 });
@@ -223,6 +224,29 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
     const lookup = new ContextLookup();
     lookup.pushAll([5, 6, 7, 8, 9, 5]);
     expect(choose([lookup], [6])?.source.name).toBeUndefined();
+  });
+});
+
+describe('chooseFree probes (how often a free draft is verified only to measure)', () => {
+  /** A 1 ms plain step and 3-row free rounds of `roundMs`; 300 tokens since the last free round, a 2-token context match. */
+  const probeAfter300 = (roundMs: number) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (let i = 0; i < 3; i++) cost.observeRound(3, roundMs);
+    const lookup = new ContextLookup();
+    lookup.pushAll([5, 6, 7, 8, 9, 5]);
+    const f = freeRounds({ sources: [lookup], cost, sinceFree: 300 });
+    const session = { tokens: [6], hasStopStrings: false };
+    return chooseFree({ session, spec: null, policy: null } as unknown as LoopState, f, 32);
+  };
+  it('probes after 40 times its cost where a draft accepted whole would win', () => {
+    // 2.4 ms for 3 rows: a whole 6-row round yields 6 tokens in about 3.6 ms; probes every 96 tokens
+    expect(probeAfter300(2.4)?.probe).toBe(true);
+  });
+  it('waits 400 times its cost where not even a draft accepted whole would win (stories260K)', () => {
+    // 5 ms for 3 rows: a whole 6-row round yields 6 tokens in about 7.5 ms, slower than 6 plain steps;
+    // at 40 times (200 tokens) it would probe here, at 400 (2,000) it does not
+    expect(probeAfter300(5)).toBeNull();
   });
 });
 

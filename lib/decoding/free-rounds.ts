@@ -25,6 +25,8 @@ export interface FreeRounds {
   /** Tokens since the last free round, and how many may pass before a probe. */
   sinceFree: number;
   probeInterval: number;
+  /** Most plain steps in one run before the sources are looked at again (FreeMemory.plainSteps). */
+  plainSteps: number;
   /** Drafts accepted in the latest free round. */
   lastFreeAccepted: number;
 }
@@ -67,7 +69,8 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   const plainRate = 1 / f.cost.plainMs();
   // the alternative: an early-exit round, or a plain step where the adaptive policy may pick one
   const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
-  let bestRate = s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
+  const alternative = s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
+  let bestRate = alternative;
   let best: FreeChoice | null = null;
   let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
   for (const source of f.sources) {
@@ -91,9 +94,14 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   // tokens): its acceptance and the cost of its rows are what the choice is made from. A probe that
   // fails doubles the interval.
   // a probe costs a multi-row decode and the switch back: on a tiny model several plain steps, so it
-  // waits until it costs at most 1/40 of the tokens since the last free round
+  // waits until it costs at most 1/40 of the tokens since the last free round. Where not even a
+  // draft accepted whole would beat the alternative at the measured costs, a probe can only find
+  // that the costs changed: it waits ten times as long (stories260K: a 3-row probe costs about 5
+  // plain steps, a whole 6-row round yields fewer tokens a ms than plain steps, and probes every
+  // ~200 tokens took 2-3% of free continuation)
   const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
-  if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, 40 * probeSteps)) best = likeliest;
+  const spacing = freeRoundsCouldWin(f, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
+  if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, spacing * probeSteps)) best = likeliest;
   if (f.options.choice === 'never') return null;
   if (best) f.sinceFree = 0;
   return best;
@@ -110,6 +118,18 @@ export function freeRoundsCouldPay(f: FreeRounds): boolean {
   const a = Math.max(...f.sources.map((src) => f.acceptance.estimate(src.name, Infinity)));
   return bestFreeLength(Math.min(a, 0.999), f.options.maxTokens, f.cost).rate > 1 / f.cost.plainMs();
 }
+
+/**
+ * Whether a free draft accepted whole could beat `alternative` (tokens per ms) at the measured
+ * costs, at the round sizes they were measured for (bestFreeLength's limit). True until a free round
+ * was measured.
+ */
+function freeRoundsCouldWin(f: FreeRounds, alternative: number): boolean {
+  return !f.cost.roundsMeasured || bestFreeLength(1, f.options.maxTokens, f.cost).rate > alternative;
+}
+
+/** A probe waits until it costs at most 1 / PROBE_COST_SHARE of the tokens since the last free round. */
+const PROBE_COST_SHARE = 40;
 
 /** Drafts in a probe round: enough to see whether a source agrees, few rows to pay for. */
 export const PROBE_TOKENS = 2;
