@@ -109,8 +109,7 @@ console.log(
 // token into the index and, once a plain run ends, looks at the match and a probe-sized draft:
 // replayed here on the tokens of a plain generation, against plain decoding's own time per token.
 // The other difference from plain decoding is the hand-offs of its plain runs, which stop to look
-// at the context (their count is printed; a sequence's first generation with lookup doubles them
-// from 8 steps, later ones start at the length reached).
+// at the context: each generation doubles them from 8 steps (their count is printed).
 interface LookupIndex {
   push(token: number): void;
   readonly matchLength: number;

@@ -33,7 +33,6 @@ const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
   earlyExitRate: NaN,
   sinceFree: 0,
   probeInterval: 64,
-  plainSteps: 8,
   lastFreeAccepted: 0,
   ...over,
 });

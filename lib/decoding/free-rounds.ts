@@ -25,8 +25,6 @@ export interface FreeRounds {
   /** Tokens since the last free round, and how many may pass before a probe. */
   sinceFree: number;
   probeInterval: number;
-  /** Most plain steps in one run before the sources are looked at again (FreeMemory.plainSteps). */
-  plainSteps: number;
   /** Drafts accepted in the latest free round. */
   lastFreeAccepted: number;
 }

@@ -21,28 +21,11 @@ export interface FreeMemory {
   probeInterval: number;
   /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
   earlyExitRate: number;
-  /**
-   * Most plain steps in one run before the sources are looked at again. It doubles while they find
-   * nothing worth verifying, and the next generation starts where this one ended: restarting from
-   * FIRST_PLAIN_STEPS cost every 128-token generation on stories260K two more runs than plain
-   * decoding, about 1.5% of its time, where lookup found nothing.
-   */
-  plainSteps: number;
 }
-
-/** The first cap on a run of plain steps of a sequence that has measured nothing yet. */
-export const FIRST_PLAIN_STEPS = 8;
 
 /** The free-draft state of a sequence that has measured nothing yet. */
 export function newFreeMemory(probeEvery: number): FreeMemory {
-  return {
-    acceptance: new FreeAcceptance(),
-    cost: new FreeRoundCost(),
-    sinceFree: 0,
-    probeInterval: probeEvery,
-    earlyExitRate: NaN,
-    plainSteps: FIRST_PLAIN_STEPS,
-  };
+  return { acceptance: new FreeAcceptance(), cost: new FreeRoundCost(), sinceFree: 0, probeInterval: probeEvery, earlyExitRate: NaN };
 }
 
 /** What the in-turn loop needs to know of a generation's configuration to pick its memory. */

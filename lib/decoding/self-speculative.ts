@@ -26,7 +26,7 @@ import { acceptPrefix, newStats } from './accept.js';
 import { type Cursor, driveRounds, MAX_ROUND_DRAFTS, type RoundStrategy } from './driver.js';
 import { countDrafts, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
-import { FIRST_PLAIN_STEPS, type GenerationMemory, type MemoryKeyParts, newFreeMemory } from './generation-memory.js';
+import { type GenerationMemory, type MemoryKeyParts, newFreeMemory } from './generation-memory.js';
 import {
   chooseFree,
   earlyExitExtension,
@@ -186,7 +186,6 @@ export async function selfSpeculativeLoop(
       kept.sinceFree = s.free.sinceFree;
       kept.probeInterval = s.free.probeInterval;
       kept.earlyExitRate = s.free.earlyExitRate;
-      kept.plainSteps = s.free.plainSteps;
     }
   }
 }
@@ -202,11 +201,12 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
   // (nor with a grammar: it masks each row in TypeScript)
   const runner =
     sampling.temperature === 0 && !sampling.penalties && !sampling.constrained && s.ctx.decodeRun ? (s.ctx as Parameters<typeof plainRun>[0]) : null;
-  // free drafts: plain steps per run (s.free.plainSteps), doubling from 8 up to runLength(), or
-  // back to 8 while free drafts are accepted and could pay (a run may hide the next free draft: free
-  // rounds follow each other without plain steps between them while the text repeats, so only the
-  // start of a repeat waits for a run). Where free rounds cannot pay, short runs would only add
-  // hand-offs: on stories260K 28 runs of 8 steps instead of 7 in a 256-token generation.
+  // free drafts: plain steps per run, doubling from 8 up to runLength(), or staying at 8 while free
+  // drafts are accepted and could pay (a run may hide the next free draft: free rounds follow each
+  // other without plain steps between them while the text repeats, so only the start of a repeat
+  // waits for a run). Where free rounds cannot pay, short runs would only add hand-offs: on
+  // stories260K 28 runs of 8 steps instead of 7 in a 256-token generation.
+  let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
   return {
     async round({ p, last }, room) {
@@ -225,7 +225,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       // plain steps in one call: until the adaptive policy's next probe and, with free drafts, the
       // next look at their sources (a run as long as the policy's probe interval, up to 512 steps,
       // would hide a repeat that a lookup could draft), or the run length
-      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? s.free.plainSteps : Infinity);
+      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? plainSteps : Infinity);
       const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
       const before = session.tokens.length;
@@ -243,7 +243,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
         s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs);
         s.free.afterRound = false;
         s.free.sinceFree += steps;
-        s.free.plainSteps = Math.min(s.free.plainSteps * 2, s.free.lastFreeAccepted > 0 && freeRoundsCouldPay(s.free) ? FIRST_PLAIN_STEPS : runLength(stepMs));
+        plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 && freeRoundsCouldPay(s.free) ? 8 : runLength(stepMs));
       }
       return { p: r.position, last: r.token };
     },
