@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { DraftPolicy } from '../lib/decoding/draft-policy.js';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
-import { chooseFree, earlyExitExtension, type FreeChoice, freeRoundsCouldPay, type FreeRounds } from '../lib/decoding/free-rounds.js';
+import { chooseFree, earlyExitExtension, type FreeChoice, freeRoundsCouldPay, type FreeRounds, stepsBeforeLook } from '../lib/decoding/free-rounds.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
 import type { LoopState } from '../lib/decoding/rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
@@ -246,6 +246,24 @@ describe('chooseFree probes (how often a free draft is verified only to measure)
     // 5 ms for 3 rows: a whole 6-row round yields 6 tokens in about 7.5 ms, slower than 6 plain steps;
     // at 40 times (200 tokens) it would probe here, at 400 (2,000) it does not
     expect(probeAfter300(5)).toBeNull();
+  });
+});
+
+describe('stepsBeforeLook (how long a plain run goes before the sources are looked at)', () => {
+  /** Lookup on, a 1 ms plain step and 3-row free rounds of `roundMs` (none measured: null). */
+  const state = (roundMs: number | null) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    if (roundMs !== null) for (let i = 0; i < 3; i++) cost.observeRound(3, roundMs);
+    return freeRounds({ sources: [new ContextLookup()], cost });
+  };
+  it('stops every few steps while a free round could pay, or before one was measured', () => {
+    expect(stepsBeforeLook(state(null), 16)).toBe(16);
+    expect(stepsBeforeLook(state(1.5), 16)).toBe(16); // a whole 6-row round: 6 tokens in ~2.3 ms
+  });
+  it('does not stop where not even a long match would pay (stories260K)', () => {
+    // a 6-row round of a long match (acceptance 0.9): ~4.7 tokens in ~7.5 ms, against 7.5 plain steps
+    expect(stepsBeforeLook(state(5), 16)).toBe(Infinity);
   });
 });
 

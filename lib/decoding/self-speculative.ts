@@ -32,6 +32,7 @@ import {
   earlyExitExtension,
   freeRound,
   freeRoundsCouldPay,
+  stepsBeforeLook,
   freeSources,
   fusedRound,
   lookupAfterDrafts,
@@ -225,7 +226,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       // plain steps in one call: until the adaptive policy's next probe and, with free drafts, the
       // next look at their sources (a run as long as the policy's probe interval, up to 512 steps,
       // would hide a repeat that a lookup could draft), or the run length
-      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? plainSteps : Infinity);
+      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? stepsBeforeLook(s.free, plainSteps) : Infinity);
       const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
       const before = session.tokens.length;
