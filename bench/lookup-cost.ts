@@ -4,8 +4,9 @@
 //      beyond its awaited decode calls; and a round's decode against a bare decodeLayers() of as
 //      many rows.
 //   2. Lookup when it does not pay: plain generation against generation with lookup on, on free
-//      continuation (interleaved repetitions, median of per-repetition ratios).
-//   3. What the index costs: lookup kept and consulted, no draft ever verified, against plain;
+//      continuation (interleaved repetitions with an A/A control);
+//   3. what the index costs: lookup kept and consulted, no draft ever verified, against plain, in
+//      the same repetitions;
 //   4. and in parts: the index's own work per token, timed apart from the model.
 //
 //   node bench/run.mjs lookup-cost [model: 1b|100m|stories|brown] [threads] [repetitions]
@@ -73,37 +74,47 @@ for (const k of [4, 8, 16]) {
   );
 }
 
-// 2. free continuation: plain against lookup on (measured choice)
+// 2 and 3. free continuation (128 tokens), where lookup should cost nothing: plain; plain again
+// (the A/A control: what these estimators read for no difference); lookup on (the measured
+// choice); and lookup kept and consulted each round with every draft declined ('never': what the
+// index costs, its plain runs stopping to look as where free rounds could pay). Interleaved, each
+// repetition one configuration later; time per generation against plain's, as the median of the
+// per-repetition ratios and as the ratio of the summed times (a few percent either way between
+// identical runs here: this needs hundreds of repetitions, each generation taking ~20 ms)
 const free = model.tokenize('The committee said that the new law would');
-const ratios: number[] = [];
+const freeConfigs: [string, GenerateOptions][] = [
+  ['plain', {}],
+  ['plain again (A/A)', {}],
+  ['lookup on', { lookup: true }],
+  ['lookup consulted, never verified', internal({ lookup: true, freeDraftChoice: 'never' })],
+];
+const freeMs = freeConfigs.map(() => [] as number[]);
 let lookupRounds = 0;
+let plainTokens = '';
 for (let rep = 0; rep < repetitions; rep++) {
-  ctx.clear();
-  const plain = await ctx.generate(free, { maxTokens: 128 }).result;
-  ctx.clear();
-  const withLookup = await ctx.generate(free, { maxTokens: 128, lookup: true }).result;
-  if (withLookup.tokens.join() !== plain.tokens.join()) throw new Error('lookup changed the greedy output');
-  lookupRounds += withLookup.speculative!.sources.lookup!.rounds;
-  ratios.push(withLookup.timings.tokensPerSecond / plain.timings.tokensPerSecond);
+  for (let k = 0; k < freeConfigs.length; k++) {
+    const c = (k + rep) % freeConfigs.length;
+    ctx.clear();
+    const r = await ctx.generate(free, { maxTokens: 128, ...freeConfigs[c][1] }).result;
+    if (!plainTokens && c === 0) plainTokens = r.tokens.join();
+    if (plainTokens && c > 0 && r.tokens.join() !== plainTokens) throw new Error(`${freeConfigs[c][0]} changed the greedy output`);
+    if (c === 2) lookupRounds += r.speculative!.sources.lookup!.rounds;
+    freeMs[c].push(r.timings.generateMs);
+  }
 }
-console.log(
-  `free continuation, 128 tokens: lookup on / plain = ${median(ratios).toFixed(3)}x (median; range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}), ${(lookupRounds / repetitions).toFixed(1)} lookup rounds per generation`,
-);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+console.log(`free continuation, 128 tokens, ${repetitions} interleaved repetitions: time per generation against plain's`);
+console.log('| configuration | median of ratios (range) | ratio of summed times |');
+console.log('|---|---:|---:|');
+for (const [c, [name]] of freeConfigs.entries()) {
+  if (c === 0) continue;
+  const ratios = freeMs[c].map((ms, i) => ms / freeMs[0][i]);
+  console.log(
+    `| ${name} | ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}) | ${(sum(freeMs[c]) / sum(freeMs[0])).toFixed(3)} |`,
+  );
+}
+console.log(`lookup on: ${(lookupRounds / repetitions).toFixed(2)} lookup rounds per generation`);
 
-// 3. what the index costs when no lookup draft is verified: lookup on with every draft declined
-// ('never': the index is kept and consulted each round, plain steps run as with lookup on)
-const costRatios: number[] = [];
-for (let rep = 0; rep < repetitions; rep++) {
-  ctx.clear();
-  const plain = await ctx.generate(free, { maxTokens: 256 }).result;
-  ctx.clear();
-  const declined = await ctx.generate(free, internal({ maxTokens: 256, lookup: true, freeDraftChoice: 'never' })).result;
-  if (declined.tokens.join() !== plain.tokens.join()) throw new Error('lookup changed the greedy output');
-  costRatios.push(plain.timings.tokensPerSecond / declined.timings.tokensPerSecond);
-}
-console.log(
-  `256 tokens, lookup consulted but never verified: time per token ${median(costRatios).toFixed(3)}x plain's (median; range ${Math.min(...costRatios).toFixed(3)}-${Math.max(...costRatios).toFixed(3)})`,
-);
 // 4. the same, in parts: the index's own work timed apart from the model (the ratio above moves by a
 // few percent between identical runs on this machine, its A/A noise). A generation pushes each
 // token into the index and, once a plain run ends, looks at the match and a probe-sized draft:
@@ -121,7 +132,7 @@ const indexModule = (await import(pathToFileURL(join(ROOT, 'dist', 'decoding', '
 ctx.clear();
 const plainRun = await ctx.generate(free, { maxTokens: 256 }).result;
 const stepMs: number[] = [];
-for (let rep = 0; rep < repetitions; rep++) {
+for (let rep = 0; rep < Math.min(repetitions, 21); rep++) {
   ctx.clear();
   const r = await ctx.generate(free, { maxTokens: 256 }).result;
   stepMs.push(r.timings.generateMs / (r.tokens.length - 1));
@@ -146,7 +157,7 @@ ctx.clear();
 const never = await ctx.generate(free, internal({ maxTokens: 256, lookup: true, freeDraftChoice: 'never' })).result;
 const runs = never.speculative!.draftLengths.length;
 console.log(
-  `the index's own work: ${indexUs.toFixed(2)} us a token against a plain step of ${(median(stepMs) * 1000).toFixed(0)} us (${((100 * indexUs) / (median(stepMs) * 1000)).toFixed(2)}%); with lookup on, ${runs} plain runs for ${never.tokens.length} tokens`,
+  `the index's own work: ${indexUs.toFixed(2)} us a token against a plain step of ${(median(stepMs) * 1000).toFixed(0)} us (${((100 * indexUs) / (median(stepMs) * 1000)).toFixed(2)}%); with lookup consulted and never verified, ${runs} plain runs for ${never.tokens.length} tokens`,
 );
 ctx.dispose();
 model.dispose();

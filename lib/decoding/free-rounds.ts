@@ -98,7 +98,7 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   // plain steps, a whole 6-row round yields fewer tokens a ms than plain steps, and probes every
   // ~200 tokens took 2-3% of free continuation)
   const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
-  const spacing = freeRoundsCouldWin(f, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
+  const spacing = freeRoundBeats(f, 1, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
   if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, spacing * probeSteps)) best = likeliest;
   if (f.options.choice === 'never') return null;
   if (best) f.sinceFree = 0;
@@ -112,18 +112,17 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
  * every few steps to look for one. True until a free round was measured.
  */
 export function freeRoundsCouldPay(f: FreeRounds): boolean {
-  if (!f.cost.roundsMeasured) return true;
   const a = Math.max(...f.sources.map((src) => f.acceptance.estimate(src.name, Infinity)));
-  return bestFreeLength(Math.min(a, 0.999), f.options.maxTokens, f.cost).rate > 1 / f.cost.plainMs();
+  return freeRoundBeats(f, Math.min(a, 0.999), 1 / f.cost.plainMs());
 }
 
 /**
- * Whether a free draft accepted whole could beat `alternative` (tokens per ms) at the measured
+ * Whether a free draft of per-token acceptance `a` could beat `rate` tokens per ms at the measured
  * costs, at the round sizes they were measured for (bestFreeLength's limit). True until a free round
- * was measured.
+ * was measured (its cost is a guess until then).
  */
-function freeRoundsCouldWin(f: FreeRounds, alternative: number): boolean {
-  return !f.cost.roundsMeasured || bestFreeLength(1, f.options.maxTokens, f.cost).rate > alternative;
+function freeRoundBeats(f: FreeRounds, a: number, rate: number): boolean {
+  return !f.cost.roundsMeasured || bestFreeLength(a, f.options.maxTokens, f.cost).rate > rate;
 }
 
 /** A probe waits until it costs at most 1 / PROBE_COST_SHARE of the tokens since the last free round. */
