@@ -265,6 +265,11 @@ describe('stepsBeforeLook (how long a plain run goes before the sources are look
     // a 6-row round of a long match (acceptance 0.9): ~4.7 tokens in ~7.5 ms, against 7.5 plain steps
     expect(stepsBeforeLook(state(5), 16)).toBe(Infinity);
   });
+  it("stops every few steps with a test's choice (eager, never), whatever the costs", () => {
+    const f = state(5);
+    expect(stepsBeforeLook({ ...f, options: { ...f.options, choice: 'eager' } }, 16)).toBe(16);
+    expect(stepsBeforeLook({ ...f, options: { ...f.options, choice: 'never' } }, 16)).toBe(16);
+  });
 });
 
 describe('earlyExitExtension (early-exit drafts after a free draft)', () => {

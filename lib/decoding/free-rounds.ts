@@ -136,7 +136,9 @@ const PROBE_COST_SHARE = 40;
  * in a 128-token generation, about 2% of its time.
  */
 export function stepsBeforeLook(f: FreeRounds, doubling: number): number {
-  return freeRoundsCouldPay(f) ? doubling : Infinity;
+  // (the other choices take or decline drafts whatever the costs: their runs stop as before, so
+  // what they draft does not depend on timings)
+  return f.options.choice !== 'measured' || freeRoundsCouldPay(f) ? doubling : Infinity;
 }
 
 /** Drafts in a probe round: enough to see whether a source agrees, few rows to pay for. */
