@@ -226,12 +226,18 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
   });
 });
 
+/** A 1 ms plain step and three 3-row free rounds of `roundMs` each (none measured: null). */
+const probeSizedCosts = (roundMs: number | null) => {
+  const cost = new FreeRoundCost();
+  cost.observePlainRun(10, 10, false);
+  if (roundMs !== null) for (let i = 0; i < 3; i++) cost.observeRound(3, roundMs);
+  return cost;
+};
+
 describe('chooseFree probes (how often a free draft is verified only to measure)', () => {
-  /** A 1 ms plain step and 3-row free rounds of `roundMs`; 300 tokens since the last free round, a 2-token context match. */
+  /** Costs of probeSizedCosts(roundMs); 300 tokens since the last free round, a 2-token context match. */
   const probeAfter300 = (roundMs: number) => {
-    const cost = new FreeRoundCost();
-    cost.observePlainRun(10, 10, false);
-    for (let i = 0; i < 3; i++) cost.observeRound(3, roundMs);
+    const cost = probeSizedCosts(roundMs);
     const lookup = new ContextLookup();
     lookup.pushAll([5, 6, 7, 8, 9, 5]);
     const f = freeRounds({ sources: [lookup], cost, sinceFree: 300 });
@@ -250,13 +256,8 @@ describe('chooseFree probes (how often a free draft is verified only to measure)
 });
 
 describe('stepsBeforeLook (how long a plain run goes before the sources are looked at)', () => {
-  /** Lookup on, a 1 ms plain step and 3-row free rounds of `roundMs` (none measured: null). */
-  const state = (roundMs: number | null) => {
-    const cost = new FreeRoundCost();
-    cost.observePlainRun(10, 10, false);
-    if (roundMs !== null) for (let i = 0; i < 3; i++) cost.observeRound(3, roundMs);
-    return freeRounds({ sources: [new ContextLookup()], cost });
-  };
+  /** Lookup on, with the costs of probeSizedCosts(roundMs). */
+  const state = (roundMs: number | null) => freeRounds({ sources: [new ContextLookup()], cost: probeSizedCosts(roundMs) });
   it('stops every few steps while a free round could pay, or before one was measured', () => {
     expect(stepsBeforeLook(state(null), 16)).toBe(16);
     expect(stepsBeforeLook(state(1.5), 16)).toBe(16); // a whole 6-row round: 6 tokens in ~2.3 ms

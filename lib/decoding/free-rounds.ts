@@ -97,9 +97,11 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   // that the costs changed: it waits ten times as long (stories260K: a 3-row probe costs about 5
   // plain steps, a whole 6-row round yields fewer tokens a ms than plain steps, and probes every
   // ~200 tokens took 2-3% of free continuation)
-  const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
-  const spacing = freeRoundBeats(f, 1, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
-  if (!best && likeliest && f.sinceFree >= Math.max(f.probeInterval, spacing * probeSteps)) best = likeliest;
+  if (!best && likeliest && f.sinceFree >= f.probeInterval) {
+    const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
+    const spacing = freeRoundBeats(f, 1, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
+    if (f.sinceFree >= spacing * probeSteps) best = likeliest;
+  }
   if (f.options.choice === 'never') return null;
   if (best) f.sinceFree = 0;
   return best;
