@@ -10,6 +10,8 @@ function simulate(
   verifyCost: (k: number) => number,
   tokens = 2000,
   policy = new DraftPolicy(8, 0.25),
+  /** What a plain step at simulated time t is measured at (it costs 1): a busy machine's pause. */
+  measuredFullStep = (_t: number) => 1,
 ): { relTime: number; meanDraft: number } {
   policy.startGeneration();
   let produced = 0;
@@ -22,7 +24,7 @@ function simulate(
     const d = policy.next();
     rounds++;
     if (d === 0) {
-      policy.observeFullStep(1);
+      policy.observeFullStep(measuredFullStep(time));
       time += 1;
       produced += 1;
       continue;
@@ -74,6 +76,24 @@ describe('DraftPolicy', () => {
     let time = 0;
     for (let g = 0; g < 8; g++) time += simulate(0.6, 1.2, (k) => 3 + 0.3 * (k - 1), 256, policy).relTime;
     expect(8 / time).toBeGreaterThan(0.99);
+  });
+  it('does not keep drafting after a slow spell measured the full step', () => {
+    // a draft step costs 1.2 full steps: drafting loses at any acceptance. After the first probe
+    // measured a draft step, plain steps are measured 10x slow for a while (a busy machine), so drafting
+    // looks like it wins, and while drafting no plain step measures the full step again: without
+    // the policy's refresh this runs at 0.44x plain for good, and with refreshes that join the
+    // stale measurements instead of replacing them at 0.56x
+    const slowSpell = (t: number) => (t >= 20 && t < 40 ? 10 : 1);
+    const r = simulate(0.6, 1.2, (k) => 1 + 0.3 * (k - 1), 2000, new DraftPolicy(8, 0.25), slowSpell);
+    expect(1 / r.relTime).toBeGreaterThan(0.95);
+  });
+  it('takes the lower of two full-step measurements: the slow one is the outlier', () => {
+    const policy = new DraftPolicy(8, 0.25);
+    policy.observeDraftStep(1.2);
+    policy.observeVerify(2, 1.3);
+    policy.observeFullStep(10);
+    policy.observeFullStep(1);
+    expect(policy.next()).toBe(0);
   });
   it('drafts long when acceptance is high and verification is cheap (memory bound)', () => {
     const r = simulate(0.9, 0.3, (k) => 0.75 * (1 + 0.05 * (k - 1)));

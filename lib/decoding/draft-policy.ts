@@ -10,6 +10,10 @@
 import { costLine, estimatedVerifyCost, expectedTokens } from './cost-model.js';
 
 export class DraftPolicy {
+  // refreshes of the full step's cost while drafting wins (next())
+  private static readonly firstRefresh = 32;
+  private static readonly maxRefresh = 256;
+  private static readonly refreshSteps = 4;
   private accepted = 2; // prior: a = 0.5 over a few observations
   private rejected = 2;
   private readonly draftSamples: number[] = []; // one early-exit step (recent)
@@ -21,6 +25,11 @@ export class DraftPolicy {
   private probeInterval: number;
   /** The current round is a probe (one draft token while plain steps win). */
   probing = false;
+  /** Drafting rounds since a full step was last measured, and how many may pass before a refresh. */
+  private roundsSinceFullStep = 0;
+  private refreshInterval = DraftPolicy.firstRefresh;
+  /** A short plain run is due, to measure the full step again while drafting wins. */
+  private refreshing = false;
   private static readonly decay = 0.9;
   private static readonly maxProbeInterval = 512;
   private static readonly margin = 1.1;
@@ -48,15 +57,31 @@ export class DraftPolicy {
 
   /** The draft length for the next round: 0 means a plain full-model step. */
   next(): number {
+    if (this.refreshing) return 0; // until the plain run it asked for has measured a full step
     const costs = this.costs();
     const best = this.bestDraft(Math.min(this.acceptance, 0.999), costs);
     // while plain steps win, probe now and then with one draft token (acceptance may change with
     // the text); a probe that fails doubles the interval, so a model whose early exit never agrees
     // pays for ever fewer probes
-    if (best === 0 && ++this.plainSteps >= this.probeSpacing(costs)) {
-      this.plainSteps = 0;
-      this.probing = true;
-      return 1;
+    if (best === 0) {
+      this.refreshInterval = DraftPolicy.firstRefresh;
+      if (++this.plainSteps >= this.probeSpacing(costs)) {
+        this.plainSteps = 0;
+        this.probing = true;
+        return 1;
+      }
+      return 0;
+    }
+    // the reverse probe: while drafting wins, no plain step measures the full step, so one slow
+    // measurement (a VM pause, a graph build) would keep drafting chosen for good. On stories260K
+    // a first plain run measured at 0.95 ms a step (0.09 after it) kept a policy drafting at 0.5x
+    // plain for a whole benchmark run. A plain run of 4 steps measures it again after 32 rounds,
+    // then at doubling intervals up to 256 rounds while drafting still wins: where drafting wins
+    // (1.45x), one refresh in a 256-token generation, under 1% of its time
+    if (++this.roundsSinceFullStep >= this.refreshInterval) {
+      this.refreshInterval = Math.min(this.refreshInterval * 2, DraftPolicy.maxRefresh);
+      this.refreshing = true;
+      return 0;
     }
     return best;
   }
@@ -75,7 +100,7 @@ export class DraftPolicy {
 
   /** Recent costs (ms): a full step, an early-exit step and a verification of k rows (measured or guessed). */
   private costs(): { full: number; draft: number; verify: (k: number) => number } {
-    // medians of recent timings: single decodes on a busy machine have outliers both ways
+    // medians of recent timings: single decodes on a busy machine have outliers, mostly slow ones
     const full = median(this.fullSamples) ?? 1;
     const draft = median(this.draftSamples) ?? this.exitFraction * full;
     const verify = (k: number) =>
@@ -103,9 +128,11 @@ export class DraftPolicy {
   /**
    * After next() returned 0: how many plain steps, this one included, come before the policy would
    * decide anything else (its next probe). Acceptance and costs only change with rounds, so until
-   * then every step would be plain.
+   * then every step would be plain. A refresh of the full step's cost asks for a few steps only:
+   * drafting may still win.
    */
   plainStepsBeforeProbe(): number {
+    if (this.refreshing) return DraftPolicy.refreshSteps;
     return Math.max(1, this.probeSpacing() - this.plainSteps);
   }
 
@@ -138,7 +165,12 @@ export class DraftPolicy {
   }
 
   observeFullStep(ms: number): void {
+    // a refresh's run is the one measurement since drafting began: the older ones are stale, and
+    // a window of them all slow would outvote it for several refreshes
+    if (this.refreshing) this.fullSamples.length = 0;
     pushRecent(this.fullSamples, ms);
+    this.refreshing = false;
+    this.roundsSinceFullStep = 0;
   }
 
   observeVerify(tokens: number, ms: number): void {
@@ -155,8 +187,12 @@ function pushRecent(samples: number[], v: number, keep = 9): void {
   if (samples.length > keep) samples.shift();
 }
 
+/**
+ * The lower median: of an even count the smaller middle sample. A timing's outliers are slow ones
+ * (a pause, a graph build), and of two samples the upper median is the larger one.
+ */
 function median(samples: readonly number[]): number | undefined {
   if (samples.length === 0) return undefined;
   const s = [...samples].sort((a, b) => a - b);
-  return s[s.length >> 1];
+  return s[(s.length - 1) >> 1];
 }
