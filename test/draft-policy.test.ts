@@ -79,10 +79,10 @@ describe('DraftPolicy', () => {
   });
   it('does not keep drafting after a slow spell measured the full step', () => {
     // a draft step costs 1.2 full steps: drafting loses at any acceptance. After the first probe
-    // measured a draft step, plain steps are measured 10x slow for a while (a busy machine), so drafting
-    // looks like it wins, and while drafting no plain step measures the full step again: without
-    // the policy's refresh this runs at 0.44x plain for good, and with refreshes that join the
-    // stale measurements instead of replacing them at 0.56x
+    // measured a draft step, plain steps are measured 10x slow for a while (a busy machine), so
+    // drafting looks like it wins, and while drafting no plain step measures the full step again:
+    // without the policy's refresh this runs at 0.44x plain for good, and with refreshes that join
+    // the stale measurements instead of replacing them at 0.56x
     const slowSpell = (t: number) => (t >= 20 && t < 40 ? 10 : 1);
     const r = simulate(0.6, 1.2, (k) => 1 + 0.3 * (k - 1), 2000, new DraftPolicy(8, 0.25), slowSpell);
     expect(1 / r.relTime).toBeGreaterThan(0.95);

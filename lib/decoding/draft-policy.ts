@@ -10,6 +10,9 @@
 import { costLine, estimatedVerifyCost, expectedTokens } from './cost-model.js';
 
 export class DraftPolicy {
+  private static readonly decay = 0.9;
+  private static readonly maxProbeInterval = 512;
+  private static readonly margin = 1.1;
   // refreshes of the full step's cost while drafting wins (next())
   private static readonly firstRefresh = 32;
   private static readonly maxRefresh = 256;
@@ -30,9 +33,6 @@ export class DraftPolicy {
   private refreshInterval = DraftPolicy.firstRefresh;
   /** A short plain run is due, to measure the full step again while drafting wins. */
   private refreshing = false;
-  private static readonly decay = 0.9;
-  private static readonly maxProbeInterval = 512;
-  private static readonly margin = 1.1;
 
   constructor(
     private readonly maxDraft: number,
