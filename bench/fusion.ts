@@ -6,7 +6,7 @@
 //   node bench/run.mjs fusion [stories|brown] [repetitions] [tokens]
 import { join } from 'node:path';
 import { fitDraftHead, loadModel, type GenerateOptions } from 'layerskip';
-import { ROOT, STORIES } from './models.js';
+import { BROWN_PROMPTS, ROOT, STORIES } from './models.js';
 import { median } from './stats.js';
 
 const which = process.argv[2] ?? 'stories';
@@ -21,14 +21,7 @@ const [exitLayer, draftTokens] = stories ? [3, 2] : [6, 3];
 const draftHead = stories ? await fitDraftHead(ctx, { exitLayer, selfGenerate: { positions: 4000 } }) : undefined;
 const prompts = stories
   ? ['Once upon a time', 'Lily and Ben were', 'One day, a little bird', 'Tom had a big red ball', 'The sun was shining and', 'Sara wanted to play']
-  : [
-      'The committee said that the new law would',
-      'In the morning the',
-      'He looked at her and',
-      'The history of the',
-      'It was a long time before',
-      'The results of the study',
-    ];
+  : BROWN_PROMPTS;
 const fixed = { exitLayer, draftTokens, draftHead };
 const adaptive = { exitLayer, draftTokens: 4, adaptive: true, draftHead };
 const configs: Record<string, GenerateOptions> = {

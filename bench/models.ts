@@ -13,6 +13,15 @@ import { sliceLlamaModel, writeRandomLlamaModel, writeRandomModel, type RandomLl
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MODELS_DIR = join(ROOT, 'models-generated');
 export const STORIES = resolve(process.env.LAYERSKIP_STORIES_MODEL ?? join(ROOT, 'models', 'stories260K.gguf'));
+/** Prompts in the style of the brown corpus, for the committed trained model (fusion, prediction-bound). */
+export const BROWN_PROMPTS: readonly string[] = [
+  'The committee said that the new law would',
+  'In the morning the',
+  'He looked at her and',
+  'The history of the',
+  'It was a long time before',
+  'The results of the study',
+];
 
 export interface ShapeSpec {
   name: string;

@@ -7,7 +7,7 @@
 //   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens]
 import { join } from 'node:path';
 import { loadModel } from 'layerskip';
-import { ROOT } from './models.js';
+import { BROWN_PROMPTS, ROOT } from './models.js';
 import { median } from './stats.js';
 
 const path = process.argv[2] ?? join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
@@ -15,7 +15,7 @@ const threads = Number(process.argv[3] ?? 1);
 const repetitions = Number(process.argv[4] ?? 21);
 const tokens = Number(process.argv[5] ?? 128);
 const maxDraft = Number(process.argv[6] ?? 16);
-const prompts = ['The committee said that the new law would', 'In the morning the', 'He looked at her and', 'The history of the'];
+const prompts = BROWN_PROMPTS.slice(0, 4);
 
 const model = await loadModel(path);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
