@@ -4,7 +4,15 @@
 import { describe, expect, it } from 'vitest';
 import { DraftPolicy } from '../lib/decoding/draft-policy.js';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from '../lib/decoding/draft-sources.js';
-import { chooseFree, earlyExitExtension, type FreeChoice, freeRoundsCouldPay, type FreeRounds, stepsBeforeLook } from '../lib/decoding/free-rounds.js';
+import {
+  chooseFree,
+  earlyExitExtension,
+  type FreeChoice,
+  freeRoundsCouldPay,
+  type FreeRounds,
+  probeDue,
+  stepsBeforeLook,
+} from '../lib/decoding/free-rounds.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
 import type { LoopState } from '../lib/decoding/rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
@@ -199,6 +207,25 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
     cost.observePlainRun(8, 20 + 7 * 0.35, true, 20);
     expect(cost.roundMs(17) - decode17).toBeCloseTo(3 * 0.35, 12);
   });
+  it('leaves a round slowed by a pause of the machine out of its cost line', () => {
+    // a 3-row probe paused to 30 ms, then one at 3 ms: the line goes through the 3 ms one alone
+    // (half its cost per row as slope), not through their mean of 16.5 ms
+    const probes = new FreeRoundCost();
+    probes.observeRound(3, 30);
+    expect(probes.roundMs(3)).toBeCloseTo(30, 12);
+    probes.observeRound(3, 3);
+    expect(probes.roundMs(3)).toBeCloseTo(3, 12);
+    // rounds on the line 1 + 0.4 rows, and one 9-row round paused to 40 ms: the line stays exact
+    const rounds = new FreeRoundCost();
+    for (const [rows, ms] of [
+      [3, 2.2],
+      [6, 3.4],
+      [9, 40],
+      [9, 4.6],
+    ])
+      rounds.observeRound(rows, ms);
+    expect(rounds.roundMs(17)).toBeCloseTo(1 + 0.4 * 17, 9);
+  });
 });
 
 describe('chooseFree with measured costs (a prediction from its first token, a short lookup match not)', () => {
@@ -252,6 +279,20 @@ describe('chooseFree probes (how often a free draft is verified only to measure)
     // 5 ms for 3 rows: a whole 6-row round yields 6 tokens in about 7.5 ms, slower than 6 plain steps;
     // at 40 times (200 tokens) it would probe here, at 400 (2,000) it does not
     expect(probeAfter300(5)).toBeNull();
+  });
+  it('does not let one probe slowed by a pause hold off the next for thousands of tokens', () => {
+    // a 1 ms plain step and one 3-row probe that took 30 ms: at that cost no round pays, and 400
+    // times it would wait 12,000 tokens for the only measurement that can correct it. One round
+    // measured: 40 times the probe, counted as at most 8 plain steps (320 tokens)
+    const f = (sinceFree: number) => {
+      const cost = new FreeRoundCost();
+      cost.observePlainRun(10, 10, false);
+      cost.observeRound(3, 30);
+      return freeRounds({ sources: [new ContextLookup()], cost, sinceFree });
+    };
+    expect(freeRoundsCouldPay(f(0))).toBe(false);
+    expect(probeDue(f(300), 1)).toBe(false);
+    expect(probeDue(f(330), 1)).toBe(true);
   });
 });
 

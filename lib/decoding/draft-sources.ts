@@ -137,6 +137,11 @@ function bucket(matchLength: number): number {
 const UNMEASURED_ROW_COST = 0.5;
 /** The most a switch back to plain steps is taken to cost, in plain steps (a larger sample is noise). */
 const MAX_SWITCH_STEPS = 3;
+/**
+ * A round measured at more than this many times the cost line's value was slowed by something else
+ * (measured on the 12-layer model: rounds of one size vary by up to about 1.5x from minute to minute).
+ */
+const PAUSED_ROUND = 2;
 
 export class FreeRoundCost {
   private readonly samples: [number, number][] = [];
@@ -150,9 +155,22 @@ export class FreeRoundCost {
     if (!(ms > 0)) return;
     this.samples.push([rows, ms]);
     if (this.samples.length > 48) this.samples.shift();
-    const line = costLine(this.samples, 1e-6, 1 / 2);
+    let line = costLine(this.samples, 1e-6, 1 / 2);
+    // a pause of the machine only ever adds time: a round measured at more than PAUSED_ROUND times
+    // what the typical round measured against the line (the lower median of the ratios) is left out
+    // of it. Kept, one slow probe held lookup off a copying text for about 1,800 tokens: no round
+    // pays at that cost, so none was measured again (BENCHMARKS.md section 16, stop 39)
+    const ratios = this.samples.map(([x, y]) => y / (line.base + line.perUnit * x));
+    const typical = [...ratios].sort((a, b) => a - b)[(ratios.length - 1) >> 1];
+    const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
+    if (kept.length < this.samples.length) line = costLine(kept, 1e-6, 1 / 2);
     this.base = line.base;
     this.perRow = line.perUnit;
+  }
+
+  /** Free rounds measured (at most the 48 newest). */
+  get roundSamples(): number {
+    return this.samples.length;
   }
 
   /**

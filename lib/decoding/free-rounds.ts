@@ -97,11 +97,7 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   // that the costs changed: it waits ten times as long (stories260K: a 3-row probe costs about 5
   // plain steps, a whole 6-row round yields fewer tokens a ms than plain steps, and probes every
   // ~200 tokens took 2-3% of free continuation)
-  if (!best && likeliest && f.sinceFree >= f.probeInterval) {
-    const probeSteps = f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs();
-    const spacing = freeRoundBeats(f, 1, alternative) ? PROBE_COST_SHARE : 10 * PROBE_COST_SHARE;
-    if (f.sinceFree >= spacing * probeSteps) best = likeliest;
-  }
+  if (!best && likeliest && probeDue(f, alternative)) best = likeliest;
   if (f.options.choice === 'never') return null;
   if (best) f.sinceFree = 0;
   return best;
@@ -127,8 +123,27 @@ function freeRoundBeats(f: FreeRounds, a: number, rate: number): boolean {
   return !f.cost.roundsMeasured || bestFreeLength(a, f.options.maxTokens, f.cost).rate > rate;
 }
 
+/**
+ * Whether a probe round is due (no free draft is expected to win): after `probeInterval` tokens
+ * without a free round, once the probe costs at most 1 / PROBE_COST_SHARE of them; ten times later
+ * where not even a draft accepted whole would beat `alternative` (tokens per ms) at the measured
+ * costs. That wait needs a cost measured more than once, and a probe counts as at most
+ * MAX_PROBE_STEPS plain steps: one round slowed by a pause of the machine would otherwise make the
+ * next probe, the only measurement that can correct it, wait thousands of tokens (stop 39).
+ */
+export function probeDue(f: FreeRounds, alternative: number): boolean {
+  if (f.sinceFree < f.probeInterval) return false;
+  const probeSteps = Math.min(MAX_PROBE_STEPS, f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs());
+  const settled = f.cost.roundSamples >= SETTLED_ROUNDS && !freeRoundBeats(f, 1, alternative);
+  return f.sinceFree >= (settled ? 10 : 1) * PROBE_COST_SHARE * probeSteps;
+}
+
 /** A probe waits until it costs at most 1 / PROBE_COST_SHARE of the tokens since the last free round. */
 const PROBE_COST_SHARE = 40;
+/** The most plain steps a probe is taken to cost in its spacing (stories260K: about 5). */
+const MAX_PROBE_STEPS = 8;
+/** Free rounds measured before their cost may space probes ten times wider. */
+const SETTLED_ROUNDS = 3;
 
 /**
  * Plain steps a run may take before the sources are looked at again: `doubling` (the run length
