@@ -42,6 +42,7 @@ const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
   sinceFree: 0,
   probeInterval: 64,
   lastFreeAccepted: 0,
+  shadows: [],
   ...over,
 });
 
@@ -250,6 +251,32 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
     const lookup = new ContextLookup();
     lookup.pushAll([5, 6, 7, 8, 9, 5]);
     expect(choose([lookup], [6])?.source.name).toBeUndefined();
+  });
+});
+
+describe('declined free drafts (checked against the output instead of verified)', () => {
+  /** A 2-token context match at the 1B shape's costs (declined: its prior is 0.35), then `next` generated. */
+  const declinedThen = (next: number[]) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.4 * rows);
+    const lookup = new ContextLookup();
+    lookup.pushAll([5, 6, 7, 8, 9, 10, 11, 12, 5]); // the prompt; the output's first token is 6
+    const f = freeRounds({ sources: [lookup], cost });
+    const tokens = [6];
+    const state = { session: { tokens, hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+    expect(chooseFree(state, f, 32)).toBeNull();
+    expect(f.shadows.map((d) => d.tokens.slice(0, 4))).toEqual([[7, 8, 9, 10]]);
+    tokens.push(...next);
+    chooseFree(state, f, 32);
+    return f.acceptance.estimate('lookup', 2);
+  };
+  it('counts a declined draft the output followed as accepted', () => {
+    // four drafts the output followed, at ageing 0.995, beside the prior's 2 x 0.35
+    expect(declinedThen([7, 8, 9, 10])).toBeCloseTo((4 * 0.995 + 2 * 0.35) / (4 * 0.995 + 2), 12);
+  });
+  it('and one the output left at its first token as rejected', () => {
+    expect(declinedThen([99, 8])).toBeCloseTo((2 * 0.35) / (0.995 + 2), 12);
   });
 });
 

@@ -174,7 +174,7 @@ export async function selfSpeculativeLoop(
   const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? newFreeMemory(PROBE_EVERY)) : null;
   if (freeOptions && kept) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { ...kept, options: freeOptions, sources, synced: 0, afterRound: true, lastFreeAccepted: 0 };
+    s.free = { ...kept, options: freeOptions, sources, synced: 0, afterRound: true, lastFreeAccepted: 0, shadows: [] };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
