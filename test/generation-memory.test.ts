@@ -174,6 +174,18 @@ describe('bestFreeLength (how long a free round may be)', () => {
     expect(after).toBeGreaterThan(5);
     expect(after).toBeLessThanOrEqual(11);
   });
+  it('drafts further where later drafts extend a longer match (per-draft acceptance)', () => {
+    // a 1 ms plain step, rounds of 1 + 0.2 ms a row (the 12-layer brown model's on this CPU)
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.2 * rows);
+    const flat = bestFreeLength(0.75, 16, cost);
+    // the same acceptance at every draft is the geometric case
+    expect(bestFreeLength(Array(16).fill(0.75), 16, cost)).toEqual(flat);
+    // 0.75 for the first draft, then the acceptance of ever longer matches: a longer draft pays
+    const rising = [0.75, 0.8, 0.85, 0.9, 0.95, ...Array(11).fill(0.97)];
+    expect(bestFreeLength(rising, 16, cost).length).toBeGreaterThan(flat.length + 3);
+  });
   it('takes what the caller allows before any round is measured', () => {
     expect(bestFreeLength(0.98, 4, new FreeRoundCost()).length).toBe(4);
   });
@@ -254,6 +266,27 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
   });
 });
 
+describe('chooseFree draft lengths with per-draft acceptance', () => {
+  it('drafts a 5-token match further where longer matches have held', () => {
+    // a 1 ms plain step, rounds of 0.6 + 0.1 ms a row; long matches' drafts all accepted so far
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.1 * rows);
+    const acceptance = new FreeAcceptance();
+    for (let i = 0; i < 10; i++) acceptance.observe('lookup', 9, 16, 16);
+    const lookup = new ContextLookup();
+    lookup.pushAll([...Array.from({ length: 30 }, (_, i) => 100 + i), 100, 101, 102, 103]);
+    const f = freeRounds({ sources: [lookup], cost, acceptance });
+    const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+    const c = chooseFree(state, f, 32);
+    // the match's own bucket (5-8) is at its prior, 0.75: alone it would give 4 drafts; its later
+    // drafts extend matches of 9 and more, accepted so far
+    expect(bestFreeLength(0.75, 16, cost).length).toBe(4);
+    expect(c?.tokens.length).toBeGreaterThanOrEqual(8);
+    expect(c?.tokens.slice(0, 3)).toEqual([105, 106, 107]);
+  });
+});
+
 describe('declined free drafts (checked against the output instead of verified)', () => {
   /** A 2-token context match at the 1B shape's costs (declined: its prior is 0.35), then `next` generated. */
   const declinedThen = (next: number[]) => {
@@ -269,14 +302,17 @@ describe('declined free drafts (checked against the output instead of verified)'
     expect(f.shadows.map((d) => d.tokens.slice(0, 4))).toEqual([[7, 8, 9, 10]]);
     tokens.push(...next);
     chooseFree(state, f, 32);
-    return f.acceptance.estimate('lookup', 2);
+    return f;
   };
-  it('counts a declined draft the output followed as accepted', () => {
-    // four drafts the output followed, at ageing 0.995, beside the prior's 2 x 0.35
-    expect(declinedThen([7, 8, 9, 10])).toBeCloseTo((4 * 0.995 + 2 * 0.35) / (4 * 0.995 + 2), 12);
+  it('counts a declined draft the output followed as accepted, each draft at the match it extends', () => {
+    // four drafts the output followed, at ageing 0.995: the first at match 2 (beside the prior's 2 x
+    // 0.35), the next two at matches 3 and 4 (the 3-4 bucket, prior 0.55), the last at 5
+    const f = declinedThen([7, 8, 9, 10]);
+    expect(f.acceptance.estimate('lookup', 2)).toBeCloseTo((0.995 + 2 * 0.35) / (0.995 + 2), 12);
+    expect(f.acceptance.estimate('lookup', 4)).toBeCloseTo((2 * 0.995 + 2 * 0.55) / (2 * 0.995 + 2), 12);
   });
   it('and one the output left at its first token as rejected', () => {
-    expect(declinedThen([99, 8])).toBeCloseTo((2 * 0.35) / (0.995 + 2), 12);
+    expect(declinedThen([99, 8]).acceptance.estimate('lookup', 2)).toBeCloseTo((2 * 0.35) / (0.995 + 2), 12);
   });
 });
 

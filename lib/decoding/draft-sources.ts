@@ -78,13 +78,32 @@ export class FreeAcceptance {
     return (c.accepted + PRIOR_WEIGHT * prior) / (c.accepted + c.rejected + PRIOR_WEIGHT);
   }
 
+  /**
+   * A round's `drafted` drafts from a match of `matchLength`, `accepted` of them accepted. Draft i
+   * is counted at the match it extends, matchLength + i: once the output follows a draft, its match
+   * is that much longer (so a long copy's later drafts count where a long match's drafts do). Each
+   * bucket the round reaches decays once by 0.95 per draft.
+   */
   observe(source: FreeDraftSource['name'], matchLength: number, drafted: number, accepted: number): void {
-    const key = `${source}:${bucket(matchLength)}`;
-    const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
     const d = FreeAcceptance.decay ** drafted;
-    c.accepted = c.accepted * d + accepted;
-    c.rejected = c.rejected * d + (accepted < drafted ? 1 : 0);
-    this.counts.set(key, c);
+    const seen = new Set<string>();
+    for (let i = 0; i <= Math.min(accepted, drafted - 1); i++) {
+      const key = `${source}:${bucket(matchLength + i)}`;
+      const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
+      if (!seen.has(key)) {
+        seen.add(key);
+        c.accepted *= d;
+        c.rejected *= d;
+      }
+      if (i < accepted) c.accepted++;
+      else c.rejected++;
+      this.counts.set(key, c);
+    }
+  }
+
+  /** Per-draft acceptance of the first `n` drafts after a match of `matchLength` (draft i: at matchLength + i). */
+  estimates(source: FreeDraftSource['name'], matchLength: number, n: number): number[] {
+    return Array.from({ length: n }, (_, i) => this.estimate(source, matchLength + i));
   }
 
   age(): void {
@@ -236,12 +255,17 @@ export class FreeRoundCost {
  * through 3-row probes, with half their mean row cost as slope, puts a 17-row round at about 12
  * plain steps; one cost 19).
  */
-export function bestFreeLength(a: number, max: number, cost: FreeRoundCost): { length: number; rate: number } {
+export function bestFreeLength(a: number | readonly number[], max: number, cost: FreeRoundCost): { length: number; rate: number } {
   const limit = cost.roundsMeasured ? Math.min(max, 2 * cost.largestRound - 1) : max;
   let length = 0;
   let rate = 0;
+  // per-draft acceptances: the expected tokens of d drafts are 1 + a0 + a0 a1 + ... + a0 ... a(d-1)
+  let tokens = 1;
+  let reach = 1;
   for (let d = 1; d <= limit; d++) {
-    const r = expectedTokens(a, d) / cost.roundMs(d + 1);
+    reach *= typeof a === 'number' ? a : a[Math.min(d - 1, a.length - 1)];
+    tokens += reach;
+    const r = (typeof a === 'number' ? expectedTokens(a, d) : tokens) / cost.roundMs(d + 1);
     if (r > rate) {
       rate = r;
       length = d;

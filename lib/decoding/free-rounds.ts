@@ -96,13 +96,16 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
     const most = f.cost.roundsMeasured || f.options.choice === 'eager' ? f.options.maxTokens : PROBE_TOKENS;
     const proposal = untilStop(session, source.draft(Math.min(most, room)));
     if (proposal.length === 0) continue;
-    const acceptance = f.acceptance.estimate(source.name, matchLength);
+    const acceptances = f.acceptance.estimates(source.name, matchLength, proposal.length);
+    const acceptance = acceptances[0];
     if (f.options.choice === 'eager') return { source, tokens: proposal, matchLength, acceptance, probe: false };
     proposals.push({ source: source.name, matchLength, tokens: proposal, from: session.tokens.length });
-    const { length, rate } = bestFreeLength(acceptance, proposal.length, f.cost);
+    const { length, rate } = bestFreeLength(acceptances, proposal.length, f.cost);
     if (rate > bestRate) {
       bestRate = rate;
-      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance, probe: false };
+      // (the per-draft acceptance whose power over the draft is the chance it is accepted whole)
+      const whole = acceptances.slice(0, length).reduce((x, y) => x * y, 1);
+      best = { source, tokens: proposal.slice(0, length), matchLength, acceptance: whole ** (1 / length), probe: false };
     }
     if (!likeliest || acceptance > likeliest.acceptance) likeliest = { source, tokens: proposal.slice(0, PROBE_TOKENS), matchLength, acceptance, probe: true };
   }
