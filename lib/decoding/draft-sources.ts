@@ -157,8 +157,9 @@ const UNMEASURED_ROW_COST = 0.5;
 /** The most a switch back to plain steps is taken to cost, in plain steps (a larger sample is noise). */
 const MAX_SWITCH_STEPS = 3;
 /**
- * A round measured at more than this many times the cost line's value was slowed by something else
- * (measured on the 12-layer model: rounds of one size vary by up to about 1.5x from minute to minute).
+ * A round measured at more than this many times what the typical round measured against the cost
+ * line was slowed by something else, a pause of the machine (a real change of cost moves the typical
+ * round too).
  */
 const PAUSED_ROUND = 2;
 
@@ -177,8 +178,9 @@ export class FreeRoundCost {
     let line = costLine(this.samples, 1e-6, 1 / 2);
     // a pause of the machine only ever adds time: a round measured at more than PAUSED_ROUND times
     // what the typical round measured against the line (the lower median of the ratios) is left out
-    // of it. Kept, one slow probe held lookup off a copying text for about 1,800 tokens: no round
-    // pays at that cost, so none was measured again (BENCHMARKS.md section 16, stop 39)
+    // of it. Kept, one slow probe can hold lookup off a copying text for thousands of tokens: no round
+    // pays at that cost, so none is measured again (most likely what BENCHMARKS.md section 16, stop
+    // 39, saw: lookup drafting nothing on 9 of 10 documents the model copied)
     const ratios = this.samples.map(([x, y]) => y / (line.base + line.perUnit * x));
     const typical = [...ratios].sort((a, b) => a - b)[(ratios.length - 1) >> 1];
     const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);

@@ -122,7 +122,8 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   if (f.options.choice === 'never') return null;
   // what is not verified is checked against the output instead: a source whose short matches are
   // declined (a 1-2 token match's prior is 0.35) otherwise never learns that on this text they hold
-  // (a model copying a passage: 81-86% of such drafts accepted when taken, stop 39)
+  // (on the copy model's quote and edit tasks the choice ran at 0.81-0.90 of the speed of taking
+  // every draft whole, BENCHMARKS.md section 16, stop 39)
   f.shadows = proposals.filter((p) => p.source !== best?.source.name);
   if (best) f.sinceFree = 0;
   return best;
