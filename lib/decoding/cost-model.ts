@@ -7,6 +7,16 @@ export function expectedTokens(a: number, d: number): number {
 }
 
 /**
+ * The lower median: of an even count the smaller middle sample. A timing's outliers are slow ones
+ * (a pause, a graph build), and of two samples the upper median is the larger one.
+ */
+export function lowerMedian(samples: readonly number[]): number | undefined {
+  if (samples.length === 0) return undefined;
+  const s = [...samples].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1];
+}
+
+/**
  * A verification of k positions with layers [E, N), in units of one full single-token step, when it
  * has not been measured: the layers' share (1 − E/N) times a batch cost that grows by a quarter
  * step per extra position.

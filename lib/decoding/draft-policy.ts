@@ -7,7 +7,7 @@
 // length d yields (1 - a^(d+1)) / (1 - a) tokens and costs d·draft + verify(d+1) (+ one
 // draft step for the bonus position); a plain step yields 1 token for one full decode.
 
-import { costLine, estimatedVerifyCost, expectedTokens } from './cost-model.js';
+import { costLine, estimatedVerifyCost, expectedTokens, lowerMedian } from './cost-model.js';
 
 export class DraftPolicy {
   private static readonly decay = 0.9;
@@ -101,8 +101,8 @@ export class DraftPolicy {
   /** Recent costs (ms): a full step, an early-exit step and a verification of k rows (measured or guessed). */
   private costs(): { full: number; draft: number; verify: (k: number) => number } {
     // medians of recent timings: single decodes on a busy machine have outliers, mostly slow ones
-    const full = median(this.fullSamples) ?? 1;
-    const draft = median(this.draftSamples) ?? this.exitFraction * full;
+    const full = lowerMedian(this.fullSamples) ?? 1;
+    const draft = lowerMedian(this.draftSamples) ?? this.exitFraction * full;
     const verify = (k: number) =>
       Number.isNaN(this.verifyBase) ? full * estimatedVerifyCost(this.exitFraction, k) : this.verifyBase + this.verifyPerToken * k;
     return { full, draft, verify };
@@ -185,14 +185,4 @@ export class DraftPolicy {
 function pushRecent(samples: number[], v: number, keep = 9): void {
   samples.push(v);
   if (samples.length > keep) samples.shift();
-}
-
-/**
- * The lower median: of an even count the smaller middle sample. A timing's outliers are slow ones
- * (a pause, a graph build), and of two samples the upper median is the larger one.
- */
-function median(samples: readonly number[]): number | undefined {
-  if (samples.length === 0) return undefined;
-  const s = [...samples].sort((a, b) => a - b);
-  return s[(s.length - 1) >> 1];
 }

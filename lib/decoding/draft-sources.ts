@@ -8,7 +8,7 @@
 // rows with all layers is measured (a least-squares line through recent rounds).
 import { checkEnum, checkInteger } from '../native/errors.js';
 import type { SourceStats } from './types.js';
-import { costLine, expectedTokens } from './cost-model.js';
+import { costLine, lowerMedian } from './cost-model.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
 import { MAX_ROUND_DRAFTS } from './driver.js';
 
@@ -86,12 +86,13 @@ export class FreeAcceptance {
    */
   observe(source: FreeDraftSource['name'], matchLength: number, drafted: number, accepted: number): void {
     const d = FreeAcceptance.decay ** drafted;
-    const seen = new Set<string>();
+    let previous = -1; // buckets only grow with i: a new one is decayed when the drafts reach it
     for (let i = 0; i <= Math.min(accepted, drafted - 1); i++) {
-      const key = `${source}:${bucket(matchLength + i)}`;
+      const b = bucket(matchLength + i);
+      const key = `${source}:${b}`;
       const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
-      if (!seen.has(key)) {
-        seen.add(key);
+      if (b !== previous) {
+        previous = b;
         c.accepted *= d;
         c.rejected *= d;
       }
@@ -182,7 +183,7 @@ export class FreeRoundCost {
     // pays at that cost, so none is measured again (most likely what BENCHMARKS.md section 16, stop
     // 39, saw: lookup drafting nothing on 9 of 10 documents the model copied)
     const ratios = this.samples.map(([x, y]) => y / (line.base + line.perUnit * x));
-    const typical = [...ratios].sort((a, b) => a - b)[(ratios.length - 1) >> 1];
+    const typical = lowerMedian(ratios)!;
     const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
     if (kept.length < this.samples.length) line = costLine(kept, 1e-6, 1 / 2);
     this.base = line.base;
@@ -261,13 +262,13 @@ export function bestFreeLength(a: number | readonly number[], max: number, cost:
   const limit = cost.roundsMeasured ? Math.min(max, 2 * cost.largestRound - 1) : max;
   let length = 0;
   let rate = 0;
-  // per-draft acceptances: the expected tokens of d drafts are 1 + a0 + a0 a1 + ... + a0 ... a(d-1)
+  // the expected tokens of d drafts: 1 + a0 + a0 a1 + ... + a0 ... a(d-1) (a number: the same at every draft)
   let tokens = 1;
   let reach = 1;
   for (let d = 1; d <= limit; d++) {
     reach *= typeof a === 'number' ? a : a[Math.min(d - 1, a.length - 1)];
     tokens += reach;
-    const r = (typeof a === 'number' ? expectedTokens(a, d) : tokens) / cost.roundMs(d + 1);
+    const r = tokens / cost.roundMs(d + 1);
     if (r > rate) {
       rate = r;
       length = d;
