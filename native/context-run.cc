@@ -18,11 +18,28 @@ struct Context::RunJob {
     int32_t seq = 0, token = 0, max_tokens = 0;
     std::vector<int32_t> stop_tokens;  // end the run after producing one (as after an end-of-generation token)
     std::vector<int32_t> tokens;       // produced: each but the last is also decoded
+    // repeat: end the run after producing a token whose n-gram (with the n - 1 tokens before it) is
+    // marked in `filter` (a bit per hashed n-gram of the context, lib/decoding/ngram-filter.ts) or
+    // occurred earlier in the run: there the caller's context lookup has a draft
+    int32_t repeat_n = 0;              // 0: no repeat check
+    std::vector<uint8_t> filter;       // copied: the run reads it off the JavaScript thread
+    uint32_t filter_shift = 0;         // 32 - log2(bits)
+    std::vector<int32_t> window;       // the n - 1 tokens before the next produced one
+    bool repeat = false;
     double native_ms = 0;
     double first_step_ms = 0;          // after a decode of another shape it may build its graph again
 };
 
-// decodeRun({ token, maxTokens, stopTokens?: Int32Array, sequence? }) => Promise<{ tokens, nativeMs, firstStepMs }>
+// The n-gram hash lib/decoding/ngram-filter.ts computes (FNV-1a over 32-bit tokens, then a
+// multiplicative mix whose top bits index the filter); the two must agree bit for bit.
+static uint32_t ngram_hash(const int32_t * t, int32_t n) {
+    uint32_t h = 2166136261u;
+    for (int32_t i = 0; i < n; ++i) h = (h ^ static_cast<uint32_t>(t[i])) * 16777619u;
+    return h * 2654435761u;
+}
+
+// decodeRun({ token, maxTokens, stopTokens?: Int32Array, repeat?: { filter: Uint8Array, n, history: Int32Array }, sequence? })
+//   => Promise<{ tokens, nativeMs, firstStepMs, repeat }>
 // Decodes `token` at the sequence's next position with all layers, takes the argmax as the next
 // token, feeds it back, and repeats: up to maxTokens tokens, ending early after an end-of-generation
 // or stop token, or when the context is full. The last produced token is not decoded (as after a
@@ -47,6 +64,26 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
         job->stop_tokens.assign(sa.Data(), sa.Data() + sa.ElementLength());
         std::sort(job->stop_tokens.begin(), job->stop_tokens.end());
     }
+    if (o.Has("repeat") && !o.Get("repeat").IsUndefined()) {
+        Napi::Value rv = o.Get("repeat");
+        if (!rv.IsObject()) throw_type(env, "decodeRun: repeat must be an object");
+        Napi::Object r = rv.As<Napi::Object>();
+        job->repeat_n = get_int(env, r, "n", -1, 2, 64);
+        Napi::Value fv = r.Get("filter");
+        Napi::Value hv = r.Get("history");
+        if (!fv.IsTypedArray() || fv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) throw_type(env, "decodeRun: repeat.filter must be a Uint8Array");
+        if (!hv.IsTypedArray() || hv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeRun: repeat.history must be an Int32Array");
+        auto fa = fv.As<Napi::Uint8Array>();
+        auto ha = hv.As<Napi::Int32Array>();
+        const size_t bytes = fa.ElementLength();
+        if (bytes < 8 || bytes > (size_t{1} << 26) || (bytes & (bytes - 1)) != 0) throw_range(env, "decodeRun: repeat.filter's length must be a power of two from 8 to 2^26 bytes");
+        if (ha.ElementLength() != static_cast<size_t>(job->repeat_n - 1)) throw_range(env, "decodeRun: repeat.history must hold n - 1 tokens");
+        job->filter.assign(fa.Data(), fa.Data() + bytes);
+        uint32_t log2 = 3;
+        while ((size_t{1} << log2) < bytes * 8) ++log2;
+        job->filter_shift = 32 - log2;
+        job->window.assign(ha.Data(), ha.Data() + ha.ElementLength());
+    }
     check_no_split(env, "decodeRun", S, job->seq);
     if (S.n_full() < S.n_past()) {
         throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full()) + ", " + std::to_string(S.n_past()) +
@@ -64,6 +101,7 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
             r.Set("tokens", to_js(env, job->tokens));
             r.Set("nativeMs", job->native_ms);
             r.Set("firstStepMs", job->first_step_ms);
+            r.Set("repeat", job->repeat);
             return r;
         });
 }
@@ -76,6 +114,7 @@ void Context::run_greedy(RunJob & job) {
     llama_batch & b = tok_batch_;
     int32_t feed = job.token;
     const auto t0 = std::chrono::steady_clock::now();
+    std::vector<uint32_t> run_ngrams;  // the hashes of the n-grams this run produced
     for (int32_t i = 0; i < job.max_tokens; ++i) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
         if (i > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
@@ -97,6 +136,17 @@ void Context::run_greedy(RunJob & job) {
         job.tokens.push_back(tok);
         if (llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok)) break;
         feed = tok;
+        if (job.repeat_n > 0) {
+            job.window.push_back(tok);
+            const uint32_t h = ngram_hash(job.window.data(), job.repeat_n);
+            job.window.erase(job.window.begin());
+            const uint32_t bit = h >> job.filter_shift;
+            if (((job.filter[bit >> 3] >> (bit & 7)) & 1) || std::find(run_ngrams.begin(), run_ngrams.end(), h) != run_ngrams.end()) {
+                job.repeat = true;
+                break;
+            }
+            run_ngrams.push_back(h);
+        }
     }
 }
 

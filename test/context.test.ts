@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadModel, quantizeModel, systemInfo, type Context } from '../lib/index.js';
+import { NgramFilter } from '../lib/decoding/ngram-filter.js';
 import { EXACT, F16_SHAPES, modelFixture, randomModel, randomPrompts, relErr, SHAPES, STORIES } from './helpers.js';
 
 describe('stories260K', () => {
@@ -82,6 +83,50 @@ describe('stories260K', () => {
     expect([first.argmax[0], ...r.tokens]).toEqual(want);
     expect(r.firstStepMs).toBeGreaterThan(0);
     expect(r.firstStepMs).toBeLessThan(r.nativeMs);
+    f.ctx.clear();
+  });
+
+  it('a plain run ends after the first token whose n-gram the repeat filter marks, with the same hash as TypeScript', async () => {
+    const prompt = Int32Array.from(f.model.tokenize('Once upon a time'));
+    const h = f.ctx.handle;
+    const run = async (repeat?: { filter: Uint8Array; n: number; history: Int32Array }) => {
+      f.ctx.clear();
+      const first = await h.decode({ tokens: prompt });
+      const r = await h.decodeRun!({ token: first.argmax[0], maxTokens: 80, repeat });
+      return { tokens: [first.argmax[0], ...r.tokens], repeat: r.repeat };
+    };
+    const plain = await run();
+    expect(plain.repeat).toBe(false);
+    const all = [...prompt, ...plain.tokens]; // the context, then what the run produced
+    // a filter that marks one trigram of the reference output, produced 12 tokens into the run
+    const at = prompt.length + 12; // index in `all` of the token that completes the trigram
+    const filter = new NgramFilter(512);
+    for (const t of all.slice(at - 2, at + 1)) filter.push(t);
+    filter.setLength(3);
+    const history = Int32Array.from(all.slice(prompt.length - 1, prompt.length + 1)); // the 2 tokens before the run's first
+    const stopped = await run({ filter: filter.bits, n: 3, history });
+    expect(stopped.repeat).toBe(true);
+    expect(stopped.tokens).toEqual(plain.tokens.slice(0, 13)); // through the marked trigram's last token, and no further
+    // an empty filter changes nothing until the run repeats a trigram of its own (here 78 tokens in)
+    const empty = await run({ filter: new Uint8Array(512), n: 3, history });
+    const trigrams = new Set<string>();
+    let repeatAt = -1;
+    for (let i = prompt.length + 1; i < all.length && repeatAt < 0; i++) {
+      const key = all.slice(i - 2, i + 1).join();
+      if (trigrams.has(key)) repeatAt = i;
+      trigrams.add(key);
+    }
+    expect(repeatAt).toBeGreaterThan(prompt.length + 13);
+    expect(empty.repeat).toBe(true);
+    expect(empty.tokens).toEqual(plain.tokens.slice(0, repeatAt - prompt.length + 1));
+    f.ctx.clear();
+    const first = await h.decode({ tokens: prompt });
+    const bad = (repeat: unknown) => h.decodeRun!({ token: first.argmax[0], maxTokens: 4, repeat } as never);
+    expect(() => bad({ filter: new Uint8Array(100), n: 3, history })).toThrow(/power of two/);
+    expect(() => bad({ filter: filter.bits, n: 3, history: Int32Array.of(1) })).toThrow(/n - 1 tokens/);
+    expect(() => bad({ filter: filter.bits, n: 1, history: new Int32Array(0) })).toThrow(/repeat\.n|n must/);
+    expect(() => bad({ filter: [1, 2], n: 3, history })).toThrow(/Uint8Array/);
+    expect(() => bad(5)).toThrow(/repeat must be an object/);
     f.ctx.clear();
   });
 

@@ -11,6 +11,7 @@ import {
   freeRoundsCouldPay,
   type FreeRounds,
   probeDue,
+  repeatStop,
   stepsBeforeLook,
 } from '../lib/decoding/free-rounds.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
@@ -18,6 +19,7 @@ import type { LoopState } from '../lib/decoding/rounds.js';
 import { GenerationMemory, type MemoryKeyParts } from '../lib/decoding/generation-memory.js';
 import { resolveSampling } from '../lib/decoding/sampling.js';
 import { ContextLookup } from '../lib/decoding/context-lookup.js';
+import { NgramFilter, ngramHash } from '../lib/decoding/ngram-filter.js';
 
 const lookupOnly: ResolvedFreeDrafts = { lookup: true, prediction: null, maxTokens: 16, choice: 'measured' };
 const parts = (over: Partial<MemoryKeyParts> = {}): MemoryKeyParts => ({
@@ -43,6 +45,9 @@ const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
   probeInterval: 64,
   lastFreeAccepted: 0,
   shadows: [],
+  repeatFilter: null,
+  stoppedAtRepeat: false,
+  repeatDeclined: false,
   ...over,
 });
 
@@ -394,3 +399,71 @@ describe('earlyExitExtension (early-exit drafts after a free draft)', () => {
     expect(extension(new DraftPolicy(3, 0.6))).toBe(0);
   });
 });
+
+describe('NgramFilter (the context n-grams a native plain run ends at)', () => {
+  /** The filter's bit of the n-gram `tokens[from, from + n)`, by the hash alone. */
+  const isMarked = (f: NgramFilter, tokens: number[], from: number, n: number) => {
+    const bit = ngramHash(tokens, from, n) >>> (32 - Math.log2(f.bits.length * 8));
+    return ((f.bits[bit >> 3] >> (bit & 7)) & 1) === 1;
+  };
+  it('marks every n-gram pushed, and marks them again for a new length', () => {
+    const tokens = [7, 8, 9, 10, 11, 12];
+    const f = new NgramFilter(100);
+    for (const t of tokens.slice(0, 3)) f.push(t);
+    f.setLength(3);
+    for (const t of tokens.slice(3)) f.push(t);
+    for (let i = 0; i + 3 <= tokens.length; i++) expect(isMarked(f, tokens, i, 3)).toBe(true);
+    expect(f.bits.reduce((a, b) => a + popcount(b), 0)).toBe(4); // 4 trigrams, nothing else (no collision here)
+    f.setLength(4);
+    expect(f.bits.reduce((a, b) => a + popcount(b), 0)).toBe(3);
+    for (let i = 0; i + 4 <= tokens.length; i++) expect(isMarked(f, tokens, i, 4)).toBe(true);
+    expect(Array.from(f.history()!)).toEqual([10, 11, 12]);
+  });
+  it('keeps at most 1 in 32 bits set for a full context', () => {
+    const f = new NgramFilter(4096);
+    expect(f.bits.length * 8).toBeGreaterThanOrEqual(32 * 4096);
+  });
+});
+
+describe('repeatStop (where a plain run ends: the shortest match whose lookup draft would be taken)', () => {
+  /** A 1 ms plain step, rounds of 1 + 0.3 ms a row, the output [104] after a prompt `prompt`. */
+  const stopAfter = (prompt: number[], acceptance = new FreeAcceptance(), over: Partial<FreeRounds> = {}) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.3 * rows);
+    const repeatFilter = new NgramFilter(256);
+    for (const t of prompt) repeatFilter.push(t);
+    const f = freeRounds({ sources: [], cost, acceptance, repeatFilter, ...over });
+    const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+    return { f, stop: repeatStop(state, f, 104) };
+  };
+  const prompt = Array.from({ length: 30 }, (_, i) => 100 + i);
+  it('at the priors and these costs, a match of 5 (the 5-8 bucket, 0.75) is the shortest taken', () => {
+    // a draft at a match of 3-4 (0.55) yields fewer tokens a ms than plain steps here, at 5-8 more
+    const { stop, f } = stopAfter(prompt);
+    expect(bestFreeLength(f.acceptance.estimates('lookup', 3, 16), 16, f.cost).rate).toBeLessThan(1);
+    expect(bestFreeLength(f.acceptance.estimates('lookup', 5, 16), 16, f.cost).rate).toBeGreaterThan(1);
+    expect(stop?.n).toBe(5);
+    expect(Array.from(stop!.history)).toEqual([127, 128, 129, 104]); // the context's newest 4: the run's first 5-gram starts with them
+  });
+  it('shorter where short matches have held', () => {
+    const acceptance = new FreeAcceptance();
+    for (let i = 0; i < 10; i++) acceptance.observe('lookup', 3, 2, 2);
+    const { stop } = stopAfter(prompt, acceptance);
+    expect(stop?.n).toBe(3);
+    expect(Array.from(stop!.history)).toEqual([129, 104]);
+  });
+  it('none where no match pays (rounds far dearer than plain steps), or after a declined repeat', () => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 3 * rows);
+    expect(stopAfter(prompt, new FreeAcceptance(), { cost }).stop).toBeNull();
+    expect(stopAfter(prompt, new FreeAcceptance(), { repeatDeclined: true }).stop).toBeNull();
+  });
+});
+
+function popcount(b: number): number {
+  let c = 0;
+  for (; b; b &= b - 1) c++;
+  return c;
+}

@@ -48,6 +48,8 @@ export function countDrafts(stats: SourceStats, offset: number, drafted: number,
 
 /** Match lengths that share an acceptance estimate. */
 const BUCKETS = [2, 4, 8, 16, Infinity] as const;
+/** The shortest match length of each bucket. */
+export const BUCKET_STARTS: readonly number[] = [1, ...BUCKETS.slice(0, -1).map((b) => b + 1)];
 /** Prior per source and bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a source is tried. */
 const PRIOR: Record<FreeDraftSource['name'], readonly number[]> = {
   // a match in the context: two tokens of it say little, sixteen a lot

@@ -5,10 +5,19 @@
 import { needsLogits } from './sampling.js';
 import { acceptPrefix, pointMass } from './accept.js';
 import { ContextLookup } from './context-lookup.js';
-import { bestFreeLength, countDrafts, type FreeAcceptance, type FreeDraftSource, type FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
+import {
+  BUCKET_STARTS,
+  bestFreeLength,
+  countDrafts,
+  type FreeAcceptance,
+  type FreeDraftSource,
+  type FreeRoundCost,
+  type ResolvedFreeDrafts,
+} from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, type LoopState, penaltyHistory, untilStop } from './rounds.js';
 import { allowedPrefix } from './grammar.js';
+import { NgramFilter } from './ngram-filter.js';
 
 /** The free draft sources of a generation and what chooses between them. */
 export interface FreeRounds {
@@ -29,6 +38,11 @@ export interface FreeRounds {
   lastFreeAccepted: number;
   /** Free drafts proposed at the latest choice but not verified: the output they are checked against. */
   shadows: ShadowDraft[];
+  /** The context's n-grams for plain runs to end at a repeat (null: runs do not look; see repeatLength). */
+  repeatFilter: NgramFilter | null;
+  /** The latest plain run ended at a repeated n-gram; the choice after it declined one. */
+  stoppedAtRepeat: boolean;
+  repeatDeclined: boolean;
 }
 
 /**
@@ -73,17 +87,11 @@ export function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number
  */
 export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoice | null {
   const { session } = s;
-  while (f.synced < session.tokens.length) {
-    const t = session.tokens[f.synced++];
-    for (const src of f.sources) src.push(t);
-  }
+  syncSources(f, session.tokens);
   observeShadows(f, session.tokens);
   f.acceptance.age();
   if (f.options.choice === 'continuation' && s.spec) return null;
-  const plainRate = 1 / f.cost.plainMs();
-  // the alternative: an early-exit round, or a plain step where the adaptive policy may pick one
-  const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
-  const alternative = s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
+  const alternative = alternativeRate(s, f);
   let bestRate = alternative;
   let best: FreeChoice | null = null;
   let likeliest: FreeChoice | null = null; // the candidate with the most expected tokens, for a probe
@@ -126,7 +134,60 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   // every draft whole, BENCHMARKS.md section 16, stop 39)
   f.shadows = proposals.filter((p) => p.source !== best?.source.name);
   if (best) f.sinceFree = 0;
+  // a run that ended at a repeat whose draft was declined after all (cut by a stop, or by the room
+  // left) is followed by one that does not end at repeats, rather than by a run of one step each
+  f.repeatDeclined = f.stoppedAtRepeat && !best;
+  f.stoppedAtRepeat = false;
   return best;
+}
+
+/** Gives the sources (and the repeat filter) the session's tokens they have not seen. */
+function syncSources(f: FreeRounds, tokens: readonly number[]): void {
+  while (f.synced < tokens.length) {
+    const t = tokens[f.synced++];
+    for (const src of f.sources) src.push(t);
+    f.repeatFilter?.push(t);
+  }
+}
+
+/** Tokens per ms of what a round does without a free draft: an early-exit round, or a plain step where the adaptive policy may pick one. */
+function alternativeRate(s: LoopState, f: FreeRounds): number {
+  const plainRate = 1 / f.cost.plainMs();
+  const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
+  return s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
+}
+
+/**
+ * Where the next plain run ends at a repeat: the shortest match whose lookup draft the measured
+ * choice would take now, at the acceptance estimated for it and the measured costs, with the filter marked for it and the n - 1 newest tokens; null where no
+ * match would be taken. Before, a run ended only at its length, up to 22 plain steps on the copy
+ * model, and hid the start of a repeat: in free continuation the model began to repeat its prompt
+ * about 20 tokens in, and lookup drafted a third of what llama.cpp's ngram-simple drafted
+ * (BENCHMARKS.md section 16, "Stop 40").
+ */
+export function repeatStop(s: LoopState, f: FreeRounds, last: number): { filter: Uint8Array; n: number; history: Int32Array } | null {
+  const filter = f.repeatFilter;
+  if (!filter || f.repeatDeclined || f.options.choice !== 'measured') return null;
+  syncSources(f, s.session.tokens);
+  const alternative = alternativeRate(s, f);
+  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
+  // (one length per acceptance bucket, the shortest; the addon takes n-grams of 2 and more)
+  const start = BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
+  if (start === undefined) return null;
+  const n = Math.max(2, start);
+  filter.setLength(n);
+  const history = filter.history();
+  // (the run's first n-gram ends with the token it produces after `last`, the newest token here)
+  if (!history || history[history.length - 1] !== last) return null;
+  return { filter: filter.bits, n, history };
+}
+
+/** A repeat filter for the lookup of a generation whose plain runs it can end, with the prompt's n-grams. */
+export function newRepeatFilter(o: ResolvedFreeDrafts, promptTokens: readonly number[], contextSize: number): NgramFilter | null {
+  if (!o.lookup || o.choice !== 'measured') return null;
+  const filter = new NgramFilter(contextSize);
+  for (const t of promptTokens) filter.push(t);
+  return filter;
 }
 
 /**

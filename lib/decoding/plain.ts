@@ -5,7 +5,7 @@
 // abort stops within one step. Sampling copies the logits row and samples in TypeScript, one step
 // per call.
 import { needsLogits, pickToken, type RowMask, type SamplerRng, type ResolvedSampling } from './sampling.js';
-import type { NativeSequence } from '../native/binding.js';
+import type { NativeRunOptions, NativeSequence } from '../native/binding.js';
 import type { DecodeSession } from './session.js';
 
 /** How long one run may take before its tokens stream out (ms). */
@@ -39,8 +39,9 @@ export async function plainRun(
   token: number,
   steps: number,
   onCached: (token: number) => void,
-): Promise<{ position: number; token: number; nativeMs: number; firstStepMs?: number } | null> {
-  const r = await ctx.decodeRun({ token, maxTokens: steps, stopTokens: session.stopTokenIds });
+  repeat?: NativeRunOptions['repeat'],
+): Promise<{ position: number; token: number; nativeMs: number; firstStepMs?: number; repeat: boolean } | null> {
+  const r = await ctx.decodeRun({ token, maxTokens: steps, stopTokens: session.stopTokenIds, repeat });
   let feed = token;
   for (let j = 0; j < r.tokens.length; j++) {
     onCached(feed); // decoded at position + j
@@ -50,7 +51,7 @@ export async function plainRun(
     }
     feed = r.tokens[j];
   }
-  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs, firstStepMs: r.firstStepMs };
+  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs, firstStepMs: r.firstStepMs, repeat: r.repeat === true };
 }
 
 /** Steps for the next run: as many as fit RUN_TARGET_MS at the measured step time. */

@@ -37,7 +37,9 @@ import {
   fusedRound,
   lookupAfterDrafts,
   lookupMayContinue,
+  newRepeatFilter,
   PROBE_EVERY,
+  repeatStop,
 } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
@@ -174,7 +176,19 @@ export async function selfSpeculativeLoop(
   const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? newFreeMemory(PROBE_EVERY)) : null;
   if (freeOptions && kept) {
     const sources = freeSources(freeOptions, promptTokens);
-    s.free = { ...kept, options: freeOptions, sources, synced: 0, afterRound: true, lastFreeAccepted: 0, shadows: [] };
+    const repeatFilter = ctx.decodeRun ? newRepeatFilter(freeOptions, promptTokens, ctx.state().contextSize) : null;
+    s.free = {
+      ...kept,
+      options: freeOptions,
+      sources,
+      synced: 0,
+      afterRound: true,
+      lastFreeAccepted: 0,
+      shadows: [],
+      repeatFilter,
+      stoppedAtRepeat: false,
+      repeatDeclined: false,
+    };
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }
@@ -226,11 +240,15 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       // plain steps in one call: until the adaptive policy's next probe and, with free drafts, the
       // next look at their sources (a run as long as the policy's probe interval, up to 512 steps,
       // would hide a repeat that a lookup could draft), or the run length
-      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, s.free ? stepsBeforeLook(s.free, plainSteps) : Infinity);
+      // a run that ends where the lookup finds a draft it would take need not stop to look for one
+      // (a prediction still needs looks: its re-alignment after an edit is not a repeat)
+      const repeat = s.free ? repeatStop(s, s.free, last) : null;
+      const looks = s.free && !(repeat && s.free.sources.every((x) => x.name === 'lookup'));
+      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, looks ? stepsBeforeLook(s.free!, plainSteps) : Infinity);
       const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
       const before = session.tokens.length;
-      const r = await plainRun(runner, session, p, last, n, s.onCached);
+      const r = await plainRun(runner, session, p, last, n, s.onCached, repeat ?? undefined);
       const ms = performance.now() - t0;
       s.stats.verifyMs += ms;
       s.stats.corrections += session.tokens.length - before; // the full model's own tokens
@@ -244,6 +262,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
         s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs);
         s.free.afterRound = false;
         s.free.sinceFree += steps;
+        s.free.stoppedAtRepeat = r.repeat;
         plainSteps = Math.min(plainSteps * 2, s.free.lastFreeAccepted > 0 && freeRoundsCouldPay(s.free) ? 8 : runLength(stepMs));
       }
       return { p: r.position, last: r.token };

@@ -127,6 +127,12 @@ export interface NativeRunOptions {
   maxTokens: number;
   /** Tokens that end the run after being produced, like end-of-generation tokens. */
   stopTokens?: Int32Array;
+  /**
+   * End the run after a produced token whose n-gram (with the n - 1 tokens before it) is marked in
+   * `filter` (lib/decoding/ngram-filter.ts, whose hash the addon repeats) or was produced earlier in
+   * the run. `history`: the n - 1 tokens before the first produced one (`token` last).
+   */
+  repeat?: { filter: Uint8Array; n: number; history: Int32Array };
   sequence?: number;
 }
 
@@ -140,6 +146,8 @@ export interface NativeRunResult {
    * keeps fits), and its caches are cold, so it costs more than the rest.
    */
   firstStepMs?: number;
+  /** The run ended at a repeated n-gram (`repeat`). */
+  repeat?: boolean;
 }
 
 export interface NativeDraftResult {
