@@ -11,6 +11,7 @@ import {
   freeRoundsCouldPay,
   type FreeRounds,
   probeDue,
+  plainRunEnd,
   repeatStop,
   stepsBeforeLook,
 } from '../lib/decoding/free-rounds.js';
@@ -244,6 +245,23 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
       rounds.observeRound(rows, ms);
     expect(rounds.roundMs(17)).toBeCloseTo(1 + 0.4 * 17, 9);
   });
+  it('through rounds of one size, takes a row at most half a plain step (their fixed cost is not per row)', () => {
+    // a 1 ms plain step and one 2-row round of 2.6 ms: half its cost a row (0.65 ms) would put a
+    // 17-row round at 11.05 ms; a row at half a plain step, through the round, at 1.6 + 0.5 * 17
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    cost.observeRound(2, 2.6);
+    expect(cost.roundMs(2)).toBeCloseTo(2.6, 12);
+    expect(cost.roundMs(17)).toBeCloseTo(1.6 + 0.5 * 17, 12);
+    // a second size measures the slope (least squares through three rounds)
+    cost.observeRound(5, 3.1);
+    cost.observeRound(5, 3.1);
+    expect(cost.roundMs(17) - cost.roundMs(5)).toBeCloseTo(12 * (0.5 / 3), 9);
+    // before a plain step is measured the guess has no scale: half the round's cost a row
+    const unscaled = new FreeRoundCost();
+    unscaled.observeRound(2, 2.6);
+    expect(unscaled.roundMs(17)).toBeCloseTo(1.3 + 0.65 * 17, 12);
+  });
 });
 
 describe('chooseFree with measured costs (a prediction from its first token, a short lookup match not)', () => {
@@ -459,6 +477,33 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 3 * rows);
     expect(stopAfter(prompt, new FreeAcceptance(), { cost }).stop).toBeNull();
     expect(stopAfter(prompt, new FreeAcceptance(), { repeatDeclined: true }).stop).toBeNull();
+  });
+});
+
+describe('plainRunEnd (how long a plain run goes before the sources are looked at)', () => {
+  /** Rounds of 1 + 0.3 ms a row (`perRow` 3: far dearer than 1 ms plain steps), `sources`, the output [104]. */
+  const endOf = (sources: FreeRounds['sources'], perRow = 0.3) => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + perRow * rows);
+    const repeatFilter = new NgramFilter(256);
+    for (let i = 0; i < 30; i++) repeatFilter.push(100 + i);
+    const f = freeRounds({ sources, cost, repeatFilter });
+    const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+    return plainRunEnd(state, f, 104, 8);
+  };
+  it('with lookup alone, runs to their length and end at a repeat instead of every 8 steps', () => {
+    const end = endOf([new ContextLookup()]);
+    expect(end.cap).toBe(Infinity);
+    expect(end.repeat?.n).toBe(5);
+  });
+  it('with a prediction, still every 8 steps (its re-alignment is not a repeat), and at a repeat', () => {
+    const end = endOf([new PredictionDrafts([1, 2, 3]), new ContextLookup()]);
+    expect(end.cap).toBe(8);
+    expect(end.repeat?.n).toBe(5);
+  });
+  it('neither where no free draft could pay (stories260K)', () => {
+    expect(endOf([new ContextLookup()], 3)).toEqual({ cap: Infinity, repeat: null });
   });
 });
 

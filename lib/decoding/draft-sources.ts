@@ -188,6 +188,16 @@ export class FreeRoundCost {
     const typical = lowerMedian(ratios)!;
     const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
     if (kept.length < this.samples.length) line = costLine(kept, 1e-6, 1 / 2);
+    // through rounds of one size the slope is a guess, half their mean cost a row; a round of 2-3 rows
+    // costs mostly what any round costs (a graph built for its shape, the hand-off), so after a first
+    // 2-row round on the copy model the guess put a 17-row round at 5.5 ms against 3.1 measured, and
+    // drafts of a text the model copied were declined for whole generations (BENCHMARKS.md section
+    // 16, "Stop 40"). There a row is taken to cost at most what an unmeasured one does
+    const guessed = UNMEASURED_ROW_COST * this.step;
+    if (kept.every(([x]) => x === kept[0][0]) && line.perUnit > guessed) {
+      const [x, y] = kept.reduce(([sx, sy], [xi, yi]) => [sx + xi / kept.length, sy + yi / kept.length], [0, 0]);
+      line = { base: y - guessed * x, perUnit: guessed };
+    }
     this.base = line.base;
     this.perRow = line.perUnit;
   }

@@ -32,14 +32,13 @@ import {
   earlyExitExtension,
   freeRound,
   freeRoundsCouldPay,
-  stepsBeforeLook,
   freeSources,
   fusedRound,
   lookupAfterDrafts,
   lookupMayContinue,
   newRepeatFilter,
   PROBE_EVERY,
-  repeatStop,
+  plainRunEnd,
 } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
@@ -239,16 +238,14 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       }
       // plain steps in one call: until the adaptive policy's next probe and, with free drafts, the
       // next look at their sources (a run as long as the policy's probe interval, up to 512 steps,
-      // would hide a repeat that a lookup could draft), or the run length
-      // a run that ends where the lookup finds a draft it would take need not stop to look for one
-      // (a prediction still needs looks: its re-alignment after an edit is not a repeat)
-      const repeat = s.free ? repeatStop(s, s.free, last) : null;
-      const looks = s.free && !(repeat && s.free.sources.every((x) => x.name === 'lookup'));
-      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, looks ? stepsBeforeLook(s.free!, plainSteps) : Infinity);
+      // would hide a repeat that a lookup could draft) or a repeat the lookup would draft, or the
+      // run length
+      const end = s.free ? plainRunEnd(s, s.free, last, plainSteps) : { cap: Infinity, repeat: null };
+      const cap = Math.min(policy ? policy.plainStepsBeforeProbe() : Infinity, end.cap);
       const n = Math.min(cap, Number.isNaN(stepMs) ? 2 : runLength(stepMs), session.remaining, contextSize - p);
       const t0 = performance.now();
       const before = session.tokens.length;
-      const r = await plainRun(runner, session, p, last, n, s.onCached, repeat ?? undefined);
+      const r = await plainRun(runner, session, p, last, n, s.onCached, end.repeat ?? undefined);
       const ms = performance.now() - t0;
       s.stats.verifyMs += ms;
       s.stats.corrections += session.tokens.length - before; // the full model's own tokens
