@@ -38,7 +38,7 @@ export interface FreeRounds {
   lastFreeAccepted: number;
   /** Free drafts proposed at the latest choice but not verified: the output they are checked against. */
   shadows: ShadowDraft[];
-  /** The context's n-grams for plain runs to end at a repeat (null: runs do not look; see repeatLength). */
+  /** The context's n-grams for plain runs to end at a repeat (null: runs do not; see repeatStop). */
   repeatFilter: NgramFilter | null;
   /** The latest plain run ended at a repeated n-gram; the choice after it declined one. */
   stoppedAtRepeat: boolean;
@@ -158,12 +158,13 @@ function alternativeRate(s: LoopState, f: FreeRounds): number {
 }
 
 /**
- * Where the next plain run ends at a repeat: the shortest match whose lookup draft the measured
- * choice would take now, at the acceptance estimated for it and the measured costs, with the filter marked for it and the n - 1 newest tokens; null where no
- * match would be taken. Before, a run ended only at its length, up to 22 plain steps on the copy
- * model, and hid the start of a repeat: in free continuation the model began to repeat its prompt
- * about 20 tokens in, and lookup drafted a third of what llama.cpp's ngram-simple drafted
- * (BENCHMARKS.md section 16, "Stop 40").
+ * Where the next plain run ends at a repeat: n, the shortest match whose lookup draft the measured
+ * choice would take now (at the acceptance estimated for it and the measured costs), the filter
+ * marked for n-grams of that length, and the n - 1 newest tokens; null where no match would be
+ * taken. Before, a run ended only at its length, up to 22 plain steps on the copy model, and hid
+ * the start of a repeat: in free continuation the model began to repeat its prompt about 20 tokens
+ * in, and lookup drafted a third of what llama.cpp's ngram-simple drafted (BENCHMARKS.md section 16,
+ * "Stop 40"). A change of n marks the filter again from the whole context (O(context), rare).
  */
 export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatStop | null {
   const filter = f.repeatFilter;
