@@ -245,7 +245,7 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
       rounds.observeRound(rows, ms);
     expect(rounds.roundMs(17)).toBeCloseTo(1 + 0.4 * 17, 9);
   });
-  it('through rounds of one size, takes a row at most half a plain step (their fixed cost is not per row)', () => {
+  it('through rounds of nearly one size, takes a row at most half a plain step (their fixed cost is not per row)', () => {
     // a 1 ms plain step and one 2-row round of 2.6 ms: half its cost a row (0.65 ms) would put a
     // 17-row round at 11.05 ms; a row at half a plain step, through the round, at 1.6 + 0.5 * 17
     const cost = new FreeRoundCost();
@@ -257,6 +257,27 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
     cost.observeRound(5, 3.1);
     cost.observeRound(5, 3.1);
     expect(cost.roundMs(17) - cost.roundMs(5)).toBeCloseTo(12 * (0.5 / 3), 9);
+    // rounds of 2 and 3 rows whose least-squares slope is 1.4 ms a row (noise across one row): half a
+    // plain step a row through their mean (2.5 rows, 2.75 ms); rounds 6 rows apart keep their slope
+    const narrow = new FreeRoundCost();
+    narrow.observePlainRun(10, 10, false);
+    for (const [rows, ms] of [
+      [2, 2.0],
+      [3, 3.4],
+      [2, 2.1],
+      [3, 3.5],
+    ])
+      narrow.observeRound(rows, ms);
+    expect(narrow.roundMs(17)).toBeCloseTo(2.75 + 0.5 * (17 - 2.5), 9);
+    const wide = new FreeRoundCost();
+    wide.observePlainRun(10, 10, false);
+    for (const [rows, ms] of [
+      [3, 6],
+      [9, 15],
+      [3, 6],
+    ])
+      wide.observeRound(rows, ms);
+    expect(wide.roundMs(17)).toBeCloseTo(1.5 + 1.5 * 17, 9);
     // before a plain step is measured the guess has no scale: half the round's cost a row
     const unscaled = new FreeRoundCost();
     unscaled.observeRound(2, 2.6);

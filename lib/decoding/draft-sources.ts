@@ -165,6 +165,8 @@ const MAX_SWITCH_STEPS = 3;
  * round too).
  */
 const PAUSED_ROUND = 2;
+/** Rows between the smallest and the largest round measured before the cost line's slope is trusted. */
+const TRUSTED_SPAN = 4;
 
 export class FreeRoundCost {
   private readonly samples: [number, number][] = [];
@@ -188,13 +190,17 @@ export class FreeRoundCost {
     const typical = lowerMedian(ratios)!;
     const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
     if (kept.length < this.samples.length) line = costLine(kept, 1e-6, 1 / 2);
-    // through rounds of one size the slope is a guess, half their mean cost a row; a round of 2-3 rows
-    // costs mostly what any round costs (a graph built for its shape, the hand-off), so after a first
-    // 2-row round on the copy model the guess put a 17-row round at 5.5 ms against 3.1 measured, and
-    // drafts of a text the model copied were declined for whole generations (BENCHMARKS.md section
-    // 16, "Stop 40"). There a row is taken to cost at most what an unmeasured one does
+    // through rounds of nearly one size the slope is a guess (half their mean cost a row) or noise
+    // (least squares through 2- and 3-row rounds), and a round of 2-3 rows costs mostly what any
+    // round costs (a graph built for its shape, the hand-off). After a first 2-row round on the copy
+    // model the guess put a 17-row round at 5.5 ms against 3.1 measured; after a chat whose drafts
+    // failed, 48 rounds of 2-3 rows put it at 39 ms. Rounds may grow only to twice the largest
+    // measured one, so no larger round was taken to correct it, and lookup drafted nothing on the
+    // texts the model copied next (BENCHMARKS.md section 16, "Stop 40"). There a row is taken to cost
+    // at most what an unmeasured one does; a slope too low corrects itself (larger rounds get taken)
     const guessed = UNMEASURED_ROW_COST * this.step;
-    if (kept.every(([x]) => x === kept[0][0]) && line.perUnit > guessed) {
+    const sizes = kept.map(([x]) => x);
+    if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
       const [x, y] = kept.reduce(([sx, sy], [xi, yi]) => [sx + xi / kept.length, sy + yi / kept.length], [0, 0]);
       line = { base: y - guessed * x, perUnit: guessed };
     }
