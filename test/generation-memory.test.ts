@@ -46,6 +46,7 @@ const freeRounds = (over: Partial<FreeRounds>): FreeRounds => ({
   probeInterval: 64,
   lastFreeAccepted: 0,
   shadows: [],
+  repeats: false,
   repeatFilter: null,
   stoppedAtRepeat: false,
   repeatDeclined: false,
@@ -472,7 +473,7 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.3 * rows);
     const repeatFilter = new NgramFilter(256);
     for (const t of prompt) repeatFilter.push(t);
-    const f = freeRounds({ sources: [], cost, acceptance, repeatFilter, ...over });
+    const f = freeRounds({ sources: [], cost, acceptance, repeats: true, repeatFilter, ...over });
     const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
     return { f, stop: repeatStop(state, f, 104) };
   };
@@ -492,6 +493,28 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
     expect(stop?.n).toBe(3);
     expect(Array.from(stop!.history)).toEqual([129, 104]);
   });
+  it('makes its filter at the first stop, from the prompt and the output so far', () => {
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 10, false);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.3 * rows);
+    const f = freeRounds({ sources: [], cost, repeats: true });
+    const state = {
+      session: { tokens: [104, 105], hasStopStrings: false },
+      promptTokens: prompt,
+      ctx: { state: () => ({ contextSize: 256 }) },
+      spec: null,
+      policy: null,
+    } as unknown as LoopState;
+    const stop = repeatStop(state, f, 105);
+    expect(stop?.n).toBe(5);
+    expect(Array.from(stop!.history)).toEqual([128, 129, 104, 105]);
+    const reference = new NgramFilter(256);
+    for (const t of [...prompt, 104, 105]) reference.push(t);
+    reference.setLength(5);
+    expect(stop!.filter).toEqual(reference.bits);
+    // no filter where runs may not end at repeats
+    expect(repeatStop(state, freeRounds({ sources: [], cost }), 105)).toBeNull();
+  });
   it('none where no match pays (rounds far dearer than plain steps), or after a declined repeat', () => {
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
@@ -509,7 +532,7 @@ describe('plainRunEnd (how long a plain run goes before the sources are looked a
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + perRow * rows);
     const repeatFilter = new NgramFilter(256);
     for (let i = 0; i < 30; i++) repeatFilter.push(100 + i);
-    const f = freeRounds({ sources, cost, repeatFilter });
+    const f = freeRounds({ sources, cost, repeats: true, repeatFilter });
     const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
     return plainRunEnd(state, f, 104, 8);
   };

@@ -38,7 +38,9 @@ export interface FreeRounds {
   lastFreeAccepted: number;
   /** Free drafts proposed at the latest choice but not verified: the output they are checked against. */
   shadows: ShadowDraft[];
-  /** The context's n-grams for plain runs to end at a repeat (null: runs do not; see repeatStop). */
+  /** Plain runs may end at a repeat (measured lookup with the addon's plain runs; see repeatStop). */
+  repeats: boolean;
+  /** The context's n-grams for it, made at the first repeat stop (null before). */
   repeatFilter: NgramFilter | null;
   /** The latest plain run ended at a repeated n-gram; the choice after it declined one. */
   stoppedAtRepeat: boolean;
@@ -167,8 +169,7 @@ function alternativeRate(s: LoopState, f: FreeRounds): number {
  * "Stop 40"). A change of n marks the filter again from the whole context (O(context), rare).
  */
 export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatStop | null {
-  const filter = f.repeatFilter;
-  if (!filter || f.repeatDeclined || f.options.choice !== 'measured') return null;
+  if (!f.repeats || f.repeatDeclined) return null;
   syncSources(f, s.session.tokens);
   const alternative = alternativeRate(s, f);
   const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
@@ -176,6 +177,8 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
   const start = BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
   if (start === undefined) return null;
   const n = Math.max(2, start);
+  // (made only here: where no run ends at a repeat, as on stories260K, no token is hashed)
+  const filter = (f.repeatFilter ??= newRepeatFilter(s));
   filter.setLength(n);
   const history = filter.history();
   // (the run's first n-gram ends with the token it produces after `last`, the newest token here)
@@ -186,11 +189,11 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
 /** decodeRun's `repeat`: the filter, its n-gram length and the n - 1 tokens before the run. */
 export type RepeatStop = { filter: Uint8Array; n: number; history: Int32Array };
 
-/** A repeat filter for the lookup of a generation whose plain runs it can end, with the prompt's n-grams. */
-export function newRepeatFilter(o: ResolvedFreeDrafts, promptTokens: readonly number[], contextSize: number): NgramFilter | null {
-  if (!o.lookup || o.choice !== 'measured') return null;
-  const filter = new NgramFilter(contextSize);
-  for (const t of promptTokens) filter.push(t);
+/** A repeat filter with the context so far: the prompt and the session's tokens (all given to the sources). */
+function newRepeatFilter(s: LoopState): NgramFilter {
+  const filter = new NgramFilter(s.ctx.state().contextSize);
+  for (const t of s.promptTokens) filter.push(t);
+  for (const t of s.session.tokens) filter.push(t);
   return filter;
 }
 

@@ -36,7 +36,6 @@ import {
   fusedRound,
   lookupAfterDrafts,
   lookupMayContinue,
-  newRepeatFilter,
   PROBE_EVERY,
   plainRunEnd,
 } from './free-rounds.js';
@@ -175,7 +174,6 @@ export async function selfSpeculativeLoop(
   const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? newFreeMemory(PROBE_EVERY)) : null;
   if (freeOptions && kept) {
     const sources = freeSources(freeOptions, promptTokens);
-    const repeatFilter = ctx.decodeRun ? newRepeatFilter(freeOptions, promptTokens, ctx.state().contextSize) : null;
     s.free = {
       ...kept,
       options: freeOptions,
@@ -184,7 +182,8 @@ export async function selfSpeculativeLoop(
       afterRound: true,
       lastFreeAccepted: 0,
       shadows: [],
-      repeatFilter,
+      repeats: ctx.decodeRun !== undefined && freeOptions.lookup && freeOptions.choice === 'measured',
+      repeatFilter: null,
       stoppedAtRepeat: false,
       repeatDeclined: false,
     };
