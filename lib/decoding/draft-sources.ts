@@ -202,7 +202,7 @@ export class FreeRoundCost {
     const sizes = kept.map(([x]) => x);
     if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
       const [x, y] = kept.reduce(([sx, sy], [xi, yi]) => [sx + xi / kept.length, sy + yi / kept.length], [0, 0]);
-      line = { base: y - guessed * x, perUnit: guessed };
+      line = { base: Math.max(0, y - guessed * x), perUnit: guessed };
     }
     this.base = line.base;
     this.perRow = line.perUnit;

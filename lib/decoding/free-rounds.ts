@@ -42,8 +42,9 @@ export interface FreeRounds {
   repeats: boolean;
   /** The context's n-grams for it, made at the first repeat stop (null before). */
   repeatFilter: NgramFilter | null;
-  /** The latest plain run ended at a repeated n-gram; the choice after it declined one. */
+  /** The latest plain run ended at a repeated n-gram. */
   stoppedAtRepeat: boolean;
+  /** The choice after such a run declined its draft: the next run does not end at repeats. */
   repeatDeclined: boolean;
 }
 
