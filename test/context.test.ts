@@ -100,8 +100,7 @@ describe('stories260K', () => {
     const all = [...prompt, ...plain.tokens]; // the context, then what the run produced
     // a filter that marks one trigram of the reference output, produced 12 tokens into the run
     const at = prompt.length + 12; // index in `all` of the token that completes the trigram
-    const filter = new NgramFilter(512);
-    for (const t of all.slice(at - 2, at + 1)) filter.push(t);
+    const filter = new NgramFilter(512, all.slice(at - 2, at + 1));
     filter.setLength(3);
     const history = Int32Array.from(all.slice(prompt.length - 1, prompt.length + 1)); // the 2 tokens before the run's first
     const stopped = await run({ filter: filter.bits, n: 3, history });

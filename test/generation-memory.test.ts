@@ -446,12 +446,13 @@ describe('NgramFilter (the context n-grams a native plain run ends at)', () => {
     const bit = ngramHash(tokens, from, n) >>> (32 - Math.log2(f.bits.length * 8));
     return ((f.bits[bit >> 3] >> (bit & 7)) & 1) === 1;
   };
-  it('marks every n-gram pushed, and marks them again for a new length', () => {
+  it('marks every n-gram of its context as it grows, and all of them again for a new length', () => {
     const tokens = [7, 8, 9, 10, 11, 12];
-    const f = new NgramFilter(100);
-    for (const t of tokens.slice(0, 3)) f.push(t);
+    const context = tokens.slice(0, 3);
+    const f = new NgramFilter(100, context);
     f.setLength(3);
-    for (const t of tokens.slice(3)) f.push(t);
+    context.push(...tokens.slice(3));
+    f.setLength(3);
     for (let i = 0; i + 3 <= tokens.length; i++) expect(isMarked(f, tokens, i, 3)).toBe(true);
     expect(f.bits.reduce((a, b) => a + popcount(b), 0)).toBe(4); // 4 trigrams, nothing else (no collision here)
     f.setLength(4);
@@ -460,23 +461,25 @@ describe('NgramFilter (the context n-grams a native plain run ends at)', () => {
     expect(Array.from(f.history()!)).toEqual([10, 11, 12]);
   });
   it('keeps at most 1 in 32 bits set for a full context', () => {
-    const f = new NgramFilter(4096);
+    const f = new NgramFilter(4096, []);
     expect(f.bits.length * 8).toBeGreaterThanOrEqual(32 * 4096);
   });
 });
 
 describe('repeatStop (where a plain run ends: the shortest match whose lookup draft would be taken)', () => {
-  /** A 1 ms plain step, rounds of 1 + 0.3 ms a row, the output [104] after a prompt `prompt`. */
+  /** A 1 ms plain step, rounds of 1 + 0.3 ms a row, the output [104] after a prompt `prompt` (the lookup's context). */
   const stopAfter = (prompt: number[], acceptance = new FreeAcceptance(), over: Partial<FreeRounds> = {}) => {
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.3 * rows);
-    const repeatFilter = new NgramFilter(256);
-    for (const t of prompt) repeatFilter.push(t);
-    const f = freeRounds({ sources: [], cost, acceptance, repeats: true, repeatFilter, ...over });
-    const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
-    return { f, stop: repeatStop(state, f, 104) };
+    const lookup = new ContextLookup();
+    lookup.pushAll(prompt);
+    const f = freeRounds({ sources: [lookup], cost, acceptance, repeats: true, ...over });
+    return { f, stop: repeatStop(loopState([104]), f, 104) };
   };
+  /** The loop state repeatStop reads: the output `tokens` and a context of 256 cells. */
+  const loopState = (tokens: number[]) =>
+    ({ session: { tokens, hasStopStrings: false }, ctx: { state: () => ({ contextSize: 256 }) }, spec: null, policy: null }) as unknown as LoopState;
   const prompt = Array.from({ length: 30 }, (_, i) => 100 + i);
   it('at the priors and these costs, a match of 5 (the 5-8 bucket, 0.75) is the shortest taken', () => {
     // a draft at a match of 3-4 (0.55) yields fewer tokens a ms than plain steps here, at 5-8 more
@@ -497,23 +500,18 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + 0.3 * rows);
-    const f = freeRounds({ sources: [], cost, repeats: true });
-    const state = {
-      session: { tokens: [104, 105], hasStopStrings: false },
-      promptTokens: prompt,
-      ctx: { state: () => ({ contextSize: 256 }) },
-      spec: null,
-      policy: null,
-    } as unknown as LoopState;
+    const lookup = new ContextLookup();
+    lookup.pushAll(prompt);
+    const f = freeRounds({ sources: [lookup], cost, repeats: true });
+    const state = loopState([104, 105]);
     const stop = repeatStop(state, f, 105);
     expect(stop?.n).toBe(5);
     expect(Array.from(stop!.history)).toEqual([128, 129, 104, 105]);
-    const reference = new NgramFilter(256);
-    for (const t of [...prompt, 104, 105]) reference.push(t);
+    const reference = new NgramFilter(256, [...prompt, 104, 105]);
     reference.setLength(5);
     expect(stop!.filter).toEqual(reference.bits);
     // no filter where runs may not end at repeats
-    expect(repeatStop(state, freeRounds({ sources: [], cost }), 105)).toBeNull();
+    expect(repeatStop(state, freeRounds({ sources: [lookup], cost }), 105)).toBeNull();
   });
   it('none where no match pays (rounds far dearer than plain steps), or after a declined repeat', () => {
     const cost = new FreeRoundCost();
@@ -530,10 +528,14 @@ describe('plainRunEnd (how long a plain run goes before the sources are looked a
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
     for (const rows of [3, 9, 17]) cost.observeRound(rows, 1 + perRow * rows);
-    const repeatFilter = new NgramFilter(256);
-    for (let i = 0; i < 30; i++) repeatFilter.push(100 + i);
-    const f = freeRounds({ sources, cost, repeats: true, repeatFilter });
-    const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+    for (const x of sources) if (x instanceof ContextLookup) x.pushAll(Array.from({ length: 30 }, (_, i) => 100 + i));
+    const f = freeRounds({ sources, cost, repeats: true });
+    const state = {
+      session: { tokens: [104], hasStopStrings: false },
+      ctx: { state: () => ({ contextSize: 256 }) },
+      spec: null,
+      policy: null,
+    } as unknown as LoopState;
     return plainRunEnd(state, f, 104, 8);
   };
   it('with lookup alone, runs to their length and end at a repeat instead of every 8 steps', () => {

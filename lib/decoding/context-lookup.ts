@@ -32,6 +32,11 @@ export class ContextLookup implements FreeDraftSource {
     return this.tokens.length;
   }
 
+  /** The tokens indexed so far (the array itself: it grows with push). */
+  get context(): readonly number[] {
+    return this.tokens;
+  }
+
   /** How many of the newest tokens the current draft's occurrence matches (0: no draft). */
   get matchLength(): number {
     return this.matchLen;

@@ -201,8 +201,9 @@ export class FreeRoundCost {
     const guessed = UNMEASURED_ROW_COST * this.step;
     const sizes = kept.map(([x]) => x);
     if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
-      const [x, y] = kept.reduce(([sx, sy], [xi, yi]) => [sx + xi / kept.length, sy + yi / kept.length], [0, 0]);
-      line = { base: Math.max(0, y - guessed * x), perUnit: guessed };
+      // (through their mean: the base is the mean cost less the guessed rows' share)
+      const rowsCost = kept.reduce((sum, [x, y]) => sum + y - guessed * x, 0);
+      line = { base: Math.max(0, rowsCost / kept.length), perUnit: guessed };
     }
     this.base = line.base;
     this.perRow = line.perUnit;

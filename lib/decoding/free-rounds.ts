@@ -144,12 +144,11 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
   return best;
 }
 
-/** Gives the sources (and the repeat filter) the session's tokens they have not seen. */
+/** Gives the sources the session's tokens they have not seen. */
 function syncSources(f: FreeRounds, tokens: readonly number[]): void {
   while (f.synced < tokens.length) {
     const t = tokens[f.synced++];
     for (const src of f.sources) src.push(t);
-    f.repeatFilter?.push(t);
   }
 }
 
@@ -170,7 +169,8 @@ function alternativeRate(s: LoopState, f: FreeRounds): number {
  * "Stop 40"). A change of n marks the filter again from the whole context (O(context), rare).
  */
 export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatStop | null {
-  if (!f.repeats || f.repeatDeclined) return null;
+  const lookup = f.sources.find((x) => x instanceof ContextLookup);
+  if (!f.repeats || f.repeatDeclined || !lookup) return null;
   syncSources(f, s.session.tokens);
   const alternative = alternativeRate(s, f);
   const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
@@ -178,8 +178,9 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
   const start = BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
   if (start === undefined) return null;
   const n = Math.max(2, start);
-  // (made only here: where no run ends at a repeat, as on stories260K, no token is hashed)
-  const filter = (f.repeatFilter ??= newRepeatFilter(s));
+  // (made only here, over the lookup's own tokens: where no run ends at a repeat, as on
+  // stories260K, no token is hashed; setLength marks the n-grams added since the last run)
+  const filter = (f.repeatFilter ??= new NgramFilter(s.ctx.state().contextSize, lookup.context));
   filter.setLength(n);
   const history = filter.history();
   // (the run's first n-gram ends with the token it produces after `last`, the newest token here)
@@ -189,14 +190,6 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
 
 /** decodeRun's `repeat`: the filter, its n-gram length and the n - 1 tokens before the run. */
 export type RepeatStop = { filter: Uint8Array; n: number; history: Int32Array };
-
-/** A repeat filter with the context so far: the prompt and the session's tokens (all given to the sources). */
-function newRepeatFilter(s: LoopState): NgramFilter {
-  const filter = new NgramFilter(s.ctx.state().contextSize);
-  for (const t of s.promptTokens) filter.push(t);
-  for (const t of s.session.tokens) filter.push(t);
-  return filter;
-}
 
 /**
  * The declined drafts of the latest choice against the output since: per draft, the tokens the

@@ -21,10 +21,17 @@ export class NgramFilter {
   readonly bits: Uint8Array;
   private readonly shift: number;
   private n = 0;
-  private readonly tokens: number[] = [];
+  /** Tokens whose n-grams (those ending before it) are marked. */
+  private marked = 0;
 
-  /** A filter for a context of up to `contextSize` tokens. */
-  constructor(contextSize: number) {
+  /**
+   * A filter for a context of up to `contextSize` tokens, over `tokens`: the context as it grows
+   * (the lookup's own array, read, not copied; see ContextLookup.context).
+   */
+  constructor(
+    contextSize: number,
+    private readonly tokens: readonly number[],
+  ) {
     let bytes = MIN_BYTES;
     while (bytes < MAX_BYTES && bytes * 8 < contextSize * BITS_PER_TOKEN) bytes *= 2;
     this.bits = new Uint8Array(bytes);
@@ -36,17 +43,18 @@ export class NgramFilter {
     return this.n;
   }
 
-  push(token: number): void {
-    this.tokens.push(token);
-    if (this.n > 0 && this.tokens.length >= this.n) this.mark(this.tokens.length - this.n);
-  }
-
-  /** Marks every n-gram of the tokens so far for length `n` (again only when n changes). */
+  /**
+   * Marks every n-gram of the context for length `n`: those added since the last call, or all of
+   * them again when n changes.
+   */
   setLength(n: number): void {
-    if (n === this.n) return;
-    this.n = n;
-    this.bits.fill(0);
-    for (let i = 0; i + n <= this.tokens.length; i++) this.mark(i);
+    if (n !== this.n) {
+      this.n = n;
+      this.marked = 0;
+      this.bits.fill(0);
+    }
+    for (let i = Math.max(this.marked, n); i <= this.tokens.length; i++) this.mark(i - n);
+    this.marked = this.tokens.length + 1;
   }
 
   /** The n - 1 newest tokens: the n-gram of the run's first produced token starts with them. */
