@@ -7,12 +7,14 @@
 //      continuation (interleaved repetitions with an A/A control);
 //   3. what the index costs: lookup kept and consulted, no draft ever verified, against plain, in
 //      the same repetitions;
-//   4. and in parts: the index's own work per token, timed apart from the model.
+//   4. and in parts: the index's own work per token, timed apart from the model;
+//   5. a conversation: the tokens each turn adds to the lookup index, which the sequence keeps
+//      from turn to turn, against the whole context an index rebuilt every turn would take.
 //
 //   node bench/run.mjs lookup-cost [model: 1b|100m|stories|brown] [threads] [repetitions]
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadModel, type GenerateOptions } from 'layerskip';
+import { ChatSession, loadModel, PLAIN_CHAT_TEMPLATE, type GenerateOptions } from 'layerskip';
 import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
 import { median } from './stats.js';
 
@@ -154,6 +156,27 @@ const never = await ctx.generate(free, internal({ maxTokens: 256, lookup: true, 
 const runs = never.speculative!.draftLengths.length;
 console.log(
   `the index's own work: ${indexUs.toFixed(2)} us a token against a plain step of ${(median(plainStepMs) * 1000).toFixed(0)} us (${((100 * indexUs) / (median(plainStepMs) * 1000)).toFixed(2)}%); with lookup consulted and never verified, ${runs} plain runs for ${never.tokens.length} tokens`,
+);
+
+// 5. a conversation of 8 turns of up to 96 tokens, lookup on: what each turn added to the index
+// (the sequence keeps it while the next prompt starts with what it indexed) against what an index
+// built again every turn takes (the whole prompt, every earlier turn included, and the output)
+ctx.clear();
+const chat = new ChatSession(ctx, { template: PLAIN_CHAT_TEMPLATE });
+let kept = 0;
+let rebuilt = 0;
+let lastContext = 0;
+const turnMs: number[] = [];
+for (let turn = 0; turn < 8; turn++) {
+  const t0 = performance.now();
+  const r = await chat.prompt(turn % 2 === 0 ? 'Tell me a story about a dog.' : 'And what happened next?', { maxTokens: 96, lookup: true }).result;
+  turnMs.push(performance.now() - t0);
+  kept += r.speculative!.sources.lookup!.indexed!;
+  lastContext = r.timings.promptTokens + r.tokens.length;
+  rebuilt += lastContext;
+}
+console.log(
+  `a conversation of 8 turns (context ${lastContext} tokens at the end): ${kept} tokens indexed with the kept index, ${rebuilt} rebuilt every turn; at ${indexUs.toFixed(2)} us a token, ${((kept * indexUs) / 1000).toFixed(2)} against ${((rebuilt * indexUs) / 1000).toFixed(2)} ms of the turns' ${sum(turnMs).toFixed(0)} ms`,
 );
 ctx.dispose();
 model.dispose();

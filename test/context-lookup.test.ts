@@ -92,6 +92,21 @@ describe('ContextLookup', () => {
     lookup.pushAll([5, 5, 5]);
     expect(lookup.draft(4)).toEqual([5, 5, 5, 5]);
   });
+
+  it('extends to a context that starts with its tokens, as an index built from that context', () => {
+    const kept = new ContextLookup();
+    kept.pushAll([1, 2, 3, 1, 2]);
+    expect(kept.isPrefixOf([1, 2, 3, 1, 2])).toBe(true);
+    expect(kept.isPrefixOf([1, 2, 3, 1, 2, 3, 4])).toBe(true);
+    expect(kept.isPrefixOf([1, 2, 3, 1])).toBe(false); // shorter
+    expect(kept.isPrefixOf([1, 2, 9, 1, 2, 3])).toBe(false); // differs inside
+    const context = [1, 2, 3, 1, 2, 3, 4, 1, 2, 3];
+    kept.pushAll(context.slice(kept.length));
+    const fresh = new ContextLookup();
+    fresh.pushAll(context);
+    expect([kept.matchLength, kept.draft(6)]).toEqual([fresh.matchLength, fresh.draft(6)]);
+    expect(kept.draft(6)).toEqual([4, 1, 2, 3, 4, 1]);
+  });
 });
 
 // a prompt that repeats itself, so that lookup rounds start at once

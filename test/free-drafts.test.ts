@@ -264,6 +264,25 @@ describe('lookup in a chat', () => {
     // what the earlier turn adds: drafts accepted with it that the turn alone could not find
     expect(fromHistory).toBeGreaterThan(alone + 20);
   });
+
+  it('keeps the lookup index from turn to turn, and builds a new one for a context that does not extend it', async () => {
+    const options = { maxTokens: 40, lookup: true } as const;
+    const chat = new ChatSession(f.ctx, { template: PLAIN_CHAT_TEMPLATE });
+    const turn1 = await chat.prompt('Tell me a story about a dog.', options).result;
+    const turn2 = await chat.prompt('Tell me a story about a cat.', options).result;
+    // the same second turn in a new session: the sequence's index now holds turn 2 and its output,
+    // which this prompt does not start with, so the index is built from the whole prompt again
+    const again = new ChatSession(f.ctx, { template: PLAIN_CHAT_TEMPLATE, history: chat.messages.slice(0, 2) });
+    const rebuilt = await again.prompt('Tell me a story about a cat.', options).result;
+    expect(rebuilt.tokens).toEqual(turn2.tokens);
+    const indexed = (r: typeof turn1) => r.speculative!.sources.lookup!.indexed!;
+    // a fresh index holds the prompt and the output
+    expect(indexed(turn1)).toBe(turn1.timings.promptTokens + turn1.tokens.length);
+    expect(indexed(rebuilt)).toBe(rebuilt.timings.promptTokens + rebuilt.tokens.length);
+    // turn 2 added to turn 1's index only what came after it: the two together are the rebuilt one
+    expect(indexed(turn2)).toBeLessThan(turn2.timings.promptTokens);
+    expect(indexed(turn1) + indexed(turn2)).toBe(indexed(rebuilt));
+  });
 });
 
 describe('free draft options', () => {

@@ -81,6 +81,17 @@ export class ContextLookup implements FreeDraftSource {
   }
 
   /**
+   * Whether `tokens` starts with every token indexed so far: then the index of `tokens` is this one
+   * with the rest pushed (an index cannot drop tokens, so any other context needs a new one).
+   */
+  isPrefixOf(tokens: readonly number[]): boolean {
+    const n = this.tokens.length;
+    if (n > tokens.length) return false;
+    for (let i = 0; i < n; i++) if (this.tokens[i] !== tokens[i]) return false;
+    return true;
+  }
+
+  /**
    * Up to `max` tokens predicted for after the current end: what followed the newest earlier
    * occurrence of the longest repeated suffix (empty when the newest token never occurred before).
    */

@@ -71,13 +71,17 @@ export interface FreeChoice {
   probe: boolean;
 }
 
-/** The sources a generation drafts from for free: the caller's prediction first, then the context. */
-export function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[]): FreeDraftSource[] {
+/**
+ * The sources a generation drafts from for free: the caller's prediction first, then the context.
+ * `kept`: the sequence's lookup index from an earlier generation, whose tokens start `promptTokens`
+ * (GenerationMemory.takeLookup); only the prompt's tokens after them are added to it.
+ */
+export function freeSources(o: ResolvedFreeDrafts, promptTokens: readonly number[], kept: ContextLookup | null = null): FreeDraftSource[] {
   const out: FreeDraftSource[] = [];
   if (o.prediction) out.push(new PredictionDrafts(o.prediction));
   if (o.lookup) {
-    const lookup = new ContextLookup();
-    lookup.pushAll(promptTokens);
+    const lookup = kept ?? new ContextLookup();
+    lookup.pushAll(kept ? promptTokens.slice(kept.length) : promptTokens);
     out.push(lookup);
   }
   return out;

@@ -1,6 +1,7 @@
 // What a sequence's adaptive choices learnt, kept from one generation to the next: the draft
 // policy (measured draft, full-step and verification costs, early-exit acceptance, steps since its
-// last probe) and the free-draft measurements (round costs, acceptance per source, probe spacing).
+// last probe), the free-draft measurements (round costs, acceptance per source, probe spacing) and
+// the context lookup's index of the sequence's tokens.
 //
 // Without it every generation starts from guesses and measures them again with probes. On
 // stories260K, where early exit cannot pay, a probe costs about 5 plain steps: the two probes of a
@@ -8,8 +9,10 @@
 // common case, so a sequence keeps what it measured. Choices only ever change speed: greedy output
 // is plain output and sampling stays exact whatever the draft lengths.
 import type { DraftHead } from '../draft-head/draft-head.js';
+import type { ContextLookup } from './context-lookup.js';
 import type { DraftPolicy } from './draft-policy.js';
 import { FreeAcceptance, FreeRoundCost, type ResolvedFreeDrafts } from './draft-sources.js';
+import type { NgramFilter } from './ngram-filter.js';
 import type { ResolvedSampling } from './sampling.js';
 
 /** The free-draft state that outlives a generation. */
@@ -21,6 +24,12 @@ export interface FreeMemory {
   probeInterval: number;
   /** Tokens per ms of recent early-exit rounds (NaN before one ran). */
   earlyExitRate: number;
+}
+
+/** The context lookup's index of a sequence's tokens and the repeat filter over them (null before a run needed one). */
+export interface KeptLookup {
+  lookup: ContextLookup;
+  filter: NgramFilter | null;
 }
 
 /** The free-draft state of a sequence that has measured nothing yet. */
@@ -47,6 +56,8 @@ export class GenerationMemory {
   static readonly maxConfigurations = 16;
   private readonly policies = new Map<string, DraftPolicy>();
   private readonly free = new Map<string, FreeMemory>();
+  // one whatever the configuration: the index depends only on the tokens
+  private lookup: KeptLookup | null = null;
   // a draft head object has no name: it is told apart by identity
   private readonly headIds = new WeakMap<object, number>();
   private nextHeadId = 0;
@@ -67,6 +78,23 @@ export class GenerationMemory {
     remember(this.free, key, m);
     m.acceptance.startGeneration();
     return m;
+  }
+
+  /**
+   * The lookup index an earlier generation kept, if the new context `tokens` (the prompt, earlier
+   * turns included) starts with everything it indexed; else null, and it is dropped. Either way the
+   * sequence holds none until keepLookup: the generation owns it (it runs alone on the sequence).
+   * Rebuilt every generation, a chat's index cost a pass over the whole conversation per turn.
+   */
+  takeLookup(tokens: readonly number[]): KeptLookup | null {
+    const kept = this.lookup;
+    this.lookup = null;
+    return kept?.lookup.isPrefixOf(tokens) ? kept : null;
+  }
+
+  /** Keeps a generation's lookup index (its tokens: the context and what the generation added) for the next one. */
+  keepLookup(kept: KeptLookup): void {
+    this.lookup = kept;
   }
 
   private key(p: MemoryKeyParts): string {

@@ -32,6 +32,7 @@ import {
   earlyExitExtension,
   freeRound,
   freeRoundsCouldPay,
+  type FreeRounds,
   freeSources,
   fusedRound,
   lookupAfterDrafts,
@@ -39,6 +40,7 @@ import {
   PROBE_EVERY,
   plainRunEnd,
 } from './free-rounds.js';
+import { ContextLookup } from './context-lookup.js';
 import { plainRun, runLength } from './plain.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
 import type { DecodeSession } from './session.js';
@@ -172,8 +174,12 @@ export async function selfSpeculativeLoop(
   if (spec) s.stats.sources.earlyExit = newSourceStats();
   // the free-draft state this generation starts from (kept by the sequence, or new), written back at its end
   const kept = freeOptions ? (memory?.freeState(parts, PROBE_EVERY) ?? newFreeMemory(PROBE_EVERY)) : null;
+  let indexedBefore = 0;
   if (freeOptions && kept) {
-    const sources = freeSources(freeOptions, promptTokens);
+    // the lookup index the sequence kept, if this context extends what it indexed
+    const index = freeOptions.lookup ? (memory?.takeLookup(promptTokens) ?? null) : null;
+    indexedBefore = index?.lookup.length ?? 0;
+    const sources = freeSources(freeOptions, promptTokens, index?.lookup);
     s.free = {
       ...kept,
       options: freeOptions,
@@ -183,7 +189,7 @@ export async function selfSpeculativeLoop(
       lastFreeAccepted: 0,
       shadows: [],
       repeats: ctx.decodeRun !== undefined && freeOptions.lookup && freeOptions.choice === 'measured',
-      repeatFilter: null,
+      repeatFilter: index?.filter ?? null,
       stoppedAtRepeat: false,
       repeatDeclined: false,
     };
@@ -199,8 +205,24 @@ export async function selfSpeculativeLoop(
       kept.sinceFree = s.free.sinceFree;
       kept.probeInterval = s.free.probeInterval;
       kept.earlyExitRate = s.free.earlyExitRate;
+      keepLookup(s, s.free, memory, indexedBefore);
     }
   }
+}
+
+/**
+ * At a generation's end (also after an error or abort: the index holds tokens only, which stay
+ * valid), adds the output the rounds had not yet given it, counts the tokens the generation added
+ * (into the stats object the loop returns) and leaves the index with the sequence for the next
+ * generation, whose prompt usually holds this one's (a chat's next turn).
+ */
+function keepLookup(s: LoopState, f: FreeRounds, memory: GenerationMemory | null, indexedBefore: number): void {
+  const lookup = f.sources.find((x) => x instanceof ContextLookup);
+  if (!lookup) return;
+  lookup.pushAll(s.session.tokens.slice(f.synced));
+  f.synced = s.session.tokens.length;
+  s.stats.sources.lookup!.indexed = lookup.length - indexedBefore;
+  memory?.keepLookup({ lookup, filter: f.repeatFilter });
 }
 
 /**

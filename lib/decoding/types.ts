@@ -23,6 +23,12 @@ export interface SourceStats {
   /** Drafting time (0 for free sources) and the verification time of the rounds this source began. */
   draftMs: number;
   verifyMs: number;
+  /**
+   * Context lookup only: tokens this generation added to the lookup's index. The sequence keeps the
+   * index between generations, so a prompt that extends the previous context (a chat's next turn)
+   * adds only its new tokens and the output, not the whole context again.
+   */
+  indexed?: number;
 }
 
 export interface SpeculativeStats {
