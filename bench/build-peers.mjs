@@ -6,18 +6,25 @@
 // GGML_NATIVE=ON with AMX disabled (it faults under this VM's hypervisor) and no OpenMP (the
 // addon uses ggml's thread pool), so the peers run the same kernels as ours.
 //
-//   node bench/build-peers.mjs [--force]
+// With --upstream, the same tools from the pinned commit without our patches (deps/llama.cpp-upstream,
+// checked out here from deps/llama.cpp's history, into build-peers-upstream/): llama.cpp as its users
+// build it. Our patches 0015-0020 make a CPU verification cheaper (short dot products, the KV
+// window, two-row kernels, kept graphs); the patched peers have them too, the upstream ones do not.
+//
+//   node bench/build-peers.mjs [--force] [--upstream]
 //
 // Idempotent: does nothing when every binary exists and the last successful build is newer than
 // every file of the tree and than this script. Environment: LAYERSKIP_BUILD_JOBS (default 2).
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const tree = join(root, 'deps', 'llama.cpp');
-const out = join(root, 'build-peers');
+const upstream = process.argv.includes('--upstream');
+const patched = join(root, 'deps', 'llama.cpp');
+const tree = upstream ? join(root, 'deps', 'llama.cpp-upstream') : patched;
+const out = join(root, upstream ? 'build-peers-upstream' : 'build-peers');
 const binDir = join(out, 'bin');
 // Written after each successful build: ninja does not relink when only a file the binaries do not
 // depend on changed (a README), so the binaries' own times cannot say "built after the tree".
@@ -86,9 +93,16 @@ function hasNinja() {
   return spawnSync('ninja', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-if (!existsSync(join(tree, 'CMakeLists.txt'))) {
-  log(`llama.cpp tree not found at ${tree}: run \`node scripts/prepare-llama.mjs\` first`);
+if (!existsSync(join(patched, 'CMakeLists.txt'))) {
+  log(`llama.cpp tree not found at ${patched}: run \`node scripts/prepare-llama.mjs\` first`);
   process.exit(1);
+}
+if (upstream && !existsSync(join(tree, 'CMakeLists.txt'))) {
+  // the pinned commit as it is: a clone of the patched tree's repository (its patches are only in
+  // its working files), checked out at the commit that tree is at
+  const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: patched, encoding: 'utf8' }).trim();
+  run('git', ['clone', '--quiet', '--no-checkout', patched, tree]);
+  run('git', ['-C', tree, 'checkout', '--quiet', '--detach', commit]);
 }
 if (!process.argv.includes('--force') && upToDate()) {
   log('up to date');

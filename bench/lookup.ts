@@ -5,7 +5,11 @@
 //   - node-llama-cpp 3.21.1: plain, and InputLookupTokenPredictor (its default 3 tokens, and 8);
 //   - llama.cpp (the same pinned tree, bench/build-peers.mjs): llama-speculative-simple with
 //     ngram-simple (its defaults, and n 3 / m 16) and ngram-mod (its defaults), and drafting
-//     disabled (native plain decoding after the prompt).
+//     disabled (native plain decoding after the prompt); built from the tree the addon uses, our
+//     patches included (the same kernels as ours), and, where `bench/build-peers.mjs --upstream`
+//     built them, also without our patches, as llama.cpp's users build it. The summary compares
+//     the best of ours with the best peer of all, and with the best of those as their users get
+//     them (node-llama-cpp's own binary, llama.cpp without our patches).
 // Every configuration runs on the same prompt tokens with the same threads, F32 KV cache and no
 // flash attention (our contexts' settings). Repetitions are interleaved (every configuration once,
 // then again, each repetition starting one configuration later), and each speed is reported as the
@@ -38,7 +42,7 @@ import { fitDraftHead, loadModel, quantizeModel, type Context, type DraftHead, t
 import { loadCorpus } from './corpus.js';
 import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
 import { median } from './stats.js';
-import { disposeNodeLlamaCpp, nativePlainAfterPrompt, ngramSpeculative, nodeLlamaCppGenerate } from './peers.js';
+import { disposeNodeLlamaCpp, nativePlainAfterPrompt, ngramSpeculative, nodeLlamaCppGenerate, type PeerBuild, peersBuilt } from './peers.js';
 
 const models = (process.argv[2] ?? 'stories,copy').split(',');
 const threadList = (process.argv[3] ?? '1,2').split(',').map(Number);
@@ -202,25 +206,34 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
     };
   };
   const ngram =
-    (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }) =>
+    (specType: 'ngram-simple' | 'ngram-mod', ngramSimple?: { sizeN: number; sizeM: number }, build: PeerBuild = 'patched') =>
     async (prompt: string, promptTokens: number[], threads: number) => {
-      const r = await ngramSpeculative({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, specType, ngramSimple });
+      const r = await ngramSpeculative({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, specType, ngramSimple, build });
       return { tokensPerSecond: r.tokensPerSecond, text: r.text, drafted: r.drafted, accepted: r.accepted };
     };
+  const nativePlain = (build: PeerBuild) => async (prompt: string, promptTokens: number[], threads: number) => {
+    const r = await nativePlainAfterPrompt({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS, build });
+    return { tokensPerSecond: r.tokensPerSecond, text: r.text };
+  };
   out.push(
     { name: 'node-llama-cpp plain', peer: nlc() },
     { name: 'node-llama-cpp InputLookup (3)', peer: nlc({ maxPredictionLength: 3 }) },
     { name: 'node-llama-cpp InputLookup (8)', peer: nlc({ maxPredictionLength: 8 }) },
-    {
-      name: 'llama.cpp plain (native)',
-      peer: async (prompt, promptTokens, threads) => {
-        const r = await nativePlainAfterPrompt({ modelPath: modelPath!, prompt, promptTokens, threads, maxTokens: TOKENS });
-        return { tokensPerSecond: r.tokensPerSecond, text: r.text };
-      },
-    },
+    { name: 'llama.cpp plain (native)', peer: nativePlain('patched') },
     { name: 'llama.cpp ngram-simple (12/48)', peer: ngram('ngram-simple') },
     { name: 'llama.cpp ngram-simple (3/16)', peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }) },
     { name: 'llama.cpp ngram-mod', peer: ngram('ngram-mod') },
+  );
+  // the same tools without our patches, where they are built (node bench/build-peers.mjs --upstream)
+  if (peersBuilt('upstream')) {
+    out.push(
+      { name: `${UPSTREAM} plain (native)`, peer: nativePlain('upstream') },
+      { name: `${UPSTREAM} ngram-simple (12/48)`, peer: ngram('ngram-simple', undefined, 'upstream') },
+      { name: `${UPSTREAM} ngram-simple (3/16)`, peer: ngram('ngram-simple', { sizeN: 3, sizeM: 16 }, 'upstream') },
+      { name: `${UPSTREAM} ngram-mod`, peer: ngram('ngram-mod', undefined, 'upstream') },
+    );
+  }
+  out.push(
     // plain again, elsewhere in each repetition's order: what an A/A comparison reads on this
     // machine (the noise floor of the ratios above), and not a candidate for "best of ours"
     { name: CONTROL, ours: {} },
@@ -229,6 +242,8 @@ function configs(c: ModelCase, task: Task, head: DraftHead | undefined): Config[
 }
 
 const CONTROL = 'plain (control, A/A)';
+/** The name prefix of llama.cpp's tools built without our patches. */
+const UPSTREAM = 'llama.cpp upstream';
 let modelPath: string | undefined;
 /** The first index where two token lists differ (a missing token counts), or -1. */
 function firstDifference(a: readonly number[], b: readonly number[]): number {
@@ -356,6 +371,8 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
           promptTokens: `${Math.min(...promptLengths)}-${Math.max(...promptLengths)}`,
           config: cfg.name,
           peer: !cfg.ours,
+          // a peer as its users get it: node-llama-cpp's own binary, llama.cpp without our patches
+          asShipped: !cfg.ours && (cfg.name.startsWith('node-llama-cpp') || cfg.name.startsWith(UPSTREAM)),
           tokensPerSecond: median(m.tokensPerSecond),
           ratio: median(m.ratios),
           // two more estimators, which the control row checks: the ratio of the median speeds (each
@@ -400,10 +417,15 @@ function printTask(rows: Record<string, unknown>[]): void {
     ['ratioOfMedians', 'median / median'],
     ['ratioOfBest', 'best / best'],
   ] as const) {
-    const bestOurs = ours.reduce((a, b) => ((b[key] as number) > (a[key] as number) ? b : a));
-    const bestPeer = peers.reduce((a, b) => ((b[key] as number) > (a[key] as number) ? b : a));
+    const best = (xs: Record<string, unknown>[]) => xs.reduce((a, b) => ((b[key] as number) > (a[key] as number) ? b : a));
+    const bestOurs = best(ours);
+    const bestPeer = best(peers);
+    // (with the upstream build: the best of the peers as their users get them, apart)
+    const shipped = peersBuilt('upstream') ? peers.filter((r) => r.asShipped) : [];
+    const bestShipped = shipped.length > 0 ? best(shipped) : null;
+    const vs = (p: Record<string, unknown>) => ((bestOurs[key] as number) / (p[key] as number)).toFixed(2);
     console.log(
-      `${label}: best of ours ${bestOurs.config} ${(bestOurs[key] as number).toFixed(2)}x plain; best peer ${bestPeer.config} ${(bestPeer[key] as number).toFixed(2)}x; ours / best peer ${((bestOurs[key] as number) / (bestPeer[key] as number)).toFixed(2)}x; control ${(control[key] as number).toFixed(2)}x`,
+      `${label}: best of ours ${bestOurs.config} ${(bestOurs[key] as number).toFixed(2)}x plain; best peer ${bestPeer.config} ${(bestPeer[key] as number).toFixed(2)}x; ours / best peer ${vs(bestPeer)}x;${bestShipped ? ` best peer as shipped ${bestShipped.config} ${(bestShipped[key] as number).toFixed(2)}x, ours / it ${vs(bestShipped)}x;` : ''} control ${(control[key] as number).toFixed(2)}x`,
     );
   }
 }

@@ -31,6 +31,15 @@ const run = promisify(execFile);
 
 export const PEERS_BIN = join(ROOT, 'build-peers', 'bin');
 
+/**
+ * Which build of llama.cpp's tools: 'patched' (build-peers/: the tree the addon uses, our patches
+ * included, so the same kernels as ours) or 'upstream' (build-peers-upstream/: the pinned commit
+ * without them, as llama.cpp's users build it; `node bench/build-peers.mjs --upstream`).
+ */
+export type PeerBuild = 'patched' | 'upstream';
+
+const BUILD_DIRS: Record<PeerBuild, string> = { patched: 'build-peers', upstream: 'build-peers-upstream' };
+
 export type KvCacheType = 'f32' | 'f16' | 'q8_0';
 
 /** KV cache type and flash attention of a peer's context. */
@@ -51,16 +60,24 @@ function attentionArgs(a: PeerAttention): string[] {
 export type PeerName = 'llama-bench' | 'llama-speculative-simple' | 'llama-lookup';
 
 /** Path of a built peer binary. */
-export function peerBinary(name: PeerName): string {
-  const path = join(PEERS_BIN, name);
-  if (!existsSync(path)) throw new Error(`${path} is missing: run \`node bench/build-peers.mjs\` first (builds llama.cpp's peers from deps/llama.cpp)`);
+export function peerBinary(name: PeerName, build: PeerBuild = 'patched'): string {
+  const path = join(ROOT, BUILD_DIRS[build], 'bin', name);
+  if (!existsSync(path)) {
+    const command = build === 'upstream' ? 'node bench/build-peers.mjs --upstream' : 'node bench/build-peers.mjs';
+    throw new Error(`${path} is missing: run \`${command}\` first (builds llama.cpp's peers from the pinned tree)`);
+  }
   return path;
 }
 
+/** Whether the peers of a build are there (the upstream ones are optional in the benchmarks). */
+export function peersBuilt(build: PeerBuild): boolean {
+  return existsSync(join(ROOT, BUILD_DIRS[build], 'bin', 'llama-speculative-simple'));
+}
+
 /** Runs a peer binary; a failure carries the command and the end of its stderr. */
-async function runPeer(name: PeerName, args: string[]): Promise<{ stdout: string; stderr: string }> {
+async function runPeer(name: PeerName, args: string[], build: PeerBuild = 'patched'): Promise<{ stdout: string; stderr: string }> {
   try {
-    return await run(peerBinary(name), args, { maxBuffer: 64 << 20, timeout: 30 * 60_000 });
+    return await run(peerBinary(name, build), args, { maxBuffer: 64 << 20, timeout: 30 * 60_000 });
   } catch (e) {
     const err = e as Error & { stderr?: string };
     throw new Error(`${name} ${args.join(' ')} failed: ${err.message.split('\n')[0]}\n${(err.stderr ?? '').slice(-2000)}`);
@@ -153,6 +170,8 @@ export interface NgramSpeculativeOptions extends PeerAttention {
   threads: number;
   maxTokens: number;
   specType: 'ngram-simple' | 'ngram-mod';
+  /** The tools' build (default 'patched'). */
+  build?: PeerBuild;
   /** KV cells (default 2048, as our context's default for these models). */
   contextSize?: number;
   /** ngram-simple: look up the last `sizeN` tokens (default 12), draft up to `sizeM` after the match (default 48). */
@@ -214,9 +233,9 @@ function generatedText(stdout: string, prompt: string): string {
  * "\n\n" on stdout, after "\n\n" that ends the text: with those four newlines every earlier line
  * made it out.
  */
-async function runSpeculativeSimple(args: string[], attempts = 3): Promise<{ stdout: string; stderr: string }> {
+async function runSpeculativeSimple(args: string[], build: PeerBuild, attempts = 3): Promise<{ stdout: string; stderr: string }> {
   for (let i = 1; ; i++) {
-    const out = await runPeer('llama-speculative-simple', args);
+    const out = await runPeer('llama-speculative-simple', args, build);
     if (out.stdout.endsWith('\n\n\n\n')) return out;
     if (i === attempts)
       throw new Error(
@@ -264,7 +283,7 @@ export async function ngramSpeculative(o: NgramSpeculativeOptions): Promise<Ngra
     '-p',
     o.prompt,
   ];
-  const { stdout, stderr } = await runSpeculativeSimple(args);
+  const { stdout, stderr } = await runSpeculativeSimple(args, o.build ?? 'patched');
   const promptTokens = matchNumber(stderr, /encoded\s+(\d+) tokens in/, 'encoded');
   const tokens = matchNumber(stderr, /decoded\s+(\d+) tokens in/, 'decoded');
   const tokensPerSecond = matchNumber(stderr, /decoded\s+\d+ tokens in\s+[\d.]+ seconds, speed:\s+([\d.]+) t\/s/, 'decoded speed');
