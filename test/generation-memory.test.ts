@@ -152,19 +152,19 @@ describe('freeRoundsCouldPay (whether plain runs stop early to look for free dra
 });
 
 describe('FreeAcceptance across generations', () => {
-  it("counts an earlier generation's acceptance a quarter at the next one's start", () => {
+  it("counts an earlier generation's acceptance a tenth at the next one's start", () => {
     const a = new FreeAcceptance();
-    // long matches (the 16+ bucket, prior 0.9 as 2 pseudo-observations) whose 8-token drafts had
+    // long matches (the 16+ bucket, prior 0.95 as 2 pseudo-observations) whose 8-token drafts had
     // only their first token accepted, 20 rounds (as after the chat task of the peer run)
     for (let i = 0; i < 20; i++) a.observe('lookup', 20, 8, 1);
     // the counts in closed form: each round decays them by 0.95^8, then adds 1 accepted, 1 rejection
     let n = 0;
     for (let i = 0; i < 20; i++) n = n * 0.95 ** 8 + 1;
     const before = a.estimate('lookup', 20);
-    expect(before).toBeCloseTo((n + 2 * 0.9) / (2 * n + 2), 12);
+    expect(before).toBeCloseTo((n + 2 * 0.95) / (2 * n + 2), 12);
     a.startGeneration();
     const after = a.estimate('lookup', 20);
-    expect(after).toBeCloseTo((n / 4 + 2 * 0.9) / (n / 2 + 2), 12);
+    expect(after).toBeCloseTo((n / 10 + 2 * 0.95) / (n / 5 + 2), 12);
     expect(after).toBeGreaterThan(before + 0.1);
   });
 });
@@ -287,11 +287,11 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
 });
 
 describe('chooseFree with measured costs (a prediction from its first token, a short lookup match not)', () => {
-  /** A 1 ms plain step, free rounds of 0.6 ms + 0.4 ms a row (the 1B shape's); the output so far is `tokens`. */
+  /** A 1 ms plain step, free rounds of 0.6 ms + 0.5 ms a row (half a plain step, as the 12-layer model's at 1 thread); the output so far is `tokens`. */
   const choose = (sources: FreeRounds['sources'], tokens: number[]) => {
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
-    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.4 * rows);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.5 * rows);
     const f = freeRounds({ sources, cost });
     const session = { tokens, hasStopStrings: false };
     return chooseFree({ session, spec: null, policy: null } as unknown as LoopState, f, 32);
@@ -324,20 +324,20 @@ describe('chooseFree draft lengths with per-draft acceptance', () => {
     const f = freeRounds({ sources: [lookup], cost, acceptance });
     const state = { session: { tokens: [104], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
     const c = chooseFree(state, f, 32);
-    // the match's own bucket (5-8) is at its prior, 0.75: alone it would give 4 drafts; its later
+    // the match's own bucket (5-8) is at its prior, 0.85: alone it would give 6 drafts; its later
     // drafts extend matches of 9 and more, accepted so far
-    expect(bestFreeLength(0.75, 16, cost).length).toBe(4);
+    expect(bestFreeLength(0.85, 16, cost).length).toBe(6);
     expect(c?.tokens.length).toBeGreaterThanOrEqual(8);
     expect(c?.tokens.slice(0, 3)).toEqual([105, 106, 107]);
   });
 });
 
 describe('declined free drafts (checked against the output instead of verified)', () => {
-  /** A 2-token context match at the 1B shape's costs (declined: its prior is 0.35), then `next` generated. */
+  /** A 2-token context match where a row costs half a plain step (declined: its prior is 0.5), then `next` generated. */
   const declinedThen = (next: number[]) => {
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 10, false);
-    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.4 * rows);
+    for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.6 + 0.5 * rows);
     const lookup = new ContextLookup();
     lookup.pushAll([5, 6, 7, 8, 9, 10, 11, 12, 5]); // the prompt; the output's first token is 6
     const f = freeRounds({ sources: [lookup], cost });
@@ -351,13 +351,13 @@ describe('declined free drafts (checked against the output instead of verified)'
   };
   it('counts a declined draft the output followed as accepted, each draft at the match it extends', () => {
     // four drafts the output followed, at ageing 0.995: the first at match 2 (beside the prior's 2 x
-    // 0.35), the next two at matches 3 and 4 (the 3-4 bucket, prior 0.55), the last at 5
+    // 0.5), the next two at matches 3 and 4 (the 3-4 bucket, prior 0.7), the last at 5
     const f = declinedThen([7, 8, 9, 10]);
-    expect(f.acceptance.estimate('lookup', 2)).toBeCloseTo((0.995 + 2 * 0.35) / (0.995 + 2), 12);
-    expect(f.acceptance.estimate('lookup', 4)).toBeCloseTo((2 * 0.995 + 2 * 0.55) / (2 * 0.995 + 2), 12);
+    expect(f.acceptance.estimate('lookup', 2)).toBeCloseTo((0.995 + 2 * 0.5) / (0.995 + 2), 12);
+    expect(f.acceptance.estimate('lookup', 4)).toBeCloseTo((2 * 0.995 + 2 * 0.7) / (2 * 0.995 + 2), 12);
   });
   it('and one the output left at its first token as rejected', () => {
-    expect(declinedThen([99, 8]).acceptance.estimate('lookup', 2)).toBeCloseTo((2 * 0.35) / (0.995 + 2), 12);
+    expect(declinedThen([99, 8]).acceptance.estimate('lookup', 2)).toBeCloseTo((2 * 0.5) / (0.995 + 2), 12);
   });
 });
 
@@ -481,20 +481,25 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
   const loopState = (tokens: number[]) =>
     ({ session: { tokens, hasStopStrings: false }, ctx: { state: () => ({ contextSize: 256 }) }, spec: null, policy: null }) as unknown as LoopState;
   const prompt = Array.from({ length: 30 }, (_, i) => 100 + i);
-  it('at the priors and these costs, a match of 5 (the 5-8 bucket, 0.75) is the shortest taken', () => {
-    // a draft at a match of 3-4 (0.55) yields fewer tokens a ms than plain steps here, at 5-8 more
+  it('at the priors and these costs, a match of 3 (the 3-4 bucket, 0.7) is the shortest taken', () => {
+    // a draft at a match of 1-2 (0.5) yields fewer tokens a ms than plain steps here, at 3-4 more
     const { stop, f } = stopAfter(prompt);
-    expect(bestFreeLength(f.acceptance.estimates('lookup', 3, 16), 16, f.cost).rate).toBeLessThan(1);
-    expect(bestFreeLength(f.acceptance.estimates('lookup', 5, 16), 16, f.cost).rate).toBeGreaterThan(1);
-    expect(stop?.n).toBe(5);
-    expect(Array.from(stop!.history)).toEqual([127, 128, 129, 104]); // the context's newest 4: the run's first 5-gram starts with them
-  });
-  it('shorter where short matches have held', () => {
-    const acceptance = new FreeAcceptance();
-    for (let i = 0; i < 10; i++) acceptance.observe('lookup', 3, 2, 2);
-    const { stop } = stopAfter(prompt, acceptance);
+    expect(bestFreeLength(f.acceptance.estimates('lookup', 1, 16), 16, f.cost).rate).toBeLessThan(1);
+    expect(bestFreeLength(f.acceptance.estimates('lookup', 3, 16), 16, f.cost).rate).toBeGreaterThan(1);
     expect(stop?.n).toBe(3);
-    expect(Array.from(stop!.history)).toEqual([129, 104]);
+    expect(Array.from(stop!.history)).toEqual([129, 104]); // the context's newest 2: the run's first trigram starts with them
+  });
+  it('longer where short matches have failed, shorter where they have held', () => {
+    const failed = new FreeAcceptance();
+    for (let i = 0; i < 10; i++) failed.observe('lookup', 3, 2, 0);
+    const longer = stopAfter(prompt, failed).stop;
+    expect(longer?.n).toBe(5);
+    expect(Array.from(longer!.history)).toEqual([127, 128, 129, 104]);
+    const held = new FreeAcceptance();
+    for (let i = 0; i < 10; i++) held.observe('lookup', 1, 2, 2);
+    const { stop } = stopAfter(prompt, held);
+    expect(stop?.n).toBe(2); // (the 1-2 bucket; the addon takes n-grams of 2 and more)
+    expect(Array.from(stop!.history)).toEqual([104]);
   });
   it('makes its filter at the first stop, from the prompt and the output so far', () => {
     const cost = new FreeRoundCost();
@@ -505,10 +510,10 @@ describe('repeatStop (where a plain run ends: the shortest match whose lookup dr
     const f = freeRounds({ sources: [lookup], cost, repeats: true });
     const state = loopState([104, 105]);
     const stop = repeatStop(state, f, 105);
-    expect(stop?.n).toBe(5);
-    expect(Array.from(stop!.history)).toEqual([128, 129, 104, 105]);
+    expect(stop?.n).toBe(3);
+    expect(Array.from(stop!.history)).toEqual([104, 105]);
     const reference = new NgramFilter(256, [...prompt, 104, 105]);
-    reference.setLength(5);
+    reference.setLength(3);
     expect(stop!.filter).toEqual(reference.bits);
     // no filter where runs may not end at repeats
     expect(repeatStop(state, freeRounds({ sources: [lookup], cost }), 105)).toBeNull();
@@ -541,12 +546,12 @@ describe('plainRunEnd (how long a plain run goes before the sources are looked a
   it('with lookup alone, runs to their length and end at a repeat instead of every 8 steps', () => {
     const end = endOf([new ContextLookup()]);
     expect(end.cap).toBe(Infinity);
-    expect(end.repeat?.n).toBe(5);
+    expect(end.repeat?.n).toBe(3);
   });
   it('with a prediction, still every 8 steps (its re-alignment is not a repeat), and at a repeat', () => {
     const end = endOf([new PredictionDrafts([1, 2, 3]), new ContextLookup()]);
     expect(end.cap).toBe(8);
-    expect(end.repeat?.n).toBe(5);
+    expect(end.repeat?.n).toBe(3);
   });
   it('neither where no free draft could pay (stories260K)', () => {
     expect(endOf([new ContextLookup()], 3)).toEqual({ cap: Infinity, repeat: null });

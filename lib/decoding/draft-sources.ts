@@ -50,10 +50,17 @@ export function countDrafts(stats: SourceStats, offset: number, drafted: number,
 const BUCKETS = [2, 4, 8, 16, Infinity] as const;
 /** The shortest match length of each bucket. */
 export const BUCKET_STARTS: readonly number[] = [1, ...BUCKETS.slice(0, -1).map((b) => b + 1)];
-/** Prior per source and bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a source is tried. */
+/**
+ * Prior per source and bucket (as `PRIOR_WEIGHT` pseudo-observations): optimistic enough that a
+ * source is tried. Each generation starts near them (a tenth of earlier evidence carries over), and
+ * the shortest match they would take is where plain runs end at a repeat (repeatStop).
+ */
 const PRIOR: Record<FreeDraftSource['name'], readonly number[]> = {
-  // a match in the context: two tokens of it say little, sixteen a lot
-  lookup: [0.35, 0.55, 0.75, 0.85, 0.9],
+  // a match in the context: two tokens of it say little, sixteen a lot. At 0.35-0.9 a repeat ended a
+  // run at a 5-token match and a short match waited for evidence in every new generation; at
+  // 0.5-0.95, 3 tokens, and the copy model's quote ran 4-12% faster, edit 3-5%, free 0-4%, its chat
+  // (drafts accepted 45%) 0-3% slower (BENCHMARKS.md section 16, "Stop 41")
+  lookup: [0.5, 0.7, 0.85, 0.9, 0.95],
   // the caller's own prediction of the output: its short runs are the output's first tokens and
   // the re-alignment after an edit, which the caller vouches for as much as the rest. With the
   // lookup's priors a prediction waited for a 3-token run at the start and after every edit, and
@@ -71,7 +78,7 @@ export class FreeAcceptance {
   private readonly counts = new Map<string, { accepted: number; rejected: number }>();
   private static readonly decay = 0.95; // per drafted token
   private static readonly ageing = 0.995; // per round
-  private static readonly carriedOver = 0.25; // per new generation (startGeneration)
+  private static readonly carriedOver = 0.1; // per new generation (startGeneration)
 
   estimate(source: FreeDraftSource['name'], matchLength: number): number {
     const b = bucket(matchLength);
@@ -114,10 +121,11 @@ export class FreeAcceptance {
   }
 
   /**
-   * A new generation, usually on another prompt: what earlier generations saw counts a quarter.
+   * A new generation, usually on another prompt: what earlier generations saw counts a tenth.
    * Acceptance belongs to a text more than to a configuration: after a chat prompt whose long
    * matches were mostly rejected (4 of 21), the full kept counts held lookup off the next prompt,
-   * an edit that repeats its passage, for its whole generation (BENCHMARKS.md 16, "Stop 34").
+   * an edit that repeats its passage, for its whole generation (BENCHMARKS.md 16, "Stop 34"); a
+   * quarter still held the next task's short matches back (stop 41).
    * Costs are kept whole: they do not depend on the text.
    */
   startGeneration(): void {
