@@ -154,17 +154,17 @@ describe('freeRoundsCouldPay (whether plain runs stop early to look for free dra
 describe('FreeAcceptance across generations', () => {
   it("counts an earlier generation's acceptance a tenth at the next one's start", () => {
     const a = new FreeAcceptance();
-    // long matches (the 16+ bucket, prior 0.95 as 2 pseudo-observations) whose 8-token drafts had
+    // long matches (the 16+ bucket, prior 0.9 as 2 pseudo-observations) whose 8-token drafts had
     // only their first token accepted, 20 rounds (as after the chat task of the peer run)
     for (let i = 0; i < 20; i++) a.observe('lookup', 20, 8, 1);
     // the counts in closed form: each round decays them by 0.95^8, then adds 1 accepted, 1 rejection
     let n = 0;
     for (let i = 0; i < 20; i++) n = n * 0.95 ** 8 + 1;
     const before = a.estimate('lookup', 20);
-    expect(before).toBeCloseTo((n + 2 * 0.95) / (2 * n + 2), 12);
+    expect(before).toBeCloseTo((n + 2 * 0.9) / (2 * n + 2), 12);
     a.startGeneration();
     const after = a.estimate('lookup', 20);
-    expect(after).toBeCloseTo((n / 10 + 2 * 0.95) / (n / 5 + 2), 12);
+    expect(after).toBeCloseTo((n / 10 + 2 * 0.9) / (n / 5 + 2), 12);
     expect(after).toBeGreaterThan(before + 0.1);
   });
 });

@@ -57,10 +57,12 @@ export const BUCKET_STARTS: readonly number[] = [1, ...BUCKETS.slice(0, -1).map(
  */
 const PRIOR: Record<FreeDraftSource['name'], readonly number[]> = {
   // a match in the context: two tokens of it say little, sixteen a lot. At 0.35-0.9 a repeat ended a
-  // run at a 5-token match and a short match waited for evidence in every new generation; at
-  // 0.5-0.95, 3 tokens, and the copy model's quote ran 4-12% faster, edit 3-5%, free 0-4%, its chat
-  // (drafts accepted 45%) 0-3% slower (BENCHMARKS.md section 16, "Stop 41")
-  lookup: [0.5, 0.7, 0.85, 0.9, 0.95],
+  // run at a 5-token match and a short match waited for evidence in every new generation; at these,
+  // 3 tokens, and the copy model's quote ran 3-12% faster, edit 3-5%, free 0-4%, its chat (drafts
+  // accepted 45%) 0-4% slower (BENCHMARKS.md section 16, "Stop 41"). The long matches' stays at 0.9:
+  // at 0.95 a whole draft looked as if it could pay on stories260K, whose plain runs then stopped
+  // at repeats for drafts that never pay
+  lookup: [0.5, 0.7, 0.85, 0.9, 0.9],
   // the caller's own prediction of the output: its short runs are the output's first tokens and
   // the re-alignment after an edit, which the caller vouches for as much as the rest. With the
   // lookup's priors a prediction waited for a 3-token run at the start and after every edit, and
