@@ -97,12 +97,16 @@ if (!existsSync(join(patched, 'CMakeLists.txt'))) {
   log(`llama.cpp tree not found at ${patched}: run \`node scripts/prepare-llama.mjs\` first`);
   process.exit(1);
 }
-if (upstream && !existsSync(join(tree, 'CMakeLists.txt'))) {
+if (upstream) {
   // the pinned commit as it is: a clone of the patched tree's repository (its patches are only in
-  // its working files), checked out at the commit that tree is at
-  const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: patched, encoding: 'utf8' }).trim();
-  run('git', ['clone', '--quiet', '--no-checkout', patched, tree]);
-  run('git', ['-C', tree, 'checkout', '--quiet', '--detach', commit]);
+  // its working files), checked out at the commit that tree is at (again if the pin moved)
+  const head = (dir) => execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
+  const commit = head(patched);
+  if (!existsSync(join(tree, '.git'))) run('git', ['clone', '--quiet', '--no-checkout', patched, tree]);
+  if (!existsSync(join(tree, 'CMakeLists.txt')) || head(tree) !== commit) {
+    run('git', ['-C', tree, 'fetch', '--quiet', patched, commit]);
+    run('git', ['-C', tree, 'checkout', '--quiet', '--force', '--detach', commit]);
+  }
 }
 if (!process.argv.includes('--force') && upToDate()) {
   log('up to date');
