@@ -149,7 +149,7 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
 }
 
 /** Gives the sources the session's tokens they have not seen. */
-function syncSources(f: FreeRounds, tokens: readonly number[]): void {
+export function syncSources(f: FreeRounds, tokens: readonly number[]): void {
   while (f.synced < tokens.length) {
     const t = tokens[f.synced++];
     for (const src of f.sources) src.push(t);
@@ -173,7 +173,7 @@ function alternativeRate(s: LoopState, f: FreeRounds): number {
  * "Stop 40"). A change of n marks the filter again from the whole context (O(context), rare).
  */
 export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatStop | null {
-  const lookup = f.sources.find((x) => x instanceof ContextLookup);
+  const lookup = lookupSource(f);
   if (!f.repeats || f.repeatDeclined || !lookup) return null;
   syncSources(f, s.session.tokens);
   const alternative = alternativeRate(s, f);
@@ -190,6 +190,11 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
   // (the run's first n-gram ends with the token it produces after `last`, the newest token here)
   if (!history || history[history.length - 1] !== last) return null;
   return { filter: filter.bits, n, history };
+}
+
+/** The generation's context lookup among its free sources (undefined without lookup). */
+export function lookupSource(f: FreeRounds): ContextLookup | undefined {
+  return f.sources.find((x) => x instanceof ContextLookup);
 }
 
 /** decodeRun's `repeat`: the filter, its n-gram length and the n - 1 tokens before the run. */

@@ -37,10 +37,11 @@ import {
   fusedRound,
   lookupAfterDrafts,
   lookupMayContinue,
+  lookupSource,
   PROBE_EVERY,
   plainRunEnd,
+  syncSources,
 } from './free-rounds.js';
-import { ContextLookup } from './context-lookup.js';
 import { plainRun, runLength } from './plain.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
 import type { DecodeSession } from './session.js';
@@ -217,10 +218,9 @@ export async function selfSpeculativeLoop(
  * generation, whose prompt usually holds this one's (a chat's next turn).
  */
 function keepLookup(s: LoopState, f: FreeRounds, memory: GenerationMemory | null, indexedBefore: number): void {
-  const lookup = f.sources.find((x) => x instanceof ContextLookup);
+  const lookup = lookupSource(f);
   if (!lookup) return;
-  lookup.pushAll(s.session.tokens.slice(f.synced));
-  f.synced = s.session.tokens.length;
+  syncSources(f, s.session.tokens);
   s.stats.sources.lookup!.indexed = lookup.length - indexedBefore;
   memory?.keepLookup({ lookup, filter: f.repeatFilter });
 }
