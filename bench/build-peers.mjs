@@ -8,9 +8,9 @@
 //
 // With --upstream, the same tools from the pinned commit without our patches (deps/llama.cpp-upstream,
 // checked out here from deps/llama.cpp's history, into build-peers-upstream/): llama.cpp as its users
-// build it. Our patches 0015-0021 make CPU decoding and verification cheaper (short dot products,
-// the KV window, two-row kernels, kept graphs, F32 dot products in blocks); the patched peers have
-// them too, the upstream ones do not.
+// build it. Our patches 0015-0022 make CPU decoding and verification cheaper (short dot products,
+// the KV window, two-row kernels, kept graphs, F32 dot products in blocks, V cache stores); the
+// patched peers have them too, the upstream ones do not.
 //
 //   node bench/build-peers.mjs [--force] [--upstream]
 //
