@@ -11,8 +11,9 @@
 //     the best of ours with the best peer of all, and with the best of those as their users get
 //     them (node-llama-cpp's own binary, llama.cpp without our patches).
 // Every configuration runs on the same prompt tokens with the same threads, F32 KV cache and no
-// flash attention (our contexts' settings). Repetitions are interleaved (every configuration once,
-// then again, each repetition starting one configuration later), and each speed is reported as the
+// flash attention (our contexts' settings); each configuration of ours has a context of its own.
+// Repetitions are interleaved (every configuration once, the peers first and ours after the machine
+// settled, then again, each repetition starting one configuration later), and each speed is reported as the
 // median of its per-repetition ratios to our plain decoding in the same repetition, the ratio of the
 // median speeds and of the fastest runs; a second plain configuration (the A/A control) shows what
 // these estimators read for no difference. Our greedy outputs are checked against our plain output (a
@@ -25,7 +26,7 @@
 //   free:  the start of a document, continued freely (lookup should cost nothing).
 //
 //   node bench/build-peers.mjs && node bench/run.mjs lookup [models] [threads] [repetitions] [tokens] [documents]
-//   (LAYERSKIP_BENCH_CONTEXT_PER_TASK=1: a fresh context per task)
+//   (LAYERSKIP_BENCH_CONTEXT_PER_TASK=1: fresh contexts for each task)
 //   documents: held-out document indices, a range "0-14" (the default) or a comma list; repetition
 //   r builds its prompts from the (r mod n)-th. One document's text decides how far a copying model
 //   copies (on document 3 the copy models loop, "the Convair, the Convair", and break off every 9-10
@@ -56,8 +57,8 @@ function parseDocuments(spec: string): number[] {
   if (list.length === 0 || list.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`documents: "${spec}" is not a range like 0-14 or a list like 3,5`);
   return list;
 }
-// a context (and so the adaptive state a sequence keeps between generations) per task, instead of
-// one for all tasks, where one task's rounds shape the next task's choices
+// fresh contexts (and so fresh adaptive state, which a sequence keeps between generations) for each
+// task, instead of contexts kept across tasks, where one task's rounds shape the next task's choices
 const CONTEXT_PER_TASK = process.env.LAYERSKIP_BENCH_CONTEXT_PER_TASK === '1';
 
 interface ModelCase {
@@ -283,13 +284,23 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
     );
   }
   for (const threads of threadList) {
-    let ctx: Context = await model.createContext({ threads });
+    // a context per configuration of ours: each keeps what its own generations measured (its
+    // drafts' acceptance, its rounds' costs), as it would for a user who runs that configuration.
+    // One context for all of them let one configuration's rounds shape another's choices (an
+    // early-exit round's cost, say, in the cost line of lookup's rounds)
+    const contexts = new Map<string, Context>();
+    const contextFor = async (name: string): Promise<Context> => {
+      let ctx = contexts.get(name);
+      if (!ctx) contexts.set(name, (ctx = await model.createContext({ threads, contextSize: 1024 })));
+      return ctx;
+    };
+    const disposeContexts = () => {
+      for (const ctx of contexts.values()) ctx.dispose();
+      contexts.clear();
+    };
     const taskNames = tasks(model, c, documents[0]).map((t) => t.name);
     for (const [taskIndex, taskName] of taskNames.entries()) {
-      if (CONTEXT_PER_TASK) {
-        ctx.dispose();
-        ctx = await model.createContext({ threads });
-      }
+      if (CONTEXT_PER_TASK) disposeContexts();
       // each repetition's prompt comes from its own document (the configurations are the same for all)
       const taskOf = (rep: number) => tasks(model, c, documents[rep % documents.length])[taskIndex];
       const list = configs(c, taskOf(0), head);
@@ -302,21 +313,33 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
         const repConfigs = configs(c, task, head);
         // after the peers' processes and threads: let the machine settle, and wake our thread pool
         // with an untimed plain generation (at 2 threads the first plain run after them ran up to 4x
-        // slower), whose tokens every configuration's output is compared with
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        ctx.clear();
-        const plainTokens = (await ctx.generate(promptTokens, { maxTokens: TOKENS }).result).tokens;
-        // each repetition starts one configuration later: a position in the repetition is worth
-        // ~15% here (the plain run first read 1.15x slower than the same run last), and rotating
-        // spreads that over every configuration alike
-        const order = repConfigs.map((_, i) => repConfigs[(i + rep) % repConfigs.length]);
+        // slower)
+        const settle = async (): Promise<number[]> => {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          const ctx = await contextFor('plain');
+          ctx.clear();
+          return (await ctx.generate(promptTokens, { maxTokens: TOKENS }).result).tokens;
+        };
+        // the plain output every configuration's output is compared with
+        const plainTokens = await settle();
+        // the peers first, then ours after the machine settled again: our rounds measure their own
+        // cost, and rounds timed right after a peer's process (cold caches) made lookup decline
+        // drafts it takes in a process of its own (free continuation 1.12x plain there, 1.01-1.07x
+        // in the peer runs of stop 42, BENCHMARKS.md section 16). Within each group every
+        // repetition starts one configuration later: a position in the repetition is worth ~15%
+        // here (the plain run first read 1.15x slower than the same run last), and rotating spreads
+        // that over every configuration alike
+        const rotated = (group: Config[]) => group.map((_, i) => group[(i + rep) % group.length]);
+        const order = [...rotated(repConfigs.filter((cfg) => cfg.peer)), ...rotated(repConfigs.filter((cfg) => cfg.ours))];
         const rates = new Map<string, number>();
-        for (const cfg of order) {
+        for (const [i, cfg] of order.entries()) {
           let rate: number;
           let drafted: number | undefined;
           let accepted: number | undefined;
           let same: string;
+          if (cfg.ours && i > 0 && order[i - 1].peer) await settle();
           if (cfg.ours) {
+            const ctx = await contextFor(cfg.name);
             ctx.clear();
             const r = await ctx.generate(promptTokens, { maxTokens: TOKENS, ...cfg.ours }).result;
             // the first token comes from the prompt's batch: n tokens in n - 1 decodes (the peers time n decodes)
@@ -388,7 +411,7 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
       }
       printTask(rows.filter((r) => r.model === c.label && r.threads === threads && r.task === taskName));
     }
-    ctx.dispose();
+    disposeContexts();
   }
   model.dispose();
   return rows;
