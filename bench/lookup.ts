@@ -323,12 +323,11 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
         // the plain output every configuration's output is compared with
         const plainTokens = await settle();
         // the peers first, then ours after the machine settled again: our rounds measure their own
-        // cost, and rounds timed right after a peer's process (cold caches) made lookup decline
-        // drafts it takes in a process of its own (free continuation 1.12x plain there, 1.01-1.07x
-        // in the peer runs of stop 42, BENCHMARKS.md section 16). Within each group every
-        // repetition starts one configuration later: a position in the repetition is worth ~15%
-        // here (the plain run first read 1.15x slower than the same run last), and rotating spreads
-        // that over every configuration alike
+        // cost and choose from it, so none of them should be timed right after a peer's process
+        // (cold caches, its threads winding down). Within each group every repetition starts one
+        // configuration later: a position in the repetition is worth ~15% here (the plain run first
+        // read 1.15x slower than the same run last), and rotating spreads that over every
+        // configuration alike
         const rotated = (group: Config[]) => group.map((_, i) => group[(i + rep) % group.length]);
         const order = [...rotated(repConfigs.filter((cfg) => cfg.peer)), ...rotated(repConfigs.filter((cfg) => cfg.ours))];
         const rates = new Map<string, number>();
