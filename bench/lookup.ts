@@ -314,14 +314,18 @@ async function runCase(key: string): Promise<Record<string, unknown>[]> {
         // after the peers' processes and threads: let the machine settle, and wake our thread pool
         // with an untimed plain generation (at 2 threads the first plain run after them ran up to 4x
         // slower)
-        const settle = async (): Promise<number[]> => {
-          await new Promise((resolve) => setTimeout(resolve, 1000));
+        const plainOutput = async (): Promise<number[]> => {
           const ctx = await contextFor('plain');
           ctx.clear();
           return (await ctx.generate(promptTokens, { maxTokens: TOKENS }).result).tokens;
         };
-        // the plain output every configuration's output is compared with
-        const plainTokens = await settle();
+        const settle = async (): Promise<void> => {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          await plainOutput();
+        };
+        // the plain output every configuration's output is compared with (the peers run next, so
+        // there is nothing to settle for yet)
+        const plainTokens = await plainOutput();
         // the peers first, then ours after the machine settled again: our rounds measure their own
         // cost and choose from it, so none of them should be timed right after a peer's process
         // (cold caches, its threads winding down). Within each group every repetition starts one
