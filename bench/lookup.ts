@@ -35,6 +35,7 @@
 //   trained further on repeated passages: node bench/run.mjs train copy-ls; quantized here to Q8_0),
 //   copy-long (copy trained further on 128-token windows and edit frames: train copy-long),
 //   copy-edit (copy-long with edit passages at document starts: train copy-edit),
+//   copy-frame (copy-edit on 256-token windows, longer passages, copies changing 2%: train copy-frame),
 //   100m and 1b (the synthetic "late" models of bench/models.ts, Q8_0: real speed, no real text;
 //   their tokenizer is synthetic too, so their prompts are the same texts in its tokens)
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -103,6 +104,8 @@ const CASES: Record<string, ModelCase> = {
   // 128-token windows: a passage of up to 81 tokens, and a copy at a distance of at most ~100
   'copy-long': copyCase('copy-long', 'brown-12L + copy and edit-frame training (Q8_0, 128-token windows)', 120),
   'copy-edit': copyCase('copy-edit', 'copy-long + edit passages at document starts (Q8_0, 128-token windows)', 120),
+  // the same prompts as copy-edit's (a model trained on longer windows could take longer ones)
+  'copy-frame': copyCase('copy-frame', 'copy-edit + longer passages and faithful copies (Q8_0, 256-token windows)', 120),
   // the synthetic models' late layers are scaled down (SHAPE_*.lateFrom), so early exit at the
   // first scaled layer agrees with the full model: the setting bench/costs.ts measures
   '100m': {
