@@ -3,10 +3,13 @@
 // speed against plain decoding is the ceiling of lookup and predictions on a task that copies
 // everything; a task that copies a share c of its tokens runs at most 1 / ((1 - c) + c / ceiling)
 // times plain (BENCHMARKS.md section 16, "Stop 38"). Plain and predicted generations alternate;
-// greedy output is checked equal.
-//   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens]
+// greedy output is checked equal. The prompts: four openings of the brown model's text, or a task
+// of the lookup benchmark on its 15 held-out documents (bench/lookup-tasks.ts; `max prompt` as the
+// benchmark's model case has it: 120 for the copy models).
+//   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens] [brown|quote|chat|edit|free] [max prompt]
 import { join } from 'node:path';
 import { loadModel } from 'layerskip';
+import { lookupTasks, TASK_NAMES, type TaskName } from './lookup-tasks.js';
 import { BROWN_PROMPTS, ROOT } from './models.js';
 import { median } from './stats.js';
 
@@ -15,9 +18,15 @@ const threads = Number(process.argv[3] ?? 1);
 const repetitions = Number(process.argv[4] ?? 21);
 const tokens = Number(process.argv[5] ?? 128);
 const maxDraft = Number(process.argv[6] ?? 16);
-const prompts = BROWN_PROMPTS.slice(0, 4);
+const promptSet = process.argv[7] ?? 'brown';
+const maxPrompt = Number(process.argv[8] ?? 120);
+if (promptSet !== 'brown' && !(TASK_NAMES as readonly string[]).includes(promptSet)) throw new Error(`prompts: brown or one of ${TASK_NAMES.join(', ')}`);
 
 const model = await loadModel(path);
+const prompts =
+  promptSet === 'brown'
+    ? BROWN_PROMPTS.slice(0, 4)
+    : Array.from({ length: 15 }, (_, d) => lookupTasks(model, maxPrompt, d).find((t) => t.name === (promptSet as TaskName))!.prompt);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
 const outputs: number[][] = [];
 for (const prompt of prompts) {
@@ -41,7 +50,9 @@ for (let rep = 0; rep < repetitions; rep++) {
     lengths = predicted.speculative?.draftLengths ?? [];
   }
 }
-console.log(`${path}, ${threads} thread(s), ${tokens} tokens, drafts of up to ${maxDraft}, ${repetitions} x ${prompts.length} alternating generations`);
+console.log(
+  `${path}, ${threads} thread(s), ${tokens} tokens, drafts of up to ${maxDraft}, prompts: ${promptSet}, ${repetitions} x ${prompts.length} alternating generations`,
+);
 console.log(`prediction = output: speed / plain, median of ratios ${median(ratios).toFixed(2)}, summed times ${(plainMs / predictedMs).toFixed(2)}`);
 console.log(`rounds of the last generation (drafts each): ${lengths.join(', ')}`);
 ctx.dispose();
