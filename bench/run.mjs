@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs a benchmark: compiles bench/*.ts (they import the built package as 'layerskip') and runs
-// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|round-calls|copy-probe|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost|fusion|verify-cost|prediction-bound> [args]
+// the named one.   node bench/run.mjs <quick|full|costs|adaptive|memory|analysis-synthetic|sampling|draft-head|overhead|round-calls|copy-probe|soak|sequences|rpc|train|train-speed|train-speed-focus|train-throughput|architectures|peers-smoke|lookup|lookup-cost|fusion|verify-cost|prediction-bound|lookup-alone> [args]
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,6 +35,7 @@ const scripts = {
   fusion: 'fusion.js',
   'verify-cost': 'verify-cost.js',
   'prediction-bound': 'prediction-bound.js',
+  'lookup-alone': 'lookup-alone.js',
   'before-after': 'before-after.js',
 };
 if (!scripts[name]) {
