@@ -233,8 +233,10 @@ async function editTokens(): Promise<{ frames: Int32Array[]; period: number }> {
 }
 
 /**
- * Half copy-augmented text with units of 24-100 tokens, half edit-framed passages, in blocks of 1024
- * tokens; `atDocumentStart` starts the passages behind a BOS at a sentence.
+ * Copy-augmented text (units of `copyUnit` tokens, 24-100 unless given) and edit-framed passages
+ * (`editUnit` tokens, 20-60, their copies changing a share `changeRate` of tokens, 5%) in blocks of
+ * 1024 tokens, a share `copyShare` of the blocks (half) copy-augmented; `atDocumentStart` starts the
+ * passages behind a BOS at a sentence.
  */
 async function copyAndEdit(
   seed: number,
