@@ -6,17 +6,16 @@
 //   node bench/run.mjs lookup-alone [model.gguf] [threads] [repetitions] [tasks] [tokens] [max prompt]
 import { join } from 'node:path';
 import { loadModel } from 'layerskip';
-import { lookupTasks, TASK_NAMES, type TaskName } from './lookup-tasks.js';
+import { taskName, taskPrompts } from './lookup-tasks.js';
 import { ROOT } from './models.js';
 import { median } from './stats.js';
 
 const path = process.argv[2] ?? join(ROOT, 'models-generated', 'train', 'copy-frame.Q8_0.gguf');
 const threads = Number(process.argv[3] ?? 2);
 const repetitions = Number(process.argv[4] ?? 3);
-const taskNames = (process.argv[5] ?? 'quote,edit').split(',') as TaskName[];
+const taskNames = (process.argv[5] ?? 'quote,edit').split(',').map(taskName);
 const tokens = Number(process.argv[6] ?? 64);
 const maxPrompt = Number(process.argv[7] ?? 120);
-for (const t of taskNames) if (!(TASK_NAMES as readonly string[]).includes(t)) throw new Error(`tasks: a comma list of ${TASK_NAMES.join(', ')}`);
 
 const model = await loadModel(path);
 const plainCtx = await model.createContext({ threads, contextSize: 1024 });
@@ -25,13 +24,13 @@ console.log(`${path}, ${threads} thread(s), ${tokens} tokens, ${repetitions} x 1
 console.log('| task | plain (ms a token) | lookup (ms a token) | lookup / plain, median of ratios | summed times |');
 console.log('|---|---:|---:|---:|---:|');
 for (const name of taskNames) {
+  const prompts = taskPrompts(model, maxPrompt, name);
   const ratios: number[] = [];
   let plainMs = 0;
   let lookupMs = 0;
   let generated = 0;
   for (let rep = 0; rep < repetitions; rep++) {
-    for (let d = 0; d < 15; d++) {
-      const prompt = lookupTasks(model, maxPrompt, d).find((t) => t.name === name)!.prompt;
+    for (const [d, prompt] of prompts.entries()) {
       // alternate which goes first, so that neither always runs right after the other
       const order = (rep + d) % 2 === 0 ? ['plain', 'lookup'] : ['lookup', 'plain'];
       const ms: Record<string, number> = {};

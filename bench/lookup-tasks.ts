@@ -39,6 +39,17 @@ function edited(text: string): string {
   return words.map((w, i) => (i % 20 === 10 ? words[(i + 7) % words.length] : w)).join(' ');
 }
 
+/** `name` as a task name, or an error that lists them. */
+export function taskName(name: string): TaskName {
+  if (!(TASK_NAMES as readonly string[]).includes(name)) throw new Error(`task ${name}: one of ${TASK_NAMES.join(', ')}`);
+  return name as TaskName;
+}
+
+/** One task's prompt on each of the held-out documents `0..documents - 1`, built once. */
+export function taskPrompts(model: Model, maxPrompt: number, name: TaskName, documents = 15): string[] {
+  return Array.from({ length: documents }, (_, d) => lookupTasks(model, maxPrompt, d).find((t) => t.name === name)!.prompt);
+}
+
 /** The four tasks on held-out document `docIndex`, for a model that handles prompts of `maxPrompt` tokens. */
 export function lookupTasks(model: Model, maxPrompt: number, docIndex: number): Task[] {
   const test = loadCorpus().test;

@@ -9,7 +9,7 @@
 //   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens] [brown|quote|chat|edit|free] [max prompt]
 import { join } from 'node:path';
 import { loadModel } from 'layerskip';
-import { lookupTasks, TASK_NAMES, type TaskName } from './lookup-tasks.js';
+import { taskName, taskPrompts } from './lookup-tasks.js';
 import { BROWN_PROMPTS, ROOT } from './models.js';
 import { median } from './stats.js';
 
@@ -20,13 +20,10 @@ const tokens = Number(process.argv[5] ?? 128);
 const maxDraft = Number(process.argv[6] ?? 16);
 const promptSet = process.argv[7] ?? 'brown';
 const maxPrompt = Number(process.argv[8] ?? 120);
-if (promptSet !== 'brown' && !(TASK_NAMES as readonly string[]).includes(promptSet)) throw new Error(`prompts: brown or one of ${TASK_NAMES.join(', ')}`);
+const task = promptSet === 'brown' ? null : taskName(promptSet);
 
 const model = await loadModel(path);
-const prompts =
-  promptSet === 'brown'
-    ? BROWN_PROMPTS.slice(0, 4)
-    : Array.from({ length: 15 }, (_, d) => lookupTasks(model, maxPrompt, d).find((t) => t.name === (promptSet as TaskName))!.prompt);
+const prompts = task ? taskPrompts(model, maxPrompt, task) : BROWN_PROMPTS.slice(0, 4);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
 const outputs: number[][] = [];
 for (const prompt of prompts) {

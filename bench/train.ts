@@ -258,14 +258,18 @@ async function copyAndEdit(
   );
 }
 
-/** The copy arms on 128-token windows (batch 16, 2e-3 after the warm-up). */
-const longWindows = (output: string, tokens: Int32Array): TrainModelOptions => ({
+/** The copy arms' options: 128-token windows, batch 16, 2e-3 after the warm-up, unless given. */
+const longWindows = (
+  output: string,
+  tokens: Int32Array,
+  { batchSize = 16, contextSize = 128, learningRate = 2e-3 }: Pick<TrainModelOptions, 'batchSize' | 'contextSize' | 'learningRate'> = {},
+): TrainModelOptions => ({
   ...common(output, Math.round(budget * copyBudgetFactor)),
   ...RECIPE_CONT,
   data: { tokens },
-  batchSize: 16,
-  contextSize: 128,
-  learningRate: 2e-3,
+  batchSize,
+  contextSize,
+  learningRate,
 });
 
 const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> | (TrainModelOptions & { from: string })> = {
@@ -306,10 +310,11 @@ const plan: Record<string, () => Promise<TrainModelOptions & { from: string }> |
   // its place past its 128 trained positions (BENCHMARKS.md section 16, "Stop 43")
   'copy-frame': async () => ({
     from: join(dir, 'copy-edit.gguf'),
-    ...longWindows(join(dir, 'copy-frame.gguf'), await copyAndEdit(4, true, { copyUnit: [40, 120], editUnit: [40, 110], changeRate: 0.02, copyShare: 0.4 })),
-    batchSize: 8,
-    contextSize: 256,
-    learningRate: 1e-3,
+    ...longWindows(join(dir, 'copy-frame.gguf'), await copyAndEdit(4, true, { copyUnit: [40, 120], editUnit: [40, 110], changeRate: 0.02, copyShare: 0.4 }), {
+      batchSize: 8,
+      contextSize: 256,
+      learningRate: 1e-3,
+    }),
     minLearningRate: 3e-4,
   }),
   'scratch-base': () => ({ from: init, ...common(join(dir, 'scratch-base.gguf'), budget) }),
