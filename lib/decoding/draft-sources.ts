@@ -77,16 +77,20 @@ const PRIOR_WEIGHT = 2;
  * also decays the counts a little, so a bucket that once failed is tried again later.
  */
 export class FreeAcceptance {
-  private readonly counts = new Map<string, { accepted: number; rejected: number }>();
+  // per source, per bucket (arrays, not a map of string keys: a choice reads them for every draft
+  // it weighs, a few times per plain run, on the main thread between decodes)
+  private readonly counts: Record<FreeDraftSource['name'], { accepted: number; rejected: number }[]> = {
+    lookup: BUCKETS.map(() => ({ accepted: 0, rejected: 0 })),
+    prediction: BUCKETS.map(() => ({ accepted: 0, rejected: 0 })),
+  };
   private static readonly decay = 0.95; // per drafted token
   private static readonly ageing = 0.995; // per round
   private static readonly carriedOver = 0.1; // per new generation (startGeneration)
 
   estimate(source: FreeDraftSource['name'], matchLength: number): number {
     const b = bucket(matchLength);
-    const c = this.counts.get(`${source}:${b}`) ?? { accepted: 0, rejected: 0 };
-    const prior = PRIOR[source][b];
-    return (c.accepted + PRIOR_WEIGHT * prior) / (c.accepted + c.rejected + PRIOR_WEIGHT);
+    const c = this.counts[source][b];
+    return (c.accepted + PRIOR_WEIGHT * PRIOR[source][b]) / (c.accepted + c.rejected + PRIOR_WEIGHT);
   }
 
   /**
@@ -100,8 +104,7 @@ export class FreeAcceptance {
     let previous = -1; // buckets only grow with i: a new one is decayed when the drafts reach it
     for (let i = 0; i <= Math.min(accepted, drafted - 1); i++) {
       const b = bucket(matchLength + i);
-      const key = `${source}:${b}`;
-      const c = this.counts.get(key) ?? { accepted: 0, rejected: 0 };
+      const c = this.counts[source][b];
       if (b !== previous) {
         previous = b;
         c.accepted *= d;
@@ -109,13 +112,14 @@ export class FreeAcceptance {
       }
       if (i < accepted) c.accepted++;
       else c.rejected++;
-      this.counts.set(key, c);
     }
   }
 
   /** Per-draft acceptance of the first `n` drafts after a match of `matchLength` (draft i: at matchLength + i). */
   estimates(source: FreeDraftSource['name'], matchLength: number, n: number): number[] {
-    return Array.from({ length: n }, (_, i) => this.estimate(source, matchLength + i));
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = this.estimate(source, matchLength + i);
+    return out;
   }
 
   age(): void {
@@ -136,15 +140,19 @@ export class FreeAcceptance {
 
   /** Every count times `f`: older evidence weighs less, the prior relatively more. */
   private scale(f: number): void {
-    for (const c of this.counts.values()) {
-      c.accepted *= f;
-      c.rejected *= f;
+    for (const buckets of Object.values(this.counts)) {
+      for (const c of buckets) {
+        c.accepted *= f;
+        c.rejected *= f;
+      }
     }
   }
 }
 
 function bucket(matchLength: number): number {
-  return BUCKETS.findIndex((b) => matchLength <= b);
+  let b = 0;
+  while (matchLength > BUCKETS[b]) b++; // (the last bucket is unbounded)
+  return b;
 }
 
 /**
@@ -184,12 +192,15 @@ export class FreeRoundCost {
   private perRow = NaN;
   private step = NaN;
   private switchMs = NaN;
+  /** The most rows of the samples (kept: bestFreeLength reads it at every choice). */
+  private largest = 0;
 
   /** A free round's decode of `rows` rows took `ms`. */
   observeRound(rows: number, ms: number): void {
     if (!(ms > 0)) return;
     this.samples.push([rows, ms]);
     if (this.samples.length > 48) this.samples.shift();
+    this.largest = this.samples.reduce((m, [x]) => Math.max(m, x), 0);
     let line = costLine(this.samples, 1e-6, 1 / 2);
     // a pause of the machine only ever adds time: a round measured at more than PAUSED_ROUND times
     // what the typical round measured against the line (the lower median of the ratios) is left out
@@ -260,7 +271,7 @@ export class FreeRoundCost {
 
   /** The most rows of a recent measured round (0 before one). */
   get largestRound(): number {
-    return this.samples.reduce((m, [rows]) => Math.max(m, rows), 0);
+    return this.largest;
   }
 
   /** Whether a free round's rows were measured (before one, roundMs() is a guess). */
