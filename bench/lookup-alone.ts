@@ -2,10 +2,12 @@
 // alternate in one process on the lookup benchmark's tasks (bench/lookup-tasks.ts, 15 held-out
 // documents), a context each. For thread counts the peer run cannot measure on a small VM: at 2
 // threads on 2 vCPUs the peers' processes and spinning threads spread its ratios over 0.1-4x
-// (BENCHMARKS.md section 16, "Stop 43"). Greedy output is checked equal.
+// (BENCHMARKS.md section 16, "Stop 43"). Lookup runs in the addon's loop (lib/decoding/lookup-run.ts)
+// and, as before it, in the TypeScript loop (the internal freeDraftChoice 'in-turn'). Greedy output
+// is checked equal.
 //   node bench/run.mjs lookup-alone [model.gguf] [threads] [repetitions] [tasks] [tokens] [max prompt]
 import { join } from 'node:path';
-import { loadModel } from 'layerskip';
+import { type Context, type GenerateOptions, loadModel } from 'layerskip';
 import { taskName, taskPrompts } from './lookup-tasks.js';
 import { ROOT } from './models.js';
 import { median } from './stats.js';
@@ -17,42 +19,59 @@ const taskNames = (process.argv[5] ?? 'quote,edit').split(',').map(taskName);
 const tokens = Number(process.argv[6] ?? 64);
 const maxPrompt = Number(process.argv[7] ?? 120);
 
+/** Options with the @internal `freeDraftChoice` (not in the published types): the benchmark's knob. */
+const internal = (o: GenerateOptions & { freeDraftChoice: 'in-turn' }): GenerateOptions => o;
 const model = await loadModel(path);
-const plainCtx = await model.createContext({ threads, contextSize: 1024 });
-const lookupCtx = await model.createContext({ threads, contextSize: 1024 });
-console.log(`${path}, ${threads} thread(s), ${tokens} tokens, ${repetitions} x 15 documents, plain and lookup alternating`);
-console.log('| task | plain (ms a token) | lookup (ms a token) | lookup / plain, median of ratios | summed times |');
-console.log('|---|---:|---:|---:|---:|');
+const configs: { name: string; options: GenerateOptions; ctx: Context }[] = [
+  { name: 'plain', options: {}, ctx: await model.createContext({ threads, contextSize: 1024 }) },
+  { name: 'lookup', options: { lookup: true }, ctx: await model.createContext({ threads, contextSize: 1024 }) },
+  {
+    name: 'lookup, TypeScript loop',
+    options: internal({ lookup: true, freeDraftChoice: 'in-turn' }),
+    ctx: await model.createContext({ threads, contextSize: 1024 }),
+  },
+];
+console.log(`${path}, ${threads} thread(s), ${tokens} tokens, ${repetitions} x 15 documents, configurations alternating`);
+console.log(
+  `| task | plain (ms a token) | ${configs
+    .slice(1)
+    .map((c) => `${c.name}: ms a token, speed / plain (median of ratios / summed times)`)
+    .join(' | ')} |`,
+);
+console.log(
+  `|---|---:|${configs
+    .slice(1)
+    .map(() => '---:|')
+    .join('')}`,
+);
 for (const name of taskNames) {
   const prompts = taskPrompts(model, maxPrompt, name);
-  const ratios: number[] = [];
-  let plainMs = 0;
-  let lookupMs = 0;
+  const ms = configs.map(() => [] as number[]);
   let generated = 0;
   for (let rep = 0; rep < repetitions; rep++) {
     for (const [d, prompt] of prompts.entries()) {
-      // alternate which goes first, so that neither always runs right after the other
-      const order = (rep + d) % 2 === 0 ? ['plain', 'lookup'] : ['lookup', 'plain'];
-      const ms: Record<string, number> = {};
-      const out: Record<string, string> = {};
-      for (const which of order) {
-        const ctx = which === 'plain' ? plainCtx : lookupCtx;
-        ctx.clear();
-        const r = await ctx.generate(prompt, { maxTokens: tokens, lookup: which === 'lookup' }).result;
-        ms[which] = r.timings.generateMs;
-        out[which] = r.tokens.join();
-        if (which === 'plain') generated += r.tokens.length;
+      // each repetition and document starts one configuration later, so none always follows another
+      const out: string[] = [];
+      for (let k = 0; k < configs.length; k++) {
+        const i = (k + rep + d) % configs.length;
+        const c = configs[i];
+        c.ctx.clear();
+        const r = await c.ctx.generate(prompt, { maxTokens: tokens, ...c.options }).result;
+        ms[i].push(r.timings.generateMs);
+        out[i] = r.tokens.join();
+        if (i === 0) generated += r.tokens.length;
       }
-      if (out.plain !== out.lookup) throw new Error(`lookup changed the greedy output of ${name}, document ${d}`);
-      ratios.push(ms.plain / ms.lookup);
-      plainMs += ms.plain;
-      lookupMs += ms.lookup;
+      const differs = configs.findIndex((_, i) => out[i] !== out[0]);
+      if (differs > 0) throw new Error(`${configs[differs].name} changed the greedy output of ${name}, document ${d}`);
     }
   }
-  console.log(
-    `| ${name} | ${(plainMs / generated).toFixed(3)} | ${(lookupMs / generated).toFixed(3)} | ${median(ratios).toFixed(2)}x | ${(plainMs / lookupMs).toFixed(2)}x |`,
-  );
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const cells = configs.slice(1).map((_, j) => {
+    const i = j + 1;
+    const ratios = ms[0].map((p, q) => p / ms[i][q]);
+    return `${(sum(ms[i]) / generated).toFixed(3)}, ${median(ratios).toFixed(2)}x / ${(sum(ms[0]) / sum(ms[i])).toFixed(2)}x`;
+  });
+  console.log(`| ${name} | ${(sum(ms[0]) / generated).toFixed(3)} | ${cells.join(' | ')} |`);
 }
-plainCtx.dispose();
-lookupCtx.dispose();
+for (const c of configs) c.ctx.dispose();
 model.dispose();

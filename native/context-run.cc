@@ -6,11 +6,15 @@
 #include "context-jobs.h"
 #include "context.h"
 #include "error-codes.h"
+#include "lookup-index.h"
+#include "lookup-policy.h"
 
 #include "common.h"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <string>
 
 namespace layerskip {
 
@@ -28,6 +32,23 @@ struct Context::RunJob {
     bool repeat = false;
     double native_ms = 0;
     double first_step_ms = 0;          // after a decode of another shape it may build its graph again
+    // lookup: context lookup rounds inside the run: after a match of m tokens of the context
+    // (lookup-index.h), the drafts the policy chooses (lookup-policy.h) verified in one batch, or a
+    // plain step where it chooses none
+    bool lookup = false;
+    std::vector<int32_t> context;      // the sequence's tokens, ending with `token`
+    LookupPolicy policy;
+    int32_t force = 0;                 // drafts of the run's first round, whatever the policy (a probe)
+    int32_t max_rounds = 0;            // 0: no limit
+    std::vector<int32_t> round_match, round_drafts, round_accepted, round_at;
+    // what the policy counted, in order: [kind (0: a round, 1: a declined draft checked against the
+    // output), match, drafts, accepted] per entry, for TypeScript to count the same
+    std::vector<int32_t> observed;
+    std::vector<double> round_ms;
+    int32_t plain_steps = 0;           // plain steps that did not follow a round, and their time
+    double plain_ms = 0;
+    int32_t switch_steps = 0;          // plain steps right after a round (their graph is built again)
+    double switch_ms = 0;
 };
 
 // The n-gram hash lib/decoding/ngram-filter.ts computes (FNV-1a over 32-bit tokens, then a
@@ -36,6 +57,45 @@ static uint32_t ngram_hash(const int32_t * t, int32_t n) {
     uint32_t h = 2166136261u;
     for (int32_t i = 0; i < n; ++i) h = (h ^ static_cast<uint32_t>(t[i])) * 16777619u;
     return h * 2654435761u;
+}
+
+// decodeRun's lookup.policy: { counts: Float64Array [accepted, rejected] x 5 buckets, priors:
+// Float64Array(5), priorWeight, decay, ageing, roundBase, roundRow, plainMs, limit, maxDrafts }
+static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v) {
+    if (!v.IsObject()) throw_type(env, "decodeRun: lookup.policy must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    auto f64 = [&](const char * key, size_t n) {
+        Napi::Value a = o.Get(key);
+        if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array || a.As<Napi::Float64Array>().ElementLength() != n) {
+            throw_type(env, std::string("decodeRun: lookup.policy.") + key + " must be a Float64Array of " + std::to_string(n));
+        }
+        return a.As<Napi::Float64Array>();
+    };
+    auto num = [&](const char * key, double lo, double hi) {
+        Napi::Value x = o.Get(key);
+        const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : NAN;
+        if (!(d >= lo && d <= hi)) throw_range(env, std::string("decodeRun: lookup.policy.") + key + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+        return d;
+    };
+    LookupPolicy p;
+    auto counts = f64("counts", 2 * LookupPolicy::kBuckets);
+    auto priors = f64("priors", LookupPolicy::kBuckets);
+    for (int b = 0; b < LookupPolicy::kBuckets; ++b) {
+        p.accepted[b] = counts[2 * b];
+        p.rejected[b] = counts[2 * b + 1];
+        p.prior[b] = priors[b];
+        if (!(p.accepted[b] >= 0 && p.rejected[b] >= 0 && p.accepted[b] < 1e9 && p.rejected[b] < 1e9)) throw_range(env, "decodeRun: lookup.policy.counts must be finite and non-negative");
+        if (!(p.prior[b] >= 0 && p.prior[b] <= 1)) throw_range(env, "decodeRun: lookup.policy.priors must be from 0 to 1");
+    }
+    p.prior_weight = num("priorWeight", 1e-9, 1e9);
+    p.decay = num("decay", 0, 1);
+    p.ageing = num("ageing", 0, 1);
+    p.round_base = num("roundBase", -1e9, 1e9);
+    p.round_row = num("roundRow", 1e-12, 1e9);
+    p.plain_ms = num("plainMs", 1e-12, 1e9);
+    p.limit = static_cast<int32_t>(num("limit", 0, LookupIndex::kMaxMatch));
+    p.max_drafts = static_cast<int32_t>(num("maxDrafts", 1, LookupIndex::kMaxMatch));
+    return p;
 }
 
 // decodeRun({ token, maxTokens, stopTokens?: Int32Array, repeat?: { filter: Uint8Array, n, history: Int32Array }, sequence? })
@@ -84,6 +144,22 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
         job->filter_shift = 32 - log2;
         job->window.assign(ha.Data(), ha.Data() + ha.ElementLength());
     }
+    if (o.Has("lookup") && !o.Get("lookup").IsUndefined()) {
+        Napi::Value lv = o.Get("lookup");
+        if (!lv.IsObject()) throw_type(env, "decodeRun: lookup must be an object");
+        Napi::Object l = lv.As<Napi::Object>();
+        Napi::Value cv = l.Get("context");
+        if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeRun: lookup.context must be an Int32Array");
+        auto ca = cv.As<Napi::Int32Array>();
+        if (ca.ElementLength() < 1 || ca.Data()[ca.ElementLength() - 1] != job->token) throw_range(env, "decodeRun: lookup.context must end with token");
+        job->context.assign(ca.Data(), ca.Data() + ca.ElementLength());
+        check_token_ids(env, "decodeRun: lookup.context", job->context);
+        job->policy = parse_lookup_policy(env, l.Get("policy"));
+        job->force = get_int(env, l, "force", 0, 0, LookupIndex::kMaxMatch);
+        job->max_rounds = get_int(env, l, "maxRounds", 0, 0, n_ctx_);
+        if (job->repeat_n > 0) throw_range(env, "decodeRun: repeat and lookup exclude each other");
+        job->lookup = true;
+    }
     check_no_split(env, "decodeRun", S, job->seq);
     if (S.n_full() < S.n_past()) {
         throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full()) + ", " + std::to_string(S.n_past()) +
@@ -102,12 +178,28 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
             r.Set("nativeMs", job->native_ms);
             r.Set("firstStepMs", job->first_step_ms);
             r.Set("repeat", job->repeat);
+            if (job->lookup) {
+                r.Set("roundMatch", to_js(env, job->round_match));
+                r.Set("roundDrafts", to_js(env, job->round_drafts));
+                r.Set("roundAccepted", to_js(env, job->round_accepted));
+                r.Set("roundMs", to_js(env, job->round_ms));
+                r.Set("roundAt", to_js(env, job->round_at));
+                r.Set("observed", to_js(env, job->observed));
+                r.Set("plainSteps", job->plain_steps);
+                r.Set("plainMs", job->plain_ms);
+                r.Set("switchSteps", job->switch_steps);
+                r.Set("switchMs", job->switch_ms);
+            }
             return r;
         });
 }
 
 void Context::run_greedy(RunJob & job) {
     FlushDenormals ftz;
+    if (job.lookup) {
+        run_lookup(job);
+        return;
+    }
     use_layer_range(0, n_layer_);
     SeqState & S = *seqs_[job.seq];
     const llama_vocab * vocab = model_->vocab();
@@ -148,6 +240,143 @@ void Context::run_greedy(RunJob & job) {
             run_ngrams.push_back(h);
         }
     }
+}
+
+// run_greedy with context lookup rounds: at each step where the newest tokens occurred before in the
+// sequence (LookupIndex, a match of m tokens), as many of the tokens that followed them there as the
+// policy chooses for m (LookupPolicy, updated by each round) are verified with every layer in one
+// batch, and the longest prefix the argmax agrees with is kept with the next argmax.
+// Every row is computed as a one-token decode computes it (patches 0015, 0018, 0019, 0021), so the
+// output is plain greedy output. The rounds pay no hand-off of their own: on the 12-layer copy
+// model a round with its JavaScript and hand-off cost about 0.25 ms beyond its decode.
+void Context::run_lookup(RunJob & job) {
+    use_layer_range(0, n_layer_);
+    SeqState & S = *seqs_[job.seq];
+    const llama_vocab * vocab = model_->vocab();
+    llama_batch & b = tok_batch_;
+    if (lookups_.size() < seqs_.size()) lookups_.resize(seqs_.size());
+    if (!lookups_[job.seq]) lookups_[job.seq] = std::make_unique<LookupIndex>();
+    LookupIndex & index = *lookups_[job.seq];
+    index.sync(job.context.data(), job.context.size());
+    auto is_stop = [&](int32_t tok) {
+        return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
+    };
+    std::vector<int32_t> drafts;
+    // a declined draft, checked against the output instead of verified (free-rounds.ts, ShadowDraft):
+    // whether the output followed it is what a verification would have found, so the policy learns
+    // whether drafts it declines would have held (without, a bucket whose estimate fell below paying
+    // was never tried again, and a copied text ran as plain steps). One at a time.
+    std::vector<int32_t> shadow;
+    int32_t shadow_match = 0, shadow_seen = 0;
+    auto observe = [&](int kind, int32_t match, int32_t drafted, int32_t accepted_drafts) {
+        job.policy.observe(match, drafted, accepted_drafts);
+        if (kind == 0) job.policy.age();
+        job.observed.insert(job.observed.end(), {kind, match, drafted, accepted_drafts});
+    };
+    auto shadow_sees = [&](int32_t tok) {
+        if (shadow.empty()) return;
+        if (tok == shadow[shadow_seen] && ++shadow_seen < static_cast<int32_t>(shadow.size())) return;
+        const bool followed = shadow_seen == static_cast<int32_t>(shadow.size());
+        observe(1, shadow_match, followed ? shadow_seen : shadow_seen + 1, shadow_seen);
+        shadow.clear();
+    };
+    int32_t feed = job.token;
+    int32_t produced = 0;
+    int32_t rounds = 0;
+    bool after_round = false;
+    while (produced < job.max_tokens) {
+        // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
+        if (produced > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
+        if (cells_used() + 1 > n_ctx_) break;
+        const int32_t pos = S.n_past();
+        // drafts that fit: the token budget (a round produces its accepted drafts and one more), the
+        // cells and the batch
+        const int32_t room = std::min({job.max_tokens - produced - 1, n_ctx_ - cells_used() - 1, n_batch_ - 1});
+        int32_t n_drafts = 0;
+        int32_t m = 0;
+        if (room > 0 && (job.max_rounds == 0 || rounds < job.max_rounds)) {
+            const auto found = index.match();
+            m = found.first;
+            if (m > 0) {
+                n_drafts = job.force > 0 && rounds == 0 ? std::min(job.force, room) : job.policy.length(m, room);
+                // past the sequence's end the continuation repeats with the match's period (a loop)
+                const std::vector<int32_t> & h = index.tokens();
+                const int32_t period = static_cast<int32_t>(h.size()) - 1 - found.second;
+                const int32_t proposed = n_drafts > 0 ? n_drafts : shadow.empty() ? std::min(job.policy.max_drafts, room) : 0;
+                drafts.clear();
+                for (int32_t i = 0; i < proposed; ++i) drafts.push_back(i < period ? h[found.second + 1 + i] : drafts[i - period]);
+                if (n_drafts == 0 && proposed > 0) {
+                    shadow = drafts;
+                    shadow_match = m;
+                    shadow_seen = 0;
+                }
+            }
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        b.n_tokens = n_drafts + 1;
+        b.token[0] = feed;
+        put_row(b, 0, pos, job.seq, true);
+        for (int32_t i = 0; i < n_drafts; ++i) {
+            b.token[i + 1] = drafts[i];
+            put_row(b, i + 1, pos + 1 + i, job.seq, true);
+        }
+        decode_or_throw(b, [&] { drop_from(job.seq, pos); });
+        // the drafts the argmax agrees with, and the argmax after them
+        int32_t accepted = 0;
+        int32_t next = 0;
+        try {
+            for (;; ++accepted) {
+                next = row_best(output_row(accepted), false, nullptr);
+                if (accepted == n_drafts || next != drafts[accepted]) break;
+            }
+        } catch (...) {
+            drop_from(job.seq, pos);  // as a failed decode() leaves it
+            throw;
+        }
+        // produced: drafts[0, accepted) and next; an end token among the drafts ends the run there
+        // (the drafts through it are what the round yields). The last produced token is not decoded
+        // (as after a plain step): its row, if a draft's, goes
+        int32_t produce = accepted + 1;
+        for (int32_t i = 0; i < accepted; ++i) {
+            if (is_stop(drafts[i])) {
+                produce = i + 1;
+                accepted = produce;
+                break;
+            }
+        }
+        if (n_drafts > 0) drop_from(job.seq, pos + produce);
+        S.full_decoded(pos + produce);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (n_drafts > 0) {
+            ++rounds;
+            observe(0, m, n_drafts, accepted);
+            job.round_at.push_back(produced);
+            job.round_match.push_back(m);
+            job.round_drafts.push_back(n_drafts);
+            job.round_accepted.push_back(accepted);
+            job.round_ms.push_back(ms);
+        } else if (after_round) {
+            ++job.switch_steps;
+            job.switch_ms += ms;
+        } else {
+            ++job.plain_steps;
+            job.plain_ms += ms;
+        }
+        if (produced == 0) job.first_step_ms = ms;
+        after_round = n_drafts > 0;
+        for (int32_t i = 0; i < produce; ++i) {
+            const int32_t tok = i < accepted ? drafts[i] : next;
+            job.tokens.push_back(tok);
+            index.push(tok);
+            shadow_sees(tok);
+        }
+        produced += produce;
+        const int32_t last = job.tokens.back();
+        if (is_stop(last)) break;
+        feed = last;
+    }
+    // the run ends inside a declined draft the output has followed so far: counted as followed so far
+    if (!shadow.empty() && shadow_seen > 0) observe(1, shadow_match, shadow_seen, shadow_seen);
 }
 
 }  // namespace layerskip

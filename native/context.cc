@@ -93,6 +93,7 @@ void Context::free_now() {
         pool_ = pool_batch_ = nullptr;
         llama_batch_free(tok_batch_);
         llama_batch_free(embd_batch_);
+        lookups_.clear();
         model_->release();
         model_ref_.Reset();
         release_free_memory();

@@ -12,6 +12,7 @@
 #include "common.h"
 #include "ggml-cpu.h"
 #include "llama.h"
+#include "lookup-index.h"
 #include "model.h"
 #include "seq-state.h"
 
@@ -77,6 +78,7 @@ private:
     void run_decode_many(ManyJob & job);  // worker thread
     void run_verify_many(VerifyJob & job);  // worker thread
     void run_greedy(RunJob & job);          // worker thread (context-run.cc)
+    void run_lookup(RunJob & job);          // worker thread (context-run.cc): run_greedy with lookup rounds
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     // worker thread: decode_checked(b); on failure `rollback` drops what the batch wrote, then the
     // failure is thrown (aborted, RPC lost, or llama.cpp's status)
@@ -113,6 +115,8 @@ private:
 
     // per sequence: which positions hold which layers, and the pending drafts' hidden states
     std::vector<std::unique_ptr<SeqState>> seqs_;
+    // per sequence: decodeRun's lookup index (lookup-index.h), made by the first lookup run
+    std::vector<std::unique_ptr<LookupIndex>> lookups_;
     int32_t n_seq_ = 1;
     // the sequence an options object names (`sequence`, default 0)
     int32_t seq_arg(Napi::Env env, const Napi::Object & o) const;

@@ -10,6 +10,10 @@
 // seen. That update walks suffix links from the new state, bounded by MAX_ENDPOS_WALK, so a token
 // costs O(1) even on a long loop ("a a a ..."); past the bound a short suffix may point at an older
 // occurrence than the newest, which is still an occurrence.
+//
+// The automaton is extended lazily: push() only records a token, and the automaton takes the
+// tokens it has not seen when a match, a draft or a peek is asked for. Where the addon's loop runs
+// the lookup (lookup-run.ts, its own index), this one only keeps the tokens.
 
 import type { FreeDraftSource } from './draft-sources.js';
 
@@ -24,6 +28,8 @@ export class ContextLookup implements FreeDraftSource {
   private readonly end: number[] = [-1];
   private readonly next: Map<number, number>[] = [new Map()];
   private last = 0;
+  /** Tokens the automaton has taken (the rest wait in `tokens`). */
+  private indexed = 0;
   /** The end of the newest earlier occurrence of the longest repeated suffix, or -1; its length. */
   private matchEnd = -1;
   private matchLen = 0;
@@ -39,12 +45,22 @@ export class ContextLookup implements FreeDraftSource {
 
   /** How many of the newest tokens the current draft's occurrence matches (0: no draft). */
   get matchLength(): number {
+    this.catchUp();
     return this.matchLen;
   }
 
   push(token: number): void {
-    const pos = this.tokens.length;
     this.tokens.push(token);
+  }
+
+  /** Extends the automaton by the tokens pushed since it was last consulted. */
+  private catchUp(): void {
+    while (this.indexed < this.tokens.length) this.extend(this.tokens[this.indexed]);
+  }
+
+  /** The online construction's step: the automaton of tokens[0, pos] from that of tokens[0, pos). */
+  private extend(token: number): void {
+    const pos = this.indexed++;
     const cur = this.addState(this.len[this.last] + 1, -1, new Map());
     let p = this.last;
     while (p >= 0 && !this.next[p].has(token)) {
@@ -96,6 +112,7 @@ export class ContextLookup implements FreeDraftSource {
    * occurrence of the longest repeated suffix (empty when the newest token never occurred before).
    */
   draft(max: number): number[] {
+    this.catchUp();
     const m = this.matchEnd;
     if (m < 0) return [];
     // past the end of the context the continuation repeats with the match's period (a loop)
@@ -111,6 +128,7 @@ export class ContextLookup implements FreeDraftSource {
    * followed its newest occurrence there. The walk costs O(extra.length) amortised.
    */
   peek(extra: readonly number[], max: number): { tokens: number[]; matchLength: number } {
+    this.catchUp();
     let v = this.last;
     let l = this.len[v];
     for (const c of extra) {

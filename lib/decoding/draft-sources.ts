@@ -127,6 +127,20 @@ export class FreeAcceptance {
   }
 
   /**
+   * A source's counts, priors and rates, for the addon's lookup loop (native/lookup-policy.h), which
+   * chooses with them as estimate() and observe() do, and ages them once a round as age() does.
+   */
+  addonState(source: FreeDraftSource['name']): AddonAcceptance {
+    return {
+      counts: Float64Array.from(this.counts[source].flatMap((c) => [c.accepted, c.rejected])),
+      priors: Float64Array.from(PRIOR[source]),
+      priorWeight: PRIOR_WEIGHT,
+      decay: FreeAcceptance.decay,
+      ageing: FreeAcceptance.ageing,
+    };
+  }
+
+  /**
    * A new generation, usually on another prompt: what earlier generations saw counts a tenth.
    * Acceptance belongs to a text more than to a configuration: after a chat prompt whose long
    * matches were mostly rejected (4 of 21), the full kept counts held lookup off the next prompt,
@@ -147,6 +161,16 @@ export class FreeAcceptance {
       }
     }
   }
+}
+
+/** FreeAcceptance's state as the addon's lookup loop takes it (lookup.policy of decodeRun). */
+export interface AddonAcceptance {
+  /** Per bucket, accepted then rejected. */
+  counts: Float64Array;
+  priors: Float64Array;
+  priorWeight: number;
+  decay: number;
+  ageing: number;
 }
 
 function bucket(matchLength: number): number {
@@ -279,9 +303,28 @@ export class FreeRoundCost {
     return !Number.isNaN(this.perRow);
   }
 
+  /** Whether a plain step was measured (before, plainMs() is 1). */
+  get stepMeasured(): boolean {
+    return !Number.isNaN(this.step);
+  }
+
   /** One plain step (1 before anything is measured: the other figures are then in steps too). */
   plainMs(): number {
     return Number.isNaN(this.step) ? 1 : this.step;
+  }
+
+  /**
+   * The costs as the addon's lookup loop takes them: a round of r rows costs roundBase + roundRow r
+   * (roundMs is linear in its rows), `limit` the most drafts bestFreeLength allows (0: none).
+   */
+  addonState(): { roundBase: number; roundRow: number; plainMs: number; limit: number } {
+    const base = this.roundMs(0);
+    return {
+      roundBase: base,
+      roundRow: this.roundMs(1) - base,
+      plainMs: this.plainMs(),
+      limit: this.roundsMeasured ? Math.min(MAX_ROUND_DRAFTS, Math.max(1, 2 * this.largestRound - 1)) : 0,
+    };
   }
 
   /** A free round of `rows` rows, the switch back to plain steps included. */
@@ -323,6 +366,14 @@ export interface LookupOptions {
   maxTokens?: number;
 }
 
+/** How free drafts are chosen (ResolvedFreeDrafts.choice). */
+export type FreeDraftChoice = 'measured' | 'eager' | 'continuation' | 'never' | 'in-turn';
+
+/** Whether drafts are chosen by their expected rate ('measured', in either loop). */
+export function measuredChoice(o: ResolvedFreeDrafts): boolean {
+  return o.choice === 'measured' || o.choice === 'in-turn';
+}
+
 /** What a generation drafts for free, resolved once. */
 export interface ResolvedFreeDrafts {
   lookup: boolean;
@@ -333,16 +384,17 @@ export interface ResolvedFreeDrafts {
    * 'measured': by expected rate (default). Tests of the accept rule: 'eager' takes every free draft
    * whole and lets early exit continue it, 'continuation' drafts from the context only after early
    * exit (every round starts with early-exit drafts that a lookup continues). Benchmarks: 'never'
-   * keeps and consults the index but verifies no free draft (what the index itself costs).
+   * keeps and consults the index but verifies no free draft (what the index itself costs);
+   * 'in-turn' is 'measured' in the TypeScript loop where the addon's would run (lookup-run.ts).
    */
-  choice: 'measured' | 'eager' | 'continuation' | 'never';
+  choice: FreeDraftChoice;
 }
 
 export interface FreeDraftOptions {
   lookup?: boolean | LookupOptions;
   prediction?: string | readonly number[];
   /** @internal 'eager' or 'continuation' (tests of the accept rule; see ResolvedFreeDrafts.choice). */
-  freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
+  freeDraftChoice?: FreeDraftChoice;
 }
 
 /**
@@ -374,7 +426,7 @@ export function resolveFreeDrafts(
     else throw new TypeError('prediction must be a string or an array of token ids');
     if (prediction.length === 0) prediction = null;
   }
-  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager', 'continuation', 'never'] as const) ?? 'measured';
+  const choice = checkEnum('freeDraftChoice', o.freeDraftChoice, ['measured', 'eager', 'continuation', 'never', 'in-turn'] as const) ?? 'measured';
   if (!lookup && !prediction) return null;
   return { lookup, prediction, maxTokens, choice };
 }

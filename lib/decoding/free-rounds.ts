@@ -12,6 +12,7 @@ import {
   type FreeAcceptance,
   type FreeDraftSource,
   type FreeRoundCost,
+  measuredChoice,
   type ResolvedFreeDrafts,
 } from './draft-sources.js';
 import { PredictionDrafts } from './prediction.js';
@@ -267,7 +268,7 @@ const SETTLED_ROUNDS = 3;
 export function stepsBeforeLook(f: FreeRounds, doubling: number): number {
   // (the other choices take or decline drafts whatever the costs: their runs stop as before, so
   // what they draft does not depend on timings)
-  return f.options.choice !== 'measured' || freeRoundsCouldPay(f) ? doubling : Infinity;
+  return !measuredChoice(f.options) || freeRoundsCouldPay(f) ? doubling : Infinity;
 }
 
 /**
@@ -322,7 +323,7 @@ export function lookupMayContinue(s: LoopState): boolean {
   const lookup = f?.sources.find((x) => x.name === 'lookup');
   if (!f || !lookup?.peek || s.policy?.probing) return false;
   // (lookupAfterDrafts also needs every early-exit draft likely accepted: aEarly^k >= 0.5, k >= 1)
-  return f.options.choice !== 'measured' || (lookup.matchLength >= 2 && earlyAcceptance(s) >= 0.5);
+  return !measuredChoice(f.options) || (lookup.matchLength >= 2 && earlyAcceptance(s) >= 0.5);
 }
 
 /** Per-draft acceptance of early-exit drafts so far (Laplace's rule: 1/2 before any). */
@@ -349,7 +350,7 @@ export async function lookupAfterDrafts(s: LoopState, d: Drafts, room: number): 
   let c = untilStop(s.session, [...d.tokens, ...tokens]).slice(k);
   if (c.length === 0) return null;
   const a = f.acceptance.estimate('lookup', matchLength);
-  if (f.options.choice === 'measured') {
+  if (measuredChoice(f.options)) {
     if (matchLength < 4 || earlyAcceptance(s) ** k < 0.5 || a < 0.5) return null;
     c = c.slice(0, Math.max(1, bestFreeLength(a, c.length, f.cost).length));
   }

@@ -42,16 +42,33 @@ export async function plainRun(
   repeat?: NativeRunOptions['repeat'],
 ): Promise<{ position: number; token: number; nativeMs: number; firstStepMs?: number; repeat: boolean } | null> {
   const r = await ctx.decodeRun({ token, maxTokens: steps, stopTokens: session.stopTokenIds, repeat });
+  const next = takeRunTokens(ctx, session, position, token, r.tokens, onCached);
+  return next && { ...next, nativeMs: r.nativeMs, firstStepMs: r.firstStepMs, repeat: r.repeat === true };
+}
+
+/**
+ * The session takes the tokens a decodeRun produced from `token` at `position`; what it does not
+ * keep (after a stop) leaves the KV cache. Returns the next position and token, or null when the
+ * generation stopped.
+ */
+export function takeRunTokens(
+  ctx: Pick<NativeSequence, 'removeFrom'>,
+  session: DecodeSession,
+  position: number,
+  token: number,
+  tokens: Int32Array,
+  onCached: (token: number) => void,
+): { position: number; token: number } | null {
   let feed = token;
-  for (let j = 0; j < r.tokens.length; j++) {
+  for (let j = 0; j < tokens.length; j++) {
     onCached(feed); // decoded at position + j
-    if (!session.accept(r.tokens[j])) {
+    if (!session.accept(tokens[j])) {
       ctx.removeFrom(position + j + 1);
       return null;
     }
-    feed = r.tokens[j];
+    feed = tokens[j];
   }
-  return { position: position + r.tokens.length, token: feed, nativeMs: r.nativeMs, firstStepMs: r.firstStepMs, repeat: r.repeat === true };
+  return { position: position + tokens.length, token: feed };
 }
 
 /** Steps for the next run: as many as fit RUN_TARGET_MS at the measured step time. */

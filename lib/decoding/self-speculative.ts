@@ -24,7 +24,7 @@ import { pickToken, SamplerRng, type ResolvedSampling } from './sampling.js';
 import type { DraftHead } from '../draft-head/draft-head.js';
 import { acceptPrefix, newStats } from './accept.js';
 import { type Cursor, driveRounds, MAX_ROUND_DRAFTS, type RoundStrategy } from './driver.js';
-import { countDrafts, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
+import { countDrafts, measuredChoice, newSourceStats, type ResolvedFreeDrafts } from './draft-sources.js';
 import { DraftPolicy } from './draft-policy.js';
 import { type GenerationMemory, type MemoryKeyParts, newFreeMemory } from './generation-memory.js';
 import {
@@ -43,6 +43,7 @@ import {
   syncSources,
 } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
+import { LookupRuns, lookupRunApplies } from './lookup-run.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
 import type { DecodeSession } from './session.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
@@ -189,7 +190,7 @@ export async function selfSpeculativeLoop(
       afterRound: true,
       lastFreeAccepted: 0,
       shadows: [],
-      repeats: ctx.decodeRun !== undefined && freeOptions.lookup && freeOptions.choice === 'measured',
+      repeats: ctx.decodeRun !== undefined && freeOptions.lookup && measuredChoice(freeOptions),
       repeatFilter: index?.filter ?? null,
       stoppedAtRepeat: false,
       repeatDeclined: false,
@@ -243,8 +244,14 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
   // stories260K 28 runs of 8 steps instead of 7 in a 256-token generation.
   let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
+  // greedy lookup alone: plain steps and lookup rounds in the addon's loop (lookup-run.ts)
+  const lookupRuns = lookupRunApplies(s, runner) ? new LookupRuns(s, runner, session) : null;
   return {
     async round({ p, last }, room) {
+      if (lookupRuns) {
+        const r = await lookupRuns.run(p, last, Math.min(session.remaining, contextSize - p), s.onCached);
+        return r && { p: r.position, last: r.token };
+      }
       const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
       if (choice) {
         const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;

@@ -133,7 +133,31 @@ export interface NativeRunOptions {
    * the run. `history`: the n - 1 tokens before the first produced one (`token` last).
    */
   repeat?: { filter: Uint8Array; n: number; history: Int32Array };
+  /**
+   * Context lookup rounds inside the run (not with `repeat`): at each step, the longest n-gram (8, 4,
+   * 2 or 1 tokens) ending with the newest token that occurred earlier in `context` (the sequence's
+   * tokens, `token` last; the addon keeps its index of them between calls), extended backwards to a
+   * match of m tokens (up to 64), proposes what followed that occurrence; `policy` chooses how many
+   * of those drafts to verify with every layer in one batch (none: a plain step), as the TypeScript
+   * loop chooses (native/lookup-policy.h), and counts each round into itself. `force`: the first
+   * round's drafts whatever the policy (a probe). At most `maxRounds` rounds (0 or absent: no limit).
+   */
+  lookup?: { context: Int32Array; policy: NativeLookupPolicy; force?: number; maxRounds?: number };
   sequence?: number;
+}
+
+/** decodeRun's lookup policy: FreeAcceptance's and FreeRoundCost's addonState(), and the most drafts of a round. */
+export interface NativeLookupPolicy {
+  counts: Float64Array;
+  priors: Float64Array;
+  priorWeight: number;
+  decay: number;
+  ageing: number;
+  roundBase: number;
+  roundRow: number;
+  plainMs: number;
+  limit: number;
+  maxDrafts: number;
 }
 
 export interface NativeRunResult {
@@ -148,6 +172,23 @@ export interface NativeRunResult {
   firstStepMs?: number;
   /** The run ended at a repeated n-gram (`repeat`). */
   repeat?: boolean;
+  /** With `lookup`: per lookup round, its match length, drafts, accepted drafts, time (ms) and the tokens produced before it. */
+  roundMatch?: Int32Array;
+  roundDrafts?: Int32Array;
+  roundAccepted?: Int32Array;
+  roundMs?: Float64Array;
+  roundAt?: Int32Array;
+  /**
+   * With `lookup`: what the policy counted, in order, 4 entries each: kind (0: a round, after which
+   * it ages its counts; 1: a declined draft checked against the output), match, drafts, accepted.
+   */
+  observed?: Int32Array;
+  /** With `lookup`: the plain steps of the run that did not follow a round, and their time (ms). */
+  plainSteps?: number;
+  plainMs?: number;
+  /** With `lookup`: the plain steps right after a round (each builds its graph again), and their time. */
+  switchSteps?: number;
+  switchMs?: number;
 }
 
 export interface NativeDraftResult {

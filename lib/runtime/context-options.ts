@@ -3,7 +3,7 @@
 // trusts what it is given (native/context.h keeps MAX_THREADS only as a guard).
 import { availableParallelism } from 'node:os';
 import type { SelfSpeculativeOptions } from '../decoding/self-speculative.js';
-import type { LookupOptions } from '../decoding/draft-sources.js';
+import type { FreeDraftChoice, LookupOptions } from '../decoding/draft-sources.js';
 import type { SamplingOptions } from '../decoding/sampling.js';
 import type { NativeDecodeOptions, NativeDecodeResult } from '../native/binding.js';
 import { checkInteger } from '../native/errors.js';
@@ -123,7 +123,7 @@ export interface GenerateOptions extends SamplingOptions {
   /** A JSON schema the output must follow (an object, or its JSON text), as GBNF by llama.cpp's json-schema-to-grammar. */
   jsonSchema?: object | string;
   /** @internal tests of the accept rule (decoding/draft-sources.ts, ResolvedFreeDrafts.choice). */
-  freeDraftChoice?: 'measured' | 'eager' | 'continuation' | 'never';
+  freeDraftChoice?: FreeDraftChoice;
 }
 
 /** @internal */

@@ -1,0 +1,163 @@
+// Greedy generation whose only draft source is the context lookup, in the addon's own loop: one
+// decodeRun call takes plain steps and lookup rounds until its token budget (the addon finds each
+// match in its own index of the sequence's tokens and verifies the drafts), so a round pays no
+// hand-off and no JavaScript of its own. On the 12-layer copy model each round of the in-turn loop
+// cost about 0.25 ms beyond its decode, a plain step about 0.3 ms (BENCHMARKS.md section 16,
+// "Stop 44"). The draft length per match length comes from here, from the acceptance and costs
+// measured so far (bestFreeLength, as the in-turn choice computes it); each call's rounds are then
+// counted into them.
+import type { NativeLookupPolicy, NativeRunResult, NativeSequence } from '../native/binding.js';
+import { BUCKET_STARTS, bestFreeLength, countDrafts } from './draft-sources.js';
+import { type FreeRounds, lookupSource, observeProbe, PROBE_TOKENS, probeDue, syncSources } from './free-rounds.js';
+import { takeRunTokens } from './plain.js';
+import { countLegacyLookup, type LoopState } from './rounds.js';
+import type { DecodeSession } from './session.js';
+
+/**
+ * How long one run may take (ms) before its tokens stream out. Twice a plain run's (plain.ts): each
+ * call costs a hand-off and the JavaScript around it, and on the copy model the same 64-token
+ * generations ran at 1.45x / 1.50x / 1.55x plain (quote) with calls of 32 / 48 / 64 tokens. At 16
+ * ms text still streams about once a frame.
+ */
+const LOOKUP_RUN_MS = 16;
+/** Most tokens of one run, and of the first run of a sequence that has measured nothing yet. */
+const MAX_RUN_TOKENS = 64;
+const FIRST_RUN = 4;
+
+type Runner = NativeSequence & { decodeRun: NonNullable<NativeSequence['decodeRun']> };
+
+/**
+ * Whether generation `s` runs its lookup in the addon's loop: greedy steps run there (`runner`), no
+ * early exit, the context lookup its only free source, drafts chosen by measured rates. A caller's
+ * prediction, early-exit drafts and the test choices keep the in-turn loop.
+ */
+export function lookupRunApplies(s: LoopState, runner: Runner | null): runner is Runner {
+  const f = s.free;
+  return runner !== null && !s.spec && f !== null && f.options.choice === 'measured' && f.sources.length === 1 && f.sources[0].name === 'lookup';
+}
+
+/**
+ * The state the addon's loop chooses draft lengths from: the lookup's acceptance and the costs, as
+ * bestFreeLength reads them (at most `most` drafts: PROBE_TOKENS until a free round was measured).
+ */
+export function lookupPolicy(f: FreeRounds): NativeLookupPolicy {
+  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
+  return { ...f.acceptance.addonState('lookup'), ...f.cost.addonState(), maxDrafts: most };
+}
+
+/**
+ * Whether a lookup draft could beat a plain step at the measured costs after a match of some
+ * length (the shortest of each acceptance bucket, as repeatStop asks). Where none could (on
+ * stories260K a verified row costs about a plain step), the run is a plain run: the addon neither
+ * looks up nor indexes, and only a probe now and then takes a round.
+ */
+function anyLengthPays(f: FreeRounds): boolean {
+  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
+  const plainRate = 1 / f.cost.plainMs();
+  return BUCKET_STARTS.some((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > plainRate);
+}
+
+/** A generation's lookup runs: the steps a run may take, measured as the in-turn loop measures its plain runs. */
+export class LookupRuns {
+  /** Native time per produced token (NaN before a run). */
+  private tokenMs = NaN;
+
+  /**
+   * Tokens for the next run: as many as take LOOKUP_RUN_MS at the time a token took in this
+   * generation's runs; before one, at the plain step the sequence measured, or a token of a
+   * 17-row round where only rounds were (a copied text), FIRST_RUN before anything.
+   */
+  private runTokens(f: FreeRounds): number {
+    const c = f.cost;
+    const perToken = !Number.isNaN(this.tokenMs) ? this.tokenMs : c.stepMeasured ? c.plainMs() : c.roundsMeasured ? c.roundMs(17) / 17 : NaN;
+    if (Number.isNaN(perToken)) return FIRST_RUN;
+    return Math.max(1, Math.min(MAX_RUN_TOKENS, Math.floor(LOOKUP_RUN_MS / Math.max(perToken, 1e-3))));
+  }
+
+  constructor(
+    private readonly s: LoopState,
+    private readonly ctx: Runner,
+    private readonly session: DecodeSession,
+  ) {}
+
+  /**
+   * Tokens from `last` (at `position`) in one addon call, up to `limit`: as many as take about as
+   * long as a plain run (runLength), so text still streams every few ms and an abort is prompt.
+   * The session takes them (what it does not keep leaves the KV cache). Returns the next position
+   * and token, or null when the generation stopped.
+   */
+  async run(position: number, last: number, limit: number, onCached: (token: number) => void): Promise<{ position: number; token: number } | null> {
+    const { s, ctx, session } = this;
+    const f = s.free!;
+    syncSources(f, session.tokens); // (the lookup's tokens: the context the addon indexes)
+    f.acceptance.age();
+    // where no length pays, a probe now and then (one round of PROBE_TOKENS drafts) is what
+    // measures whether that changed, as in the in-turn loop (free-rounds.ts, probeDue)
+    const pays = anyLengthPays(f);
+    const probe = !pays && probeDue(f, 1 / f.cost.plainMs());
+    const maxTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
+    const lookup = pays || probe ? { context: Int32Array.from(lookupSource(f)!.context), policy: lookupPolicy(f) } : null;
+    const t0 = performance.now();
+    const r = await ctx.decodeRun({
+      token: last,
+      maxTokens,
+      stopTokens: session.stopTokenIds,
+      ...(lookup ? { lookup: probe ? { ...lookup, force: PROBE_TOKENS, maxRounds: 1 } : lookup } : {}),
+    });
+    s.stats.verifyMs += performance.now() - t0;
+    this.tokenMs = r.nativeMs / Math.max(1, r.tokens.length);
+    const accepted = lookup ? observeRun(s, r) : observePlainRun(s, r);
+    if (probe) observeProbe(f, accepted);
+    return takeRunTokens(ctx, session, position, last, r.tokens, onCached);
+  }
+}
+
+/** Counts a run without lookup into the costs and the statistics; returns 0 (no drafts). */
+function observePlainRun(s: LoopState, r: NativeRunResult): number {
+  const f = s.free!;
+  f.cost.observePlainRun(r.tokens.length, r.nativeMs, false);
+  s.stats.draftLengths.push(0);
+  s.stats.corrections += r.tokens.length;
+  f.sinceFree += r.tokens.length;
+  return 0;
+}
+
+/** Counts a run's rounds and plain steps into the acceptance, the costs and the statistics; returns the drafts accepted. */
+function observeRun(s: LoopState, r: NativeRunResult): number {
+  const f = s.free!;
+  const { stats } = s;
+  const src = stats.sources.lookup!;
+  const rounds = r.roundDrafts?.length ?? 0;
+  let accepted = 0;
+  for (let i = 0; i < rounds; i++) {
+    const drafted = r.roundDrafts![i];
+    const a = r.roundAccepted![i];
+    f.cost.observeRound(drafted + 1, r.roundMs![i]);
+    stats.draftLengths.push(drafted);
+    src.rounds++;
+    src.verifyMs += r.roundMs![i];
+    countDrafts(src, 0, drafted, a);
+    countLegacyLookup(stats, 'lookup', drafted, a);
+    accepted += a;
+  }
+  // (the addon's own times: no hand-off, which its rounds do not pay either). A step right after a
+  // round builds its one-token graph again: that extra is the round's (FreeRoundCost's switch), not
+  // the step's. Counted into the step, it put a plain step at 0.48 ms against 0.29 on the copy
+  // model, and rounds of one draft looked as if they paid on free text
+  // what the addon's policy counted, in its order: rounds (each then ages the counts) and declined
+  // drafts checked against the output
+  const o = r.observed ?? new Int32Array(0);
+  for (let i = 0; i + 3 < o.length; i += 4) {
+    f.acceptance.observe('lookup', o[i + 1], o[i + 2], o[i + 3]);
+    if (o[i] === 0) f.acceptance.age();
+  }
+  const steps = r.plainSteps ?? 0;
+  const switches = r.switchSteps ?? 0;
+  if (steps > 0) f.cost.observePlainRun(steps, r.plainMs!, false);
+  if (switches > 0) f.cost.observePlainRun(1, r.switchMs! / switches, true);
+  if (steps + switches > 0) stats.draftLengths.push(0);
+  stats.corrections += r.tokens.length - accepted; // the full model's own tokens
+  f.sinceFree = rounds > 0 ? 0 : f.sinceFree + steps + switches;
+  if (rounds > 0) f.lastFreeAccepted = r.roundAccepted![rounds - 1];
+  return accepted;
+}

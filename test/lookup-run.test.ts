@@ -1,0 +1,197 @@
+// Lookup rounds in the addon's own greedy loop (decodeRun's `lookup`, lib/decoding/lookup-run.ts):
+// checked against plain greedy decoding of the same model, which every round must reproduce token
+// for token, with the KV cache left as plain steps leave it.
+import { describe, expect, it } from 'vitest';
+import { bestFreeLength, FreeAcceptance, FreeRoundCost } from '../lib/decoding/draft-sources.js';
+import type { NativeLookupPolicy, NativeRunOptions } from '../lib/native/contract.js';
+import { EXACT, modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
+
+/**
+ * A policy that takes `n` drafts after every match while they are accepted: acceptance priors of 1
+ * and plain steps that never pay (a rejection lowers its bucket's estimate, and then its lengths).
+ */
+const always = (n: number): NativeLookupPolicy => ({
+  counts: new Float64Array(10),
+  priors: Float64Array.of(1, 1, 1, 1, 1),
+  priorWeight: 2,
+  decay: 0.95,
+  ageing: 0.995,
+  roundBase: 1,
+  roundRow: 0.1,
+  plainMs: 1e6,
+  limit: 0,
+  maxDrafts: n,
+});
+
+for (const [name, path] of [
+  ['stories260K', () => STORIES],
+  ['gqa-untied', () => randomModel(SHAPES['gqa-untied'])],
+] as const) {
+  describe(`lookup runs keep greedy output: ${name}`, () => {
+    const f = modelFixture(path, { threads: 1, contextSize: 1024, ...EXACT });
+
+    /** A prompt that holds the model's own continuation of its start, then that start again: the output repeats it. */
+    const repeating = async () => {
+      const start = f.model.tokenize('Once upon a time');
+      f.ctx.clear();
+      const story = (await f.ctx.generate(start, { maxTokens: 60 }).result).tokens;
+      return [...start, ...story, ...start.slice(1)];
+    };
+
+    /** decodeRun from `prompt` (its last token fed), after decoding the rest: tokens, result and the next position. */
+    const run = async (prompt: number[], options: Omit<NativeRunOptions, 'token'>) => {
+      const h = f.ctx.handle;
+      f.ctx.clear();
+      await h.decode({ tokens: Int32Array.from(prompt.slice(0, -1)) });
+      const r = await h.decodeRun!({ token: prompt[prompt.length - 1], ...options });
+      return { r, tokens: Array.from(r.tokens), next: h.state().nextPosition };
+    };
+
+    it("produces the plain run's tokens and cache, whatever the draft lengths", async () => {
+      const prompt = await repeating();
+      const plain = await run(prompt, { maxTokens: 48 });
+      let accepted = 0;
+      for (const n of [1, 3, 8, 16, 64]) {
+        const got = await run(prompt, { maxTokens: 48, lookup: { context: Int32Array.from(prompt), policy: always(n) } });
+        expect(got.tokens, `${n} drafts`).toEqual(plain.tokens);
+        // positions hold the fed token and every produced token but the last, as after plain steps
+        expect(got.next).toBe(plain.next);
+        const { roundDrafts, roundAccepted, roundMatch } = got.r;
+        roundDrafts!.forEach((d, i) => {
+          expect(d).toBeGreaterThan(0);
+          expect(d).toBeLessThanOrEqual(n);
+          expect(roundAccepted![i]).toBeLessThanOrEqual(d);
+          expect(roundMatch![i]).toBeGreaterThan(0);
+        });
+        const drafted = roundAccepted!.reduce((a, b) => a + b, 0);
+        // every produced token is a round's accepted draft, a round's own token or a plain step's
+        expect(drafted + roundDrafts!.length + got.r.plainSteps! + got.r.switchSteps!).toBe(got.tokens.length);
+        accepted += drafted;
+      }
+      // the prompt repeats its own continuation: lookup rounds found it (not only plain steps)
+      if (name === 'stories260K') expect(accepted).toBeGreaterThan(50);
+      // the cache is consistent: a plain run from where the lookup run ended continues the reference
+      const whole = await run(prompt, { maxTokens: 60 });
+      const got = await run(prompt, { maxTokens: 30, lookup: { context: Int32Array.from(prompt), policy: always(8) } });
+      const rest = await f.ctx.handle.decodeRun!({ token: got.tokens[got.tokens.length - 1], maxTokens: 30 });
+      expect([...got.tokens, ...rest.tokens]).toEqual(whole.tokens);
+    });
+
+    it('chooses each round as the TypeScript choice does, from the acceptance it has counted so far', async () => {
+      const prompt = await repeating();
+      // the costs of the 12-layer copy model (ms): a 0.3 ms step, rounds of 0.25 + 0.12 a row
+      const cost = new FreeRoundCost();
+      cost.observePlainRun(10, 3, false);
+      for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.25 + 0.12 * rows);
+      const acceptance = new FreeAcceptance();
+      const maxTokens = 48;
+      const policy = { ...acceptance.addonState('lookup'), ...cost.addonState(), maxDrafts: 16 };
+      const got = await run(prompt, { maxTokens, lookup: { context: Int32Array.from(prompt), policy } });
+      const { roundMatch, roundDrafts, roundAt, observed } = got.r;
+      expect(roundDrafts!.length).toBeGreaterThan(2);
+      // the counts in the addon's order: each round's choice from what was counted before it
+      let round = 0;
+      for (let i = 0; i < observed!.length; i += 4) {
+        const [kind, match, drafted, accepted] = observed!.slice(i, i + 4);
+        if (kind === 0) {
+          const max = Math.min(16, maxTokens - roundAt![round] - 1);
+          const best = bestFreeLength(acceptance.estimates('lookup', match, max), max, cost);
+          expect(best.rate).toBeGreaterThan(1 / cost.plainMs());
+          expect([match, drafted], `round ${round}`).toEqual([roundMatch![round], best.length]);
+          expect(roundDrafts![round]).toBe(drafted);
+          round++;
+        } else {
+          expect(accepted).toBeGreaterThanOrEqual(drafted - 1); // a declined draft, followed up to its first difference
+        }
+        acceptance.observe('lookup', match, drafted, accepted);
+        if (kind === 0) acceptance.age();
+      }
+      expect(round).toBe(roundDrafts!.length);
+    });
+
+    it('ends at a stop token inside accepted drafts, at its token budget and after maxRounds rounds', async () => {
+      const prompt = await repeating();
+      const look = (n: number) => ({ context: Int32Array.from(prompt), policy: always(n) });
+      const plain = await run(prompt, { maxTokens: 48 });
+      const stopAt = plain.tokens[20];
+      const stopTokens = Int32Array.of(stopAt);
+      const stopped = await run(prompt, { maxTokens: 48, stopTokens, lookup: look(16) });
+      const plainStopped = await run(prompt, { maxTokens: 48, stopTokens });
+      expect(stopped.tokens).toEqual(plainStopped.tokens);
+      expect(stopped.tokens[stopped.tokens.length - 1]).toBe(stopAt);
+      expect(stopped.next).toBe(plainStopped.next);
+      for (const maxTokens of [1, 2, 5, 17]) {
+        const got = await run(prompt, { maxTokens, lookup: look(16) });
+        expect(got.tokens).toEqual(plain.tokens.slice(0, maxTokens));
+        expect(got.next).toBe(prompt.length + maxTokens - 1);
+      }
+      const one = await run(prompt, { maxTokens: 48, lookup: { ...look(4), maxRounds: 1 } });
+      expect(one.tokens).toEqual(plain.tokens);
+      expect(one.r.roundDrafts!.length).toBeLessThanOrEqual(1);
+      // a probe: the first round's drafts whatever the policy (one that never takes any)
+      const never = { ...always(4), plainMs: 1e-6 };
+      const probed = await run(prompt, { maxTokens: 48, lookup: { context: Int32Array.from(prompt), policy: never, force: 2, maxRounds: 1 } });
+      expect(probed.tokens).toEqual(plain.tokens);
+      expect(Array.from(probed.r.roundDrafts!)).toEqual([2]);
+      const none = await run(prompt, { maxTokens: 48, lookup: { context: Int32Array.from(prompt), policy: never } });
+      expect(none.r.roundDrafts!.length).toBe(0);
+    });
+
+    it('rejects bad lookup options with clear errors and leaves the context usable', async () => {
+      const prompt = await repeating();
+      const h = f.ctx.handle;
+      f.ctx.clear();
+      await h.decode({ tokens: Int32Array.from(prompt.slice(0, -1)) });
+      const token = prompt[prompt.length - 1];
+      const context = Int32Array.from(prompt);
+      const policy = always(4);
+      const bad = (lookup: unknown, extra: object = {}) => h.decodeRun!({ token, maxTokens: 4, lookup, ...extra } as never);
+      expect(() => bad({ context, policy: { ...policy, counts: new Float64Array(9) } })).toThrow(/counts must be a Float64Array of 10/);
+      expect(() => bad({ context, policy: { ...policy, counts: new Float64Array(10).fill(-1) } })).toThrow(/non-negative/);
+      expect(() => bad({ context, policy: { ...policy, priors: Float64Array.of(1, 1, 1, 1, 2) } })).toThrow(/priors/);
+      expect(() => bad({ context, policy: { ...policy, maxDrafts: 65 } })).toThrow(/maxDrafts/);
+      expect(() => bad({ context, policy: { ...policy, plainMs: Number.NaN } })).toThrow(/plainMs/);
+      expect(() => bad({ context })).toThrow(/policy must be an object/);
+      expect(() => bad({ context: context.slice(0, -1), policy })).toThrow(/end with token/);
+      expect(() => bad({ context: Int32Array.of(1 << 20, token), policy })).toThrow(/vocabulary/);
+      expect(() => bad({ context: [...context], policy })).toThrow(/Int32Array/);
+      expect(() => bad({ context, policy, maxRounds: -1 })).toThrow(RangeError);
+      expect(() => bad({ context, policy, force: 65 })).toThrow(RangeError);
+      expect(() => bad(7)).toThrow(/lookup must be an object/);
+      expect(() => bad({ context, policy }, { repeat: { filter: new Uint8Array(8), n: 3, history: Int32Array.of(1, 2) } })).toThrow(/exclude/);
+      const r = await h.decodeRun!({ token, maxTokens: 4, lookup: { context, policy } });
+      expect(r.tokens.length).toBe(4);
+    });
+
+    it('generate({ lookup: true }) runs in the addon and equals plain greedy output, stops included', async () => {
+      const prompt = await repeating();
+      f.ctx.clear();
+      const plain = await f.ctx.generate(prompt, { maxTokens: 80 }).result;
+      for (let i = 0; i < 3; i++) {
+        f.ctx.clear();
+        const r = await f.ctx.generate(prompt, { maxTokens: 80, lookup: true }).result;
+        expect(r.tokens).toEqual(plain.tokens);
+        const s = r.speculative!.sources.lookup!;
+        expect(s.draftedByPosition.reduce((a, b) => a + b, 0)).toBe(s.drafted);
+        expect(s.acceptedByPosition.reduce((a, b) => a + b, 0)).toBe(s.accepted);
+        expect(s.indexed).toBe(prompt.length + r.tokens.length);
+      }
+      // a stop string inside a run: the same text, and the next generation reuses a consistent cache
+      const stop = plain.text.slice(30, 36);
+      const s = await f.ctx.generate(prompt, { maxTokens: 80, lookup: true, stop: [stop] }).result;
+      expect(s.stopReason).toBe('stopString');
+      expect(s.text).toBe(plain.text.slice(0, plain.text.indexOf(stop)));
+      const again = await f.ctx.generate(prompt, { maxTokens: 80, lookup: true }).result;
+      expect(again.timings.reusedPromptTokens).toBeGreaterThan(0);
+      expect(again.tokens).toEqual(plain.tokens);
+      // an abort between a run's steps
+      const controller = new AbortController();
+      f.ctx.clear();
+      const g = f.ctx.generate(prompt, { maxTokens: 400, lookup: true, signal: controller.signal });
+      controller.abort();
+      await expect(g.result).rejects.toThrow(/abort/i);
+      const after = await f.ctx.generate(prompt, { maxTokens: 80, lookup: true }).result;
+      expect(after.tokens).toEqual(plain.tokens);
+    });
+  });
+}
