@@ -232,7 +232,7 @@ export function freeRoundsCouldPay(f: FreeRounds): boolean {
  * costs, at the round sizes they were measured for (bestFreeLength's limit). True until a free round
  * was measured (its cost is a guess until then).
  */
-function freeRoundBeats(f: FreeRounds, a: number, rate: number): boolean {
+export function freeRoundBeats(f: FreeRounds, a: number, rate: number): boolean {
   return !f.cost.roundsMeasured || bestFreeLength(a, f.options.maxTokens, f.cost).rate > rate;
 }
 

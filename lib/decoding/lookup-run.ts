@@ -8,7 +8,7 @@
 // counted into them.
 import type { NativeLookupPolicy, NativeRunResult, NativeSequence } from '../native/binding.js';
 import { BUCKET_STARTS, bestFreeLength, countDrafts } from './draft-sources.js';
-import { type FreeRounds, lookupSource, observeProbe, PROBE_TOKENS, probeDue, syncSources } from './free-rounds.js';
+import { type FreeRounds, freeRoundBeats, lookupSource, observeProbe, PROBE_TOKENS, probeDue, syncSources } from './free-rounds.js';
 import { takeRunTokens } from './plain.js';
 import { countLegacyLookup, type LoopState } from './rounds.js';
 import type { DecodeSession } from './session.js';
@@ -23,6 +23,8 @@ const LOOKUP_RUN_MS = 16;
 /** Most tokens of one run, and of the first run of a sequence that has measured nothing yet. */
 const MAX_RUN_TOKENS = 64;
 const FIRST_RUN = 4;
+/** The acceptance of drafts that are always right, for whether any could pay (below 1: a rate stays finite). */
+const WHOLE = 0.999;
 
 type Runner = NativeSequence & { decodeRun: NonNullable<NativeSequence['decodeRun']> };
 
@@ -93,10 +95,17 @@ export class LookupRuns {
     f.acceptance.age();
     // where no length pays, a probe now and then (one round of PROBE_TOKENS drafts) is what
     // measures whether that changed, as in the in-turn loop (free-rounds.ts, probeDue)
+    const plainRate = 1 / f.cost.plainMs();
     const pays = anyLengthPays(f);
-    const probe = !pays && probeDue(f, 1 / f.cost.plainMs());
+    const probe = !pays && probeDue(f, plainRate);
     const maxTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
-    const lookup = pays || probe ? { context: Int32Array.from(lookupSource(f)!.context), policy: lookupPolicy(f) } : null;
+    // the addon looks up wherever drafts accepted whole could pay at the measured costs, also while
+    // none is taken: the drafts it declines are checked against the output, and that is how an
+    // estimate that fell below paying rises again (without, a copied text ran as plain steps for
+    // whole generations after a few slow rounds). Where not even those could pay (stories260K, whose
+    // verified row costs about a plain step), the run is a plain run: no index, no lookups
+    const look = pays || probe || freeRoundBeats(f, WHOLE, plainRate);
+    const lookup = look ? { context: Int32Array.from(lookupSource(f)!.context), policy: lookupPolicy(f) } : null;
     const t0 = performance.now();
     const r = await ctx.decodeRun({
       token: last,
