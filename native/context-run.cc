@@ -3,6 +3,8 @@
 // decoding that pays it per token runs at half of native speed on stories260K. The loop here pays
 // it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
 // strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
+// With `lookup` the run also takes context lookup rounds among its steps (run_lookup), so that a
+// round pays no hand-off either (lib/decoding/lookup-run.ts).
 #include "context-jobs.h"
 #include "context.h"
 #include "error-codes.h"
@@ -99,7 +101,10 @@ static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v) {
 }
 
 // decodeRun({ token, maxTokens, stopTokens?: Int32Array, repeat?: { filter: Uint8Array, n, history: Int32Array }, sequence? })
-//   => Promise<{ tokens, nativeMs, firstStepMs, repeat }>
+//   or with lookup?: { context: Int32Array, policy, force?, maxRounds? } instead of repeat
+//   => Promise<{ tokens, nativeMs, firstStepMs, repeat }>, with lookup also { roundMatch,
+//   roundDrafts, roundAccepted, roundMs, roundAt, observed, plainSteps, plainMs, switchSteps,
+//   switchMs } (lib/native/contract.ts)
 // Decodes `token` at the sequence's next position with all layers, takes the argmax as the next
 // token, feeds it back, and repeats: up to maxTokens tokens, ending early after an end-of-generation
 // or stop token, or when the context is full. The last produced token is not decoded (as after a

@@ -1,11 +1,11 @@
 // Greedy generation whose only draft source is the context lookup, in the addon's own loop: one
 // decodeRun call takes plain steps and lookup rounds until its token budget (the addon finds each
 // match in its own index of the sequence's tokens and verifies the drafts), so a round pays no
-// hand-off and no JavaScript of its own. On the 12-layer copy model each round of the in-turn loop
+// hand-off and no JavaScript of its own. On the 12-layer copy model each call of the in-turn loop
 // cost about 0.25 ms beyond its decode, a plain step about 0.3 ms (BENCHMARKS.md section 16,
-// "Stop 44"). The draft length per match length comes from here, from the acceptance and costs
-// measured so far (bestFreeLength, as the in-turn choice computes it); each call's rounds are then
-// counted into them.
+// "Stop 44"). The addon chooses each round's drafts with this loop's acceptance counts and cost
+// line (native/lookup-policy.h: bestFreeLength and FreeAcceptance's formulas), counting each round
+// and each declined draft into them as it goes; the counts are replayed here afterwards.
 import type { NativeLookupPolicy, NativeRunResult, NativeSequence } from '../native/binding.js';
 import { BUCKET_STARTS, bestFreeLength, countDrafts } from './draft-sources.js';
 import { type FreeRounds, freeRoundBeats, lookupSource, observeProbe, PROBE_TOKENS, probeDue, syncSources } from './free-rounds.js';
@@ -16,8 +16,8 @@ import type { DecodeSession } from './session.js';
 /**
  * How long one run may take (ms) before its tokens stream out. Twice a plain run's (plain.ts): each
  * call costs a hand-off and the JavaScript around it, and on the copy model the same 64-token
- * generations ran at 1.45x / 1.50x / 1.55x plain (quote) with calls of 32 / 48 / 64 tokens. At 16
- * ms text still streams about once a frame.
+ * generations ran at 1.45x / 1.51x / 1.57x plain (quote; a first version) in calls of 32 / 48 / 64
+ * tokens. At 16 ms text still streams about once a frame.
  */
 const LOOKUP_RUN_MS = 16;
 /** Most tokens of one run, and of the first run of a sequence that has measured nothing yet. */
@@ -59,7 +59,7 @@ function anyLengthPays(f: FreeRounds): boolean {
   return BUCKET_STARTS.some((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > plainRate);
 }
 
-/** A generation's lookup runs: the steps a run may take, measured as the in-turn loop measures its plain runs. */
+/** A generation's lookup runs, and the time a token took in them (what sizes the next). */
 export class LookupRuns {
   /** Native time per produced token (NaN before a run). */
   private tokenMs = NaN;
@@ -83,8 +83,8 @@ export class LookupRuns {
   ) {}
 
   /**
-   * Tokens from `last` (at `position`) in one addon call, up to `limit`: as many as take about as
-   * long as a plain run (runLength), so text still streams every few ms and an abort is prompt.
+   * Tokens from `last` (at `position`) in one addon call, up to `limit`: as many as take about
+   * LOOKUP_RUN_MS (runTokens), so text still streams every few ms and an abort is prompt.
    * The session takes them (what it does not keep leaves the KV cache). Returns the next position
    * and token, or null when the generation stopped.
    */
