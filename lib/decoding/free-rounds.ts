@@ -109,7 +109,7 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
     if (matchLength === 0) continue;
     // until a free round was measured its cost is a guess, which on a small model is 3x too low
     // (a round of 17 rows cost 19 plain steps on stories260K): the first one stays probe-sized
-    const most = f.cost.roundsMeasured || f.options.choice === 'eager' ? f.options.maxTokens : PROBE_TOKENS;
+    const most = f.options.choice === 'eager' ? f.options.maxTokens : mostFreeDrafts(f);
     const proposal = untilStop(session, source.draft(Math.min(most, room)));
     if (proposal.length === 0) continue;
     const acceptances = f.acceptance.estimates(source.name, matchLength, proposal.length);
@@ -177,10 +177,7 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
   const lookup = lookupSource(f);
   if (!f.repeats || f.repeatDeclined || !lookup) return null;
   syncSources(f, s.session.tokens);
-  const alternative = alternativeRate(s, f);
-  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
-  // (one length per acceptance bucket, the shortest; the addon takes n-grams of 2 and more)
-  const start = BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
+  const start = shortestPayingMatch(f, alternativeRate(s, f));
   if (start === undefined) return null;
   const n = Math.max(2, start);
   // (made only here, over the lookup's own tokens: where no run ends at a repeat, as on
@@ -191,6 +188,21 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
   // (the run's first n-gram ends with the token it produces after `last`, the newest token here)
   if (!history || history[history.length - 1] !== last) return null;
   return { filter: filter.bits, n, history };
+}
+
+/**
+ * The shortest lookup match whose draft would beat `alternative` tokens per ms at the acceptance
+ * estimated for it and the measured costs (one length per acceptance bucket, the shortest), or
+ * undefined where none would.
+ */
+export function shortestPayingMatch(f: FreeRounds, alternative: number): number | undefined {
+  const most = mostFreeDrafts(f);
+  return BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
+}
+
+/** The most drafts a measured free round may take: PROBE_TOKENS until a free round's cost was measured. */
+export function mostFreeDrafts(f: FreeRounds): number {
+  return f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
 }
 
 /** The generation's context lookup among its free sources (undefined without lookup). */

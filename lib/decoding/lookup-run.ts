@@ -7,8 +7,18 @@
 // line (native/lookup-policy.h: bestFreeLength and FreeAcceptance's formulas), counting each round
 // and each declined draft into them as it goes; the counts are replayed here afterwards.
 import type { NativeLookupPolicy, NativeRunResult, NativeSequence } from '../native/binding.js';
-import { BUCKET_STARTS, bestFreeLength, countDrafts } from './draft-sources.js';
-import { type FreeRounds, freeRoundBeats, lookupSource, observeProbe, PROBE_TOKENS, probeDue, syncSources } from './free-rounds.js';
+import { countDrafts } from './draft-sources.js';
+import {
+  type FreeRounds,
+  freeRoundBeats,
+  lookupSource,
+  mostFreeDrafts,
+  observeProbe,
+  PROBE_TOKENS,
+  probeDue,
+  shortestPayingMatch,
+  syncSources,
+} from './free-rounds.js';
 import { takeRunTokens } from './plain.js';
 import { countLegacyLookup, type LoopState } from './rounds.js';
 import type { DecodeSession } from './session.js';
@@ -43,26 +53,19 @@ export function lookupRunApplies(s: LoopState, runner: Runner | null): runner is
  * bestFreeLength reads them (at most `most` drafts: PROBE_TOKENS until a free round was measured).
  */
 export function lookupPolicy(f: FreeRounds): NativeLookupPolicy {
-  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
-  return { ...f.acceptance.addonState('lookup'), ...f.cost.addonState(), maxDrafts: most };
-}
-
-/**
- * Whether a lookup draft could beat a plain step at the measured costs after a match of some
- * length (the shortest of each acceptance bucket, as repeatStop asks). Where none could (on
- * stories260K a verified row costs about a plain step), the run is a plain run: the addon neither
- * looks up nor indexes, and only a probe now and then takes a round.
- */
-function anyLengthPays(f: FreeRounds): boolean {
-  const most = f.cost.roundsMeasured ? f.options.maxTokens : PROBE_TOKENS;
-  const plainRate = 1 / f.cost.plainMs();
-  return BUCKET_STARTS.some((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > plainRate);
+  return { ...f.acceptance.addonState('lookup'), ...f.cost.addonState(), maxDrafts: mostFreeDrafts(f) };
 }
 
 /** A generation's lookup runs, and the time a token took in them (what sizes the next). */
 export class LookupRuns {
   /** Native time per produced token (NaN before a run). */
   private tokenMs = NaN;
+
+  constructor(
+    private readonly s: LoopState,
+    private readonly ctx: Runner,
+    private readonly session: DecodeSession,
+  ) {}
 
   /**
    * Tokens for the next run: as many as take LOOKUP_RUN_MS at the time a token took in this
@@ -75,12 +78,6 @@ export class LookupRuns {
     if (Number.isNaN(perToken)) return FIRST_RUN;
     return Math.max(1, Math.min(MAX_RUN_TOKENS, Math.floor(LOOKUP_RUN_MS / Math.max(perToken, 1e-3))));
   }
-
-  constructor(
-    private readonly s: LoopState,
-    private readonly ctx: Runner,
-    private readonly session: DecodeSession,
-  ) {}
 
   /**
    * Tokens from `last` (at `position`) in one addon call, up to `limit`: as many as take about
@@ -96,7 +93,7 @@ export class LookupRuns {
     // where no length pays, a probe now and then (one round of PROBE_TOKENS drafts) is what
     // measures whether that changed, as in the in-turn loop (free-rounds.ts, probeDue)
     const plainRate = 1 / f.cost.plainMs();
-    const pays = anyLengthPays(f);
+    const pays = shortestPayingMatch(f, plainRate) !== undefined;
     const probe = !pays && probeDue(f, plainRate);
     const maxTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
     // the addon looks up wherever drafts accepted whole could pay at the measured costs, also while
