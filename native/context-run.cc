@@ -3,13 +3,15 @@
 // decoding that pays it per token runs at half of native speed on stories260K. The loop here pays
 // it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
 // strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
-// With `lookup` the run also takes context lookup rounds among its steps (run_lookup), so that a
-// round pays no hand-off either (lib/decoding/lookup-run.ts).
+// With `lookup` the run also takes free rounds among its steps (run_lookup): drafts from a context
+// lookup, from the caller's prediction, or both, so that a round pays no hand-off either
+// (lib/decoding/lookup-run.ts).
 #include "context-jobs.h"
 #include "context.h"
 #include "error-codes.h"
 #include "lookup-index.h"
 #include "lookup-policy.h"
+#include "prediction-cursor.h"
 
 #include "common.h"
 
@@ -19,6 +21,10 @@
 #include <string>
 
 namespace layerskip {
+
+// the free sources of decodeRun's rounds, in the order the TypeScript loop weighs them (its
+// prediction first: of two drafts at the same rate, the caller's)
+enum FreeSource : int { kLookup = 0, kPrediction = 1 };
 
 struct Context::RunJob {
     int32_t seq = 0, token = 0, max_tokens = 0;
@@ -34,17 +40,23 @@ struct Context::RunJob {
     bool repeat = false;
     double native_ms = 0;
     double first_step_ms = 0;          // after a decode of another shape it may build its graph again
-    // lookup: context lookup rounds inside the run: after a match of m tokens of the context
-    // (lookup-index.h), the drafts the policy chooses (lookup-policy.h) verified in one batch, or a
-    // plain step where it chooses none
+    // lookup: free rounds inside the run: after a match of m tokens of the context (lookup-index.h)
+    // or of the prediction (prediction-cursor.h), the drafts its policy chooses (lookup-policy.h)
+    // verified in one batch, or a plain step where neither source's drafts pay
     bool lookup = false;
+    bool has_context = false;
     std::vector<int32_t> context;      // the sequence's tokens, ending with `token`
-    LookupPolicy policy;
+    bool has_prediction = false;
+    PredictionCursor prediction;
+    LookupPolicy policy[2];            // per source (kLookup, kPrediction): acceptance, and the same costs
     int32_t force = 0;                 // drafts of the run's first round, whatever the policy (a probe)
     int32_t max_rounds = 0;            // 0: no limit
-    std::vector<int32_t> round_match, round_drafts, round_accepted, round_at;
-    // what the policy counted, in order: [kind (0: a round, 1: a declined draft checked against the
-    // output), match, drafts, accepted] per entry, for TypeScript to count the same
+    // the run ends once it produced this many tokens (0: max_tokens); its last round may pass them,
+    // up to max_tokens: a round cut at a run's end cost a round more of the same drafts
+    int32_t run_tokens = 0;
+    std::vector<int32_t> round_source, round_match, round_drafts, round_accepted, round_at;
+    // what the policies counted, in order: [kind (0: a round, 1: a declined draft checked against the
+    // output), source, match, drafts, accepted] per entry, for TypeScript to count the same
     std::vector<int32_t> observed;
     std::vector<double> round_ms;
     int32_t plain_steps = 0;           // plain steps that did not follow a round, and their time
@@ -63,20 +75,20 @@ static uint32_t ngram_hash(const int32_t * t, int32_t n) {
 
 // decodeRun's lookup.policy: { counts: Float64Array [accepted, rejected] x 5 buckets, priors:
 // Float64Array(5), priorWeight, decay, ageing, roundBase, roundRow, plainMs, limit, maxDrafts }
-static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v) {
-    if (!v.IsObject()) throw_type(env, "decodeRun: lookup.policy must be an object");
+static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v, const std::string & name) {
+    if (!v.IsObject()) throw_type(env, "decodeRun: " + name + " must be an object");
     Napi::Object o = v.As<Napi::Object>();
     auto f64 = [&](const char * key, size_t n) {
         Napi::Value a = o.Get(key);
         if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array || a.As<Napi::Float64Array>().ElementLength() != n) {
-            throw_type(env, std::string("decodeRun: lookup.policy.") + key + " must be a Float64Array of " + std::to_string(n));
+            throw_type(env, "decodeRun: " + name + "." + key + " must be a Float64Array of " + std::to_string(n));
         }
         return a.As<Napi::Float64Array>();
     };
     auto num = [&](const char * key, double lo, double hi) {
         Napi::Value x = o.Get(key);
         const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : NAN;
-        if (!(d >= lo && d <= hi)) throw_range(env, std::string("decodeRun: lookup.policy.") + key + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+        if (!(d >= lo && d <= hi)) throw_range(env, "decodeRun: " + name + "." + key + " must be a number from " + std::to_string(lo) + " to " + std::to_string(hi));
         return d;
     };
     LookupPolicy p;
@@ -86,8 +98,8 @@ static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v) {
         p.accepted[b] = counts[2 * b];
         p.rejected[b] = counts[2 * b + 1];
         p.prior[b] = priors[b];
-        if (!(p.accepted[b] >= 0 && p.rejected[b] >= 0 && p.accepted[b] < 1e9 && p.rejected[b] < 1e9)) throw_range(env, "decodeRun: lookup.policy.counts must be finite and non-negative");
-        if (!(p.prior[b] >= 0 && p.prior[b] <= 1)) throw_range(env, "decodeRun: lookup.policy.priors must be from 0 to 1");
+        if (!(p.accepted[b] >= 0 && p.rejected[b] >= 0 && p.accepted[b] < 1e9 && p.rejected[b] < 1e9)) throw_range(env, "decodeRun: " + name + ".counts must be finite and non-negative");
+        if (!(p.prior[b] >= 0 && p.prior[b] <= 1)) throw_range(env, "decodeRun: " + name + ".priors must be from 0 to 1");
     }
     p.prior_weight = num("priorWeight", 1e-9, 1e9);
     p.decay = num("decay", 0, 1);
@@ -100,8 +112,30 @@ static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v) {
     return p;
 }
 
+// decodeRun's lookup.prediction: { tokens: Int32Array, cursor, agreed, run, recent: Int32Array,
+// policy } (PredictionDrafts.addonState() with its policy)
+// (its token ids are checked against the vocabulary by the caller)
+static PredictionCursor parse_prediction(Napi::Env env, const Napi::Object & o) {
+    auto tokens = [&](const char * key, size_t most) {
+        Napi::Value a = o.Get(key);
+        if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, std::string("decodeRun: lookup.prediction.") + key + " must be an Int32Array");
+        auto t = a.As<Napi::Int32Array>();
+        if (t.ElementLength() > most) throw_range(env, std::string("decodeRun: lookup.prediction.") + key + " holds more than " + std::to_string(most) + " tokens");
+        return std::vector<int32_t>(t.Data(), t.Data() + t.ElementLength());
+    };
+    PredictionCursor c;
+    c.prediction = tokens("tokens", size_t{1} << 24);
+    c.recent = tokens("recent", PredictionCursor::kRecent);
+    const int32_t n = static_cast<int32_t>(c.prediction.size());
+    c.cursor = get_int(env, o, "cursor", -2, -1, n);
+    c.agreed = get_int(env, o, "agreed", -1, 0, n);
+    c.run = get_int(env, o, "run", -1, 0, 1 << 24);
+    return c;
+}
+
 // decodeRun({ token, maxTokens, stopTokens?: Int32Array, repeat?: { filter: Uint8Array, n, history: Int32Array }, sequence? })
-//   or with lookup?: { context: Int32Array, policy, force?, maxRounds? } instead of repeat
+//   or with lookup?: { context?: Int32Array, policy?, prediction?: { tokens, cursor, agreed, run,
+//   recent, policy }, force?, maxRounds?, runTokens? } instead of repeat
 //   => Promise<{ tokens, nativeMs, firstStepMs, repeat }>, with lookup also { roundMatch,
 //   roundDrafts, roundAccepted, roundMs, roundAt, observed, plainSteps, plainMs, switchSteps,
 //   switchMs } (lib/native/contract.ts)
@@ -154,14 +188,29 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
         if (!lv.IsObject()) throw_type(env, "decodeRun: lookup must be an object");
         Napi::Object l = lv.As<Napi::Object>();
         Napi::Value cv = l.Get("context");
-        if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeRun: lookup.context must be an Int32Array");
-        auto ca = cv.As<Napi::Int32Array>();
-        if (ca.ElementLength() < 1 || ca.Data()[ca.ElementLength() - 1] != job->token) throw_range(env, "decodeRun: lookup.context must end with token");
-        job->context.assign(ca.Data(), ca.Data() + ca.ElementLength());
-        check_token_ids(env, "decodeRun: lookup.context", job->context);
-        job->policy = parse_lookup_policy(env, l.Get("policy"));
+        if (!cv.IsUndefined()) {
+            if (!cv.IsTypedArray() || cv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) throw_type(env, "decodeRun: lookup.context must be an Int32Array");
+            auto ca = cv.As<Napi::Int32Array>();
+            if (ca.ElementLength() < 1 || ca.Data()[ca.ElementLength() - 1] != job->token) throw_range(env, "decodeRun: lookup.context must end with token");
+            job->context.assign(ca.Data(), ca.Data() + ca.ElementLength());
+            check_token_ids(env, "decodeRun: lookup.context", job->context);
+            job->policy[kLookup] = parse_lookup_policy(env, l.Get("policy"), "lookup.policy");
+            job->has_context = true;
+        }
+        Napi::Value pv = l.Get("prediction");
+        if (!pv.IsUndefined()) {
+            if (!pv.IsObject()) throw_type(env, "decodeRun: lookup.prediction must be an object");
+            Napi::Object po = pv.As<Napi::Object>();
+            job->prediction = parse_prediction(env, po);
+            check_token_ids(env, "decodeRun: lookup.prediction.tokens", job->prediction.prediction);
+            check_token_ids(env, "decodeRun: lookup.prediction.recent", job->prediction.recent);
+            job->policy[kPrediction] = parse_lookup_policy(env, po.Get("policy"), "lookup.prediction.policy");
+            job->has_prediction = true;
+        }
+        if (!job->has_context && !job->has_prediction) throw_type(env, "decodeRun: lookup needs a context, a prediction or both");
         job->force = get_int(env, l, "force", 0, 0, LookupIndex::kMaxMatch);
         job->max_rounds = get_int(env, l, "maxRounds", 0, 0, n_ctx_);
+        job->run_tokens = get_int(env, l, "runTokens", 0, 0, n_ctx_);
         if (job->repeat_n > 0) throw_range(env, "decodeRun: repeat and lookup exclude each other");
         job->lookup = true;
     }
@@ -184,6 +233,7 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
             r.Set("firstStepMs", job->first_step_ms);
             r.Set("repeat", job->repeat);
             if (job->lookup) {
+                r.Set("roundSource", to_js(env, job->round_source));
                 r.Set("roundMatch", to_js(env, job->round_match));
                 r.Set("roundDrafts", to_js(env, job->round_drafts));
                 r.Set("roundAccepted", to_js(env, job->round_accepted));
@@ -247,10 +297,11 @@ void Context::run_greedy(RunJob & job) {
     }
 }
 
-// run_greedy with context lookup rounds: at each step where the newest tokens occurred before in the
-// sequence (LookupIndex, a match of m tokens), as many of the tokens that followed them there as the
-// policy chooses for m (LookupPolicy, updated by each round) are verified with every layer in one
-// batch, and the longest prefix the argmax agrees with is kept with the next argmax.
+// run_greedy with free rounds: at each step where a source has a match (the newest tokens occurred
+// before in the sequence, LookupIndex, or follow the caller's prediction, PredictionCursor; m
+// tokens), as many of its next tokens as its policy chooses for m (LookupPolicy, updated by each
+// round) are verified with every layer in one batch, and the longest prefix the argmax agrees with
+// is kept with the next argmax. Of two sources, the one whose drafts yield more tokens per ms.
 // Every row is computed as a one-token decode computes it (patches 0015, 0018, 0019, 0021), so the
 // output is plain greedy output. The rounds pay no hand-off of their own: on the 12-layer copy
 // model a round with its JavaScript and hand-off cost about 0.25 ms beyond its decode.
@@ -259,37 +310,49 @@ void Context::run_lookup(RunJob & job) {
     SeqState & S = *seqs_[job.seq];
     const llama_vocab * vocab = model_->vocab();
     llama_batch & b = tok_batch_;
-    if (lookups_.size() < seqs_.size()) lookups_.resize(seqs_.size());
-    if (!lookups_[job.seq]) lookups_[job.seq] = std::make_unique<LookupIndex>();
-    LookupIndex & index = *lookups_[job.seq];
-    index.sync(job.context.data(), job.context.size());
+    LookupIndex * index = nullptr;
+    if (job.has_context) {
+        if (lookups_.size() < seqs_.size()) lookups_.resize(seqs_.size());
+        if (!lookups_[job.seq]) lookups_[job.seq] = std::make_unique<LookupIndex>();
+        index = lookups_[job.seq].get();
+        index->sync(job.context.data(), job.context.size());
+    }
     auto is_stop = [&](int32_t tok) {
         return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
     };
-    std::vector<int32_t> drafts;
+    const bool has[2] = {job.has_context, job.has_prediction};
+    // per source: its proposal at this step and the match it follows
+    std::vector<int32_t> proposal[2];
+    int32_t match[2] = {0, 0};
     // a declined draft, checked against the output instead of verified (free-rounds.ts, ShadowDraft):
     // whether the output followed it is what a verification would have found, so the policy learns
     // whether drafts it declines would have held (without, a bucket whose estimate fell below paying
-    // was never tried again, and a copied text ran as plain steps). One at a time.
-    std::vector<int32_t> shadow;
-    int32_t shadow_match = 0, shadow_seen = 0;
-    auto observe = [&](int kind, int32_t match, int32_t drafted, int32_t accepted_drafts) {
-        job.policy.observe(match, drafted, accepted_drafts);
-        if (kind == 0) job.policy.age();
-        job.observed.insert(job.observed.end(), {kind, match, drafted, accepted_drafts});
+    // was never tried again, and a copied text ran as plain steps). One at a time per source.
+    std::vector<int32_t> shadow[2];
+    int32_t shadow_match[2] = {0, 0}, shadow_seen[2] = {0, 0};
+    auto observe = [&](int kind, int src, int32_t m, int32_t drafted, int32_t accepted_drafts) {
+        job.policy[src].observe(m, drafted, accepted_drafts);
+        if (kind == 0) {
+            for (auto & p : job.policy) p.age();  // (FreeAcceptance.age: every source's counts)
+        }
+        job.observed.insert(job.observed.end(), {kind, src, m, drafted, accepted_drafts});
     };
-    auto shadow_sees = [&](int32_t tok) {
-        if (shadow.empty()) return;
-        if (tok == shadow[shadow_seen] && ++shadow_seen < static_cast<int32_t>(shadow.size())) return;
-        const bool followed = shadow_seen == static_cast<int32_t>(shadow.size());
-        observe(1, shadow_match, followed ? shadow_seen : shadow_seen + 1, shadow_seen);
-        shadow.clear();
+    auto shadow_sees = [&](int src, int32_t tok) {
+        std::vector<int32_t> & d = shadow[src];
+        int32_t & seen = shadow_seen[src];
+        if (d.empty()) return;
+        if (tok == d[seen] && ++seen < static_cast<int32_t>(d.size())) return;
+        const bool followed = seen == static_cast<int32_t>(d.size());
+        observe(1, src, shadow_match[src], followed ? seen : seen + 1, seen);
+        d.clear();
     };
     int32_t feed = job.token;
     int32_t produced = 0;
     int32_t rounds = 0;
     bool after_round = false;
-    while (produced < job.max_tokens) {
+    std::vector<int32_t> drafts;
+    const int32_t run_end = job.run_tokens > 0 ? std::min(job.run_tokens, job.max_tokens) : job.max_tokens;
+    while (produced < run_end) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
         if (produced > 0 && abort_.load()) throw CodedError(codes::ABORTED, "the operation was aborted");
         if (cells_used() + 1 > n_ctx_) break;
@@ -297,25 +360,55 @@ void Context::run_lookup(RunJob & job) {
         // drafts that fit: the token budget (a round produces its accepted drafts and one more), the
         // cells and the batch
         const int32_t room = std::min({job.max_tokens - produced - 1, n_ctx_ - cells_used() - 1, n_batch_ - 1});
+        int chosen = -1;
         int32_t n_drafts = 0;
-        int32_t m = 0;
         if (room > 0 && (job.max_rounds == 0 || rounds < job.max_rounds)) {
-            const auto found = index.match();
-            m = found.first;
-            if (m > 0) {
-                n_drafts = job.force > 0 && rounds == 0 ? std::min(job.force, room) : job.policy.length(m, room);
-                // past the sequence's end the continuation repeats with the match's period (a loop)
-                const std::vector<int32_t> & h = index.tokens();
-                const int32_t period = static_cast<int32_t>(h.size()) - 1 - found.second;
-                const int32_t proposed = n_drafts > 0 ? n_drafts : shadow.empty() ? std::min(job.policy.max_drafts, room) : 0;
-                drafts.clear();
-                for (int32_t i = 0; i < proposed; ++i) drafts.push_back(i < period ? h[found.second + 1 + i] : drafts[i - period]);
-                if (n_drafts == 0 && proposed > 0) {
-                    shadow = drafts;
-                    shadow_match = m;
-                    shadow_seen = 0;
+            const bool probe = job.force > 0 && rounds == 0;
+            double best_rate = 0;
+            for (const int src : {kPrediction, kLookup}) {
+                proposal[src].clear();
+                match[src] = 0;
+                if (!has[src]) continue;
+                const int32_t most = std::min(job.policy[src].max_drafts, room);
+                if (src == kLookup) {
+                    const auto found = index->match();
+                    match[src] = found.first;
+                    if (found.first == 0) continue;
+                    // past the sequence's end the continuation repeats with the match's period (a loop)
+                    const std::vector<int32_t> & h = index->tokens();
+                    const int32_t period = static_cast<int32_t>(h.size()) - 1 - found.second;
+                    for (int32_t i = 0; i < most; ++i) proposal[src].push_back(i < period ? h[found.second + 1 + i] : proposal[src][i - period]);
+                } else {
+                    match[src] = job.prediction.match_length();
+                    if (match[src] == 0) continue;
+                    job.prediction.draft(most, proposal[src]);
+                }
+                if (proposal[src].empty()) continue;
+                const int32_t size = static_cast<int32_t>(proposal[src].size());
+                if (probe) {
+                    // a probe: the source whose first draft is likeliest accepted
+                    const double a = job.policy[src].estimate(match[src]);
+                    if (a > best_rate) {
+                        best_rate = a;
+                        chosen = src;
+                        n_drafts = std::min(job.force, size);
+                    }
+                    continue;
+                }
+                const auto [n, rate] = job.policy[src].best(match[src], size);
+                if (n > 0 && rate > 1 / job.policy[src].plain_ms && rate > best_rate) {
+                    best_rate = rate;
+                    chosen = src;
+                    n_drafts = n;
                 }
             }
+            for (const int src : {kPrediction, kLookup}) {
+                if (src == chosen || proposal[src].empty() || !shadow[src].empty()) continue;
+                shadow[src] = proposal[src];
+                shadow_match[src] = match[src];
+                shadow_seen[src] = 0;
+            }
+            if (chosen >= 0) drafts.assign(proposal[chosen].begin(), proposal[chosen].begin() + n_drafts);
         }
         const auto t0 = std::chrono::steady_clock::now();
         b.n_tokens = n_drafts + 1;
@@ -354,9 +447,10 @@ void Context::run_lookup(RunJob & job) {
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (n_drafts > 0) {
             ++rounds;
-            observe(0, m, n_drafts, accepted);
+            observe(0, chosen, match[chosen], n_drafts, accepted);
             job.round_at.push_back(produced);
-            job.round_match.push_back(m);
+            job.round_source.push_back(chosen);
+            job.round_match.push_back(match[chosen]);
             job.round_drafts.push_back(n_drafts);
             job.round_accepted.push_back(accepted);
             job.round_ms.push_back(ms);
@@ -372,8 +466,9 @@ void Context::run_lookup(RunJob & job) {
         for (int32_t i = 0; i < produce; ++i) {
             const int32_t tok = i < accepted ? drafts[i] : next;
             job.tokens.push_back(tok);
-            index.push(tok);
-            shadow_sees(tok);
+            if (index) index->push(tok);
+            if (job.has_prediction) job.prediction.push(tok);
+            for (const int src : {kPrediction, kLookup}) shadow_sees(src, tok);
         }
         produced += produce;
         const int32_t last = job.tokens.back();
@@ -381,7 +476,9 @@ void Context::run_lookup(RunJob & job) {
         feed = last;
     }
     // the run ends inside a declined draft the output has followed so far: counted as followed so far
-    if (!shadow.empty() && shadow_seen > 0) observe(1, shadow_match, shadow_seen, shadow_seen);
+    for (const int src : {kPrediction, kLookup}) {
+        if (!shadow[src].empty() && shadow_seen[src] > 0) observe(1, src, shadow_match[src], shadow_seen[src], shadow_seen[src]);
+    }
 }
 
 }  // namespace layerskip

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 namespace layerskip {
 
@@ -34,23 +35,29 @@ struct LookupPolicy {
         return (accepted[b] + prior_weight * prior[b]) / (accepted[b] + rejected[b] + prior_weight);
     }
 
-    // bestFreeLength over the estimates of drafts 0 .. room-1 (draft i at match + i), taken where it
-    // beats a plain step: the number of drafts, 0 for none
-    int32_t length(int32_t match, int32_t room) const {
+    // bestFreeLength over the estimates of drafts 0 .. room-1 (draft i at match + i): the number of
+    // drafts with the most tokens per ms, and that rate
+    std::pair<int32_t, double> best(int32_t match, int32_t room) const {
         const int32_t max = std::min(max_drafts, room);
         const int32_t lim = limit > 0 ? std::min(max, limit) : max;
         double tokens = 1, reach = 1, rate = 0;
-        int32_t best = 0;
+        int32_t length = 0;
         for (int32_t d = 1; d <= lim; ++d) {
             reach *= estimate(match + d - 1);
             tokens += reach;
             const double r = tokens / (round_base + round_row * (d + 1));
             if (r > rate) {
                 rate = r;
-                best = d;
+                length = d;
             }
         }
-        return rate > 1 / plain_ms ? best : 0;
+        return {length, rate};
+    }
+
+    // best(), taken where it beats a plain step: the number of drafts, 0 for none
+    int32_t length(int32_t match, int32_t room) const {
+        const auto [n, rate] = best(match, room);
+        return rate > 1 / plain_ms ? n : 0;
     }
 
     // FreeAcceptance.observe: `drafted` drafts after a match of `match`, `accepted_drafts` accepted

@@ -3,6 +3,7 @@
 // for token, with the KV cache left as plain steps leave it.
 import { describe, expect, it } from 'vitest';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost } from '../lib/decoding/draft-sources.js';
+import { PredictionDrafts } from '../lib/decoding/prediction.js';
 import type { NativeLookupPolicy, NativeRunOptions } from '../lib/native/contract.js';
 import { EXACT, modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
 
@@ -91,8 +92,9 @@ for (const [name, path] of [
       expect(roundDrafts!.length).toBeGreaterThan(2);
       // the counts in the addon's order: each round's choice from what was counted before it
       let round = 0;
-      for (let i = 0; i < observed!.length; i += 4) {
-        const [kind, match, drafted, accepted] = observed!.slice(i, i + 4);
+      for (let i = 0; i < observed!.length; i += 5) {
+        const [kind, source, match, drafted, accepted] = observed!.slice(i, i + 5);
+        expect(source).toBe(0); // the context lookup
         if (kind === 0) {
           const max = Math.min(16, maxTokens - roundAt![round] - 1);
           const best = bestFreeLength(acceptance.estimates('lookup', match, max), max, cost);
@@ -158,9 +160,120 @@ for (const [name, path] of [
       expect(() => bad({ context, policy, maxRounds: -1 })).toThrow(RangeError);
       expect(() => bad({ context, policy, force: 65 })).toThrow(RangeError);
       expect(() => bad(7)).toThrow(/lookup must be an object/);
+      expect(() => bad({})).toThrow(/a context, a prediction or both/);
+      const prediction = { ...new PredictionDrafts(prompt).addonState(), policy };
+      expect(() => bad({ prediction: 3 })).toThrow(/prediction must be an object/);
+      expect(() => bad({ prediction: { ...prediction, tokens: [1, 2] } })).toThrow(/prediction.tokens must be an Int32Array/);
+      expect(() => bad({ prediction: { ...prediction, cursor: prompt.length + 1 } })).toThrow(RangeError);
+      expect(() => bad({ prediction: { ...prediction, recent: new Int32Array(9) } })).toThrow(/more than 8/);
+      expect(() => bad({ prediction: { ...prediction, tokens: Int32Array.of(1 << 20) } })).toThrow(/vocabulary/);
+      expect(() => bad({ prediction: { ...prediction, policy: { ...policy, decay: 2 } } })).toThrow(/prediction.policy.decay/);
+      expect(() => bad({ context, policy, runTokens: -1 })).toThrow(RangeError);
       expect(() => bad({ context, policy }, { repeat: { filter: new Uint8Array(8), n: 3, history: Int32Array.of(1, 2) } })).toThrow(/exclude/);
       const r = await h.decodeRun!({ token, maxTokens: 4, lookup: { context, policy } });
       expect(r.tokens.length).toBe(4);
+    });
+
+    /** A prediction of `tokens` with every `every`-th token replaced (an edit), the way edit workflows predict. */
+    const edited = (tokens: number[], every: number) => tokens.map((t, i) => (i % every === every - 1 ? (t + 7) % 256 : t));
+
+    it("follows a prediction as PredictionDrafts does, keeping the plain run's tokens and cache", async () => {
+      const start = f.model.tokenize('Once upon a time');
+      const plain = await run(start, { maxTokens: 48 });
+      for (const [what, prediction] of [
+        ['exact', plain.tokens],
+        ['edited every 7th token', edited(plain.tokens, 7)],
+        ['shifted by two tokens', plain.tokens.slice(2)],
+        ['unrelated', Array.from({ length: 40 }, (_, i) => (i * 37) % 200)],
+      ] as const) {
+        const source = new PredictionDrafts(prediction);
+        const got = await run(start, { maxTokens: 48, lookup: { prediction: { ...source.addonState(), policy: always(8) } } });
+        expect(got.tokens, what).toEqual(plain.tokens);
+        expect(got.next, what).toBe(plain.next);
+        const { roundSource, roundMatch, roundDrafts, roundAccepted, roundAt } = got.r;
+        // each round where the TypeScript source stood at the same output: the same match, and drafts
+        // the output followed as far as the round accepted them
+        let round = 0;
+        for (let at = 0; at <= got.tokens.length && round < roundAt!.length; at++) {
+          if (roundAt![round] === at) {
+            expect(roundSource![round], what).toBe(1);
+            expect(roundMatch![round], `${what}: round ${round}`).toBe(source.matchLength);
+            const drafts = source.draft(roundDrafts![round]);
+            expect(drafts.length).toBe(roundDrafts![round]);
+            let followed = 0;
+            while (followed < drafts.length && drafts[followed] === got.tokens[at + followed]) followed++;
+            expect(roundAccepted![round], `${what}: round ${round}`).toBe(followed);
+            round++;
+          }
+          if (at < got.tokens.length) source.push(got.tokens[at]);
+        }
+        expect(round, what).toBe(roundAt!.length);
+        if (what === 'exact') expect(roundAccepted!.reduce((a, b) => a + b, 0)).toBeGreaterThan(30);
+        if (what === 'edited every 7th token') expect(roundDrafts!.length).toBeGreaterThan(3); // re-aligned after edits
+      }
+    });
+
+    it('weighs a prediction against the context lookup, each by its own counts, and ends runs after runTokens', async () => {
+      const prompt = await repeating();
+      const plain = await run(prompt, { maxTokens: 48 });
+      // the prediction is right for its first 10 tokens only; the context keeps repeating the story
+      const prediction = [...plain.tokens.slice(0, 10), ...edited(plain.tokens.slice(10), 2)];
+      const state = new PredictionDrafts(prediction).addonState();
+      const got = await run(prompt, {
+        maxTokens: 48,
+        lookup: { context: Int32Array.from(prompt), policy: always(8), prediction: { ...state, policy: always(8) } },
+      });
+      expect(got.tokens).toEqual(plain.tokens);
+      const sources = new Set(got.r.roundSource);
+      expect(sources).toEqual(new Set([0, 1]));
+      // the policies count their own source: a prediction round's entry names source 1
+      const o = got.r.observed!;
+      for (let i = 0; i < o.length; i += 5) if (o[i] === 0) expect([0, 1]).toContain(o[i + 1]);
+      const counted = Array.from({ length: o.length / 5 }, (_, i) => o[5 * i + 1]).filter((_, i) => o[5 * i] === 0);
+      expect(counted).toEqual(Array.from(got.r.roundSource!));
+      // a run of 5 tokens may finish its round past them, not past maxTokens
+      for (const runTokens of [1, 5, 13]) {
+        const short = await run(prompt, { maxTokens: 48, lookup: { context: Int32Array.from(prompt), policy: always(16), runTokens } });
+        expect(short.tokens).toEqual(plain.tokens.slice(0, short.tokens.length));
+        expect(short.tokens.length).toBeGreaterThanOrEqual(runTokens);
+        const last = short.r.roundAt!.length - 1;
+        // it ended at its first step or round past runTokens
+        const before =
+          last >= 0 && short.r.roundAt![last] + short.r.roundAccepted![last] + 1 === short.tokens.length ? short.r.roundAt![last] : short.tokens.length - 1;
+        expect(before).toBeLessThan(runTokens);
+      }
+    });
+
+    it('generate({ prediction }) runs in the addon, with or without lookup, and equals plain greedy output', async () => {
+      const prompt = await repeating();
+      f.ctx.clear();
+      const plain = await f.ctx.generate(prompt, { maxTokens: 80 }).result;
+      const h = f.ctx.handle;
+      const original = h.decodeRun!;
+      const seen: NativeRunOptions[] = [];
+      h.decodeRun = (o) => {
+        seen.push(o);
+        return original.call(h, o);
+      };
+      try {
+        for (const prediction of [plain.tokens, edited(plain.tokens, 9), plain.text]) {
+          for (const lookup of [false, true]) {
+            seen.length = 0;
+            f.ctx.clear();
+            const r = await f.ctx.generate(prompt, { maxTokens: 80, prediction, lookup }).result;
+            expect(r.tokens).toEqual(plain.tokens);
+            expect(seen.some((o) => o.lookup?.prediction !== undefined)).toBe(true);
+            const p = r.speculative!.sources.prediction!;
+            expect(p.acceptedByPosition.reduce((a, b) => a + b, 0)).toBe(p.accepted);
+            if (prediction === plain.tokens) expect(p.accepted).toBeGreaterThan(40);
+          }
+        }
+        const stop = plain.text.slice(30, 36);
+        const stopped = await f.ctx.generate(prompt, { maxTokens: 80, prediction: plain.tokens, stop: [stop] }).result;
+        expect(stopped.text).toBe(plain.text.slice(0, plain.text.indexOf(stop)));
+      } finally {
+        h.decodeRun = original;
+      }
     });
 
     it('generate({ lookup: true }) runs in the addon and equals plain greedy output, stops included', async () => {

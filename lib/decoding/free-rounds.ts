@@ -191,13 +191,13 @@ export function repeatStop(s: LoopState, f: FreeRounds, last: number): RepeatSto
 }
 
 /**
- * The shortest lookup match whose draft would beat `alternative` tokens per ms at the acceptance
- * estimated for it and the measured costs (one length per acceptance bucket, the shortest), or
- * undefined where none would.
+ * The shortest match of `source` (the lookup by default) whose draft would beat `alternative` tokens
+ * per ms at the acceptance estimated for it and the measured costs (one length per acceptance
+ * bucket, the shortest), or undefined where none would.
  */
-export function shortestPayingMatch(f: FreeRounds, alternative: number): number | undefined {
+export function shortestPayingMatch(f: FreeRounds, alternative: number, source: FreeDraftSource['name'] = 'lookup'): number | undefined {
   const most = mostFreeDrafts(f);
-  return BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates('lookup', m, most), most, f.cost).rate > alternative);
+  return BUCKET_STARTS.find((m) => bestFreeLength(f.acceptance.estimates(source, m, most), most, f.cost).rate > alternative);
 }
 
 /** The most drafts a measured free round may take: PROBE_TOKENS until a free round's cost was measured. */
@@ -208,6 +208,11 @@ export function mostFreeDrafts(f: FreeRounds): number {
 /** The generation's context lookup among its free sources (undefined without lookup). */
 export function lookupSource(f: FreeRounds): ContextLookup | undefined {
   return f.sources.find((x) => x instanceof ContextLookup);
+}
+
+/** The caller's prediction among the free sources (undefined without one). */
+export function predictionSource(f: FreeRounds): PredictionDrafts | undefined {
+  return f.sources.find((x) => x instanceof PredictionDrafts);
 }
 
 /** decodeRun's `repeat`: the filter, its n-gram length and the n - 1 tokens before the run. */

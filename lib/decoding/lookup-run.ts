@@ -1,19 +1,21 @@
-// Greedy generation whose only draft source is the context lookup, in the addon's own loop: one
-// decodeRun call takes plain steps and lookup rounds until its token budget (the addon finds each
-// match in its own index of the sequence's tokens and verifies the drafts), so a round pays no
-// hand-off and no JavaScript of its own. On the 12-layer copy model each call of the in-turn loop
-// cost about 0.25 ms beyond its decode, a plain step about 0.3 ms (BENCHMARKS.md section 16,
-// "Stop 44"). The addon chooses each round's drafts with this loop's acceptance counts and cost
-// line (native/lookup-policy.h: bestFreeLength and FreeAcceptance's formulas), counting each round
-// and each declined draft into them as it goes; the counts are replayed here afterwards.
-import type { NativeLookupPolicy, NativeRunResult, NativeSequence } from '../native/binding.js';
-import { countDrafts } from './draft-sources.js';
+// Greedy generation whose draft sources are free (the context lookup, the caller's prediction, or
+// both), in the addon's own loop: one decodeRun call takes plain steps and free rounds until its
+// token budget (the addon finds each match in its own index of the sequence's tokens, or follows
+// the prediction, and verifies the drafts), so a round pays no hand-off and no JavaScript of its
+// own. On the 12-layer copy model each call of the in-turn loop cost about 0.25 ms beyond its
+// decode, a plain step about 0.3 ms (BENCHMARKS.md section 16, "Stop 44"). The addon chooses each
+// round's drafts with this loop's acceptance counts and cost line (native/lookup-policy.h:
+// bestFreeLength and FreeAcceptance's formulas), counting each round and each declined draft into
+// them as it goes; the counts are replayed here afterwards.
+import type { NativeLookupPolicy, NativeRunOptions, NativeRunResult, NativeSequence } from '../native/binding.js';
+import { countDrafts, type FreeDraftSource } from './draft-sources.js';
 import {
   type FreeRounds,
   freeRoundBeats,
   lookupSource,
   mostFreeDrafts,
   observeProbe,
+  predictionSource,
   PROBE_TOKENS,
   probeDue,
   shortestPayingMatch,
@@ -39,22 +41,25 @@ const WHOLE = 0.999;
 type Runner = NativeSequence & { decodeRun: NonNullable<NativeSequence['decodeRun']> };
 
 /**
- * Whether generation `s` runs its lookup in the addon's loop: greedy steps run there (`runner`), no
- * early exit, the context lookup its only free source, drafts chosen by measured rates. A caller's
- * prediction, early-exit drafts and the test choices keep the in-turn loop.
+ * Whether generation `s` runs its free rounds in the addon's loop: greedy steps run there
+ * (`runner`), no early exit, only free sources (the context lookup, a prediction), drafts chosen by
+ * measured rates. Early-exit drafts and the test choices keep the in-turn loop.
  */
 export function lookupRunApplies(s: LoopState, runner: Runner | null): runner is Runner {
   const f = s.free;
-  return runner !== null && !s.spec && f !== null && f.options.choice === 'measured' && f.sources.length === 1 && f.sources[0].name === 'lookup';
+  return runner !== null && !s.spec && f !== null && f.options.choice === 'measured' && f.sources.length > 0;
 }
 
 /**
- * The state the addon's loop chooses draft lengths from: the lookup's acceptance and the costs, as
- * bestFreeLength reads them (at most `most` drafts: PROBE_TOKENS until a free round was measured).
+ * The state the addon's loop chooses a source's draft lengths from: its acceptance and the costs,
+ * as bestFreeLength reads them (at most `most` drafts: PROBE_TOKENS until a free round was measured).
  */
-export function lookupPolicy(f: FreeRounds): NativeLookupPolicy {
-  return { ...f.acceptance.addonState('lookup'), ...f.cost.addonState(), maxDrafts: mostFreeDrafts(f) };
+export function lookupPolicy(f: FreeRounds, source: FreeDraftSource['name'] = 'lookup'): NativeLookupPolicy {
+  return { ...f.acceptance.addonState(source), ...f.cost.addonState(), maxDrafts: mostFreeDrafts(f) };
 }
+
+/** decodeRun's roundSource and observed sources, by number. */
+const SOURCE_NAMES: readonly FreeDraftSource['name'][] = ['lookup', 'prediction'];
 
 /** A generation's lookup runs, and the time a token took in them (what sizes the next). */
 export class LookupRuns {
@@ -93,23 +98,31 @@ export class LookupRuns {
     // where no length pays, a probe now and then (one round of PROBE_TOKENS drafts) is what
     // measures whether that changed, as in the in-turn loop (free-rounds.ts, probeDue)
     const plainRate = 1 / f.cost.plainMs();
-    const pays = shortestPayingMatch(f, plainRate) !== undefined;
+    const pays = f.sources.some((src) => shortestPayingMatch(f, plainRate, src.name) !== undefined);
     const probe = !pays && probeDue(f, plainRate);
-    const maxTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
+    const runTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
     // the addon looks up wherever drafts accepted whole could pay at the measured costs, also while
     // none is taken: the drafts it declines are checked against the output, and that is how an
     // estimate that fell below paying rises again (without, a copied text ran as plain steps for
     // whole generations after a few slow rounds). Where not even those could pay (stories260K, whose
-    // verified row costs about a plain step), the run is a plain run: no index, no lookups
-    const look = pays || probe || freeRoundBeats(f, WHOLE, plainRate);
-    const lookup = look ? { context: Int32Array.from(lookupSource(f)!.context), policy: lookupPolicy(f) } : null;
+    // verified row costs about a plain step), the run is a plain run: no index, no lookups. A
+    // prediction, which costs no index, is always followed
+    const context = lookupSource(f);
+    const prediction = predictionSource(f);
+    const look = context !== undefined && (pays || probe || freeRoundBeats(f, WHOLE, plainRate));
+    let lookup: NativeRunOptions['lookup'] | null = null;
+    if (look || prediction) {
+      lookup = {
+        ...(look ? { context: Int32Array.from(context.context), policy: lookupPolicy(f) } : {}),
+        ...(prediction ? { prediction: { ...prediction.addonState(), policy: lookupPolicy(f, 'prediction') } } : {}),
+        ...(probe ? { force: PROBE_TOKENS, maxRounds: 1 } : {}),
+        // (a round may pass the run's tokens: cut at the run's end, it cost one more round later)
+        runTokens,
+      };
+    }
+    const maxTokens = lookup ? Math.min(limit, runTokens + mostFreeDrafts(f)) : runTokens;
     const t0 = performance.now();
-    const r = await ctx.decodeRun({
-      token: last,
-      maxTokens,
-      stopTokens: session.stopTokenIds,
-      ...(lookup ? { lookup: probe ? { ...lookup, force: PROBE_TOKENS, maxRounds: 1 } : lookup } : {}),
-    });
+    const r = await ctx.decodeRun({ token: last, maxTokens, stopTokens: session.stopTokenIds, ...(lookup ? { lookup } : {}) });
     s.stats.verifyMs += performance.now() - t0;
     this.tokenMs = r.nativeMs / Math.max(1, r.tokens.length);
     const accepted = lookup ? observeRun(s, r) : observePlainRun(s, r);
@@ -132,18 +145,19 @@ function observePlainRun(s: LoopState, r: NativeRunResult): number {
 function observeRun(s: LoopState, r: NativeRunResult): number {
   const f = s.free!;
   const { stats } = s;
-  const src = stats.sources.lookup!;
   const rounds = r.roundDrafts?.length ?? 0;
   let accepted = 0;
   for (let i = 0; i < rounds; i++) {
     const drafted = r.roundDrafts![i];
     const a = r.roundAccepted![i];
+    const name = SOURCE_NAMES[r.roundSource![i]];
+    const src = stats.sources[name]!;
     f.cost.observeRound(drafted + 1, r.roundMs![i]);
     stats.draftLengths.push(drafted);
     src.rounds++;
     src.verifyMs += r.roundMs![i];
     countDrafts(src, 0, drafted, a);
-    countLegacyLookup(stats, 'lookup', drafted, a);
+    countLegacyLookup(stats, name, drafted, a);
     accepted += a;
   }
   // (the addon's own times: no hand-off, which its rounds do not pay either). A step right after a
@@ -153,8 +167,8 @@ function observeRun(s: LoopState, r: NativeRunResult): number {
   // what the addon's policy counted, in its order: rounds (each then ages the counts) and declined
   // drafts checked against the output
   const o = r.observed ?? new Int32Array(0);
-  for (let i = 0; i + 3 < o.length; i += 4) {
-    f.acceptance.observe('lookup', o[i + 1], o[i + 2], o[i + 3]);
+  for (let i = 0; i + 4 < o.length; i += 5) {
+    f.acceptance.observe(SOURCE_NAMES[o[i + 1]], o[i + 2], o[i + 3], o[i + 4]);
     if (o[i] === 0) f.acceptance.age();
   }
   const steps = r.plainSteps ?? 0;

@@ -4,6 +4,7 @@
 // edit), the output's newest tokens are looked up in the prediction, and the drafts continue after
 // their first occurrence past the last agreed position, so that an edited word costs one round.
 
+import type { NativePredictionState } from '../native/binding.js';
 import type { FreeDraftSource } from './draft-sources.js';
 
 /** Newest output tokens that must agree with the prediction before drafts resume after a mismatch. */
@@ -21,6 +22,8 @@ export class PredictionDrafts implements FreeDraftSource {
   private run = 0;
   /** Per order: the prediction's n-grams -> their start positions, ascending. */
   private readonly index = REALIGN_ORDERS.map(() => new Map<string, number[]>());
+  /** The prediction as the addon's loop takes it (made once). */
+  private tokens: Int32Array | null = null;
 
   constructor(private readonly prediction: readonly number[]) {
     REALIGN_ORDERS.forEach((n, o) => {
@@ -54,6 +57,15 @@ export class PredictionDrafts implements FreeDraftSource {
 
   pushAll(tokens: readonly number[]): void {
     for (const t of tokens) this.push(t);
+  }
+
+  /**
+   * Where the output stands, for the addon's loop (lookup-run.ts), which follows the prediction with
+   * these rules (native/prediction-cursor.h); this source is given the run's tokens afterwards.
+   */
+  addonState(): NativePredictionState {
+    this.tokens ??= Int32Array.from(this.prediction);
+    return { tokens: this.tokens, cursor: this.cursor, agreed: this.agreed, run: this.run, recent: Int32Array.from(this.recent) };
   }
 
   /** Up to `max` drafts: the prediction's tokens after the aligned position. */

@@ -134,16 +134,42 @@ export interface NativeRunOptions {
    */
   repeat?: { filter: Uint8Array; n: number; history: Int32Array };
   /**
-   * Context lookup rounds inside the run (not with `repeat`): at each step, the longest n-gram (8, 4,
-   * 2 or 1 tokens) ending with the newest token that occurred earlier in `context` (the sequence's
-   * tokens, `token` last; the addon keeps its index of them between calls), extended backwards to a
-   * match of m tokens (up to 64), proposes what followed that occurrence; `policy` chooses how many
-   * of those drafts to verify with every layer in one batch (none: a plain step), as the TypeScript
-   * loop chooses (native/lookup-policy.h), and counts each round into itself. `force`: the first
-   * round's drafts whatever the policy (a probe). At most `maxRounds` rounds (0 or absent: no limit).
+   * Free rounds inside the run (not with `repeat`), from a context lookup, a prediction or both.
+   * Context lookup: at each step, the longest n-gram (8, 4, 2 or 1 tokens) ending with the newest
+   * token that occurred earlier in `context` (the sequence's tokens, `token` last; the addon keeps
+   * its index of them between calls), extended backwards to a match of m tokens (up to 64), proposes
+   * what followed that occurrence. Prediction: the caller's prediction from where the output stands
+   * in it (PredictionDrafts' rules, native/prediction-cursor.h), m the tokens in a row that followed
+   * it. Each source's `policy` chooses how many of its drafts to verify with every layer in one batch
+   * (neither: a plain step), as the TypeScript loop chooses (native/lookup-policy.h); of two, the
+   * drafts with more tokens per ms. Each round is counted into its source's policy. `force`: the
+   * first round's drafts whatever the policy (a probe, from the source whose first draft is
+   * likeliest accepted). At most `maxRounds` rounds (0 or absent: no limit). `runTokens`: the run
+   * ends once it produced that many tokens, its last round passing them up to `maxTokens` (0 or
+   * absent: `maxTokens`).
    */
-  lookup?: { context: Int32Array; policy: NativeLookupPolicy; force?: number; maxRounds?: number };
+  lookup?: {
+    context?: Int32Array;
+    policy?: NativeLookupPolicy;
+    prediction?: NativePredictionState & { policy: NativeLookupPolicy };
+    force?: number;
+    maxRounds?: number;
+    runTokens?: number;
+  };
   sequence?: number;
+}
+
+/** Where the output stands in a prediction (PredictionDrafts.addonState()). */
+export interface NativePredictionState {
+  tokens: Int32Array;
+  /** Where the next output token is expected (-1: unaligned). */
+  cursor: number;
+  /** The furthest position agreed with so far. */
+  agreed: number;
+  /** Output tokens in a row that followed the prediction. */
+  run: number;
+  /** The newest output tokens (up to 8). */
+  recent: Int32Array;
 }
 
 /** decodeRun's lookup policy: FreeAcceptance's and FreeRoundCost's addonState(), and the most drafts of a round. */
@@ -172,15 +198,20 @@ export interface NativeRunResult {
   firstStepMs?: number;
   /** The run ended at a repeated n-gram (`repeat`). */
   repeat?: boolean;
-  /** With `lookup`: per lookup round, its match length, drafts, accepted drafts, time (ms) and the tokens produced before it. */
+  /**
+   * With `lookup`: per free round, its source (0: the context lookup, 1: the prediction), match
+   * length, drafts, accepted drafts, time (ms) and the tokens produced before it.
+   */
+  roundSource?: Int32Array;
   roundMatch?: Int32Array;
   roundDrafts?: Int32Array;
   roundAccepted?: Int32Array;
   roundMs?: Float64Array;
   roundAt?: Int32Array;
   /**
-   * With `lookup`: what the policy counted, in order, 4 entries each: kind (0: a round, after which
-   * it ages its counts; 1: a declined draft checked against the output), match, drafts, accepted.
+   * With `lookup`: what the policies counted, in order, 5 entries each: kind (0: a round, after
+   * which every source's counts age; 1: a declined draft checked against the output), source (as in
+   * roundSource), match, drafts, accepted.
    */
   observed?: Int32Array;
   /** With `lookup`: the plain steps of the run that did not follow a round, and their time (ms). */
