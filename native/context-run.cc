@@ -448,6 +448,12 @@ void Context::run_lookup(RunJob & job) {
         if (n_drafts > 0) {
             ++rounds;
             observe(0, chosen, match[chosen], n_drafts, accepted);
+            // a round of r rows measured: rounds may now grow to 2r - 1 drafts (bestFreeLength's limit,
+            // which the TypeScript loop raises after each round; fixed for the call, the first calls of
+            // a context ran rounds of 1, 2, 4, 5 and 11 drafts where the TypeScript loop ran 1, 3, 6, 13)
+            for (auto & p : job.policy) {
+                if (p.limit > 0) p.limit = std::min(LookupIndex::kMaxMatch, std::max(p.limit, 2 * (n_drafts + 1) - 1));
+            }
             job.round_at.push_back(produced);
             job.round_source.push_back(chosen);
             job.round_match.push_back(match[chosen]);

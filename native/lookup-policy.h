@@ -24,7 +24,7 @@ struct LookupPolicy {
     // a round of r rows costs round_base + round_row * r ms (its switch back to plain steps included)
     double round_base = 0, round_row = 0;
     double plain_ms = 1;       // one plain step
-    int32_t limit = 0;         // the most drafts the measured round sizes allow (0: no limit)
+    int32_t limit = 0;         // the most drafts the measured round sizes allow (0: no limit; raised after each round)
     int32_t max_drafts = 16;   // the most drafts of one round (lookup.maxTokens)
 
     static int bucket(int32_t match) { return match <= 2 ? 0 : match <= 4 ? 1 : match <= 8 ? 2 : match <= 16 ? 3 : 4; }

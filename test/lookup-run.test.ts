@@ -111,6 +111,20 @@ for (const [name, path] of [
       expect(round).toBe(roundDrafts!.length);
     });
 
+    it('lets rounds grow to 2r - 1 drafts after a round of r rows, as the measured costs allow', async () => {
+      const prompt = await repeating();
+      const plain = await run(prompt, { maxTokens: 60 });
+      const got = await run(prompt, { maxTokens: 60, lookup: { context: Int32Array.from(prompt), policy: { ...always(16), limit: 2 } } });
+      expect(got.tokens).toEqual(plain.tokens);
+      let limit = 2;
+      for (const d of got.r.roundDrafts!) {
+        expect(d).toBeLessThanOrEqual(limit);
+        limit = Math.max(limit, 2 * (d + 1) - 1);
+      }
+      // (they grew: the prompt repeats, so whole rounds are accepted and the next may be longer)
+      expect(Math.max(...got.r.roundDrafts!)).toBeGreaterThan(5);
+    });
+
     it('ends at a stop token inside accepted drafts, at its token budget and after maxRounds rounds', async () => {
       const prompt = await repeating();
       const look = (n: number) => ({ context: Int32Array.from(prompt), policy: always(n) });

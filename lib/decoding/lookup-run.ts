@@ -52,10 +52,12 @@ export function lookupRunApplies(s: LoopState, runner: Runner | null): runner is
 
 /**
  * The state the addon's loop chooses a source's draft lengths from: its acceptance and the costs,
- * as bestFreeLength reads them (at most `most` drafts: PROBE_TOKENS until a free round was measured).
+ * as bestFreeLength reads them. Until a free round was measured, rounds of PROBE_TOKENS drafts at
+ * most (mostFreeDrafts); the addon raises the limit after each round, as the costs here do.
  */
 export function lookupPolicy(f: FreeRounds, source: FreeDraftSource['name'] = 'lookup'): NativeLookupPolicy {
-  return { ...f.acceptance.addonState(source), ...f.cost.addonState(), maxDrafts: mostFreeDrafts(f) };
+  const cost = f.cost.addonState();
+  return { ...f.acceptance.addonState(source), ...cost, limit: f.cost.roundsMeasured ? cost.limit : PROBE_TOKENS, maxDrafts: f.options.maxTokens };
 }
 
 /** decodeRun's roundSource and observed sources, by number. */

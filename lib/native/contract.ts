@@ -182,6 +182,10 @@ export interface NativeLookupPolicy {
   roundBase: number;
   roundRow: number;
   plainMs: number;
+  /**
+   * The most drafts the measured round sizes allow (0: no limit); after a round of r rows the addon
+   * raises it to 2r - 1, as FreeRoundCost's largest round raises it in the TypeScript loop.
+   */
   limit: number;
   maxDrafts: number;
 }
