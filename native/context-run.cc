@@ -127,7 +127,10 @@ static PredictionCursor parse_prediction(Napi::Env env, const Napi::Object & o) 
     c.prediction = tokens("tokens", size_t{1} << 24);
     c.recent = tokens("recent", PredictionCursor::kRecent);
     const int32_t n = static_cast<int32_t>(c.prediction.size());
-    c.cursor = get_int(env, o, "cursor", -2, -1, n);
+    for (const char * key : {"cursor", "agreed", "run"}) {
+        if (!o.Has(key) || o.Get(key).IsUndefined()) throw_type(env, std::string("decodeRun: lookup.prediction.") + key + " is required");
+    }
+    c.cursor = get_int(env, o, "cursor", -1, -1, n);
     c.agreed = get_int(env, o, "agreed", -1, 0, n);
     c.run = get_int(env, o, "run", -1, 0, 1 << 24);
     return c;

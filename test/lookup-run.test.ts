@@ -179,6 +179,7 @@ for (const [name, path] of [
       expect(() => bad({ prediction: 3 })).toThrow(/prediction must be an object/);
       expect(() => bad({ prediction: { ...prediction, tokens: [1, 2] } })).toThrow(/prediction.tokens must be an Int32Array/);
       expect(() => bad({ prediction: { ...prediction, cursor: prompt.length + 1 } })).toThrow(RangeError);
+      expect(() => bad({ prediction: { ...prediction, run: undefined } })).toThrow(/prediction.run is required/);
       expect(() => bad({ prediction: { ...prediction, recent: new Int32Array(9) } })).toThrow(/more than 8/);
       expect(() => bad({ prediction: { ...prediction, tokens: Int32Array.of(1 << 20) } })).toThrow(/vocabulary/);
       expect(() => bad({ prediction: { ...prediction, policy: { ...policy, decay: 2 } } })).toThrow(/prediction.policy.decay/);
