@@ -97,6 +97,23 @@ for (const [name, path] of [
       expect(predicted).toBeGreaterThan(100);
     });
 
+    it('a prediction continued by early exit grows past twice its first measured round', async () => {
+      // a new context: nothing measured yet. The first free round goes alone and measures the cost;
+      // the fused rounds after it raise how far rounds may grow (they measured no free round, and
+      // the prediction's drafts stayed at 2 for the whole generation before)
+      const ctx = await f.model.createContext({ threads: 1, ...EXACT });
+      try {
+        const prompt = 'Once upon a time, there was a little';
+        const plain = await ctx.generate(prompt, { maxTokens: 128 }).result;
+        ctx.clear();
+        const r = await ctx.generate(prompt, { maxTokens: 128, prediction: plain.tokens, selfSpeculative: { exitLayer: 2, draftTokens: 2 } }).result;
+        expect(r.tokens).toEqual(plain.tokens);
+        expect(r.speculative!.sources.prediction!.draftedByPosition.length).toBeGreaterThan(5);
+      } finally {
+        ctx.dispose();
+      }
+    });
+
     it('per-source statistics add up', async () => {
       const prompt = 'the dog, the dog, the dog, the dog, the';
       const r = await f.ctx.generate(prompt, { maxTokens: 48, lookup: true, freeDraftChoice: 'eager', selfSpeculative: { exitLayer: 2, draftTokens: 2 } })

@@ -424,9 +424,10 @@ describe('stepsBeforeLook (how long a plain run goes before the sources are look
 
 describe('earlyExitExtension (early-exit drafts after a free draft)', () => {
   /** A free draft of 4 tokens at acceptance 0.95; early-exit rounds measured at 1 token/ms, plain steps at 5 (stories260K's). */
-  const extension = (policy: DraftPolicy | null) => {
+  const extension = (policy: DraftPolicy | null, roundMeasured = true) => {
     const cost = new FreeRoundCost();
     cost.observePlainRun(10, 2, false);
+    if (roundMeasured) cost.observeRound(3, 0.6);
     const free = { options: lookupOnly, cost, earlyExitRate: 1 } as unknown as FreeRounds;
     const s = { spec: { draftTokens: 3 }, free, policy, session: { isEog: () => false } } as unknown as LoopState;
     const c = { tokens: [5, 6, 7, 8], acceptance: 0.95, probe: false } as unknown as FreeChoice;
@@ -437,6 +438,9 @@ describe('earlyExitExtension (early-exit drafts after a free draft)', () => {
   });
   it('does not where adaptive drafting would take plain steps instead (early exit slower than plain)', () => {
     expect(extension(new DraftPolicy(3, 0.6))).toBe(0);
+  });
+  it('does not before a free round was measured: the first one goes alone and measures the cost', () => {
+    expect(extension(null, false)).toBe(0);
   });
 });
 

@@ -218,6 +218,8 @@ export class FreeRoundCost {
   private switchMs = NaN;
   /** The most rows of the samples (kept: bestFreeLength reads it at every choice). */
   private largest = 0;
+  /** The most free drafts (and the newest token) a fused round verified (noteFusedRows). */
+  private fusedRows = 0;
 
   /** A free round's decode of `rows` rows took `ms`. */
   observeRound(rows: number, ms: number): void {
@@ -293,9 +295,22 @@ export class FreeRoundCost {
     this.step = Number.isNaN(this.step) ? ms : 0.8 * this.step + 0.2 * ms;
   }
 
-  /** The most rows of a recent measured round (0 before one). */
+  /** The most rows of a recent measured round, or of a fused round's free part (0 before one). */
   get largestRound(): number {
-    return this.largest;
+    return Math.max(this.largest, this.fusedRows);
+  }
+
+  /**
+   * A free draft continued by early exit verified `rows` rows of it (its drafts and the newest
+   * token). Its time is not a free round's (its drafts also passed layers [0, E) in the draft
+   * call), so it is no sample of the line; but such rounds are all that runs where early exit
+   * continues every free draft, and without them rounds never grew past twice the first measured
+   * one: a prediction equal to the output ran rounds of 2 free drafts and 3 early-exit drafts for a
+   * whole generation on the committed 12-layer model (0.95x plain, prediction alone 1.8x;
+   * BENCHMARKS.md section 16, "Stop 45").
+   */
+  noteFusedRows(rows: number): void {
+    this.fusedRows = Math.max(this.fusedRows, rows);
   }
 
   /** Whether a free round's rows were measured (before one, roundMs() is a guess). */

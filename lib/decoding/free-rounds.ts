@@ -323,6 +323,9 @@ export function earlyExitExtension(s: LoopState, c: FreeChoice, room: number): n
   const left = room - c.tokens.length;
   if (left < 1 || s.session.isEog(c.tokens[c.tokens.length - 1])) return 0;
   if (f.options.choice === 'eager') return Math.min(spec.draftTokens, left);
+  // the first free round goes alone: it measures what a free round costs (a fused round's time is
+  // not a free round's), and until then free drafts stay probe-sized (mostFreeDrafts)
+  if (!f.cost.roundsMeasured) return 0;
   // with a fixed draft length every other round is an early-exit round (the caller's choice), so
   // extending the free draft saves one; adaptive drafting takes them only where they beat plain steps
   const pays = !s.policy || (!Number.isNaN(f.earlyExitRate) && f.earlyExitRate > 1 / f.cost.plainMs());
@@ -430,6 +433,7 @@ export async function fusedRound(s: LoopState, p: number, last: number, c: FreeC
   const { accepted, next } = acceptPrefix(v, tokens, dists, sampling, s.rng, nVocab, penaltyHistory(s), s.session.grammar, d.rejected);
   const nFree = Math.min(c.tokens.length, tokens.length);
   const nEarly = tokens.length - nFree;
+  f.cost.noteFusedRows(nFree + 1);
   f.acceptance.observe(c.source.name, c.matchLength, nFree, Math.min(accepted, nFree));
   f.lastFreeAccepted = Math.min(accepted, nFree);
   f.afterRound = true;
