@@ -389,18 +389,21 @@ describe('chooseFree probes (how often a free draft is verified only to measure)
     expect(probeAfter300(5)).toBeNull();
   });
   it('does not let one probe slowed by a pause hold off the next for thousands of tokens', () => {
-    // a 1 ms plain step and one 3-row probe that took 30 ms: at that cost no round pays, and 400
-    // times it would wait 12,000 tokens for the only measurement that can correct it. One round
-    // measured: 40 times the probe, counted as at most 8 plain steps (320 tokens)
-    const f = (sinceFree: number) => {
+    // a 1 ms plain step and 3-row probes that took 30 ms: at that cost no round pays, and 400 times
+    // it would wait 12,000 tokens for the only measurement that can correct it. One round measured:
+    // a second probe 8 tokens later (the first may be a process's first use); two: 40 times the
+    // probe, counted as at most 8 plain steps (320 tokens)
+    const f = (sinceFree: number, rounds: number) => {
       const cost = new FreeRoundCost();
       cost.observePlainRun(10, 10, false);
-      cost.observeRound(3, 30);
+      for (let i = 0; i < rounds; i++) cost.observeRound(3, 30);
       return freeRounds({ sources: [new ContextLookup()], cost, sinceFree });
     };
-    expect(freeRoundsCouldPay(f(0))).toBe(false);
-    expect(probeDue(f(300), 1)).toBe(false);
-    expect(probeDue(f(330), 1)).toBe(true);
+    expect(freeRoundsCouldPay(f(0, 1))).toBe(false);
+    expect(probeDue(f(7, 1), 1)).toBe(false);
+    expect(probeDue(f(8, 1), 1)).toBe(true);
+    expect(probeDue(f(300, 2), 1)).toBe(false);
+    expect(probeDue(f(330, 2), 1)).toBe(true);
   });
 });
 

@@ -262,12 +262,20 @@ export function freeRoundBeats(f: FreeRounds, a: number, rate: number): boolean 
  * next probe, the only measurement that can correct it, wait thousands of tokens (stop 39).
  */
 export function probeDue(f: FreeRounds, alternative: number): boolean {
+  // one round measured is all the cost line knows, and a process's first round builds and allocates
+  // its graph for the first time: 2.1 ms for 2 rows on the committed 12-layer model, where later
+  // ones took about 0.6. Spaced by that cost, the next probe came hundreds of tokens later, and a
+  // prediction equal to the output was declined for a whole generation (3 of 8 new processes,
+  // BENCHMARKS.md section 16, "Stop 45"). A second round soon (PAUSED_ROUND leaves the slow one out)
+  if (f.cost.roundSamples === 1) return f.sinceFree >= SECOND_PROBE_AFTER;
   if (f.sinceFree < f.probeInterval) return false;
   const probeSteps = Math.min(MAX_PROBE_STEPS, f.cost.roundMs(PROBE_TOKENS + 1) / f.cost.plainMs());
   const settled = f.cost.roundSamples >= SETTLED_ROUNDS && !freeRoundBeats(f, 1, alternative);
   return f.sinceFree >= (settled ? 10 : 1) * PROBE_COST_SHARE * probeSteps;
 }
 
+/** Tokens after the first measured free round before a second probe, where no free draft is taken. */
+const SECOND_PROBE_AFTER = 8;
 /** A probe waits until it costs at most 1 / PROBE_COST_SHARE of the tokens since the last free round. */
 const PROBE_COST_SHARE = 40;
 /** The most plain steps a probe is taken to cost in its spacing (stories260K: about 5). */
