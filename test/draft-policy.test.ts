@@ -77,6 +77,30 @@ describe('DraftPolicy', () => {
     for (let g = 0; g < 8; g++) time += simulate(0.6, 1.2, (k) => 3 + 0.3 * (k - 1), 256, policy).relTime;
     expect(8 / time).toBeGreaterThan(0.99);
   });
+  it('says whether plain steps win without counting a step, and counts the steps of runs it was not asked for', () => {
+    // a policy settled into plain steps (early exit never agrees): steps until its next probe
+    const settled = () => {
+      const policy = new DraftPolicy(8, 0.25);
+      simulate(0, 0.35, (k) => 0.75 * (1 + 0.4 * (k - 1)), 300, policy);
+      return policy;
+    };
+    const stepsToProbe = (policy: DraftPolicy, ask: boolean) => {
+      for (let n = 1; ; n++) {
+        if (ask) expect(policy.plainWins()).toBe(true);
+        if (policy.next() > 0) return n;
+      }
+    };
+    const plain = stepsToProbe(settled(), false);
+    expect(plain).toBeGreaterThan(3);
+    expect(stepsToProbe(settled(), true)).toBe(plain);
+    const counted = settled();
+    counted.countPlain(2);
+    expect(stepsToProbe(counted, false)).toBe(plain - 2);
+    // while drafting wins, plain steps do not
+    const drafting = new DraftPolicy(8, 0.25);
+    simulate(0.9, 0.1, (k) => 0.3 + 0.05 * k, 300, drafting);
+    expect(drafting.plainWins()).toBe(false);
+  });
   it('does not keep drafting after a slow spell measured the full step', () => {
     // a draft step costs 1.2 full steps: drafting loses at any acceptance. After the first probe
     // measured a draft step, plain steps are measured 10x slow for a while (a busy machine), so

@@ -286,6 +286,18 @@ for (const [name, path] of [
         const stop = plain.text.slice(30, 36);
         const stopped = await f.ctx.generate(prompt, { maxTokens: 80, prediction: plain.tokens, stop: [stop] }).result;
         expect(stopped.text).toBe(plain.text.slice(0, plain.text.indexOf(stop)));
+        // adaptive early exit whose policy takes plain steps: they and the free rounds among them
+        // run in the addon too (a draft-heavy fixed length keeps the in-turn loop)
+        for (const selfSpeculative of [
+          { exitLayer: 1, draftTokens: 3, adaptive: true },
+          { exitLayer: 1, draftTokens: 3 },
+        ]) {
+          seen.length = 0;
+          f.ctx.clear();
+          const r = await f.ctx.generate(prompt, { maxTokens: 80, prediction: edited(plain.tokens, 9), lookup: true, selfSpeculative }).result;
+          expect(r.tokens).toEqual(plain.tokens);
+          expect(seen.some((o) => o.lookup?.prediction !== undefined)).toBe(selfSpeculative.adaptive === true);
+        }
       } finally {
         h.decodeRun = original;
       }

@@ -141,6 +141,20 @@ export class DraftPolicy {
     this.plainSteps += steps - 1;
   }
 
+  /**
+   * Whether next() would choose plain steps now, without asking it (next() counts a step and may
+   * start a probe or a refresh): plain steps win at the measured costs and acceptance, and no
+   * refresh of the full step is due.
+   */
+  plainWins(): boolean {
+    return !this.refreshing && !this.probing && this.bestDraft(Math.min(this.acceptance, 0.999)) === 0;
+  }
+
+  /** `tokens` were produced without asking next() (plainWins() held): they count toward the next probe. */
+  countPlain(tokens: number): void {
+    this.plainSteps += tokens;
+  }
+
   observeRound(drafted: number, accepted: number): void {
     if (this.probing) {
       // a probe that fails doubles the interval. Where the measured costs say drafting would lose

@@ -42,12 +42,13 @@ type Runner = NativeSequence & { decodeRun: NonNullable<NativeSequence['decodeRu
 
 /**
  * Whether generation `s` runs its free rounds in the addon's loop: greedy steps run there
- * (`runner`), no early exit, only free sources (the context lookup, a prediction), drafts chosen by
- * measured rates. Early-exit drafts and the test choices keep the in-turn loop.
+ * (`runner`), no early exit (unless `withEarlyExit`: the caller runs them only while its adaptive
+ * policy takes plain steps), only free sources (the context lookup, a prediction), drafts chosen by
+ * measured rates. Early-exit rounds and the test choices keep the in-turn loop.
  */
-export function lookupRunApplies(s: LoopState, runner: Runner | null): runner is Runner {
+export function lookupRunApplies(s: LoopState, runner: Runner | null, withEarlyExit = false): runner is Runner {
   const f = s.free;
-  return runner !== null && !s.spec && f !== null && f.options.choice === 'measured' && f.sources.length > 0;
+  return runner !== null && (withEarlyExit || !s.spec) && f !== null && f.options.choice === 'measured' && f.sources.length > 0;
 }
 
 /**
