@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { type Context, type GenerateOptions, loadModel } from 'layerskip';
 import { taskName, taskPrompts } from './lookup-tasks.js';
-import { ROOT } from './models.js';
+import { ROOT, withFreeDraftChoice } from './models.js';
 import { median } from './stats.js';
 
 const path = process.argv[2] ?? join(ROOT, 'models-generated', 'train', 'copy-frame.Q8_0.gguf');
@@ -19,15 +19,13 @@ const taskNames = (process.argv[5] ?? 'quote,edit').split(',').map(taskName);
 const tokens = Number(process.argv[6] ?? 64);
 const maxPrompt = Number(process.argv[7] ?? 120);
 
-/** Options with the @internal `freeDraftChoice` (not in the published types): the benchmark's knob. */
-const internal = (o: GenerateOptions & { freeDraftChoice: 'in-turn' }): GenerateOptions => o;
 const model = await loadModel(path);
 const configs: { name: string; options: GenerateOptions; ctx: Context }[] = [
   { name: 'plain', options: {}, ctx: await model.createContext({ threads, contextSize: 1024 }) },
   { name: 'lookup', options: { lookup: true }, ctx: await model.createContext({ threads, contextSize: 1024 }) },
   {
     name: 'lookup, TypeScript loop',
-    options: internal({ lookup: true, freeDraftChoice: 'in-turn' }),
+    options: withFreeDraftChoice({ lookup: true, freeDraftChoice: 'in-turn' }),
     ctx: await model.createContext({ threads, contextSize: 1024 }),
   },
 ];

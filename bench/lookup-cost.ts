@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ChatSession, loadModel, PLAIN_CHAT_TEMPLATE, type GenerateOptions } from 'layerskip';
-import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES } from './models.js';
+import { benchModel, ROOT, SHAPE_100M, SHAPE_1B, STORIES, withFreeDraftChoice } from './models.js';
 import { median } from './stats.js';
 
 const which = process.argv[2] ?? '1b';
@@ -31,8 +31,6 @@ const path =
         : join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
 const model = await loadModel(path);
 const ctx = await model.createContext({ threads, contextSize: 1024 });
-/** Options with the @internal `freeDraftChoice` (not in the published types): the benchmark's knob. */
-const internal = (o: GenerateOptions & { freeDraftChoice: 'eager' | 'never' }): GenerateOptions => o;
 
 // 1. rounds whose drafts all come from lookup (eager: every round verifies a k-token lookup draft,
 // and the prompt repeats the model's own greedy text, so there always is one), against the bare
@@ -55,7 +53,7 @@ for (const k of [4, 8, 16]) {
   let rounds = 0; // the share of rounds that were lookup rounds
   for (let rep = 0; rep < repetitions; rep++) {
     ctx.clear();
-    const r = await ctx.generate(prompt, internal({ maxTokens: 64, lookup: { maxTokens: k }, freeDraftChoice: 'eager' })).result;
+    const r = await ctx.generate(prompt, withFreeDraftChoice({ maxTokens: 64, lookup: { maxTokens: k }, freeDraftChoice: 'eager' })).result;
     const s = r.speculative!;
     const lk = s.sources.lookup!;
     rounds = lk.rounds / s.rounds; // the others are plain runs, where the newest token never occurred before
@@ -92,7 +90,7 @@ const freeConfigs: [string, GenerateOptions][] = [
   ['plain', {}],
   ['plain again (A/A)', {}],
   ['lookup on', { lookup: true }],
-  ['lookup consulted, never verified', internal({ lookup: true, freeDraftChoice: 'never' })],
+  ['lookup consulted, never verified', withFreeDraftChoice({ lookup: true, freeDraftChoice: 'never' })],
 ];
 const freeMs = freeConfigs.map(() => [] as number[]);
 const plainStepMs: number[] = []; // plain decoding's time per token, for part 4
@@ -170,7 +168,7 @@ for (let i = 0; i < 200; i++) {
 }
 const indexUs = (median(replayMs) * 1000) / (free.length + plainRun.tokens.length);
 ctx.clear();
-const never = await ctx.generate(free, internal({ maxTokens: 256, lookup: true, freeDraftChoice: 'never' })).result;
+const never = await ctx.generate(free, withFreeDraftChoice({ maxTokens: 256, lookup: true, freeDraftChoice: 'never' })).result;
 const runs = never.speculative!.draftLengths.length;
 console.log(
   `the index's own work: ${indexUs.toFixed(2)} us a token against a plain step of ${(median(plainStepMs) * 1000).toFixed(0)} us (${((100 * indexUs) / (median(plainStepMs) * 1000)).toFixed(2)}%); with lookup consulted and never verified, ${runs} plain runs for ${never.tokens.length} tokens`,

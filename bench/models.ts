@@ -7,8 +7,14 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { quantizeModel, type QuantizationType } from 'layerskip';
+import { type GenerateOptions, quantizeModel, type QuantizationType } from 'layerskip';
 import { sliceLlamaModel, writeRandomLlamaModel, writeRandomModel, type RandomLlamaSpec, type RandomModelSpec } from 'layerskip/gguf';
+
+/**
+ * Generation options with the @internal `freeDraftChoice` (not in the published types): the
+ * benchmarks' knob for the TypeScript loop ('in-turn') and the test choices.
+ */
+export const withFreeDraftChoice = (o: GenerateOptions & { freeDraftChoice: 'in-turn' | 'eager' | 'never' }): GenerateOptions => o;
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MODELS_DIR = join(ROOT, 'models-generated');

@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { type GenerateOptions, loadModel } from 'layerskip';
 import { taskName, taskPrompts } from './lookup-tasks.js';
-import { BROWN_PROMPTS, ROOT } from './models.js';
+import { BROWN_PROMPTS, ROOT, withFreeDraftChoice } from './models.js';
 import { median } from './stats.js';
 
 const path = process.argv[2] ?? join(ROOT, 'models', 'layerskip-brown-12L.Q8_0.gguf');
@@ -34,14 +34,12 @@ for (const prompt of prompts) {
   ctx.clear();
   outputs.push((await ctx.generate(prompt, { maxTokens: tokens }).result).tokens);
 }
-/** Options with the @internal `freeDraftChoice` (not in the published types): the benchmark's knob. */
-const internal = (o: GenerateOptions & { freeDraftChoice: 'in-turn' }): GenerateOptions => o;
 // (an edit: another token of the vocabulary, as an edited word tokenizes differently)
 const predictions = outputs.map((out) => out.map((t, j) => (editEvery > 0 && j % editEvery === editEvery - 1 ? (t + 1) % model.info.vocabularySize : t)));
 const configs: [string, (i: number) => GenerateOptions][] = [
   ['plain', () => ({})],
   ['addon loop', (i) => ({ prediction: predictions[i], lookup: { maxTokens: maxDraft } })],
-  ['TypeScript loop', (i) => internal({ prediction: predictions[i], lookup: { maxTokens: maxDraft }, freeDraftChoice: 'in-turn' })],
+  ['TypeScript loop', (i) => withFreeDraftChoice({ prediction: predictions[i], lookup: { maxTokens: maxDraft }, freeDraftChoice: 'in-turn' })],
 ];
 const ms = configs.map(() => [] as number[]);
 let lengths: number[] = [];

@@ -324,9 +324,21 @@ void Context::run_lookup(RunJob & job) {
         return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
     };
     const bool has[2] = {job.has_context, job.has_prediction};
-    // per source: its proposal at this step and the match it follows
-    std::vector<int32_t> proposal[2];
-    int32_t match[2] = {0, 0};
+    // per source at this step: the match its drafts follow, how many it can propose, and (the
+    // lookup) where the earlier occurrence ended. The drafts themselves are copied only for a round
+    // or a shadow, not at every step
+    int32_t match[2] = {0, 0}, size[2] = {0, 0}, found_at = -1;
+    auto propose = [&](int src, int32_t n, std::vector<int32_t> & out) {
+        if (src == kPrediction) {
+            job.prediction.draft(n, out);
+            return;
+        }
+        // past the sequence's end the continuation repeats with the match's period (a loop)
+        const std::vector<int32_t> & h = index->tokens();
+        const int32_t period = static_cast<int32_t>(h.size()) - 1 - found_at;
+        out.clear();
+        for (int32_t i = 0; i < n; ++i) out.push_back(i < period ? h[found_at + 1 + i] : out[i - period]);
+    };
     // a declined draft, checked against the output instead of verified (free-rounds.ts, ShadowDraft):
     // whether the output followed it is what a verification would have found, so the policy learns
     // whether drafts it declines would have held (without, a bucket whose estimate fell below paying
@@ -369,36 +381,30 @@ void Context::run_lookup(RunJob & job) {
             const bool probe = job.force > 0 && rounds == 0;
             double best_rate = 0;
             for (const int src : {kPrediction, kLookup}) {
-                proposal[src].clear();
-                match[src] = 0;
+                match[src] = size[src] = 0;
                 if (!has[src]) continue;
                 const int32_t most = std::min(job.policy[src].max_drafts, room);
                 if (src == kLookup) {
                     const auto found = index->match();
                     match[src] = found.first;
-                    if (found.first == 0) continue;
-                    // past the sequence's end the continuation repeats with the match's period (a loop)
-                    const std::vector<int32_t> & h = index->tokens();
-                    const int32_t period = static_cast<int32_t>(h.size()) - 1 - found.second;
-                    for (int32_t i = 0; i < most; ++i) proposal[src].push_back(i < period ? h[found.second + 1 + i] : proposal[src][i - period]);
+                    found_at = found.second;
+                    size[src] = found.first > 0 ? most : 0;
                 } else {
                     match[src] = job.prediction.match_length();
-                    if (match[src] == 0) continue;
-                    job.prediction.draft(most, proposal[src]);
+                    size[src] = match[src] > 0 ? std::min(most, job.prediction.remaining()) : 0;
                 }
-                if (proposal[src].empty()) continue;
-                const int32_t size = static_cast<int32_t>(proposal[src].size());
+                if (size[src] <= 0) continue;
                 if (probe) {
                     // a probe: the source whose first draft is likeliest accepted
                     const double a = job.policy[src].estimate(match[src]);
                     if (a > best_rate) {
                         best_rate = a;
                         chosen = src;
-                        n_drafts = std::min(job.force, size);
+                        n_drafts = std::min(job.force, size[src]);
                     }
                     continue;
                 }
-                const auto [n, rate] = job.policy[src].best(match[src], size);
+                const auto [n, rate] = job.policy[src].best(match[src], size[src]);
                 if (n > 0 && rate > 1 / job.policy[src].plain_ms && rate > best_rate) {
                     best_rate = rate;
                     chosen = src;
@@ -406,12 +412,12 @@ void Context::run_lookup(RunJob & job) {
                 }
             }
             for (const int src : {kPrediction, kLookup}) {
-                if (src == chosen || proposal[src].empty() || !shadow[src].empty()) continue;
-                shadow[src] = proposal[src];
+                if (src == chosen || size[src] <= 0 || !shadow[src].empty()) continue;
+                propose(src, size[src], shadow[src]);
                 shadow_match[src] = match[src];
                 shadow_seen[src] = 0;
             }
-            if (chosen >= 0) drafts.assign(proposal[chosen].begin(), proposal[chosen].begin() + n_drafts);
+            if (chosen >= 0) propose(chosen, n_drafts, drafts);
         }
         const auto t0 = std::chrono::steady_clock::now();
         b.n_tokens = n_drafts + 1;

@@ -54,12 +54,6 @@ struct LookupPolicy {
         return {length, rate};
     }
 
-    // best(), taken where it beats a plain step: the number of drafts, 0 for none
-    int32_t length(int32_t match, int32_t room) const {
-        const auto [n, rate] = best(match, room);
-        return rate > 1 / plain_ms ? n : 0;
-    }
-
     // FreeAcceptance.observe: `drafted` drafts after a match of `match`, `accepted_drafts` accepted
     void observe(int32_t match, int32_t drafted, int32_t accepted_drafts) {
         const double d = std::pow(decay, drafted);

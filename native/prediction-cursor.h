@@ -26,6 +26,9 @@ public:
     // output tokens in a row that agreed with the prediction (0 while unaligned)
     int32_t match_length() const { return cursor >= 0 ? run : 0; }
 
+    // how many tokens of the prediction follow the output's position (0 while unaligned)
+    int32_t remaining() const { return cursor < 0 ? 0 : static_cast<int32_t>(prediction.size()) - cursor; }
+
     // the prediction's next tokens, up to `max`
     void draft(int32_t max, std::vector<int32_t> & out) const {
         out.clear();

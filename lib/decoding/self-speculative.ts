@@ -244,26 +244,21 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
   // stories260K 28 runs of 8 steps instead of 7 in a 256-token generation.
   let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
-  // greedy lookup alone: plain steps and lookup rounds in the addon's loop (lookup-run.ts)
-  const lookupRuns = lookupRunApplies(s, runner) ? new LookupRuns(s, runner, session) : null;
-  // adaptive early exit with free drafts: while its policy takes plain steps, they and the free
-  // rounds among them run in the addon's loop too, up to the policy's next probe. In the in-turn
-  // loop every free round and plain run paid a hand-off and its JavaScript: on the committed
-  // 12-layer model adaptive early exit + lookup ran free continuation at 1.11x plain where lookup
-  // alone, in the addon's loop, ran 1.21x (BENCHMARKS.md section 16, "Stop 45")
-  const plainFreeRuns = !lookupRuns && policy && lookupRunApplies(s, runner, true) ? new LookupRuns(s, runner, session) : null;
+  // greedy free drafts alone: plain steps and free rounds in the addon's loop (lookup-run.ts). With
+  // adaptive early exit, while its policy takes plain steps, they and the free rounds among them run
+  // there too, up to the policy's next probe. In the in-turn loop every free round and plain run
+  // paid a hand-off and its JavaScript: on the committed 12-layer model adaptive early exit + lookup
+  // ran free continuation at 1.11x plain where lookup alone, in the addon's loop, ran 1.21x
+  // (BENCHMARKS.md section 16, "Stop 45")
+  const freeRuns = lookupRunApplies(s, runner, policy !== null) ? new LookupRuns(s, runner, session) : null;
   return {
     async round({ p, last }, room) {
-      if (lookupRuns) {
-        const r = await lookupRuns.run(p, last, Math.min(session.remaining, contextSize - p), s.onCached);
-        return r && { p: r.position, last: r.token };
-      }
       // (the last step before the probe goes through next(), which starts it)
-      const beforeProbe = plainFreeRuns && policy!.plainWins() ? policy!.plainStepsBeforeProbe() - 1 : 0;
-      if (beforeProbe > 0) {
+      const upTo = !freeRuns ? 0 : !spec ? Infinity : policy?.plainWins() ? policy.plainStepsBeforeProbe() - 1 : 0;
+      if (freeRuns && upTo > 0) {
         const before = session.tokens.length;
-        const r = await plainFreeRuns!.run(p, last, Math.min(session.remaining, contextSize - p, beforeProbe), s.onCached);
-        policy!.countPlain(session.tokens.length - before);
+        const r = await freeRuns.run(p, last, Math.min(session.remaining, contextSize - p, upTo), s.onCached);
+        policy?.countPlain(session.tokens.length - before);
         return r && { p: r.position, last: r.token };
       }
       const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
