@@ -25,6 +25,8 @@ namespace layerskip {
 // the free sources of decodeRun's rounds, in the order the TypeScript loop weighs them (its
 // prediction first: of two drafts at the same rate, the caller's)
 enum FreeSource : int { kLookup = 0, kPrediction = 1 };
+// decodeRun's roundSource of an early-exit round
+constexpr int kEarlyExit = 2;
 
 struct Context::RunJob {
     int32_t seq = 0, token = 0, max_tokens = 0;
@@ -54,7 +56,14 @@ struct Context::RunJob {
     // the run ends once it produced this many tokens (0: max_tokens); its last round may pass them,
     // up to max_tokens: a round cut at a run's end cost a round more of the same drafts
     int32_t run_tokens = 0;
+    // early exit: rounds of up to early_drafts drafts from layers [0, early_layer) (and the context's
+    // draft head), verified from their cached layer-E states (run_early_exit)
+    int32_t early_layer = 0;           // 0: none
+    int32_t early_drafts = 0;
+    float early_min_prob = 0;
+    double early_rate = 0;             // tokens per ms of early-exit rounds (0: not measured); updated by each
     std::vector<int32_t> round_source, round_match, round_drafts, round_accepted, round_at;
+    std::vector<double> round_draft_ms;  // early exit: each round's draft part of round_ms
     // what the policies counted, in order: [kind (0: a round, 1: a declined draft checked against the
     // output), source, match, drafts, accepted] per entry, for TypeScript to count the same
     std::vector<int32_t> observed;
@@ -217,6 +226,29 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
         if (job->repeat_n > 0) throw_range(env, "decodeRun: repeat and lookup exclude each other");
         job->lookup = true;
     }
+    if (o.Has("earlyExit") && !o.Get("earlyExit").IsUndefined()) {
+        Napi::Value ev = o.Get("earlyExit");
+        if (!ev.IsObject()) throw_type(env, "decodeRun: earlyExit must be an object");
+        Napi::Object e = ev.As<Napi::Object>();
+        for (const char * key : {"layer", "draftTokens"}) {
+            if (!e.Has(key) || e.Get(key).IsUndefined()) throw_type(env, std::string("decodeRun: earlyExit.") + key + " is required");
+        }
+        job->early_layer = get_int(env, e, "layer", 0, 1, n_layer_ - 1);
+        job->early_drafts = get_int(env, e, "draftTokens", 0, 1, n_batch_ - 1);
+        if (e.Has("minProbability") && !e.Get("minProbability").IsUndefined()) {
+            if (!e.Get("minProbability").IsNumber()) throw_type(env, "decodeRun: earlyExit.minProbability must be a number");
+            job->early_min_prob = e.Get("minProbability").As<Napi::Number>().FloatValue();
+            if (!(job->early_min_prob >= 0 && job->early_min_prob <= 1)) throw_range(env, "decodeRun: earlyExit.minProbability must be in [0, 1]");
+        }
+        if (e.Has("rate") && !e.Get("rate").IsUndefined()) {
+            if (!e.Get("rate").IsNumber()) throw_type(env, "decodeRun: earlyExit.rate must be a number");
+            job->early_rate = e.Get("rate").As<Napi::Number>().DoubleValue();
+            if (!(job->early_rate >= 0 && std::isfinite(job->early_rate))) throw_range(env, "decodeRun: earlyExit.rate must be a finite number >= 0");
+        }
+        // (with lookup, lookup.runTokens ends the run)
+        if (!job->lookup) job->run_tokens = get_int(env, e, "runTokens", 0, 0, n_ctx_);
+        if (job->repeat_n > 0) throw_range(env, "decodeRun: earlyExit excludes repeat");
+    }
     check_no_split(env, "decodeRun", S, job->seq);
     if (S.n_full() < S.n_past()) {
         throw_error(env, "decodeRun: positions [" + std::to_string(S.n_full()) + ", " + std::to_string(S.n_past()) +
@@ -235,18 +267,20 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
             r.Set("nativeMs", job->native_ms);
             r.Set("firstStepMs", job->first_step_ms);
             r.Set("repeat", job->repeat);
-            if (job->lookup) {
+            if (job->lookup || job->early_layer > 0) {
                 r.Set("roundSource", to_js(env, job->round_source));
                 r.Set("roundMatch", to_js(env, job->round_match));
                 r.Set("roundDrafts", to_js(env, job->round_drafts));
                 r.Set("roundAccepted", to_js(env, job->round_accepted));
                 r.Set("roundMs", to_js(env, job->round_ms));
+                r.Set("roundDraftMs", to_js(env, job->round_draft_ms));
                 r.Set("roundAt", to_js(env, job->round_at));
                 r.Set("observed", to_js(env, job->observed));
                 r.Set("plainSteps", job->plain_steps);
                 r.Set("plainMs", job->plain_ms);
                 r.Set("switchSteps", job->switch_steps);
                 r.Set("switchMs", job->switch_ms);
+                if (job->early_layer > 0) r.Set("earlyRate", job->early_rate);
             }
             return r;
         });
@@ -254,8 +288,8 @@ Napi::Value Context::decode_run(const Napi::CallbackInfo & info) {
 
 void Context::run_greedy(RunJob & job) {
     FlushDenormals ftz;
-    if (job.lookup) {
-        run_lookup(job);
+    if (job.lookup || job.early_layer > 0) {
+        run_rounds(job);
         return;
     }
     use_layer_range(0, n_layer_);
@@ -300,16 +334,19 @@ void Context::run_greedy(RunJob & job) {
     }
 }
 
-// run_greedy with free rounds: at each step where a source has a match (the newest tokens occurred
+// run_greedy with rounds: at each step where a free source has a match (the newest tokens occurred
 // before in the sequence, LookupIndex, or follow the caller's prediction, PredictionCursor; m
 // tokens), as many of its next tokens as its policy chooses for m (LookupPolicy, updated by each
 // round) are verified with every layer in one batch, and the longest prefix the argmax agrees with
-// is kept with the next argmax. Of two sources, the one whose drafts yield more tokens per ms.
+// is kept with the next argmax. Of two sources, the one whose drafts yield more tokens per ms; a
+// free round is taken where it beats the alternative: an early-exit round (with `earlyExit`, at the
+// tokens per ms its rounds measure) or a plain step. An early-exit round drafts with layers [0, E)
+// (run_drafts, with the context's draft head) and verifies from the cached layer-E states with
+// layers [E, N) (run_decode), as draftVerify and the TypeScript loop's commit() do.
 // Every row is computed as a one-token decode computes it (patches 0015, 0018, 0019, 0021), so the
 // output is plain greedy output. The rounds pay no hand-off of their own: on the 12-layer copy
 // model a round with its JavaScript and hand-off cost about 0.25 ms beyond its decode.
-void Context::run_lookup(RunJob & job) {
-    use_layer_range(0, n_layer_);
+void Context::run_rounds(RunJob & job) {
     SeqState & S = *seqs_[job.seq];
     const llama_vocab * vocab = model_->vocab();
     llama_batch & b = tok_batch_;
@@ -361,11 +398,14 @@ void Context::run_lookup(RunJob & job) {
         observe(1, src, shadow_match[src], followed ? seen : seen + 1, seen);
         d.clear();
     };
+    const bool early = job.early_layer > 0;
     int32_t feed = job.token;
     int32_t produced = 0;
     int32_t rounds = 0;
     bool after_round = false;
-    std::vector<int32_t> drafts;
+    std::vector<int32_t> drafts, out;
+    auto early_job = std::make_shared<DraftJob>();
+    DecodeJob verify;
     const int32_t run_end = job.run_tokens > 0 ? std::min(job.run_tokens, job.max_tokens) : job.max_tokens;
     while (produced < run_end) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
@@ -377,7 +417,7 @@ void Context::run_lookup(RunJob & job) {
         const int32_t room = std::min({job.max_tokens - produced - 1, n_ctx_ - cells_used() - 1, n_batch_ - 1});
         int chosen = -1;
         int32_t n_drafts = 0;
-        if (room > 0 && (job.max_rounds == 0 || rounds < job.max_rounds)) {
+        if (job.lookup && room > 0 && (job.max_rounds == 0 || rounds < job.max_rounds)) {
             const bool probe = job.force > 0 && rounds == 0;
             double best_rate = 0;
             for (const int src : {kPrediction, kLookup}) {
@@ -404,8 +444,11 @@ void Context::run_lookup(RunJob & job) {
                     }
                     continue;
                 }
+                // what a free round must beat: an early-exit round at its measured rate (a plain step's
+                // before one was measured), or a plain step (free-rounds.ts, alternativeRate)
+                const double alternative = early && job.early_rate > 0 ? job.early_rate : 1 / job.policy[src].plain_ms;
                 const auto [n, rate] = job.policy[src].best(match[src], size[src]);
-                if (n > 0 && rate > 1 / job.policy[src].plain_ms && rate > best_rate) {
+                if (n > 0 && rate > alternative && rate > best_rate) {
                     best_rate = rate;
                     chosen = src;
                     n_drafts = n;
@@ -420,75 +463,141 @@ void Context::run_lookup(RunJob & job) {
             if (chosen >= 0) propose(chosen, n_drafts, drafts);
         }
         const auto t0 = std::chrono::steady_clock::now();
-        b.n_tokens = n_drafts + 1;
-        b.token[0] = feed;
-        put_row(b, 0, pos, job.seq, true);
-        for (int32_t i = 0; i < n_drafts; ++i) {
-            b.token[i + 1] = drafts[i];
-            put_row(b, i + 1, pos + 1 + i, job.seq, true);
-        }
-        decode_or_throw(b, [&] { drop_from(job.seq, pos); });
-        // the drafts the argmax agrees with, and the argmax after them
-        int32_t accepted = 0;
-        int32_t next = 0;
-        try {
-            for (;; ++accepted) {
-                next = row_best(output_row(accepted), false, nullptr);
-                if (accepted == n_drafts || next != drafts[accepted]) break;
+        out.clear();
+        // an early-exit round where no free draft was taken and drafts fit (`feed`, the drafts and
+        // the last one's decode in the cells, their rows in the batch)
+        const int32_t early_want = early && chosen < 0 ? std::min({job.early_drafts, room, n_ctx_ - cells_used() - 2, n_batch_ - 2}) : 0;
+        if (early_want > 0) {
+            *early_job = DraftJob{};
+            early_job->seq = job.seq;
+            early_job->token = feed;
+            early_job->layer = job.early_layer;
+            early_job->max_tokens = early_want;
+            early_job->min_prob = job.early_min_prob;
+            early_job->finish = true;
+            double draft_ms = 0;
+            try {
+                run_drafts({early_job});
+                draft_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                verify = DecodeJob{};
+                verify.seq = job.seq;
+                verify.start = job.early_layer;
+                verify.end = n_layer_;
+                verify.use_cached_hidden = true;
+                verify.outputs = 1;
+                verify.pos0 = S.n_full();
+                verify.n = S.pending();  // `feed`, the drafts, and the last one when it was decoded
+                run_decode(verify);
+            } catch (...) {
+                // the round leaves nothing behind: its drafts' cells and cached states go
+                drop_from(job.seq, pos);
+                S.remove_from(pos);
+                throw;
             }
-        } catch (...) {
-            drop_from(job.seq, pos);  // as a failed decode() leaves it
-            throw;
-        }
-        // produced: drafts[0, accepted) and next; an end token among the drafts ends the run there
-        // (the drafts through it are what the round yields). The last produced token is not decoded
-        // (as after a plain step): its row, if a draft's, goes
-        int32_t produce = accepted + 1;
-        for (int32_t i = 0; i < accepted; ++i) {
-            if (is_stop(drafts[i])) {
-                produce = i + 1;
-                accepted = produce;
-                break;
+            const std::vector<int32_t> & ed = early_job->tokens;
+            const int32_t k = static_cast<int32_t>(ed.size());
+            const int32_t rows = static_cast<int32_t>(verify.argmax.size());
+            // row j: the full model's token after position pos + j (`feed`, then the drafts)
+            int32_t accepted = 0;
+            while (accepted < k && accepted < rows && verify.argmax[accepted] == ed[accepted]) ++accepted;
+            for (int32_t i = 0; i < accepted; ++i) {
+                if (is_stop(ed[i])) {  // an end token among the accepted drafts ends the run there
+                    accepted = i + 1;
+                    break;
+                }
             }
-        }
-        if (n_drafts > 0) drop_from(job.seq, pos + produce);
-        S.full_decoded(pos + produce);
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        if (n_drafts > 0) {
-            ++rounds;
-            observe(0, chosen, match[chosen], n_drafts, accepted);
-            // a round of r rows measured: rounds may now grow to 2r - 1 drafts (bestFreeLength's limit,
-            // which the TypeScript loop raises after each round; fixed for the call, the first calls of
-            // a context ran rounds of 1, 2, 4, 5 and 11 drafts where the TypeScript loop ran 1, 3, 6, 13)
-            for (auto & p : job.policy) {
-                if (p.limit > 0) p.limit = std::min(LookupIndex::kMaxMatch, std::max(p.limit, 2 * (n_drafts + 1) - 1));
-            }
+            const bool stopped = accepted > 0 && is_stop(ed[accepted - 1]);
+            // the full model's own token after the accepted drafts, where its row was computed (not
+            // after every draft was accepted and the last one not decoded, nor after an end token)
+            const bool has_next = !stopped && accepted < rows;
+            // positions kept: `feed` and the accepted drafts that have a successor produced here
+            const int32_t keep = pos + (has_next ? accepted + 1 : accepted);
+            drop_from(job.seq, keep);
+            S.remove_from(keep);
+            out.assign(ed.begin(), ed.begin() + accepted);
+            if (has_next) out.push_back(verify.argmax[accepted]);
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            job.early_rate = job.early_rate > 0 ? 0.8 * job.early_rate + 0.2 * (out.size() / ms) : out.size() / ms;
             job.round_at.push_back(produced);
-            job.round_source.push_back(chosen);
-            job.round_match.push_back(match[chosen]);
-            job.round_drafts.push_back(n_drafts);
+            job.round_source.push_back(kEarlyExit);
+            job.round_match.push_back(0);
+            job.round_drafts.push_back(k);
             job.round_accepted.push_back(accepted);
             job.round_ms.push_back(ms);
-        } else if (after_round) {
-            ++job.switch_steps;
-            job.switch_ms += ms;
+            job.round_draft_ms.push_back(draft_ms);
+            after_round = true;
         } else {
-            ++job.plain_steps;
-            job.plain_ms += ms;
+            b.n_tokens = n_drafts + 1;
+            b.token[0] = feed;
+            put_row(b, 0, pos, job.seq, true);
+            for (int32_t i = 0; i < n_drafts; ++i) {
+                b.token[i + 1] = drafts[i];
+                put_row(b, i + 1, pos + 1 + i, job.seq, true);
+            }
+            use_layer_range(0, n_layer_);
+            decode_or_throw(b, [&] { drop_from(job.seq, pos); });
+            // the drafts the argmax agrees with, and the argmax after them
+            int32_t accepted = 0;
+            int32_t next = 0;
+            try {
+                for (;; ++accepted) {
+                    next = row_best(output_row(accepted), false, nullptr);
+                    if (accepted == n_drafts || next != drafts[accepted]) break;
+                }
+            } catch (...) {
+                drop_from(job.seq, pos);  // as a failed decode() leaves it
+                throw;
+            }
+            // produced: drafts[0, accepted) and next; an end token among the drafts ends the run there
+            // (the drafts through it are what the round yields). The last produced token is not decoded
+            // (as after a plain step): its row, if a draft's, goes
+            int32_t produce = accepted + 1;
+            for (int32_t i = 0; i < accepted; ++i) {
+                if (is_stop(drafts[i])) {
+                    produce = i + 1;
+                    accepted = produce;
+                    break;
+                }
+            }
+            if (n_drafts > 0) drop_from(job.seq, pos + produce);
+            S.full_decoded(pos + produce);
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            if (n_drafts > 0) {
+                ++rounds;
+                observe(0, chosen, match[chosen], n_drafts, accepted);
+                // a round of r rows measured: rounds may now grow to 2r - 1 drafts (bestFreeLength's limit,
+                // which the TypeScript loop raises after each round; fixed for the call, the first calls of
+                // a context ran rounds of 1, 2, 4, 5 and 11 drafts where the TypeScript loop ran 1, 3, 6, 13)
+                for (auto & p : job.policy) {
+                    if (p.limit > 0) p.limit = std::min(LookupIndex::kMaxMatch, std::max(p.limit, 2 * (n_drafts + 1) - 1));
+                }
+                job.round_at.push_back(produced);
+                job.round_source.push_back(chosen);
+                job.round_match.push_back(match[chosen]);
+                job.round_drafts.push_back(n_drafts);
+                job.round_accepted.push_back(accepted);
+                job.round_ms.push_back(ms);
+                job.round_draft_ms.push_back(0);
+            } else if (after_round) {
+                ++job.switch_steps;
+                job.switch_ms += ms;
+            } else {
+                ++job.plain_steps;
+                job.plain_ms += ms;
+            }
+            if (produced == 0) job.first_step_ms = ms;
+            after_round = n_drafts > 0;
+            for (int32_t i = 0; i < produce; ++i) out.push_back(i < accepted ? drafts[i] : next);
         }
-        if (produced == 0) job.first_step_ms = ms;
-        after_round = n_drafts > 0;
-        for (int32_t i = 0; i < produce; ++i) {
-            const int32_t tok = i < accepted ? drafts[i] : next;
+        for (const int32_t tok : out) {
             job.tokens.push_back(tok);
             if (index) index->push(tok);
             if (job.has_prediction) job.prediction.push(tok);
             for (const int src : {kPrediction, kLookup}) shadow_sees(src, tok);
         }
-        produced += produce;
-        const int32_t last = job.tokens.back();
-        if (is_stop(last)) break;
-        feed = last;
+        produced += static_cast<int32_t>(out.size());
+        if (job.tokens.empty() || is_stop(job.tokens.back())) break;
+        feed = job.tokens.back();
     }
     // the run ends inside a declined draft the output has followed so far: counted as followed so far
     for (const int src : {kPrediction, kLookup}) {

@@ -78,7 +78,7 @@ private:
     void run_decode_many(ManyJob & job);  // worker thread
     void run_verify_many(VerifyJob & job);  // worker thread
     void run_greedy(RunJob & job);          // worker thread (context-run.cc)
-    void run_lookup(RunJob & job);          // worker thread (context-run.cc): run_greedy with lookup rounds
+    void run_rounds(RunJob & job);          // worker thread (context-run.cc): run_greedy with free and early-exit rounds
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     // worker thread: decode_checked(b); on failure `rollback` drops what the batch wrote, then the
     // failure is thrown (aborted, RPC lost, or llama.cpp's status)

@@ -2,7 +2,11 @@
 // against the two calls it replaces (draft, then a cached verification) on a second context, and
 // checked to be what a single-sequence generation uses.
 import { describe, expect, it, vi } from 'vitest';
+import type { GenerateOptions } from '../lib/index.js';
 import { EXACT, modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
+
+/** Options with the internal choice 'in-turn': every round in the TypeScript loop. */
+const inTurn = (o: GenerateOptions): GenerateOptions => ({ ...o, freeDraftChoice: 'in-turn' }) as GenerateOptions;
 
 const CASES: [string, () => string, number][] = [
   ['stories260K', () => STORIES, 4],
@@ -52,6 +56,8 @@ describe.each(CASES)('draftVerify on %s', (_name, path, E) => {
     expect(a.ctx.handle.state().nextPosition).toBeGreaterThan(before);
   });
 
+  // (the in-turn loop, through the internal choice 'in-turn': fixed-length rounds otherwise run in
+  // the addon's loop, early-exit-run.test.ts)
   it('a self-speculative generation drafts and verifies in one call per round, with the plain output', async () => {
     a.ctx.clear();
     const plain = await a.ctx.generate(Array.from(prompt), { maxTokens: 40 }).result;
@@ -60,7 +66,7 @@ describe.each(CASES)('draftVerify on %s', (_name, path, E) => {
     const draft = vi.spyOn(a.ctx.handle, 'draft');
     const decode = vi.spyOn(a.ctx.handle, 'decode');
     try {
-      const spec = await a.ctx.generate(Array.from(prompt), { maxTokens: 40, selfSpeculative: { exitLayer: E, draftTokens: 2 } }).result;
+      const spec = await a.ctx.generate(Array.from(prompt), inTurn({ maxTokens: 40, selfSpeculative: { exitLayer: E, draftTokens: 2 } })).result;
       expect(spec.tokens).toEqual(plain.tokens);
       expect(draftVerify).toHaveBeenCalledTimes(spec.speculative!.sources.earlyExit!.rounds);
       expect(spec.speculative!.sources.earlyExit!.rounds).toBeGreaterThan(5);
@@ -72,7 +78,7 @@ describe.each(CASES)('draftVerify on %s', (_name, path, E) => {
       const saved = handle.draftVerify;
       handle.draftVerify = undefined;
       a.ctx.clear();
-      const twoCalls = await a.ctx.generate(Array.from(prompt), { maxTokens: 40, selfSpeculative: { exitLayer: E, draftTokens: 2 } }).result;
+      const twoCalls = await a.ctx.generate(Array.from(prompt), inTurn({ maxTokens: 40, selfSpeculative: { exitLayer: E, draftTokens: 2 } })).result;
       handle.draftVerify = saved;
       expect(twoCalls.tokens).toEqual(spec.tokens);
       const counts = (r: typeof spec) => {

@@ -4,25 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost } from '../lib/decoding/draft-sources.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
-import type { NativeLookupPolicy, NativeRunOptions } from '../lib/native/contract.js';
-import { EXACT, modelFixture, randomModel, SHAPES, STORIES } from './helpers.js';
-
-/**
- * A policy that takes `n` drafts after every match while they are accepted: acceptance priors of 1
- * and plain steps that never pay (a rejection lowers its bucket's estimate, and then its lengths).
- */
-const always = (n: number): NativeLookupPolicy => ({
-  counts: new Float64Array(10),
-  priors: Float64Array.of(1, 1, 1, 1, 1),
-  priorWeight: 2,
-  decay: 0.95,
-  ageing: 0.995,
-  roundBase: 1,
-  roundRow: 0.1,
-  plainMs: 1e6,
-  limit: 0,
-  maxDrafts: n,
-});
+import type { NativeRunOptions } from '../lib/native/contract.js';
+import { always, EXACT, modelFixture, randomModel, SHAPES, spyRuns, STORIES } from './helpers.js';
 
 for (const [name, path] of [
   ['stories260K', () => STORIES],
@@ -263,13 +246,7 @@ for (const [name, path] of [
       const prompt = await repeating();
       f.ctx.clear();
       const plain = await f.ctx.generate(prompt, { maxTokens: 80 }).result;
-      const h = f.ctx.handle;
-      const original = h.decodeRun!;
-      const seen: NativeRunOptions[] = [];
-      h.decodeRun = (o) => {
-        seen.push(o);
-        return original.call(h, o);
-      };
+      const { seen, restore } = spyRuns(f.ctx);
       try {
         for (const prediction of [plain.tokens, edited(plain.tokens, 9), plain.text]) {
           for (const lookup of [false, true]) {
@@ -286,8 +263,8 @@ for (const [name, path] of [
         const stop = plain.text.slice(30, 36);
         const stopped = await f.ctx.generate(prompt, { maxTokens: 80, prediction: plain.tokens, stop: [stop] }).result;
         expect(stopped.text).toBe(plain.text.slice(0, plain.text.indexOf(stop)));
-        // adaptive early exit whose policy takes plain steps: they and the free rounds among them
-        // run in the addon too (a draft-heavy fixed length keeps the in-turn loop)
+        // early exit: at a fixed length its rounds run in the addon too (early-exit-run.test.ts);
+        // adaptive, while its policy takes plain steps, those and the free rounds among them
         for (const selfSpeculative of [
           { exitLayer: 1, draftTokens: 3, adaptive: true },
           { exitLayer: 1, draftTokens: 3 },
@@ -296,10 +273,11 @@ for (const [name, path] of [
           f.ctx.clear();
           const r = await f.ctx.generate(prompt, { maxTokens: 80, prediction: edited(plain.tokens, 9), lookup: true, selfSpeculative }).result;
           expect(r.tokens).toEqual(plain.tokens);
-          expect(seen.some((o) => o.lookup?.prediction !== undefined)).toBe(selfSpeculative.adaptive === true);
+          expect(seen.some((o) => o.lookup?.prediction !== undefined)).toBe(true);
+          expect(seen.some((o) => o.earlyExit !== undefined)).toBe(selfSpeculative.adaptive !== true);
         }
       } finally {
-        h.decodeRun = original;
+        restore();
       }
     });
 

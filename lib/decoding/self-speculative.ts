@@ -43,7 +43,7 @@ import {
   syncSources,
 } from './free-rounds.js';
 import { plainRun, runLength } from './plain.js';
-import { LookupRuns, lookupRunApplies } from './lookup-run.js';
+import { AddonRuns, addonRunApplies } from './addon-run.js';
 import { commit, countLegacyLookup, type Drafts, draftAndVerify, ema, type LoopState, observeRound, penaltyHistory, plainRound } from './rounds.js';
 import type { DecodeSession } from './session.js';
 import { checkOptionKeys, type KeysOf } from '../util/option-keys.js';
@@ -102,6 +102,8 @@ export interface ResolvedSelfSpeculative {
   overlap: boolean;
   lookup: boolean;
   lookupTokens: number;
+  /** @internal Benchmarks: rounds in the TypeScript loop where the addon's would run (freeDraftChoice 'in-turn'). */
+  inTurn?: boolean;
 }
 
 export function resolveSelfSpeculative(o: SelfSpeculativeOptions, info: NativeModelInfo): ResolvedSelfSpeculative {
@@ -244,20 +246,20 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
   // stories260K 28 runs of 8 steps instead of 7 in a 256-token generation.
   let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
-  // greedy free drafts alone: plain steps and free rounds in the addon's loop (lookup-run.ts). With
-  // adaptive early exit, while its policy takes plain steps, they and the free rounds among them run
-  // there too, up to the policy's next probe. In the in-turn loop every free round and plain run
-  // paid a hand-off and its JavaScript: on the committed 12-layer model adaptive early exit + lookup
-  // ran free continuation at 1.11x plain where lookup alone, in the addon's loop, ran 1.21x
-  // (BENCHMARKS.md section 16, "Stop 45")
-  const freeRuns = lookupRunApplies(s, runner, policy !== null) ? new LookupRuns(s, runner, session) : null;
+  // greedy free drafts and fixed-length early exit: plain steps, free rounds and early-exit rounds in
+  // the addon's loop (addon-run.ts). With adaptive early exit, while its policy takes plain steps,
+  // they and the free rounds among them run there too, up to the policy's next probe. In the
+  // in-turn loop every round and plain run paid a hand-off and its JavaScript: on the committed
+  // 12-layer model adaptive early exit + lookup ran free continuation at 1.11x plain where lookup
+  // alone, in the addon's loop, ran 1.21x (BENCHMARKS.md section 16, "Stop 45")
+  const runs = addonRunApplies(s, runner, policy !== null) ? new AddonRuns(s, runner, session) : null;
   return {
     async round({ p, last }, room) {
       // (the last step before the probe goes through next(), which starts it)
-      const upTo = !freeRuns ? 0 : !spec ? Infinity : policy?.plainWins() ? policy.plainStepsBeforeProbe() - 1 : 0;
-      if (freeRuns && upTo > 0) {
+      const upTo = !runs ? 0 : !policy ? Infinity : policy.plainWins() ? policy.plainStepsBeforeProbe() - 1 : 0;
+      if (runs && upTo > 0) {
         const before = session.tokens.length;
-        const r = await freeRuns.run(p, last, Math.min(session.remaining, contextSize - p, upTo), s.onCached);
+        const r = await runs.run(p, last, Math.min(session.remaining, contextSize - p, upTo), s.onCached);
         policy?.countPlain(session.tokens.length - before);
         return r && { p: r.position, last: r.token };
       }

@@ -156,6 +156,17 @@ export interface NativeRunOptions {
     maxRounds?: number;
     runTokens?: number;
   };
+  /**
+   * Early-exit rounds inside the run (not with `repeat`; the sequence's pending drafts must be
+   * none): each drafts up to `draftTokens` tokens with layers [0, layer) and the context's draft
+   * head, stopping early at a draft whose top probability is below `minProbability` (not the
+   * first), verifies them from their cached layer-E states, and keeps the agreeing prefix and the
+   * full model's next token. Where no draft fits in maxTokens, a plain step. With `lookup`, a free
+   * round is taken where its drafts yield more tokens per ms than early-exit rounds, at `rate`
+   * (tokens per ms; 0 or absent: unmeasured, a plain step's rate until a round measures it) and
+   * then as the call's rounds measure it. `runTokens` as lookup's (with lookup, lookup's applies).
+   */
+  earlyExit?: { layer: number; draftTokens: number; minProbability?: number; rate?: number; runTokens?: number };
   sequence?: number;
 }
 
@@ -203,25 +214,30 @@ export interface NativeRunResult {
   /** The run ended at a repeated n-gram (`repeat`). */
   repeat?: boolean;
   /**
-   * With `lookup`: per free round, its source (0: the context lookup, 1: the prediction), match
-   * length, drafts, accepted drafts, time (ms) and the tokens produced before it.
+   * With `lookup` or `earlyExit`: per round, its source (0: the context lookup, 1: the prediction,
+   * 2: early exit), match length (0 for early exit), drafts, accepted drafts, time (ms) and the
+   * tokens produced before it.
    */
   roundSource?: Int32Array;
   roundMatch?: Int32Array;
   roundDrafts?: Int32Array;
   roundAccepted?: Int32Array;
   roundMs?: Float64Array;
+  /** Each round's drafting part of roundMs (0 for a free round). */
+  roundDraftMs?: Float64Array;
   roundAt?: Int32Array;
   /**
-   * With `lookup`: what the policies counted, in order, 5 entries each: kind (0: a round, after
+   * With `lookup` or `earlyExit`: what the policies counted, in order, 5 entries each: kind (0: a round, after
    * which every source's counts age; 1: a declined draft checked against the output), source (as in
    * roundSource), match, drafts, accepted.
    */
   observed?: Int32Array;
-  /** With `lookup`: the plain steps of the run that did not follow a round, and their time (ms). */
+  /** With `earlyExit`: the tokens per ms of its rounds at the call's end (as `earlyExit.rate`). */
+  earlyRate?: number;
+  /** With `lookup` or `earlyExit`: the plain steps of the run that did not follow a round, and their time (ms). */
   plainSteps?: number;
   plainMs?: number;
-  /** With `lookup`: the plain steps right after a round (each builds its graph again), and their time. */
+  /** With `lookup` or `earlyExit`: the plain steps right after a round (each builds its graph again), and their time. */
   switchSteps?: number;
   switchMs?: number;
 }

@@ -292,6 +292,7 @@ export class Context {
       const stopTokens = new Set(options.stopTokens === undefined ? [] : this.checkTokens('stopTokens', options.stopTokens));
       const spec = options.selfSpeculative ? resolveSelfSpeculative(options.selfSpeculative, this.model.info) : null;
       if (spec?.draftHead) spec.draftHead = resolveDraftHead(spec.draftHead, this.model, spec.exitLayer);
+      if (spec && options.freeDraftChoice === 'in-turn') spec.inTurn = true;
       if (spec && this.model.info.slidingWindow > 0 && this.nativeOptions.swaFull === false) {
         // the windowed cache reuses cells that the newest draft no longer attends to, though the
         // verification of earlier drafts still does: verification would fail (patch 0014), not be wrong
