@@ -2,7 +2,7 @@
 // alternate in one process on the lookup benchmark's tasks (bench/lookup-tasks.ts, 15 held-out
 // documents), a context each. For thread counts the peer run cannot measure on a small VM: at 2
 // threads on 2 vCPUs the peers' processes and spinning threads spread its ratios over 0.1-4x
-// (BENCHMARKS.md section 16, "Stop 43"). Lookup runs in the addon's loop (lib/decoding/lookup-run.ts)
+// (BENCHMARKS.md section 16, "Stop 43"). Lookup runs in the addon's loop (lib/decoding/addon-run.ts)
 // and, as before it, in the TypeScript loop (the internal freeDraftChoice 'in-turn'). Greedy output
 // is checked equal.
 //   node bench/run.mjs lookup-alone [model.gguf] [threads] [repetitions] [tasks] [tokens] [max prompt]

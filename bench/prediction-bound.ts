@@ -3,13 +3,14 @@
 // speed against plain decoding is the ceiling of lookup and predictions on a task that copies
 // everything; a task that copies a share c of its tokens runs at most 1 / ((1 - c) + c / ceiling)
 // times plain (BENCHMARKS.md section 16, "Stop 38"). Plain and predicted generations alternate;
-// greedy output is checked equal. The predicted generations run in the addon's loop (lookup-run.ts)
+// greedy output is checked equal. The predicted generations run in the addon's loop (addon-run.ts)
 // and, as before stop 45, in the TypeScript loop (the internal freeDraftChoice 'in-turn'); each
 // repetition rotates the three. `edit every`: the prediction with every n-th token changed (0: none),
 // the re-alignment after an edit. The prompts: four openings of the brown model's text, or a task
 // of the lookup benchmark on its 15 held-out documents (bench/lookup-tasks.ts; `max prompt` as the
-// benchmark's model case has it: 120 for the copy models).
-//   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens] [brown|quote|chat|edit|free] [max prompt] [edit every]
+// benchmark's model case has it: 120 for the copy models). `E,d`: early exit at layer E with d
+// drafts a round in both predicted configurations (the addon's loop then takes early-exit rounds too).
+//   node bench/run.mjs prediction-bound [model.gguf] [threads] [repetitions] [tokens] [max draft tokens] [brown|quote|chat|edit|free] [max prompt] [edit every] [E,d]
 import { join } from 'node:path';
 import { type GenerateOptions, loadModel } from 'layerskip';
 import { taskName, taskPrompts } from './lookup-tasks.js';
@@ -24,6 +25,8 @@ const maxDraft = Number(process.argv[6] ?? 16);
 const promptSet = process.argv[7] ?? 'brown';
 const maxPrompt = Number(process.argv[8] ?? 120);
 const editEvery = Number(process.argv[9] ?? 0);
+const [exitLayer, draftTokens] = (process.argv[10] ?? '').split(',').map(Number);
+const early = exitLayer > 0 ? { selfSpeculative: { exitLayer, draftTokens: draftTokens || 3 } } : {};
 const task = promptSet === 'brown' ? null : taskName(promptSet);
 
 const model = await loadModel(path);
@@ -38,8 +41,8 @@ for (const prompt of prompts) {
 const predictions = outputs.map((out) => out.map((t, j) => (editEvery > 0 && j % editEvery === editEvery - 1 ? (t + 1) % model.info.vocabularySize : t)));
 const configs: [string, (i: number) => GenerateOptions][] = [
   ['plain', () => ({})],
-  ['addon loop', (i) => ({ prediction: predictions[i], lookup: { maxTokens: maxDraft } })],
-  ['TypeScript loop', (i) => withFreeDraftChoice({ prediction: predictions[i], lookup: { maxTokens: maxDraft }, freeDraftChoice: 'in-turn' })],
+  ['addon loop', (i) => ({ prediction: predictions[i], lookup: { maxTokens: maxDraft }, ...early })],
+  ['TypeScript loop', (i) => withFreeDraftChoice({ prediction: predictions[i], lookup: { maxTokens: maxDraft }, freeDraftChoice: 'in-turn', ...early })],
 ];
 const ms = configs.map(() => [] as number[]);
 let lengths: number[] = [];
@@ -57,7 +60,7 @@ for (let rep = 0; rep < repetitions; rep++) {
 }
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 console.log(
-  `${path}, ${threads} thread(s), ${tokens} tokens, drafts of up to ${maxDraft}, prompts: ${promptSet}, prediction ${editEvery > 0 ? `= output with every ${editEvery}th token changed` : '= output'}, ${repetitions} x ${prompts.length} x ${configs.length} rotated generations`,
+  `${path}, ${threads} thread(s), ${tokens} tokens, drafts of up to ${maxDraft}, prompts: ${promptSet}, prediction ${editEvery > 0 ? `= output with every ${editEvery}th token changed` : '= output'}${exitLayer > 0 ? `, E=${exitLayer} d=${draftTokens || 3}` : ''}, ${repetitions} x ${prompts.length} x ${configs.length} rotated generations`,
 );
 for (let c = 1; c < configs.length; c++) {
   const ratios = ms[c].map((v, i) => ms[0][i] / v);

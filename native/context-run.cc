@@ -3,9 +3,9 @@
 // decoding that pays it per token runs at half of native speed on stories260K. The loop here pays
 // it once per run; the caller sizes runs so that streaming and abort stay prompt, and keeps stop
 // strings, token limits and the prompt cache in TypeScript (it removes what it does not keep).
-// With `lookup` the run also takes free rounds among its steps (run_lookup): drafts from a context
-// lookup, from the caller's prediction, or both, so that a round pays no hand-off either
-// (lib/decoding/lookup-run.ts).
+// With `lookup` the run also takes free rounds among its steps (run_rounds): drafts from a context
+// lookup, from the caller's prediction, or both; with `earlyExit`, early-exit rounds at a fixed
+// draft length, so that a round pays no hand-off either (lib/decoding/addon-run.ts).
 #include "context-jobs.h"
 #include "context.h"
 #include "error-codes.h"

@@ -13,7 +13,7 @@
 //
 // The automaton is extended lazily: push() only records a token, and the automaton takes the
 // tokens it has not seen when a match, a draft or a peek is asked for. Where the addon's loop runs
-// the lookup (lookup-run.ts, its own index), this one only keeps the tokens.
+// the lookup (addon-run.ts, its own index), this one only keeps the tokens.
 
 import type { FreeDraftSource } from './draft-sources.js';
 

@@ -60,7 +60,7 @@ export class PredictionDrafts implements FreeDraftSource {
   }
 
   /**
-   * Where the output stands, for the addon's loop (lookup-run.ts), which follows the prediction with
+   * Where the output stands, for the addon's loop (addon-run.ts), which follows the prediction with
    * these rules (native/prediction-cursor.h); this source is given the run's tokens afterwards.
    */
   addonState(): NativePredictionState {

@@ -9,8 +9,9 @@
 // Self-speculative decoding (LayerSkip): draft with the first E layers (early exit through the
 // model's own norm and LM head, or a fitted draft head), verify the drafts with layers [E, N) from
 // their cached layer-E hidden states in one call, accept the longest agreeing prefix plus the full
-// model's own next token, and roll the KV cache back to what was accepted. A round is two calls
-// into the addon: draft (its token-to-token loop runs natively) and verify.
+// model's own next token, and roll the KV cache back to what was accepted. A round here is one call
+// into the addon (draftVerify; draft and verify where a lookup continues the drafts); greedy rounds
+// at a fixed draft length run many per call in the addon's own loop (addon-run.ts).
 //
 // Greedy: a draft is accepted iff it equals the full model's argmax, so the output is the
 // plain greedy output token for token. Sampling: standard speculative sampling (accept with
