@@ -57,11 +57,11 @@ struct Context::RunJob {
     // up to max_tokens: a round cut at a run's end cost a round more of the same drafts
     int32_t run_tokens = 0;
     // early exit: rounds of up to early_drafts drafts from layers [0, early_layer) (and the context's
-    // draft head), verified from their cached layer-E states (run_early_exit)
+    // draft head), verified from their cached layer-E states (run_rounds)
     int32_t early_layer = 0;           // 0: none
     int32_t early_drafts = 0;
     float early_min_prob = 0;
-    double early_rate = 0;             // tokens per ms of early-exit rounds (0: not measured); updated by each
+    double early_rate = 0;             // tokens per ms of early-exit rounds (0: not measured), updated by each round
     std::vector<int32_t> round_source, round_match, round_drafts, round_accepted, round_at;
     std::vector<double> round_draft_ms;  // early exit: each round's draft part of round_ms
     // what the policies counted, in order: [kind (0: a round, 1: a declined draft checked against the

@@ -175,13 +175,13 @@ export class AddonRuns {
     const next = takeRunTokens(ctx, session, position, last, r.tokens, onCached);
     // (the tokens the session kept: an end token or a stop string may end it inside the run)
     const kept = session.tokens.length - before;
-    const accepted = lookup || earlyExit ? observeRun(s, r, wallMs, kept) : observePlainRun(s, r, wallMs, kept);
-    if (probe) observeProbe(f!, accepted);
+    const freeAccepted = lookup || earlyExit ? observeRun(s, r, wallMs, kept) : observePlainRun(s, r, wallMs, kept);
+    if (probe) observeProbe(f!, freeAccepted);
     return next;
   }
 }
 
-/** Counts a run without rounds into the costs and the statistics; returns 0 (no drafts). */
+/** Counts a run without rounds into the costs and the statistics; returns 0 (no free drafts). */
 function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
   const f = s.free!;
   s.stats.verifyMs += wallMs;
@@ -195,13 +195,13 @@ function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept:
 /**
  * Counts a run's rounds and plain steps into the acceptance, the costs and the statistics, as the
  * in-turn loop counts its own (the session's counts, accepted and corrections, only for the `kept`
- * tokens it took); returns the drafts accepted.
+ * tokens it took); returns the free drafts accepted.
  */
 function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
   const f = s.free;
   const { stats } = s;
   const rounds = r.roundDrafts?.length ?? 0;
-  let accepted = 0;
+  let freeAccepted = 0;
   let acceptedKept = 0;
   let freeRounds = 0;
   let draftMs = 0;
@@ -210,7 +210,6 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
     const a = r.roundAccepted![i];
     const ms = r.roundMs![i];
     const aKept = Math.max(0, Math.min(a, kept - r.roundAt![i]));
-    accepted += a;
     acceptedKept += aKept;
     stats.draftLengths.push(drafted);
     if (r.roundSource![i] === EARLY_EXIT) {
@@ -234,6 +233,7 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
     countDrafts(src, 0, drafted, a);
     countLegacyLookup(stats, name, drafted, a);
     freeRounds++;
+    freeAccepted += a;
     f!.lastFreeAccepted = a;
   }
   // (the call's time, split as the addon's own times split it; the hand-off goes with verifying)
@@ -245,7 +245,7 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
   // (the driver counted the call as one round: a run of plain steps counts as one, as in the in-turn loop)
   stats.rounds += Math.max(0, rounds + (steps + switches > 0 ? 1 : 0) - 1);
   stats.corrections += kept - acceptedKept; // the full model's own tokens
-  if (!f) return accepted;
+  if (!f) return 0;
   if (r.earlyRate !== undefined && r.earlyRate > 0) f.earlyExitRate = r.earlyRate;
   // what the addon's policy counted, in its order: rounds (each then ages the counts) and declined
   // drafts checked against the output
@@ -261,5 +261,5 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
   if (steps > 0) f.cost.observePlainRun(steps, r.plainMs!, false);
   if (switches > 0) f.cost.observePlainRun(1, r.switchMs! / switches, true);
   f.sinceFree = freeRounds > 0 ? 0 : f.sinceFree + r.tokens.length;
-  return accepted;
+  return freeAccepted;
 }
