@@ -62,6 +62,7 @@ struct Context::RunJob {
     int32_t early_drafts = 0;
     float early_min_prob = 0;
     double early_rate = 0;             // tokens per ms of early-exit rounds (0: not measured), updated by each round
+    double last_draft_ms = 0;          // the latest early-exit round's drafting time (early_round)
     std::vector<int32_t> round_source, round_match, round_drafts, round_accepted, round_at;
     std::vector<double> round_draft_ms;  // early exit: each round's draft part of round_ms
     // what the policies counted, in order: [kind (0: a round, 1: a declined draft checked against the
@@ -404,8 +405,6 @@ void Context::run_rounds(RunJob & job) {
     int32_t rounds = 0;
     bool after_round = false;
     std::vector<int32_t> drafts, out;
-    auto early_job = std::make_shared<DraftJob>();
-    DecodeJob verify;
     const int32_t run_end = job.run_tokens > 0 ? std::min(job.run_tokens, job.max_tokens) : job.max_tokens;
     while (produced < run_end) {
         // between steps: abort() was called (llama.cpp polls the flag only inside a compute)
@@ -468,63 +467,16 @@ void Context::run_rounds(RunJob & job) {
         // the last one's decode in the cells, their rows in the batch)
         const int32_t early_want = early && chosen < 0 ? std::min({job.early_drafts, room, n_ctx_ - cells_used() - 2, n_batch_ - 2}) : 0;
         if (early_want > 0) {
-            *early_job = DraftJob{};
-            early_job->seq = job.seq;
-            early_job->token = feed;
-            early_job->layer = job.early_layer;
-            early_job->max_tokens = early_want;
-            early_job->min_prob = job.early_min_prob;
-            early_job->finish = true;
-            double draft_ms = 0;
-            try {
-                run_drafts({early_job});
-                draft_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-                verify = DecodeJob{};
-                verify.seq = job.seq;
-                verify.start = job.early_layer;
-                verify.end = n_layer_;
-                verify.use_cached_hidden = true;
-                verify.outputs = 1;
-                verify.pos0 = S.n_full();
-                verify.n = S.pending();  // `feed`, the drafts, and the last one when it was decoded
-                run_decode(verify);
-            } catch (...) {
-                // the round leaves nothing behind: its drafts' cells and cached states go
-                drop_from(job.seq, pos);
-                S.remove_from(pos);
-                throw;
-            }
-            const std::vector<int32_t> & ed = early_job->tokens;
-            const int32_t k = static_cast<int32_t>(ed.size());
-            const int32_t rows = static_cast<int32_t>(verify.argmax.size());
-            // row j: the full model's token after position pos + j (`feed`, then the drafts)
-            int32_t accepted = 0;
-            while (accepted < k && accepted < rows && verify.argmax[accepted] == ed[accepted]) ++accepted;
-            for (int32_t i = 0; i < accepted; ++i) {
-                if (is_stop(ed[i])) {  // an end token among the accepted drafts ends the run there
-                    accepted = i + 1;
-                    break;
-                }
-            }
-            const bool stopped = accepted > 0 && is_stop(ed[accepted - 1]);
-            // the full model's own token after the accepted drafts, where its row was computed (not
-            // after every draft was accepted and the last one not decoded, nor after an end token)
-            const bool has_next = !stopped && accepted < rows;
-            // positions kept: `feed` and the accepted drafts that have a successor produced here
-            const int32_t keep = pos + (has_next ? accepted + 1 : accepted);
-            drop_from(job.seq, keep);
-            S.remove_from(keep);
-            out.assign(ed.begin(), ed.begin() + accepted);
-            if (has_next) out.push_back(verify.argmax[accepted]);
+            const auto [drafted, accepted] = early_round(job, feed, early_want, out);
             const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
             job.early_rate = job.early_rate > 0 ? 0.8 * job.early_rate + 0.2 * (out.size() / ms) : out.size() / ms;
             job.round_at.push_back(produced);
             job.round_source.push_back(kEarlyExit);
             job.round_match.push_back(0);
-            job.round_drafts.push_back(k);
+            job.round_drafts.push_back(drafted);
             job.round_accepted.push_back(accepted);
             job.round_ms.push_back(ms);
-            job.round_draft_ms.push_back(draft_ms);
+            job.round_draft_ms.push_back(job.last_draft_ms);
             after_round = true;
         } else {
             b.n_tokens = n_drafts + 1;
@@ -603,6 +555,70 @@ void Context::run_rounds(RunJob & job) {
     for (const int src : {kPrediction, kLookup}) {
         if (!shadow[src].empty() && shadow_seen[src] > 0) observe(1, src, shadow_match[src], shadow_seen[src], shadow_seen[src]);
     }
+}
+
+// One early-exit round of run_rounds from `feed` at the sequence's next position: up to `want`
+// drafts from layers [0, E) (run_drafts, with the context's draft head), their verification from
+// the cached layer-E states with layers [E, N) (run_decode), the longest prefix the argmax agrees
+// with kept with the next argmax, and the rest of the round's cells dropped, as draftVerify and the
+// TypeScript loop's commit() make a round. `out`: the tokens produced (the accepted drafts, then
+// the full model's own token where its row was computed). Returns the drafts and the accepted ones.
+std::pair<int32_t, int32_t> Context::early_round(RunJob & job, int32_t feed, int32_t want, std::vector<int32_t> & out) {
+    SeqState & S = *seqs_[job.seq];
+    const int32_t pos = S.n_past();
+    const llama_vocab * vocab = model_->vocab();
+    auto is_stop = [&](int32_t tok) {
+        return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    auto draft = std::make_shared<DraftJob>();
+    draft->seq = job.seq;
+    draft->token = feed;
+    draft->layer = job.early_layer;
+    draft->max_tokens = want;
+    draft->min_prob = job.early_min_prob;
+    draft->finish = true;
+    DecodeJob verify;
+    try {
+        run_drafts({draft});
+        job.last_draft_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        verify.seq = job.seq;
+        verify.start = job.early_layer;
+        verify.end = n_layer_;
+        verify.use_cached_hidden = true;
+        verify.outputs = 1;
+        verify.pos0 = S.n_full();
+        verify.n = S.pending();  // `feed`, the drafts, and the last one when it was decoded
+        run_decode(verify);
+    } catch (...) {
+        // the round leaves nothing behind: its drafts' cells and cached states go
+        drop_from(job.seq, pos);
+        S.remove_from(pos);
+        throw;
+    }
+    const std::vector<int32_t> & drafts = draft->tokens;
+    const int32_t k = static_cast<int32_t>(drafts.size());
+    const int32_t rows = static_cast<int32_t>(verify.argmax.size());
+    // row j: the full model's token after position pos + j (`feed`, then the drafts)
+    int32_t accepted = 0;
+    while (accepted < k && accepted < rows && verify.argmax[accepted] == drafts[accepted]) ++accepted;
+    for (int32_t i = 0; i < accepted; ++i) {
+        if (is_stop(drafts[i])) {  // an end token among the accepted drafts ends the run there
+            accepted = i + 1;
+            break;
+        }
+    }
+    const bool stopped = accepted > 0 && is_stop(drafts[accepted - 1]);
+    // the full model's own token after the accepted drafts, where its row was computed (not after
+    // every draft was accepted and the last one not decoded, nor after an end token)
+    const bool has_next = !stopped && accepted < rows;
+    // positions kept: `feed` and the accepted drafts that have a successor produced here
+    const int32_t keep = pos + (has_next ? accepted + 1 : accepted);
+    drop_from(job.seq, keep);
+    S.remove_from(keep);
+    out.assign(drafts.begin(), drafts.begin() + accepted);
+    if (has_next) out.push_back(verify.argmax[accepted]);
+    return {k, accepted};
 }
 
 }  // namespace layerskip

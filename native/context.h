@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace layerskip {
@@ -79,6 +80,9 @@ private:
     void run_verify_many(VerifyJob & job);  // worker thread
     void run_greedy(RunJob & job);          // worker thread (context-run.cc)
     void run_rounds(RunJob & job);          // worker thread (context-run.cc): run_greedy with free and early-exit rounds
+    // worker thread (context-run.cc): one of run_rounds' early-exit rounds; its tokens in `out`,
+    // returns { drafts, accepted drafts }
+    std::pair<int32_t, int32_t> early_round(RunJob & job, int32_t feed, int32_t want, std::vector<int32_t> & out);
     int32_t decode_checked(llama_batch & b);            // worker thread: llama_decode + lost RPC servers
     // worker thread: decode_checked(b); on failure `rollback` drops what the batch wrote, then the
     // failure is thrown (aborted, RPC lost, or llama.cpp's status)
