@@ -404,8 +404,8 @@ export interface ResolvedFreeDrafts {
    * whole and lets early exit continue it, 'continuation' drafts from the context only after early
    * exit (every round starts with early-exit drafts that a lookup continues). Benchmarks: 'never'
    * keeps and consults the index but verifies no free draft (what the index itself costs);
-   * 'in-turn' is 'measured' in the TypeScript loop where the addon's would run (addon-run.ts;
-   * with or without free drafts, also fixed-length early exit's rounds, early-exit-run.ts).
+   * 'in-turn' is 'measured' in the TypeScript loop where the addon's would run (addon-run.ts: free
+   * rounds, and fixed-length early exit's rounds with or without free drafts).
    */
   choice: FreeDraftChoice;
 }
