@@ -31,6 +31,10 @@ constexpr int kEarlyExit = 2;
 struct Context::RunJob {
     int32_t seq = 0, token = 0, max_tokens = 0;
     std::vector<int32_t> stop_tokens;  // end the run after producing one (as after an end-of-generation token)
+    // whether `tok` ends the run: an end-of-generation token or one of stop_tokens
+    bool stops_at(const llama_vocab * vocab, int32_t tok) const {
+        return llama_vocab_is_eog(vocab, tok) || std::binary_search(stop_tokens.begin(), stop_tokens.end(), tok);
+    }
     std::vector<int32_t> tokens;       // produced: each but the last is also decoded
     // repeat: end the run after producing a token whose n-gram (with the n - 1 tokens before it) is
     // marked in `filter` (a bit per hashed n-gram of the context, lib/decoding/ngram-filter.ts) or
@@ -319,7 +323,7 @@ void Context::run_greedy(RunJob & job) {
         S.full_decoded(pos + 1);
         if (i == 0) job.first_step_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         job.tokens.push_back(tok);
-        if (llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok)) break;
+        if (job.stops_at(vocab, tok)) break;
         feed = tok;
         if (job.repeat_n > 0) {
             job.window.push_back(tok);
@@ -358,9 +362,7 @@ void Context::run_rounds(RunJob & job) {
         index = lookups_[job.seq].get();
         index->sync(job.context.data(), job.context.size());
     }
-    auto is_stop = [&](int32_t tok) {
-        return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
-    };
+    auto is_stop = [&](int32_t tok) { return job.stops_at(vocab, tok); };
     const bool has[2] = {job.has_context, job.has_prediction};
     // per source at this step: the match its drafts follow, how many it can propose, and (the
     // lookup) where the earlier occurrence ended. The drafts themselves are copied only for a round
@@ -567,9 +569,7 @@ std::pair<int32_t, int32_t> Context::early_round(RunJob & job, int32_t feed, int
     SeqState & S = *seqs_[job.seq];
     const int32_t pos = S.n_past();
     const llama_vocab * vocab = model_->vocab();
-    auto is_stop = [&](int32_t tok) {
-        return llama_vocab_is_eog(vocab, tok) || std::binary_search(job.stop_tokens.begin(), job.stop_tokens.end(), tok);
-    };
+    auto is_stop = [&](int32_t tok) { return job.stops_at(vocab, tok); };
     const auto t0 = std::chrono::steady_clock::now();
     auto draft = std::make_shared<DraftJob>();
     draft->seq = job.seq;
