@@ -263,8 +263,8 @@ for (const [name, path] of [
         const stop = plain.text.slice(30, 36);
         const stopped = await f.ctx.generate(prompt, { maxTokens: 80, prediction: plain.tokens, stop: [stop] }).result;
         expect(stopped.text).toBe(plain.text.slice(0, plain.text.indexOf(stop)));
-        // early exit: at a fixed length its rounds run in the addon too (early-exit-run.test.ts);
-        // adaptive, while its policy takes plain steps, those and the free rounds among them
+        // early exit: its rounds run in the addon too, at a fixed length (early-exit-run.test.ts) or,
+        // adaptive, at the length its policy chose before the call (its probes in the in-turn loop)
         for (const selfSpeculative of [
           { exitLayer: 1, draftTokens: 3, adaptive: true },
           { exitLayer: 1, draftTokens: 3 },
@@ -274,10 +274,46 @@ for (const [name, path] of [
           const r = await f.ctx.generate(prompt, { maxTokens: 80, prediction: edited(plain.tokens, 9), lookup: true, selfSpeculative }).result;
           expect(r.tokens).toEqual(plain.tokens);
           expect(seen.some((o) => o.lookup?.prediction !== undefined)).toBe(true);
-          expect(seen.some((o) => o.earlyExit !== undefined)).toBe(selfSpeculative.adaptive !== true);
+          // (adaptive: where its policy takes plain steps, its runs offer no early exit)
+          if (selfSpeculative.adaptive !== true) expect(seen.some((o) => o.earlyExit !== undefined)).toBe(true);
         }
       } finally {
         restore();
+      }
+    });
+
+    it("takes adaptive drafting's free rounds in the addon's runs, not one call each", async () => {
+      const prompt = await repeating();
+      f.ctx.clear();
+      const plain = await f.ctx.generate(prompt, { maxTokens: 120 }).result;
+      // free rounds the addon's runs took; the generation's others ran in the TypeScript loop
+      const h = f.ctx.handle;
+      const original = h.decodeRun!;
+      let inRuns = 0;
+      let earlyExitOffered = false;
+      h.decodeRun = async (o) => {
+        earlyExitOffered ||= o.earlyExit !== undefined;
+        const r = await original.call(h, o);
+        inRuns += (r.roundSource ?? []).filter((s) => s !== 2).length; // (2: an early-exit round)
+        return r;
+      };
+      try {
+        // a prediction equal to the output: a free draft beats every other step. Free rounds taken
+        // in place of the policy's early-exit round or its probe left the policy where it was, and
+        // every later round ran in the TypeScript loop, a call and a hand-off each
+        const selfSpeculative = { exitLayer: 1, draftTokens: 3, adaptive: true };
+        for (let g = 0; g < 4; g++) {
+          inRuns = 0;
+          f.ctx.clear();
+          const r = await f.ctx.generate(prompt, { maxTokens: 120, prediction: plain.tokens, selfSpeculative }).result;
+          expect(r.tokens).toEqual(plain.tokens);
+          const free = r.speculative!.sources.prediction!;
+          expect(free.accepted).toBeGreaterThan(60);
+          expect(free.rounds - inRuns, `generation ${g}`).toBe(0);
+        }
+        expect(earlyExitOffered).toBe(true);
+      } finally {
+        h.decodeRun = original;
       }
     });
 

@@ -1,5 +1,6 @@
 // Greedy generation in the addon's own loop: one decodeRun call takes plain steps, free rounds (the
-// context lookup, the caller's prediction, or both) and early-exit rounds at a fixed draft length
+// context lookup, the caller's prediction, or both) and early-exit rounds (at a fixed draft length,
+// or at the length adaptive drafting chose before the call, replayed into its policy afterwards)
 // until its token budget (the addon finds each match in its own index of the sequence's tokens, or
 // follows the prediction, drafts with layers [0, E) and verifies), so a round pays no hand-off and
 // no JavaScript of its own. On the 12-layer copy model each call of the in-turn loop cost about
@@ -37,6 +38,13 @@ const LOOKUP_RUN_MS = 16;
 /** Most tokens of one run, and of the first run of a sequence that has measured nothing yet. */
 const MAX_RUN_TOKENS = 64;
 const FIRST_RUN = 4;
+/**
+ * Early-exit rounds of one adaptive call, at most (in tokens: this many rounds accepted whole): the
+ * policy chooses their length from the rounds before, so a call holds a few of them, not 16 ms of
+ * rounds at a length it may already have left (on stories260K, where early exit never pays, a long
+ * run of them would cost what the in-turn loop learns from two or three rounds).
+ */
+const ADAPTIVE_ROUNDS = 4;
 /** The acceptance of drafts that are always right, for whether any could pay (below 1: a rate stays finite). */
 const WHOLE = 0.999;
 
@@ -53,18 +61,18 @@ export type Runner = NativeSequence & { decodeRun: NonNullable<NativeSequence['d
 
 /**
  * Whether generation `s` runs in the addon's loop: greedy steps run there (`runner`); free drafts,
- * if any, chosen by measured rates; early exit, if any, at a fixed draft length verified from the
- * cached layer-E states (the adaptive policy chooses each round's length from the last one's
- * outcome, here: with `adaptivePlain` the caller runs the addon's loop only while that policy takes
- * plain steps, and only with free drafts). The test choices and overlap keep the in-turn loop.
+ * if any, chosen by measured rates; early exit, if any, verified from the cached layer-E states, at
+ * a fixed draft length or (`adaptive`, only with free drafts) at the length the adaptive policy
+ * chooses before each call, which also takes its probes in the in-turn loop. The test choices and
+ * overlap keep the in-turn loop.
  */
-export function addonRunApplies(s: LoopState, runner: Runner | null, adaptivePlain = false): runner is Runner {
+export function addonRunApplies(s: LoopState, runner: Runner | null, adaptive = false): runner is Runner {
   const { free: f, spec } = s;
   if (runner === null) return false;
   if (f !== null && !(f.options.choice === 'measured' && f.sources.length > 0)) return false;
   if (spec === null) return f !== null;
-  if (s.policy !== null) return adaptivePlain && f !== null;
-  return spec.verification === 'cached' && !spec.overlap && !spec.inTurn;
+  const earlyExit = spec.verification === 'cached' && !spec.overlap && !spec.inTurn;
+  return s.policy !== null ? adaptive && f !== null && earlyExit : earlyExit;
 }
 
 /** Whether the addon's runs of generation `s` take early-exit rounds (a fixed draft length). */
@@ -114,10 +122,18 @@ export class AddonRuns {
    * The session takes them (what it does not keep leaves the KV cache). Returns the next position
    * and token, or null when the generation stopped.
    */
-  async run(position: number, last: number, limit: number, onCached: (token: number) => void): Promise<{ position: number; token: number } | null> {
+  async run(
+    position: number,
+    last: number,
+    limit: number,
+    onCached: (token: number) => void,
+    adaptiveDrafts = 0,
+  ): Promise<{ position: number; token: number } | null> {
     const { s, ctx, session } = this;
     const f = s.free;
-    const spec = earlyExitInRuns(s) ? s.spec! : null;
+    // early-exit rounds at the fixed draft length, or at the length adaptive drafting chose for this run
+    const spec = earlyExitInRuns(s) || adaptiveDrafts > 0 ? s.spec! : null;
+    const draftTokens = adaptiveDrafts > 0 ? adaptiveDrafts : (spec?.draftTokens ?? 0);
     let lookup: NativeRunOptions['lookup'] | null = null;
     let probe = false;
     if (f) {
@@ -147,19 +163,20 @@ export class AddonRuns {
         };
       }
     }
-    const runTokens = Math.max(1, Math.min(limit, this.runTokens(f)));
+    // (adaptive drafting's rounds: a few a call, as the policy may change their length after each)
+    const runTokens = Math.max(1, Math.min(limit, this.runTokens(f), adaptiveDrafts > 0 ? ADAPTIVE_ROUNDS * (adaptiveDrafts + 1) : Infinity));
     // (a round may pass the run's tokens: cut at the run's end, it cost one more round later)
     if (lookup) lookup.runTokens = runTokens;
     const earlyExit: NativeRunOptions['earlyExit'] = spec
       ? {
           layer: spec.exitLayer,
-          draftTokens: spec.draftTokens,
+          draftTokens,
           minProbability: spec.minDraftProbability,
           rate: f && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : 0,
           ...(lookup ? {} : { runTokens }),
         }
       : undefined;
-    const past = Math.max(lookup ? mostFreeDrafts(f!) : 0, spec ? spec.draftTokens : 0);
+    const past = Math.max(lookup ? mostFreeDrafts(f!) : 0, draftTokens);
     const maxTokens = Math.min(limit, runTokens + past);
     const t0 = performance.now();
     const r = await ctx.decodeRun({
@@ -205,6 +222,7 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
   let acceptedKept = 0;
   let freeRounds = 0;
   let draftMs = 0;
+  let earlyRounds = 0;
   for (let i = 0; i < rounds; i++) {
     const drafted = r.roundDrafts![i];
     const a = r.roundAccepted![i];
@@ -216,6 +234,12 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
       // as earlyExitRound counts its round (self-speculative.ts)
       const ee = stats.sources.earlyExit!;
       const dms = r.roundDraftMs![i];
+      // adaptive drafting learns from the round as from its own (rounds.ts, observeRound): the round's
+      // drafts and its last one were decoded with layers [0, E), and verified in one decode
+      s.policy?.observeDraftStep(dms / (drafted + 1));
+      s.policy?.observeVerify(drafted + 1, ms - dms);
+      s.policy?.observeRound(drafted, a);
+      if (s.policy && earlyRounds++ > 0) s.policy.countRounds(1);
       stats.drafted += drafted;
       stats.accepted += aKept;
       ee.rounds++;

@@ -150,6 +150,14 @@ export class DraftPolicy {
     return !this.refreshing && !this.probing && this.bestDraft(Math.min(this.acceptance, 0.999)) === 0;
   }
 
+  /**
+   * `rounds` more early-exit rounds ran at the length one next() chose (the addon's loop runs several
+   * per call): they count toward the next refresh of the full step's cost, as if each had asked.
+   */
+  countRounds(rounds: number): void {
+    this.roundsSinceFullStep += rounds;
+  }
+
   /** `tokens` were produced without asking next() (plainWins() held): they count toward the next probe. */
   countPlain(tokens: number): void {
     this.plainSteps += tokens;

@@ -248,8 +248,8 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
   let plainSteps = 8;
   let stepMs = NaN; // one plain step, measured in runs
   // greedy free drafts and fixed-length early exit: plain steps, free rounds and early-exit rounds in
-  // the addon's loop (addon-run.ts). With adaptive early exit, while its policy takes plain steps,
-  // they and the free rounds among them run there too, up to the policy's next probe. In the
+  // the addon's loop (addon-run.ts). With adaptive early exit and free drafts, its plain steps and
+  // its early-exit rounds run there too, among the free rounds, up to the policy's next choice. In the
   // in-turn loop every round and plain run paid a hand-off and its JavaScript: on the committed
   // 12-layer model adaptive early exit + lookup ran free continuation at 1.11x plain where lookup
   // alone, in the addon's loop, ran 1.21x (BENCHMARKS.md section 16, "Stop 45")
@@ -264,12 +264,27 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
         policy?.countPlain(session.tokens.length - before);
         return r && { p: r.position, last: r.token };
       }
-      const choice = s.free && room > 0 ? chooseFree(s, s.free, room) : null; // (syncs the sources)
+      // adaptive drafting's own turn, with free drafts in the addon's loop: its probe (due after its
+      // plain steps there) as one round here, and, while drafting wins, its early-exit rounds at the
+      // length it chooses now, a few a call in the addon's loop among the free rounds that beat them.
+      // Here, a free round taken in their place left the policy where it was (drafting, or its probe
+      // due) and the next round came back here, each with a hand-off the cost line does not count:
+      // adaptive + lookup read 0.76x plain on a stories260K prompt where either alone read
+      // 0.97-1.0x (BENCHMARKS.md section 16, "Stop 47")
+      const asked = runs && policy ? Math.max(0, Math.min(policy.next(), room)) : undefined;
+      if (asked && policy!.probing) return earlyExitRound(s, p, last, asked, room);
+      if (asked) {
+        const r = await runs!.run(p, last, Math.min(session.remaining, contextSize - p), s.onCached, asked);
+        return r && { p: r.position, last: r.token };
+      }
+      // (asked 0: the policy asked for plain steps that measure a full step, which a free round would put off)
+      const choice = s.free && room > 0 && asked === undefined ? chooseFree(s, s.free, room) : null; // (syncs the sources)
       if (choice) {
         const extend = spec && !choice.probe ? earlyExitExtension(s, choice, room) : 0;
         return extend > 0 ? fusedRound(s, p, last, choice, extend) : freeRound(s, p, last, choice);
       }
-      const want = spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
+      // (next() once a step: asked above already, where it was 0)
+      const want = asked !== undefined ? 0 : spec ? Math.max(0, Math.min(policy ? policy.next() : spec.draftTokens, room)) : 0;
       if (want > 0) return earlyExitRound(s, p, last, want, room);
       if (!runner) {
         const next = await plainRound(s, last);
@@ -294,7 +309,8 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       stepMs = r.nativeMs / steps;
       s.stats.draftLengths.push(0);
       policy?.skipPlain(steps);
-      policy?.observeFullStep(ms / steps);
+      // (with the addon's runs the policy's rounds are timed there, without a hand-off: its full step too)
+      policy?.observeFullStep((runs ? r.nativeMs : ms) / steps);
       if (s.free) {
         s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs);
         s.free.afterRound = false;
