@@ -1,7 +1,8 @@
 // Free continuation with lookup fused into early exit, against early exit alone and plain decoding
 // (BENCHMARKS.md section 16, "Stop 32"): plain, lookup alone, early exit with a fixed draft length,
-// the same with lookup, adaptive early exit, the same with lookup; every configuration once per
-// repetition, interleaved, each speed the median of its per-repetition ratios to plain decoding.
+// the same with lookup (also with lookup rounds of one draft), adaptive early exit, the same with
+// lookup; every configuration once per repetition, interleaved, each speed the median of its
+// per-repetition ratios to plain decoding.
 // Greedy output must equal plain output in every generation (the run stops if not).
 //   node bench/run.mjs fusion [stories|brown] [repetitions] [tokens]
 import { join } from 'node:path';
@@ -29,6 +30,9 @@ const configs: Record<string, GenerateOptions> = {
   lookup: { lookup: true },
   'E fixed': { selfSpeculative: fixed },
   'E fixed + lookup': { selfSpeculative: fixed, lookup: true },
+  // lookup rounds of one draft: one graph shape beside early exit's, and on stories260K the one length
+  // whose rounds beat early-exit rounds at every match length (BENCHMARKS.md section 16, "Stop 47")
+  'E fixed + lookup (1 draft)': { selfSpeculative: fixed, lookup: { maxTokens: 1 } },
   adaptive: { selfSpeculative: adaptive },
   'adaptive + lookup': { selfSpeculative: adaptive, lookup: true },
 };
@@ -38,14 +42,14 @@ const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs)
 console.log(
   `${which}, E=${exitLayer} d=${draftTokens}${draftHead ? ' + head' : ''}, ${tokens} tokens, ${repetitions} interleaved repetitions, 1 thread: speed / plain`,
 );
-console.log(`| prompt | ${names.slice(1).join(' | ')} | fusion / E fixed | fusion / adaptive |`);
+console.log(`| prompt | ${names.slice(1).join(' | ')} | fusion / E fixed | fusion (1 draft) / E fixed | fusion / adaptive |`);
 console.log(
   `|---|${names
     .slice(1)
     .map(() => '---:|')
-    .join('')}---:|---:|`,
+    .join('')}---:|---:|---:|`,
 );
-const perPrompt: Record<string, number[]> = Object.fromEntries([...names, 'fusion fixed', 'fusion adaptive'].map((n) => [n, []]));
+const perPrompt: Record<string, number[]> = Object.fromEntries([...names, 'fusion fixed', 'fusion 1', 'fusion adaptive'].map((n) => [n, []]));
 for (const prompt of prompts) {
   const ms: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   let reference = '';
@@ -62,12 +66,13 @@ for (const prompt of prompts) {
   const row = names.slice(1).map((n) => ratio(n, 'plain'));
   names.slice(1).forEach((n, i) => perPrompt[n].push(row[i]));
   perPrompt['fusion fixed'].push(ratio('E fixed + lookup', 'E fixed'));
+  perPrompt['fusion 1'].push(ratio('E fixed + lookup (1 draft)', 'E fixed'));
   perPrompt['fusion adaptive'].push(ratio('adaptive + lookup', 'adaptive'));
   console.log(
-    `| ${prompt} | ${row.map((x) => `${x.toFixed(2)}x`).join(' | ')} | ${perPrompt['fusion fixed'].at(-1)!.toFixed(2)} | ${perPrompt['fusion adaptive'].at(-1)!.toFixed(2)} |`,
+    `| ${prompt} | ${row.map((x) => `${x.toFixed(2)}x`).join(' | ')} | ${perPrompt['fusion fixed'].at(-1)!.toFixed(2)} | ${perPrompt['fusion 1'].at(-1)!.toFixed(2)} | ${perPrompt['fusion adaptive'].at(-1)!.toFixed(2)} |`,
   );
 }
-const cells = [...names.slice(1), 'fusion fixed', 'fusion adaptive'].map((n) => `${median(perPrompt[n]).toFixed(2)} (${range(perPrompt[n])})`);
+const cells = [...names.slice(1), 'fusion fixed', 'fusion 1', 'fusion adaptive'].map((n) => `${median(perPrompt[n]).toFixed(2)} (${range(perPrompt[n])})`);
 console.log(`| median over prompts (range) | ${cells.join(' | ')} |`);
 ctx.dispose();
 model.dispose();
