@@ -1,8 +1,10 @@
 // Lookup rounds in the addon's own greedy loop (decodeRun's `lookup`, lib/decoding/lookup-run.ts):
 // checked against plain greedy decoding of the same model, which every round must reproduce token
 // for token, with the KV cache left as plain steps leave it.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { DraftPolicy } from '../lib/decoding/draft-policy.js';
 import { bestFreeLength, FreeAcceptance, FreeRoundCost } from '../lib/decoding/draft-sources.js';
+import { GenerationMemory } from '../lib/decoding/generation-memory.js';
 import { PredictionDrafts } from '../lib/decoding/prediction.js';
 import type { NativeRunOptions } from '../lib/native/contract.js';
 import { always, EXACT, modelFixture, randomModel, SHAPES, spyRuns, STORIES } from './helpers.js';
@@ -290,9 +292,7 @@ for (const [name, path] of [
       const h = f.ctx.handle;
       const original = h.decodeRun!;
       let inRuns = 0;
-      let earlyExitOffered = false;
       h.decodeRun = async (o) => {
-        earlyExitOffered ||= o.earlyExit !== undefined;
         const r = await original.call(h, o);
         inRuns += (r.roundSource ?? []).filter((s) => s !== 2).length; // (2: an early-exit round)
         return r;
@@ -302,16 +302,43 @@ for (const [name, path] of [
         // in place of the policy's early-exit round or its probe left the policy where it was, and
         // every later round ran in the TypeScript loop, a call and a hand-off each
         const selfSpeculative = { exitLayer: 1, draftTokens: 3, adaptive: true };
+        let freeRounds = 0;
         for (let g = 0; g < 4; g++) {
           inRuns = 0;
           f.ctx.clear();
           const r = await f.ctx.generate(prompt, { maxTokens: 120, prediction: plain.tokens, selfSpeculative }).result;
           expect(r.tokens).toEqual(plain.tokens);
           const free = r.speculative!.sources.prediction!;
-          expect(free.accepted).toBeGreaterThan(60);
           expect(free.rounds - inRuns, `generation ${g}`).toBe(0);
+          freeRounds += free.rounds;
         }
-        expect(earlyExitOffered).toBe(true);
+        expect(freeRounds).toBeGreaterThan(0);
+        // a policy whose measurements say drafting wins (cheap drafts, every one accepted; what the
+        // policy decides from real timings varies with the machine): its early-exit rounds run in
+        // the addon's runs too, at the length it chose, and keep the output
+        const drafting = new DraftPolicy(4, 1 / f.model.layerCount);
+        for (let i = 0; i < 8; i++) {
+          drafting.observeFullStep(1);
+          drafting.observeDraftStep(0.05);
+          drafting.observeVerify(5, 0.3);
+          drafting.observeRound(4, 4);
+        }
+        expect(drafting.plainWins()).toBe(false);
+        const policyOf = vi.spyOn(GenerationMemory.prototype, 'policy').mockReturnValue(drafting);
+        const lengths: number[] = [];
+        h.decodeRun = (o) => {
+          if (o.earlyExit) lengths.push(o.earlyExit.draftTokens);
+          return original.call(h, o);
+        };
+        try {
+          f.ctx.clear();
+          const r = await f.ctx.generate(prompt, { maxTokens: 120, lookup: true, selfSpeculative: { exitLayer: 1, draftTokens: 4, adaptive: true } }).result;
+          expect(r.tokens).toEqual(plain.tokens);
+          expect(lengths[0]).toBe(4);
+          expect(r.speculative!.sources.earlyExit!.rounds).toBeGreaterThan(0);
+        } finally {
+          policyOf.mockRestore();
+        }
       } finally {
         h.decodeRun = original;
       }
