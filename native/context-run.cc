@@ -88,7 +88,8 @@ static uint32_t ngram_hash(const int32_t * t, int32_t n) {
 }
 
 // decodeRun's lookup.policy: { counts: Float64Array [accepted, rejected] x 5 buckets, priors:
-// Float64Array(5), priorWeight, decay, ageing, roundBase, roundRow, plainMs, limit, maxDrafts }
+// Float64Array(5), priorWeight, decay, ageing, roundBase, roundRow, roundCosts?: Float64Array(66),
+// plainMs, limit, maxDrafts }
 static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v, const std::string & name) {
     if (!v.IsObject()) throw_type(env, "decodeRun: " + name + " must be an object");
     Napi::Object o = v.As<Napi::Object>();
@@ -123,6 +124,13 @@ static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v, co
     p.plain_ms = num("plainMs", 1e-12, 1e9);
     p.limit = static_cast<int32_t>(num("limit", 0, LookupIndex::kMaxMatch));
     p.max_drafts = static_cast<int32_t>(num("maxDrafts", 1, LookupIndex::kMaxMatch));
+    if (!o.Get("roundCosts").IsUndefined()) {
+        auto costs = f64("roundCosts", LookupPolicy::kCostRows);
+        for (int32_t r = 0; r < LookupPolicy::kCostRows; ++r) {
+            if (!(costs[r] >= 0 && costs[r] < 1e9)) throw_range(env, "decodeRun: " + name + ".roundCosts must be finite and non-negative");
+            p.round_costs[r] = costs[r];
+        }
+    }
     return p;
 }
 

@@ -24,10 +24,18 @@ struct LookupPolicy {
     // a round of r rows costs round_base + round_row * r ms (its switch back to plain steps included)
     double round_base = 0, round_row = 0;
     double plain_ms = 1;       // one plain step
+    // a round's cost by its rows where measured often enough (FreeRoundCost.sizeCosts; 0: the line)
+    static constexpr int32_t kCostRows = 66;
+    double round_costs[kCostRows] = {};
     int32_t limit = 0;         // the most drafts the measured round sizes allow (0: no limit; raised after each round)
     int32_t max_drafts = 16;   // the most drafts of one round (lookup.maxTokens)
 
     static int bucket(int32_t match) { return match <= 2 ? 0 : match <= 4 ? 1 : match <= 8 ? 2 : match <= 16 ? 3 : 4; }
+
+    // FreeRoundCost.roundMs: a round of `rows` rows, as measured for that size, else on the line
+    double round_ms(int32_t rows) const {
+        return rows < kCostRows && round_costs[rows] > 0 ? round_costs[rows] : round_base + round_row * rows;
+    }
 
     // per-draft acceptance after a match of `match` tokens
     double estimate(int32_t match) const {
@@ -45,7 +53,7 @@ struct LookupPolicy {
         for (int32_t d = 1; d <= lim; ++d) {
             reach *= estimate(match + d - 1);
             tokens += reach;
-            const double r = tokens / (round_base + round_row * (d + 1));
+            const double r = tokens / round_ms(d + 1);
             if (r > rate) {
                 rate = r;
                 length = d;

@@ -196,6 +196,32 @@ describe('bestFreeLength (how long a free round may be)', () => {
   it('takes what the caller allows before any round is measured', () => {
     expect(bestFreeLength(0.98, 4, new FreeRoundCost()).length).toBe(4);
   });
+  it('costs a round by the median of its own size where measured three times, else by the line', () => {
+    // stories260K with early exit: one-draft rounds cheap and steady, longer ones dearer per row
+    // than the one-draft rounds suggest (each new length builds a graph)
+    const cost = new FreeRoundCost();
+    cost.observePlainRun(10, 1.5, false);
+    const samples: [number, number][] = [
+      [2, 0.21],
+      [2, 0.23],
+      [4, 0.5],
+      [9, 1.1],
+      [17, 2.1],
+      [2, 0.22],
+      [5, 0.7],
+    ];
+    for (const [rows, ms] of samples) cost.observeRound(rows, ms);
+    // the line through all of them, as it was: above what 2-row rounds took
+    const line = (rows: number) => cost.addonState().roundBase + cost.addonState().roundRow * rows;
+    expect(cost.roundMs(2)).toBeCloseTo(0.22, 12); // (the lower median of 0.21, 0.22, 0.23)
+    expect(cost.roundMs(3)).toBeGreaterThan(cost.roundMs(2));
+    expect(Math.abs(cost.roundMs(9) - line(9))).toBeLessThan(1e-9); // (measured once: the line)
+    expect(cost.roundMs(2)).toBeLessThan(line(2));
+    const table = cost.sizeCosts();
+    expect(table.length).toBe(66);
+    expect(table[2]).toBeCloseTo(0.22, 12);
+    expect([...table].filter((x) => x > 0)).toHaveLength(1);
+  });
 });
 
 describe('FreeRoundCost (the plain step and the switch back, from runs that follow a round)', () => {

@@ -96,6 +96,30 @@ for (const [name, path] of [
       expect(round).toBe(roundDrafts!.length);
     });
 
+    it('costs a round by its size where that was measured (roundCosts), else by the line', async () => {
+      const prompt = await repeating();
+      // costs where a long round pays: a 0.3 ms step, rounds of 0.25 + 0.12 ms a row
+      const cost = new FreeRoundCost();
+      cost.observePlainRun(10, 3, false);
+      for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.25 + 0.12 * rows);
+      const policy = { ...new FreeAcceptance().addonState('lookup'), ...cost.addonState(), maxDrafts: 16 };
+      const lengths = async (roundCosts: Float64Array) => {
+        const got = await run(prompt, { maxTokens: 48, lookup: { context: Int32Array.from(prompt), policy: { ...policy, roundCosts } } });
+        return { drafts: Array.from(got.r.roundDrafts!), tokens: got.tokens };
+      };
+      const line = await lengths(new Float64Array(66));
+      expect(Math.max(...line.drafts)).toBeGreaterThan(1);
+      // 2-row rounds measured nearly free: one draft a round
+      const cheap = new Float64Array(66);
+      cheap[2] = 0.01;
+      const short = await lengths(cheap);
+      expect(short.drafts.length).toBeGreaterThan(2);
+      expect(Math.max(...short.drafts)).toBe(1);
+      expect(short.tokens).toEqual(line.tokens);
+      await expect(lengths(new Float64Array(65))).rejects.toThrow(/roundCosts must be a Float64Array of 66/);
+      await expect(lengths(new Float64Array(66).fill(-1))).rejects.toThrow(/roundCosts must be finite and non-negative/);
+    });
+
     it('lets rounds grow to 2r - 1 drafts after a round of r rows, as the measured costs allow', async () => {
       const prompt = await repeating();
       const plain = await run(prompt, { maxTokens: 60 });

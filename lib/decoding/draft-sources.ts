@@ -209,6 +209,8 @@ const MAX_SWITCH_STEPS = 3;
  * round too).
  */
 const PAUSED_ROUND = 2;
+/** Samples of one row count before their median is its cost (FreeRoundCost.bySize). */
+const SIZE_SAMPLES = 3;
 /** Rows between the smallest and the largest round measured before the cost line's slope is trusted. */
 const TRUSTED_SPAN = 4;
 
@@ -220,6 +222,14 @@ export class FreeRoundCost {
   private switchMs = NaN;
   /** The most rows of the samples (kept: bestFreeLength reads it at every choice). */
   private largest = 0;
+  /**
+   * Per row count measured at least SIZE_SAMPLES times among the kept samples, the lower median of
+   * their times: roundMs takes it before the line. The line is one for rounds of every size, and
+   * where they mix it can be far off for some: on stories260K with early exit, a line through rounds
+   * of 2-17 rows put a 2-row round at 0.27 ms where they took 0.21-0.23, so lookup rounds of one draft
+   * looked worse than early-exit rounds where they were better (BENCHMARKS.md section 16, "Stop 47").
+   */
+  private readonly bySize = new Map<number, number>();
   /** The most free drafts (and the newest token) a fused round verified (noteFusedRows). */
   private fusedRows = 0;
 
@@ -256,6 +266,10 @@ export class FreeRoundCost {
     }
     this.base = line.base;
     this.perRow = line.perUnit;
+    const times = new Map<number, number[]>();
+    for (const [x, y] of kept) times.set(x, [...(times.get(x) ?? []), y]);
+    this.bySize.clear();
+    for (const [x, ys] of times) if (ys.length >= SIZE_SAMPLES) this.bySize.set(x, lowerMedian(ys)!);
   }
 
   /** Free rounds measured (at most the 48 newest). */
@@ -334,11 +348,12 @@ export class FreeRoundCost {
    * The costs as the addon's lookup loop takes them: a round of r rows costs roundBase + roundRow r
    * (roundMs is linear in its rows), `limit` the most drafts bestFreeLength allows (0: none).
    */
-  addonState(): { roundBase: number; roundRow: number; plainMs: number; limit: number } {
+  addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; limit: number } {
     const base = this.roundMs(0);
     return {
       roundBase: base,
       roundRow: this.roundMs(1) - base,
+      roundCosts: this.sizeCosts(),
       plainMs: this.plainMs(),
       limit: this.roundsMeasured ? Math.min(MAX_ROUND_DRAFTS, Math.max(1, 2 * this.largestRound - 1)) : 0,
     };
@@ -346,8 +361,16 @@ export class FreeRoundCost {
 
   /** A free round of `rows` rows, the switch back to plain steps included. */
   roundMs(rows: number): number {
-    const decode = Number.isNaN(this.perRow) ? this.plainMs() * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows;
+    const decode =
+      this.bySize.get(rows) ?? (Number.isNaN(this.perRow) ? this.plainMs() * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows);
     return decode + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
+  }
+
+  /** roundMs of each row count measured often enough (0: none, the line applies), for decodeRun (lookup.policy.roundCosts). */
+  sizeCosts(): Float64Array {
+    const out = new Float64Array(MAX_ROUND_DRAFTS + 2);
+    for (const rows of this.bySize.keys()) if (rows < out.length) out[rows] = this.roundMs(rows);
+    return out;
   }
 }
 

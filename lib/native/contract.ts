@@ -192,6 +192,11 @@ export interface NativeLookupPolicy {
   ageing: number;
   roundBase: number;
   roundRow: number;
+  /**
+   * A round's cost by its rows (index: rows, 0 to 65) where measured often enough, the switch
+   * included; 0: the line roundBase + roundRow * rows applies (absent: the line everywhere).
+   */
+  roundCosts?: Float64Array;
   plainMs: number;
   /**
    * The most drafts the measured round sizes allow (0: no limit); after a round of r rows the addon
