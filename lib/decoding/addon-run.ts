@@ -234,12 +234,10 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
       // as earlyExitRound counts its round (self-speculative.ts)
       const ee = stats.sources.earlyExit!;
       const dms = r.roundDraftMs![i];
-      // adaptive drafting learns from the round as from its own (rounds.ts, observeRound): the round's
-      // drafts and its last one were decoded with layers [0, E), and verified in one decode
-      s.policy?.observeDraftStep(dms / (drafted + 1));
-      s.policy?.observeVerify(drafted + 1, ms - dms);
-      s.policy?.observeRound(drafted, a);
-      if (s.policy && earlyRounds++ > 0) s.policy.countRounds(1);
+      // adaptive drafting learns from the round as from its own: the round's drafts and its last one
+      // were decoded with layers [0, E), and verified in one decode
+      s.policy?.observeEarlyRound({ drafted, accepted: a, draftSteps: drafted + 1, draftMs: dms, rows: drafted + 1, verifyMs: ms - dms });
+      earlyRounds++;
       stats.drafted += drafted;
       stats.accepted += aKept;
       ee.rounds++;
@@ -260,6 +258,8 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
     freeAccepted += a;
     f!.lastFreeAccepted = a;
   }
+  // (the policy's next() asked for the first early-exit round; the others count as if each had asked)
+  if (earlyRounds > 1) s.policy?.countRounds(earlyRounds - 1);
   // (the call's time, split as the addon's own times split it; the hand-off goes with verifying)
   stats.draftMs += draftMs;
   stats.verifyMs += Math.max(0, wallMs - draftMs);

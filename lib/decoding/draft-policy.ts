@@ -163,6 +163,18 @@ export class DraftPolicy {
     this.plainSteps += tokens;
   }
 
+  /**
+   * An early-exit round as a whole: its draft steps' time (`draftSteps` of them: the drafts, and the
+   * last one when it was decoded too), its verification of `rows` rows, and its acceptance. Both
+   * loops report their rounds through it (rounds.ts for the in-turn loop, addon-run.ts for the
+   * addon's).
+   */
+  observeEarlyRound(r: { drafted: number; accepted: number; draftSteps: number; draftMs: number; rows: number; verifyMs: number }): void {
+    this.observeDraftStep(r.draftMs / r.draftSteps);
+    this.observeVerify(r.rows, r.verifyMs);
+    this.observeRound(r.drafted, r.accepted);
+  }
+
   observeRound(drafted: number, accepted: number): void {
     if (this.probing) {
       // a probe that fails doubles the interval. Where the measured costs say drafting would lose

@@ -186,8 +186,9 @@ function bucket(matchLength: number): number {
  *
  * - A plain step: per-step time of plain runs that did not follow a multi-row decode (llama.cpp
  *   reuses a one-token graph from step to step; a decode of another shape builds a new one).
- * - A free round of k rows (the newest token and k - 1 drafts, all layers): a least-squares line
- *   through recent free rounds, which pay their own graph build; until two row counts are measured,
+ * - A free round of k rows (the newest token and k - 1 drafts, all layers): the median of recent
+ *   rounds of k rows where there are SIZE_SAMPLES of them, else a least-squares line through recent
+ *   free rounds, which pay their own graph build; until two row counts are measured,
  *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.5
  *   (k - 1) plain steps (UNMEASURED_ROW_COST; the first round, probe-sized, measures it).
  * - The switch back: the extra time of the first plain run after a free round (its graph is built
@@ -267,7 +268,11 @@ export class FreeRoundCost {
     this.base = line.base;
     this.perRow = line.perUnit;
     const times = new Map<number, number[]>();
-    for (const [x, y] of kept) times.set(x, [...(times.get(x) ?? []), y]);
+    for (const [x, y] of kept) {
+      const ys = times.get(x);
+      if (ys) ys.push(y);
+      else times.set(x, [y]);
+    }
     this.bySize.clear();
     for (const [x, ys] of times) if (ys.length >= SIZE_SAMPLES) this.bySize.set(x, lowerMedian(ys)!);
   }
@@ -345,8 +350,9 @@ export class FreeRoundCost {
   }
 
   /**
-   * The costs as the addon's lookup loop takes them: a round of r rows costs roundBase + roundRow r
-   * (roundMs is linear in its rows), `limit` the most drafts bestFreeLength allows (0: none).
+   * The costs as the addon's lookup loop takes them: a round of r rows costs roundCosts[r] where
+   * that size was measured often enough, else roundBase + roundRow r (roundMs's line), `limit` the
+   * most drafts bestFreeLength allows (0: none).
    */
   addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; limit: number } {
     const base = this.roundMs(0);

@@ -232,9 +232,7 @@ export function observeRound(s: LoopState, d: Drafts, rows: number, accepted: nu
   s.stats.verifyMs += verifyMs;
   s.stats.drafted += k;
   s.stats.draftLengths.push(k);
-  s.policy?.observeDraftStep(draftMs / (d.lastDecoded ? k + 1 : k));
-  s.policy?.observeVerify(rows, verifyMs);
-  s.policy?.observeRound(k, accepted);
+  s.policy?.observeEarlyRound({ drafted: k, accepted, draftSteps: d.lastDecoded ? k + 1 : k, draftMs, rows, verifyMs });
 }
 
 /** The lookup counts of earlier versions (stats.lookup), kept for their readers. */
