@@ -24,6 +24,18 @@ for (const [name, path] of [
       return [...start, ...story, ...start.slice(1)];
     };
 
+    /** An adaptive policy (4 drafts) that measured these times, and rounds of 4 drafts with `accepted` accepted, eight times. */
+    const measuredPolicy = (m: { fullMs: number; draftMs: number; verifyMs: number; accepted: number }) => {
+      const p = new DraftPolicy(4, 1 / f.model.layerCount);
+      for (let i = 0; i < 8; i++) {
+        p.observeFullStep(m.fullMs);
+        p.observeDraftStep(m.draftMs);
+        p.observeVerify(5, m.verifyMs);
+        p.observeRound(4, m.accepted);
+      }
+      return p;
+    };
+
     /** decodeRun from `prompt` (its last token fed), after decoding the rest: tokens, result and the next position. */
     const run = async (prompt: number[], options: Omit<NativeRunOptions, 'token'>) => {
       const h = f.ctx.handle;
@@ -340,13 +352,7 @@ for (const [name, path] of [
         // a policy whose measurements say drafting wins (cheap drafts, every one accepted; what the
         // policy decides from real timings varies with the machine): its early-exit rounds run in
         // the addon's runs too, at the length it chose, and keep the output
-        const drafting = new DraftPolicy(4, 1 / f.model.layerCount);
-        for (let i = 0; i < 8; i++) {
-          drafting.observeFullStep(1);
-          drafting.observeDraftStep(0.05);
-          drafting.observeVerify(5, 0.3);
-          drafting.observeRound(4, 4);
-        }
+        const drafting = measuredPolicy({ fullMs: 1, draftMs: 0.05, verifyMs: 0.3, accepted: 4 });
         expect(drafting.plainWins()).toBe(false);
         const policyOf = vi.spyOn(GenerationMemory.prototype, 'policy').mockReturnValue(drafting);
         const lengths: number[] = [];
@@ -365,6 +371,44 @@ for (const [name, path] of [
         }
       } finally {
         h.decodeRun = original;
+      }
+    });
+
+    it("gives adaptive drafting the full step's time of the plain steps in the addon's runs", async () => {
+      // a policy whose measurements say plain steps win: with lookup, its plain steps run in the
+      // addon's runs, and each run's plain steps must reach it as a full step's time, as the in-turn
+      // loop's plain runs do (else it measured one only at its refreshes, and a stale one set against
+      // a probe's times took it into drafting: BENCHMARKS.md section 16, "Stop 48")
+      const plainWins = measuredPolicy({ fullMs: 0.1, draftMs: 0.1, verifyMs: 0.5, accepted: 0 });
+      expect(plainWins.plainWins()).toBe(true);
+      const observed = vi.spyOn(plainWins, 'observeFullStep');
+      const policyOf = vi.spyOn(GenerationMemory.prototype, 'policy').mockReturnValue(plainWins);
+      const h = f.ctx.handle;
+      const original = h.decodeRun!;
+      // per run with plain steps, their time a step (a run with rounds reports its plain steps apart)
+      const expected: number[] = [];
+      h.decodeRun = async (o) => {
+        const r = await original.call(h, o);
+        if (!o.lookup && !o.earlyExit) expected.push(r.nativeMs / r.tokens.length);
+        else if ((r.plainSteps ?? 0) > 0) expected.push(r.plainMs! / r.plainSteps!);
+        return r;
+      };
+      try {
+        f.ctx.clear();
+        const plain = await f.ctx.generate('Once upon a time', { maxTokens: 120 }).result;
+        observed.mockClear();
+        expected.length = 0;
+        f.ctx.clear();
+        const r = await f.ctx.generate('Once upon a time', { maxTokens: 120, lookup: true, selfSpeculative: { exitLayer: 1, draftTokens: 4, adaptive: true } })
+          .result;
+        expect(r.tokens).toEqual(plain.tokens);
+        expect(expected.length).toBeGreaterThan(0);
+        const got = observed.mock.calls.map(([ms]) => ms);
+        expect(got).toHaveLength(expected.length);
+        got.forEach((ms, i) => expect(ms).toBeCloseTo(expected[i], 9));
+      } finally {
+        h.decodeRun = original;
+        policyOf.mockRestore();
       }
     });
 
