@@ -238,48 +238,10 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
     cost.observePlainRun(8, 0.9 + 7 * 0.35, true, 0.9);
     expect(cost.plainMs()).toBeCloseTo(0.35, 12);
     expect(cost.roundMs(17) - decode17).toBeCloseTo(0.9 - 0.35, 12);
-    // a later run after a round: the step moves by the weight of its 2 later steps, the switch (the
-    // first step less the run's own later steps) a fifth of the way
+    // a later run after a round: both move a fifth of the way to the new sample
     cost.observePlainRun(3, 1.1 + 2 * 0.45, true, 1.1);
-    const w = 1 - 0.8 ** (2 / 8);
-    const step = (1 - w) * 0.35 + w * 0.45;
-    expect(cost.plainMs()).toBeCloseTo(step, 12);
+    expect(cost.plainMs()).toBeCloseTo(0.8 * 0.35 + 0.2 * 0.45, 12);
     expect(cost.roundMs(17) - decode17).toBeCloseTo(0.8 * 0.55 + 0.2 * (1.1 - 0.45), 12);
-  });
-  it('weighs a plain run by its steps, and leaves out the first step of the first run', () => {
-    // a generation's first run: 4 steps, the first building its graph (0.5 ms), the others 0.1
-    const cost = new FreeRoundCost();
-    cost.observePlainRun(4, 0.5 + 3 * 0.1, false, 0.5);
-    expect(cost.plainMs()).toBeCloseTo(0.1, 12);
-    // a run of 8 steps moves the estimate a fifth of the way (as every run did before), one of 64
-    // nearly all of it, one of 1 little
-    cost.observePlainRun(8, 8 * 0.2, false, 0.2);
-    expect(cost.plainMs()).toBeCloseTo(0.8 * 0.1 + 0.2 * 0.2, 12);
-    const before = cost.plainMs();
-    cost.observePlainRun(64, 64 * 0.3, false, 0.3);
-    expect(cost.plainMs()).toBeCloseTo(0.8 ** 8 * before + (1 - 0.8 ** 8) * 0.3, 12);
-    const later = cost.plainMs();
-    cost.observePlainRun(1, 5, false, 5);
-    expect(cost.plainMs()).toBeCloseTo(0.8 ** (1 / 8) * later + (1 - 0.8 ** (1 / 8)) * 5, 12);
-  });
-  it("prices an unmeasured round's rows by the prompt's rows against the plain steps after them", () => {
-    // a row of the prompt 0.12 ms, the steps after it 0.1: a row costs 1.2 steps, not the guessed 0.5
-    const cost = new FreeRoundCost();
-    cost.observePrefill(10, 1.2);
-    cost.observePlainRun(4, 4 * 0.1, false); // (too short a run to price the rows: the guess stays)
-    expect(cost.roundMs(3)).toBeCloseTo(0.1 * (1 + 0.5 * 2), 12);
-    cost.observePlainRun(16, 16 * 0.1, false);
-    expect(cost.roundMs(3)).toBeCloseTo(0.1 * (1 + 1.2 * 2), 12);
-    // rows cheaper than half a step (a long prompt on a larger model) leave the guess at 0.5; a
-    // prompt of fewer than 4 rows prices nothing
-    const cheap = new FreeRoundCost();
-    cheap.observePrefill(100, 3);
-    cheap.observePlainRun(16, 16 * 0.1, false);
-    expect(cheap.roundMs(3)).toBeCloseTo(0.1 * (1 + 0.5 * 2), 12);
-    const short = new FreeRoundCost();
-    short.observePrefill(3, 3);
-    short.observePlainRun(16, 16 * 0.1, false);
-    expect(short.roundMs(3)).toBeCloseTo(0.1 * (1 + 0.5 * 2), 12);
   });
   it("leaves the step unmeasured after a round when the run's first step is not timed", () => {
     const { cost } = measured();

@@ -374,21 +374,6 @@ for (const [name, path] of [
       }
     });
 
-    it("tells the free-draft costs the prompt's last decode: its rows and time", async () => {
-      const prefill = vi.spyOn(FreeRoundCost.prototype, 'observePrefill');
-      try {
-        const prompt = f.model.tokenize('Once upon a time there was');
-        f.ctx.clear();
-        await f.ctx.generate(prompt, { maxTokens: 8, lookup: true }).result;
-        expect(prefill).toHaveBeenCalledTimes(1);
-        const [rows, ms] = prefill.mock.calls[0];
-        expect(rows).toBe(prompt.length);
-        expect(ms).toBeGreaterThan(0);
-      } finally {
-        prefill.mockRestore();
-      }
-    });
-
     it("gives adaptive drafting the full step's time of the plain steps in the addon's runs", async () => {
       // a policy whose measurements say plain steps win: with lookup, its plain steps run in the
       // addon's runs, and each run's plain steps must reach it as a full step's time, as the in-turn

@@ -214,7 +214,7 @@ function observeFullSteps(s: LoopState, steps: number, ms: number): void {
 function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
   const f = s.free!;
   s.stats.verifyMs += wallMs;
-  f.cost.observePlainRun(r.tokens.length, r.nativeMs, false, r.firstStepMs);
+  f.cost.observePlainRun(r.tokens.length, r.nativeMs, false);
   observeFullSteps(s, r.tokens.length, r.nativeMs);
   s.stats.draftLengths.push(0);
   s.stats.corrections += kept;

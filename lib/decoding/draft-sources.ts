@@ -189,9 +189,8 @@ function bucket(matchLength: number): number {
  * - A free round of k rows (the newest token and k - 1 drafts, all layers): the median of recent
  *   rounds of k rows where there are SIZE_SAMPLES of them, else a least-squares line through recent
  *   free rounds, which pay their own graph build; until two row counts are measured,
- *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + r
- *   (k - 1) plain steps, r the larger of UNMEASURED_ROW_COST and what a prompt row cost against the
- *   plain steps after it (observePrefill; the first round, probe-sized, measures it).
+ *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.5
+ *   (k - 1) plain steps (UNMEASURED_ROW_COST; the first round, probe-sized, measures it).
  * - The switch back: the extra time of the first plain run after a free round (its graph is built
  *   again; on stories260K that alone costs about a plain step).
  */
@@ -203,10 +202,6 @@ function bucket(matchLength: number): number {
  * priors) waits for a measured cost, a long one (0.75 and up) is tried.
  */
 const UNMEASURED_ROW_COST = 0.5;
-/** A plain run of this many steps weighs as much in the step's estimate as the old rule's every run (0.2). */
-const STEPS_PER_WEIGHT = 8;
-/** The fewest prompt rows that price a row against a plain step (fewer measure the call more than the rows). */
-const PREFILL_ROWS = 4;
 /** The most a switch back to plain steps is taken to cost, in plain steps (a larger sample is noise). */
 const MAX_SWITCH_STEPS = 3;
 /**
@@ -226,10 +221,6 @@ export class FreeRoundCost {
   private perRow = NaN;
   private step = NaN;
   private switchMs = NaN;
-  /** A prompt row's time (observePrefill) until the plain steps after it are measured; then NaN. */
-  private prefillRowMs = NaN;
-  /** A free round's extra row in plain steps until rounds are measured (observePrefill raises it). */
-  private unmeasuredRow = UNMEASURED_ROW_COST;
   /** The most rows of the samples (kept: bestFreeLength reads it at every choice). */
   private largest = 0;
   /**
@@ -267,7 +258,7 @@ export class FreeRoundCost {
     // measured one, so no larger round was taken to correct it, and lookup drafted nothing on the
     // texts the model copied next (BENCHMARKS.md section 16, "Stop 40"). There a row is taken to cost
     // at most what an unmeasured one does; a slope too low corrects itself (larger rounds get taken)
-    const guessed = this.unmeasuredRow * this.step;
+    const guessed = UNMEASURED_ROW_COST * this.step;
     const sizes = kept.map(([x]) => x);
     if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
       // (through their mean: the base is the mean cost less the guessed rows' share)
@@ -302,17 +293,13 @@ export class FreeRoundCost {
   observePlainRun(steps: number, ms: number, afterRound: boolean, firstStepMs?: number): void {
     if (!(ms > 0) || steps < 1) return;
     if (!afterRound) {
-      // (the very first run's first step builds and allocates the graph: 0.24 ms a step over a
-      // generation's first 4 on stories260K where later ones took 0.09; its later steps measure it)
-      const first = Number.isNaN(this.step) && steps >= 2 && firstStepMs !== undefined && firstStepMs >= 0 && firstStepMs < ms;
-      if (first) this.observeStep((ms - firstStepMs) / (steps - 1), steps - 1);
-      else this.observeStep(ms / steps, steps);
+      this.observeStep(ms / steps);
       return;
     }
     let extra: number;
     if (steps >= 2 && firstStepMs !== undefined && firstStepMs >= 0 && firstStepMs < ms) {
       const step = (ms - firstStepMs) / (steps - 1);
-      this.observeStep(step, steps - 1);
+      this.observeStep(step);
       extra = firstStepMs - step;
     } else if (!Number.isNaN(this.step)) {
       extra = ms - steps * this.step;
@@ -325,36 +312,8 @@ export class FreeRoundCost {
     this.switchMs = Number.isNaN(this.switchMs) ? extra : 0.8 * this.switchMs + 0.2 * extra;
   }
 
-  /**
-   * `steps` plain steps took `ms` each. A run weighs by its steps (a run of STEPS_PER_WEIGHT as any
-   * run did before): a generation's first run, a few steps that each build a graph for the first
-   * time, measured stories260K's step at 0.31 ms where the runs after it took 0.10-0.12, and at one
-   * weight a run it held the estimate near twice the step through the whole first generation, where
-   * lookup then took 50-60 rounds that lost to plain steps (BENCHMARKS.md section 16, "Stop 48").
-   * The first run of STEPS_PER_WEIGHT steps or more after a prompt also prices its rows (observePrefill).
-   */
-  private observeStep(ms: number, steps: number): void {
-    // (a run of a few steps is no reference: a generation's first, of 4, builds graphs)
-    if (!Number.isNaN(this.prefillRowMs) && steps >= STEPS_PER_WEIGHT) {
-      this.unmeasuredRow = Math.max(UNMEASURED_ROW_COST, this.prefillRowMs / ms);
-      this.prefillRowMs = NaN;
-    }
-    const w = 1 - 0.8 ** (steps / STEPS_PER_WEIGHT);
-    this.step = Number.isNaN(this.step) ? ms : (1 - w) * this.step + w * ms;
-  }
-
-  /**
-   * The prompt's last decode: `rows` rows took `ms`. Against the plain steps measured next (at the
-   * same positions, so the cache's growth does not count), it says what a row of a batch costs in
-   * plain steps, which is what a free round's rows cost before one is measured, if more than
-   * UNMEASURED_ROW_COST: on stories260K a row costs about a plain step, and at half of one a fresh
-   * context's first generation took lookup rounds that lost to plain steps (with lookup it read
-   * 0.78-0.82x plain; BENCHMARKS.md section 16, "Stop 48"). The prompt's rows give only the one output
-   * it needs, so where the output layer is a large part of a step (a large vocabulary) they cost less
-   * than a round's rows, and the constant stays.
-   */
-  observePrefill(rows: number, ms: number): void {
-    if (rows >= PREFILL_ROWS && ms > 0) this.prefillRowMs = ms / rows;
+  private observeStep(ms: number): void {
+    this.step = Number.isNaN(this.step) ? ms : 0.8 * this.step + 0.2 * ms;
   }
 
   /** The most rows of a recent measured round, or of a fused round's free part (0 before one). */
@@ -409,7 +368,7 @@ export class FreeRoundCost {
   /** A free round of `rows` rows, the switch back to plain steps included. */
   roundMs(rows: number): number {
     const decode =
-      this.bySize.get(rows) ?? (Number.isNaN(this.perRow) ? this.plainMs() * (1 + this.unmeasuredRow * (rows - 1)) : this.base + this.perRow * rows);
+      this.bySize.get(rows) ?? (Number.isNaN(this.perRow) ? this.plainMs() * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows);
     return decode + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
   }
 

@@ -151,7 +151,6 @@ export async function selfSpeculativeLoop(
   promptTokens: readonly number[] = [],
   freeOptions: ResolvedFreeDrafts | null = null,
   memory: GenerationMemory | null = null,
-  promptRows = 0,
 ): Promise<SpeculativeStats> {
   // what earlier generations on this sequence measured, for the same configuration
   const parts: MemoryKeyParts = {
@@ -199,8 +198,6 @@ export async function selfSpeculativeLoop(
       stoppedAtRepeat: false,
       repeatDeclined: false,
     };
-    // (the prompt's last decode, `first`, of promptRows rows: what a row of a batch costs here)
-    if (first.nativeMs !== undefined) s.free.cost.observePrefill(promptRows, first.nativeMs);
     for (const src of sources) s.stats.sources[src.name] = newSourceStats();
     if (freeOptions.lookup) s.stats.lookup = { rounds: 0, drafted: 0, accepted: 0 };
   }

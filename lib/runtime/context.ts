@@ -402,14 +402,14 @@ export class Context {
         prefilled.catch(() => undefined); // awaited by the loop, or below on failure
       }
       reused = reusePrefix(core, promptTokens);
-      const { first, rows } = await decodePrompt(core, promptTokens, reused, sampling, session);
+      const first = await decodePrompt(core, promptTokens, reused, sampling, session);
       const t1 = performance.now();
       const onCached = (token: number) => core.prefix?.push(token);
       const { vocabularySize, embeddingSize } = this.model.info;
       const speculative = drafter
         ? // the generated positions hold layers [E, N) only: the loop removes them, the prefix is the prompt
           await pipelinedLoop(core.view, drafter, prefilled!, first, session, sampling, vocabularySize, embeddingSize, spec!)
-        : await selfSpeculativeLoop(core.view, first, session, sampling, vocabularySize, spec, onCached, promptTokens, free, core.memory, rows);
+        : await selfSpeculativeLoop(core.view, first, session, sampling, vocabularySize, spec, onCached, promptTokens, free, core.memory);
       session.finish();
       const t2 = performance.now();
       const generateMs = t2 - t1;

@@ -39,12 +39,6 @@ export function reusePrefix(core: SequenceCore, promptTokens: readonly number[])
   return reused;
 }
 
-/** The prompt's last decode: its result (the first logits) and its rows. */
-export interface PromptDecode {
-  first: NativeDecodeResult;
-  rows: number;
-}
-
 /** Decodes promptTokens[from..] with all layers, a batch at a time; the last batch's result has the first logits. */
 export async function decodePrompt(
   core: SequenceCore,
@@ -52,10 +46,9 @@ export async function decodePrompt(
   from: number,
   sampling: ResolvedSampling,
   session: DecodeSession,
-): Promise<PromptDecode> {
+): Promise<NativeDecodeResult> {
   const { batchSize } = core.view.state();
   let first: NativeDecodeResult | undefined;
-  let rows = 0;
   for (let i = from; i < promptTokens.length; i += batchSize) {
     session.check();
     const chunk = promptTokens.slice(i, i + batchSize);
@@ -67,10 +60,9 @@ export async function decodePrompt(
       probs: false,
     });
     core.prefix?.push(...chunk);
-    rows = chunk.length;
   }
   if (!first) throw new Error('decodePrompt: nothing to decode'); // reusePrefix always leaves one token
-  return { first, rows };
+  return first;
 }
 
 /**
