@@ -199,23 +199,25 @@ export class AddonRuns {
 }
 
 /**
- * Adaptive drafting's measure of the full step: `steps` plain steps that took `ms` in the addon (its
- * own time, as the in-turn loop's plain runs give it). Without it, where free drafts put plain steps
- * in the addon's runs, the policy measured a full step only at its refreshes, and on stories260K
- * (whose step grows from 0.08 to 0.17 ms over a generation) a stale one set against a probe's draft
- * and verification times put it into drafting: 0.8-2.4 early-exit rounds a generation against 0.4
- * for adaptive drafting alone (BENCHMARKS.md section 16, "Stop 48").
+ * `steps` plain steps of a run that took `ms` in the addon (its own time, no hand-off): the plain step
+ * of the free-draft costs, and adaptive drafting's full step, as the in-turn loop's plain runs give
+ * both. Without the second, where free drafts put plain steps in the addon's runs, the policy measured
+ * a full step only at its refreshes, and on stories260K (whose step grows from 0.08 to 0.17 ms over a
+ * generation) a stale one set against a probe's draft and verification times put it into drafting:
+ * 0.8-2.4 early-exit rounds a generation against 0.4 for adaptive drafting alone (BENCHMARKS.md
+ * section 16, "Stop 48").
  */
-function observeFullSteps(s: LoopState, steps: number, ms: number): void {
-  if (steps > 0) s.policy?.observeFullStep(ms / steps);
+function observePlainSteps(s: LoopState, f: FreeRounds, steps: number, ms: number): void {
+  if (steps <= 0) return;
+  f.cost.observePlainRun(steps, ms, false);
+  s.policy?.observeFullStep(ms / steps);
 }
 
 /** Counts a run without rounds into the costs and the statistics; returns 0 (no free drafts). */
 function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
   const f = s.free!;
   s.stats.verifyMs += wallMs;
-  f.cost.observePlainRun(r.tokens.length, r.nativeMs, false);
-  observeFullSteps(s, r.tokens.length, r.nativeMs);
+  observePlainSteps(s, f, r.tokens.length, r.nativeMs);
   s.stats.draftLengths.push(0);
   s.stats.corrections += kept;
   f.sinceFree += r.tokens.length;
@@ -295,10 +297,7 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
   // round builds its one-token graph again: that extra is the round's (FreeRoundCost's switch), not
   // the step's. Counted into the step, it put a plain step at 0.48 ms against 0.29 on the copy
   // model, and rounds of one draft looked as if they paid on free text
-  if (steps > 0) {
-    f.cost.observePlainRun(steps, r.plainMs!, false);
-    observeFullSteps(s, steps, r.plainMs!);
-  }
+  observePlainSteps(s, f, steps, r.plainMs!);
   if (switches > 0) f.cost.observePlainRun(1, r.switchMs! / switches, true);
   f.sinceFree = freeRounds > 0 ? 0 : f.sinceFree + r.tokens.length;
   return freeAccepted;
