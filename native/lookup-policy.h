@@ -23,7 +23,11 @@ struct LookupPolicy {
     double ageing = 0.995;     // of every count, per round
     // a round of r rows costs round_base + round_row * r ms (its switch back to plain steps included)
     double round_base = 0, round_row = 0;
-    double plain_ms = 1;       // one plain step
+    double plain_ms = 1;       // one plain step (at position 0, as the round costs)
+    // what a plain step and each row of a round cost more a position on (FreeRoundCost's slope: the
+    // KV window attention covers grows), and the position the next round or step decodes at
+    double step_slope = 0;
+    int32_t position = 0;
     // a round's cost by its rows where measured often enough (FreeRoundCost.sizeCosts; 0: the line)
     static constexpr int32_t kCostRows = 66;
     double round_costs[kCostRows] = {};
@@ -32,9 +36,13 @@ struct LookupPolicy {
 
     static int bucket(int32_t match) { return match <= 2 ? 0 : match <= 4 ? 1 : match <= 8 ? 2 : match <= 16 ? 3 : 4; }
 
-    // FreeRoundCost.roundMs: a round of `rows` rows, as measured for that size, else on the line
+    // FreeRoundCost.plainMs: a plain step at `position`
+    double plain_at() const { return plain_ms + step_slope * position; }
+
+    // FreeRoundCost.roundMs: a round of `rows` rows at `position`, as measured for that size, else on the line
     double round_ms(int32_t rows) const {
-        return rows < kCostRows && round_costs[rows] > 0 ? round_costs[rows] : round_base + round_row * rows;
+        const double at0 = rows < kCostRows && round_costs[rows] > 0 ? round_costs[rows] : round_base + round_row * rows;
+        return at0 + rows * step_slope * position;
     }
 
     // per-draft acceptance after a match of `match` tokens

@@ -224,6 +224,44 @@ describe('bestFreeLength (how long a free round may be)', () => {
   });
 });
 
+describe('FreeRoundCost at a position (a step and each row of a round cost more as the KV window grows)', () => {
+  // stories260K-like: a step of 0.07 ms at position 0 and 0.4 us more a position; a round 0.05 ms
+  // plus, a row, 0.03 ms and what a step gains at its position
+  const step = (p: number) => 0.07 + 0.0004 * p;
+  const round = (rows: number, p: number) => 0.05 + rows * (0.03 + 0.0004 * p);
+  const measured = () => {
+    const cost = new FreeRoundCost();
+    for (const p of [10, 40, 80, 150, 230]) cost.observePlainRun(16, 16 * step(p), false, undefined, p);
+    for (const [rows, p] of [
+      [3, 20],
+      [9, 120],
+      [17, 200],
+      [5, 60],
+    ])
+      cost.observeRound(rows, round(rows, p), p);
+    return cost;
+  };
+  it('reads a plain step and a round where they decode', () => {
+    const cost = measured();
+    for (const p of [0, 100, 300]) {
+      expect(cost.plainMs(p)).toBeCloseTo(step(p), 9);
+      for (const rows of [2, 5, 17]) expect(cost.roundMs(rows, p)).toBeCloseTo(round(rows, p), 9);
+    }
+    // by default at `position` (syncSources sets it), and to the addon at position 0 with the slope
+    cost.position = 250;
+    expect(cost.plainMs()).toBeCloseTo(step(250), 9);
+    const state = cost.addonState();
+    expect(state.plainMs).toBeCloseTo(step(0), 9);
+    expect(state.stepSlope).toBeCloseTo(0.0004, 9);
+    expect(state.roundBase + state.roundRow * 4 + 4 * state.stepSlope * 250).toBeCloseTo(round(4, 250), 9);
+  });
+  it('keeps the step flat until its runs span 64 positions', () => {
+    const cost = new FreeRoundCost();
+    for (const p of [10, 30, 60]) cost.observePlainRun(16, 16 * step(p), false, undefined, p);
+    expect(cost.addonState().stepSlope).toBe(0);
+  });
+});
+
 describe('FreeRoundCost (the plain step and the switch back, from runs that follow a round)', () => {
   /** A cost with two measured round sizes, and its 17-row decode before any switch was measured. */
   const measured = () => {

@@ -75,12 +75,13 @@ for (const [name, path] of [
       expect([...got.tokens, ...rest.tokens]).toEqual(whole.tokens);
     });
 
-    it('chooses each round as the TypeScript choice does, from the acceptance it has counted so far', async () => {
+    /**
+     * A lookup run from a repeating prompt with `cost`: each round's choice must be the TypeScript
+     * choice (bestFreeLength) from the acceptance counted before it, with the costs read at the
+     * position the round decodes at. Returns the rounds' draft counts.
+     */
+    const replayChoices = async (cost: FreeRoundCost) => {
       const prompt = await repeating();
-      // the costs of the 12-layer copy model (ms): a 0.3 ms step, rounds of 0.25 + 0.12 a row
-      const cost = new FreeRoundCost();
-      cost.observePlainRun(10, 3, false);
-      for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.25 + 0.12 * rows);
       const acceptance = new FreeAcceptance();
       const maxTokens = 48;
       const policy = { ...acceptance.addonState('lookup'), ...cost.addonState(), maxDrafts: 16 };
@@ -94,6 +95,7 @@ for (const [name, path] of [
         expect(source).toBe(0); // the context lookup
         if (kind === 0) {
           const max = Math.min(16, maxTokens - roundAt![round] - 1);
+          cost.position = prompt.length - 1 + roundAt![round]; // (the fed token's position, then the run's)
           const best = bestFreeLength(acceptance.estimates('lookup', match, max), max, cost);
           expect(best.rate).toBeGreaterThan(1 / cost.plainMs());
           expect([match, drafted], `round ${round}`).toEqual([roundMatch![round], best.length]);
@@ -106,6 +108,28 @@ for (const [name, path] of [
         if (kind === 0) acceptance.age();
       }
       expect(round).toBe(roundDrafts!.length);
+      return Array.from(roundDrafts!);
+    };
+    /** The costs of the 12-layer copy model (ms): a 0.3 ms step, rounds of 0.25 + 0.12 a row; `slope` more a step and a row per position. */
+    const copyModelCosts = (slope: number) => {
+      const cost = new FreeRoundCost();
+      for (const p of [0, 100, 200]) cost.observePlainRun(10, 10 * (0.3 + slope * p), false, undefined, p);
+      for (const rows of [3, 9, 17]) cost.observeRound(rows, 0.25 + 0.12 * rows, 0);
+      return cost;
+    };
+
+    it('chooses each round as the TypeScript choice does, from the acceptance it has counted so far', async () => {
+      await replayChoices(copyModelCosts(0));
+    });
+
+    it('reads the costs at the position each round decodes at, as the TypeScript choice does', async () => {
+      // 0.004 ms a position: at the rounds' positions (60-110) a row costs 0.4-0.6 ms against a step
+      // of 0.5-0.7, so the rounds are shorter than where rows cost 0.12 ms against a 0.3 ms step
+      const sloped = copyModelCosts(0.004);
+      expect(sloped.addonState().stepSlope).toBeCloseTo(0.004, 9);
+      const flat = await replayChoices(copyModelCosts(0));
+      const drafts = await replayChoices(sloped);
+      expect(Math.max(...drafts)).toBeLessThan(Math.max(...flat));
     });
 
     it('costs a round by its size where that was measured (roundCosts), else by the line', async () => {

@@ -192,7 +192,7 @@ export class AddonRuns {
     const next = takeRunTokens(ctx, session, position, last, r.tokens, onCached);
     // (the tokens the session kept: an end token or a stop string may end it inside the run)
     const kept = session.tokens.length - before;
-    const freeAccepted = lookup || earlyExit ? observeRun(s, r, wallMs, kept) : observePlainRun(s, r, wallMs, kept);
+    const freeAccepted = lookup || earlyExit ? observeRun(s, r, wallMs, kept, position) : observePlainRun(s, r, wallMs, kept, position);
     if (probe) observeProbe(f!, freeAccepted);
     return next;
   }
@@ -207,17 +207,17 @@ export class AddonRuns {
  * 0.8-2.4 early-exit rounds a generation against 0.4 for adaptive drafting alone (BENCHMARKS.md
  * section 16, "Stop 48").
  */
-function observePlainSteps(s: LoopState, f: FreeRounds, steps: number, ms: number): void {
+function observePlainSteps(s: LoopState, f: FreeRounds, steps: number, ms: number, position: number): void {
   if (steps <= 0) return;
-  f.cost.observePlainRun(steps, ms, false);
+  f.cost.observePlainRun(steps, ms, false, undefined, position);
   s.policy?.observeFullStep(ms / steps);
 }
 
-/** Counts a run without rounds into the costs and the statistics; returns 0 (no free drafts). */
-function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
+/** Counts a run from `position` without rounds into the costs and the statistics; returns 0 (no free drafts). */
+function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number, position: number): number {
   const f = s.free!;
   s.stats.verifyMs += wallMs;
-  observePlainSteps(s, f, r.tokens.length, r.nativeMs);
+  observePlainSteps(s, f, r.tokens.length, r.nativeMs, position + r.tokens.length / 2);
   s.stats.draftLengths.push(0);
   s.stats.corrections += kept;
   f.sinceFree += r.tokens.length;
@@ -229,7 +229,7 @@ function observePlainRun(s: LoopState, r: NativeRunResult, wallMs: number, kept:
  * in-turn loop counts its own (the session's counts, accepted and corrections, only for the `kept`
  * tokens it took); returns the free drafts accepted.
  */
-function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number): number {
+function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: number, position: number): number {
   const f = s.free;
   const { stats } = s;
   const rounds = r.roundDrafts?.length ?? 0;
@@ -264,7 +264,7 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
     }
     const name = SOURCE_NAMES[r.roundSource![i]];
     const src = stats.sources[name]!;
-    f!.cost.observeRound(drafted + 1, ms);
+    f!.cost.observeRound(drafted + 1, ms, position + r.roundAt![i]);
     src.rounds++;
     src.verifyMs += ms;
     countDrafts(src, 0, drafted, a);
@@ -297,8 +297,10 @@ function observeRun(s: LoopState, r: NativeRunResult, wallMs: number, kept: numb
   // round builds its one-token graph again: that extra is the round's (FreeRoundCost's switch), not
   // the step's. Counted into the step, it put a plain step at 0.48 ms against 0.29 on the copy
   // model, and rounds of one draft looked as if they paid on free text
-  observePlainSteps(s, f, steps, r.plainMs!);
-  if (switches > 0) f.cost.observePlainRun(1, r.switchMs! / switches, true);
+  // (the run's steps and switches, at its middle position: where they fell in it is not reported)
+  const middle = position + r.tokens.length / 2;
+  observePlainSteps(s, f, steps, r.plainMs!, middle);
+  if (switches > 0) f.cost.observePlainRun(1, r.switchMs! / switches, true, undefined, middle);
   f.sinceFree = freeRounds > 0 ? 0 : f.sinceFree + r.tokens.length;
   return freeAccepted;
 }

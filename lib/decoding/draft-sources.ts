@@ -214,13 +214,35 @@ const PAUSED_ROUND = 2;
 const SIZE_SAMPLES = 3;
 /** Rows between the smallest and the largest round measured before the cost line's slope is trusted. */
 const TRUSTED_SPAN = 4;
+/** Plain runs the step's slope over positions is fitted through, and the span of positions they must cover. */
+const STEP_SAMPLES = 24;
+const SLOPE_SPAN = 64;
 
 export class FreeRoundCost {
-  private readonly samples: [number, number][] = [];
+  /** Recent free rounds: [rows, ms, position of their first row]. */
+  private readonly samples: [number, number, number][] = [];
   private base = NaN;
   private perRow = NaN;
   private step = NaN;
+  /** The positions of the steps `step` averages, averaged alike (where the step line passes). */
+  private stepPosition = 0;
+  /** Recent plain steps: [mean position, ms a step], what the slope is fitted through. */
+  private readonly steps: [number, number][] = [];
+  /**
+   * What a plain step, and each verified row of a round, costs more a position further on (ms): on
+   * the CPU attention covers the KV window, and on stories260K a step grows from 0.07 to 0.17 ms
+   * over a 256-token generation while a round's rows grow alike (a row's attention is a step's).
+   * Without it every cost was an average over positions: a generation began with the step of the
+   * previous one's end (twice its cost) and rounds that lose to plain steps looked as if they paid,
+   * and a 17-row round late in a generation cost twice what a line through earlier rounds said
+   * (BENCHMARKS.md section 16, "Stop 49").
+   */
+  private slope = 0;
+  /** Whether base, perRow and bySize are fitted through the samples as they are (fit()). */
+  private fitted = true;
   private switchMs = NaN;
+  /** The position the costs are read at by default: the session's next token (syncSources sets it). */
+  position = 0;
   /** The most rows of the samples (kept: bestFreeLength reads it at every choice). */
   private largest = 0;
   /**
@@ -234,22 +256,35 @@ export class FreeRoundCost {
   /** The most free drafts (and the newest token) a fused round verified (noteFusedRows). */
   private fusedRows = 0;
 
-  /** A free round's decode of `rows` rows took `ms`. */
-  observeRound(rows: number, ms: number): void {
+  /** A free round's decode of `rows` rows, the first at `position`, took `ms`. */
+  observeRound(rows: number, ms: number, position = this.position): void {
     if (!(ms > 0)) return;
-    this.samples.push([rows, ms]);
+    this.samples.push([rows, ms, position]);
     if (this.samples.length > 48) this.samples.shift();
     this.largest = this.samples.reduce((m, [x]) => Math.max(m, x), 0);
-    let line = costLine(this.samples, 1e-6, 1 / 2);
+    this.fitted = false;
+  }
+
+  /**
+   * The line and the per-size costs through the samples, each taken back to position 0 (the slope's
+   * part of its rows off); made when a cost is read after a change, not at each round (a run of the
+   * addon's loop reports up to 64 rounds, and a fit at each cost stories260K's lookup 0.5 ms a generation).
+   */
+  private fit(): void {
+    if (this.fitted) return;
+    this.fitted = true;
+    if (this.samples.length === 0) return;
+    const at0 = this.samples.map(([x, y, p]): [number, number] => [x, Math.max(0.1 * y, y - x * this.slope * p)]);
+    let line = costLine(at0, 1e-6, 1 / 2);
     // a pause of the machine only ever adds time: a round measured at more than PAUSED_ROUND times
     // what the typical round measured against the line (the lower median of the ratios) is left out
     // of it. Kept, one slow probe can hold lookup off a copying text for thousands of tokens: no round
     // pays at that cost, so none is measured again (most likely what BENCHMARKS.md section 16, stop
     // 39, saw: lookup drafting nothing on 9 of 10 documents the model copied)
-    const ratios = this.samples.map(([x, y]) => y / (line.base + line.perUnit * x));
+    const ratios = at0.map(([x, y]) => y / (line.base + line.perUnit * x));
     const typical = lowerMedian(ratios)!;
-    const kept = this.samples.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
-    if (kept.length < this.samples.length) line = costLine(kept, 1e-6, 1 / 2);
+    const kept = at0.filter((_, i) => ratios[i] <= PAUSED_ROUND * typical);
+    if (kept.length < at0.length) line = costLine(kept, 1e-6, 1 / 2);
     // through rounds of nearly one size the slope is a guess (half their mean cost a row) or noise
     // (least squares through 2- and 3-row rounds), and a round of 2-3 rows costs mostly what any
     // round costs (a graph built for its shape, the hand-off). After a first 2-row round on the copy
@@ -258,7 +293,7 @@ export class FreeRoundCost {
     // measured one, so no larger round was taken to correct it, and lookup drafted nothing on the
     // texts the model copied next (BENCHMARKS.md section 16, "Stop 40"). There a row is taken to cost
     // at most what an unmeasured one does; a slope too low corrects itself (larger rounds get taken)
-    const guessed = UNMEASURED_ROW_COST * this.step;
+    const guessed = this.stepMeasured ? UNMEASURED_ROW_COST * this.plainMs(0) : Number.NaN;
     const sizes = kept.map(([x]) => x);
     if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
       // (through their mean: the base is the mean cost less the guessed rows' share)
@@ -283,37 +318,56 @@ export class FreeRoundCost {
   }
 
   /**
-   * A plain run of `steps` steps took `ms`; `afterRound`: it followed a free round (or other
-   * multi-row decode); `firstStepMs`: the native time of its first step, where known. A run after a
-   * round measures the step from its later steps and the switch from its first: while the text
-   * repeats, nearly every run follows a round, and without this the step stayed unmeasured (a guess
-   * of 1 ms against 0.35 measured on the 12-layer model), so short free drafts looked 2-3x cheaper
-   * than they are.
+   * A plain run of `steps` steps, at `position` on average, took `ms`; `afterRound`: it followed a
+   * free round (or other multi-row decode); `firstStepMs`: the native time of its first step, where
+   * known. A run after a round measures the step from its later steps and the switch from its first:
+   * while the text repeats, nearly every run follows a round, and without this the step stayed
+   * unmeasured (a guess of 1 ms against 0.35 measured on the 12-layer model), so short free drafts
+   * looked 2-3x cheaper than they are.
    */
-  observePlainRun(steps: number, ms: number, afterRound: boolean, firstStepMs?: number): void {
+  observePlainRun(steps: number, ms: number, afterRound: boolean, firstStepMs?: number, position = this.position): void {
     if (!(ms > 0) || steps < 1) return;
     if (!afterRound) {
-      this.observeStep(ms / steps);
+      this.observeStep(ms / steps, position, steps);
       return;
     }
     let extra: number;
     if (steps >= 2 && firstStepMs !== undefined && firstStepMs >= 0 && firstStepMs < ms) {
       const step = (ms - firstStepMs) / (steps - 1);
-      this.observeStep(step);
+      this.observeStep(step, position, steps - 1);
       extra = firstStepMs - step;
     } else if (!Number.isNaN(this.step)) {
-      extra = ms - steps * this.step;
+      extra = ms - steps * this.plainMs(position);
     } else {
       return;
     }
     // a sample far beyond the switch's cost is the VM's pause, not the switch (measured: a rebuilt
     // graph costs 0.3-1.2 plain steps here)
-    extra = Math.min(Math.max(0, extra), MAX_SWITCH_STEPS * this.step);
+    extra = Math.min(Math.max(0, extra), MAX_SWITCH_STEPS * this.plainMs(position));
     this.switchMs = Number.isNaN(this.switchMs) ? extra : 0.8 * this.switchMs + 0.2 * extra;
   }
 
-  private observeStep(ms: number): void {
-    this.step = Number.isNaN(this.step) ? ms : 0.8 * this.step + 0.2 * ms;
+  /**
+   * `steps` plain steps at `position` on average took `ms` each. A run weighs as one sample of a fifth
+   * per 8 steps (64 steps: 0.83): with the position's part taken out, a long run is the better
+   * measurement, and a context's first runs (4 steps, building their graphs at 2-3x a step) no longer
+   * set the step for its whole first generation (BENCHMARKS.md section 16, "Stop 48": lookup there
+   * read 0.78-0.82x plain).
+   */
+  private observeStep(ms: number, position: number, steps: number): void {
+    const first = Number.isNaN(this.step);
+    const w = 1 - 0.8 ** Math.max(1, steps / 8);
+    this.step = first ? ms : (1 - w) * this.step + w * ms;
+    this.stepPosition = first ? position : (1 - w) * this.stepPosition + w * position;
+    this.steps.push([position, ms]);
+    if (this.steps.length > STEP_SAMPLES) this.steps.shift();
+    const positions = this.steps.map(([p]) => p);
+    // (only over a span of positions: within one KV window a step's cost does not grow)
+    if (Math.max(...positions) - Math.min(...positions) < SLOPE_SPAN) return;
+    const slope = Math.max(0, costLine(this.steps, 0, 0).perUnit);
+    if (slope === this.slope) return;
+    this.slope = slope;
+    this.fitted = false;
   }
 
   /** The most rows of a recent measured round, or of a fused round's free part (0 before one). */
@@ -336,7 +390,7 @@ export class FreeRoundCost {
 
   /** Whether a free round's rows were measured (before one, roundMs() is a guess). */
   get roundsMeasured(): boolean {
-    return !Number.isNaN(this.perRow);
+    return this.samples.length > 0;
   }
 
   /** Whether a plain step was measured (before, plainMs() is 1). */
@@ -344,38 +398,47 @@ export class FreeRoundCost {
     return !Number.isNaN(this.step);
   }
 
-  /** One plain step (1 before anything is measured: the other figures are then in steps too). */
-  plainMs(): number {
-    return Number.isNaN(this.step) ? 1 : this.step;
+  /**
+   * One plain step at `position` (1 before anything is measured: the other figures are then in steps
+   * too): the steps' average where they were taken, and the slope's change from there (at least a
+   * tenth of the average: a slope fitted through noise must not make a step free).
+   */
+  plainMs(position = this.position): number {
+    if (Number.isNaN(this.step)) return 1;
+    return Math.max(0.1 * this.step, this.step - this.slope * this.stepPosition) + this.slope * position;
   }
 
   /**
-   * The costs as the addon's lookup loop takes them: a round of r rows costs roundCosts[r] where
-   * that size was measured often enough, else roundBase + roundRow r (roundMs's line), `limit` the
-   * most drafts bestFreeLength allows (0: none).
+   * The costs as the addon's lookup loop takes them, at position 0: a round of r rows costs
+   * roundCosts[r] where that size was measured often enough, else roundBase + roundRow r (roundMs's
+   * line), and each of its rows stepSlope more a position on, as a plain step does; `limit` the most
+   * drafts bestFreeLength allows (0: none).
    */
-  addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; limit: number } {
-    const base = this.roundMs(0);
+  addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; stepSlope: number; limit: number } {
+    const base = this.roundMs(0, 0);
     return {
       roundBase: base,
-      roundRow: this.roundMs(1) - base,
+      roundRow: this.roundMs(1, 0) - base,
       roundCosts: this.sizeCosts(),
-      plainMs: this.plainMs(),
+      plainMs: this.plainMs(0),
+      stepSlope: this.slope,
       limit: this.roundsMeasured ? Math.min(MAX_ROUND_DRAFTS, Math.max(1, 2 * this.largestRound - 1)) : 0,
     };
   }
 
-  /** A free round of `rows` rows, the switch back to plain steps included. */
-  roundMs(rows: number): number {
+  /** A free round of `rows` rows whose first is at `position`, the switch back to plain steps included. */
+  roundMs(rows: number, position = this.position): number {
+    this.fit();
     const decode =
-      this.bySize.get(rows) ?? (Number.isNaN(this.perRow) ? this.plainMs() * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows);
-    return decode + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
+      this.bySize.get(rows) ?? (Number.isNaN(this.perRow) ? this.plainMs(0) * (1 + UNMEASURED_ROW_COST * (rows - 1)) : this.base + this.perRow * rows);
+    return decode + rows * this.slope * position + (Number.isNaN(this.switchMs) ? 0 : this.switchMs);
   }
 
-  /** roundMs of each row count measured often enough (0: none, the line applies), for decodeRun (lookup.policy.roundCosts). */
+  /** roundMs at position 0 of each row count measured often enough (0: none, the line applies), for decodeRun (lookup.policy.roundCosts). */
   sizeCosts(): Float64Array {
     const out = new Float64Array(MAX_ROUND_DRAFTS + 2);
-    for (const rows of this.bySize.keys()) if (rows < out.length) out[rows] = this.roundMs(rows);
+    this.fit();
+    for (const rows of this.bySize.keys()) if (rows < out.length) out[rows] = this.roundMs(rows, 0);
     return out;
   }
 }

@@ -151,6 +151,7 @@ export function chooseFree(s: LoopState, f: FreeRounds, room: number): FreeChoic
 
 /** Gives the sources the session's tokens they have not seen. */
 export function syncSources(f: FreeRounds, tokens: readonly number[]): void {
+  f.cost.position = tokens.length; // (the costs are read where the next token goes)
   while (f.synced < tokens.length) {
     const t = tokens[f.synced++];
     for (const src of f.sources) src.push(t);
@@ -403,7 +404,7 @@ export async function freeRound(s: LoopState, p: number, last: number, c: FreeCh
   const t0 = performance.now();
   const v = await s.ctx.decode({ tokens: Int32Array.from([last, ...look]), outputs: 'all', logits: needsLogits(sampling) });
   const t1 = performance.now();
-  f.cost.observeRound(look.length + 1, t1 - t0);
+  f.cost.observeRound(look.length + 1, t1 - t0, p);
   f.afterRound = true;
   const dists = sampling.temperature === 0 ? null : look.map((t) => pointMass(t, nVocab));
   const { accepted, next } = acceptPrefix(v, look, dists, sampling, s.rng, nVocab, penaltyHistory(s), grammar);

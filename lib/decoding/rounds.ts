@@ -64,7 +64,7 @@ export async function plainRound(s: LoopState, last: number): Promise<number> {
   const next = await plainStep(s.ctx, last, s.sampling, s.rng, s.nVocab, penaltyHistory(s), s.session.grammar);
   const ms = performance.now() - t0;
   s.policy?.observeFullStep(ms);
-  s.free?.cost.observePlainRun(1, ms, s.free.afterRound);
+  s.free?.cost.observePlainRun(1, ms, s.free.afterRound, undefined, s.session.tokens.length);
   if (s.free) s.free.afterRound = false;
   s.stats.verifyMs += ms;
   s.stats.draftLengths.push(0);

@@ -312,7 +312,7 @@ function inTurn(s: LoopState, contextSize: number): RoundStrategy {
       // (with the addon's runs the policy's rounds are timed there, without a hand-off: its full step too)
       policy?.observeFullStep((runs ? r.nativeMs : ms) / steps);
       if (s.free) {
-        s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs);
+        s.free.cost.observePlainRun(steps, ms, s.free.afterRound, r.firstStepMs, p + steps / 2);
         s.free.afterRound = false;
         s.free.sinceFree += steps;
         s.free.stoppedAtRepeat = r.repeat;

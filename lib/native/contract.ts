@@ -197,7 +197,13 @@ export interface NativeLookupPolicy {
    * included; 0: the line roundBase + roundRow * rows applies (absent: the line everywhere).
    */
   roundCosts?: Float64Array;
+  /** A plain step; it and the costs above are at position 0. */
   plainMs: number;
+  /**
+   * What a plain step and each row of a round cost more a position further on (ms; absent: 0): the
+   * addon reads every cost at the position the round or step would decode at.
+   */
+  stepSlope?: number;
   /**
    * The most drafts the measured round sizes allow (0: no limit); after a round of r rows the addon
    * raises it to 2r - 1, as FreeRoundCost's largest round raises it in the TypeScript loop.
