@@ -35,8 +35,14 @@ import type { DecodeSession } from './session.js';
  * tokens. At 16 ms text still streams about once a frame.
  */
 const LOOKUP_RUN_MS = 16;
-/** Most tokens of one run, and of the first run of a sequence that has measured nothing yet. */
-const MAX_RUN_TOKENS = 64;
+/**
+ * Most tokens of one run, and of the first run of a sequence that has measured nothing yet. 128, not
+ * 64: LOOKUP_RUN_MS bounds a run anyway, and where a step is as short as stories260K's (0.07-0.17 ms)
+ * each call's JavaScript (choosing, counting, about 0.25 ms beside the hand-off) was 3-4% of lookup's
+ * time against plain decoding's; at 128, lookup alone read 1.00-1.01x plain against 0.96-0.97x
+ * (BENCHMARKS.md section 16, "Stop 49").
+ */
+const MAX_RUN_TOKENS = 128;
 const FIRST_RUN = 4;
 /**
  * Early-exit rounds of one adaptive call, at most (in tokens: this many rounds accepted whole): the
