@@ -292,10 +292,14 @@ export class FreeRoundCost {
     // failed, 48 rounds of 2-3 rows put it at 39 ms. Rounds may grow only to twice the largest
     // measured one, so no larger round was taken to correct it, and lookup drafted nothing on the
     // texts the model copied next (BENCHMARKS.md section 16, "Stop 40"). There a row is taken to cost
-    // at most what an unmeasured one does; a slope too low corrects itself (larger rounds get taken)
+    // what an unmeasured one does. A slope too low is no safer: the addon's loop raises its limit
+    // after each round it takes (2r - 1 drafts), within the run, at the same line. In a fresh
+    // context on stories260K, a least-squares slope of 0 through 2- and 3-row rounds put 17 rows at
+    // the cost of 5, and one run took 31 rounds of 11-16 drafts, nearly all rejected (66 ms for 110
+    // tokens, 0.35x plain; BENCHMARKS.md section 16, "Stop 49")
     const guessed = this.stepMeasured ? UNMEASURED_ROW_COST * this.plainMs(0) : Number.NaN;
     const sizes = kept.map(([x]) => x);
-    if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && line.perUnit > guessed) {
+    if (Math.max(...sizes) - Math.min(...sizes) < TRUSTED_SPAN && !Number.isNaN(guessed)) {
       // (through their mean: the base is the mean cost less the guessed rows' share)
       const rowsCost = kept.reduce((sum, [x, y]) => sum + y - guessed * x, 0);
       line = { base: Math.max(0, rowsCost / kept.length), perUnit: guessed };
