@@ -89,7 +89,7 @@ static uint32_t ngram_hash(const int32_t * t, int32_t n) {
 
 // decodeRun's lookup.policy: { counts: Float64Array [accepted, rejected] x 5 buckets, priors:
 // Float64Array(5), priorWeight, decay, ageing, roundBase, roundRow, roundCosts?: Float64Array(66),
-// plainMs, stepSlope?, limit, maxDrafts }
+// plainMs, stepSlope?, plainMargin?, limit, maxDrafts }
 static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v, const std::string & name) {
     if (!v.IsObject()) throw_type(env, "decodeRun: " + name + " must be an object");
     Napi::Object o = v.As<Napi::Object>();
@@ -123,6 +123,7 @@ static LookupPolicy parse_lookup_policy(Napi::Env env, const Napi::Value & v, co
     p.round_row = num("roundRow", 1e-12, 1e9);
     p.plain_ms = num("plainMs", 1e-12, 1e9);
     if (!o.Get("stepSlope").IsUndefined()) p.step_slope = num("stepSlope", 0, 1e6);
+    if (!o.Get("plainMargin").IsUndefined()) p.plain_margin = num("plainMargin", 1, 100);
     p.limit = static_cast<int32_t>(num("limit", 0, LookupIndex::kMaxMatch));
     p.max_drafts = static_cast<int32_t>(num("maxDrafts", 1, LookupIndex::kMaxMatch));
     if (!o.Get("roundCosts").IsUndefined()) {
@@ -457,7 +458,7 @@ void Context::run_rounds(RunJob & job) {
                 // what a free round must beat: an early-exit round at its measured rate (a plain step's
                 // before one was measured), or a plain step (free-rounds.ts, alternativeRate)
                 job.policy[src].position = pos;
-                const double alternative = early && job.early_rate > 0 ? job.early_rate : 1 / job.policy[src].plain_at();
+                const double alternative = early && job.early_rate > 0 ? job.early_rate : job.policy[src].plain_margin / job.policy[src].plain_at();
                 const auto [n, rate] = job.policy[src].best(match[src], size[src]);
                 if (n > 0 && rate > alternative && rate > best_rate) {
                     best_rate = rate;

@@ -28,6 +28,7 @@ struct LookupPolicy {
     // KV window attention covers grows), and the position the next round or step decodes at
     double step_slope = 0;
     int32_t position = 0;
+    double plain_margin = 1;   // a free round must be expected this much faster than a plain step
     // a round's cost by its rows where measured often enough (FreeRoundCost.sizeCosts; 0: the line)
     static constexpr int32_t kCostRows = 66;
     double round_costs[kCostRows] = {};

@@ -386,6 +386,34 @@ describe('chooseFree with measured costs (a prediction from its first token, a s
   });
 });
 
+describe('FreeRoundCost.plainMargin (how much faster than a plain step a free round must be expected to run)', () => {
+  /** A 9-token context match (prior 0.9), a 1 ms step, rounds of r rows at r - 0.2 ms: one draft is the best, 1.9 tokens in 1.8 ms. */
+  const choiceAt = (margin: number) => {
+    const saved = FreeRoundCost.plainMargin;
+    FreeRoundCost.plainMargin = margin;
+    try {
+      const cost = new FreeRoundCost();
+      cost.observePlainRun(10, 10, false);
+      for (const rows of [2, 2, 2, 6, 6, 6]) cost.observeRound(rows, rows - 0.2);
+      const lookup = new ContextLookup();
+      lookup.pushAll([...Array.from({ length: 30 }, (_, i) => 100 + i), ...Array.from({ length: 8 }, (_, i) => 100 + i)]);
+      const f = freeRounds({ sources: [lookup], cost });
+      const state = { session: { tokens: [108], hasStopStrings: false }, spec: null, policy: null } as unknown as LoopState;
+      expect(bestFreeLength(0.9, 16, cost)).toEqual({ length: 1, rate: 1.9 / 1.8 });
+      return chooseFree(state, f, 32);
+    } finally {
+      FreeRoundCost.plainMargin = saved;
+    }
+  };
+  it('takes a draft expected to beat plain steps by 5.6% without a margin, not at 1.1', () => {
+    expect(choiceAt(1)?.tokens).toEqual([109]);
+    expect(choiceAt(1.1)).toBeNull();
+  });
+  it('hands the addon its margin', () => {
+    expect(new FreeRoundCost().addonState().plainMargin).toBe(FreeRoundCost.plainMargin);
+  });
+});
+
 describe('chooseFree draft lengths with per-draft acceptance', () => {
   it('drafts a 5-token match further where longer matches have held', () => {
     // a 1 ms plain step, rounds of 0.6 + 0.1 ms a row; long matches' drafts all accepted so far

@@ -146,7 +146,7 @@ export class AddonRuns {
       syncSources(f, session.tokens); // (the lookup's tokens: the context the addon indexes)
       f.acceptance.age();
       // what a free round must beat: an early-exit round at its measured rate, or a plain step
-      const plainRate = 1 / f.cost.plainMs();
+      const plainRate = f.cost.plainRate();
       const alternative = spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
       // where no length pays, a probe now and then (one round of PROBE_TOKENS drafts) is what
       // measures whether that changed, as in the in-turn loop (free-rounds.ts, probeDue)

@@ -219,6 +219,17 @@ const STEP_SAMPLES = 24;
 const SLOPE_SPAN = 64;
 
 export class FreeRoundCost {
+  /**
+   * How much faster than plain steps a free round must be expected to run to be taken, where the
+   * alternative is a plain step. The choice takes rounds where its estimates are high, so they are
+   * optimistic in the rounds taken (BENCHMARKS.md section 16, "Stop 48": by decile 0.44 predicted,
+   * 0.34 realized ... 0.95 / 0.90), and a round predicted to win by a few percent loses on average.
+   * On stories260K, whose verified row costs about a plain step, lookup took 10-20 such rounds a
+   * generation at 0.94-0.96x plain; at 1.1, 0.97-0.99x (the copy model and brown-12L unchanged;
+   * "Stop 49"). Against an early-exit round, whose rate is measured, none: there a margin of 1.1
+   * cost fusion 3% on stories260K.
+   */
+  static plainMargin = 1.1;
   /** Recent free rounds: [rows, ms, position of their first row]. */
   private readonly samples: [number, number, number][] = [];
   private base = NaN;
@@ -402,6 +413,11 @@ export class FreeRoundCost {
     return !Number.isNaN(this.step);
   }
 
+  /** Tokens per ms a free round must beat where the alternative is a plain step at `position`. */
+  plainRate(position = this.position): number {
+    return FreeRoundCost.plainMargin / this.plainMs(position);
+  }
+
   /**
    * One plain step at `position` (1 before anything is measured: the other figures are then in steps
    * too): the steps' average where they were taken, and the slope's change from there (at least a
@@ -418,7 +434,7 @@ export class FreeRoundCost {
    * line), and each of its rows stepSlope more a position on, as a plain step does; `limit` the most
    * drafts bestFreeLength allows (0: none).
    */
-  addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; stepSlope: number; limit: number } {
+  addonState(): { roundBase: number; roundRow: number; roundCosts: Float64Array; plainMs: number; stepSlope: number; plainMargin: number; limit: number } {
     const base = this.roundMs(0, 0);
     return {
       roundBase: base,
@@ -426,6 +442,7 @@ export class FreeRoundCost {
       roundCosts: this.sizeCosts(),
       plainMs: this.plainMs(0),
       stepSlope: this.slope,
+      plainMargin: FreeRoundCost.plainMargin,
       limit: this.roundsMeasured ? Math.min(MAX_ROUND_DRAFTS, Math.max(1, 2 * this.largestRound - 1)) : 0,
     };
   }

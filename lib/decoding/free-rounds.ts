@@ -160,7 +160,7 @@ export function syncSources(f: FreeRounds, tokens: readonly number[]): void {
 
 /** Tokens per ms of what a round does without a free draft: an early-exit round, or a plain step where the adaptive policy may pick one. */
 function alternativeRate(s: LoopState, f: FreeRounds): number {
-  const plainRate = 1 / f.cost.plainMs();
+  const plainRate = f.cost.plainRate();
   const earlyRate = s.spec && !Number.isNaN(f.earlyExitRate) ? f.earlyExitRate : plainRate;
   return s.policy ? Math.max(earlyRate, plainRate) : earlyRate;
 }
@@ -242,7 +242,7 @@ function observeShadows(f: FreeRounds, output: readonly number[]): void {
  */
 export function freeRoundsCouldPay(f: FreeRounds): boolean {
   const a = Math.max(...f.sources.map((src) => f.acceptance.estimate(src.name, Infinity)));
-  return freeRoundBeats(f, Math.min(a, 0.999), 1 / f.cost.plainMs());
+  return freeRoundBeats(f, Math.min(a, 0.999), f.cost.plainRate());
 }
 
 /**

@@ -204,6 +204,8 @@ export interface NativeLookupPolicy {
    * addon reads every cost at the position the round or step would decode at.
    */
   stepSlope?: number;
+  /** How much faster than a plain step a free round must be expected to run (absent: 1); not against early exit. */
+  plainMargin?: number;
   /**
    * The most drafts the measured round sizes allow (0: no limit); after a round of r rows the addon
    * raises it to 2r - 1, as FreeRoundCost's largest round raises it in the TypeScript loop.
