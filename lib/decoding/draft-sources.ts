@@ -188,11 +188,15 @@ function bucket(matchLength: number): number {
  *   reuses a one-token graph from step to step; a decode of another shape builds a new one).
  * - A free round of k rows (the newest token and k - 1 drafts, all layers): the median of recent
  *   rounds of k rows where there are SIZE_SAMPLES of them, else a least-squares line through recent
- *   free rounds, which pay their own graph build; until two row counts are measured,
- *   a line through the one measured (half its mean cost per row as slope), or before any, 1 + 0.5
- *   (k - 1) plain steps (UNMEASURED_ROW_COST; the first round, probe-sized, measures it).
+ *   free rounds, which pay their own graph build; while their sizes span fewer than TRUSTED_SPAN
+ *   rows, a line through their mean at half a plain step a row (half their mean cost a row before a
+ *   step is measured), or before any, 1 + 0.5 (k - 1) plain steps (UNMEASURED_ROW_COST; the first
+ *   round, probe-sized, measures it).
  * - The switch back: the extra time of the first plain run after a free round (its graph is built
  *   again; on stories260K that alone costs about a plain step).
+ * - The position: a step and each row of a round cost `slope` more a position on (attention covers
+ *   the KV window), fitted through the plain runs; rounds are kept at position 0 and every cost is
+ *   read where it decodes (`position`, the session's next token by default).
  */
 /**
  * A free round's extra row, in plain steps, until a round is measured. Measured (BENCHMARKS.md
