@@ -458,7 +458,7 @@ void Context::run_rounds(RunJob & job) {
                 // what a free round must beat: an early-exit round at its measured rate (a plain step's
                 // before one was measured), or a plain step (free-rounds.ts, alternativeRate)
                 job.policy[src].position = pos;
-                const double alternative = early && job.early_rate > 0 ? job.early_rate : job.policy[src].plain_margin / job.policy[src].plain_at();
+                const double alternative = early && job.early_rate > 0 ? job.early_rate : job.policy[src].plain_rate();
                 const auto [n, rate] = job.policy[src].best(match[src], size[src]);
                 if (n > 0 && rate > alternative && rate > best_rate) {
                     best_rate = rate;

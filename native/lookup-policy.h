@@ -40,6 +40,9 @@ struct LookupPolicy {
     // FreeRoundCost.plainMs: a plain step at `position`
     double plain_at() const { return plain_ms + step_slope * position; }
 
+    // FreeRoundCost.plainRate: tokens per ms a free round must beat where the alternative is a plain step
+    double plain_rate() const { return plain_margin / plain_at(); }
+
     // FreeRoundCost.roundMs: a round of `rows` rows at `position`, as measured for that size, else on the line
     double round_ms(int32_t rows) const {
         const double at0 = rows < kCostRows && round_costs[rows] > 0 ? round_costs[rows] : round_base + round_row * rows;
