@@ -260,6 +260,41 @@ describe('FreeRoundCost at a position (a step and each row of a round cost more 
     for (const p of [10, 30, 60]) cost.observePlainRun(16, 16 * step(p), false, undefined, p);
     expect(cost.addonState().stepSlope).toBe(0);
   });
+  // with early exit at a fixed draft length a generation takes no plain step: only rounds are timed
+  const roundsOnly = (slope: number, positions: readonly (readonly [number, number])[]) => {
+    const cost = new FreeRoundCost();
+    for (const [rows, p] of positions) cost.observeRound(rows, 0.05 + rows * (0.03 + slope * p), p);
+    return cost;
+  };
+  // one-draft rounds all through a generation, a few of two drafts late in it (a size's own
+  // positions, not the sizes' mix, give the slope: 3-row rounds here cost more for both reasons)
+  const spread: [number, number][] = [
+    [2, 5],
+    [2, 40],
+    [2, 90],
+    [2, 150],
+    [2, 220],
+    [3, 160],
+    [3, 200],
+    [3, 240],
+  ];
+  it('without plain steps, fits the slope through the rounds of each size', () => {
+    const cost = roundsOnly(0.0004, spread);
+    expect(cost.addonState().stepSlope).toBeCloseTo(0.0004, 9);
+    for (const p of [0, 100, 250]) for (const rows of [2, 3]) expect(cost.roundMs(rows, p)).toBeCloseTo(round(rows, p), 9);
+  });
+  it("takes the plain runs' slope once they span 64 positions, and none from rounds within one window", () => {
+    const cost = roundsOnly(0.0008, spread);
+    for (const p of [10, 40, 80, 150, 230]) cost.observePlainRun(16, 16 * step(p), false, undefined, p);
+    expect(cost.addonState().stepSlope).toBeCloseTo(0.0004, 9);
+    const near = roundsOnly(0.0004, [
+      [2, 100],
+      [2, 130],
+      [3, 120],
+      [3, 150],
+    ]);
+    expect(near.addonState().stepSlope).toBe(0);
+  });
 });
 
 describe('FreeRoundCost (the plain step and the switch back, from runs that follow a round)', () => {

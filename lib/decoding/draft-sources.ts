@@ -195,8 +195,10 @@ function bucket(matchLength: number): number {
  * - The switch back: the extra time of the first plain run after a free round (its graph is built
  *   again; on stories260K that alone costs about a plain step).
  * - The position: a step and each row of a round cost `slope` more a position on (attention covers
- *   the KV window), fitted through the plain runs; rounds are kept at position 0 and every cost is
- *   read where it decodes (`position`, the session's next token by default).
+ *   the KV window), fitted through the plain runs, or through the rounds of each size where plain
+ *   runs do not span enough positions (early exit at a fixed draft length takes no plain step);
+ *   rounds are kept at position 0 and every cost is read where it decodes (`position`, the
+ *   session's next token by default).
  */
 /**
  * A free round's extra row, in plain steps, until a round is measured. Measured (BENCHMARKS.md
@@ -253,6 +255,17 @@ export class FreeRoundCost {
    * (BENCHMARKS.md section 16, "Stop 49").
    */
   private slope = 0;
+  /**
+   * The slope through the plain runs once they span SLOPE_SPAN positions (null before). Until then
+   * the slope is fitted through the free rounds themselves (roundsSlope): with early exit at a fixed
+   * draft length a generation takes no plain step, and without a slope a free round was priced at
+   * its average over positions against early-exit rounds measured where they ran. On stories260K a
+   * one-draft lookup round took 0.16-0.17 ms in a generation's first 64 tokens and 0.28-0.29 in its
+   * last, an early-exit round 0.28 and 0.51: early on lookup rounds were declined where they ran at
+   * 10 tokens a ms against 7, and late long rounds were taken at half their cost (BENCHMARKS.md
+   * section 16, "Stop 50").
+   */
+  private stepsSlope: number | null = null;
   /** Whether base, perRow and bySize are fitted through the samples as they are (fit()). */
   private fitted = true;
   private switchMs = NaN;
@@ -288,6 +301,7 @@ export class FreeRoundCost {
   private fit(): void {
     if (this.fitted) return;
     this.fitted = true;
+    this.slope = this.stepsSlope ?? this.roundsSlope();
     if (this.samples.length === 0) return;
     const at0 = this.samples.map(([x, y, p]): [number, number] => [x, Math.max(0.1 * y, y - x * this.slope * p)]);
     let line = costLine(at0, 1e-6, 1 / 2);
@@ -384,9 +398,36 @@ export class FreeRoundCost {
     // (only over a span of positions: within one KV window a step's cost does not grow)
     if (Math.max(...positions) - Math.min(...positions) < SLOPE_SPAN) return;
     const slope = Math.max(0, costLine(this.steps, 0, 0).perUnit);
-    if (slope === this.slope) return;
-    this.slope = slope;
+    if (slope === this.stepsSlope) return;
+    this.stepsSlope = slope;
     this.fitted = false;
+  }
+
+  /**
+   * The slope through the free rounds: least squares of their times against rows x position within
+   * each row count (a round's rows all grow with the position; sizes differ in their graphs), 0
+   * until the rounds span SLOPE_SPAN positions.
+   */
+  private roundsSlope(): number {
+    const positions = this.samples.map(([, , p]) => p);
+    if (positions.length < 3 || Math.max(...positions) - Math.min(...positions) < SLOPE_SPAN) return 0;
+    const bySize = new Map<number, [number, number][]>();
+    for (const [rows, ms, p] of this.samples) {
+      const xs = bySize.get(rows);
+      if (xs) xs.push([rows * p, ms]);
+      else bySize.set(rows, [[rows * p, ms]]);
+    }
+    let sxy = 0;
+    let sxx = 0;
+    for (const xs of bySize.values()) {
+      const mx = xs.reduce((t, [x]) => t + x, 0) / xs.length;
+      const my = xs.reduce((t, [, y]) => t + y, 0) / xs.length;
+      for (const [x, y] of xs) {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+      }
+    }
+    return sxx > 0 ? Math.max(0, sxy / sxx) : 0;
   }
 
   /** The most rows of a recent measured round, or of a fused round's free part (0 before one). */
@@ -429,6 +470,7 @@ export class FreeRoundCost {
    */
   plainMs(position = this.position): number {
     if (Number.isNaN(this.step)) return 1;
+    this.fit();
     return Math.max(0.1 * this.step, this.step - this.slope * this.stepPosition) + this.slope * position;
   }
 
