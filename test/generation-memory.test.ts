@@ -283,6 +283,11 @@ describe('FreeRoundCost at a position (a step and each row of a round cost more 
     expect(cost.addonState().stepSlope).toBeCloseTo(0.0004, 9);
     for (const p of [0, 100, 250]) for (const rows of [2, 3]) expect(cost.roundMs(rows, p)).toBeCloseTo(round(rows, p), 9);
   });
+  it('is not moved by a round slowed by a pause of the machine', () => {
+    const cost = roundsOnly(0.0004, [...spread, [17, 100]]);
+    cost.observeRound(17, 5 * (0.05 + 17 * (0.03 + 0.0004 * 180)), 180);
+    expect(cost.addonState().stepSlope).toBeCloseTo(0.0004, 9);
+  });
   it("takes the plain runs' slope once they span 64 positions, and none from rounds within one window", () => {
     const cost = roundsOnly(0.0008, spread);
     for (const p of [10, 40, 80, 150, 230]) cost.observePlainRun(16, 16 * step(p), false, undefined, p);

@@ -404,30 +404,23 @@ export class FreeRoundCost {
   }
 
   /**
-   * The slope through the free rounds: least squares of their times against rows x position within
-   * each row count (a round's rows all grow with the position; sizes differ in their graphs), 0
-   * until the rounds span SLOPE_SPAN positions.
+   * The slope through the free rounds: the median, over pairs of rounds of one row count at least
+   * SLOPE_SPAN positions apart, of their cost's change a row and a position (a round's rows all grow
+   * with the position; sizes differ in their graphs, and long rounds come late), 0 without such a
+   * pair. A median, not least squares: one round slowed by a pause of the machine, paired with one
+   * of its size, set a least-squares slope 12 times too high, which priced every round late in a
+   * generation out while it stayed among the samples (the line leaves such rounds out, fit()).
    */
   private roundsSlope(): number {
-    const positions = this.samples.map(([, , p]) => p);
-    if (positions.length < 3 || Math.max(...positions) - Math.min(...positions) < SLOPE_SPAN) return 0;
-    const bySize = new Map<number, [number, number][]>();
-    for (const [rows, ms, p] of this.samples) {
-      const xs = bySize.get(rows);
-      if (xs) xs.push([rows * p, ms]);
-      else bySize.set(rows, [[rows * p, ms]]);
-    }
-    let sxy = 0;
-    let sxx = 0;
-    for (const xs of bySize.values()) {
-      const mx = xs.reduce((t, [x]) => t + x, 0) / xs.length;
-      const my = xs.reduce((t, [, y]) => t + y, 0) / xs.length;
-      for (const [x, y] of xs) {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) * (x - mx);
+    const slopes: number[] = [];
+    for (let i = 0; i < this.samples.length; i++) {
+      const [rows, ms, p] = this.samples[i];
+      for (let j = i + 1; j < this.samples.length; j++) {
+        const [rowsJ, msJ, pJ] = this.samples[j];
+        if (rowsJ === rows && Math.abs(pJ - p) >= SLOPE_SPAN) slopes.push((msJ - ms) / (rows * (pJ - p)));
       }
     }
-    return sxx > 0 ? Math.max(0, sxy / sxx) : 0;
+    return slopes.length > 0 ? Math.max(0, lowerMedian(slopes)!) : 0;
   }
 
   /** The most rows of a recent measured round, or of a fused round's free part (0 before one). */
