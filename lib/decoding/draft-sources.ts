@@ -294,9 +294,10 @@ export class FreeRoundCost {
   }
 
   /**
-   * The line and the per-size costs through the samples, each taken back to position 0 (the slope's
-   * part of its rows off); made when a cost is read after a change, not at each round (a run of the
-   * addon's loop reports up to 64 rounds, and a fit at each cost stories260K's lookup 0.5 ms a generation).
+   * The slope (the plain runs', else the rounds'), and the line and the per-size costs through the
+   * samples, each taken back to position 0 (the slope's part of its rows off); made when a cost is
+   * read after a change, not at each round (a run of the addon's loop reports up to 64 rounds, and a
+   * fit at each cost stories260K's lookup 0.5 ms a generation).
    */
   private fit(): void {
     if (this.fitted) return;
