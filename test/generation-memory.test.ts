@@ -353,9 +353,14 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
   it('through rounds of nearly one size, takes a row at half a plain step (their fixed cost is not per row)', () => {
     // a 1 ms plain step and one 2-row round of 2.6 ms: half its cost a row (0.65 ms) would put a
     // 17-row round at 11.05 ms; a row at half a plain step, through the round, at 1.6 + 0.5 * 17
-    const cost = new FreeRoundCost();
-    cost.observePlainRun(10, 10, false);
-    cost.observeRound(2, 2.6);
+    // a 1 ms plain step, then these rounds
+    const afterStep = (rounds: readonly (readonly [number, number])[]) => {
+      const c = new FreeRoundCost();
+      c.observePlainRun(10, 10, false);
+      for (const [rows, ms] of rounds) c.observeRound(rows, ms);
+      return c;
+    };
+    const cost = afterStep([[2, 2.6]]);
     expect(cost.roundMs(2)).toBeCloseTo(2.6, 12);
     expect(cost.roundMs(17)).toBeCloseTo(1.6 + 0.5 * 17, 12);
     // a second size TRUSTED_SPAN rows away measures the slope (least squares through three rounds)
@@ -364,35 +369,26 @@ describe('FreeRoundCost (the plain step and the switch back, from runs that foll
     expect(cost.roundMs(17) - cost.roundMs(6)).toBeCloseTo(11 * (0.5 / 4), 9);
     // a slope too low through nearly one size is no measurement either (least squares: below 0,
     // which put 17 rows at the cost of 5 in a fresh context): half a plain step a row, through their mean
-    const flat = new FreeRoundCost();
-    flat.observePlainRun(10, 10, false);
-    for (const [rows, ms] of [
+    const flat = afterStep([
       [2, 2.0],
       [3, 1.9],
       [3, 1.9],
-    ])
-      flat.observeRound(rows, ms);
+    ]);
     expect(flat.roundMs(17)).toBeCloseTo((2.0 + 1.9 + 1.9) / 3 + 0.5 * (17 - 8 / 3), 9);
     // rounds of 2 and 3 rows whose least-squares slope is 1.4 ms a row (noise across one row): half a
     // plain step a row through their mean (2.5 rows, 2.75 ms); rounds 6 rows apart keep their slope
-    const narrow = new FreeRoundCost();
-    narrow.observePlainRun(10, 10, false);
-    for (const [rows, ms] of [
+    const narrow = afterStep([
       [2, 2.0],
       [3, 3.4],
       [2, 2.1],
       [3, 3.5],
-    ])
-      narrow.observeRound(rows, ms);
+    ]);
     expect(narrow.roundMs(17)).toBeCloseTo(2.75 + 0.5 * (17 - 2.5), 9);
-    const wide = new FreeRoundCost();
-    wide.observePlainRun(10, 10, false);
-    for (const [rows, ms] of [
+    const wide = afterStep([
       [3, 6],
       [9, 15],
       [3, 6],
-    ])
-      wide.observeRound(rows, ms);
+    ]);
     expect(wide.roundMs(17)).toBeCloseTo(1.5 + 1.5 * 17, 9);
     // before a plain step is measured the guess has no scale: half the round's cost a row
     const unscaled = new FreeRoundCost();
